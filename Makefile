@@ -1,0 +1,26 @@
+# The commands a developer and CI use. `make test` runs everything; `make lint` checks style.
+CARGO ?= cargo
+
+.PHONY: run test lint fmt bench-api bench
+
+run:
+	$(CARGO) run
+
+test:
+	tests/support/ensure-services.sh postgres
+	$(CARGO) build --workspace --bins
+	$(CARGO) test --workspace --no-fail-fast
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+# Requests/s and p50/p99 latency of listing and creating hooks against PostgreSQL.
+bench-api:
+	tests/support/ensure-services.sh postgres
+	tests/bench/api.sh
+
+bench: bench-api

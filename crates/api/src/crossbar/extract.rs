@@ -1,0 +1,72 @@
+//! The request body envelope `{"data": ...}` as handlers see it.
+
+use std::future::{Ready, ready};
+use std::sync::Arc;
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use serde_json::{Map, Value, json};
+use webhooks_model::errors::ValidationErrors;
+
+use super::error::ApiError;
+use super::request::Body;
+
+/// The parsed request body. Extraction never fails, so that method, identifier and permission
+/// checks come before body errors, as in Crossbar.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    body: Body,
+}
+
+impl Envelope {
+    /// `data` as an object, or the error Crossbar gives for a missing or malformed body.
+    pub fn data_object(&self) -> Result<&Map<String, Value>, ApiError> {
+        match self.data()? {
+            Some(Value::Object(fields)) => Ok(fields),
+            Some(_) => Err(ApiError::Validation(ValidationErrors::single(
+                "data",
+                "type",
+                json!({"message": "Value did not match type(s): object", "target": "object"}),
+            ))),
+            None => Err(ApiError::Validation(ValidationErrors::single(
+                "data",
+                "required",
+                json!({"message": "the request body must be a JSON object with a 'data' member"}),
+            ))),
+        }
+    }
+
+    /// `data` when present; an error only for a body that is not JSON or not an envelope.
+    pub fn data(&self) -> Result<Option<&Value>, ApiError> {
+        match &self.body {
+            Body::Empty => Ok(None),
+            Body::Invalid(reason) => Err(ApiError::InvalidJson(reason.clone())),
+            Body::Json(value) => match value.as_ref() {
+                Value::Object(envelope) => Ok(envelope.get("data")),
+                _ => Err(ApiError::Validation(ValidationErrors::single(
+                    "data",
+                    "required",
+                    json!({"message": "the request body must be a JSON object with a 'data' member"}),
+                ))),
+            },
+        }
+    }
+
+    /// The whole body, for envelope members beside `data`.
+    pub fn raw(&self) -> Option<&Arc<Value>> {
+        match &self.body {
+            Body::Json(value) => Some(value),
+            _ => None,
+        }
+    }
+}
+
+impl FromRequest for Envelope {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let body = request.extensions().get::<Body>().cloned().unwrap_or(Body::Empty);
+        ready(Ok(Self { body }))
+    }
+}

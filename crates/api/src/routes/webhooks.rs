@@ -1,0 +1,223 @@
+//! `/v2/accounts/{A}/webhooks...`: list, create, fetch, replace, patch, delete, bulk re-enable.
+
+use actix_web::HttpRequest;
+use actix_web::web::{Data, Path};
+use serde_json::{Map, Value, json};
+use webhooks_model::errors::ValidationErrors;
+use webhooks_model::ids::WebhookId;
+use webhooks_model::webhook::{ValidationContext, WebhookDocument, merge_patch, validate_webhook};
+use webhooks_storage::{NewWebhook, Webhook, WebhookChange};
+
+use crate::ApiState;
+use crate::auth::Scope;
+use crate::crossbar::{ApiError, Envelope, PageInfo, Reply};
+use crate::query::QueryParams;
+
+/// `GET /v2/accounts/{A}/webhooks`: hook summaries, descending by id, paginated and filtered.
+pub async fn list(state: Data<ApiState>, scope: Scope, request: HttpRequest) -> Result<Reply, ApiError> {
+    let query = QueryParams::parse(request.query_string());
+    let page = query.page(state.settings.default_page_size)?;
+    let filters = query.filters();
+    let found = state.store.list_webhooks(&scope.account.id, &page).await?;
+    let items = found
+        .items
+        .iter()
+        .filter(|hook| filters.is_empty() || filters.accept(&stored_document(hook)))
+        .map(summary)
+        .collect();
+    Ok(Reply::listing(items, PageInfo { start_key: page.start_key, next_start_key: found.next_start_key }))
+}
+
+/// `PUT /v2/accounts/{A}/webhooks`: validates and stores a new hook with a server-chosen id.
+pub async fn create(state: Data<ApiState>, scope: Scope, body: Envelope) -> Result<Reply, ApiError> {
+    let document = validate(&state, &scope, body.data_object()?)?;
+    let new = NewWebhook {
+        id: WebhookId::generate(),
+        account_id: scope.account.id.clone(),
+        hook: document.hook().to_owned(),
+        enabled: document.enabled(),
+        include_subaccounts: document.include_subaccounts(),
+        doc: document.into_fields(),
+    };
+    let hook = state.store.insert_webhook(&new).await?;
+    tracing::info!(account.id = %hook.account_id, hook.id = %hook.id, "webhook created");
+    Ok(Reply::created(public_view(&hook), hook.id.as_str(), &hook.revision))
+}
+
+/// `GET /v2/accounts/{A}/webhooks/{id}`.
+pub async fn fetch(state: Data<ApiState>, scope: Scope, path: Path<(String, String)>) -> Result<Reply, ApiError> {
+    let hook = load(&state, &scope, &path.1).await?;
+    Ok(Reply::document(public_view(&hook), &hook.revision))
+}
+
+/// `POST /v2/accounts/{A}/webhooks/{id}`: full replacement; the body is validated before the hook
+/// is looked up, as in Crossbar.
+pub async fn replace(
+    state: Data<ApiState>,
+    scope: Scope,
+    path: Path<(String, String)>,
+    body: Envelope,
+) -> Result<Reply, ApiError> {
+    let document = validate(&state, &scope, body.data_object()?)?;
+    let stored = load(&state, &scope, &path.1).await?;
+    save(&state, &scope, &stored, document).await
+}
+
+/// `PATCH /v2/accounts/{A}/webhooks/{id}`: shallow merge, then the same validation as a create.
+pub async fn patch(
+    state: Data<ApiState>,
+    scope: Scope,
+    path: Path<(String, String)>,
+    body: Envelope,
+) -> Result<Reply, ApiError> {
+    let changes = body.data_object()?;
+    let stored = load(&state, &scope, &path.1).await?;
+    let merged = merge_patch(&current_fields(&stored), changes);
+    let document = validate(&state, &scope, &merged)?;
+    save(&state, &scope, &stored, document).await
+}
+
+/// `DELETE /v2/accounts/{A}/webhooks/{id}`: answers the deleted hook, marked read-only deleted.
+pub async fn delete(state: Data<ApiState>, scope: Scope, path: Path<(String, String)>) -> Result<Reply, ApiError> {
+    let id = parse_hook_id(&path.1)?;
+    let hook = state
+        .store
+        .delete_webhook(&scope.account.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::BadIdentifier(path.1.clone()))?;
+    tracing::info!(account.id = %hook.account_id, hook.id = %hook.id, "webhook deleted");
+    let mut view = public_view(&hook);
+    if let Value::Object(fields) = &mut view {
+        fields.insert("_read_only".into(), json!({"deleted": true}));
+    }
+    Ok(Reply::document(view, &hook.revision))
+}
+
+/// `PATCH /v2/accounts/{A}/webhooks` and `.../descendants/webhooks` with `re-enable: true`:
+/// re-enables the auto-disabled hooks of the account (and of its descendants).
+pub async fn reenable(
+    state: Data<ApiState>,
+    scope: Scope,
+    request: HttpRequest,
+    body: Envelope,
+) -> Result<Reply, ApiError> {
+    let from_body = body.data()?.and_then(|data| data.get("re-enable")).cloned();
+    let query = QueryParams::parse(request.query_string());
+    let flag = from_body.or_else(|| query.get("re-enable").map(|value| Value::String(value.to_owned())));
+    match flag {
+        None => {
+            return Err(ValidationErrors::single(
+                "re-enable",
+                "required",
+                json!({"message": "re-enable is required to patch collections"}),
+            )
+            .into());
+        }
+        Some(Value::Bool(true)) => {}
+        Some(Value::String(text)) if text == "true" => {}
+        Some(_) => {
+            return Err(ValidationErrors::single(
+                "re-enable",
+                "enum",
+                json!({"message": "value not found in enumerated list of values", "target": [true]}),
+            )
+            .into());
+        }
+    }
+    let include_descendants = request.path().ends_with("/descendants/webhooks");
+    let count = state.store.reenable_webhooks(&scope.account.id, include_descendants).await?;
+    tracing::info!(account.id = %scope.account.id, count, include_descendants, "auto-disabled webhooks re-enabled");
+    Ok(Reply::ok(Value::String("hooks updated".into())))
+}
+
+fn validate(state: &ApiState, scope: &Scope, data: &Map<String, Value>) -> Result<WebhookDocument, ApiError> {
+    let context = ValidationContext {
+        definitions: &state.definitions,
+        superduper_admin: scope.caller.superduper_admin,
+        allow_private_targets: state.settings.allow_private_targets,
+    };
+    Ok(validate_webhook(data, &context)?)
+}
+
+fn parse_hook_id(raw: &str) -> Result<WebhookId, ApiError> {
+    raw.parse().map_err(|_| ApiError::BadIdentifier(raw.to_owned()))
+}
+
+async fn load(state: &ApiState, scope: &Scope, raw_id: &str) -> Result<Webhook, ApiError> {
+    let id = parse_hook_id(raw_id)?;
+    state.store.webhook(&scope.account.id, &id).await?.ok_or_else(|| ApiError::BadIdentifier(raw_id.to_owned()))
+}
+
+/// Stores a validated document over `stored`. Enabling a hook clears its auto-disable reason.
+async fn save(state: &ApiState, scope: &Scope, stored: &Webhook, document: WebhookDocument) -> Result<Reply, ApiError> {
+    let disabled_reason = if document.enabled() { None } else { stored.disabled_reason.clone() };
+    let change = WebhookChange {
+        hook: document.hook().to_owned(),
+        enabled: document.enabled(),
+        include_subaccounts: document.include_subaccounts(),
+        disabled_reason,
+        doc: document.into_fields(),
+    };
+    let hook = state
+        .store
+        .update_webhook(&scope.account.id, &stored.id, &stored.revision, &change)
+        .await?
+        .ok_or_else(|| ApiError::BadIdentifier(stored.id.to_string()))?;
+    tracing::info!(account.id = %hook.account_id, hook.id = %hook.id, "webhook updated");
+    Ok(Reply::document(public_view(&hook), &hook.revision))
+}
+
+/// The public document: stored fields, `id`, and `disable_reason` for an auto-disabled hook.
+pub fn public_view(hook: &Webhook) -> Value {
+    let mut fields = current_fields(hook);
+    fields.insert("id".into(), Value::String(hook.id.to_string()));
+    if let Some(reason) = disable_reason(hook) {
+        fields.insert("disable_reason".into(), Value::String(reason.to_owned()));
+    }
+    Value::Object(fields)
+}
+
+/// The stored fields with `enabled` as the store has it now: the auto-disabler and the bulk
+/// re-enable change the flag without rewriting the client's document.
+fn current_fields(hook: &Webhook) -> Map<String, Value> {
+    let mut fields = hook.doc.clone();
+    fields.insert("enabled".into(), Value::Bool(hook.enabled));
+    fields
+}
+
+fn disable_reason(hook: &Webhook) -> Option<&str> {
+    hook.disabled_reason.as_deref().filter(|_| !hook.enabled)
+}
+
+/// The listing summary of a hook (spec 3.6).
+fn summary(hook: &Webhook) -> Value {
+    let mut fields = Map::new();
+    fields.insert("id".into(), Value::String(hook.id.to_string()));
+    for key in ["hook", "name", "uri"] {
+        if let Some(value) = hook.doc.get(key) {
+            fields.insert(key.into(), value.clone());
+        }
+    }
+    fields.insert("enabled".into(), Value::Bool(hook.enabled));
+    if let Some(group) = hook.doc.get("group") {
+        fields.insert("group".into(), group.clone());
+    }
+    if let Some(reason) = disable_reason(hook) {
+        fields.insert("disable_reason".into(), Value::String(reason.to_owned()));
+    }
+    Value::Object(fields)
+}
+
+/// The document as Kazoo stores it, private fields included, for the `filter_*` parameters.
+fn stored_document(hook: &Webhook) -> Value {
+    let mut fields = current_fields(hook);
+    fields.insert("id".into(), Value::String(hook.id.to_string()));
+    fields.insert("pvt_type".into(), Value::String("webhook".into()));
+    fields.insert("pvt_account_id".into(), Value::String(hook.account_id.to_string()));
+    fields.insert("pvt_created".into(), Value::from(hook.created));
+    fields.insert("pvt_modified".into(), Value::from(hook.modified));
+    if let Some(reason) = &hook.disabled_reason {
+        fields.insert("pvt_disabled_message".into(), Value::String(reason.clone()));
+    }
+    Value::Object(fields)
+}

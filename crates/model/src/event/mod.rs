@@ -1,0 +1,346 @@
+//! Kazoo bus messages parsed into typed events (spec 5.1-5.3).
+//!
+//! The router parses each message once with [`KazooEvent::parse`], finds candidate hooks by
+//! [`KazooEvent::lookup_key`], and hands the event to [`crate::payload`]. Parsing never rejects
+//! unknown fields: Kazoo adds fields between releases and publishers differ.
+//!
+//! A message that is well-formed but deliberately not delivered (database events, document types
+//! no hook can name, call events other than the four channel ones, ...) is an [`EventError`] too,
+//! so the caller has one place to drop it; [`EventError::is_ignored`] tells the two cases apart.
+
+mod channel;
+mod notification;
+mod object;
+mod routing;
+
+use serde_json::{Map, Number, Value};
+
+use crate::ids::AccountId;
+
+pub use channel::{ChannelEvent, ChannelEventName, InboundUserField};
+pub use notification::{CallflowWebhookEvent, NotificationEvent};
+pub use object::{DEFAULT_OBJECT_TYPES, ObjectAction, ObjectEvent, account_id_from_database};
+pub use routing::{call_event_routing_key, decode_routing_key_segment, encode_routing_key_segment};
+
+/// Why a bus message yields no event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    /// The body is not a JSON object.
+    #[error("message body is not a json object")]
+    NotAnObject,
+    /// Neither the body nor the routing key says what kind of message this is.
+    #[error("message has no event category and routing key '{0}' is not recognised")]
+    UnknownKind(String),
+    /// An `Event-Category` no hook type listens to.
+    #[error("event category '{0}' is not delivered to webhooks")]
+    UnsupportedCategory(String),
+    /// An `Event-Name` of a known category that no hook type listens to.
+    #[error("event '{name}' of category '{category}' is not delivered to webhooks")]
+    UnsupportedEvent {
+        /// The message's `Event-Category`.
+        category: String,
+        /// The message's `Event-Name`.
+        name: String,
+    },
+    /// A field the event kind cannot do without is absent (or `null`).
+    #[error("required field '{0}' is missing")]
+    MissingField(&'static str),
+    /// A field is present but unusable.
+    #[error("field '{field}' is invalid: {reason}")]
+    InvalidField {
+        /// Wire name of the field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A whole-database change (`db_created`, ...): not delivered (decision 28).
+    #[error("database event '{0}' is not delivered")]
+    DatabaseEvent(String),
+    /// A document change of a type no object hook can name (decision 28).
+    #[error("changes of '{0}' documents are not delivered")]
+    UnwatchedObjectType(String),
+    /// An account document change seen in the account's own database; the copy in the `accounts`
+    /// database is the one delivered, so that each change reaches hooks once (decision 28).
+    #[error("account document changes are delivered from the accounts database only")]
+    DuplicateAccountChange,
+    /// A document change in a database that belongs to no account.
+    #[error("database '{0}' belongs to no account")]
+    NotAccountScoped(String),
+    /// A notification `Event-Name` that is not in the table of spec 9.2.
+    #[error("unknown notification '{0}'")]
+    UnknownNotification(String),
+    /// A notification lacks one of its required fields (spec 9.2); Kazoo drops it.
+    #[error("notification '{notification}' lacks required field '{field}'")]
+    IncompleteNotification {
+        /// The notification's name.
+        notification: &'static str,
+        /// The missing wire field.
+        field: &'static str,
+    },
+}
+
+impl EventError {
+    /// True when the message is well-formed but deliberately not delivered, so callers can log it
+    /// quietly; false when the message is malformed and worth a warning.
+    pub fn is_ignored(&self) -> bool {
+        match self {
+            Self::UnsupportedCategory(_)
+            | Self::UnsupportedEvent { .. }
+            | Self::DatabaseEvent(_)
+            | Self::UnwatchedObjectType(_)
+            | Self::DuplicateAccountChange
+            | Self::NotAccountScoped(_)
+            | Self::UnknownNotification(_) => true,
+            Self::NotAnObject
+            | Self::UnknownKind(_)
+            | Self::MissingField(_)
+            | Self::InvalidField { .. }
+            | Self::IncompleteNotification { .. } => false,
+        }
+    }
+}
+
+/// One Kazoo bus message, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KazooEvent {
+    /// What happened, with the fields the payload builder needs.
+    pub kind: EventKind,
+    /// The account the event belongs to (E in spec 5.2). `None` means the message named no valid
+    /// account: for channel events the router may still find it by the dialled number
+    /// ([`ChannelEvent::dialled_number`]) and set it here; otherwise the event is dropped.
+    pub account_id: Option<AccountId>,
+}
+
+/// The kinds of event webhooks deliver, one per hook type (spec 5.3).
+#[derive(Debug, Clone, PartialEq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "channel events are the common case; an event is built once and rarely moved, so a box would only add an allocation"
+)]
+pub enum EventKind {
+    /// `CHANNEL_CREATE`, `CHANNEL_ANSWER`, `CHANNEL_BRIDGE`, `CHANNEL_DESTROY`.
+    Channel(ChannelEvent),
+    /// A document change on the `configuration` exchange.
+    Object(ObjectEvent),
+    /// A notification of spec 9.2 (other than the callflow webhook).
+    Notification(NotificationEvent),
+    /// The callflow `webhook` action: delivered only to the hook the message carries.
+    CallflowWebhook(CallflowWebhookEvent),
+    /// `PARK_PARKED`, `PARK_RETRIEVED`, `PARK_ABANDONED`; the payload is the normalized message.
+    Parking(Map<String, Value>),
+    /// An inbound off-net SMS.
+    Sms(InstantMessage),
+    /// An inbound off-net MMS.
+    Mms(InstantMessage),
+}
+
+/// The fields of an inbound SMS or MMS that reach the payload (spec 5.3.5).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstantMessage {
+    /// `Message-ID`.
+    pub message_id: Option<String>,
+    /// `From`.
+    pub from: Option<String>,
+    /// `To`.
+    pub to: Option<String>,
+    /// `Body`.
+    pub body: Option<String>,
+    /// `Route-Type` (sent as `origin`).
+    pub route_type: Option<String>,
+    /// `Charges`, as a number even when published as a numeric string.
+    pub charges: Option<Number>,
+}
+
+impl KazooEvent {
+    /// Parses a message received with `routing_key`, treating Kazoo's default `object_types` as
+    /// the document types object hooks can name.
+    pub fn parse(routing_key: &str, body: &Value) -> Result<Self, EventError> {
+        Self::parse_with_object_types(routing_key, body, DEFAULT_OBJECT_TYPES)
+    }
+
+    /// Parses a message; document changes are delivered only for `object_types` (the
+    /// `webhooks.object_types` setting, decision 28).
+    ///
+    /// The body is authoritative; the routing key only fills in what the body lacks (category,
+    /// event name, document coordinates), because publishers always set both and a hand-published
+    /// test message may omit envelope fields.
+    pub fn parse_with_object_types<S: AsRef<str>>(
+        routing_key: &str,
+        body: &Value,
+        object_types: &[S],
+    ) -> Result<Self, EventError> {
+        let body = body.as_object().ok_or(EventError::NotAnObject)?;
+        let segments: Vec<&str> = routing_key.split('.').collect();
+        let category = match text(body, "Event-Category") {
+            Some(category) => category,
+            None => {
+                routing::category_from_key(&segments).ok_or_else(|| EventError::UnknownKind(routing_key.to_owned()))?
+            }
+        };
+        match category {
+            "call_event" => {
+                let name = text(body, "Event-Name")
+                    .or_else(|| segments.get(1).copied().filter(|_| segments[0] == "call"))
+                    .ok_or(EventError::MissingField("Event-Name"))?;
+                if let Some(channel_name) = ChannelEventName::from_wire(name) {
+                    channel::parse(channel_name, body)
+                } else if matches!(name, "PARK_PARKED" | "PARK_RETRIEVED" | "PARK_ABANDONED") {
+                    parse_parking(body)
+                } else {
+                    Err(EventError::UnsupportedEvent { category: category.to_owned(), name: name.to_owned() })
+                }
+            }
+            "configuration" => object::parse(&segments, body, object_types),
+            "notification" => notification::parse(body),
+            "sms" | "mms" => parse_instant_message(category, &segments, body),
+            other => Err(EventError::UnsupportedCategory(other.to_owned())),
+        }
+    }
+
+    /// The hook type whose hooks receive this event (the value compared with a hook's `hook`
+    /// field, beside `all`). `None` for the callflow webhook, which registered hooks never receive.
+    pub fn lookup_key(&self) -> Option<&'static str> {
+        match &self.kind {
+            EventKind::Channel(channel) => Some(channel.name.hook_type()),
+            EventKind::Object(_) => Some("object"),
+            EventKind::Notification(_) => Some("notifications"),
+            EventKind::CallflowWebhook(_) => None,
+            EventKind::Parking(_) => Some("parking"),
+            EventKind::Sms(_) => Some("sms"),
+            EventKind::Mms(_) => Some("mms"),
+        }
+    }
+
+    /// The event key Kazoo records as `hook_event` (spec 2.2): `CHANNEL_CREATE` ... for channel
+    /// events, else the hook type.
+    pub fn hook_event(&self) -> &'static str {
+        match &self.kind {
+            EventKind::Channel(channel) => channel.name.hook_event(),
+            EventKind::CallflowWebhook(_) => "notifications",
+            _ => self.lookup_key().unwrap_or("notifications"),
+        }
+    }
+
+    /// The `hook_event` of an attempt record for a hook of type `hook_type`: Kazoo derives it from
+    /// the hook, so an `all` hook records `all` whatever the event.
+    pub fn attempt_hook_event(&self, hook_type: &str) -> &'static str {
+        if hook_type.eq_ignore_ascii_case("all") { "all" } else { self.hook_event() }
+    }
+
+    /// The event's name for logs: `CHANNEL_CREATE`, `doc_edited`, `voicemail_new`, `PARK_PARKED`...
+    pub fn event_name(&self) -> &str {
+        match &self.kind {
+            EventKind::Channel(channel) => channel.name.hook_event(),
+            EventKind::Object(object) => object.action.as_str(),
+            EventKind::Notification(notification) => notification.notification.name,
+            EventKind::CallflowWebhook(_) => crate::notifications::CALLFLOW_WEBHOOK,
+            EventKind::Parking(message) => text(message, "Event-Name").unwrap_or("parking"),
+            EventKind::Sms(_) | EventKind::Mms(_) => "inbound",
+        }
+    }
+}
+
+/// Parking events: the payload is the message itself, so keep it whole (spec 5.3.4).
+fn parse_parking(body: &Map<String, Value>) -> Result<KazooEvent, EventError> {
+    if text(body, "Call-ID").is_none() {
+        return Err(EventError::MissingField("Call-ID"));
+    }
+    let account_id = body.get("Custom-Channel-Vars").and_then(|ccvs| account_id_at(ccvs, "Account-ID"));
+    Ok(KazooEvent { kind: EventKind::Parking(body.clone()), account_id })
+}
+
+/// Inbound SMS/MMS (spec 5.3.5).
+fn parse_instant_message(
+    category: &str,
+    segments: &[&str],
+    body: &Map<String, Value>,
+) -> Result<KazooEvent, EventError> {
+    let name =
+        text(body, "Event-Name").or_else(|| segments.get(1).copied()).ok_or(EventError::MissingField("Event-Name"))?;
+    if name != "inbound" {
+        return Err(EventError::UnsupportedEvent { category: category.to_owned(), name: name.to_owned() });
+    }
+    let message = InstantMessage {
+        message_id: string_field(body, "Message-ID"),
+        from: string_field(body, "From"),
+        to: string_field(body, "To"),
+        body: string_field(body, "Body"),
+        route_type: string_field(body, "Route-Type"),
+        charges: body.get("Charges").and_then(number_value),
+    };
+    let account_id = body.get("Account-ID").and_then(account_id_value);
+    let kind = if category == "sms" { EventKind::Sms(message) } else { EventKind::Mms(message) };
+    Ok(KazooEvent { kind, account_id })
+}
+
+/// A field that must be a non-empty JSON string to count (envelope fields, names).
+pub(crate) fn text<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    object.get(key).and_then(Value::as_str).filter(|value| !value.is_empty())
+}
+
+/// A string field as Kazoo reads it: numbers and booleans become their text; empty strings,
+/// `null` and structures count as absent (spec 5.3.1).
+pub(crate) fn string_field(object: &Map<String, Value>, key: &str) -> Option<String> {
+    object.get(key).and_then(string_value)
+}
+
+/// See [`string_field`].
+pub(crate) fn string_value(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) if !text.is_empty() => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        Value::Bool(flag) => Some(flag.to_string()),
+        _ => None,
+    }
+}
+
+/// An integer field: numbers, and numeric strings such as `"31"` (real traffic has carried
+/// `Duration-Seconds` that way); fractional values are rounded like Kazoo's `to_integer`.
+pub(crate) fn integer_value(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(number) => number.as_i64().or_else(|| float_to_integer(number.as_f64()?)),
+        Value::String(text) => {
+            let text = text.trim();
+            text.parse::<i64>().ok().or_else(|| float_to_integer(text.parse::<f64>().ok()?))
+        }
+        _ => None,
+    }
+}
+
+/// Rounds a float to an integer when it is finite and within range.
+fn float_to_integer(value: f64) -> Option<i64> {
+    let rounded = value.round();
+    // i64::MAX as f64 rounds up to 2^63, so compare with a strict bound.
+    (rounded.is_finite() && rounded >= i64::MIN as f64 && rounded < i64::MAX as f64).then_some(rounded as i64)
+}
+
+/// A number field: JSON numbers as-is, numeric strings converted.
+fn number_value(value: &Value) -> Option<Number> {
+    match value {
+        Value::Number(number) => Some(number.clone()),
+        Value::String(text) => {
+            let text = text.trim();
+            text.parse::<i64>().ok().map(Number::from).or_else(|| text.parse::<f64>().ok().and_then(Number::from_f64))
+        }
+        _ => None,
+    }
+}
+
+/// Kazoo's truthiness for flags that arrive as booleans or as `"true"`.
+pub(crate) fn is_true(value: Option<&Value>) -> bool {
+    match value {
+        Some(Value::Bool(flag)) => *flag,
+        Some(Value::String(text)) => text.eq_ignore_ascii_case("true"),
+        _ => false,
+    }
+}
+
+/// The account id at `key` of `object`, when it is a string of the right shape.
+fn account_id_at(object: &Value, key: &str) -> Option<AccountId> {
+    object.get(key).and_then(account_id_value)
+}
+
+/// An account id from a JSON string of the right shape.
+pub(crate) fn account_id_value(value: &Value) -> Option<AccountId> {
+    value.as_str().and_then(|text| text.parse().ok())
+}

@@ -1,0 +1,17 @@
+//! Shared types of the webhooks system: identifiers, webhook documents and their validation,
+//! hook definitions, Kazoo event parsing and payload building.
+//!
+//! Invariant: this crate performs no I/O and depends on no framework; everything here is a pure
+//! function of its inputs, so every other crate can share it and test it cheaply.
+
+pub mod config;
+pub mod errors;
+pub mod event;
+pub mod form;
+pub mod hooks;
+pub mod ids;
+pub mod notifications;
+pub mod payload;
+pub mod samples;
+pub mod time;
+pub mod webhook;

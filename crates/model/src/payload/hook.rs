@@ -1,0 +1,131 @@
+//! What a hook contributes to delivery: its per-type filters (spec 5.3, decisions 28 and 29) and
+//! the per-hook finishing of the payload (spec 5.4).
+
+use serde_json::{Map, Value};
+
+use crate::event::{EventKind, KazooEvent};
+
+/// The hook type that receives every event kind.
+const ALL: &str = "all";
+
+/// A borrowed view of the hook fields that filtering and finishing read, so that both the API's
+/// stored document and the router's in-memory hook can feed the builder without copying.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HookView<'a> {
+    /// The hook's `hook` field; compared ASCII case-insensitively, as Kazoo lower-cases it.
+    pub hook_type: &'a str,
+    /// `custom_data`: filter keys `type`/`action` and extra payload fields.
+    pub custom_data: Option<&'a Map<String, Value>>,
+    /// The undocumented `modifiers` field (spec 5.4 step 1).
+    pub modifiers: Option<&'a Map<String, Value>>,
+    /// When false, loopback legs of channel events are skipped.
+    pub include_internal_legs: bool,
+}
+
+impl<'a> HookView<'a> {
+    /// A hook of `hook_type` with no custom data, no modifiers, and internal legs included (the
+    /// defaults of a stored document).
+    pub fn new(hook_type: &'a str) -> Self {
+        Self { hook_type, custom_data: None, modifiers: None, include_internal_legs: true }
+    }
+
+    /// Reads a webhook document as Kazoo's runtime does (spec 2.1): a missing
+    /// `include_internal_legs` means true; `custom_data` and `modifiers` count only as objects.
+    /// `None` when the document has no string `hook`.
+    pub fn from_document(document: &'a Map<String, Value>) -> Option<Self> {
+        let hook_type = document.get("hook").and_then(Value::as_str)?;
+        let include_internal_legs = match document.get("include_internal_legs") {
+            Some(Value::Bool(flag)) => *flag,
+            Some(Value::String(text)) => !text.eq_ignore_ascii_case("false"),
+            _ => true,
+        };
+        Some(Self {
+            hook_type,
+            custom_data: document.get("custom_data").and_then(Value::as_object),
+            modifiers: document.get("modifiers").and_then(Value::as_object),
+            include_internal_legs,
+        })
+    }
+
+    /// True when this hook receives `event`: its type is the event's or `all`, the loopback filter
+    /// passes for channel events, and the object/notification filters pass for hooks of those types
+    /// (`all` hooks bypass them). Registered hooks never receive callflow webhook events.
+    pub fn accepts(&self, event: &KazooEvent) -> bool {
+        let Some(lookup_key) = event.lookup_key() else {
+            return false;
+        };
+        let is_all = self.hook_type.eq_ignore_ascii_case(ALL);
+        if !is_all && !self.hook_type.eq_ignore_ascii_case(lookup_key) {
+            return false;
+        }
+        match &event.kind {
+            EventKind::Channel(channel) => self.include_internal_legs || !channel.is_loopback_leg(),
+            _ if is_all => true,
+            EventKind::Object(object) => self.custom_data.is_none_or(|custom_data| {
+                // Decision 29: a missing `type` or `action` means `all` rather than "never".
+                filter_matches(custom_data.get("action"), object.action.as_str())
+                    && filter_matches(custom_data.get("type"), &object.doc_type)
+            }),
+            EventKind::Notification(notification) => self.custom_data.is_none_or(|custom_data| {
+                // Unlike object hooks, a notifications hook with `custom_data` but no `type` matches
+                // nothing: no decision changes Kazoo's behaviour here.
+                custom_data
+                    .get("type")
+                    .is_some_and(|wanted| filter_matches(Some(wanted), notification.notification.name))
+            }),
+            EventKind::CallflowWebhook(_) | EventKind::Parking(_) | EventKind::Sms(_) | EventKind::Mms(_) => true,
+        }
+    }
+}
+
+/// A `custom_data` filter value against the event's: absent or `all` match anything; a non-string
+/// value matches nothing.
+fn filter_matches(wanted: Option<&Value>, actual: &str) -> bool {
+    match wanted {
+        None => true,
+        Some(Value::String(wanted)) => wanted == ALL || wanted == actual,
+        Some(_) => false,
+    }
+}
+
+/// The payload `hook` receives (spec 5.4): `None` when its modifiers reject the event, else a
+/// copy of `base` with `custom_data` merged and `cluster_id` set last.
+pub fn finish_payload(base: &Map<String, Value>, hook: &HookView<'_>, cluster_id: &str) -> Option<Map<String, Value>> {
+    // Check before copying: most rejections then cost no allocation.
+    if let Some(modifiers) = hook.modifiers
+        && !modifiers_match(base, modifiers)
+    {
+        return None;
+    }
+    let mut payload = base.clone();
+    if let Some(custom_data) = hook.custom_data {
+        merge_custom_data(&mut payload, custom_data);
+    }
+    // Removed first so it lands at the end even if `custom_data` or the event had one: receivers
+    // and form bodies see the cluster's id last, and it always wins.
+    payload.shift_remove("cluster_id");
+    payload.insert("cluster_id".to_owned(), Value::from(cluster_id));
+    Some(payload)
+}
+
+/// Spec 5.4 step 1: every modifier whose key the payload has must match — a member of a non-empty
+/// array, anything for an empty array, else an equal value.
+pub fn modifiers_match(payload: &Map<String, Value>, modifiers: &Map<String, Value>) -> bool {
+    modifiers.iter().all(|(key, wanted)| match (payload.get(key), wanted) {
+        (None, _) => true,
+        (Some(actual), Value::Array(allowed)) => allowed.is_empty() || allowed.contains(actual),
+        (Some(actual), wanted) => actual == wanted,
+    })
+}
+
+/// Spec 5.4 step 2: copies `custom_data` into the payload top level, leaving out the filter keys
+/// `type` and `action`. Existing keys are overwritten in place; new keys are appended in reverse
+/// `custom_data` order, as Kazoo does, so form bodies match the original byte for byte.
+pub fn merge_custom_data(payload: &mut Map<String, Value>, custom_data: &Map<String, Value>) {
+    for (key, value) in custom_data.iter().rev() {
+        if key == "type" || key == "action" {
+            continue;
+        }
+        payload.insert(key.clone(), value.clone());
+    }
+}

@@ -1,0 +1,663 @@
+//! The webhook document (spec 2.1): validation of a client's `data` on create, POST and PATCH
+//! (spec 3.7, 3.8; decisions 19, 21-23), PATCH's merge, and the typed view of a validated document.
+//!
+//! Validation runs in two stages, as Crossbar's does: the schema stage (JSON schema, `uri`,
+//! `custom_request_headers`) collects every error it finds; the modifier stage only runs on a
+//! document that passed it, because modifiers depend on a valid `hook`.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+use jsonschema::error::{TypeKind, ValidationErrorKind};
+use serde_json::{Map, Value, json};
+use url::{Host, Url};
+
+use crate::errors::ValidationErrors;
+use crate::hooks::{ALL_HOOKS, DefinitionsError, HookDefinitions};
+
+/// The JSON schema (draft-04) of the webhook document's public fields. Its `hook` enum is replaced
+/// by the registered definitions' (spec 3.7) when a [`HookDefinitions`] is built.
+pub const WEBHOOK_SCHEMA: &str = include_str!("../../../proto-schemas/webhook.json");
+
+/// Public keys a client may send but that are never stored: they are derived on read (decision 19).
+pub const READ_ONLY_FIELDS: &[&str] = &["id", "disable_reason"];
+
+/// Host names refused as `uri` hosts whatever the configuration (`kazoo_web.client.blacklist.hosts`).
+pub const BLACKLISTED_HOSTS: &[&str] = &["localhost"];
+
+/// Request headers a hook may not set: the server sets them itself, they frame the message, or
+/// they carry the signature (decisions, "Compatibility facts from real clients"). Lower case.
+pub const RESERVED_REQUEST_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "x-hook-id",
+    "x-account-id",
+    "x-event-id",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+];
+
+/// The characters an HTTP header name may hold (RFC 9110 `token`), as a pattern for error targets.
+const HEADER_NAME_PATTERN: &str = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
+
+/// True for keys clients can never see or set: those starting with `_` or `pvt_`.
+pub fn is_private_key(key: &str) -> bool {
+    key.starts_with('_') || key.starts_with("pvt_")
+}
+
+/// How a webhook calls its URI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum HttpVerb {
+    /// Payload as query string.
+    Get,
+    /// Payload as body (the default).
+    #[default]
+    Post,
+    /// Payload as body.
+    Put,
+}
+
+impl HttpVerb {
+    /// The lower-case name stored in documents and attempt records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "get",
+            Self::Post => "post",
+            Self::Put => "put",
+        }
+    }
+}
+
+impl fmt::Display for HttpVerb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that is not `get`, `post` or `put`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not one of get, post, put")]
+pub struct UnknownHttpVerb(pub String);
+
+impl FromStr for HttpVerb {
+    type Err = UnknownHttpVerb;
+
+    /// Case-insensitive, as Kazoo's runtime reads stored documents (spec 2.1); the schema itself
+    /// only admits lower case.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.to_ascii_lowercase().as_str() {
+            "get" => Ok(Self::Get),
+            "post" => Ok(Self::Post),
+            "put" => Ok(Self::Put),
+            _ => Err(UnknownHttpVerb(text.to_owned())),
+        }
+    }
+}
+
+/// How a POST or PUT body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Format {
+    /// `application/x-www-form-urlencoded` (the default).
+    #[default]
+    FormData,
+    /// `application/json`.
+    Json,
+}
+
+impl Format {
+    /// The name stored in documents.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FormData => "form-data",
+            Self::Json => "json",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that is not `form-data` or `json`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not one of form-data, json")]
+pub struct UnknownFormat(pub String);
+
+impl FromStr for Format {
+    type Err = UnknownFormat;
+
+    /// Case-insensitive, as Kazoo's runtime reads stored documents (spec 2.1).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.to_ascii_lowercase().as_str() {
+            "form-data" => Ok(Self::FormData),
+            "json" => Ok(Self::Json),
+            _ => Err(UnknownFormat(text.to_owned())),
+        }
+    }
+}
+
+/// Who validates, against which definitions, under which target policy.
+#[derive(Debug, Clone, Copy)]
+pub struct ValidationContext<'a> {
+    /// The registered hook types: the `hook` enum and the modifiers.
+    pub definitions: &'a HookDefinitions,
+    /// The caller's account is a super-duper admin: it may use the restricted notification types.
+    pub superduper_admin: bool,
+    /// Literal loopback and private addresses are accepted as `uri` hosts (tests, private setups).
+    pub allow_private_targets: bool,
+}
+
+/// A validated webhook document: the public fields with defaults filled in, unknown client
+/// fields kept in their order, no private or read-only keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookDocument {
+    fields: Map<String, Value>,
+    http_verb: HttpVerb,
+    format: Format,
+    retries: u8,
+    enabled: bool,
+    include_internal_legs: bool,
+    include_subaccounts: bool,
+}
+
+impl WebhookDocument {
+    /// Reads the typed fields of a document that passed validation. The fallbacks are Kazoo's
+    /// runtime defaults (spec 2.1) and cannot trigger after validation filled the defaults.
+    fn from_validated(fields: Map<String, Value>) -> Self {
+        let text = |key: &str| fields.get(key).and_then(Value::as_str);
+        let flag = |key: &str, default: bool| fields.get(key).and_then(Value::as_bool).unwrap_or(default);
+        Self {
+            http_verb: text("http_verb").and_then(|verb| verb.parse().ok()).unwrap_or_default(),
+            format: text("format").and_then(|format| format.parse().ok()).unwrap_or_default(),
+            retries: fields.get("retries").and_then(Value::as_u64).map_or(DEFAULT_RETRIES, |retries| {
+                u8::try_from(retries).map_or(MAX_RETRIES, |retries| retries.min(MAX_RETRIES))
+            }),
+            enabled: flag("enabled", true),
+            include_internal_legs: flag("include_internal_legs", true),
+            include_subaccounts: flag("include_subaccounts", false),
+            fields,
+        }
+    }
+
+    /// The friendly name.
+    pub fn name(&self) -> &str {
+        self.text("name")
+    }
+
+    /// The callback URL, as the client wrote it.
+    pub fn uri(&self) -> &str {
+        self.text("uri")
+    }
+
+    /// The hook type (`all` or a definition id).
+    pub fn hook(&self) -> &str {
+        self.text("hook")
+    }
+
+    /// How the URI is called.
+    pub fn http_verb(&self) -> HttpVerb {
+        self.http_verb
+    }
+
+    /// How a POST/PUT body is encoded.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Retries after the first attempt (decision 4), 0..=4.
+    pub fn retries(&self) -> u8 {
+        self.retries
+    }
+
+    /// Whether the hook fires.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Whether loopback call legs are delivered to channel hooks.
+    pub fn include_internal_legs(&self) -> bool {
+        self.include_internal_legs
+    }
+
+    /// Whether the hook also fires for descendant accounts' events (missing means false).
+    pub fn include_subaccounts(&self) -> bool {
+        self.include_subaccounts
+    }
+
+    /// Modifiers and extra payload fields, every value a string.
+    pub fn custom_data(&self) -> Option<&Map<String, Value>> {
+        self.fields.get("custom_data").and_then(Value::as_object)
+    }
+
+    /// Extra request headers (name to string value) sent with every callout.
+    pub fn custom_request_headers(&self) -> Option<&Map<String, Value>> {
+        self.fields.get("custom_request_headers").and_then(Value::as_object)
+    }
+
+    /// Every public field, unknown client fields included, in order.
+    pub fn fields(&self) -> &Map<String, Value> {
+        &self.fields
+    }
+
+    /// The public fields, to store.
+    pub fn into_fields(self) -> Map<String, Value> {
+        self.fields
+    }
+
+    fn text(&self, key: &str) -> &str {
+        // The schema made these required strings; "" is unreachable after validation.
+        self.fields.get(key).and_then(Value::as_str).unwrap_or_default()
+    }
+}
+
+/// Schema default of `retries`, used only if a validated document somehow lacks it.
+const DEFAULT_RETRIES: u8 = 2;
+/// Schema maximum of `retries`.
+const MAX_RETRIES: u8 = 4;
+
+/// Validates a client's `data` for create, POST or PATCH (after [`merge_patch`]).
+///
+/// Private keys and the read-only `id`/`disable_reason` are dropped; string numbers and booleans
+/// are coerced where the schema wants them (Kazoo's non-strict mode); defaults are filled in.
+/// Every schema-stage error is reported at once, in Crossbar's shape; modifier errors (spec 3.8,
+/// decision 22) are checked only once the schema stage passed.
+pub fn validate_webhook(
+    data: &Map<String, Value>,
+    ctx: &ValidationContext<'_>,
+) -> Result<WebhookDocument, ValidationErrors> {
+    let schema = ctx.definitions.schema();
+    let mut fields: Map<String, Value> = data
+        .iter()
+        .filter(|(key, _)| !is_private_key(key) && !READ_ONLY_FIELDS.contains(&key.as_str()))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    schema.coerce(&mut fields);
+    schema.apply_defaults(&mut fields);
+
+    let mut errors = schema.check(&fields);
+    if let Some(Value::String(uri)) = fields.get("uri")
+        && check_callback_uri(uri, ctx.allow_private_targets).is_err()
+    {
+        errors.add("uri", "error", json!({"message": "invalid client URL", "value": uri}));
+    }
+    if let Some(Value::Object(headers)) = fields.get("custom_request_headers") {
+        check_request_headers(headers, &mut errors);
+    }
+    errors.into_result()?;
+
+    check_modifiers(&fields, ctx).into_result()?;
+    Ok(WebhookDocument::from_validated(fields))
+}
+
+/// PATCH's merge (spec 3.6): every key of `patch` replaces the stored one whole (nested objects
+/// included), a `null` removes it. Stored keys keep their position; new keys are appended.
+pub fn merge_patch(stored: &Map<String, Value>, patch: &Map<String, Value>) -> Map<String, Value> {
+    let mut merged: Map<String, Value> = stored
+        .iter()
+        .filter_map(|(key, value)| match patch.get(key) {
+            None => Some((key.clone(), value.clone())),
+            Some(Value::Null) => None,
+            Some(replacement) => Some((key.clone(), replacement.clone())),
+        })
+        .collect();
+    for (key, value) in patch {
+        if !value.is_null() && !merged.contains_key(key) {
+            merged.insert(key.clone(), value.clone());
+        }
+    }
+    merged
+}
+
+/// Why a `uri` is refused (all reported to clients as `invalid client URL`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidCallbackUri {
+    /// Not an absolute URL.
+    #[error("not an absolute URL: {0}")]
+    Unparsable(#[from] url::ParseError),
+    /// Whitespace or control characters, which other URL parsers would read differently.
+    #[error("contains whitespace or control characters")]
+    IllegalCharacters,
+    /// Only `http` and `https` are called.
+    #[error("scheme '{0}' is not http or https")]
+    Scheme(String),
+    /// User name or password in the URL: they would be stored and shown in clear.
+    #[error("carries credentials")]
+    Credentials,
+    /// No host to call.
+    #[error("has no host")]
+    NoHost,
+    /// A host name on the blacklist.
+    #[error("host '{0}' is blacklisted")]
+    BlacklistedHost(String),
+    /// A literal address in a loopback, private, link-local, multicast or reserved range.
+    #[error("address {0} is not a public address")]
+    RestrictedAddress(IpAddr),
+}
+
+/// Checks a hook `uri` (decision 23): absolute `http`/`https`, no credentials, host not
+/// blacklisted, and no literal restricted address unless `allow_private_targets`. Names are not
+/// resolved here; the dispatcher checks the address it actually connects to.
+pub fn check_callback_uri(uri: &str, allow_private_targets: bool) -> Result<Url, InvalidCallbackUri> {
+    // The URL parser silently strips or skips these; refusing them keeps stored and called URL equal.
+    if uri.chars().any(|character| character.is_whitespace() || character.is_control()) {
+        return Err(InvalidCallbackUri::IllegalCharacters);
+    }
+    let url = Url::parse(uri)?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(InvalidCallbackUri::Scheme(url.scheme().to_owned()));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(InvalidCallbackUri::Credentials);
+    }
+    let address = match url.host() {
+        None => return Err(InvalidCallbackUri::NoHost),
+        Some(Host::Domain(domain)) => {
+            // The parser lower-cases names; a trailing dot names the same host.
+            let name = domain.trim_end_matches('.');
+            if BLACKLISTED_HOSTS.contains(&name) {
+                return Err(InvalidCallbackUri::BlacklistedHost(name.to_owned()));
+            }
+            None
+        }
+        Some(Host::Ipv4(address)) => Some(IpAddr::V4(address)),
+        Some(Host::Ipv6(address)) => Some(IpAddr::V6(address)),
+    };
+    if let Some(address) = address
+        && !allow_private_targets
+        && is_restricted_address(address)
+    {
+        return Err(InvalidCallbackUri::RestrictedAddress(address));
+    }
+    Ok(url)
+}
+
+/// True for addresses a hook must not reach unless private targets are allowed (decision 23):
+/// unspecified, loopback, private, shared (carrier NAT), link-local (cloud metadata included),
+/// unique-local, site-local, multicast, broadcast and reserved ranges, also when embedded in an
+/// IPv6 address (mapped, compatible, NAT64, 6to4).
+pub fn is_restricted_address(address: IpAddr) -> bool {
+    match address {
+        IpAddr::V4(address) => is_restricted_ipv4(address),
+        IpAddr::V6(address) => is_restricted_ipv6(address),
+    }
+}
+
+fn is_restricted_ipv4(address: Ipv4Addr) -> bool {
+    let [first, second, third, _] = address.octets();
+    first == 0 // "this network", 0.0.0.0 included
+        || address.is_loopback()
+        || address.is_private()
+        || address.is_link_local() // 169.254/16: 169.254.169.254 is the usual metadata service
+        || (first == 100 && (second & 0xc0) == 64) // 100.64/10, also Alibaba's metadata address
+        || (first == 192 && second == 0 && third == 0) // IETF protocol assignments
+        || address.is_multicast()
+        || first >= 240 // reserved, and the broadcast address
+}
+
+fn is_restricted_ipv6(address: Ipv6Addr) -> bool {
+    if let Some(embedded) = embedded_ipv4(address) {
+        return is_restricted_ipv4(embedded);
+    }
+    let first = address.segments()[0];
+    address.is_unspecified()
+        || address.is_loopback()
+        || address.is_multicast()
+        || (first & 0xfe00) == 0xfc00 // unique-local fc00::/7, AWS metadata fd00:ec2::254 included
+        || (first & 0xffc0) == 0xfe80 // link-local
+        || (first & 0xffc0) == 0xfec0 // deprecated site-local
+}
+
+/// The IPv4 address an IPv6 address carries, for the forms that route to it.
+fn embedded_ipv4(address: Ipv6Addr) -> Option<Ipv4Addr> {
+    if let Some(mapped) = address.to_ipv4_mapped() {
+        return Some(mapped);
+    }
+    let segments = address.segments();
+    let from_pair = |high: u16, low: u16| Ipv4Addr::from((u32::from(high) << 16) | u32::from(low));
+    match segments {
+        // NAT64 well-known prefix 64:ff9b::/96.
+        [0x64, 0xff9b, 0, 0, 0, 0, high, low] => Some(from_pair(high, low)),
+        // 6to4 2002:AABB:CCDD::/48.
+        [0x2002, high, low, ..] => Some(from_pair(high, low)),
+        // Deprecated IPv4-compatible ::a.b.c.d (:: and ::1 are IPv6's own).
+        [0, 0, 0, 0, 0, 0, high, low] if !address.is_unspecified() && !address.is_loopback() => {
+            Some(from_pair(high, low))
+        }
+        _ => None,
+    }
+}
+
+/// Header names, values and the reserved list (decisions, "Compatibility facts from real clients").
+/// Non-string values already failed the schema; their entry is left as is.
+fn check_request_headers(headers: &Map<String, Value>, errors: &mut ValidationErrors) {
+    for (name, value) in headers {
+        let path = field_path(&["custom_request_headers", name]);
+        if errors.field(&path).is_some() {
+            continue;
+        }
+        if !is_header_name(name) {
+            errors.add(
+                &path,
+                "pattern",
+                json!({"message": "Invalid HTTP header name", "target": HEADER_NAME_PATTERN, "value": name}),
+            );
+        } else if RESERVED_REQUEST_HEADERS.iter().any(|reserved| reserved.eq_ignore_ascii_case(name)) {
+            errors.add(
+                &path,
+                "reserved",
+                json!({
+                    "message": "Header is set by the server and cannot be overridden",
+                    "target": RESERVED_REQUEST_HEADERS,
+                    "value": name,
+                }),
+            );
+        } else if let Some(text) = value.as_str()
+            && !is_header_value(text)
+        {
+            errors.add(
+                &path,
+                "pattern",
+                json!({"message": "Invalid HTTP header value: control characters are not allowed", "value": text}),
+            );
+        }
+    }
+}
+
+/// RFC 9110 `token`.
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte))
+}
+
+/// RFC 9110 field value: no control characters but tab, so no header can be smuggled in.
+fn is_header_value(value: &str) -> bool {
+    value.chars().all(|character| character == '\t' || !character.is_control())
+}
+
+/// Spec 3.8 and decision 22: every modifier of the hook type must be set to an allowed value.
+fn check_modifiers(fields: &Map<String, Value>, ctx: &ValidationContext<'_>) -> ValidationErrors {
+    let mut errors = ValidationErrors::new();
+    let Some(hook) = fields.get("hook").and_then(Value::as_str) else { return errors };
+    if hook == ALL_HOOKS {
+        return errors;
+    }
+    let custom_data = fields.get("custom_data").and_then(Value::as_object);
+    for modifier in ctx.definitions.modifiers(hook) {
+        let path = field_path(&["custom_data", modifier.key()]);
+        match custom_data.and_then(|custom_data| custom_data.get(modifier.key())) {
+            None => errors.add(&path, "required", json!({"message": "missing required modifier"})),
+            Some(value) => {
+                let accepted = value.as_str().is_some_and(|text| modifier.accepts(text, ctx.superduper_admin));
+                if !accepted {
+                    errors.add(
+                        &path,
+                        "enum",
+                        json!({
+                            "message": "value not found in enumerated list of values",
+                            "cause": value,
+                            "target": modifier.allowed(ctx.superduper_admin),
+                        }),
+                    );
+                }
+            }
+        }
+    }
+    errors
+}
+
+/// Crossbar's field path: keys joined by dots, a dot inside a key written `%2E`.
+fn field_path<S: AsRef<str>>(segments: &[S]) -> String {
+    segments.iter().map(|segment| segment.as_ref().replace('.', "%2E")).collect::<Vec<_>>().join(".")
+}
+
+/// Which scalar type a top-level property wants, for non-strict coercion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scalar {
+    Integer,
+    Number,
+    Boolean,
+}
+
+/// The compiled webhook schema plus what coercion and defaults need from it.
+#[derive(Debug, Clone)]
+pub(crate) struct WebhookSchema {
+    validator: jsonschema::Validator,
+    /// `(property, default)` in schema order, so filled defaults are appended predictably.
+    defaults: Vec<(String, Value)>,
+    /// Top-level properties whose string values are coerced.
+    scalars: Vec<(String, Scalar)>,
+}
+
+impl WebhookSchema {
+    /// Compiles [`WEBHOOK_SCHEMA`] with `hook_enum` installed as the `hook` enum.
+    pub(crate) fn compile(hook_enum: &[String]) -> Result<Self, DefinitionsError> {
+        let mut schema: Value = serde_json::from_str(WEBHOOK_SCHEMA)?;
+        let properties = schema
+            .get_mut("properties")
+            .and_then(Value::as_object_mut)
+            .ok_or(DefinitionsError::SchemaShape("properties"))?;
+        let hook =
+            properties.get_mut("hook").and_then(Value::as_object_mut).ok_or(DefinitionsError::SchemaShape("hook"))?;
+        hook.insert("enum".into(), hook_enum.iter().cloned().map(Value::String).collect());
+
+        let mut defaults = Vec::new();
+        let mut scalars = Vec::new();
+        for (name, property) in properties.iter() {
+            if let Some(default) = property.get("default") {
+                defaults.push((name.clone(), default.clone()));
+            }
+            let scalar = match property.get("type").and_then(Value::as_str) {
+                Some("integer") => Some(Scalar::Integer),
+                Some("number") => Some(Scalar::Number),
+                Some("boolean") => Some(Scalar::Boolean),
+                _ => None,
+            };
+            if let Some(scalar) = scalar {
+                scalars.push((name.clone(), scalar));
+            }
+        }
+        let validator = jsonschema::draft4::options()
+            // Kazoo does not enforce `format: uri`; the uri has its own check.
+            .should_validate_formats(false)
+            .build(&schema)
+            .map_err(|error| DefinitionsError::SchemaCompile(Box::new(error)))?;
+        Ok(Self { validator, defaults, scalars })
+    }
+
+    /// Kazoo's non-strict mode: `"3"` becomes `3` and `"true"` becomes `true` where the schema wants
+    /// them; a whole float becomes an integer. Values that do not convert are left for the
+    /// type error to report as sent.
+    fn coerce(&self, fields: &mut Map<String, Value>) {
+        for (name, scalar) in &self.scalars {
+            let Some(value) = fields.get_mut(name) else { continue };
+            let coerced = match (scalar, &*value) {
+                (Scalar::Integer, Value::String(text)) => text.parse::<i64>().ok().map(Value::from),
+                (Scalar::Integer, Value::Number(number)) if number.as_i64().is_none() && number.as_u64().is_none() => {
+                    // Whole and well inside i64's exact range, so the cast is lossless.
+                    number
+                        .as_f64()
+                        .filter(|float| float.fract() == 0.0 && float.abs() < 9e15)
+                        .map(|float| Value::from(float as i64))
+                }
+                (Scalar::Number, Value::String(text)) => {
+                    text.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Value::Number)
+                }
+                (Scalar::Boolean, Value::String(text)) => match text.as_str() {
+                    "true" => Some(Value::Bool(true)),
+                    "false" => Some(Value::Bool(false)),
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some(coerced) = coerced {
+                *value = coerced;
+            }
+        }
+    }
+
+    /// Fills missing optional fields with the schema's defaults.
+    fn apply_defaults(&self, fields: &mut Map<String, Value>) {
+        for (name, default) in &self.defaults {
+            if !fields.contains_key(name) {
+                fields.insert(name.clone(), default.clone());
+            }
+        }
+    }
+
+    /// Every schema error, in Crossbar's shape.
+    fn check(&self, fields: &Map<String, Value>) -> ValidationErrors {
+        let instance = Value::Object(fields.clone());
+        let mut errors = ValidationErrors::new();
+        for error in self.validator.iter_errors(&instance) {
+            let (field, rule, detail) = crossbar_error(&error);
+            errors.add(&field, &rule, detail);
+        }
+        errors
+    }
+}
+
+/// One schema error as Crossbar words it (spec 3.7): field path, rule, detail.
+fn crossbar_error(error: &jsonschema::ValidationError<'_>) -> (String, String, Value) {
+    let mut path: Vec<String> = error.instance_path().iter().map(|segment| segment.to_string()).collect();
+    let value = error.instance().as_ref().clone();
+    let (rule, detail) = match error.kind() {
+        ValidationErrorKind::Required { property } => {
+            let name = property.as_str().map_or_else(|| property.to_string(), str::to_owned);
+            path.push(name.clone());
+            ("required".to_owned(), json!({"message": "Field is required but missing", "value": name}))
+        }
+        ValidationErrorKind::Enum { options } => (
+            "enum".to_owned(),
+            json!({"message": "Value not found in enumerated list of values", "target": options.as_ref(), "value": value}),
+        ),
+        ValidationErrorKind::Type { kind } => {
+            let names: Vec<&str> = match kind {
+                TypeKind::Single(single) => vec![single.as_str()],
+                TypeKind::Multiple(set) => set.iter().map(|json_type| json_type.as_str()).collect(),
+            };
+            let target = match names.as_slice() {
+                [single] => json!(single),
+                several => json!(several),
+            };
+            let message = format!("Value did not match type(s): {}", names.join(", "));
+            ("type".to_owned(), json!({"message": message, "target": target, "value": value}))
+        }
+        ValidationErrorKind::Minimum { limit } => (
+            "minimum".to_owned(),
+            json!({"message": format!("Value must be at least {limit}"), "target": limit, "value": value}),
+        ),
+        ValidationErrorKind::Maximum { limit } => (
+            "maximum".to_owned(),
+            json!({"message": format!("Value must be at most {limit}"), "target": limit, "value": value}),
+        ),
+        // Keywords the webhook schema does not use today: keep the rule name, use the library's text.
+        other => (other.keyword().to_owned(), json!({"message": error.to_string(), "value": value})),
+    };
+    (field_path(&path), rule, detail)
+}

@@ -1,0 +1,533 @@
+//! Validation of webhook documents (spec 3.7, 3.8; decisions 4, 19, 21-23): every rule's exact
+//! Crossbar error, coercion, defaults, the uri and header checks, modifiers and PATCH's merge.
+
+use std::sync::LazyLock;
+
+use serde_json::{Map, Value, json};
+use webhooks_model::errors::ValidationErrors;
+use webhooks_model::hooks::HookDefinitions;
+use webhooks_model::webhook::{
+    Format, HttpVerb, ValidationContext, WebhookDocument, check_callback_uri, merge_patch, validate_webhook,
+};
+
+static DEFINITIONS: LazyLock<HookDefinitions> = LazyLock::new(HookDefinitions::default);
+
+/// Who is asking, as the three knobs of [`ValidationContext`].
+#[derive(Clone, Copy)]
+struct Caller {
+    superduper_admin: bool,
+    allow_private_targets: bool,
+}
+
+const RESELLER: Caller = Caller { superduper_admin: false, allow_private_targets: false };
+const ADMIN: Caller = Caller { superduper_admin: true, allow_private_targets: false };
+const PRIVATE_OK: Caller = Caller { superduper_admin: false, allow_private_targets: true };
+
+fn object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        other => panic!("not an object: {other}"),
+    }
+}
+
+fn validate_as(caller: Caller, data: Value) -> Result<WebhookDocument, ValidationErrors> {
+    let context = ValidationContext {
+        definitions: &DEFINITIONS,
+        superduper_admin: caller.superduper_admin,
+        allow_private_targets: caller.allow_private_targets,
+    };
+    validate_webhook(&object(data), &context)
+}
+
+fn accepted(data: Value) -> WebhookDocument {
+    validate_as(RESELLER, data.clone()).unwrap_or_else(|errors| panic!("{data} refused: {}", errors.into_json()))
+}
+
+fn refused_as(caller: Caller, data: Value) -> Value {
+    match validate_as(caller, data.clone()) {
+        Ok(document) => panic!("{data} accepted as {:?}", document.fields()),
+        Err(errors) => errors.into_json(),
+    }
+}
+
+fn refused(data: Value) -> Value {
+    refused_as(RESELLER, data)
+}
+
+/// A valid channel hook with `extra` merged over it.
+fn hook_with(extra: Value) -> Value {
+    let mut data =
+        object(json!({"name": "New calls", "uri": "https://hooks.example.com/new", "hook": "channel_create"}));
+    data.extend(object(extra));
+    Value::Object(data)
+}
+
+const HOOK_ENUM: [&str; 10] = [
+    "all",
+    "channel_answer",
+    "channel_bridge",
+    "channel_create",
+    "channel_destroy",
+    "mms",
+    "notifications",
+    "object",
+    "parking",
+    "sms",
+];
+
+#[test]
+fn every_schema_rule_answers_crossbars_exact_error() {
+    let cases = [
+        (
+            json!({"uri": "https://hooks.example.com/new", "hook": "channel_create"}),
+            json!({"name": {"required": {"message": "Field is required but missing", "value": "name"}}}),
+        ),
+        (
+            hook_with(json!({"http_verb": "delete"})),
+            json!({"http_verb": {"enum": {"message": "Value not found in enumerated list of values",
+                                          "target": ["get", "post", "put"], "value": "delete"}}}),
+        ),
+        (
+            hook_with(json!({"format": "xml"})),
+            json!({"format": {"enum": {"message": "Value not found in enumerated list of values",
+                                       "target": ["form-data", "json"], "value": "xml"}}}),
+        ),
+        (
+            hook_with(json!({"hook": "callflow"})),
+            json!({"hook": {"enum": {"message": "Value not found in enumerated list of values",
+                                     "target": HOOK_ENUM, "value": "callflow"}}}),
+        ),
+        (
+            hook_with(json!({"retries": "many"})),
+            json!({"retries": {"type": {"message": "Value did not match type(s): integer", "target": "integer",
+                                        "value": "many"}}}),
+        ),
+        (
+            hook_with(json!({"retries": -1})),
+            json!({"retries": {"minimum": {"message": "Value must be at least 0", "target": 0, "value": -1}}}),
+        ),
+        (
+            hook_with(json!({"retries": 5})),
+            json!({"retries": {"maximum": {"message": "Value must be at most 4", "target": 4, "value": 5}}}),
+        ),
+        (
+            hook_with(json!({"enabled": "yes"})),
+            json!({"enabled": {"type": {"message": "Value did not match type(s): boolean", "target": "boolean",
+                                        "value": "yes"}}}),
+        ),
+        (
+            hook_with(json!({"name": 7})),
+            json!({"name": {"type": {"message": "Value did not match type(s): string", "target": "string",
+                                     "value": 7}}}),
+        ),
+        (
+            hook_with(json!({"custom_data": {"foo": 5}})),
+            json!({"custom_data.foo": {"type": {"message": "Value did not match type(s): string",
+                                                "target": "string", "value": 5}}}),
+        ),
+        (
+            hook_with(json!({"custom_data": {"a.b": true}})),
+            json!({"custom_data.a%2Eb": {"type": {"message": "Value did not match type(s): string",
+                                                  "target": "string", "value": true}}}),
+        ),
+        (
+            hook_with(json!({"custom_data": "foo"})),
+            json!({"custom_data": {"type": {"message": "Value did not match type(s): object", "target": "object",
+                                            "value": "foo"}}}),
+        ),
+        (
+            hook_with(json!({"uri": "https://localhost:345/webhook"})),
+            json!({"uri": {"error": {"message": "invalid client URL", "value": "https://localhost:345/webhook"}}}),
+        ),
+    ];
+    for (data, expected) in cases {
+        assert_eq!(refused(data.clone()), expected, "for {data}");
+    }
+}
+
+#[test]
+fn all_schema_errors_are_reported_at_once() {
+    let errors = refused(json!({"hook": "nope", "http_verb": "delete", "retries": 9, "uri": "ftp://example.com/"}));
+    let fields: Vec<&str> = errors.as_object().expect("an object").keys().map(String::as_str).collect();
+    let mut sorted = fields.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, ["hook", "http_verb", "name", "retries", "uri"], "got {errors}");
+}
+
+#[test]
+fn a_create_answers_the_spec_example_with_defaults_appended_in_order() {
+    let document = accepted(json!({"name": "New Calls", "uri": "https://hooks.example.com/calls/new",
+                                   "http_verb": "post", "hook": "channel_create", "retries": 3}));
+    let expected = json!({"name": "New Calls", "uri": "https://hooks.example.com/calls/new", "http_verb": "post",
+                          "hook": "channel_create", "retries": 3, "enabled": true, "format": "form-data",
+                          "include_internal_legs": true});
+    assert_eq!(
+        serde_json::to_string(document.fields()).expect("serializes"),
+        serde_json::to_string(&expected).expect("serializes")
+    );
+}
+
+#[test]
+fn defaults_fill_every_optional_field_but_include_subaccounts() {
+    let document = accepted(hook_with(json!({})));
+    assert_eq!(document.name(), "New calls");
+    assert_eq!(document.uri(), "https://hooks.example.com/new");
+    assert_eq!(document.hook(), "channel_create");
+    assert_eq!(document.http_verb(), HttpVerb::Post);
+    assert_eq!(document.format(), Format::FormData);
+    assert_eq!(document.retries(), 2);
+    assert!(document.enabled());
+    assert!(document.include_internal_legs());
+    assert!(!document.include_subaccounts());
+    assert!(!document.fields().contains_key("include_subaccounts"));
+    assert_eq!(document.custom_data(), None);
+    assert_eq!(document.custom_request_headers(), None);
+}
+
+#[test]
+fn sent_values_are_kept_and_typed() {
+    let document = accepted(hook_with(json!({"http_verb": "get", "format": "json", "retries": 0, "enabled": false,
+                                             "include_internal_legs": false, "include_subaccounts": true,
+                                             "custom_data": {"tag": "x"}})));
+    assert_eq!(document.http_verb(), HttpVerb::Get);
+    assert_eq!(document.format(), Format::Json);
+    assert_eq!(document.retries(), 0);
+    assert!(!document.enabled());
+    assert!(!document.include_internal_legs());
+    assert!(document.include_subaccounts());
+    assert_eq!(document.custom_data(), Some(&object(json!({"tag": "x"}))));
+}
+
+#[test]
+fn string_numbers_and_booleans_are_coerced_as_monster_ui_sends_them() {
+    let document = accepted(hook_with(json!({"retries": "3", "enabled": "false", "include_internal_legs": "true",
+                                             "include_subaccounts": "true"})));
+    assert_eq!(document.fields()["retries"], json!(3));
+    assert_eq!(document.fields()["enabled"], json!(false));
+    assert_eq!(document.fields()["include_internal_legs"], json!(true));
+    assert_eq!(document.fields()["include_subaccounts"], json!(true));
+    assert_eq!(document.retries(), 3);
+    assert!(!document.enabled() && document.include_internal_legs() && document.include_subaccounts());
+
+    assert_eq!(accepted(hook_with(json!({"retries": "2"}))).fields()["retries"], json!(2));
+    assert_eq!(accepted(hook_with(json!({"retries": 4.0}))).fields()["retries"], json!(4));
+    // A coerced value is then checked like a sent one, and reported as coerced.
+    assert_eq!(
+        refused(hook_with(json!({"retries": "-1"}))),
+        json!({"retries": {"minimum": {"message": "Value must be at least 0", "target": 0, "value": -1}}})
+    );
+    assert_eq!(
+        refused(hook_with(json!({"retries": "2.5"})))["retries"]["type"]["value"],
+        json!("2.5"),
+        "strings that are not integers stay strings"
+    );
+}
+
+#[test]
+fn unknown_fields_are_kept_in_their_order() {
+    let document = accepted(json!({"ui_metadata": {"origin": "webhooks"}, "name": "n", "group": "Billing",
+                                   "uri": "https://hooks.example.com/", "hook": "all", "zeta": [1, 2]}));
+    let keys: Vec<&str> = document.fields().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "ui_metadata",
+            "name",
+            "group",
+            "uri",
+            "hook",
+            "zeta",
+            "enabled",
+            "format",
+            "http_verb",
+            "include_internal_legs",
+            "retries"
+        ]
+    );
+    assert_eq!(document.fields()["ui_metadata"], json!({"origin": "webhooks"}));
+    assert_eq!(document.fields()["group"], json!("Billing"));
+}
+
+#[test]
+fn private_and_read_only_keys_are_dropped() {
+    let document = accepted(hook_with(json!({"_id": "x", "_rev": "1-a", "pvt_account_id": "y", "pvt_deleted": true,
+                                             "id": "0f3c6a1e9b2d4c7e8a5f1b3d6e9c2a4f",
+                                             "disable_reason": "too many failed attempts", "private": "kept"})));
+    let fields = document.into_fields();
+    for dropped in ["_id", "_rev", "pvt_account_id", "pvt_deleted", "id", "disable_reason"] {
+        assert!(!fields.contains_key(dropped), "{dropped} kept");
+    }
+    assert_eq!(fields["private"], json!("kept"), "only the prefixes are private");
+}
+
+#[test]
+fn uris_are_absolute_http_without_credentials_or_private_addresses() {
+    // (uri, accepted normally, accepted when private targets are allowed)
+    let cases = [
+        ("http://hooks.example.com/a", true, true),
+        ("https://hooks.example.com:8443/a?b=c#d", true, true),
+        ("HTTPS://Hooks.Example.com/a", true, true),
+        ("http://93.184.216.34/hook", true, true),
+        ("http://[2606:2800:220:1:248:1893:25c8:1946]/hook", true, true),
+        ("ftp://hooks.example.com/a", false, false),
+        ("/relative/path", false, false),
+        ("hooks.example.com/a", false, false),
+        ("", false, false),
+        ("https://user:secret@hooks.example.com/a", false, false),
+        ("https://user@hooks.example.com/a", false, false),
+        ("https://hooks.example.com/a b", false, false),
+        (" https://hooks.example.com/a", false, false),
+        ("https://hooks.example.com/a\n", false, false),
+        ("https://localhost/a", false, false),
+        ("https://LOCALHOST./a", false, false),
+        ("http://127.0.0.1:8080/a", false, true),
+        ("http://127.0.0.2/a", false, true),
+        ("http://2130706433/a", false, true),
+        ("http://0.0.0.0/a", false, true),
+        ("http://10.1.2.3/a", false, true),
+        ("http://172.16.0.1/a", false, true),
+        ("http://192.168.1.10/a", false, true),
+        ("http://100.100.100.200/a", false, true),
+        ("http://169.254.169.254/latest/meta-data/", false, true),
+        ("http://224.0.0.1/a", false, true),
+        ("http://255.255.255.255/a", false, true),
+        ("http://[::1]/a", false, true),
+        ("http://[::]/a", false, true),
+        ("http://[fc00::1]/a", false, true),
+        ("http://[fd00:ec2::254]/a", false, true),
+        ("http://[fe80::1]/a", false, true),
+        ("http://[ff02::1]/a", false, true),
+        ("http://[::ffff:127.0.0.1]/a", false, true),
+        ("http://[64:ff9b::a9fe:a9fe]/a", false, true),
+        ("http://[2002:c0a8:0101::1]/a", false, true),
+    ];
+    for (uri, public, private) in cases {
+        for (caller, expected) in [(RESELLER, public), (PRIVATE_OK, private)] {
+            let result = validate_as(caller, hook_with(json!({"uri": uri})));
+            match (expected, result) {
+                (true, Ok(document)) => assert_eq!(document.uri(), uri),
+                (false, Err(errors)) => assert_eq!(
+                    errors.into_json(),
+                    json!({"uri": {"error": {"message": "invalid client URL", "value": uri}}}),
+                    "for {uri}"
+                ),
+                (expected, result) => panic!(
+                    "{uri} (private allowed: {}): expected accepted={expected}, got {result:?}",
+                    caller.allow_private_targets
+                ),
+            }
+        }
+    }
+}
+
+#[test]
+fn the_uri_check_says_why() {
+    let reason = |uri: &str| check_callback_uri(uri, false).expect_err("refused").to_string();
+    assert_eq!(reason("ftp://example.com/"), "scheme 'ftp' is not http or https");
+    assert_eq!(reason("https://a:b@example.com/"), "carries credentials");
+    assert_eq!(reason("https://localhost/"), "host 'localhost' is blacklisted");
+    assert_eq!(reason("http://10.0.0.1/"), "address 10.0.0.1 is not a public address");
+    assert!(reason("/relative").starts_with("not an absolute URL"));
+    assert!(check_callback_uri("http://10.0.0.1/", true).is_ok());
+}
+
+#[test]
+fn custom_request_headers_are_checked() {
+    let document = accepted(hook_with(json!({"custom_request_headers": {"Authorization": "Bearer abc",
+                                                                        "X-Tenant": "acme\tcorp"}})));
+    assert_eq!(
+        document.custom_request_headers(),
+        Some(&object(json!({"Authorization": "Bearer abc", "X-Tenant": "acme\tcorp"})))
+    );
+
+    let reserved = json!([
+        "host",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "connection",
+        "x-hook-id",
+        "x-account-id",
+        "x-event-id",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature"
+    ]);
+    for name in [
+        "Host",
+        "content-length",
+        "Content-Type",
+        "TRANSFER-ENCODING",
+        "Connection",
+        "X-Hook-ID",
+        "x-account-id",
+        "X-Event-Id",
+        "webhook-id",
+        "Webhook-Timestamp",
+        "webhook-signature",
+    ] {
+        assert_eq!(
+            refused(hook_with(json!({"custom_request_headers": {name: "x"}}))),
+            json!({format!("custom_request_headers.{name}"): {"reserved": {
+                "message": "Header is set by the server and cannot be overridden",
+                "target": reserved, "value": name}}}),
+            "for {name}"
+        );
+    }
+
+    for name in ["", "Bad Header", "X-Föö", "X:Y", "(x)"] {
+        assert_eq!(
+            refused(hook_with(json!({"custom_request_headers": {name: "x"}}))),
+            json!({format!("custom_request_headers.{name}"): {"pattern": {
+                "message": "Invalid HTTP header name", "target": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", "value": name}}}),
+            "for {name:?}"
+        );
+    }
+
+    assert_eq!(
+        refused(hook_with(json!({"custom_request_headers": {"X-Evil": "a\r\nHost: other"}}))),
+        json!({"custom_request_headers.X-Evil": {"pattern": {
+            "message": "Invalid HTTP header value: control characters are not allowed", "value": "a\r\nHost: other"}}})
+    );
+    assert_eq!(
+        refused(hook_with(json!({"custom_request_headers": {"X-Count": 5, "X.Dotted": ["a"]}}))),
+        json!({
+            "custom_request_headers.X-Count": {"type": {"message": "Value did not match type(s): string",
+                                                        "target": "string", "value": 5}},
+            "custom_request_headers.X%2EDotted": {"type": {"message": "Value did not match type(s): string",
+                                                           "target": "string", "value": ["a"]}},
+        })
+    );
+    assert_eq!(
+        refused(hook_with(json!({"custom_request_headers": ["X-A: b"]})))["custom_request_headers"]["type"]["target"],
+        json!("object")
+    );
+}
+
+fn object_hook(custom_data: Value) -> Value {
+    hook_with(json!({"hook": "object", "custom_data": custom_data}))
+}
+
+fn notifications_hook(notification_type: &str) -> Value {
+    hook_with(json!({"hook": "notifications", "custom_data": {"type": notification_type}}))
+}
+
+#[test]
+fn object_hooks_need_valid_type_and_action_modifiers() {
+    let object_types = json!([
+        "all",
+        "account",
+        "callflow",
+        "device",
+        "faxbox",
+        "media",
+        "user",
+        "vmbox",
+        "fax",
+        "mailbox_message",
+        "call_recording"
+    ]);
+    let actions = json!(["all", "doc_created", "doc_edited", "doc_deleted"]);
+
+    accepted(object_hook(json!({"type": "user", "action": "doc_created", "extra": "copied"})));
+    accepted(object_hook(json!({"type": "all", "action": "all"})));
+
+    let missing = json!({"message": "missing required modifier"});
+    assert_eq!(
+        refused(hook_with(json!({"hook": "object"}))),
+        json!({"custom_data.type": {"required": missing}, "custom_data.action": {"required": missing}})
+    );
+    assert_eq!(refused(object_hook(json!({"type": "user"}))), json!({"custom_data.action": {"required": missing}}));
+    assert_eq!(
+        refused(object_hook(json!({"type": "queue", "action": "doc_renamed"}))),
+        json!({
+            "custom_data.type": {"enum": {"message": "value not found in enumerated list of values",
+                                          "cause": "queue", "target": object_types}},
+            "custom_data.action": {"enum": {"message": "value not found in enumerated list of values",
+                                            "cause": "doc_renamed", "target": actions}},
+        })
+    );
+}
+
+#[test]
+fn notification_types_are_checked_and_restricted_ones_refused_to_non_admins() {
+    let spec: Value =
+        serde_json::from_str(include_str!("../data/hook-definitions.json")).expect("the definitions are JSON");
+    let all_types: Vec<String> =
+        spec[2]["modifiers"]["type"]["items"].as_object().expect("notification types").keys().cloned().collect();
+    let visible: Vec<String> =
+        all_types.iter().filter(|name| *name != "system_alert" && *name != "webhook_disabled").cloned().collect();
+    assert_eq!(all_types.len(), visible.len() + 2);
+
+    let unknown = |target: &[String], cause: &str| {
+        json!({"custom_data.type": {"enum": {"message": "value not found in enumerated list of values",
+                                             "cause": cause, "target": target}}})
+    };
+    assert_eq!(refused_as(RESELLER, notifications_hook("fax_sent")), unknown(&visible, "fax_sent"));
+    assert_eq!(refused_as(ADMIN, notifications_hook("fax_sent")), unknown(&all_types, "fax_sent"));
+
+    // Decision 22: the restriction is enforced, not only cosmetic.
+    for restricted in ["system_alert", "webhook_disabled"] {
+        assert_eq!(refused_as(RESELLER, notifications_hook(restricted)), unknown(&visible, restricted));
+        validate_as(ADMIN, notifications_hook(restricted)).expect("an admin may subscribe");
+    }
+    accepted(notifications_hook("voicemail_new"));
+    accepted(notifications_hook("all"));
+    assert_eq!(
+        refused(hook_with(json!({"hook": "notifications", "custom_data": {}}))),
+        json!({"custom_data.type": {"required": {"message": "missing required modifier"}}})
+    );
+}
+
+#[test]
+fn hooks_without_modifiers_and_the_all_hook_take_any_custom_data() {
+    accepted(hook_with(json!({"hook": "all", "custom_data": {"type": "anything", "action": "at all"}})));
+    accepted(hook_with(json!({"hook": "all"})));
+    for hook in ["channel_answer", "channel_bridge", "channel_destroy", "parking", "sms", "mms"] {
+        accepted(hook_with(json!({"hook": hook, "custom_data": {"type": "whatever"}})));
+    }
+}
+
+#[test]
+fn modifiers_are_only_checked_once_the_schema_passed() {
+    assert_eq!(
+        refused(hook_with(json!({"hook": "object", "http_verb": "delete"}))),
+        json!({"http_verb": {"enum": {"message": "Value not found in enumerated list of values",
+                                      "target": ["get", "post", "put"], "value": "delete"}}})
+    );
+    let uri_only = refused(hook_with(json!({"hook": "object", "uri": "http://10.0.0.1/"})));
+    assert_eq!(uri_only.as_object().map(Map::len), Some(1), "got {uri_only}");
+}
+
+#[test]
+fn patch_replaces_top_level_keys_whole_and_null_removes() {
+    let stored = object(json!({"name": "n", "uri": "https://a.example/", "hook": "object", "enabled": false,
+                               "custom_data": {"type": "user", "action": "all", "tag": "t"}, "group": "g"}));
+    let patch = object(json!({"enabled": true, "custom_data": {"type": "device", "action": "all"}, "group": null,
+                              "ui_metadata": {"v": 1}, "gone": null}));
+    let merged = merge_patch(&stored, &patch);
+    assert_eq!(
+        serde_json::to_string(&merged).expect("serializes"),
+        serde_json::to_string(&json!({"name": "n", "uri": "https://a.example/", "hook": "object", "enabled": true,
+                                      "custom_data": {"type": "device", "action": "all"},
+                                      "ui_metadata": {"v": 1}}))
+        .expect("serializes")
+    );
+    assert_eq!(merge_patch(&stored, &Map::new()), stored);
+
+    // The merged document is then validated like any other, defaults refilled.
+    let document = accepted(Value::Object(merge_patch(&stored, &object(json!({"retries": null})))));
+    assert_eq!(document.retries(), 2);
+}
+
+#[test]
+fn http_verb_and_format_parse_case_insensitively() {
+    assert_eq!("GET".parse::<HttpVerb>(), Ok(HttpVerb::Get));
+    assert_eq!("put".parse::<HttpVerb>(), Ok(HttpVerb::Put));
+    assert!("delete".parse::<HttpVerb>().is_err());
+    assert_eq!(HttpVerb::Post.to_string(), "post");
+    assert_eq!("JSON".parse::<Format>(), Ok(Format::Json));
+    assert_eq!("form-data".parse::<Format>(), Ok(Format::FormData));
+    assert!("xml".parse::<Format>().is_err());
+    assert_eq!(Format::FormData.to_string(), "form-data");
+}

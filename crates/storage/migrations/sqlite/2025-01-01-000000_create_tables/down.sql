@@ -1,0 +1,4 @@
+DROP TABLE attempts;
+DROP TABLE webhooks;
+DROP TABLE accounts;
+DROP TABLE settings;

@@ -1,0 +1,132 @@
+//! Persistence of the webhooks service: accounts and their tree, webhook documents, delivery
+//! attempts and system settings, on PostgreSQL (production, shared by replicas) or SQLite (one
+//! process).
+//!
+//! Diesel's `MultiConnection` puts both backends behind one connection type, so every query is
+//! written once. Diesel is synchronous: each [`Store`] method borrows a pooled connection inside
+//! `tokio::task::spawn_blocking`, never on the async runtime's threads.
+//!
+//! Invariants:
+//! - Every tenant query takes the account id first and only sees that account's rows; descendant
+//!   scoping uses the materialized account path (`root/.../self/`), one indexed range scan.
+//! - JSON documents are stored as text with their key order preserved.
+//! - Revisions are `<n>-<32 hex>`; `n` grows by one on every write of the document.
+
+mod accounts;
+mod attempts;
+mod connection;
+mod error;
+mod migrations;
+mod page;
+mod revision;
+mod schema;
+mod settings;
+mod webhooks;
+
+use std::fmt;
+use std::time::Duration;
+
+use diesel::RunQueryDsl;
+use diesel::r2d2::{HandleError, Pool};
+
+pub use crate::accounts::{Account, NewAccount};
+pub use crate::attempts::{Attempt, NewAttempt};
+pub use crate::connection::Backend;
+use crate::connection::{AnyConnection, Manager, Target, enable_wal};
+pub use crate::error::{Result, StorageError};
+pub use crate::page::{Page, PageRequest};
+pub use crate::webhooks::{NewWebhook, Webhook, WebhookChange};
+
+/// How long a caller waits for a pooled connection before giving up.
+const POOL_WAIT: Duration = Duration::from_secs(10);
+
+/// The database: a cheap-to-clone handle on a connection pool.
+#[derive(Clone)]
+pub struct Store {
+    /// The pool; r2d2 pools are reference-counted, so clones share it.
+    pool: Pool<Manager>,
+    /// Which product is behind the pool.
+    backend: Backend,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL is left out on purpose: it may carry a password.
+        formatter.debug_struct("Store").field("backend", &self.backend).finish_non_exhaustive()
+    }
+}
+
+/// Sends r2d2's background connection failures to tracing instead of the `log` crate.
+#[derive(Debug)]
+struct TracingErrorHandler;
+
+impl HandleError<diesel::r2d2::Error> for TracingErrorHandler {
+    fn handle_error(&self, error: diesel::r2d2::Error) {
+        tracing::warn!(error = %error, "database connection failed");
+    }
+}
+
+impl Store {
+    /// Connects to `url`: `sqlite://PATH` (relative or absolute; the file is created if missing,
+    /// in WAL mode, with a busy timeout and foreign keys enforced) or `postgres://...` /
+    /// `postgresql://...`. At most `max_connections` connections are open at once.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Store> {
+        let target = Target::parse(url)?;
+        let backend = target.backend;
+        tokio::task::spawn_blocking(move || {
+            // One connection up front reports an unreachable database at once and with its real
+            // cause; the pool alone would only time out later.
+            let mut first = target.establish().map_err(StorageError::Connect)?;
+            enable_wal(&mut first)?;
+            drop(first);
+            let pool = Pool::builder()
+                .max_size(max_connections.max(1))
+                // Open connections on demand: many stores (tests, tools) may share one server.
+                .min_idle(Some(1))
+                .connection_timeout(POOL_WAIT)
+                .error_handler(Box::new(TracingErrorHandler))
+                .build_unchecked(Manager { target });
+            tracing::debug!(?backend, max_connections, "database pool ready");
+            Ok(Store { pool, backend })
+        })
+        .await?
+    }
+
+    /// Which backend this store talks to.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies the embedded migrations of this backend that are not applied yet. Idempotent; on
+    /// PostgreSQL serialized with an advisory lock so several replicas may start at once.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn migrate(&self) -> Result<()> {
+        self.run(migrations::run).await
+    }
+
+    /// Cheap liveness check of the database (`SELECT 1`).
+    pub async fn ping(&self) -> Result<()> {
+        self.run(|connection| {
+            // `SELECT 1` spelled through a table-free diesel query so it runs on both backends.
+            diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>("1"))
+                .first::<i32>(connection)
+                .map(|_| ())
+                .map_err(StorageError::from)
+        })
+        .await
+    }
+
+    /// Runs `work` with a pooled connection on the blocking thread pool.
+    async fn run<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut connection = pool.get()?;
+            work(&mut connection)
+        })
+        .await?
+    }
+}

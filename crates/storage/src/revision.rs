@@ -1,0 +1,59 @@
+//! Document revisions in Kazoo's `_rev` shape, and the clock.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use webhooks_model::time::gregorian_from_unix;
+
+/// A revision `<n>-<32 hex>`: `n` counts writes, the tag tells apart documents and writers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Revision {
+    /// How many writes the document has seen.
+    pub(crate) number: i64,
+    /// 32 lowercase hex characters.
+    pub(crate) tag: String,
+}
+
+impl Revision {
+    /// The revision of a newly created document.
+    pub(crate) fn first() -> Self {
+        Self { number: 1, tag: fresh_tag() }
+    }
+
+    /// Parses `<n>-<tag>`; `None` for anything else (such a revision can never match).
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        let (number, tag) = text.split_once('-')?;
+        let number = number.parse::<i64>().ok()?;
+        Some(Self { number, tag: tag.to_owned() })
+    }
+
+    /// The text form, as clients see it.
+    pub(crate) fn render(number: i64, tag: &str) -> String {
+        format!("{number}-{tag}")
+    }
+}
+
+/// A fresh random revision tag.
+pub(crate) fn fresh_tag() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Now, in gregorian seconds.
+pub(crate) fn now() -> i64 {
+    // A clock before 1970 is a broken host; 0 keeps the arithmetic defined.
+    let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());
+    gregorian_from_unix(i64::try_from(unix).unwrap_or(i64::MAX / 2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_what_it_renders_and_rejects_other_shapes() {
+        let first = Revision::first();
+        let text = Revision::render(first.number, &first.tag);
+        assert_eq!(Revision::parse(&text), Some(first));
+        assert_eq!(Revision::parse("nope"), None);
+        assert_eq!(Revision::parse("x-abc"), None);
+    }
+}

@@ -1,0 +1,66 @@
+//! The API served on a free port of 127.0.0.1, in-process, over a test database.
+
+use std::net::TcpListener;
+
+use tokio_util::sync::CancellationToken;
+use webhooks_api::{ApiSettings, ApiState};
+use webhooks_storage::Store;
+
+use crate::db::TestDatabase;
+use crate::http::Client;
+
+/// A running API with its master account.
+pub struct TestApp {
+    /// A client for it.
+    pub client: Client,
+    /// The store behind it, for arranging and checking state directly.
+    pub store: Store,
+    /// The master account's id.
+    pub master_id: String,
+    /// The master account's API key.
+    pub master_key: String,
+    shutdown: CancellationToken,
+    _database: TestDatabase,
+}
+
+impl TestApp {
+    /// Serves the API over `database` (private targets allowed, as tests use 127.0.0.1).
+    pub async fn spawn(database: TestDatabase) -> Self {
+        let store = database.store().await;
+        let master_key = webhooks_api::accounts::generate_api_key();
+        let (master, _) = webhooks_api::accounts::bootstrap_master(&store, Some(&master_key))
+            .await
+            .expect("the master account is created");
+        let settings = ApiSettings {
+            allow_private_targets: true,
+            workers: 1,
+            max_body_bytes: 64 * 1024,
+            ..ApiSettings::default()
+        };
+        let state = ApiState::new(store.clone(), settings).await.expect("the API state is built");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+        listener.set_nonblocking(true).expect("a non-blocking listener");
+        let address = listener.local_addr().expect("a local address");
+        let shutdown = CancellationToken::new();
+        tokio::spawn(webhooks_api::run(listener, state, shutdown.clone()));
+        Self {
+            client: Client::new(&format!("http://{address}")),
+            store,
+            master_id: master.id.to_string(),
+            master_key,
+            shutdown,
+            _database: database,
+        }
+    }
+
+    /// A token of the master account.
+    pub async fn master_token(&self) -> String {
+        self.client.token(&self.master_key).await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

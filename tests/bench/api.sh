@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Load test of the REST API on PostgreSQL: requests/s and latency percentiles of listing and
+# creating hooks, measured with wrk against a release build of `webhooks api` on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+DURATION=${BENCH_DURATION:-10s}
+CONNECTIONS=${BENCH_CONNECTIONS:-64}
+THREADS=${BENCH_THREADS:-1}
+PORT=${BENCH_PORT:-18080}
+KEY=bench-master-key
+DB=webhooks_bench_$$
+BASE=http://127.0.0.1:$PORT
+
+command -v wrk >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+command -v curl >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null; }
+cargo build --release -p webhooks --quiet
+
+psql -q -h 127.0.0.1 -U postgres -c "CREATE DATABASE $DB" postgres
+work=$(mktemp -d)
+cleanup() {
+  [ -n "${server:-}" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+  psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" postgres || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+WEBHOOKS_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" WEBHOOKS_LISTEN="127.0.0.1:$PORT" \
+  WEBHOOKS_MASTER_API_KEY=$KEY RUST_LOG=warn WEBHOOKS_DATABASE_POOL_SIZE=16 \
+  target/release/webhooks api &
+server=$!
+for _ in $(seq 1 100); do curl -sf "$BASE/v2/webhooks" >/dev/null && break; sleep 0.1; done
+
+auth=$(curl -sf -X PUT "$BASE/v2/api_auth" -d "{\"data\":{\"api_key\":\"$KEY\"}}")
+token=$(echo "$auth" | python3 -c 'import json,sys; print(json.load(sys.stdin)["auth_token"])')
+account=$(echo "$auth" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["account_id"])')
+hooks="$BASE/v2/accounts/$account/webhooks"
+for i in $(seq 1 20); do
+  curl -sf -X PUT "$hooks" -H "X-Auth-Token: $token" \
+    -d "{\"data\":{\"name\":\"seed $i\",\"uri\":\"https://hooks.example.com/$i\",\"hook\":\"channel_create\"}}" >/dev/null
+done
+
+cat > "$work/create.lua" <<LUA
+wrk.method = "PUT"
+wrk.headers["X-Auth-Token"] = "$token"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"data":{"name":"bench","uri":"https://hooks.example.com/bench","hook":"channel_answer","format":"json"}}'
+LUA
+cat > "$work/report.lua" <<'LUA'
+done = function(summary, latency, requests)
+  io.write(string.format("requests/s %.0f  p50 %.2f ms  p99 %.2f ms  errors %d non-2xx %d\n",
+    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, summary.errors.status))
+end
+LUA
+
+echo "== list hooks (GET, 20 hooks, page of 50), $CONNECTIONS connections, $DURATION"
+cat "$work/report.lua" > "$work/list.lua"
+wrk -t "$THREADS" -c "$CONNECTIONS" -d "$DURATION" -H "X-Auth-Token: $token" -s "$work/list.lua" "$hooks" | tail -n 1
+echo "== create hooks (PUT), $CONNECTIONS connections, $DURATION"
+cat "$work/report.lua" >> "$work/create.lua"
+wrk -t "$THREADS" -c "$CONNECTIONS" -d "$DURATION" -s "$work/create.lua" "$hooks" | tail -n 1

@@ -1,0 +1,4 @@
+//! End-to-end: the `webhooks` binary started as operators start it, driven over real HTTP.
+
+mod api;
+mod process;

@@ -1,0 +1,96 @@
+//! Starting and stopping the `webhooks` binary.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use webhooks_test_support::http::Client;
+
+/// The binary built next to this test (`make test` builds it first).
+pub fn binary() -> PathBuf {
+    let test = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = test.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
+    let binary = profile_dir.join("webhooks");
+    assert!(binary.exists(), "{} is missing: run `cargo build --workspace --bins` first", binary.display());
+    binary
+}
+
+/// A free port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("a free port").port()
+}
+
+/// A running `webhooks` process; killed on drop.
+pub struct Webhooks {
+    child: Child,
+    /// A client for its API.
+    pub client: Client,
+    /// What it printed on standard output, line by line, read until it answered.
+    pub stdout_lines: Vec<String>,
+}
+
+impl Webhooks {
+    /// Starts `webhooks <args>` with `env`, and waits until its API answers.
+    pub async fn start(args: &[&str], env: &[(&str, String)]) -> Self {
+        let port = free_port();
+        let mut command = Command::new(binary());
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("WEBHOOKS_LISTEN", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("webhooks starts");
+        let client = Client::new(&format!("http://127.0.0.1:{port}"));
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        let mut stdout_lines = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(tokio::time::Instant::now() < deadline, "webhooks did not answer within 60 s");
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("webhooks exited early: {status}");
+            }
+            if reqwest::get(format!("{}/v2/webhooks", client.base_url())).await.is_ok() {
+                break;
+            }
+            if let Ok(Ok(Some(line))) = tokio::time::timeout(Duration::from_millis(100), stdout.next_line()).await {
+                stdout_lines.push(line);
+            }
+        }
+        // Whatever was printed before the first answer is now in the pipe.
+        while let Ok(Ok(Some(line))) = tokio::time::timeout(Duration::from_millis(200), stdout.next_line()).await {
+            stdout_lines.push(line);
+        }
+        Self { child, client, stdout_lines }
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub async fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("still running");
+        let status = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await.expect("kill runs");
+        assert!(status.success());
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("webhooks stops within 30 s of SIGTERM")
+            .expect("an exit status")
+    }
+}
+
+/// Runs `webhooks <args>` to completion; its exit status.
+pub async fn run_to_end(args: &[&str], env: &[(&str, String)]) -> std::process::ExitStatus {
+    let mut command = Command::new(binary());
+    command.args(args).env_clear().env("RUST_LOG", "warn").stdout(Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    tokio::time::timeout(Duration::from_secs(60), command.status()).await.expect("finishes").expect("runs")
+}
