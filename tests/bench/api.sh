@@ -54,6 +54,7 @@ done = function(summary, latency, requests)
 end
 LUA
 
+[ -n "${BENCH_PROFILE:-}" ] && { (sleep 2; perf record -F 499 -g -p "$server" -o "$BENCH_PROFILE" -- sleep 5 >/dev/null 2>&1) & }
 echo "== list hooks (GET, 20 hooks, page of 50), $CONNECTIONS connections, $DURATION"
 cat "$work/report.lua" > "$work/list.lua"
 wrk -t "$THREADS" -c "$CONNECTIONS" -d "$DURATION" -H "X-Auth-Token: $token" -s "$work/list.lua" "$hooks" | tail -n 1

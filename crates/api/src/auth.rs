@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::dev::Payload;
@@ -111,7 +112,7 @@ pub fn may_act_on(caller: &Account, account: &Account) -> bool {
 }
 
 /// The account of the verified token, if the request carried one; its account must still exist.
-async fn caller(state: &ApiState) -> Result<Option<Account>, ApiError> {
+async fn caller(state: &ApiState) -> Result<Option<Arc<Account>>, ApiError> {
     let Some(claims) = crossbar::current().and_then(|meta| meta.claims) else {
         return Ok(None);
     };
@@ -126,9 +127,9 @@ async fn caller(state: &ApiState) -> Result<Option<Account>, ApiError> {
 #[derive(Debug, Clone)]
 pub struct Scope {
     /// The account in the URL.
-    pub account: Account,
+    pub account: Arc<Account>,
     /// The token's account.
-    pub caller: Account,
+    pub caller: Arc<Account>,
 }
 
 impl FromRequest for Scope {
@@ -153,7 +154,7 @@ impl FromRequest for Scope {
 
 /// The caller of a path that needs no token: `None` when anonymous.
 #[derive(Debug, Clone)]
-pub struct OptionalCaller(pub Option<Account>);
+pub struct OptionalCaller(pub Option<Arc<Account>>);
 
 impl OptionalCaller {
     /// True for a super-duper admin caller.
@@ -177,7 +178,7 @@ impl FromRequest for OptionalCaller {
 
 /// A caller who must be authenticated, on a path without an account.
 #[derive(Debug, Clone)]
-pub struct Caller(pub Account);
+pub struct Caller(pub Arc<Account>);
 
 impl FromRequest for Caller {
     type Error = ApiError;

@@ -39,6 +39,10 @@ pub struct ApiSettings {
     pub default_page_size: usize,
     /// HTTP worker threads.
     pub workers: usize,
+    /// How long an account read from the store serves authorization before it is read again.
+    /// Accounts never move in the tree; this bounds how long another replica's deletion of an
+    /// account takes to reach this one.
+    pub account_cache_seconds: u64,
 }
 
 impl Default for ApiSettings {
@@ -50,6 +54,7 @@ impl Default for ApiSettings {
             token_lifetime_seconds: 3600,
             default_page_size: 50,
             workers: 2,
+            account_cache_seconds: 5,
         }
     }
 }
@@ -62,6 +67,7 @@ pub struct ApiState {
     definitions: HookDefinitions,
     settings: ApiSettings,
     node: Arc<str>,
+    accounts: moka::sync::Cache<AccountId, Arc<Account>>,
 }
 
 /// The settings key of the token signing secret, shared by every replica through the store.
@@ -76,6 +82,10 @@ impl ApiState {
             tokens: TokenSigner::new(secret.as_bytes(), settings.token_lifetime_seconds),
             definitions: HookDefinitions::default(),
             node: Arc::from(settings.node.as_str()),
+            accounts: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(settings.account_cache_seconds))
+                .build(),
             settings,
             store,
         })
@@ -95,8 +105,20 @@ impl ApiState {
         Arc::clone(&self.node)
     }
 
-    pub(crate) async fn account(&self, id: &AccountId) -> Result<Option<Account>, StorageError> {
-        self.store.account(id).await
+    /// An account, from the cache when it was read recently. Missing accounts are not cached.
+    pub(crate) async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, StorageError> {
+        if let Some(account) = self.accounts.get(id) {
+            return Ok(Some(account));
+        }
+        let Some(account) = self.store.account(id).await? else { return Ok(None) };
+        let account = Arc::new(account);
+        self.accounts.insert(id.clone(), Arc::clone(&account));
+        Ok(Some(account))
+    }
+
+    /// Forgets a cached account after this replica changed or deleted it.
+    pub(crate) fn forget_account(&self, id: &AccountId) {
+        self.accounts.invalidate(id);
     }
 }
 

@@ -610,6 +610,32 @@ async fn real_client_habits_are_accepted(app: TestApp) {
         assert!(created.data().get(key).is_none(), "{key} is never stored");
     }
 
+    let curl_style = client
+        .send_raw(
+            Method::PUT,
+            &path(account, ""),
+            Some(&token),
+            "application/x-www-form-urlencoded",
+            hook_body().to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(
+        curl_style.status,
+        StatusCode::CREATED,
+        "JSON sent with curl's default form content type: {}",
+        curl_style.body
+    );
+    let form = client
+        .send_raw(
+            Method::PUT,
+            "/v2/api_auth",
+            None,
+            "application/x-www-form-urlencoded",
+            format!("api_key={}", app.master_key).into_bytes(),
+        )
+        .await;
+    assert_eq!(form.status, StatusCode::CREATED, "a form body is read as the data object: {}", form.body);
+
     let tunnelled = client.send(Method::POST, &path(account, "?verb=PUT"), Some(&token), Some(&hook_body())).await;
     assert_eq!(tunnelled.status, StatusCode::CREATED, "a method tunnelled through POST");
 

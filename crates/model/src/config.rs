@@ -88,11 +88,19 @@ pub struct ApiConfig {
     pub token_lifetime_seconds: u64,
     /// Page length of listings when the client names none.
     pub default_page_size: usize,
+    /// Seconds an account read for authorization is reused before it is read again.
+    pub account_cache_seconds: u64,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { workers: 2, max_body_bytes: 1 << 20, token_lifetime_seconds: 3600, default_page_size: 50 }
+        Self {
+            workers: 2,
+            max_body_bytes: 1 << 20,
+            token_lifetime_seconds: 3600,
+            default_page_size: 50,
+            account_cache_seconds: 5,
+        }
     }
 }
 

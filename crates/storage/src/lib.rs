@@ -84,6 +84,9 @@ impl Store {
                 // Open connections on demand: many stores (tests, tools) may share one server.
                 .min_idle(Some(1))
                 .connection_timeout(POOL_WAIT)
+                // No `SELECT 1` before each use: a round trip per query is too dear, and a
+                // connection that failed is dropped by `has_broken` and replaced.
+                .test_on_check_out(false)
                 .error_handler(Box::new(TracingErrorHandler))
                 .build_unchecked(Manager { target });
             tracing::debug!(?backend, max_connections, "database pool ready");

@@ -2,6 +2,10 @@
 
 mod settings;
 
+/// JSON documents make the services allocation-heavy; mimalloc keeps that cheap across threads.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -100,6 +104,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         token_lifetime_seconds: settings.api.token_lifetime_seconds,
         default_page_size: settings.api.default_page_size,
         workers: settings.api.workers,
+        account_cache_seconds: settings.api.account_cache_seconds,
     };
     let state = ApiState::new(store, api_settings).await.context("preparing the API")?;
     tracing::info!(listen = %address, master.id = %master.id, "API listening");

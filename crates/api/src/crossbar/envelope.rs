@@ -100,9 +100,11 @@ impl Responder for Reply {
     type Body = actix_web::body::BoxBody;
 
     fn respond_to(self, request: &HttpRequest) -> HttpResponse {
+        // `data` is serialized once: the listing revision hashes those very bytes.
+        let data = serde_json::to_vec(&self.data).unwrap_or_default();
         let revision = match self.revision {
             Some(revision) => Some(revision),
-            None if self.hashed_revision => Some(md5_hex(&self.data)),
+            None if self.hashed_revision => Some(hex::encode(Md5::digest(&data))),
             None => None,
         };
         let mut fields = Map::new();
@@ -116,7 +118,6 @@ impl Responder for Reply {
                 fields.insert("next_start_key".into(), Value::String(next));
             }
         }
-        fields.insert("data".into(), self.data);
         if let Some(revision) = &revision {
             fields.insert("revision".into(), Value::String(revision.clone()));
         }
@@ -124,7 +125,7 @@ impl Responder for Reply {
         if let Some(token) = self.auth_token {
             fields.insert("auth_token".into(), Value::String(token));
         }
-        let mut response = render(self.status, fields);
+        let mut response = render(self.status, &data, fields);
         let headers = response.headers_mut();
         if request.method() == actix_web::http::Method::GET
             && let Some(etag) = revision.and_then(|revision| HeaderValue::from_str(&format!("\"{revision}\"")).ok())
@@ -138,8 +139,9 @@ impl Responder for Reply {
     }
 }
 
-/// Renders `fields` with the envelope members every response carries.
-pub(crate) fn render(status: StatusCode, mut fields: Map<String, Value>) -> HttpResponse {
+/// Renders `data` (already serialized) and `fields` with the envelope members every response
+/// carries.
+pub(crate) fn render(status: StatusCode, data: &[u8], mut fields: Map<String, Value>) -> HttpResponse {
     let meta = request::current();
     if let Some(token) = meta.as_ref().and_then(|meta| meta.auth_token.clone()) {
         fields.entry("auth_token").or_insert(Value::String(token));
@@ -153,20 +155,53 @@ pub(crate) fn render(status: StatusCode, mut fields: Map<String, Value>) -> Http
     }
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());
     fields.insert("timestamp".into(), Value::String(iso8601_from_unix(now as i64)));
-    let pretty = meta.as_ref().is_some_and(|meta| meta.pretty);
-    let body = if pretty {
-        serde_json::to_vec_pretty(&Value::Object(fields))
+    let body = if meta.as_ref().is_some_and(|meta| meta.pretty) {
+        let mut whole = Map::new();
+        whole.insert("data".into(), serde_json::from_slice(data).unwrap_or(Value::Null));
+        whole.extend(fields);
+        serde_json::to_vec_pretty(&Value::Object(whole)).unwrap_or_default()
     } else {
-        serde_json::to_vec(&Value::Object(fields))
+        splice_data(data, &fields)
     };
     let mut response = HttpResponse::build(status);
     response.insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")));
-    // Serializing a `Value` cannot fail; an empty body would still be answered with the status.
-    response.body(body.unwrap_or_default())
+    response.body(body)
 }
 
-/// Lowercase hex MD5 of a JSON value, Kazoo's revision for rendered listings.
-fn md5_hex(data: &Value) -> String {
-    let bytes = serde_json::to_vec(data).unwrap_or_default();
-    hex::encode(Md5::digest(bytes))
+/// `{"data":<data>,<fields>}` without serializing `data` again.
+fn splice_data(data: &[u8], fields: &Map<String, Value>) -> Vec<u8> {
+    let rest = serde_json::to_vec(fields).unwrap_or_else(|_| b"{}".to_vec());
+    let mut body = Vec::with_capacity(data.len() + rest.len() + 9);
+    body.extend_from_slice(b"{\"data\":");
+    body.extend_from_slice(data);
+    match rest.get(1..) {
+        // `rest` is `{}` or `{"k":...}`: keep its members and its closing brace.
+        Some(members) if rest.len() > 2 => {
+            body.push(b',');
+            body.extend_from_slice(members);
+        }
+        _ => body.push(b'}'),
+    }
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn spliced_envelopes_are_the_json_of_data_and_fields() {
+        let mut fields = Map::new();
+        fields.insert("status".into(), json!("success"));
+        fields.insert("page_size".into(), json!(2));
+        let body = splice_data(br#"[1,{"a":"b"}]"#, &fields);
+        let parsed: Value = serde_json::from_slice(&body).expect("valid JSON");
+        assert_eq!(parsed, json!({"data": [1, {"a": "b"}], "status": "success", "page_size": 2}));
+        assert_eq!(
+            serde_json::from_slice::<Value>(&splice_data(b"\"x\"", &Map::new())).expect("json"),
+            json!({"data": "x"})
+        );
+    }
 }

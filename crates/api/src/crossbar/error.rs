@@ -145,11 +145,10 @@ impl ResponseError for ApiError {
         }
         let (message, data) = self.message_and_data();
         let mut fields = serde_json::Map::new();
-        fields.insert("data".into(), data);
         fields.insert("error".into(), Value::String(status.as_u16().to_string()));
         fields.insert("message".into(), Value::String(message.into()));
         fields.insert("status".into(), Value::String("error".into()));
-        let mut response = render(status, fields);
+        let mut response = render(status, &serde_json::to_vec(&data).unwrap_or_default(), fields);
         if let Self::MethodNotAllowed { allow } = self {
             response.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
         }

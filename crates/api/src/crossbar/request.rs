@@ -189,7 +189,9 @@ async fn read_body(request: &mut ServiceRequest, limit: usize) -> Result<Body, A
     }
     let is_form = header_text(request, &CONTENT_TYPE)
         .is_some_and(|content_type| content_type.starts_with("application/x-www-form-urlencoded"));
-    if is_form {
+    // `curl -d '{...}'` sends JSON labelled as a form; Crossbar reads such a body as JSON.
+    let looks_like_json = bytes.iter().find(|byte| !byte.is_ascii_whitespace()).is_some_and(|byte| *byte == b'{');
+    if is_form && !looks_like_json {
         return Ok(Body::Json(Arc::new(form_to_json(&bytes))));
     }
     Ok(match serde_json::from_slice::<Value>(&bytes) {

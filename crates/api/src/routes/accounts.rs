@@ -87,6 +87,7 @@ async fn update(state: &ApiState, scope: &Scope, name: &str, doc: &Map<String, V
         .update_account(&scope.account.id, name, doc)
         .await?
         .ok_or_else(|| ApiError::BadIdentifier(scope.account.id.to_string()))?;
+    state.forget_account(&account.id);
     Ok(Reply::document(account_view(&account), &account.revision))
 }
 
@@ -100,6 +101,7 @@ pub async fn delete(state: Data<ApiState>, scope: Scope) -> Result<Reply, ApiErr
     if !state.store.delete_account(&account.id).await? {
         return Err(ApiError::BadIdentifier(account.id.to_string()));
     }
+    state.forget_account(&account.id);
     tracing::info!(account.id = %account.id, "account deleted");
     let mut view = account_view(account);
     if let Value::Object(fields) = &mut view {

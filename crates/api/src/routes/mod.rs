@@ -19,39 +19,11 @@ async fn not_found() -> Result<Reply, ApiError> {
     Err(ApiError::NotFound)
 }
 
-/// Registers every route. Specific paths come before the `{webhook_id}` patterns they overlap.
+/// Registers every route. Paths are matched in order: the busiest come first, and specific paths
+/// come before the `{webhook_id}` patterns they overlap.
 pub fn configure(config: &mut ServiceConfig) {
     let account = "/v2/accounts/{account_id}";
     config
-        .service(
-            web::resource("/v2/api_auth").route(web::put().to(accounts::api_auth)).default_service(not_allowed("PUT")),
-        )
-        // System scope.
-        .service(
-            web::resource("/v2/webhooks")
-                .route(web::get().to(system::definitions))
-                .route(web::put().to(system::refuse))
-                .route(web::patch().to(system::refuse))
-                .default_service(not_allowed("GET, PUT, PATCH")),
-        )
-        .service(
-            web::resource("/v2/webhooks/samples")
-                .route(web::get().to(system::sample_ids))
-                .default_service(not_allowed("GET")),
-        )
-        .service(
-            web::resource("/v2/webhooks/samples/{sample_id}")
-                .route(web::get().to(system::sample))
-                .default_service(not_allowed("GET")),
-        )
-        .service(
-            web::resource("/v2/webhooks/{rest:.*}")
-                .route(web::get().to(system::refuse))
-                .route(web::post().to(system::refuse))
-                .route(web::patch().to(system::refuse))
-                .route(web::delete().to(system::refuse))
-                .default_service(not_allowed("GET, POST, PATCH, DELETE")),
-        )
         // Account scope: webhooks.
         .service(
             web::resource([format!("{account}/webhooks"), format!("{account}/descendants/webhooks")])
@@ -87,6 +59,35 @@ pub fn configure(config: &mut ServiceConfig) {
             web::resource(format!("{account}/webhooks/{{webhook_id}}/attempts"))
                 .route(web::get().to(attempts::hook_attempts))
                 .default_service(not_allowed("GET")),
+        )
+        .service(
+            web::resource("/v2/api_auth").route(web::put().to(accounts::api_auth)).default_service(not_allowed("PUT")),
+        )
+        // System scope.
+        .service(
+            web::resource("/v2/webhooks")
+                .route(web::get().to(system::definitions))
+                .route(web::put().to(system::refuse))
+                .route(web::patch().to(system::refuse))
+                .default_service(not_allowed("GET, PUT, PATCH")),
+        )
+        .service(
+            web::resource("/v2/webhooks/samples")
+                .route(web::get().to(system::sample_ids))
+                .default_service(not_allowed("GET")),
+        )
+        .service(
+            web::resource("/v2/webhooks/samples/{sample_id}")
+                .route(web::get().to(system::sample))
+                .default_service(not_allowed("GET")),
+        )
+        .service(
+            web::resource("/v2/webhooks/{rest:.*}")
+                .route(web::get().to(system::refuse))
+                .route(web::post().to(system::refuse))
+                .route(web::patch().to(system::refuse))
+                .route(web::delete().to(system::refuse))
+                .default_service(not_allowed("GET, POST, PATCH, DELETE")),
         )
         // Account scope: accounts.
         .service(
