@@ -21,8 +21,16 @@ pub struct Settings {
     pub allow_private_targets: bool,
     /// `text` or `json` logs.
     pub log_format: LogFormat,
+    /// RabbitMQ URL (`amqp://user:pass@host:5672/%2f`); the in-process bus when unset.
+    pub amqp_url: Option<String>,
+    /// Prefix of this system's own exchanges and queues on the broker.
+    pub bus_prefix: String,
+    /// The cluster id every payload carries; generated once and stored when unset.
+    pub cluster_id: Option<String>,
     /// REST API settings.
     pub api: ApiConfig,
+    /// Router settings.
+    pub router: RouterConfig,
 }
 
 impl Default for Settings {
@@ -35,7 +43,11 @@ impl Default for Settings {
             node: None,
             allow_private_targets: false,
             log_format: LogFormat::Text,
+            amqp_url: None,
+            bus_prefix: "webhooks".into(),
+            cluster_id: None,
             api: ApiConfig::default(),
+            router: RouterConfig::default(),
         }
     }
 }
@@ -51,7 +63,11 @@ impl std::fmt::Debug for Settings {
             .field("node", &self.node)
             .field("allow_private_targets", &self.allow_private_targets)
             .field("log_format", &self.log_format)
+            .field("amqp_url", &self.amqp_url.as_deref().map(redact_url))
+            .field("bus_prefix", &self.bus_prefix)
+            .field("cluster_id", &self.cluster_id)
             .field("api", &self.api)
+            .field("router", &self.router)
             .finish()
     }
 }
@@ -104,6 +120,24 @@ impl Default for ApiConfig {
     }
 }
 
+/// Router settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RouterConfig {
+    /// Unacknowledged events a router holds at once.
+    pub prefetch: u16,
+    /// Seconds between full reloads of the hook index (change notices keep it current between).
+    pub reload_interval_seconds: u64,
+    /// Jobs carried by one bus message at most.
+    pub max_jobs_per_message: usize,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        Self { prefetch: 500, reload_interval_seconds: 300, max_jobs_per_message: 100 }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,11 +147,17 @@ mod tests {
         assert_eq!(redact_url("postgres://user:secret@db:5432/x"), "postgres://user:***@db:5432/x");
         assert_eq!(redact_url("postgres://user@db/x"), "postgres://user@db/x");
         assert_eq!(redact_url("sqlite://webhooks.db"), "sqlite://webhooks.db");
+        assert_eq!(redact_url("amqp://guest:guest@127.0.0.1:5672/%2f"), "amqp://guest:***@127.0.0.1:5672/%2f");
     }
 
     #[test]
     fn debug_output_hides_the_master_key() {
-        let settings = Settings { master_api_key: Some("topsecret".into()), ..Settings::default() };
-        assert!(!format!("{settings:?}").contains("topsecret"));
+        let settings = Settings {
+            master_api_key: Some("topsecret".into()),
+            amqp_url: Some("amqp://user:hidden@mq/%2f".into()),
+            ..Settings::default()
+        };
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("topsecret") && !shown.contains("hidden"));
     }
 }

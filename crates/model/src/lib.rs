@@ -10,6 +10,8 @@ pub mod event;
 pub mod form;
 pub mod hooks;
 pub mod ids;
+pub mod job;
+pub mod notice;
 pub mod notifications;
 pub mod payload;
 pub mod samples;

@@ -51,7 +51,8 @@ pub fn is_private_key(key: &str) -> bool {
 }
 
 /// How a webhook calls its URI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum HttpVerb {
     /// Payload as query string.
     Get,
@@ -100,10 +101,12 @@ impl FromStr for HttpVerb {
 }
 
 /// How a POST or PUT body is encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Format {
     /// `application/x-www-form-urlencoded` (the default).
     #[default]
+    #[serde(rename = "form-data")]
     FormData,
     /// `application/json`.
     Json,

@@ -345,6 +345,14 @@ impl Store {
         .await
     }
 
+    /// Every account, ordered by id (the router's account tree).
+    pub async fn all_accounts(&self) -> Result<Vec<Account>> {
+        self.run(|connection| {
+            load_many(connection, accounts::table.order(accounts::id.asc()).select(AccountRow::as_select()))
+        })
+        .await
+    }
+
     /// Every descendant of an account (all depths, not the account itself), ordered by id.
     pub async fn descendants(&self, id: &AccountId) -> Result<Vec<Account>> {
         let id = id.to_string();

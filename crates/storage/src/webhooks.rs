@@ -347,4 +347,45 @@ impl Store {
         })
         .await
     }
+
+    /// A hook by id alone, whoever owns it (the router applying a change notice).
+    pub async fn webhook_by_id(&self, id: &WebhookId) -> Result<Option<Webhook>> {
+        let id = id.to_string();
+        self.run(move |connection| {
+            let rows = webhooks::table.filter(webhooks::id.eq(&id)).select(WebhookRow::as_select()).load(connection)?;
+            Ok(into_webhooks(rows)?.into_iter().next())
+        })
+        .await
+    }
+
+    /// The enabled hooks of an account, and of its descendants when `include_descendants`.
+    pub async fn enabled_webhooks_of(&self, account: &AccountId, include_descendants: bool) -> Result<Vec<Webhook>> {
+        let account = account.to_string();
+        self.run(move |connection| {
+            let rows = if include_descendants {
+                let Some(path) = load_path(connection, &account)? else {
+                    return Ok(Vec::new());
+                };
+                let subtree = accounts::table
+                    .filter(accounts::path.ge(path.clone()))
+                    .filter(accounts::path.lt(subtree_end(&path)))
+                    .select(accounts::id);
+                webhooks::table
+                    .filter(webhooks::account_id.eq_any(subtree))
+                    .filter(webhooks::enabled.eq(true))
+                    .order((webhooks::account_id.asc(), webhooks::id.asc()))
+                    .select(WebhookRow::as_select())
+                    .load(connection)?
+            } else {
+                webhooks::table
+                    .filter(webhooks::account_id.eq(&account))
+                    .filter(webhooks::enabled.eq(true))
+                    .order(webhooks::id.asc())
+                    .select(WebhookRow::as_select())
+                    .load(connection)?
+            };
+            into_webhooks(rows)
+        })
+        .await
+    }
 }

@@ -54,6 +54,7 @@ on_both_backends!(
     enabled_webhooks_are_those_of_every_account_that_are_enabled,
     pruning_deletes_only_attempts_older_than_the_cutoff,
     many_attempts_are_inserted_at_once,
+    the_router_reads_every_account_hooks_by_id_and_the_enabled_hooks_of_a_subtree,
 );
 
 /// A root account with a random id and API key.
@@ -622,4 +623,43 @@ async fn urls_of_other_databases_are_refused() {
     for url in ["mysql://localhost/db", "sqlite://", "no scheme at all"] {
         assert!(matches!(Store::connect(url, 1).await, Err(StorageError::InvalidUrl(_))), "{url}");
     }
+}
+
+async fn the_router_reads_every_account_hooks_by_id_and_the_enabled_hooks_of_a_subtree(database: TestDatabase) {
+    let store = database.store().await;
+    let top = store.insert_account(&root("top")).await.expect("top");
+    let middle = store.insert_account(&child_of(&top, "middle")).await.expect("middle");
+    let bottom = store.insert_account(&child_of(&middle, "bottom")).await.expect("bottom");
+    let other = store.insert_account(&root("other")).await.expect("other");
+
+    let accounts = store.all_accounts().await.expect("accounts");
+    assert_eq!(
+        sorted(&account_ids(&accounts)),
+        sorted(&[top.id.clone(), middle.id.clone(), bottom.id.clone(), other.id.clone()])
+    );
+    let listed_bottom = accounts.iter().find(|account| account.id == bottom.id).expect("bottom listed");
+    assert_eq!(listed_bottom.tree, vec![top.id.clone(), middle.id.clone()]);
+
+    let top_hook = store.insert_webhook(&hook_of(&top.id)).await.expect("hook");
+    let bottom_hook = store.insert_webhook(&hook_of(&bottom.id)).await.expect("hook");
+    let disabled = store.insert_webhook(&NewWebhook { enabled: false, ..hook_of(&middle.id) }).await.expect("hook");
+    let other_hook = store.insert_webhook(&hook_of(&other.id)).await.expect("hook");
+
+    let found = store.webhook_by_id(&bottom_hook.id).await.expect("lookup").expect("found without its owner");
+    assert_eq!((found.account_id, found.id), (bottom.id.clone(), bottom_hook.id.clone()));
+    assert!(store.webhook_by_id(&WebhookId::generate()).await.expect("lookup").is_none());
+
+    let ids =
+        |hooks: Vec<webhooks_storage::Webhook>| sorted(&hooks.into_iter().map(|hook| hook.id).collect::<Vec<_>>());
+    let subtree = store.enabled_webhooks_of(&top.id, true).await.expect("subtree");
+    assert_eq!(
+        ids(subtree),
+        sorted(&[top_hook.id.clone(), bottom_hook.id.clone()]),
+        "disabled and foreign hooks are left out"
+    );
+    let own = store.enabled_webhooks_of(&top.id, false).await.expect("own");
+    assert_eq!(ids(own), vec![top_hook.id.clone()]);
+    assert!(store.enabled_webhooks_of(&middle.id, false).await.expect("own").is_empty());
+    assert_eq!(ids(store.enabled_webhooks_of(&other.id, true).await.expect("other")), vec![other_hook.id]);
+    let _ = disabled;
 }

@@ -20,7 +20,7 @@ use crate::ids::AccountId;
 pub use channel::{ChannelEvent, ChannelEventName, InboundUserField};
 pub use notification::{CallflowWebhookEvent, NotificationEvent};
 pub use object::{DEFAULT_OBJECT_TYPES, ObjectAction, ObjectEvent, account_id_from_database};
-pub use routing::{call_event_routing_key, decode_routing_key_segment, encode_routing_key_segment};
+pub use routing::{address, call_event_routing_key, decode_routing_key_segment, encode_routing_key_segment};
 
 /// Why a bus message yields no event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,5 +1,10 @@
 //! Kazoo's routing-key conventions (spec 5.1).
 
+use serde_json::Value;
+
+use super::{EventError, text};
+use crate::notifications;
+
 /// Encodes one routing-key segment as Kazoo does for call ids and document ids: letters, digits,
 /// `-`, `~`, `_` kept; space becomes `+`; every other byte (`.` included, since dots separate
 /// segments) becomes `%XX` with upper-case hex.
@@ -50,6 +55,43 @@ pub fn call_event_routing_key(event_name: &str, call_id: &str) -> String {
     format!("call.{event_name}.{}", encode_routing_key_segment(call_id))
 }
 
+/// The exchange and routing key a Kazoo publisher would use for `body`, derived from its
+/// envelope: for publishers that hand events over HTTP instead of AMQP.
+pub fn address(body: &Value) -> Result<(&'static str, String), EventError> {
+    let object = body.as_object().ok_or(EventError::NotAnObject)?;
+    let field = |key: &'static str| text(object, key).ok_or(EventError::MissingField(key));
+    let category = field("Event-Category")?;
+    let name = field("Event-Name")?;
+    match category {
+        "call_event" => {
+            let call_id = ["Origination-Call-ID", "Call-ID", "Unique-ID"]
+                .into_iter()
+                .find_map(|key| text(object, key))
+                .ok_or(EventError::MissingField("Call-ID"))?;
+            Ok(("callevt", call_event_routing_key(name, call_id)))
+        }
+        "configuration" => {
+            let database = field("Database")?;
+            // Kazoo names databases in their encoded form (`account%2F3a%2F...`); a raw name
+            // (`account/3a/...`) is encoded here so the key keeps its four segments.
+            let database =
+                if database.contains(['/', '.']) { encode_routing_key_segment(database) } else { database.to_owned() };
+            let routing_key =
+                format!("{name}.{database}.{}.{}", field("Type")?, encode_routing_key_segment(field("ID")?));
+            Ok(("configuration", routing_key))
+        }
+        "notification" => notifications::by_name(name)
+            .map(|notification| ("notifications", notification.routing_key.to_owned()))
+            .ok_or_else(|| EventError::UnknownNotification(name.to_owned())),
+        "sms" | "mms" => {
+            let route_type = text(object, "Route-Type").unwrap_or("offnet").to_ascii_lowercase();
+            let message_id = field("Message-ID")?;
+            Ok(("im", format!("{category}.{name}.{route_type}.{}", encode_routing_key_segment(message_id))))
+        }
+        other => Err(EventError::UnsupportedCategory(other.to_owned())),
+    }
+}
+
 /// The event category implied by a routing key's shape, for messages whose body lacks
 /// `Event-Category`.
 pub(super) fn category_from_key(segments: &[&str]) -> Option<&'static str> {
@@ -67,6 +109,40 @@ pub(super) fn category_from_key(segments: &[&str]) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_fixture_is_addressed_as_kazoo_publishes_it() {
+        let fixtures = [
+            include_str!("../../fixtures/amqp-events/CHANNEL_ANSWER.json"),
+            include_str!("../../fixtures/amqp-events/CHANNEL_BRIDGE.json"),
+            include_str!("../../fixtures/amqp-events/CHANNEL_CREATE.json"),
+            include_str!("../../fixtures/amqp-events/CHANNEL_DESTROY.json"),
+            include_str!("../../fixtures/amqp-events/notification_voicemail_new.json"),
+            include_str!("../../fixtures/amqp-events/object_doc_created_user.json"),
+            include_str!("../../fixtures/amqp-events/object_doc_deleted_user.json"),
+            include_str!("../../fixtures/amqp-events/object_doc_edited_user.json"),
+            include_str!("../../fixtures/amqp-events/parking_PARK_PARKED.json"),
+        ];
+        for fixture in fixtures {
+            let fixture: Value = serde_json::from_str(fixture).expect("fixture JSON");
+            let (exchange, routing_key) = address(&fixture["body"]).expect("addressable");
+            assert_eq!(exchange, fixture["exchange"]);
+            assert_eq!(routing_key, fixture["routing_key"]);
+        }
+    }
+
+    #[test]
+    fn raw_database_names_are_encoded_and_unknown_categories_refused() {
+        let body = serde_json::json!({"Event-Category": "configuration", "Event-Name": "doc_edited",
+            "Database": "account/3a/4b/5c6d7e8f9a0b1c2d3e4f5a6b7c8d", "Type": "device", "ID": "abc"});
+        let (_, key) = address(&body).expect("addressable");
+        assert_eq!(key, "doc_edited.account%2F3a%2F4b%2F5c6d7e8f9a0b1c2d3e4f5a6b7c8d.device.abc");
+        let sms = serde_json::json!({"Event-Category": "sms", "Event-Name": "inbound", "Message-ID": "m.1", "Route-Type": "OffNet"});
+        assert_eq!(address(&sms).expect("addressable"), ("im", "sms.inbound.offnet.m%2E1".to_owned()));
+        let other = serde_json::json!({"Event-Category": "media", "Event-Name": "x"});
+        assert!(matches!(address(&other), Err(EventError::UnsupportedCategory(_))));
+        assert!(matches!(address(&serde_json::json!([])), Err(EventError::NotAnObject)));
+    }
 
     #[test]
     fn round_trips_awkward_call_ids() {
