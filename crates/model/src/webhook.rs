@@ -21,7 +21,69 @@ use crate::hooks::{ALL_HOOKS, DefinitionsError, HookDefinitions};
 pub const WEBHOOK_SCHEMA: &str = include_str!("../../../proto-schemas/webhook.json");
 
 /// Public keys a client may send but that are never stored: they are derived on read (decision 19).
-pub const READ_ONLY_FIELDS: &[&str] = &["id", "disable_reason"];
+pub const READ_ONLY_FIELDS: &[&str] = &["id", "disable_reason", "signed"];
+
+/// The write-only field holding a hook's Standard Webhooks signing secret: accepted from clients,
+/// stored apart from the document, never returned (responses say `"signed": true` instead).
+pub const SIGNING_SECRET_FIELD: &str = "signing_secret";
+
+/// What a write does to the hook's signing secret.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub enum SecretChange {
+    /// The field was absent: the stored secret (if any) stays.
+    #[default]
+    Keep,
+    /// A new secret.
+    Set(String),
+    /// `null`: signing stops.
+    Remove,
+}
+
+impl fmt::Debug for SecretChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The secret itself never reaches logs.
+        match self {
+            Self::Keep => f.write_str("Keep"),
+            Self::Set(_) => f.write_str("Set(<redacted>)"),
+            Self::Remove => f.write_str("Remove"),
+        }
+    }
+}
+
+/// Reads `signing_secret` from a client's data: `whsec_` followed by the base64 of 24 to 64
+/// random bytes, the Standard Webhooks secret format.
+fn signing_secret_change(data: &Map<String, Value>, errors: &mut ValidationErrors) -> SecretChange {
+    use base64::Engine;
+    match data.get(SIGNING_SECRET_FIELD) {
+        None => SecretChange::Keep,
+        Some(Value::Null) => SecretChange::Remove,
+        Some(Value::String(secret)) => {
+            let decoded = secret
+                .strip_prefix("whsec_")
+                .and_then(|encoded| base64::engine::general_purpose::STANDARD.decode(encoded).ok());
+            match decoded {
+                Some(key) if (24..=64).contains(&key.len()) => SecretChange::Set(secret.clone()),
+                _ => {
+                    // The value is a secret: the error does not echo it.
+                    errors.add(
+                        SIGNING_SECRET_FIELD,
+                        "pattern",
+                        json!({"message": "must be 'whsec_' followed by the base64 of 24 to 64 random bytes"}),
+                    );
+                    SecretChange::Keep
+                }
+            }
+        }
+        Some(_) => {
+            errors.add(
+                SIGNING_SECRET_FIELD,
+                "type",
+                json!({"message": "Value did not match type(s): string", "target": "string"}),
+            );
+            SecretChange::Keep
+        }
+    }
+}
 
 /// Host names refused as `uri` hosts whatever the configuration (`kazoo_web.client.blacklist.hosts`).
 pub const BLACKLISTED_HOSTS: &[&str] = &["localhost"];
@@ -162,6 +224,7 @@ pub struct ValidationContext<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebhookDocument {
     fields: Map<String, Value>,
+    signing_secret: SecretChange,
     http_verb: HttpVerb,
     format: Format,
     retries: u8,
@@ -185,6 +248,7 @@ impl WebhookDocument {
             enabled: flag("enabled", true),
             include_internal_legs: flag("include_internal_legs", true),
             include_subaccounts: flag("include_subaccounts", false),
+            signing_secret: SecretChange::Keep,
             fields,
         }
     }
@@ -244,6 +308,11 @@ impl WebhookDocument {
         self.fields.get("custom_request_headers").and_then(Value::as_object)
     }
 
+    /// What the write does to the signing secret (kept out of [`WebhookDocument::fields`]).
+    pub fn signing_secret(&self) -> &SecretChange {
+        &self.signing_secret
+    }
+
     /// Every public field, unknown client fields included, in order.
     pub fn fields(&self) -> &Map<String, Value> {
         &self.fields
@@ -278,13 +347,16 @@ pub fn validate_webhook(
     let schema = ctx.definitions.schema();
     let mut fields: Map<String, Value> = data
         .iter()
-        .filter(|(key, _)| !is_private_key(key) && !READ_ONLY_FIELDS.contains(&key.as_str()))
+        .filter(|(key, _)| {
+            !is_private_key(key) && !READ_ONLY_FIELDS.contains(&key.as_str()) && key.as_str() != SIGNING_SECRET_FIELD
+        })
         .map(|(key, value)| (key.clone(), value.clone()))
         .collect();
     schema.coerce(&mut fields);
     schema.apply_defaults(&mut fields);
 
     let mut errors = schema.check(&fields);
+    let signing_secret = signing_secret_change(data, &mut errors);
     if let Some(Value::String(uri)) = fields.get("uri")
         && check_callback_uri(uri, ctx.allow_private_targets).is_err()
     {
@@ -296,11 +368,12 @@ pub fn validate_webhook(
     errors.into_result()?;
 
     check_modifiers(&fields, ctx).into_result()?;
-    Ok(WebhookDocument::from_validated(fields))
+    Ok(WebhookDocument { signing_secret, ..WebhookDocument::from_validated(fields) })
 }
 
 /// PATCH's merge (spec 3.6): every key of `patch` replaces the stored one whole (nested objects
-/// included), a `null` removes it. Stored keys keep their position; new keys are appended.
+/// included), a `null` removes it. Stored keys keep their position; new keys are appended. A
+/// `null` signing secret is kept: the secret is stored apart, and `null` is how a client removes it.
 pub fn merge_patch(stored: &Map<String, Value>, patch: &Map<String, Value>) -> Map<String, Value> {
     let mut merged: Map<String, Value> = stored
         .iter()
@@ -311,7 +384,7 @@ pub fn merge_patch(stored: &Map<String, Value>, patch: &Map<String, Value>) -> M
         })
         .collect();
     for (key, value) in patch {
-        if !value.is_null() && !merged.contains_key(key) {
+        if (!value.is_null() || key == SIGNING_SECRET_FIELD) && !merged.contains_key(key) {
             merged.insert(key.clone(), value.clone());
         }
     }

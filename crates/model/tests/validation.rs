@@ -531,3 +531,28 @@ fn http_verb_and_format_parse_case_insensitively() {
     assert!("xml".parse::<Format>().is_err());
     assert_eq!(Format::FormData.to_string(), "form-data");
 }
+
+#[test]
+fn signing_secrets_are_write_only_and_checked_for_the_standard_webhooks_shape() {
+    use webhooks_model::webhook::SecretChange;
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let document = accepted(hook_with(json!({"signing_secret": secret, "signed": false})));
+    assert_eq!(document.signing_secret(), &SecretChange::Set(secret.to_owned()));
+    assert!(!document.fields().contains_key("signing_secret"), "the secret is never part of the document");
+    assert!(!document.fields().contains_key("signed"), "signed is read-only");
+    assert_eq!(accepted(hook_with(json!({}))).signing_secret(), &SecretChange::Keep);
+    assert_eq!(accepted(hook_with(json!({"signing_secret": null}))).signing_secret(), &SecretChange::Remove);
+    assert!(!format!("{:?}", document.signing_secret()).contains("MfKQ"), "Debug hides the secret");
+
+    let too_short = format!("whsec_{}", "QUJD"); // 3 bytes
+    for bad in [json!("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), json!(too_short), json!("whsec_not base64!"), json!(5)] {
+        let errors = refused(hook_with(json!({"signing_secret": bad})));
+        let rule = errors["signing_secret"].as_object().expect("a signing_secret error");
+        assert!(rule.contains_key("pattern") || rule.contains_key("type"), "{errors}");
+        assert!(!errors.to_string().contains("MfKQ"), "errors never echo a secret");
+    }
+
+    let stored = object(json!({"name": "n", "uri": "https://a.example/", "hook": "channel_create"}));
+    let merged = merge_patch(&stored, &object(json!({"signing_secret": null})));
+    assert_eq!(merged.get("signing_secret"), Some(&Value::Null), "a PATCH can remove the secret");
+}
