@@ -7,7 +7,8 @@ run:
 	$(CARGO) run
 
 test:
-	tests/support/ensure-services.sh postgres
+	tests/support/ensure-services.sh postgres rabbitmq
+	python3 -m pip install --quiet --disable-pip-version-check standardwebhooks
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
 

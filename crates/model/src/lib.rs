@@ -4,6 +4,7 @@
 //! Invariant: this crate performs no I/O and depends on no framework; everything here is a pure
 //! function of its inputs, so every other crate can share it and test it cheaply.
 
+pub mod attempt;
 pub mod config;
 pub mod errors;
 pub mod event;
@@ -14,6 +15,7 @@ pub mod job;
 pub mod notice;
 pub mod notifications;
 pub mod payload;
+pub mod retry;
 pub mod samples;
 pub mod time;
 pub mod webhook;

@@ -16,10 +16,12 @@ mod accounts;
 mod attempts;
 mod connection;
 mod error;
+mod failures;
 mod migrations;
 mod page;
 mod revision;
 mod schema;
+mod secrets;
 mod settings;
 mod webhooks;
 

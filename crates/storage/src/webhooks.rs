@@ -348,6 +348,26 @@ impl Store {
         .await
     }
 
+    /// One page of the enabled hooks of every account, by id ascending, starting after the hook
+    /// id `after` (from the start when `None`): the router loads its index page by page, so a
+    /// reload never holds every document at once.
+    pub async fn enabled_webhooks_page(&self, after: Option<&WebhookId>, limit: u32) -> Result<Vec<Webhook>> {
+        let after = after.map(ToString::to_string);
+        self.run(move |connection| {
+            let mut query = webhooks::table
+                .filter(webhooks::enabled.eq(true))
+                .order(webhooks::id.asc())
+                .limit(i64::from(limit))
+                .select(WebhookRow::as_select())
+                .into_boxed();
+            if let Some(after) = after {
+                query = query.filter(webhooks::id.gt(after));
+            }
+            into_webhooks(query.load(connection)?)
+        })
+        .await
+    }
+
     /// A hook by id alone, whoever owns it (the router applying a change notice).
     pub async fn webhook_by_id(&self, id: &WebhookId) -> Result<Option<Webhook>> {
         let id = id.to_string();

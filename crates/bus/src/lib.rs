@@ -1,0 +1,358 @@
+//! The message bus: one narrow interface over RabbitMQ (AMQP 0-9-1, with lapin) and over an
+//! in-process twin that needs no broker.
+//!
+//! The router consumes Kazoo events and publishes delivery jobs, the dispatcher consumes jobs
+//! and parks retries in delay queues, the API publishes change notices; all of them only see
+//! [`Bus`], [`Outgoing`], [`Consumer`] and [`Delivery`]. Which backend runs is decided once, by
+//! [`Bus::connect`]: an AMQP URL selects RabbitMQ, no URL selects the twin, so the single binary
+//! runs on a bare machine. The same test suite runs against both.
+//!
+//! Guarantees common to both backends:
+//! - [`Bus::publish`] returns once the message is safely enqueued (publisher confirms on AMQP).
+//! - Deliveries are acknowledged by hand; an unacknowledged delivery is redelivered when its
+//!   consumer goes away.
+//! - Every name the system uses comes from [`Topology`], declared in one place (`topology.rs`).
+
+mod amqp;
+mod error;
+mod memory;
+mod topic;
+mod topology;
+
+use std::fmt;
+
+use bytes::Bytes;
+
+pub use amqp::AmqpBus;
+pub use error::{AmqpError, BusError};
+pub use memory::InProcessBus;
+pub use topic::topic_matches;
+pub use topology::{DISPATCH_ROUTING_KEY, KAZOO_EXCHANGES, Topology};
+
+/// The content type of a message that does not say otherwise.
+pub const DEFAULT_CONTENT_TYPE: &str = "application/json";
+
+/// A message to publish.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Target exchange; `""` is the default exchange, which routes to the queue named by the
+    /// routing key.
+    pub exchange: String,
+    /// Routing key.
+    pub routing_key: String,
+    /// Payload, passed through untouched.
+    pub body: Bytes,
+    /// AMQP content type; `None` means [`DEFAULT_CONTENT_TYPE`].
+    pub content_type: Option<String>,
+    /// AMQP application headers, as text.
+    pub headers: Vec<(String, String)>,
+    /// Written to disk by the broker (delivery mode 2), so it survives a broker restart.
+    pub persistent: bool,
+    /// Per-message TTL in milliseconds: in a queue with a dead-letter exchange, the message is
+    /// dead-lettered once it expires (how the dispatcher's delay queues schedule retries).
+    pub expiration_ms: Option<u64>,
+}
+
+impl Outgoing {
+    /// A transient JSON message without headers or expiration.
+    pub fn new(exchange: &str, routing_key: &str, body: impl Into<Bytes>) -> Self {
+        Self {
+            exchange: exchange.to_owned(),
+            routing_key: routing_key.to_owned(),
+            body: body.into(),
+            content_type: None,
+            headers: Vec::new(),
+            persistent: false,
+            expiration_ms: None,
+        }
+    }
+
+    /// Whether an unroutable message is an error. On Kazoo's exchanges a message nobody listens
+    /// to is normal (they are broadcasts); on ours (jobs, delay queues through the default
+    /// exchange, dead letters) it means a missing queue and a lost message.
+    pub(crate) fn mandatory(&self) -> bool {
+        !KAZOO_EXCHANGES.contains(&self.exchange.as_str())
+    }
+}
+
+/// A connection to the bus. Cheap to clone: clones share the connection (or the in-process
+/// broker).
+///
+/// Two [`Bus::connect`] calls without a URL make two *separate* in-process brokers that see
+/// nothing of each other; clone one `Bus` to share it. Two calls with the same URL share the
+/// broker, as separate connections.
+///
+/// The bus closes when [`Bus::close`] is called or when the last clone, [`Consumer`] and
+/// in-flight operation are gone.
+#[derive(Clone)]
+pub enum Bus {
+    /// RabbitMQ, over one AMQP connection that reconnects by itself.
+    Amqp(AmqpBus),
+    /// The in-process twin.
+    InProcess(InProcessBus),
+}
+
+impl fmt::Debug for Bus {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let backend = match self {
+            Self::Amqp(_) => "amqp",
+            Self::InProcess(_) => "in-process",
+        };
+        formatter.debug_struct("Bus").field("backend", &backend).field("prefix", &self.topology().prefix).finish()
+    }
+}
+
+impl Bus {
+    /// Connects (`url` is `Some`, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`) or starts an
+    /// in-process broker (`None`), then declares the whole topology: Kazoo's exchanges, the
+    /// router queue and its bindings, the jobs exchange, the dispatch queue and the dead letters.
+    ///
+    /// The first connection is not retried: a wrong URL or an absent broker fails here, for
+    /// the caller to report (or retry). Later connection losses are repaired in the background.
+    pub async fn connect(url: Option<&str>, topology: Topology) -> Result<Bus, BusError> {
+        match url {
+            Some(url) => Ok(Self::Amqp(AmqpBus::connect(url, topology).await?)),
+            None => Ok(Self::InProcess(InProcessBus::start(topology)?)),
+        }
+    }
+
+    /// The names this bus was declared with.
+    pub fn topology(&self) -> &Topology {
+        match self {
+            Self::Amqp(bus) => bus.topology(),
+            Self::InProcess(bus) => bus.topology(),
+        }
+    }
+
+    /// Publishes one message and returns once the broker confirmed it (in-process: once it is
+    /// enqueued).
+    ///
+    /// Fails if the broker refuses it, or if it is unroutable on one of our own exchanges (see
+    /// [`BusError::Unroutable`]). While the AMQP connection is down this waits (up to ten
+    /// seconds) for it to come back, then publishes once: a publish cut by a connection loss is
+    /// not retried here but returned as an error, because its fate is unknown and only the caller
+    /// knows whether a duplicate is acceptable (the router and dispatcher requeue their input).
+    pub async fn publish(&self, message: Outgoing) -> Result<(), BusError> {
+        self.publish_all(vec![message]).await
+    }
+
+    /// Publishes several messages, pipelined, then waits for every confirmation. On error some of
+    /// them may have been published; retrying all of them gives duplicates, never losses.
+    pub async fn publish_all(&self, messages: Vec<Outgoing>) -> Result<(), BusError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Self::Amqp(bus) => bus.publish_all(messages).await,
+            Self::InProcess(bus) => bus.publish_all(messages),
+        }
+    }
+
+    /// Starts consuming `queue` with at most `prefetch` unacknowledged deliveries (0: no limit).
+    pub async fn consume(&self, queue: &str, prefetch: u16) -> Result<Consumer, BusError> {
+        let inner = match self {
+            Self::Amqp(bus) => ConsumerInner::Amqp(Box::new(bus.consume(queue, prefetch).await?)),
+            Self::InProcess(bus) => ConsumerInner::InProcess(bus.consume(queue, prefetch)?),
+        };
+        Ok(Consumer { inner })
+    }
+
+    /// Declares a queue private to this replica, bound with `bindings` (`(exchange, routing key)`),
+    /// and returns its name (`<prefix>.private.<random>`). Used for change notices, which every
+    /// replica must see.
+    ///
+    /// The queue is exclusive and auto-delete: it disappears with the connection, or when its
+    /// consumer is dropped. After a reconnect the AMQP backend declares it again under the same
+    /// name, but messages published while the connection was down are lost; watch
+    /// [`Bus::reconnections`] to know when to resynchronise.
+    pub async fn private_queue(&self, bindings: &[(&str, String)]) -> Result<String, BusError> {
+        match self {
+            Self::Amqp(bus) => bus.private_queue(bindings).await,
+            Self::InProcess(bus) => bus.private_queue(bindings),
+        }
+    }
+
+    /// Declares (idempotently) a durable queue whose messages wait `ttl_ms` (or their own shorter
+    /// [`Outgoing::expiration_ms`]) and are then dead-lettered to `target_exchange` with
+    /// `target_routing_key`: the dispatcher's retry delay queues. Publish to it through the
+    /// default exchange (`""`, routing key = queue name).
+    pub async fn declare_delay_queue(
+        &self,
+        name: &str,
+        ttl_ms: u64,
+        target_exchange: &str,
+        target_routing_key: &str,
+    ) -> Result<(), BusError> {
+        match self {
+            Self::Amqp(bus) => bus.declare_delay_queue(name, ttl_ms, target_exchange, target_routing_key).await,
+            Self::InProcess(bus) => bus.declare_delay_queue(name, ttl_ms, target_exchange, target_routing_key),
+        }
+    }
+
+    /// True while connected (in-process: until closed).
+    pub fn is_connected(&self) -> bool {
+        match self {
+            Self::Amqp(bus) => bus.is_connected(),
+            Self::InProcess(bus) => bus.is_connected(),
+        }
+    }
+
+    /// How many times the AMQP connection was re-established since [`Bus::connect`] (always 0
+    /// in-process). Private queues may have missed messages across each one.
+    pub fn reconnections(&self) -> u64 {
+        match self {
+            Self::Amqp(bus) => bus.reconnections(),
+            Self::InProcess(_) => 0,
+        }
+    }
+
+    /// Messages ready (not delivered) in `queue`, for metrics and tests.
+    pub async fn queue_depth(&self, queue: &str) -> Result<u32, BusError> {
+        match self {
+            Self::Amqp(bus) => bus.queue_depth(queue).await,
+            Self::InProcess(bus) => bus.queue_depth(queue),
+        }
+    }
+
+    /// Closes the bus: consumers end ([`Consumer::next`] returns `None`), further operations fail
+    /// with [`BusError::Closed`], unacknowledged deliveries go back to their queues.
+    pub async fn close(&self) {
+        match self {
+            Self::Amqp(bus) => bus.close().await,
+            Self::InProcess(bus) => bus.close(),
+        }
+    }
+}
+
+/// A subscription to one queue.
+pub struct Consumer {
+    /// The backend's consumer.
+    inner: ConsumerInner,
+}
+
+/// The backends' consumers.
+enum ConsumerInner {
+    /// Re-subscribes by itself after connection losses. Boxed: lapin's consumer is large.
+    Amqp(Box<amqp::AmqpConsumer>),
+    /// Reads the in-process queue.
+    InProcess(memory::MemoryConsumer),
+}
+
+impl fmt::Debug for Consumer {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let queue = match &self.inner {
+            ConsumerInner::Amqp(consumer) => consumer.queue(),
+            ConsumerInner::InProcess(consumer) => consumer.queue(),
+        };
+        formatter.debug_struct("Consumer").field("queue", &queue).finish()
+    }
+}
+
+impl Consumer {
+    /// The next delivery; `None` once the bus is closed.
+    ///
+    /// On AMQP this survives connection losses: it subscribes again once the connection is back
+    /// (with exponential backoff, logging each attempt). Deliveries received before a loss can
+    /// no longer be settled ([`BusError::Stale`]); the broker redelivers them.
+    ///
+    /// Cancel-safe: dropping the future loses no message, so it can sit in a `select!`.
+    pub async fn next(&mut self) -> Option<Delivery> {
+        match &mut self.inner {
+            ConsumerInner::Amqp(consumer) => consumer.next().await,
+            ConsumerInner::InProcess(consumer) => consumer.next().await,
+        }
+    }
+}
+
+/// One received message. Settle it exactly once: [`Delivery::ack`], [`Delivery::ack_through`],
+/// [`Delivery::requeue`] or [`Delivery::dead_letter`]; one never settled is redelivered after its
+/// consumer goes away.
+pub struct Delivery {
+    /// The exchange it was published to (for a dead-lettered message: the dead-letter exchange).
+    pub exchange: String,
+    /// Its routing key.
+    pub routing_key: String,
+    /// The payload, untouched: a malformed message is still delivered, for the caller to judge.
+    pub body: Bytes,
+    /// AMQP content type, if any.
+    pub content_type: Option<String>,
+    /// AMQP application headers with a text or number value (tables and arrays, such as
+    /// RabbitMQ's `x-death`, are left out; `x-first-death-queue` and friends are kept).
+    pub headers: Vec<(String, String)>,
+    /// Delivered before (requeued, or its consumer went away without settling it).
+    pub redelivered: bool,
+    /// How to settle it.
+    acker: Acker,
+}
+
+/// The backends' handles for settling a delivery.
+enum Acker {
+    /// lapin's acker: the delivery tag on its channel.
+    Amqp(lapin::Acker),
+    /// The in-process consumer's bookkeeping.
+    InProcess(memory::MemoryAcker),
+}
+
+/// The four ways to settle a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settlement {
+    /// Done with it.
+    Ack,
+    /// Done with it and with every earlier unsettled delivery of the same consumer.
+    AckThrough,
+    /// Put it back for any consumer.
+    Requeue,
+    /// Reject it to the queue's dead-letter exchange.
+    DeadLetter,
+}
+
+impl fmt::Debug for Delivery {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The body stays out of logs: it may carry personal data.
+        formatter
+            .debug_struct("Delivery")
+            .field("exchange", &self.exchange)
+            .field("routing_key", &self.routing_key)
+            .field("body_bytes", &self.body.len())
+            .field("redelivered", &self.redelivered)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Delivery {
+    /// The value of application header `name`, if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+    }
+
+    /// Acknowledges it: the queue forgets it.
+    pub async fn ack(&self) -> Result<(), BusError> {
+        self.settle(Settlement::Ack).await
+    }
+
+    /// Acknowledges it and every earlier unsettled delivery of the same consumer (AMQP
+    /// `multiple`), so a batch costs one acknowledgement. Do not settle the earlier ones again.
+    pub async fn ack_through(&self) -> Result<(), BusError> {
+        self.settle(Settlement::AckThrough).await
+    }
+
+    /// Puts it back at the head of its queue for redelivery to any consumer.
+    pub async fn requeue(&self) -> Result<(), BusError> {
+        self.settle(Settlement::Requeue).await
+    }
+
+    /// Rejects it without requeueing: the queue's dead-letter exchange receives it (RabbitMQ adds
+    /// `x-death`; both backends set `x-first-death-queue` and `x-first-death-reason`). For
+    /// messages that cannot be parsed. Without a dead-letter exchange it is dropped.
+    pub async fn dead_letter(&self) -> Result<(), BusError> {
+        self.settle(Settlement::DeadLetter).await
+    }
+
+    /// Settles through the backend.
+    async fn settle(&self, settlement: Settlement) -> Result<(), BusError> {
+        match &self.acker {
+            Acker::Amqp(acker) => amqp::settle(acker, settlement).await,
+            Acker::InProcess(acker) => acker.settle(settlement),
+        }
+    }
+}

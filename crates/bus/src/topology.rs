@@ -1,0 +1,370 @@
+//! Every exchange, queue and binding the system uses, declared in this one place (spec 5.1).
+//!
+//! Both backends apply the same [`Declarations`]: the AMQP backend turns each spec into
+//! `exchange.declare` / `queue.declare` / `queue.bind`, the in-process twin into its own tables.
+//! A change here therefore changes production and the twin together.
+
+use std::time::Duration;
+
+use webhooks_model::event::DEFAULT_OBJECT_TYPES;
+use webhooks_model::notifications::NOTIFICATION_TYPES;
+
+/// Kazoo's exchanges that the router listens on, all of kind topic.
+///
+/// They are declared exactly as Kazoo declares them (non-durable, not auto-delete), because
+/// RabbitMQ refuses a redeclaration with other attributes and would close our channel; declaring
+/// them at all lets the system run (and be tested) without a Kazoo on the broker.
+pub const KAZOO_EXCHANGES: [&str; 4] = ["callevt", "configuration", "notifications", "im"];
+
+/// The routing key of the dispatch queue's binding on the jobs exchange.
+pub const DISPATCH_ROUTING_KEY: &str = "dispatch";
+
+/// Call events the router consumes (channel hooks and parking, spec 5.1).
+const CALL_EVENT_BINDINGS: [&str; 7] = [
+    "call.CHANNEL_CREATE.*",
+    "call.CHANNEL_ANSWER.*",
+    "call.CHANNEL_BRIDGE.*",
+    "call.CHANNEL_DESTROY.*",
+    "call.PARK_PARKED.*",
+    "call.PARK_RETRIEVED.*",
+    "call.PARK_ABANDONED.*",
+];
+
+/// Inbound messages the router consumes (sms and mms hooks).
+const INSTANT_MESSAGE_BINDINGS: [&str; 2] = ["sms.inbound.offnet.*", "mms.inbound.offnet.*"];
+
+/// Names and shapes of the system's bus objects. Cheap to clone; every service builds names
+/// from the same value, so a test that picks a unique prefix gets a private set of queues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    /// Prefix of our own queue and exchange names (`webhooks` in production). Kazoo's exchanges
+    /// are never prefixed.
+    pub prefix: String,
+    /// Document types whose changes the router receives for object hooks.
+    pub object_types: Vec<String>,
+    /// `x-expires` on our durable queues: a queue unused that long is deleted. Meant for tests,
+    /// so their queues vanish; when set, our own exchanges are auto-delete for the same reason.
+    pub queue_expires: Option<Duration>,
+}
+
+impl Topology {
+    /// The production shape under `prefix`, with Kazoo's default object types.
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            object_types: DEFAULT_OBJECT_TYPES.iter().map(|kind| (*kind).to_owned()).collect(),
+            queue_expires: None,
+        }
+    }
+
+    /// `<prefix>.router`: the queue of Kazoo events, shared by every router replica (competing
+    /// consumers, so each event is routed once). Durable; dead-letters to
+    /// [`Topology::dead_letter_exchange`].
+    pub fn router_queue(&self) -> String {
+        format!("{}.router", self.prefix)
+    }
+
+    /// `<prefix>.jobs`: the durable direct exchange delivery jobs are published to.
+    pub fn jobs_exchange(&self) -> String {
+        format!("{}.jobs", self.prefix)
+    }
+
+    /// `<prefix>.dispatch`: the queue of delivery jobs, bound to [`Topology::jobs_exchange`]
+    /// with [`DISPATCH_ROUTING_KEY`]. Durable; dead-letters to [`Topology::dead_letter_exchange`].
+    pub fn dispatch_queue(&self) -> String {
+        format!("{}.dispatch", self.prefix)
+    }
+
+    /// The routing key that reaches [`Topology::dispatch_queue`] on the jobs exchange.
+    pub fn dispatch_routing_key(&self) -> &'static str {
+        DISPATCH_ROUTING_KEY
+    }
+
+    /// `<prefix>.dead_letter`: the durable fanout exchange that receives what the router and
+    /// dispatch queues reject.
+    pub fn dead_letter_exchange(&self) -> String {
+        format!("{}.dead_letter", self.prefix)
+    }
+
+    /// `<prefix>.dead_letter`: the durable queue behind the dead-letter exchange, for an operator
+    /// to inspect (nothing consumes it).
+    pub fn dead_letter_queue(&self) -> String {
+        format!("{}.dead_letter", self.prefix)
+    }
+
+    /// What the router queue is bound to: `(exchange, routing key)`.
+    ///
+    /// Object hooks only get changes of the document types hooks can name (not Kazoo's `#`), so
+    /// the router is not flooded with every configuration change of the cluster.
+    pub fn kazoo_event_bindings(&self) -> Vec<(&'static str, String)> {
+        let calls = CALL_EVENT_BINDINGS.iter().map(|key| ("callevt", (*key).to_owned()));
+        let documents = self.object_types.iter().flat_map(|kind| {
+            ["doc_created", "doc_edited", "doc_deleted"]
+                .into_iter()
+                .map(move |action| ("configuration", format!("{action}.*.{kind}.*")))
+        });
+        let notifications = NOTIFICATION_TYPES.iter().map(|kind| ("notifications", kind.routing_key.to_owned()));
+        let messages = INSTANT_MESSAGE_BINDINGS.iter().map(|key| ("im", (*key).to_owned()));
+        calls.chain(documents).chain(notifications).chain(messages).collect()
+    }
+
+    /// What a replica's private change-notice queue is bound to: hook documents (`webhook` in
+    /// the `webhooks` database) and account documents, in Kazoo's `<action>.<db>.<type>.<id>`.
+    pub fn change_notice_bindings(&self) -> Vec<(&'static str, String)> {
+        vec![("configuration", "*.webhooks.webhook.*".to_owned()), ("configuration", "*.accounts.account.*".to_owned())]
+    }
+
+    /// Everything [`crate::Bus::connect`] declares, in dependency order.
+    pub(crate) fn declarations(&self) -> Declarations {
+        let expires = self.queue_expires;
+        // Auto-delete only when queues expire (tests): a test's exchanges then vanish with its
+        // queues. In production they must outlive every queue.
+        let auto_delete = expires.is_some();
+        let mut exchanges: Vec<ExchangeSpec> = KAZOO_EXCHANGES
+            .iter()
+            .map(|name| ExchangeSpec {
+                name: (*name).to_owned(),
+                kind: ExchangeKind::Topic,
+                // As Kazoo declares them; see KAZOO_EXCHANGES.
+                durable: false,
+                auto_delete: false,
+            })
+            .collect();
+        // Durable: jobs and dead letters survive a broker restart.
+        exchanges.push(ExchangeSpec {
+            name: self.dead_letter_exchange(),
+            kind: ExchangeKind::Fanout,
+            durable: true,
+            auto_delete,
+        });
+        exchanges.push(ExchangeSpec {
+            name: self.jobs_exchange(),
+            kind: ExchangeKind::Direct,
+            durable: true,
+            auto_delete,
+        });
+
+        let dead_letters = Some(DeadLetter { exchange: self.dead_letter_exchange(), routing_key: None });
+        let queues = vec![
+            // Nothing consumes it and nothing dead-letters out of it: an operator looks.
+            QueueSpec::durable(self.dead_letter_queue(), expires),
+            // Events are work: a router that cannot parse one dead-letters it rather than drop it.
+            QueueSpec { dead_letter: dead_letters.clone(), ..QueueSpec::durable(self.router_queue(), expires) },
+            QueueSpec { dead_letter: dead_letters, ..QueueSpec::durable(self.dispatch_queue(), expires) },
+        ];
+
+        let mut bindings = vec![
+            BindingSpec {
+                queue: self.dead_letter_queue(),
+                exchange: self.dead_letter_exchange(),
+                // Ignored by a fanout exchange.
+                routing_key: String::new(),
+            },
+            BindingSpec {
+                queue: self.dispatch_queue(),
+                exchange: self.jobs_exchange(),
+                routing_key: DISPATCH_ROUTING_KEY.to_owned(),
+            },
+        ];
+        bindings.extend(self.kazoo_event_bindings().into_iter().map(|(exchange, routing_key)| BindingSpec {
+            queue: self.router_queue(),
+            exchange: exchange.to_owned(),
+            routing_key,
+        }));
+        Declarations { exchanges, queues, bindings }
+    }
+
+    /// A retry delay queue: messages wait `ttl_ms` (or their own shorter expiration), then the
+    /// broker dead-letters them to `target_exchange` with `target_routing_key`.
+    pub(crate) fn delay_queue(
+        &self,
+        name: &str,
+        ttl_ms: u64,
+        target_exchange: &str,
+        target_routing_key: &str,
+    ) -> QueueSpec {
+        QueueSpec {
+            message_ttl_ms: Some(ttl_ms),
+            dead_letter: Some(DeadLetter {
+                exchange: target_exchange.to_owned(),
+                routing_key: Some(target_routing_key.to_owned()),
+            }),
+            ..QueueSpec::durable(name.to_owned(), self.queue_expires)
+        }
+    }
+
+    /// A queue only this replica reads (change notices every replica must see).
+    pub(crate) fn private_queue(&self, name: String) -> QueueSpec {
+        QueueSpec {
+            name,
+            // Its content is only useful to the replica that reads it.
+            durable: false,
+            // Deleted with the connection that declared it, so a crashed replica leaves nothing.
+            exclusive: true,
+            // And as soon as its consumer goes away.
+            auto_delete: true,
+            dead_letter: None,
+            message_ttl_ms: None,
+            expires: None,
+        }
+    }
+
+    /// A fresh name for a private queue. Chosen by us rather than by the server so that the
+    /// same queue (and its bindings) can be declared again after a reconnect.
+    pub(crate) fn private_queue_name(&self) -> String {
+        format!("{}.private.{}", self.prefix, uuid::Uuid::new_v4().simple())
+    }
+}
+
+/// The kinds of exchange the system uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExchangeKind {
+    /// Routing-key patterns with `*` and `#` (Kazoo's exchanges).
+    Topic,
+    /// Exact routing key (jobs).
+    Direct,
+    /// Every bound queue (dead letters).
+    Fanout,
+}
+
+/// One exchange declaration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ExchangeSpec {
+    /// Exchange name.
+    pub(crate) name: String,
+    /// How it routes.
+    pub(crate) kind: ExchangeKind,
+    /// Survives a broker restart.
+    pub(crate) durable: bool,
+    /// Deleted when its last binding goes.
+    pub(crate) auto_delete: bool,
+}
+
+/// Where a queue sends what it rejects or expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DeadLetter {
+    /// `x-dead-letter-exchange`.
+    pub(crate) exchange: String,
+    /// `x-dead-letter-routing-key`; `None` keeps the message's own routing key.
+    pub(crate) routing_key: Option<String>,
+}
+
+/// One queue declaration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct QueueSpec {
+    /// Queue name.
+    pub(crate) name: String,
+    /// Survives a broker restart (with persistent messages).
+    pub(crate) durable: bool,
+    /// Owned by the declaring connection and deleted with it.
+    pub(crate) exclusive: bool,
+    /// Deleted when its last consumer is cancelled.
+    pub(crate) auto_delete: bool,
+    /// `x-dead-letter-exchange` / `x-dead-letter-routing-key`.
+    pub(crate) dead_letter: Option<DeadLetter>,
+    /// `x-message-ttl` in milliseconds.
+    pub(crate) message_ttl_ms: Option<u64>,
+    /// `x-expires`.
+    pub(crate) expires: Option<Duration>,
+}
+
+impl QueueSpec {
+    /// A durable, shared queue without dead-lettering or TTL.
+    fn durable(name: String, expires: Option<Duration>) -> Self {
+        Self {
+            name,
+            durable: true,
+            // Shared by every replica.
+            exclusive: false,
+            // Work must wait for a consumer, not vanish with the last one.
+            auto_delete: false,
+            dead_letter: None,
+            message_ttl_ms: None,
+            expires,
+        }
+    }
+}
+
+/// One binding of a queue to an exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BindingSpec {
+    /// The bound queue.
+    pub(crate) queue: String,
+    /// The source exchange.
+    pub(crate) exchange: String,
+    /// The binding key (a pattern on topic exchanges).
+    pub(crate) routing_key: String,
+}
+
+/// The whole topology: exchanges first, then queues, then bindings.
+#[derive(Debug, Clone)]
+pub(crate) struct Declarations {
+    /// Exchanges to declare.
+    pub(crate) exchanges: Vec<ExchangeSpec>,
+    /// Queues to declare.
+    pub(crate) queues: Vec<QueueSpec>,
+    /// Bindings to make.
+    pub(crate) bindings: Vec<BindingSpec>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_built_from_the_prefix() {
+        let topology = Topology::new("t");
+        assert_eq!(topology.router_queue(), "t.router");
+        assert_eq!(topology.jobs_exchange(), "t.jobs");
+        assert_eq!(topology.dispatch_queue(), "t.dispatch");
+        assert_eq!(topology.dead_letter_exchange(), "t.dead_letter");
+        assert_eq!(topology.dead_letter_queue(), "t.dead_letter");
+    }
+
+    #[test]
+    fn the_router_queue_is_bound_to_every_hook_source() {
+        let bindings = Topology::new("t").kazoo_event_bindings();
+        let on = |exchange: &str| bindings.iter().filter(|(source, _)| *source == exchange).count();
+        assert_eq!(on("callevt"), 7);
+        assert_eq!(on("configuration"), 30, "three actions for each of the ten object types");
+        assert_eq!(on("notifications"), 38, "every notification type of spec table 9.2");
+        assert_eq!(on("im"), 2);
+        assert!(bindings.contains(&("configuration", "doc_edited.*.vmbox.*".to_owned())));
+        assert!(bindings.contains(&("notifications", "notifications.voicemail.new".to_owned())));
+        assert!(bindings.iter().all(|(exchange, _)| KAZOO_EXCHANGES.contains(exchange)));
+    }
+
+    #[test]
+    fn object_bindings_follow_the_configured_object_types() {
+        let topology = Topology { object_types: vec!["device".to_owned()], ..Topology::new("t") };
+        let documents: Vec<String> = topology
+            .kazoo_event_bindings()
+            .into_iter()
+            .filter(|(exchange, _)| *exchange == "configuration")
+            .map(|(_, key)| key)
+            .collect();
+        assert_eq!(documents, ["doc_created.*.device.*", "doc_edited.*.device.*", "doc_deleted.*.device.*"]);
+    }
+
+    #[test]
+    fn work_queues_dead_letter_and_test_topologies_clean_up_after_themselves() {
+        let mut topology = Topology::new("t");
+        let production = topology.declarations();
+        assert!(production.queues.iter().all(|queue| queue.expires.is_none() && queue.durable));
+        assert!(production.exchanges.iter().all(|exchange| !exchange.auto_delete));
+        for queue in production.queues.iter().filter(|queue| queue.name != "t.dead_letter") {
+            assert_eq!(queue.dead_letter.as_ref().map(|target| target.exchange.as_str()), Some("t.dead_letter"));
+        }
+
+        topology.queue_expires = Some(Duration::from_secs(60));
+        let test = topology.declarations();
+        assert!(test.queues.iter().all(|queue| queue.expires == Some(Duration::from_secs(60))));
+        assert!(
+            test.exchanges
+                .iter()
+                .filter(|exchange| exchange.name.starts_with("t."))
+                .all(|exchange| exchange.auto_delete)
+        );
+        assert!(test.exchanges.iter().filter(|exchange| !exchange.name.starts_with("t.")).all(|e| !e.durable));
+    }
+}

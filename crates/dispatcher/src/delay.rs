@@ -1,0 +1,81 @@
+//! Delay queues: where scheduled retries wait (decisions 1 and 5).
+//!
+//! Each delay level of the retry policy is a durable queue `<prefix>.delay.<milliseconds>` with
+//! that message TTL, dead-lettering to the jobs exchange with the `dispatch` routing key, so an
+//! expired retry lands back in the dispatch queue. Every retry also carries its own expiration
+//! (its jittered delay, never above the level): the broker only expires messages at the head of
+//! a queue, and keeping the delays within one level close together bounds how long a message
+//! can wait behind a longer one. Levels are named by their length, so changing the configured
+//! delays declares new queues instead of clashing with the arguments of existing ones.
+
+use std::time::Duration;
+
+use webhooks_bus::{Bus, BusError, Topology};
+use webhooks_model::retry::RetryPolicy;
+
+/// The routing key of the dispatch queue on the jobs exchange.
+pub const DISPATCH_ROUTING_KEY: &str = "dispatch";
+
+/// The delay queues of one topology and policy.
+#[derive(Debug, Clone)]
+pub struct DelayQueues {
+    /// The topology's name prefix.
+    prefix: String,
+    /// Where expired retries go.
+    jobs_exchange: String,
+    /// The levels, shortest first.
+    levels: Vec<Duration>,
+}
+
+impl DelayQueues {
+    /// The delay queues `policy` needs under `topology`.
+    pub fn new(topology: &Topology, policy: &RetryPolicy) -> Self {
+        Self { prefix: topology.prefix.clone(), jobs_exchange: topology.jobs_exchange(), levels: policy.levels() }
+    }
+
+    /// The queue name of a level.
+    pub fn queue_name(&self, level: Duration) -> String {
+        format!("{}.delay.{}", self.prefix, level.as_millis())
+    }
+
+    /// The queue a retry waiting `delay` goes to, and the expiration it carries (milliseconds,
+    /// at least 1: an expiration of 0 would mean "deliver now or drop" to the broker).
+    pub fn route(&self, delay: Duration) -> (String, u64) {
+        let level = self.levels.iter().copied().find(|level| *level >= delay).or_else(|| self.levels.last().copied());
+        let level = level.unwrap_or(delay);
+        let expiration = delay.min(level).as_millis().max(1);
+        (self.queue_name(level), u64::try_from(expiration).unwrap_or(u64::MAX))
+    }
+
+    /// Declares every level's queue (idempotent).
+    pub async fn declare(&self, bus: &Bus) -> Result<(), BusError> {
+        for level in &self.levels {
+            let ttl = u64::try_from(level.as_millis()).unwrap_or(u64::MAX);
+            bus.declare_delay_queue(&self.queue_name(*level), ttl, &self.jobs_exchange, DISPATCH_ROUTING_KEY).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queues() -> DelayQueues {
+        let policy =
+            RetryPolicy::new(vec![Duration::from_secs(5), Duration::from_secs(30)], 0.2, Duration::from_secs(3600))
+                .expect("valid policy");
+        DelayQueues::new(&Topology::new("t1"), &policy)
+    }
+
+    #[test]
+    fn each_delay_goes_to_the_shortest_level_that_holds_it() {
+        let queues = queues();
+        assert_eq!(queues.route(Duration::from_secs(5)), ("t1.delay.6000".to_owned(), 5000));
+        assert_eq!(queues.route(Duration::from_millis(5999)), ("t1.delay.6000".to_owned(), 5999));
+        assert_eq!(queues.route(Duration::from_millis(6001)), ("t1.delay.36000".to_owned(), 6001));
+        assert_eq!(queues.route(Duration::from_secs(90)), ("t1.delay.3600000".to_owned(), 90_000));
+        assert_eq!(queues.route(Duration::from_secs(7200)), ("t1.delay.3600000".to_owned(), 3_600_000));
+        assert_eq!(queues.route(Duration::ZERO), ("t1.delay.6000".to_owned(), 1));
+    }
+}

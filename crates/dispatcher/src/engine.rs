@@ -1,0 +1,429 @@
+//! The delivery pipeline of one job batch: for each job (concurrently, decision 7) sign, call
+//! out, classify, decide, count failures and disable, build the attempt record and the retry;
+//! then store the records and publish the retries, and only then acknowledge the batch.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use moka::sync::Cache;
+use serde_json::json;
+use tracing::Instrument;
+use webhooks_bus::{Bus, BusError, Delivery, Outgoing};
+use webhooks_model::attempt::{Answer, SentRequest, attempt_document};
+use webhooks_model::ids::{AccountId, WebhookId};
+use webhooks_model::job::{DeliveryJob, JobBatch};
+use webhooks_model::notice::{Action, CONFIGURATION_EXCHANGE, Change};
+use webhooks_model::retry::{Decision, FailureLimits, MAX_RETRIES, Observed, RetryPolicy};
+use webhooks_model::time::gregorian_from_unix;
+use webhooks_storage::{NewAttempt, StorageError, Store};
+
+use crate::client::CalloutClient;
+use crate::delay::DelayQueues;
+use crate::request::build_request;
+use crate::settings::DispatcherSettings;
+use crate::signing::SigningKey;
+use crate::writer::{AttemptWriter, WriteError};
+
+/// The exchange Kazoo publishes notifications on.
+pub const NOTIFICATIONS_EXCHANGE: &str = "notifications";
+/// The routing key of `webhook_disabled` (spec 7.3).
+pub const WEBHOOK_DISABLED_ROUTING_KEY: &str = "notifications.webhook.disabled";
+/// The reason recorded when a hook failed too often (spec 7.3).
+pub const TOO_MANY_FAILURES: &str = "too many failed attempts";
+/// The reason recorded when a receiver answered `410 Gone` (decision 2).
+pub const GONE: &str = "endpoint answered 410 gone";
+
+/// How long a batch whose records or retries could not be saved waits before going back to the
+/// queue, so a database or broker outage does not turn into a hot redelivery loop.
+const REQUEUE_PAUSE: Duration = Duration::from_secs(1);
+
+/// Entries per cache: plenty for the hooks and accounts active within a cache lifetime.
+const CACHE_CAPACITY: u64 = 100_000;
+
+/// What one job produced.
+#[derive(Debug, Default)]
+struct JobOutcome {
+    /// The attempt record to store.
+    attempt: Option<NewAttempt>,
+    /// A hook whose failure count a success clears.
+    cleared: Option<WebhookId>,
+    /// The message scheduling its retry (or re-trying it when it could not be attempted).
+    retry: Option<Outgoing>,
+}
+
+/// Why a batch was not completed.
+#[derive(Debug, thiserror::Error)]
+enum BatchError {
+    /// The attempt records were not stored.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// The retries were not confirmed by the broker.
+    #[error("retries could not be scheduled")]
+    Publish(#[source] BusError),
+}
+
+/// Everything a delivery needs, shared by all in-flight batches.
+pub(crate) struct Engine {
+    /// The database.
+    pub(crate) store: Store,
+    /// The bus, for retries, change notices and notifications.
+    pub(crate) bus: Bus,
+    /// The HTTP client.
+    pub(crate) client: CalloutClient,
+    /// When retries happen.
+    pub(crate) policy: RetryPolicy,
+    /// Where retries wait.
+    pub(crate) delays: DelayQueues,
+    /// The settings.
+    pub(crate) settings: DispatcherSettings,
+    /// The batched attempt writer.
+    pub(crate) writer: AttemptWriter,
+    /// Signing keys by hook (`None`: unsigned).
+    pub(crate) keys: Cache<WebhookId, Option<Arc<SigningKey>>>,
+    /// Failure limits by account.
+    pub(crate) limits: Cache<AccountId, FailureLimits>,
+    /// Whether a hook is enabled, as last read or as this dispatcher left it.
+    pub(crate) hook_states: Cache<WebhookId, bool>,
+}
+
+impl Engine {
+    /// An engine; caches are sized and timed from `settings`.
+    pub(crate) fn new(
+        store: Store,
+        bus: Bus,
+        client: CalloutClient,
+        policy: RetryPolicy,
+        delays: DelayQueues,
+        settings: DispatcherSettings,
+        writer: AttemptWriter,
+    ) -> Self {
+        Self {
+            keys: cache(settings.cache_ttl),
+            limits: cache(settings.cache_ttl),
+            hook_states: cache(settings.hook_state_ttl),
+            store,
+            bus,
+            client,
+            policy,
+            delays,
+            settings,
+            writer,
+        }
+    }
+
+    /// Handles one bus delivery: a job batch, acknowledged once its records are stored and its
+    /// retries confirmed; put back on the queue when either fails; dead-lettered when unreadable.
+    pub(crate) async fn handle(self: Arc<Self>, delivery: Delivery) {
+        let batch = match serde_json::from_slice::<JobBatch>(&delivery.body[..]) {
+            Ok(batch) => batch,
+            Err(error) => {
+                tracing::warn!(error = %error, "unreadable job batch dead-lettered");
+                if let Err(error) = delivery.dead_letter().await {
+                    tracing::warn!(error = %error, "dead-lettering a job batch failed");
+                }
+                return;
+            }
+        };
+        match self.process(batch).await {
+            Ok(()) => {
+                if let Err(error) = delivery.ack().await {
+                    // The broker will deliver the batch again; attempts may repeat.
+                    tracing::warn!(error = %error, "acknowledging a job batch failed");
+                }
+            }
+            Err(error) => {
+                tracing::error!(error = %error, "job batch not completed; it goes back to the queue");
+                tokio::time::sleep(REQUEUE_PAUSE).await;
+                if let Err(error) = delivery.requeue().await {
+                    tracing::warn!(error = %error, "requeueing a job batch failed");
+                }
+            }
+        }
+    }
+
+    /// Delivers every job of `batch` concurrently, then stores the records and schedules the
+    /// retries (both awaited).
+    async fn process(&self, batch: JobBatch) -> Result<(), BatchError> {
+        let outcomes = futures_util::future::join_all(batch.jobs.into_iter().map(|job| self.deliver(job))).await;
+        let mut attempts = Vec::new();
+        let mut cleared = Vec::new();
+        let mut retries = Vec::new();
+        for outcome in outcomes {
+            attempts.extend(outcome.attempt);
+            cleared.extend(outcome.cleared);
+            retries.extend(outcome.retry);
+        }
+        let (written, published) = tokio::join!(self.writer.write(attempts, cleared), async {
+            if retries.is_empty() { Ok(()) } else { self.bus.publish_all(retries).await }
+        });
+        written?;
+        published.map_err(BatchError::Publish)
+    }
+
+    /// One job: everything but storing and publishing.
+    async fn deliver(&self, job: DeliveryJob) -> JobOutcome {
+        let span = tracing::info_span!(
+            "deliver",
+            hook.id = %job.hook_id,
+            account.id = %job.account_id,
+            event.id = %job.event_id,
+            attempt = job.attempt,
+            http.status = tracing::field::Empty,
+        );
+        self.deliver_in_span(job).instrument(span).await
+    }
+
+    /// [`Engine::deliver`] inside its span.
+    async fn deliver_in_span(&self, job: DeliveryJob) -> JobOutcome {
+        if !self.still_enabled(&job).await {
+            tracing::debug!("hook disabled meanwhile; job dropped");
+            return JobOutcome::default();
+        }
+        let key = match self.signing_key(&job.hook_id).await {
+            Ok(key) => key,
+            Err(error) => {
+                // Without its key the job cannot be sent as configured: it waits and comes back.
+                tracing::warn!(error = %error, "signing secret unavailable; job postponed");
+                return JobOutcome { retry: Some(self.postponed(&job)), ..JobOutcome::default() };
+            }
+        };
+        let request = build_request(&job, key.as_deref(), unix_seconds());
+        for (name, why) in &request.skipped_headers {
+            tracing::warn!(header = %name, why, "custom request header left out");
+        }
+        let result = self.client.send(&request).await;
+        let observed = match &result.answer {
+            Answer::Response { status, .. } => {
+                tracing::Span::current().record("http.status", status);
+                Observed::Answered { status: *status, retry_after: result.retry_after }
+            }
+            Answer::ClientError { class, text } => {
+                tracing::debug!(class = %class, error = %text, "callout failed");
+                Observed::Failed
+            }
+        };
+        let decision = self.policy.decide(observed, job.attempt, job.retries, rand::random::<f64>());
+        let mut outcome = JobOutcome::default();
+        let mut retries_left = 0;
+        match decision {
+            Decision::Delivered => {
+                if self.settings.auto_disable {
+                    outcome.cleared = Some(job.hook_id.clone());
+                }
+            }
+            Decision::Gone => {
+                if self.settings.auto_disable {
+                    self.disable(&job, GONE).await;
+                }
+            }
+            Decision::Retry { delay } => {
+                if !self.count_failure(&job).await {
+                    outcome.retry = Some(self.retry(&job, delay));
+                    retries_left = job.retries.min(MAX_RETRIES).saturating_sub(job.attempt);
+                }
+            }
+            Decision::Exhausted => {
+                self.count_failure(&job).await;
+            }
+        }
+        tracing::debug!(?decision, duration_ms = result.duration.as_millis(), "callout done");
+        if !result.answer.is_success() || self.settings.log_successful_attempts {
+            let duration_ms = u64::try_from(result.duration.as_millis()).unwrap_or(u64::MAX);
+            let sent = SentRequest { headers: &request.headers, body: &request.body };
+            let doc = attempt_document(&job, sent, &result.answer, retries_left, duration_ms);
+            outcome.attempt = Some(NewAttempt {
+                id: uuid::Uuid::new_v4().simple().to_string(),
+                account_id: job.account_id.clone(),
+                hook_id: job.hook_id.clone(),
+                created: gregorian_from_unix(unix_seconds()),
+                doc,
+            });
+        }
+        outcome
+    }
+
+    /// Whether the job's hook may still be called. A hook this dispatcher saw disabled is
+    /// skipped at once; a retry also checks the store (cached briefly), because its hook may
+    /// have been disabled or deleted since the first attempt.
+    async fn still_enabled(&self, job: &DeliveryJob) -> bool {
+        if let Some(enabled) = self.hook_states.get(&job.hook_id) {
+            return enabled;
+        }
+        if job.attempt == 0 {
+            // The router matched it moments ago against its current index.
+            return true;
+        }
+        match self.store.webhook(&job.account_id, &job.hook_id).await {
+            Ok(found) => {
+                let enabled = found.is_some_and(|hook| hook.enabled);
+                self.hook_states.insert(job.hook_id.clone(), enabled);
+                enabled
+            }
+            Err(error) => {
+                // Delivering once too often beats dropping a retry over a passing outage.
+                tracing::warn!(error = %error, "hook state unavailable; retry delivered");
+                true
+            }
+        }
+    }
+
+    /// The hook's signing key, cached.
+    async fn signing_key(&self, hook: &WebhookId) -> Result<Option<Arc<SigningKey>>, StorageError> {
+        if let Some(key) = self.keys.get(hook) {
+            return Ok(key);
+        }
+        let key = match self.store.signing_secret(hook).await? {
+            None => None,
+            Some(secret) => match SigningKey::from_secret(&secret) {
+                Ok(key) => Some(Arc::new(key)),
+                Err(error) => {
+                    tracing::warn!(hook.id = %hook, error = %error, "stored signing secret unusable; sending unsigned");
+                    None
+                }
+            },
+        };
+        self.keys.insert(hook.clone(), key.clone());
+        Ok(key)
+    }
+
+    /// Counts a failure of the job's hook across replicas and disables the hook at the
+    /// threshold. `true` when the hook is now disabled (so no retry follows).
+    async fn count_failure(&self, job: &DeliveryJob) -> bool {
+        if !self.settings.auto_disable {
+            return false;
+        }
+        let limits = self.limits_of(&job.account_id).await;
+        let counted = self.store.record_failure(&job.account_id, &job.hook_id, unix_millis(), limits.window).await;
+        match counted {
+            Ok(failures) if limits.exceeded_by(failures) => {
+                tracing::debug!(failures, threshold = limits.threshold, "failure threshold reached");
+                self.disable(job, TOO_MANY_FAILURES).await
+            }
+            Ok(_) => false,
+            Err(error) => {
+                tracing::warn!(error = %error, "failure not counted");
+                false
+            }
+        }
+    }
+
+    /// The failure limits of `account`: its own, else the system's (decision 15), cached.
+    async fn limits_of(&self, account: &AccountId) -> FailureLimits {
+        if let Some(limits) = self.limits.get(account) {
+            return limits;
+        }
+        let system = self.settings.failure_limits;
+        let limits = match self.store.account(account).await {
+            Ok(Some(found)) => FailureLimits::for_account(&found.doc, system),
+            Ok(None) => system,
+            Err(error) => {
+                // Not cached, so the account's own limits are used once the store answers.
+                tracing::warn!(error = %error, "account limits unavailable; system limits used");
+                return system;
+            }
+        };
+        self.limits.insert(account.clone(), limits);
+        limits
+    }
+
+    /// Disables the job's hook with `reason` (spec 7.3): store, then announce the change to the
+    /// routers and publish `webhook_disabled`. Only the replica whose update disabled the hook
+    /// announces it. `true` when the hook is disabled afterwards.
+    async fn disable(&self, job: &DeliveryJob, reason: &str) -> bool {
+        match self.store.auto_disable_webhook(&job.account_id, &job.hook_id, reason).await {
+            Ok(changed) => {
+                self.hook_states.insert(job.hook_id.clone(), false);
+                if changed {
+                    tracing::info!(reason, "hook disabled");
+                    if let Err(error) = self.bus.publish_all(self.disabled_messages(job)).await {
+                        tracing::error!(error = %error, "hook disabled but not announced");
+                    }
+                }
+                true
+            }
+            Err(error) => {
+                tracing::error!(error = %error, reason, "hook not disabled");
+                false
+            }
+        }
+    }
+
+    /// The change notice routers drop the hook on, and Kazoo's `webhook_disabled` notification.
+    fn disabled_messages(&self, job: &DeliveryJob) -> Vec<Outgoing> {
+        let change =
+            Change::Webhook { action: Action::Edited, id: job.hook_id.clone(), account_id: job.account_id.clone() };
+        let (routing_key, notice) = change.to_message(&self.settings.node, &message_id());
+        let notification = json!({
+            "Account-ID": job.account_id,
+            "Hook-ID": job.hook_id,
+            "Event-Category": "notification",
+            "Event-Name": "webhook_disabled",
+            "App-Name": "webhooks",
+            "App-Version": env!("CARGO_PKG_VERSION"),
+            "Node": self.settings.node,
+            "Msg-ID": message_id(),
+        });
+        vec![
+            json_message(CONFIGURATION_EXCHANGE, &routing_key, &notice, None),
+            json_message(NOTIFICATIONS_EXCHANGE, WEBHOOK_DISABLED_ROUTING_KEY, &notification, None),
+        ]
+    }
+
+    /// The job's next attempt, waiting `delay` in its delay queue.
+    fn retry(&self, job: &DeliveryJob, delay: Duration) -> Outgoing {
+        let mut next = job.clone();
+        next.attempt = job.attempt.saturating_add(1);
+        self.delayed(next, delay)
+    }
+
+    /// The same attempt again after the shortest delay (it could not be made now).
+    fn postponed(&self, job: &DeliveryJob) -> Outgoing {
+        let delay = self.policy.delays().first().copied().unwrap_or(Duration::from_secs(5));
+        self.delayed(job.clone(), delay)
+    }
+
+    /// `job` alone in a batch, through the delay queue holding `delay`.
+    fn delayed(&self, job: DeliveryJob, delay: Duration) -> Outgoing {
+        let (queue, expiration_ms) = self.delays.route(delay);
+        let batch = serde_json::to_value(JobBatch { jobs: vec![job] }).unwrap_or_default();
+        // The default exchange routes by queue name.
+        json_message("", &queue, &batch, Some(expiration_ms))
+    }
+}
+
+/// A bounded cache whose entries live `ttl`.
+fn cache<K, V>(ttl: Duration) -> Cache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    Cache::builder().max_capacity(CACHE_CAPACITY).time_to_live(ttl).build()
+}
+
+/// A persistent JSON message.
+fn json_message(exchange: &str, routing_key: &str, body: &serde_json::Value, expiration_ms: Option<u64>) -> Outgoing {
+    Outgoing {
+        exchange: exchange.to_owned(),
+        routing_key: routing_key.to_owned(),
+        body: body.to_string().into_bytes().into(),
+        content_type: Some("application/json".to_owned()),
+        headers: Vec::new(),
+        persistent: true,
+        expiration_ms,
+    }
+}
+
+/// A fresh Kazoo message id (32 lowercase hex).
+fn message_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Now, Unix seconds.
+fn unix_seconds() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(0))
+}
+
+/// Now, Unix milliseconds.
+fn unix_millis() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(0))
+}

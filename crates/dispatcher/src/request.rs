@@ -1,0 +1,205 @@
+//! The HTTP request of one callout (spec 6.1, decisions 8 and 27), built from a job without I/O.
+//!
+//! - `get`: the form-encoded payload in the query string, no body, no `Content-Type`.
+//! - `post`/`put` + `form-data`: the form-encoded payload, `application/x-www-form-urlencoded`.
+//! - `post`/`put` + `json`: the payload as compact JSON, `application/json` (Kazoo pretty-prints;
+//!   receivers parse JSON either way).
+//!
+//! Every request carries `X-Hook-ID`, `X-Account-ID` (the hook owner) and `X-Event-ID` (stable
+//! across retries), then the hook's custom headers, then the Standard Webhooks headers when the
+//! hook has a signing key.
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Method};
+use serde_json::Value;
+use webhooks_model::form;
+use webhooks_model::job::DeliveryJob;
+use webhooks_model::webhook::{Format, HttpVerb};
+
+use crate::signing::SigningKey;
+
+/// Header names a hook's custom headers may not set: the transport's own, ours, and the
+/// signature's (the API refuses them too; this keeps stored documents from older versions from
+/// overriding them).
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "x-hook-id",
+    "x-account-id",
+    "x-event-id",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+];
+
+/// One callout, ready to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalloutRequest {
+    /// `GET`, `POST` or `PUT`.
+    pub method: Method,
+    /// The full URL (for GET with the payload in the query string).
+    pub url: String,
+    /// Headers in the order sent, with their case as sent.
+    pub headers: Vec<(String, String)>,
+    /// The exact body bytes (empty for GET).
+    pub body: Bytes,
+    /// Custom headers that were left out, by name, with why (logged once by the caller).
+    pub skipped_headers: Vec<(String, &'static str)>,
+}
+
+/// The request for `job`, signed with `key` at `timestamp` (Unix seconds) when given.
+pub fn build_request(job: &DeliveryJob, key: Option<&SigningKey>, timestamp: i64) -> CalloutRequest {
+    let (method, url, body, content_type) = match (job.http_verb, job.format) {
+        (HttpVerb::Get, _) => (Method::GET, form::url_with_query(&job.uri, &job.payload), Bytes::new(), None),
+        (verb, Format::FormData) => (
+            method_of(verb),
+            job.uri.clone(),
+            Bytes::from(form::encode(&job.payload)),
+            Some("application/x-www-form-urlencoded"),
+        ),
+        (verb, Format::Json) => (
+            method_of(verb),
+            job.uri.clone(),
+            // Serializing a map of JSON values cannot fail.
+            Bytes::from(serde_json::to_vec(&job.payload).unwrap_or_default()),
+            Some("application/json"),
+        ),
+    };
+    let mut headers = vec![
+        ("X-Hook-ID".to_owned(), job.hook_id.to_string()),
+        ("X-Account-ID".to_owned(), job.account_id.to_string()),
+        ("X-Event-ID".to_owned(), job.event_id.clone()),
+    ];
+    if let Some(content_type) = content_type {
+        headers.push(("Content-Type".to_owned(), content_type.to_owned()));
+    }
+    let mut skipped_headers = Vec::new();
+    for (name, value) in &job.custom_request_headers {
+        match custom_header(name, value) {
+            Ok(value) => headers.push((name.clone(), value)),
+            Err(why) => skipped_headers.push((name.clone(), why)),
+        }
+    }
+    if let Some(key) = key {
+        headers.push(("webhook-id".to_owned(), job.event_id.clone()));
+        headers.push(("webhook-timestamp".to_owned(), timestamp.to_string()));
+        headers.push(("webhook-signature".to_owned(), key.sign(&job.event_id, timestamp, &body)));
+    }
+    CalloutRequest { method, url, headers, body, skipped_headers }
+}
+
+/// The HTTP method of a body-carrying verb.
+fn method_of(verb: HttpVerb) -> Method {
+    match verb {
+        HttpVerb::Get => Method::GET,
+        HttpVerb::Post => Method::POST,
+        HttpVerb::Put => Method::PUT,
+    }
+}
+
+/// The value of a custom header, or why it is left out.
+fn custom_header(name: &str, value: &Value) -> Result<String, &'static str> {
+    let Value::String(value) = value else { return Err("value is not a string") };
+    if HeaderName::from_bytes(name.as_bytes()).is_err() {
+        return Err("not a valid header name");
+    }
+    if RESERVED_HEADERS.iter().any(|reserved| reserved.eq_ignore_ascii_case(name)) {
+        return Err("reserved header");
+    }
+    if HeaderValue::from_str(value).is_err() {
+        return Err("not a valid header value");
+    }
+    Ok(value.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Map, json};
+
+    use super::*;
+
+    fn job(verb: HttpVerb, format: Format) -> DeliveryJob {
+        DeliveryJob {
+            event_id: "0a1b2c3d4e".into(),
+            hook_id: "5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b".parse().expect("hook id"),
+            account_id: "3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d".parse().expect("account id"),
+            hook_event: "object".into(),
+            uri: "https://hooks.example.com/in".into(),
+            http_verb: verb,
+            format,
+            retries: 2,
+            attempt: 0,
+            custom_request_headers: Map::new(),
+            custom_data: None,
+            payload: json!({"a": "x y", "b": {"c": 1}}).as_object().cloned().unwrap_or_default(),
+            published_at_ms: 0,
+        }
+    }
+
+    fn names(request: &CalloutRequest) -> Vec<&str> {
+        request.headers.iter().map(|(name, _)| name.as_str()).collect()
+    }
+
+    #[test]
+    fn a_get_carries_the_payload_in_the_query_and_nothing_else() {
+        let request = build_request(&job(HttpVerb::Get, Format::Json), None, 0);
+        assert_eq!(request.method, Method::GET);
+        assert_eq!(request.url, "https://hooks.example.com/in?a=x+y&b[c]=1");
+        assert!(request.body.is_empty());
+        assert_eq!(names(&request), ["X-Hook-ID", "X-Account-ID", "X-Event-ID"]);
+    }
+
+    #[test]
+    fn form_and_json_bodies_carry_their_content_type() {
+        let form = build_request(&job(HttpVerb::Post, Format::FormData), None, 0);
+        assert_eq!((form.method.as_str(), form.url.as_str()), ("POST", "https://hooks.example.com/in"));
+        assert_eq!(form.body, "a=x+y&b[c]=1");
+        assert_eq!(form.headers[3], ("Content-Type".into(), "application/x-www-form-urlencoded".into()));
+        let json = build_request(&job(HttpVerb::Put, Format::Json), None, 0);
+        assert_eq!(json.method, Method::PUT);
+        assert_eq!(json.body, r#"{"a":"x y","b":{"c":1}}"#);
+        assert_eq!(json.headers[3], ("Content-Type".into(), "application/json".into()));
+        assert_eq!(json.headers[2], ("X-Event-ID".into(), "0a1b2c3d4e".into()));
+    }
+
+    #[test]
+    fn custom_headers_follow_ours_and_bad_ones_are_skipped() {
+        let mut job = job(HttpVerb::Post, Format::Json);
+        job.custom_request_headers = json!({
+            "X-Tenant": "acme", "Authorization": "Bearer t", "content-type": "text/plain",
+            "X-Event-Id": "forged", "X-Number": 5, "Bad Name": "v", "X-Bad-Value": "a\nb"
+        })
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+        let request = build_request(&job, None, 0);
+        assert_eq!(
+            &request.headers[4..],
+            [("X-Tenant".to_owned(), "acme".to_owned()), ("Authorization".to_owned(), "Bearer t".to_owned())]
+        );
+        let skipped: Vec<_> = request.skipped_headers.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(skipped, ["content-type", "X-Event-Id", "X-Number", "Bad Name", "X-Bad-Value"]);
+    }
+
+    #[test]
+    fn a_signed_request_signs_the_exact_body_with_the_event_id() {
+        let key = SigningKey::from_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").expect("valid secret");
+        let request = build_request(&job(HttpVerb::Post, Format::FormData), Some(&key), 1_700_000_000);
+        let tail = &request.headers[request.headers.len() - 3..];
+        assert_eq!(tail[0], ("webhook-id".into(), "0a1b2c3d4e".into()));
+        assert_eq!(tail[1], ("webhook-timestamp".into(), "1700000000".into()));
+        assert_eq!(tail[2].1, key.sign("0a1b2c3d4e", 1_700_000_000, b"a=x+y&b[c]=1"));
+        let get = build_request(&job(HttpVerb::Get, Format::FormData), Some(&key), 1_700_000_000);
+        let signature = &get.headers[get.headers.len() - 1].1;
+        assert_eq!(signature, &key.sign("0a1b2c3d4e", 1_700_000_000, b""));
+    }
+
+    #[test]
+    fn an_unsigned_request_has_no_signature_headers() {
+        let request = build_request(&job(HttpVerb::Post, Format::Json), None, 1);
+        assert!(request.headers.iter().all(|(name, _)| !name.starts_with("webhook-")));
+    }
+}

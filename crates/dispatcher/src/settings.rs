@@ -1,0 +1,131 @@
+//! What the dispatcher can be told, with defaults that run it in production as documented.
+
+use std::time::Duration;
+
+use webhooks_model::retry::{FailureLimits, PolicyError, RetryPolicy};
+
+/// The dispatcher's settings. `Default` gives the documented defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DispatcherSettings {
+    /// TCP connect timeout of a callout (default 5 s; decision 6).
+    pub connect_timeout: Duration,
+    /// Whole-callout timeout: connect, send, and read the answer (default 15 s; decision 6).
+    pub total_timeout: Duration,
+    /// Job batches taken from the queue before any is acknowledged (default 256). A batch stays
+    /// unacknowledged until its slowest callout ends, so with single-job batches throughput is
+    /// bounded by about `prefetch / callout time`: raise it when many receivers are slow.
+    pub prefetch: u16,
+    /// Callouts in flight at once, all batches together (default 1024; each holds a socket, so
+    /// keep it well under the process's file descriptor limit).
+    pub concurrency: usize,
+    /// Callouts in flight to one host (scheme, host and port) at once; also the idle
+    /// keep-alive connections kept per host (default 64). Waiting for a slot is not part of the
+    /// callout's timeout.
+    pub max_connections_per_host: usize,
+    /// How long an idle keep-alive connection is kept (default 60 s).
+    pub pool_idle_timeout: Duration,
+    /// Waits before the 1st, 2nd, 3rd and 4th retry; the last repeats when there are fewer
+    /// (default 5 s, 30 s, 2 min, 10 min). Each is stretched by up to `retry_jitter` of itself.
+    pub retry_delays: Vec<Duration>,
+    /// Jitter fraction of each retry wait, in `[0, 1]` (default 0.2).
+    pub retry_jitter: f64,
+    /// Longest `Retry-After` honoured on 429 and 503; longer ones are cut (default 1 h).
+    pub max_retry_after: Duration,
+    /// Whether callouts may reach loopback, private, link-local and other internal addresses
+    /// (default false; decision 23).
+    pub allow_private_targets: bool,
+    /// Whether successful attempts are recorded too (default false; Kazoo's
+    /// `log_successful_attempts`).
+    pub log_successful_attempts: bool,
+    /// Whether hooks failing too often, or answering `410 Gone`, are disabled (default true;
+    /// Kazoo's `disable_disabler` inverted). When false, failures are not counted either.
+    pub auto_disable: bool,
+    /// System failure limits, overridable per account (default 6 failures in 60 s; spec 7.2).
+    pub failure_limits: FailureLimits,
+    /// Attempt records older than this are deleted (default 30 days).
+    pub attempt_retention: Duration,
+    /// How often old attempt records and stale failure counts are pruned (default 1 h).
+    pub prune_interval: Duration,
+    /// Bytes of a response body kept in the attempt record (default 64 KiB).
+    pub max_response_body: usize,
+    /// Attempt records written in one statement at most (default 500).
+    pub attempt_batch_size: usize,
+    /// How long the attempt writer gathers records before writing (default 5 ms).
+    pub attempt_batch_delay: Duration,
+    /// How long signing secrets, account limits and hook states are cached (default 30 s for
+    /// secrets and accounts).
+    pub cache_ttl: Duration,
+    /// How long a retry trusts a cached "hook still enabled" (default 5 s).
+    pub hook_state_ttl: Duration,
+    /// On shutdown, how long in-flight batches may take to finish (default 20 s).
+    pub drain_timeout: Duration,
+    /// The node name put in published messages (default `webhooks-dispatcher@<host name>`).
+    pub node: String,
+}
+
+impl Default for DispatcherSettings {
+    fn default() -> Self {
+        let policy = RetryPolicy::default();
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            total_timeout: Duration::from_secs(15),
+            prefetch: 256,
+            concurrency: 1024,
+            max_connections_per_host: 64,
+            pool_idle_timeout: Duration::from_secs(60),
+            retry_delays: policy.delays().to_vec(),
+            retry_jitter: webhooks_model::retry::DEFAULT_JITTER,
+            max_retry_after: webhooks_model::retry::DEFAULT_MAX_RETRY_AFTER,
+            allow_private_targets: false,
+            log_successful_attempts: false,
+            auto_disable: true,
+            failure_limits: FailureLimits::default(),
+            attempt_retention: Duration::from_secs(30 * 24 * 3600),
+            prune_interval: Duration::from_secs(3600),
+            max_response_body: 64 * 1024,
+            attempt_batch_size: 500,
+            attempt_batch_delay: Duration::from_millis(5),
+            cache_ttl: Duration::from_secs(30),
+            hook_state_ttl: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(20),
+            node: default_node(),
+        }
+    }
+}
+
+impl DispatcherSettings {
+    /// The retry policy these settings describe.
+    pub fn retry_policy(&self) -> Result<RetryPolicy, PolicyError> {
+        RetryPolicy::new(self.retry_delays.clone(), self.retry_jitter, self.max_retry_after)
+    }
+}
+
+/// `webhooks-dispatcher@<host name>`, Kazoo's `app@host` node naming.
+fn default_node() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|name| !name.is_empty())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|name| name.trim().to_owned()))
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("webhooks-dispatcher@{host}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_the_documented_ones_and_make_a_valid_policy() {
+        let settings = DispatcherSettings::default();
+        assert_eq!(
+            (settings.connect_timeout, settings.total_timeout),
+            (Duration::from_secs(5), Duration::from_secs(15))
+        );
+        assert_eq!(settings.failure_limits, FailureLimits { threshold: 6, window: Duration::from_secs(60) });
+        assert!(!settings.allow_private_targets && !settings.log_successful_attempts && settings.auto_disable);
+        assert_eq!(settings.attempt_retention, Duration::from_secs(2_592_000));
+        assert!(settings.node.starts_with("webhooks-dispatcher@"));
+        assert_eq!(settings.retry_policy().expect("valid policy"), RetryPolicy::default());
+    }
+}

@@ -1,0 +1,961 @@
+//! The dispatcher end to end: jobs published on the bus (in-process and RabbitMQ), callouts to
+//! real HTTP receivers on 127.0.0.1, attempts and failure counts in real databases (SQLite and
+//! PostgreSQL). Tests poll for conditions; none sleeps to wait for work.
+
+mod support;
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{Map, Value, json};
+use support::receiver::{Captured, Receiver, Reply};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use webhooks_bus::{Bus, Consumer, Outgoing, Topology};
+use webhooks_dispatcher::{DispatcherError, DispatcherSettings, GONE, TOO_MANY_FAILURES};
+use webhooks_model::ids::{AccountId, WebhookId};
+use webhooks_model::job::{DeliveryJob, JobBatch};
+use webhooks_model::notice::{Action, Change};
+use webhooks_model::retry::FailureLimits;
+use webhooks_model::webhook::{Format, HttpVerb};
+use webhooks_storage::{NewAccount, NewWebhook, PageRequest, Store};
+use webhooks_test_support::db::TestDatabase;
+
+/// How long any awaited condition may take.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Which bus and database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stack {
+    /// The in-process bus over SQLite: one process.
+    InProcess,
+    /// RabbitMQ over PostgreSQL: production.
+    RabbitMq,
+}
+
+/// Declares `$name::in_process` and `$name::rabbitmq` tests running `$name(Stack)`.
+macro_rules! on_both_stacks {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn in_process() {
+                    super::$name(super::Stack::InProcess).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn rabbitmq() {
+                    super::$name(super::Stack::RabbitMq).await;
+                }
+            }
+        )*
+    };
+}
+
+on_both_stacks!(
+    every_fixture_callout_is_sent_byte_for_byte_as_expected,
+    a_failing_endpoint_is_retried_with_backoff_until_it_succeeds,
+    retries_stop_when_none_are_left,
+    a_gone_endpoint_disables_its_hook_at_once_and_is_announced,
+    the_failure_threshold_disables_the_hook_and_announces_it_once,
+);
+
+/// The broker tests use.
+fn amqp_url() -> String {
+    std::env::var("WEBHOOKS_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// A unique topology for one test; unused queues vanish a minute after it.
+fn topology(prefix: &str) -> Topology {
+    let mut topology = Topology::new(prefix);
+    topology.queue_expires = Some(Duration::from_secs(60));
+    topology
+}
+
+/// A bus of `stack` on `prefix`: RabbitMQ gets a connection per call, like separate nodes.
+async fn connect(stack: Stack, prefix: &str) -> Bus {
+    let url = amqp_url();
+    let url = match stack {
+        Stack::InProcess => None,
+        Stack::RabbitMq => Some(url.as_str()),
+    };
+    Bus::connect(url, topology(prefix)).await.unwrap_or_else(|error| panic!("cannot connect the bus: {error}"))
+}
+
+/// Polls `condition` until it holds, failing the test after [`PATIENCE`].
+async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if condition().await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A database, a bus and an account with hooks.
+struct World {
+    /// Kept for its lifetime: dropped, the database goes.
+    _database: TestDatabase,
+    store: Store,
+    bus: Bus,
+    prefix: String,
+    account: AccountId,
+}
+
+impl World {
+    async fn new(stack: Stack) -> World {
+        let database = match stack {
+            Stack::InProcess => TestDatabase::sqlite().await,
+            Stack::RabbitMq => TestDatabase::postgres().await,
+        };
+        let store = database.store().await;
+        let prefix = format!("test-dispatcher-{}", uuid::Uuid::new_v4().simple());
+        let bus = connect(stack, &prefix).await;
+        let account = AccountId::generate();
+        store
+            .insert_account(&NewAccount {
+                id: account.clone(),
+                name: "dispatcher test".into(),
+                parent: None,
+                api_key: uuid::Uuid::new_v4().simple().to_string(),
+                superduper_admin: false,
+                doc: Map::new(),
+            })
+            .await
+            .expect("insert the account");
+        World { _database: database, store, bus, prefix, account }
+    }
+
+    /// Stores an enabled hook calling `uri` and returns the job template of its deliveries.
+    async fn hook(&self, uri: &str, verb: HttpVerb, format: Format, retries: u8) -> DeliveryJob {
+        let id = WebhookId::generate();
+        let doc = json!({"name": "test hook", "uri": uri, "hook": "object", "http_verb": verb.as_str(),
+                         "format": format.as_str(), "retries": retries});
+        self.store
+            .insert_webhook(&NewWebhook {
+                id: id.clone(),
+                account_id: self.account.clone(),
+                hook: "object".into(),
+                enabled: true,
+                include_subaccounts: false,
+                doc: doc.as_object().cloned().unwrap_or_default(),
+            })
+            .await
+            .expect("insert the hook");
+        DeliveryJob {
+            event_id: random_event_id(),
+            hook_id: id,
+            account_id: self.account.clone(),
+            hook_event: "object".into(),
+            uri: uri.to_owned(),
+            http_verb: verb,
+            format,
+            retries,
+            attempt: 0,
+            custom_request_headers: Map::new(),
+            custom_data: None,
+            payload: json!({"id": "a1", "action": "doc_created", "type": "user"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            published_at_ms: 0,
+        }
+    }
+
+    /// Publishes `jobs` as one batch, as the router does.
+    async fn publish(&self, jobs: Vec<DeliveryJob>) {
+        publish_batch(&self.bus, jobs).await;
+    }
+
+    /// A dispatcher on this world's store and bus.
+    async fn dispatcher(&self, settings: DispatcherSettings) -> RunningDispatcher {
+        RunningDispatcher::start(&self.store, &self.bus, settings).await
+    }
+
+    /// The attempt records of `hook`, oldest first.
+    async fn attempts(&self, hook: &WebhookId) -> Vec<Map<String, Value>> {
+        attempts(&self.store, &self.account, hook).await
+    }
+
+    /// Waits until `hook` has `count` attempt records; returns them oldest first.
+    async fn wait_for_attempts(&self, hook: &WebhookId, count: usize) -> Vec<Map<String, Value>> {
+        eventually(&format!("{count} attempts are recorded"), || async { self.attempts(hook).await.len() >= count })
+            .await;
+        self.attempts(hook).await
+    }
+
+    /// Whether `hook` is enabled, and its disable reason.
+    async fn hook_state(&self, hook: &WebhookId) -> (bool, Option<String>) {
+        let found = self.store.webhook(&self.account, hook).await.expect("read the hook").expect("the hook exists");
+        (found.enabled, found.disabled_reason)
+    }
+}
+
+/// Publishes one job batch to the jobs exchange.
+async fn publish_batch(bus: &Bus, jobs: Vec<DeliveryJob>) {
+    let body = serde_json::to_vec(&JobBatch { jobs }).expect("serialize the batch");
+    bus.publish(Outgoing {
+        exchange: bus.topology().jobs_exchange(),
+        routing_key: "dispatch".into(),
+        body: body.into(),
+        content_type: Some("application/json".into()),
+        headers: Vec::new(),
+        persistent: true,
+        expiration_ms: None,
+    })
+    .await
+    .expect("publish the batch");
+}
+
+/// The attempt records of `hook` of `account`, oldest first.
+async fn attempts(store: &Store, account: &AccountId, hook: &WebhookId) -> Vec<Map<String, Value>> {
+    let page = PageRequest { ascending: true, ..PageRequest::default() };
+    let mut found = store.list_attempts(account, Some(hook), 0, i64::MAX, &page).await.expect("list attempts").items;
+    // Records of one second share `created`; the attempt number orders them.
+    found.sort_by_key(|attempt| (attempt.doc.get("attempt").and_then(Value::as_u64), attempt.created));
+    found.into_iter().map(|attempt| attempt.doc).collect()
+}
+
+/// A Kazoo-like event id: 10 lowercase hex characters.
+fn random_event_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..10].to_owned()
+}
+
+/// Settings for tests: callouts to 127.0.0.1 allowed, short retry delays, every attempt logged.
+fn settings() -> DispatcherSettings {
+    DispatcherSettings {
+        allow_private_targets: true,
+        log_successful_attempts: true,
+        retry_delays: vec![Duration::from_millis(200), Duration::from_millis(400)],
+        retry_jitter: 0.1,
+        connect_timeout: Duration::from_secs(2),
+        total_timeout: Duration::from_secs(5),
+        prefetch: 20,
+        drain_timeout: Duration::from_secs(10),
+        node: "webhooks-dispatcher@test".into(),
+        ..DispatcherSettings::default()
+    }
+}
+
+/// A running dispatcher.
+struct RunningDispatcher {
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), DispatcherError>>,
+}
+
+impl RunningDispatcher {
+    async fn start(store: &Store, bus: &Bus, settings: DispatcherSettings) -> RunningDispatcher {
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(webhooks_dispatcher::run(store.clone(), bus.clone(), settings, shutdown.clone()));
+        RunningDispatcher { shutdown, task }
+    }
+
+    /// Stops the dispatcher and waits until it has drained.
+    async fn stop(self) {
+        self.shutdown.cancel();
+        let result = tokio::time::timeout(PATIENCE, self.task).await.expect("the dispatcher stops in time");
+        result.expect("the dispatcher does not panic").expect("the dispatcher stops cleanly");
+    }
+}
+
+/// Reads messages from a queue bound to `exchange` with `routing_key`.
+struct Observer {
+    consumer: Consumer,
+}
+
+impl Observer {
+    async fn bind(bus: &Bus, exchange: &str, routing_key: &str) -> Observer {
+        let queue = bus.private_queue(&[(exchange, routing_key.to_owned())]).await.expect("declare the observer queue");
+        Observer { consumer: bus.consume(&queue, 100).await.expect("consume the observer queue") }
+    }
+
+    /// The next message body; fails after [`PATIENCE`].
+    async fn next(&mut self) -> (String, Value) {
+        let delivery = tokio::time::timeout(PATIENCE, self.consumer.next())
+            .await
+            .expect("a message arrives in time")
+            .expect("the observer is open");
+        let body = serde_json::from_slice(delivery.body.as_ref()).expect("a JSON message");
+        delivery.ack().await.expect("acknowledge");
+        (delivery.routing_key.clone(), body)
+    }
+
+    /// Whether another message arrives within `wait`.
+    async fn quiet_for(&mut self, wait: Duration) -> bool {
+        tokio::time::timeout(wait, self.consumer.next()).await.is_err()
+    }
+}
+
+/// The fixtures of `crates/model/fixtures/amqp-events`.
+fn fixtures() -> Vec<(String, Value)> {
+    let directory = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/fixtures/amqp-events");
+    let mut fixtures = Vec::new();
+    for entry in std::fs::read_dir(&directory).expect("the fixtures directory") {
+        let path = entry.expect("a fixture").path();
+        let text = std::fs::read_to_string(&path).expect("read a fixture");
+        let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+        fixtures.push((name, serde_json::from_str(&text).expect("a JSON fixture")));
+    }
+    fixtures.sort_by(|left, right| left.0.cmp(&right.0));
+    fixtures
+}
+
+/// `https://hooks.example.com/kazoo/x?q` as `(path, query)`.
+fn path_and_query(url: &str) -> (String, Option<String>) {
+    let without_origin = url.splitn(4, '/').nth(3).map(|rest| format!("/{rest}")).unwrap_or_default();
+    match without_origin.split_once('?') {
+        Some((path, query)) => (path.to_owned(), Some(query.to_owned())),
+        None => (without_origin, None),
+    }
+}
+
+async fn every_fixture_callout_is_sent_byte_for_byte_as_expected(stack: Stack) {
+    let world = World::new(stack).await;
+    let receiver = Receiver::answering(200).await;
+    let dispatcher = world.dispatcher(settings()).await;
+    let mut expectations = Vec::new();
+    let mut jobs = Vec::new();
+    for (name, fixture) in fixtures() {
+        let hook = &fixture["hook"];
+        let expected = &fixture["expected_http_request"];
+        let (path, query) = path_and_query(expected["url"].as_str().expect("url"));
+        // Several fixtures share a path; the fixture name keeps their requests apart.
+        let path = format!("/{}{path}", name.trim_end_matches(".json"));
+        let verb: HttpVerb = hook["http_verb"].as_str().expect("verb").parse().expect("a verb");
+        let format: Format = hook["format"].as_str().expect("format").parse().expect("a format");
+        let mut job = world.hook(&receiver.url(&path), verb, format, 0).await;
+        job.payload = fixture["expected_http_payload"].as_object().cloned().expect("payload");
+        job.custom_request_headers =
+            json!({"X-Tenant": name, "Authorization": "Bearer fixture"}).as_object().cloned().unwrap_or_default();
+        expectations.push((name, job.clone(), expected.clone(), path, query));
+        jobs.push(job);
+    }
+    // One event, many hooks: one batch, delivered concurrently.
+    world.publish(jobs).await;
+    let received = receiver.wait_for(expectations.len(), PATIENCE).await;
+    for (name, job, expected, path, query) in expectations {
+        let request = received.iter().find(|request| request.path() == path).expect("the fixture's request");
+        assert_eq!(request.method, expected["method"], "{name}: method");
+        assert_eq!(request.target.split_once('?').map(|(_, query)| query.to_owned()), query, "{name}: query");
+        assert_eq!(request.header("x-hook-id"), Some(job.hook_id.as_str()), "{name}");
+        assert_eq!(request.header("x-account-id"), Some(job.account_id.as_str()), "{name}");
+        assert_eq!(request.header("x-event-id"), Some(job.event_id.as_str()), "{name}");
+        assert_eq!(request.header("x-tenant"), Some(name.as_str()), "{name}: custom header");
+        assert_eq!(request.header("authorization"), Some("Bearer fixture"), "{name}: custom header");
+        assert_eq!(request.header("content-type"), expected["headers"]["Content-Type"].as_str(), "{name}");
+        assert_eq!(request.header("webhook-signature"), None, "{name}: unsigned hooks are not signed");
+        match (expected["method"].as_str(), job.format) {
+            (Some("GET"), _) => assert!(request.body.is_empty(), "{name}: GET has no body"),
+            (_, Format::FormData) => {
+                assert_eq!(Some(String::from_utf8_lossy(&request.body).as_ref()), expected["body"].as_str(), "{name}");
+            }
+            (_, Format::Json) => {
+                let sent: Value = serde_json::from_slice(&request.body).expect("a JSON body");
+                assert_eq!(sent, Value::Object(job.payload.clone()), "{name}: JSON body");
+                assert_eq!(request.body, serde_json::to_vec(&job.payload).expect("json"), "{name}: compact JSON");
+            }
+        }
+        // Successes are recorded (log_successful_attempts) with what was sent.
+        let recorded = world.wait_for_attempts(&job.hook_id, 1).await;
+        assert_eq!(recorded[0]["result"], "success", "{name}");
+        assert_eq!(recorded[0]["event_id"], job.event_id.as_str(), "{name}");
+        assert_eq!(recorded[0]["req_headers"]["x-tenant"], name.to_lowercase(), "{name}");
+        assert_eq!(recorded[0]["req_body"], String::from_utf8_lossy(&request.body).as_ref(), "{name}");
+    }
+    dispatcher.stop().await;
+}
+
+async fn a_failing_endpoint_is_retried_with_backoff_until_it_succeeds(stack: Stack) {
+    let world = World::new(stack).await;
+    // Fails twice (a 500, then a 404), then succeeds.
+    let receiver = Receiver::start(|_, seen| match seen {
+        0 => Reply::Answer(500, vec![("X-Trace".into(), "ABC".into())], "Down".into()),
+        1 => Reply::status(404),
+        _ => Reply::status(204),
+    })
+    .await;
+    let dispatcher = world.dispatcher(settings()).await;
+    let job = world.hook(&receiver.url("/flaky"), HttpVerb::Post, Format::Json, 3).await;
+    world.publish(vec![job.clone()]).await;
+    let received = receiver.wait_for(3, PATIENCE).await;
+    let recorded = world.wait_for_attempts(&job.hook_id, 3).await;
+    // Spacing at least the configured delays: 200 ms, then 400 ms.
+    assert!(received[1].at - received[0].at >= Duration::from_millis(200), "first retry too early");
+    assert!(received[2].at - received[1].at >= Duration::from_millis(400), "second retry too early");
+    // The same event id on every attempt.
+    let event_ids: HashSet<_> = received.iter().map(|request| request.header("x-event-id")).collect();
+    assert_eq!(event_ids, HashSet::from([Some(job.event_id.as_str())]));
+    let summary: Vec<_> = recorded
+        .iter()
+        .map(|attempt| {
+            (
+                attempt["attempt"].clone(),
+                attempt["result"].clone(),
+                attempt["retries_left"].clone(),
+                attempt.get("resp_status_code").cloned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (json!(1), json!("failure"), json!(3), Some(json!("500"))),
+            (json!(2), json!("failure"), json!(2), Some(json!("404"))),
+            (json!(3), json!("success"), json!(0), Some(json!("204"))),
+        ]
+    );
+    assert_eq!(recorded[0]["reason"], "bad response code");
+    assert_eq!(recorded[0]["failure_class"], "http_status");
+    assert_eq!(recorded[0]["resp_headers"]["x-trace"], "abc");
+    assert_eq!(recorded[0]["resp_body"], "Down");
+    assert_eq!(recorded[0]["try"], 4);
+    assert_eq!(recorded[1]["try"], 3);
+    assert_eq!(receiver.requests().len(), 3);
+    dispatcher.stop().await;
+}
+
+async fn retries_stop_when_none_are_left(stack: Stack) {
+    let world = World::new(stack).await;
+    let receiver = Receiver::answering(500).await;
+    let dispatcher = world.dispatcher(settings()).await;
+    let once = world.hook(&receiver.url("/once"), HttpVerb::Post, Format::FormData, 0).await;
+    let thrice = world.hook(&receiver.url("/thrice"), HttpVerb::Get, Format::FormData, 2).await;
+    world.publish(vec![once.clone(), thrice.clone()]).await;
+    let recorded = world.wait_for_attempts(&thrice.hook_id, 3).await;
+    let left: Vec<_> = recorded.iter().map(|attempt| attempt["retries_left"].clone()).collect();
+    assert_eq!(left, [json!(2), json!(1), json!(0)]);
+    assert!(recorded.iter().all(|attempt| attempt["method"] == "get" && attempt["req_body"] == ""));
+    let single = world.wait_for_attempts(&once.hook_id, 1).await;
+    assert_eq!((single.len(), &single[0]["retries_left"]), (1, &json!(0)), "retries: 0 means one attempt");
+    // Everything scheduled has happened: four requests in all, and the queues are empty.
+    assert_eq!(receiver.count(), 4);
+    if stack == Stack::RabbitMq {
+        let depth = world.bus.queue_depth(&world.bus.topology().dispatch_queue()).await.expect("depth");
+        assert_eq!(depth, 0);
+    }
+    dispatcher.stop().await;
+}
+
+async fn a_gone_endpoint_disables_its_hook_at_once_and_is_announced(stack: Stack) {
+    let world = World::new(stack).await;
+    let mut changes = Observer::bind(&world.bus, "configuration", "doc_edited.webhooks.webhook.*").await;
+    let mut notifications = Observer::bind(&world.bus, "notifications", "notifications.webhook.disabled").await;
+    let receiver = Receiver::answering(410).await;
+    let dispatcher = world.dispatcher(settings()).await;
+    let job = world.hook(&receiver.url("/gone"), HttpVerb::Put, Format::Json, 4).await;
+    world.publish(vec![job.clone()]).await;
+    let recorded = world.wait_for_attempts(&job.hook_id, 1).await;
+    assert_eq!((&recorded[0]["resp_status_code"], &recorded[0]["retries_left"]), (&json!("410"), &json!(0)));
+    assert_eq!(world.hook_state(&job.hook_id).await, (false, Some(GONE.to_owned())));
+    let (_, notice) = changes.next().await;
+    assert_eq!(
+        Change::parse(&notice),
+        Ok(Change::Webhook { action: Action::Edited, id: job.hook_id.clone(), account_id: world.account.clone() })
+    );
+    let (routing_key, notification) = notifications.next().await;
+    assert_eq!(routing_key, "notifications.webhook.disabled");
+    assert_eq!(notification["Hook-ID"], job.hook_id.as_str());
+    // No retry although four were allowed.
+    assert_eq!(receiver.requests().len(), 1);
+    dispatcher.stop().await;
+}
+
+async fn the_failure_threshold_disables_the_hook_and_announces_it_once(stack: Stack) {
+    let world = World::new(stack).await;
+    let mut changes = Observer::bind(&world.bus, "configuration", "doc_edited.webhooks.webhook.*").await;
+    let mut notifications = Observer::bind(&world.bus, "notifications", "notifications.webhook.disabled").await;
+    let receiver = Receiver::answering(503).await;
+    let limits = FailureLimits { threshold: 4, window: Duration::from_secs(60) };
+    let dispatcher = world.dispatcher(DispatcherSettings { failure_limits: limits, ..settings() }).await;
+    let template = world.hook(&receiver.url("/down"), HttpVerb::Post, Format::Json, 0).await;
+    // Six events for the hook; the fourth failure disables it.
+    let jobs: Vec<_> = (0..6).map(|_| DeliveryJob { event_id: random_event_id(), ..template.clone() }).collect();
+    for job in jobs {
+        world.publish(vec![job]).await;
+    }
+    eventually("the hook is disabled", || async { !world.hook_state(&template.hook_id).await.0 }).await;
+    assert_eq!(world.hook_state(&template.hook_id).await.1.as_deref(), Some(TOO_MANY_FAILURES));
+    let (_, notification) = notifications.next().await;
+    assert_eq!(
+        notification.as_object().map(|fields| fields.keys().cloned().collect::<Vec<_>>()),
+        Some(
+            ["Account-ID", "Hook-ID", "Event-Category", "Event-Name", "App-Name", "App-Version", "Node", "Msg-ID"]
+                .map(String::from)
+                .to_vec()
+        )
+    );
+    assert_eq!(notification["Account-ID"], world.account.as_str());
+    assert_eq!(notification["Hook-ID"], template.hook_id.as_str());
+    assert_eq!(notification["Event-Name"], "webhook_disabled");
+    assert_eq!(notification["Event-Category"], "notification");
+    assert_eq!(notification["Node"], "webhooks-dispatcher@test");
+    let (_, notice) = changes.next().await;
+    assert_eq!(notice["ID"], template.hook_id.as_str());
+    // Disabled once, announced once, and later jobs of the hook are dropped.
+    assert!(notifications.quiet_for(Duration::from_millis(300)).await);
+    let recorded = world.attempts(&template.hook_id).await;
+    assert!(recorded.len() >= 4 && recorded.len() <= 6, "{} attempts", recorded.len());
+    assert!(receiver.requests().len() <= 6);
+    dispatcher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_hooks_carry_signatures_the_reference_library_accepts() {
+    let world = World::new(Stack::InProcess).await;
+    let receiver = Receiver::answering(200).await;
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwAAECAwQFBgc=";
+    let mut signed = Vec::new();
+    for (verb, format) in
+        [(HttpVerb::Post, Format::Json), (HttpVerb::Put, Format::FormData), (HttpVerb::Get, Format::Json)]
+    {
+        let job = world.hook(&receiver.url(&format!("/signed/{verb}")), verb, format, 0).await;
+        assert!(world.store.set_signing_secret(&world.account, &job.hook_id, Some(secret)).await.expect("set"));
+        signed.push(job);
+    }
+    let unsigned = world.hook(&receiver.url("/unsigned"), HttpVerb::Post, Format::Json, 0).await;
+    let dispatcher = world.dispatcher(settings()).await;
+    let mut jobs = signed.clone();
+    jobs.push(unsigned);
+    world.publish(jobs).await;
+    let received = receiver.wait_for(4, PATIENCE).await;
+    for job in &signed {
+        let request = received.iter().find(|request| request.header("x-hook-id") == Some(job.hook_id.as_str()));
+        let request = request.expect("the signed request");
+        assert_eq!(request.header("webhook-id"), Some(job.event_id.as_str()));
+        let timestamp: i64 = request.header("webhook-timestamp").expect("timestamp").parse().expect("seconds");
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("clock").as_secs();
+        assert!((i64::try_from(now).expect("now") - timestamp).abs() < 60);
+        verify_with_reference_library(secret, request);
+    }
+    let plain = received.iter().find(|request| request.path() == "/unsigned").expect("the unsigned request");
+    assert!(plain.headers.iter().all(|(name, _)| !name.starts_with("webhook-")));
+    dispatcher.stop().await;
+}
+
+/// Verifies `request`'s signature with the PyPI `standardwebhooks` package (installed on demand).
+fn verify_with_reference_library(secret: &str, request: &Captured) {
+    const SCRIPT: &str = r#"
+import json, sys
+from standardwebhooks import Webhook
+case = json.load(sys.stdin)
+Webhook(case["secret"]).verify(case["body"], case["headers"], json_parse=False)
+print("verified")
+"#;
+    let has_library = std::process::Command::new("python3")
+        .args(["-c", "import standardwebhooks"])
+        .status()
+        .is_ok_and(|status| status.success());
+    if !has_library {
+        let installed = std::process::Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "standardwebhooks"])
+            .status()
+            .expect("python3 runs");
+        assert!(installed.success(), "pip install standardwebhooks failed");
+    }
+    let headers: Map<String, Value> =
+        request.headers.iter().map(|(name, value)| (name.clone(), Value::from(value.as_str()))).collect();
+    let case = json!({"secret": secret, "headers": headers, "body": String::from_utf8_lossy(&request.body)});
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", SCRIPT])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(case.to_string().as_bytes()).expect("write the case");
+    }
+    let output = child.wait_with_output().expect("python3 finishes");
+    assert!(
+        output.status.success() && output.stdout.starts_with(b"verified"),
+        "standardwebhooks refused {} {}: {}",
+        request.method,
+        request.target,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_retries_survive_a_dispatcher_restart() {
+    let world = World::new(Stack::RabbitMq).await;
+    let receiver = Receiver::start(|_, seen| if seen == 0 { Reply::status(500) } else { Reply::status(200) }).await;
+    // A retry delay long enough to stop the dispatcher while the retry waits in the broker.
+    let slow_retry = DispatcherSettings { retry_delays: vec![Duration::from_secs(3)], retry_jitter: 0.0, ..settings() };
+    let first = world.dispatcher(slow_retry.clone()).await;
+    let job = world.hook(&receiver.url("/restart"), HttpVerb::Post, Format::Json, 1).await;
+    world.publish(vec![job.clone()]).await;
+    world.wait_for_attempts(&job.hook_id, 1).await;
+    first.stop().await;
+    let stopped_at = Instant::now();
+    // A new dispatcher (a new connection, as after a restart) picks the retry up.
+    let bus = connect(Stack::RabbitMq, &world.prefix).await;
+    let second = RunningDispatcher::start(&world.store, &bus, slow_retry).await;
+    let received = receiver.wait_for(2, PATIENCE).await;
+    assert!(received[1].at >= stopped_at, "the retry came after the restart");
+    assert!(received[1].at - received[0].at >= Duration::from_secs(3));
+    let recorded = world.wait_for_attempts(&job.hook_id, 2).await;
+    assert_eq!((&recorded[1]["attempt"], &recorded[1]["result"]), (&json!(2), &json!("success")));
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_dispatchers_share_one_failure_count() {
+    // Two dispatchers, each with its own connection, queue and database pool, on one database:
+    // each sees only half of the failures, so only a shared count reaches the threshold.
+    let world = World::new(Stack::RabbitMq).await;
+    let mut notifications = Observer::bind(&world.bus, "notifications", "notifications.webhook.disabled").await;
+    let other_prefix = format!("{}-b", world.prefix);
+    let other_bus = connect(Stack::RabbitMq, &other_prefix).await;
+    let receiver = Receiver::answering(500).await;
+    let limits = FailureLimits { threshold: 4, window: Duration::from_secs(60) };
+    let shared = DispatcherSettings { failure_limits: limits, ..settings() };
+    let first = world.dispatcher(shared.clone()).await;
+    let second = RunningDispatcher::start(&world.store, &other_bus, shared).await;
+    let template = world.hook(&receiver.url("/shared"), HttpVerb::Post, Format::Json, 0).await;
+    for round in 0..2 {
+        for bus in [&world.bus, &other_bus] {
+            let job = DeliveryJob { event_id: random_event_id(), ..template.clone() };
+            publish_batch(bus, vec![job]).await;
+        }
+        world.wait_for_attempts(&template.hook_id, 2 * (round + 1)).await;
+    }
+    eventually("the hook is disabled", || async { !world.hook_state(&template.hook_id).await.0 }).await;
+    assert_eq!(receiver.requests().len(), 4);
+    let (_, notification) = notifications.next().await;
+    assert_eq!(notification["Hook-ID"], template.hook_id.as_str());
+    assert!(notifications.quiet_for(Duration::from_millis(300)).await, "announced once");
+    first.stop().await;
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_success_clears_the_failure_count() {
+    let world = World::new(Stack::InProcess).await;
+    // Fails, fails, succeeds, fails, fails: never three failures in a row.
+    let receiver = Receiver::start(|_, seen| if seen == 2 { Reply::status(200) } else { Reply::status(500) }).await;
+    let limits = FailureLimits { threshold: 3, window: Duration::from_secs(60) };
+    let dispatcher = world.dispatcher(DispatcherSettings { failure_limits: limits, ..settings() }).await;
+    let template = world.hook(&receiver.url("/mixed"), HttpVerb::Post, Format::Json, 0).await;
+    for sent in 1..=5 {
+        world.publish(vec![DeliveryJob { event_id: random_event_id(), ..template.clone() }]).await;
+        world.wait_for_attempts(&template.hook_id, sent).await;
+    }
+    assert!(world.hook_state(&template.hook_id).await.0, "still enabled");
+    let now_ms = i64::try_from(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("clock").as_millis())
+        .expect("now");
+    let count = world.store.failure_count(&template.hook_id, now_ms, limits.window).await.expect("count");
+    assert_eq!(count, 2);
+    dispatcher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accounts_own_failure_limits_override_the_system_ones() {
+    let world = World::new(Stack::InProcess).await;
+    let account = world.store.account(&world.account).await.expect("read").expect("the account");
+    let doc = json!({"webhooks": {"attempt_failure_count": 2, "attempt_failure_expiry_ms": 60_000}});
+    world
+        .store
+        .update_account(&world.account, &account.name, doc.as_object().expect("an object"))
+        .await
+        .expect("update the account");
+    let receiver = Receiver::answering(500).await;
+    // The system threshold (6) is never reached: the account's 2 applies.
+    let dispatcher = world.dispatcher(settings()).await;
+    let template = world.hook(&receiver.url("/strict"), HttpVerb::Post, Format::Json, 0).await;
+    for sent in 1..=2 {
+        world.publish(vec![DeliveryJob { event_id: random_event_id(), ..template.clone() }]).await;
+        world.wait_for_attempts(&template.hook_id, sent).await;
+    }
+    eventually("the hook is disabled", || async { !world.hook_state(&template.hook_id).await.0 }).await;
+    dispatcher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_targets_are_refused_unless_allowed() {
+    let world = World::new(Stack::InProcess).await;
+    let receiver = Receiver::answering(200).await;
+    let guarded = DispatcherSettings { allow_private_targets: false, ..settings() };
+    let dispatcher = world.dispatcher(guarded).await;
+    let literal = world.hook(&receiver.url("/literal"), HttpVerb::Post, Format::Json, 0).await;
+    let named_uri = format!("http://localhost:{}/named", receiver.port());
+    let named = world.hook(&named_uri, HttpVerb::Get, Format::Json, 0).await;
+    let mapped_uri = format!("http://[::ffff:127.0.0.1]:{}/mapped", receiver.port());
+    let mapped = world.hook(&mapped_uri, HttpVerb::Post, Format::Json, 0).await;
+    world.publish(vec![literal.clone(), named.clone(), mapped.clone()]).await;
+    for job in [&literal, &named, &mapped] {
+        let recorded = world.wait_for_attempts(&job.hook_id, 1).await;
+        assert_eq!(recorded[0]["failure_class"], "blocked_target", "{}", job.uri);
+        assert_eq!(recorded[0]["reason"], "kazoo http client error");
+        let text = recorded[0]["client_error"].as_str().expect("client_error");
+        assert!(text.starts_with("blocked_target: ") && text.contains("not a public address"), "{text}");
+    }
+    assert!(receiver.requests().is_empty(), "nothing reached the private target");
+    dispatcher.stop().await;
+    // The same hooks are called once private targets are allowed.
+    let open = world.dispatcher(settings()).await;
+    world.publish(vec![DeliveryJob { event_id: random_event_id(), ..literal.clone() }]).await;
+    receiver.wait_for(1, PATIENCE).await;
+    open.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_honoured_on_429_and_503() {
+    let world = World::new(Stack::InProcess).await;
+    let receiver = Receiver::start(|request, seen| match (request.path(), seen) {
+        ("/throttled", 0) => Reply::Answer(429, vec![("Retry-After".into(), "1".into())], String::new()),
+        ("/unavailable", 0) => {
+            let later = SystemTime::now() + Duration::from_secs(2);
+            Reply::Answer(503, vec![("Retry-After".into(), httpdate::fmt_http_date(later))], String::new())
+        }
+        ("/ignored", 0) => Reply::Answer(500, vec![("Retry-After".into(), "30".into())], String::new()),
+        _ => Reply::status(200),
+    })
+    .await;
+    let dispatcher = world.dispatcher(settings()).await;
+    let throttled = world.hook(&receiver.url("/throttled"), HttpVerb::Post, Format::Json, 1).await;
+    let unavailable = world.hook(&receiver.url("/unavailable"), HttpVerb::Post, Format::Json, 1).await;
+    let ignored = world.hook(&receiver.url("/ignored"), HttpVerb::Post, Format::Json, 1).await;
+    world.publish(vec![throttled, unavailable, ignored]).await;
+    let received = receiver.wait_for(6, PATIENCE).await;
+    let gap = |path: &str| {
+        let times: Vec<_> =
+            received.iter().filter(|request| request.path() == path).map(|request| request.at).collect();
+        times[1] - times[0]
+    };
+    assert!(gap("/throttled") >= Duration::from_secs(1), "429: {:?}", gap("/throttled"));
+    // An HTTP date has whole seconds: two seconds ahead is at least one second away.
+    assert!(gap("/unavailable") >= Duration::from_secs(1), "503: {:?}", gap("/unavailable"));
+    assert!(gap("/ignored") < Duration::from_secs(30), "500 ignores Retry-After");
+    dispatcher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_refusals_dns_tls_errors_and_redirects_are_failures_of_their_class() {
+    let world = World::new(Stack::InProcess).await;
+    let receiver = Receiver::start(|request, _| match request.path() {
+        "/hang" => Reply::Hang,
+        _ => Reply::Answer(302, vec![("Location".into(), "/elsewhere".into())], String::new()),
+    })
+    .await;
+    // A port nobody listens on: bind one, then free it.
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port();
+    let quick = DispatcherSettings { total_timeout: Duration::from_millis(300), ..settings() };
+    let dispatcher = world.dispatcher(quick).await;
+    let hang = world.hook(&receiver.url("/hang"), HttpVerb::Post, Format::Json, 0).await;
+    let refused = world.hook(&format!("http://127.0.0.1:{closed_port}/"), HttpVerb::Post, Format::Json, 0).await;
+    let unknown = world.hook("http://no-such-host.invalid/", HttpVerb::Post, Format::Json, 0).await;
+    let redirect = world.hook(&receiver.url("/moved"), HttpVerb::Get, Format::Json, 0).await;
+    // https to a plain HTTP server: the TLS handshake fails.
+    let plain = format!("https://127.0.0.1:{}/tls", receiver.port());
+    let tls = world.hook(&plain, HttpVerb::Post, Format::Json, 0).await;
+    world.publish(vec![hang.clone(), refused.clone(), unknown.clone(), redirect.clone(), tls.clone()]).await;
+    let class = |recorded: &[Map<String, Value>]| {
+        (
+            recorded[0]["failure_class"].as_str().unwrap_or_default().to_owned(),
+            recorded[0].get("client_error").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        )
+    };
+    assert_eq!(class(&world.wait_for_attempts(&hang.hook_id, 1).await), ("timeout".into(), "timeout".into()));
+    assert_eq!(
+        class(&world.wait_for_attempts(&refused.hook_id, 1).await),
+        ("connect".into(), "failed_connect: econnrefused".into())
+    );
+    let (dns_class, dns_text) = class(&world.wait_for_attempts(&unknown.hook_id, 1).await);
+    assert_eq!(dns_class, "dns");
+    assert!(dns_text.starts_with("failed_connect: nxdomain"), "{dns_text}");
+    let (tls_class, tls_text) = class(&world.wait_for_attempts(&tls.hook_id, 1).await);
+    assert_eq!(tls_class, "tls", "{tls_text}");
+    assert!(tls_text.starts_with("tls: "), "{tls_text}");
+    let moved = world.wait_for_attempts(&redirect.hook_id, 1).await;
+    assert_eq!((&moved[0]["failure_class"], &moved[0]["resp_status_code"]), (&json!("http_status"), &json!("302")));
+    assert!(receiver.requests().iter().all(|request| request.path() != "/elsewhere"), "redirects are not followed");
+    dispatcher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_bodies_are_recorded_up_to_the_cap() {
+    let world = World::new(Stack::InProcess).await;
+    let receiver = Receiver::start(|_, _| Reply::Answer(500, Vec::new(), "x".repeat(100_000))).await;
+    let capped = DispatcherSettings { max_response_body: 1024, ..settings() };
+    let dispatcher = world.dispatcher(capped).await;
+    let job = world.hook(&receiver.url("/big"), HttpVerb::Post, Format::Json, 0).await;
+    world.publish(vec![job.clone()]).await;
+    let recorded = world.wait_for_attempts(&job.hook_id, 1).await;
+    assert_eq!(recorded[0]["resp_body"].as_str().map(str::len), Some(1024));
+    dispatcher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_of_a_hook_disabled_meanwhile_is_dropped() {
+    let world = World::new(Stack::InProcess).await;
+    let receiver = Receiver::answering(500).await;
+    let slow_retry = DispatcherSettings { retry_delays: vec![Duration::from_millis(500)], ..settings() };
+    let dispatcher = world.dispatcher(slow_retry).await;
+    let job = world.hook(&receiver.url("/disabled"), HttpVerb::Post, Format::Json, 2).await;
+    world.publish(vec![job.clone()]).await;
+    world.wait_for_attempts(&job.hook_id, 1).await;
+    assert!(world.store.disable_webhook(&world.account, &job.hook_id, "by hand").await.expect("disable"));
+    // A later job of another hook goes through the same delay queue after the dropped retry.
+    let witness = world.hook(&receiver.url("/witness"), HttpVerb::Post, Format::Json, 1).await;
+    world.publish(vec![witness.clone()]).await;
+    world.wait_for_attempts(&witness.hook_id, 2).await;
+    assert_eq!(world.attempts(&job.hook_id).await.len(), 1);
+    assert_eq!(receiver.requests().iter().filter(|request| request.path() == "/disabled").count(), 1);
+    dispatcher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_in_flight_callouts_finish_and_record() {
+    let world = World::new(Stack::InProcess).await;
+    let release = CancellationToken::new();
+    let gate = release.clone();
+    let receiver =
+        Receiver::start(move |_, _| if gate.is_cancelled() { Reply::status(500) } else { Reply::Hang }).await;
+    let patient = DispatcherSettings { total_timeout: Duration::from_millis(800), ..settings() };
+    let dispatcher = world.dispatcher(patient).await;
+    let job = world.hook(&receiver.url("/slow"), HttpVerb::Post, Format::Json, 0).await;
+    world.publish(vec![job.clone()]).await;
+    receiver.wait_for(1, PATIENCE).await;
+    // Stopping waits for the callout (which times out) and its record.
+    dispatcher.stop().await;
+    let recorded = world.attempts(&job.hook_id).await;
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0]["failure_class"], "timeout");
+    release.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bus_closed_under_the_dispatcher_stops_it_with_an_error() {
+    let world = World::new(Stack::InProcess).await;
+    let receiver = Receiver::answering(200).await;
+    let dispatcher = world.dispatcher(settings()).await;
+    // Once it has delivered a job it consumes; closing the bus then ends its consumer.
+    let job = world.hook(&receiver.url("/closing"), HttpVerb::Post, Format::Json, 0).await;
+    world.publish(vec![job.clone()]).await;
+    world.wait_for_attempts(&job.hook_id, 1).await;
+    world.bus.close().await;
+    let stopped = tokio::time::timeout(PATIENCE, dispatcher.task).await.expect("the dispatcher stops in time");
+    assert!(matches!(stopped.expect("no panic"), Err(DispatcherError::BusClosed)));
+}
+
+#[tokio::test]
+async fn failure_counts_are_windowed_shared_and_cleared_on_both_databases() {
+    for database in [TestDatabase::sqlite().await, TestDatabase::postgres().await] {
+        let store = database.store().await;
+        let account = AccountId::generate();
+        let hook = WebhookId::generate();
+        let other = WebhookId::generate();
+        let window = Duration::from_secs(60);
+        let mut counts = Vec::new();
+        for at in [1_000, 2_000, 3_000] {
+            counts.push(store.record_failure(&account, &hook, at, window).await.expect("count"));
+        }
+        assert_eq!(counts, [1, 2, 3]);
+        assert_eq!(store.record_failure(&account, &other, 3_000, window).await.expect("count"), 1);
+        // Past the window opened by the first failure, counting starts over.
+        assert_eq!(store.record_failure(&account, &hook, 61_001, window).await.expect("count"), 1);
+        assert_eq!(store.failure_count(&hook, 61_002, window).await.expect("count"), 1);
+        assert_eq!(store.failure_count(&hook, 200_000, window).await.expect("count"), 0);
+        // Concurrent failures are all counted.
+        let concurrent = (0..20).map(|_| {
+            let (store, account, hook) = (store.clone(), account.clone(), hook.clone());
+            tokio::spawn(async move { store.record_failure(&account, &hook, 62_000, window).await.expect("count") })
+        });
+        let mut seen = futures_util::future::join_all(concurrent)
+            .await
+            .into_iter()
+            .map(|result| result.expect("task"))
+            .collect::<Vec<_>>();
+        seen.sort_unstable();
+        assert_eq!(seen, (2..=21).collect::<Vec<u64>>());
+        store.clear_failures(&hook).await.expect("clear");
+        assert_eq!(store.failure_count(&hook, 62_000, window).await.expect("count"), 0);
+        assert_eq!(store.failure_count(&other, 3_000, window).await.expect("count"), 1);
+        store.clear_failures_of(std::slice::from_ref(&other)).await.expect("clear");
+        assert_eq!(store.failure_count(&other, 3_000, window).await.expect("count"), 0);
+        store.record_failure(&account, &other, 5_000, window).await.expect("count");
+        assert_eq!(store.prune_failures(6_000).await.expect("prune"), 1);
+    }
+}
+
+#[tokio::test]
+async fn signing_secrets_belong_to_their_hook_on_both_databases() {
+    for database in [TestDatabase::sqlite().await, TestDatabase::postgres().await] {
+        let store = database.store().await;
+        let owner = AccountId::generate();
+        let stranger = AccountId::generate();
+        for id in [&owner, &stranger] {
+            store
+                .insert_account(&NewAccount {
+                    id: id.clone(),
+                    name: "secrets".into(),
+                    parent: None,
+                    api_key: uuid::Uuid::new_v4().simple().to_string(),
+                    superduper_admin: false,
+                    doc: Map::new(),
+                })
+                .await
+                .expect("account");
+        }
+        let hook = WebhookId::generate();
+        store
+            .insert_webhook(&NewWebhook {
+                id: hook.clone(),
+                account_id: owner.clone(),
+                hook: "object".into(),
+                enabled: true,
+                include_subaccounts: false,
+                doc: json!({"name": "n", "uri": "https://example.com", "hook": "object"})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            })
+            .await
+            .expect("hook");
+        assert_eq!(store.signing_secret(&hook).await.expect("read"), None);
+        assert!(!store.set_signing_secret(&stranger, &hook, Some("whsec_x")).await.expect("set"), "not the owner");
+        assert!(!store.set_signing_secret(&owner, &WebhookId::generate(), Some("whsec_x")).await.expect("set"));
+        assert!(store.set_signing_secret(&owner, &hook, Some("whsec_first")).await.expect("set"));
+        assert!(store.set_signing_secret(&owner, &hook, Some("whsec_second")).await.expect("set"));
+        assert_eq!(store.signing_secret(&hook).await.expect("read").as_deref(), Some("whsec_second"));
+        let other = WebhookId::generate();
+        assert_eq!(store.signed_webhooks(&[hook.clone(), other]).await.expect("signed"), HashSet::from([hook.clone()]));
+        assert!(store.set_signing_secret(&owner, &hook, None).await.expect("unset"));
+        assert_eq!(store.signing_secret(&hook).await.expect("read"), None);
+        // A secret goes with its hook.
+        store.set_signing_secret(&owner, &hook, Some("whsec_third")).await.expect("set");
+        store.delete_webhook(&owner, &hook).await.expect("delete");
+        assert_eq!(store.signing_secret(&hook).await.expect("read"), None);
+    }
+}
+
+#[tokio::test]
+async fn attempts_older_than_the_retention_are_pruned() {
+    let database = TestDatabase::sqlite().await;
+    let store = database.store().await;
+    let account = AccountId::generate();
+    let hook = WebhookId::generate();
+    let now = webhooks_model::time::gregorian_from_unix(
+        i64::try_from(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("clock").as_secs()).expect("now"),
+    );
+    let record = |created: i64| webhooks_storage::NewAttempt {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        account_id: account.clone(),
+        hook_id: hook.clone(),
+        created,
+        doc: Map::new(),
+    };
+    store.insert_attempts(&[record(now - 31 * 86_400), record(now - 29 * 86_400), record(now)]).await.expect("insert");
+    let pruned = webhooks_dispatcher::prune(&store, &DispatcherSettings::default()).await.expect("prune");
+    assert_eq!(pruned.attempts, 1);
+    assert_eq!(attempts(&store, &account, &hook).await.len(), 2);
+}

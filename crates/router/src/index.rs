@@ -1,0 +1,738 @@
+//! The in-memory hook index: the account tree and every enabled hook, arranged so that finding the
+//! hooks of an event costs one hash lookup and a scan of a few short vectors (spec 4.4, decision 30).
+//!
+//! Accounts are interned to `u32` slots; each slot keeps its ancestors (root first) as slot
+//! numbers, the hooks its account owns sorted by id, and two bit masks of the hook types present,
+//! so ancestors without a relevant hook are skipped without touching their hooks. Only what
+//! routing needs is kept per hook ([`IndexedHook`]), not the stored document.
+//!
+//! The index is pure: the router loads it from the store and keeps it current from change notices.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+
+use serde_json::{Map, Value};
+use webhooks_model::event::KazooEvent;
+use webhooks_model::ids::{AccountId, WebhookId};
+use webhooks_model::payload::HookView;
+use webhooks_model::webhook::{Format, HttpVerb};
+use webhooks_storage::{Account, Webhook};
+
+/// Retries when a stored document has none (the schema default, decision 4).
+const DEFAULT_RETRIES: u8 = 2;
+/// The largest `retries` the schema admits (decision 4).
+const MAX_RETRIES: u8 = 4;
+
+/// The hook types events are routed to: the ten values a hook's `hook` field can take that some
+/// event reaches (spec 5.1). Other stored values never match an event, so the index skips them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HookType {
+    /// `channel_create`.
+    ChannelCreate,
+    /// `channel_answer`.
+    ChannelAnswer,
+    /// `channel_bridge`.
+    ChannelBridge,
+    /// `channel_destroy`.
+    ChannelDestroy,
+    /// `object`.
+    Object,
+    /// `notifications`.
+    Notifications,
+    /// `parking`.
+    Parking,
+    /// `sms`.
+    Sms,
+    /// `mms`.
+    Mms,
+    /// `all`: every event kind.
+    All,
+}
+
+impl HookType {
+    /// Every hook type.
+    pub const ALL_TYPES: [HookType; 10] = [
+        Self::ChannelCreate,
+        Self::ChannelAnswer,
+        Self::ChannelBridge,
+        Self::ChannelDestroy,
+        Self::Object,
+        Self::Notifications,
+        Self::Parking,
+        Self::Sms,
+        Self::Mms,
+        Self::All,
+    ];
+
+    /// The type named `text`, compared ASCII case-insensitively as Kazoo lower-cases stored values.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL_TYPES.into_iter().find(|kind| kind.as_str().eq_ignore_ascii_case(text))
+    }
+
+    /// The type of an event's lookup key ([`KazooEvent::lookup_key`]): those are lower-case
+    /// literals, so an exact match does, without the case folding of [`HookType::parse`].
+    pub fn from_lookup_key(key: &str) -> Option<Self> {
+        match key {
+            "channel_create" => Some(Self::ChannelCreate),
+            "channel_answer" => Some(Self::ChannelAnswer),
+            "channel_bridge" => Some(Self::ChannelBridge),
+            "channel_destroy" => Some(Self::ChannelDestroy),
+            "object" => Some(Self::Object),
+            "notifications" => Some(Self::Notifications),
+            "parking" => Some(Self::Parking),
+            "sms" => Some(Self::Sms),
+            "mms" => Some(Self::Mms),
+            other => Self::parse(other),
+        }
+    }
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ChannelCreate => "channel_create",
+            Self::ChannelAnswer => "channel_answer",
+            Self::ChannelBridge => "channel_bridge",
+            Self::ChannelDestroy => "channel_destroy",
+            Self::Object => "object",
+            Self::Notifications => "notifications",
+            Self::Parking => "parking",
+            Self::Sms => "sms",
+            Self::Mms => "mms",
+            Self::All => "all",
+        }
+    }
+
+    /// How many types there are.
+    const COUNT: usize = Self::ALL_TYPES.len();
+
+    /// This type's position in [`HookType::ALL_TYPES`], which is also the order of a slot's hooks.
+    fn position(self) -> usize {
+        self as usize
+    }
+
+    /// This type's bit in a slot's type masks.
+    fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+}
+
+impl fmt::Display for HookType {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+/// What the router keeps of an enabled hook: what matching, payload finishing and the delivery
+/// job need, and nothing else. The rarely present objects are boxed so an absent one costs a word;
+/// the owner is the account the index files the hook under, so it is not repeated here.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexedHook {
+    /// The hook id.
+    pub id: WebhookId,
+    /// The hook type.
+    pub hook_type: HookType,
+    /// The callback URI.
+    pub uri: Box<str>,
+    /// How the URI is called.
+    pub http_verb: HttpVerb,
+    /// How the body is encoded.
+    pub format: Format,
+    /// Retries after the first attempt (0..=4).
+    pub retries: u8,
+    /// When false, loopback legs of channel events are skipped.
+    pub include_internal_legs: bool,
+    /// Whether events of descendant accounts reach the hook.
+    pub include_subaccounts: bool,
+    /// `custom_data`: filters and extra payload fields.
+    pub custom_data: Option<Box<Map<String, Value>>>,
+    /// The undocumented `modifiers` field (spec 5.4 step 1).
+    pub modifiers: Option<Box<Map<String, Value>>>,
+    /// Extra request headers sent with every callout.
+    pub custom_request_headers: Option<Box<Map<String, Value>>>,
+}
+
+impl IndexedHook {
+    /// The routing view of a stored hook; `None` when its type is one no event reaches. The
+    /// `enabled` column is not consulted here: the index decides what to do with disabled hooks.
+    pub fn from_webhook(webhook: &Webhook) -> Option<Self> {
+        let hook_type = HookType::parse(&webhook.hook)?;
+        let document = &webhook.doc;
+        // Reuse the model's reading of the filter fields so the router and samples agree.
+        let view = HookView::from_document(document);
+        let include_internal_legs = view.is_none_or(|view| view.include_internal_legs);
+        let object = |key: &str| document.get(key).and_then(Value::as_object).map(|map| Box::new(map.clone()));
+        let text = |key: &str| document.get(key).and_then(Value::as_str);
+        Some(Self {
+            id: webhook.id.clone(),
+            hook_type,
+            uri: text("uri").unwrap_or_default().into(),
+            http_verb: text("http_verb").and_then(|verb| verb.parse().ok()).unwrap_or_default(),
+            format: text("format").and_then(|format| format.parse().ok()).unwrap_or_default(),
+            retries: retries(document.get("retries")),
+            include_internal_legs,
+            include_subaccounts: webhook.include_subaccounts,
+            custom_data: object("custom_data"),
+            modifiers: object("modifiers"),
+            custom_request_headers: object("custom_request_headers"),
+        })
+    }
+
+    /// The view the model's filters and payload finishing read.
+    pub fn view(&self) -> HookView<'_> {
+        HookView {
+            hook_type: self.hook_type.as_str(),
+            custom_data: self.custom_data.as_deref(),
+            modifiers: self.modifiers.as_deref(),
+            include_internal_legs: self.include_internal_legs,
+        }
+    }
+}
+
+/// What matching reads of a hook, 16 bytes, stored in line in the account's hook list so a
+/// group of hooks shares a cache line; the hook itself is read only once it matches (or when its
+/// `custom_data` must be filtered on).
+#[derive(Debug, Clone, PartialEq)]
+struct HookHead {
+    /// The hook type.
+    hook_type: HookType,
+    /// Whether events of descendant accounts reach the hook.
+    include_subaccounts: bool,
+    /// When false, loopback legs of channel events are skipped.
+    include_internal_legs: bool,
+    /// Whether the hook has `custom_data`, which object and notification filters read.
+    has_custom_data: bool,
+    /// The hook.
+    hook: Box<IndexedHook>,
+}
+
+impl HookHead {
+    fn new(hook: IndexedHook) -> Self {
+        Self {
+            hook_type: hook.hook_type,
+            include_subaccounts: hook.include_subaccounts,
+            include_internal_legs: hook.include_internal_legs,
+            has_custom_data: hook.custom_data.is_some(),
+            hook: Box::new(hook),
+        }
+    }
+
+    /// [`HookView::accepts`] for this hook. Without `custom_data` the view is built from the head
+    /// alone; it then equals the hook's own view in everything `accepts` reads (`modifiers` are
+    /// not a filter: they apply when the payload is finished, with the full view).
+    fn accepts(&self, event: &KazooEvent) -> bool {
+        if self.has_custom_data {
+            return self.hook.view().accepts(event);
+        }
+        let view = HookView {
+            hook_type: self.hook_type.as_str(),
+            custom_data: None,
+            modifiers: None,
+            include_internal_legs: self.include_internal_legs,
+        };
+        view.accepts(event)
+    }
+}
+
+/// `retries` of a stored document: a number (or numeric string from older documents) clamped to
+/// the schema's range, else the default.
+fn retries(value: Option<&Value>) -> u8 {
+    let number = match value {
+        Some(Value::Number(number)) => number.as_u64(),
+        Some(Value::String(text)) => text.trim().parse::<u64>().ok(),
+        _ => None,
+    };
+    number.map_or(DEFAULT_RETRIES, |retries| u8::try_from(retries).unwrap_or(MAX_RETRIES).min(MAX_RETRIES))
+}
+
+/// An id's 32 hex digits as one number: a compact, quickly hashed map key. Account and webhook
+/// ids are checked to be 32 lowercase hex digits, which always fit. This runs once per event, so
+/// it converts eight digits at a time instead of looping over characters.
+fn id_key(id: &str) -> u128 {
+    let bytes = id.as_bytes();
+    if bytes.len() != 32 {
+        // Unreachable for checked ids; any stable value will do.
+        return bytes.iter().fold(0u128, |key, byte| key.rotate_left(5) ^ u128::from(*byte));
+    }
+    bytes.chunks_exact(8).fold(0u128, |key, chunk| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        (key << 32) | u128::from(hex_word(u64::from_be_bytes(word)))
+    })
+}
+
+/// Eight ASCII hex digits (first digit in the most significant byte) to their 32-bit value.
+fn hex_word(chunk: u64) -> u32 {
+    // '0'..'9' are 0x30..0x39 and 'a'..'f' / 'A'..'F' are 0x61../0x41..: the low nibble plus 9
+    // for letters (bit 6 set) is each digit's value.
+    let digits = (chunk & 0x0f0f_0f0f_0f0f_0f0f) + ((chunk >> 6) & 0x0101_0101_0101_0101) * 9;
+    // Pack neighbouring nibbles into bytes, bytes into 16-bit lanes, lanes into the result.
+    let bytes = (digits | (digits >> 4)) & 0x00ff_00ff_00ff_00ff;
+    let lanes = (bytes | (bytes >> 8)) & 0x0000_ffff_0000_ffff;
+    ((lanes | (lanes >> 16)) & 0xffff_ffff) as u32
+}
+
+/// Hashes the 128-bit id keys: ids are random, so one folded multiply with a per-index random
+/// seed mixes them well (and keeps crafted ids from colliding on purpose) at a fraction of
+/// SipHash's cost. This is the per-event hot path.
+#[derive(Debug, Clone, Copy)]
+struct IdHashBuilder {
+    seed: [u64; 2],
+}
+
+impl Default for IdHashBuilder {
+    fn default() -> Self {
+        Self { seed: [rand::random(), rand::random()] }
+    }
+}
+
+impl BuildHasher for IdHashBuilder {
+    type Hasher = IdHasher;
+
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher { seed: self.seed, state: 0 }
+    }
+}
+
+/// See [`IdHashBuilder`].
+#[derive(Debug)]
+struct IdHasher {
+    seed: [u64; 2],
+    state: u64,
+}
+
+/// Multiplies as 128 bits and folds the halves together.
+fn folded_multiply(left: u64, right: u64) -> u64 {
+    let product = u128::from(left) * u128::from(right);
+    (product as u64) ^ ((product >> 64) as u64)
+}
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by the u128 keys; kept correct for any other key type.
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.state = folded_multiply(self.state ^ u64::from_le_bytes(word) ^ self.seed[0], self.seed[1] | 1);
+        }
+    }
+
+    fn write_u128(&mut self, value: u128) {
+        self.state = folded_multiply((value as u64) ^ self.seed[0], ((value >> 64) as u64) ^ self.seed[1]);
+    }
+
+    fn finish(&self) -> u64 {
+        self.state
+    }
+}
+
+/// A map keyed by id keys.
+type IdMap = HashMap<u128, u32, IdHashBuilder>;
+
+/// What matching reads of an interned account, kept apart from what it does not read (the id
+/// and reseller flag, in [`Slot`]) so the walk up a tree touches as few cache lines as possible;
+/// most ancestors are skipped on their masks alone.
+#[derive(Debug, Clone, Default)]
+struct Routing {
+    /// Bits of the types among `hooks`.
+    own_types: u16,
+    /// Bits of the types among `hooks` with `include_subaccounts`.
+    inherited_types: u16,
+    /// Whether the account itself is known. A slot also exists for an account only named as an
+    /// ancestor or as a hook owner; events of such an account match nothing (spec 4.4).
+    present: bool,
+    /// How many ancestors the account has.
+    ancestors_len: u16,
+    /// Where its ancestors start in [`HookIndex::ancestor_pool`].
+    ancestors_start: u32,
+    /// Where each type's hooks start in `hooks`; the last entry is the length.
+    type_starts: [u32; HookType::COUNT + 1],
+    /// The enabled hooks the account owns, grouped by type (in [`HookType::ALL_TYPES`] order),
+    /// within a type those with `include_subaccounts` first, then by id: matching reads only the
+    /// groups of the event's type and `all`, and an ancestor only the start of each group.
+    hooks: Vec<HookHead>,
+}
+
+/// The order of an account's hooks (see [`Routing::hooks`]).
+fn slot_order(left: &HookHead, right: &HookHead) -> std::cmp::Ordering {
+    (left.hook_type.position(), !left.include_subaccounts, &left.hook.id).cmp(&(
+        right.hook_type.position(),
+        !right.include_subaccounts,
+        &right.hook.id,
+    ))
+}
+
+impl Routing {
+    /// The hooks of one type.
+    fn hooks_of(&self, hook_type: HookType) -> &[HookHead] {
+        let position = hook_type.position();
+        let (start, end) = (self.type_starts[position] as usize, self.type_starts[position + 1] as usize);
+        self.hooks.get(start..end).unwrap_or_default()
+    }
+
+    /// Recomputes the group starts and type masks after the hooks changed (they must be sorted).
+    fn refresh(&mut self) {
+        let (mut own, mut inherited) = (0, 0);
+        let mut counts = [0u32; HookType::COUNT];
+        for hook in &self.hooks {
+            own |= hook.hook_type.bit();
+            if hook.include_subaccounts {
+                inherited |= hook.hook_type.bit();
+            }
+            counts[hook.hook_type.position()] += 1;
+        }
+        let mut start = 0;
+        for (position, count) in counts.iter().enumerate() {
+            self.type_starts[position] = start;
+            start += count;
+        }
+        self.type_starts[HookType::COUNT] = start;
+        self.own_types = own;
+        self.inherited_types = inherited;
+    }
+
+    /// Removes the hook `id` if present.
+    fn remove(&mut self, id: &WebhookId) {
+        self.hooks.retain(|existing| existing.hook.id != *id);
+        self.refresh();
+    }
+}
+
+/// The rest of an interned account.
+#[derive(Debug, Clone)]
+struct Slot {
+    /// The account id.
+    id: AccountId,
+    /// The account document says the account is a reseller.
+    is_reseller: bool,
+}
+
+/// The accounts and enabled hooks the router matches events against.
+#[derive(Debug, Clone, Default)]
+pub struct HookIndex {
+    /// Per interned account, what matching reads; a slot number never changes while the index
+    /// lives.
+    routing: Vec<Routing>,
+    /// Per interned account, the rest (same numbering).
+    slots: Vec<Slot>,
+    /// Every account's ancestors (slot numbers, root first), one run per account: one allocation
+    /// instead of one per account, and neighbouring runs share cache lines.
+    ancestor_pool: Vec<u32>,
+    /// Account id key to slot number.
+    slot_of_account: IdMap,
+    /// Hook id key to the owner's slot number.
+    owner_of_hook: IdMap,
+    /// Accounts known in their own right (not only referenced).
+    present_accounts: usize,
+}
+
+impl HookIndex {
+    /// An empty index.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The index of `accounts` and the enabled hooks among `webhooks`; disabled hooks and hooks of
+    /// types no event reaches are left out.
+    pub fn build(accounts: &[Account], webhooks: &[Webhook]) -> Self {
+        let mut builder = HookIndexBuilder::new(accounts);
+        builder.add_hooks(webhooks);
+        builder.finish()
+    }
+
+    /// How many hooks the index holds.
+    pub fn hook_count(&self) -> usize {
+        self.owner_of_hook.len()
+    }
+
+    /// How many accounts are known in their own right.
+    pub fn account_count(&self) -> usize {
+        self.present_accounts
+    }
+
+    /// Whether the account is known.
+    pub fn contains_account(&self, id: &AccountId) -> bool {
+        self.slot_number(id).is_some_and(|slot| self.routing[slot].present)
+    }
+
+    /// The hook with this id and its owner, if the index holds it.
+    pub fn hook(&self, id: &WebhookId) -> Option<(&AccountId, &IndexedHook)> {
+        let owner = *self.owner_of_hook.get(&id_key(id.as_str()))? as usize;
+        let head = self.routing[owner].hooks.iter().find(|head| head.hook.id == *id)?;
+        Some((&self.slots[owner].id, &head.hook))
+    }
+
+    /// Adds or replaces an account: its ancestors and reseller flag. Its hooks are kept.
+    pub fn upsert_account(&mut self, account: &Account) {
+        let ancestors: Vec<u32> = account.tree.iter().map(|ancestor| self.intern(ancestor)).collect();
+        let slot_number = self.intern(&account.id) as usize;
+        self.slots[slot_number].is_reseller = is_reseller(&account.doc);
+        let routing = &self.routing[slot_number];
+        if !routing.present {
+            self.present_accounts += 1;
+        }
+        let start = routing.ancestors_start as usize;
+        let current = self.ancestor_pool.get(start..start + usize::from(routing.ancestors_len));
+        let ancestors_start = if current == Some(ancestors.as_slice()) {
+            routing.ancestors_start
+        } else if usize::from(routing.ancestors_len) == ancestors.len() {
+            // Overwritten in place; a list of another length is appended, and the old run stays
+            // unused until the next full reload builds a fresh index (accounts never move in the
+            // tree through the API, so this is rare).
+            self.ancestor_pool[start..start + ancestors.len()].copy_from_slice(&ancestors);
+            routing.ancestors_start
+        } else {
+            let start = u32::try_from(self.ancestor_pool.len()).unwrap_or(u32::MAX);
+            self.ancestor_pool.extend_from_slice(&ancestors);
+            start
+        };
+        let routing = &mut self.routing[slot_number];
+        routing.present = true;
+        routing.ancestors_start = ancestors_start;
+        // Kazoo trees are a handful of levels deep; deeper ones are cut rather than wrapped.
+        routing.ancestors_len = u16::try_from(ancestors.len()).unwrap_or(u16::MAX);
+    }
+
+    /// Forgets an account and every hook it owns (spec 8.3); returns how many hooks went. Its
+    /// descendants keep naming it as an ancestor, harmlessly: it has no hooks left.
+    pub fn remove_account(&mut self, id: &AccountId) -> usize {
+        let Some(slot_number) = self.slot_number(id) else {
+            return 0;
+        };
+        if self.routing[slot_number].present {
+            self.present_accounts -= 1;
+        }
+        self.slots[slot_number].is_reseller = false;
+        let hooks = std::mem::take(&mut self.routing[slot_number]).hooks;
+        for head in &hooks {
+            self.owner_of_hook.remove(&id_key(head.hook.id.as_str()));
+        }
+        hooks.len()
+    }
+
+    /// Applies the stored state of a hook: enabled hooks of a routable type are added or
+    /// replaced, anything else is removed (decision 16: a disabled hook never fires).
+    pub fn upsert_hook(&mut self, webhook: &Webhook) {
+        let hook = if webhook.enabled { IndexedHook::from_webhook(webhook) } else { None };
+        let Some(hook) = hook else {
+            self.remove_hook(&webhook.id);
+            return;
+        };
+        let key = id_key(hook.id.as_str());
+        let owner = self.intern(&webhook.account_id);
+        if let Some(previous_owner) = self.owner_of_hook.insert(key, owner)
+            && previous_owner != owner
+        {
+            // Hooks do not change owners through the API; a corrected store still must not leave
+            // the old copy firing.
+            self.routing[previous_owner as usize].remove(&hook.id);
+        }
+        let routing = &mut self.routing[owner as usize];
+        // The type or flag may have changed, moving the hook to another place in the order.
+        routing.hooks.retain(|existing| existing.hook.id != hook.id);
+        let head = HookHead::new(hook);
+        let position = routing.hooks.partition_point(|existing| slot_order(existing, &head).is_lt());
+        routing.hooks.insert(position, head);
+        routing.refresh();
+    }
+
+    /// Removes a hook; `true` when the index held it.
+    pub fn remove_hook(&mut self, id: &WebhookId) -> bool {
+        let Some(owner) = self.owner_of_hook.remove(&id_key(id.as_str())) else {
+            return false;
+        };
+        self.routing[owner as usize].remove(id);
+        true
+    }
+
+    /// Calls `visit` with every hook that receives `event` and the hook's owner, in delivery
+    /// order (spec 4.4): the event account's own hooks of the event's type or `all`, then, for
+    /// each ancestor from the root down to the parent, its hooks with `include_subaccounts` of
+    /// that type or `all`; each must also pass its type's filters ([`HookView::accepts`]). Within
+    /// one account, hooks of the event's type come before `all` hooks, hooks with
+    /// `include_subaccounts` first, then by id. An event without an account, of an unknown
+    /// account, or without a hook type (the callflow webhook) matches nothing.
+    pub fn for_each_match<'a>(&'a self, event: &KazooEvent, mut visit: impl FnMut(&'a AccountId, &'a IndexedHook)) {
+        let Some(hook_type) = event.lookup_key().and_then(HookType::from_lookup_key) else {
+            return;
+        };
+        let Some(slot_number) = event.account_id.as_ref().and_then(|account| self.slot_number(account)) else {
+            return;
+        };
+        let routing = &self.routing[slot_number];
+        if !routing.present {
+            return;
+        }
+        let receives = |head: &&HookHead| head.accepts(event);
+        let groups = [hook_type, HookType::All];
+        // An event never has lookup key `all`, but an `all` group must not be read twice.
+        let groups = if hook_type == HookType::All { &groups[..1] } else { &groups[..] };
+        let wanted = groups.iter().fold(0, |mask, group| mask | group.bit());
+        if routing.own_types & wanted != 0 {
+            let owner = &self.slots[slot_number].id;
+            for group in groups {
+                routing.hooks_of(*group).iter().filter(receives).for_each(|head| visit(owner, &head.hook));
+            }
+        }
+        for &ancestor in self.ancestors(routing) {
+            let ancestor_routing = &self.routing[ancestor as usize];
+            if ancestor_routing.inherited_types & wanted == 0 {
+                continue;
+            }
+            let owner = &self.slots[ancestor as usize].id;
+            for group in groups {
+                // Inherited hooks lead each group, so the scan stops at the first other one.
+                ancestor_routing
+                    .hooks_of(*group)
+                    .iter()
+                    .take_while(|head| head.include_subaccounts)
+                    .filter(receives)
+                    .for_each(|head| visit(owner, &head.hook));
+            }
+        }
+    }
+
+    /// The hooks that receive `event`, in delivery order (see [`HookIndex::for_each_match`]).
+    pub fn matches(&self, event: &KazooEvent) -> Vec<&IndexedHook> {
+        let mut hooks = Vec::new();
+        self.for_each_match(event, |_, hook| hooks.push(hook));
+        hooks
+    }
+
+    /// The reseller of a known account, for channel payloads (spec 4.1): its nearest ancestor
+    /// flagged as a reseller, else the root of its tree (the master), else itself when it is the
+    /// root. `None` for an unknown account.
+    pub fn reseller_of(&self, id: &AccountId) -> Option<&AccountId> {
+        let slot_number = self.slot_number(id).filter(|slot| self.routing[*slot].present)?;
+        let ancestors = self.ancestors(&self.routing[slot_number]);
+        let reseller = ancestors
+            .iter()
+            .rev()
+            .copied()
+            .find(|&ancestor| self.slots[ancestor as usize].is_reseller)
+            .or_else(|| ancestors.first().copied())
+            .map_or(slot_number, |ancestor| ancestor as usize);
+        Some(&self.slots[reseller].id)
+    }
+
+    /// The ancestors of an account, root first.
+    fn ancestors(&self, routing: &Routing) -> &[u32] {
+        let start = routing.ancestors_start as usize;
+        self.ancestor_pool.get(start..start + usize::from(routing.ancestors_len)).unwrap_or_default()
+    }
+
+    /// The slot number of an account id, if interned.
+    fn slot_number(&self, id: &AccountId) -> Option<usize> {
+        self.slot_of_account.get(&id_key(id.as_str())).map(|&slot| slot as usize)
+    }
+
+    /// The slot number of an account, creating a placeholder slot the first time it is named.
+    fn intern(&mut self, id: &AccountId) -> u32 {
+        let next = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
+        let slot_number = *self.slot_of_account.entry(id_key(id.as_str())).or_insert(next);
+        if slot_number == next {
+            self.slots.push(Slot { id: id.clone(), is_reseller: false });
+            self.routing.push(Routing::default());
+        }
+        slot_number
+    }
+}
+
+/// Builds a [`HookIndex`] from hooks given in any number of slices (pages read from the store),
+/// sorting each account's hooks once at the end: inserting in order would be quadratic for
+/// accounts with many hooks.
+#[derive(Debug)]
+pub struct HookIndexBuilder {
+    index: HookIndex,
+}
+
+impl HookIndexBuilder {
+    /// A builder holding `accounts` and no hooks yet.
+    pub fn new(accounts: &[Account]) -> Self {
+        let mut index = HookIndex::new();
+        index.slots.reserve(accounts.len());
+        index.routing.reserve(accounts.len());
+        index.slot_of_account.reserve(accounts.len());
+        for account in accounts {
+            index.upsert_account(account);
+        }
+        Self { index }
+    }
+
+    /// Adds the enabled hooks among `webhooks` (others are skipped, as by
+    /// [`HookIndex::upsert_hook`]). A hook id given twice keeps its last state.
+    pub fn add_hooks(&mut self, webhooks: &[Webhook]) {
+        let index = &mut self.index;
+        index.owner_of_hook.reserve(webhooks.len());
+        for webhook in webhooks {
+            let hook = if webhook.enabled { IndexedHook::from_webhook(webhook) } else { None };
+            let key = id_key(webhook.id.as_str());
+            if let Some(previous_owner) = index.owner_of_hook.remove(&key) {
+                index.routing[previous_owner as usize].hooks.retain(|existing| existing.hook.id != webhook.id);
+            }
+            let Some(hook) = hook else {
+                continue;
+            };
+            let owner = index.intern(&webhook.account_id);
+            index.owner_of_hook.insert(key, owner);
+            index.routing[owner as usize].hooks.push(HookHead::new(hook));
+        }
+    }
+
+    /// The finished index.
+    pub fn finish(mut self) -> HookIndex {
+        for routing in &mut self.index.routing {
+            routing.hooks.sort_unstable_by(slot_order);
+            routing.hooks.shrink_to_fit();
+            routing.refresh();
+        }
+        self.index.ancestor_pool.shrink_to_fit();
+        self.index
+    }
+}
+
+/// Whether an account document flags a reseller: `is_reseller` as clients write it, or Kazoo's
+/// private `pvt_reseller`.
+fn is_reseller(document: &Map<String, Value>) -> bool {
+    ["is_reseller", "pvt_reseller"].iter().any(|key| document.get(*key).and_then(Value::as_bool) == Some(true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hook_types_parse_case_insensitively_and_unknown_types_are_refused() {
+        assert_eq!(HookType::parse("CHANNEL_create"), Some(HookType::ChannelCreate));
+        assert_eq!(HookType::parse("all"), Some(HookType::All));
+        assert_eq!(HookType::parse("callflow"), None);
+        for kind in HookType::ALL_TYPES {
+            assert_eq!(HookType::parse(kind.as_str()), Some(kind));
+            assert_eq!(HookType::from_lookup_key(kind.as_str()), Some(kind));
+        }
+    }
+
+    #[test]
+    fn retries_are_clamped_to_the_schema_range_with_the_default_when_absent() {
+        assert_eq!(retries(None), 2);
+        assert_eq!(retries(Some(&Value::from(0))), 0);
+        assert_eq!(retries(Some(&Value::from(9))), 4);
+        assert_eq!(retries(Some(&Value::from(1000))), 4);
+        assert_eq!(retries(Some(&Value::from("3"))), 3);
+        assert_eq!(retries(Some(&Value::from(-1))), 2);
+    }
+
+    #[test]
+    fn id_keys_are_the_hexadecimal_value_of_the_id() {
+        let id = "0123456789abcdef0f1e2d3c4b5a6978";
+        assert_eq!(id_key(id), u128::from_str_radix(id, 16).expect("hex"));
+        assert_eq!(id_key("0123456789ABCDEF0F1E2D3C4B5A6978"), id_key(id));
+        assert_eq!(id_key("00000000000000000000000000000000"), 0);
+    }
+
+    #[test]
+    fn id_keys_of_distinct_ids_differ() {
+        assert_ne!(id_key("3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d"), id_key("3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8e"));
+        assert_eq!(id_key("ffffffffffffffffffffffffffffffff"), u128::MAX);
+    }
+}

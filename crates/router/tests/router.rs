@@ -1,0 +1,701 @@
+//! Integration tests of the running router, each on the in-process bus and on the RabbitMQ server at
+//! `WEBHOOKS_TEST_AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672/%2f`), with a fresh SQLite
+//! store (one case also on PostgreSQL). Every test uses its own topology prefix, with queues that
+//! expire once unused, so tests neither see each other's messages nor leave queues behind.
+//!
+//! Nothing sleeps to wait for work: tests poll for a condition with a deadline ([`eventually`]) or
+//! wait for the next message with a timeout.
+
+// The test databases of the shared test-support crate, compiled in directly: that crate depends on
+// the API crate, and the router's tests should not need the API to build.
+#[path = "../../test-support/src/db.rs"]
+#[expect(dead_code, reason = "the router tests need the databases, not their URLs")]
+mod db;
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use serde_json::{Map, Value, json};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use webhooks_bus::{Bus, Consumer, Outgoing, Topology};
+use webhooks_model::event::call_event_routing_key;
+use webhooks_model::ids::{AccountId, WebhookId};
+use webhooks_model::job::{DeliveryJob, JobBatch};
+use webhooks_model::notice::{Action, CONFIGURATION_EXCHANGE, Change};
+use webhooks_router::{Router, RouterError, RouterSettings, RouterStats};
+use webhooks_storage::{Account, NewAccount, NewWebhook, Store, Webhook, WebhookChange};
+
+use crate::db::TestDatabase;
+
+/// How long a test waits for something that should happen at once.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Which bus a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    InProcess,
+    RabbitMq,
+}
+
+/// Generates `<test>::on_the_in_process_bus` and `<test>::on_rabbitmq` for each async test body
+/// taking a [`Backend`].
+macro_rules! on_both_buses {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use super::Backend;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn on_the_in_process_bus() {
+                    super::$name(Backend::InProcess).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn on_rabbitmq() {
+                    super::$name(Backend::RabbitMq).await;
+                }
+            }
+        )*
+    };
+}
+
+on_both_buses!(
+    fixture_events_become_jobs_with_exactly_the_expected_payloads,
+    two_routers_on_one_queue_route_each_event_exactly_once,
+    a_garbage_message_is_dead_lettered_and_the_next_event_still_routes,
+    a_router_stopped_mid_stream_loses_no_event,
+    a_router_killed_mid_stream_loses_no_event,
+    change_notices_add_disable_delete_and_reenable_hooks_within_a_second,
+    a_periodic_reload_picks_up_hooks_changed_without_a_notice,
+);
+
+/// The broker tests use.
+fn amqp_url() -> String {
+    std::env::var("WEBHOOKS_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// A topology of its own for one test; unused queues vanish a minute after the test.
+fn topology(prefix: &str) -> Topology {
+    let mut topology = Topology::new(prefix);
+    topology.queue_expires = Some(Duration::from_secs(60));
+    topology
+}
+
+/// A unique prefix for one test.
+fn unique_prefix() -> String {
+    format!("test-router-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A bus of `backend` on `prefix`. The in-process bus is one per test (routers sharing a queue
+/// share the handle); RabbitMQ gets a connection per call, like separate nodes.
+async fn connect(backend: Backend, prefix: &str) -> Bus {
+    // `RUST_LOG=webhooks_router=debug` shows the router's logs for a failing test.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let url = amqp_url();
+    let url = match backend {
+        Backend::InProcess => None,
+        Backend::RabbitMq => Some(url.as_str()),
+    };
+    Bus::connect(url, topology(prefix)).await.unwrap_or_else(|error| panic!("cannot connect the bus: {error}"))
+}
+
+/// Polls `condition` until it holds, failing the test after [`PATIENCE`].
+async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if condition().await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A running router.
+struct RunningRouter {
+    stats: Arc<RouterStats>,
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), RouterError>>,
+}
+
+impl RunningRouter {
+    /// Starts a router and returns once it is ready.
+    async fn start(store: &Store, bus: &Bus, settings: RouterSettings) -> RunningRouter {
+        let router = Router::start(store.clone(), bus.clone(), settings)
+            .await
+            .unwrap_or_else(|error| panic!("router does not start: {error}"));
+        let stats = router.stats();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(router.run(shutdown.clone()));
+        RunningRouter { stats, shutdown, task }
+    }
+
+    /// Cancels the router and waits until it has finished its batch and stopped.
+    async fn stop(self) {
+        self.shutdown.cancel();
+        let result = tokio::time::timeout(PATIENCE, self.task).await.expect("router stops in time");
+        result.expect("router task does not panic").expect("router stops cleanly");
+    }
+}
+
+/// Settings for tests: small prefetch so batches are visible, the fixtures' cluster id.
+fn settings(cluster_id: &str) -> RouterSettings {
+    let mut settings = RouterSettings::new(cluster_id);
+    settings.prefetch = 50;
+    settings
+}
+
+/// Reads job batches from the dispatch queue, acknowledging them.
+struct Jobs {
+    consumer: Consumer,
+}
+
+impl Jobs {
+    async fn consume(bus: &Bus) -> Jobs {
+        let queue = bus.topology().dispatch_queue();
+        Jobs { consumer: bus.consume(&queue, 100).await.expect("consume the dispatch queue") }
+    }
+
+    /// The next batch; fails after [`PATIENCE`].
+    async fn next_batch(&mut self) -> JobBatch {
+        let delivery = tokio::time::timeout(PATIENCE, self.consumer.next())
+            .await
+            .expect("a job batch arrives in time")
+            .expect("the dispatch consumer is open");
+        let batch: JobBatch = serde_json::from_slice(delivery.body.as_ref()).expect("a job batch");
+        delivery.ack().await.expect("acknowledge the batch");
+        batch
+    }
+
+    /// Jobs until `count` have arrived.
+    async fn take(&mut self, count: usize) -> Vec<DeliveryJob> {
+        let mut jobs = Vec::new();
+        while jobs.len() < count {
+            jobs.extend(self.next_batch().await.jobs);
+        }
+        jobs
+    }
+}
+
+/// Publishes a Kazoo message through the bus.
+async fn publish(bus: &Bus, exchange: &str, routing_key: &str, body: Vec<u8>) {
+    bus.publish(Outgoing {
+        exchange: exchange.to_owned(),
+        routing_key: routing_key.to_owned(),
+        body: body.into(),
+        content_type: Some("application/json".to_owned()),
+        headers: Vec::new(),
+        persistent: false,
+        expiration_ms: None,
+    })
+    .await
+    .expect("publish");
+}
+
+/// Publishes Kazoo messages with a plain AMQP client, as Kazoo itself would.
+async fn publish_with_lapin(messages: &[(String, String, Vec<u8>)]) {
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("lapin connects");
+    let channel = connection.create_channel().await.expect("lapin channel");
+    channel.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
+    for (exchange, routing_key, body) in messages {
+        channel
+            .basic_publish(
+                exchange.as_str().into(),
+                routing_key.as_str().into(),
+                BasicPublishOptions::default(),
+                body,
+                BasicProperties::default().with_content_type("application/json".into()),
+            )
+            .await
+            .expect("lapin publishes")
+            .await
+            .expect("lapin publish confirmed");
+    }
+    let _ = connection.close(200, "done".into()).await;
+}
+
+/// Publishes a change notice as the API does.
+async fn notify(bus: &Bus, change: &Change) {
+    let (routing_key, body) = change.to_message("test-node", &uuid::Uuid::new_v4().simple().to_string());
+    publish(bus, CONFIGURATION_EXCHANGE, &routing_key, body.to_string().into_bytes()).await;
+}
+
+/// A JSON object literal as a document.
+fn object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        other => panic!("not an object: {other}"),
+    }
+}
+
+/// Creates an account under `parent`.
+async fn create_account(store: &Store, id: &AccountId, parent: Option<&Account>, doc: Value) -> Account {
+    store
+        .insert_account(&NewAccount {
+            id: id.clone(),
+            name: format!("account {id}"),
+            parent: parent.map(|parent| (parent.id.clone(), parent.tree.clone())),
+            api_key: uuid::Uuid::new_v4().simple().to_string(),
+            superduper_admin: false,
+            doc: object(doc),
+        })
+        .await
+        .expect("account created")
+}
+
+/// Creates a hook from a webhook document (its `id`, `pvt_*` and `enabled` fields are read from it
+/// and left out of the stored document, as the API does).
+async fn create_hook(store: &Store, id: &WebhookId, owner: &AccountId, document: &Value) -> Webhook {
+    let mut doc = object(document.clone());
+    doc.retain(|key, _| key != "id" && !key.starts_with("pvt_"));
+    store
+        .insert_webhook(&NewWebhook {
+            id: id.clone(),
+            account_id: owner.clone(),
+            hook: doc.get("hook").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            enabled: doc.get("enabled").and_then(Value::as_bool).unwrap_or(true),
+            include_subaccounts: doc.get("include_subaccounts").and_then(Value::as_bool).unwrap_or(false),
+            doc,
+        })
+        .await
+        .expect("hook created")
+}
+
+/// A simple hook document of `hook_type`.
+fn hook_document(hook_type: &str) -> Value {
+    json!({"name": format!("{hook_type} hook"), "uri": "https://hooks.example.com/x", "hook": hook_type,
+           "http_verb": "post", "format": "json", "retries": 1})
+}
+
+/// A channel event of `account` with a unique call id: `(routing key, body)`.
+fn channel_event(account: &AccountId, event_name: &str, call_id: &str) -> (String, Vec<u8>) {
+    let body = json!({"Event-Category": "call_event", "Event-Name": event_name, "Call-ID": call_id,
+        "Call-Direction": "inbound", "Custom-Channel-Vars": {"Account-ID": account}});
+    (call_event_routing_key(event_name, call_id), body.to_string().into_bytes())
+}
+
+/// Publishes `count` CHANNEL_CREATE events of `account`, with call ids `<tag>-<n>`.
+async fn publish_calls(backend: Backend, bus: &Bus, account: &AccountId, tag: &str, count: usize) {
+    let messages: Vec<(String, String, Vec<u8>)> = (0..count)
+        .map(|sequence| {
+            let (routing_key, body) = channel_event(account, "CHANNEL_CREATE", &format!("{tag}-{sequence}"));
+            ("callevt".to_owned(), routing_key, body)
+        })
+        .collect();
+    match backend {
+        Backend::RabbitMq => publish_with_lapin(&messages).await,
+        Backend::InProcess => {
+            for (exchange, routing_key, body) in messages {
+                publish(bus, &exchange, &routing_key, body).await;
+            }
+        }
+    }
+}
+
+/// The call ids of jobs, counted.
+fn call_ids(jobs: &[DeliveryJob]) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for job in jobs {
+        let call_id = job.payload.get("call_id").and_then(Value::as_str).unwrap_or_default().to_owned();
+        *counts.entry(call_id).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// An account with one hook receiving every CHANNEL_CREATE, in a fresh SQLite store.
+async fn one_hook_store() -> (TestDatabase, Store, AccountId, Webhook) {
+    let database = TestDatabase::sqlite().await;
+    let store = database.store().await;
+    let account = AccountId::generate();
+    create_account(&store, &account, None, json!({})).await;
+    let hook = create_hook(&store, &WebhookId::generate(), &account, &hook_document("channel_create")).await;
+    (database, store, account, hook)
+}
+
+/// The example messages of `crates/model/fixtures/amqp-events`.
+fn fixtures() -> Vec<Value> {
+    let directory = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../model/fixtures/amqp-events");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&directory)
+        .expect("fixtures directory")
+        .map(|entry| entry.expect("fixture entry").path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "json"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|path| serde_json::from_str(&std::fs::read_to_string(path).expect("fixture readable")).expect("json"))
+        .collect()
+}
+
+async fn fixture_events_become_jobs_with_exactly_the_expected_payloads(backend: Backend) {
+    fixture_scenario(backend, TestDatabase::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixture_events_become_jobs_with_exactly_the_expected_payloads_on_postgresql() {
+    fixture_scenario(Backend::InProcess, TestDatabase::postgres().await).await;
+}
+
+/// Every fixture's account tree and hook stored, every fixture's message published on its Kazoo
+/// exchange; each comes back as one job with the fixture's exact payload.
+async fn fixture_scenario(backend: Backend, database: TestDatabase) {
+    let store = database.store().await;
+    let fixtures = fixtures();
+    let context = &fixtures[0]["context"];
+    let id = |value: &Value| value.as_str().expect("id").parse::<AccountId>().expect("account id");
+    let tree: Vec<AccountId> = context["account_tree"].as_array().expect("tree").iter().map(id).collect();
+    let reseller = id(&context["reseller_id"]);
+    let mut parent: Option<Account> = None;
+    for ancestor in &tree {
+        let doc = if *ancestor == reseller { json!({"is_reseller": true}) } else { json!({}) };
+        parent = Some(create_account(&store, ancestor, parent.as_ref(), doc).await);
+    }
+    let event_account = id(&context["account_id"]);
+    create_account(&store, &event_account, parent.as_ref(), json!({})).await;
+    let mut hooks = HashSet::new();
+    for fixture in &fixtures {
+        assert_eq!(fixture["context"], *context, "the fixtures share one context");
+        let hook = &fixture["hook"];
+        let hook_id: WebhookId = hook["id"].as_str().expect("hook id").parse().expect("hook id shape");
+        if hooks.insert(hook_id.clone()) {
+            create_hook(&store, &hook_id, &id(&hook["pvt_account_id"]), hook).await;
+        }
+    }
+
+    let prefix = unique_prefix();
+    let bus = connect(backend, &prefix).await;
+    let cluster_id = context["cluster_id"].as_str().expect("cluster id");
+    let router = RunningRouter::start(&store, &bus, settings(cluster_id)).await;
+    let mut jobs = Jobs::consume(&bus).await;
+    let messages: Vec<(String, String, Vec<u8>)> = fixtures
+        .iter()
+        .map(|fixture| {
+            let exchange = fixture["exchange"].as_str().expect("exchange").to_owned();
+            let routing_key = fixture["routing_key"].as_str().expect("routing key").to_owned();
+            (exchange, routing_key, fixture["body"].to_string().into_bytes())
+        })
+        .collect();
+    for ((exchange, routing_key, body), fixture) in messages.into_iter().zip(&fixtures) {
+        match backend {
+            Backend::RabbitMq => publish_with_lapin(&[(exchange, routing_key, body)]).await,
+            Backend::InProcess => publish(&bus, &exchange, &routing_key, body).await,
+        }
+        // One event at a time, so each job is known to come from its fixture.
+        let batch = jobs.next_batch().await;
+        assert_eq!(batch.jobs.len(), 1, "{}", fixture["description"]);
+        let job = &batch.jobs[0];
+        assert_eq!(
+            serde_json::to_string(&job.payload).expect("payload"),
+            serde_json::to_string(&fixture["expected_http_payload"]).expect("expected payload"),
+            "{}",
+            fixture["description"]
+        );
+        assert_eq!(job.hook_id.as_str(), fixture["hook"]["id"]);
+        assert_eq!(job.account_id.as_str(), fixture["expected_http_request"]["headers"]["X-Account-ID"]);
+        assert_eq!(job.uri, fixture["hook"]["uri"]);
+    }
+    router.stop().await;
+}
+
+async fn two_routers_on_one_queue_route_each_event_exactly_once(backend: Backend) {
+    let (_database, store, account, _hook) = one_hook_store().await;
+    let prefix = unique_prefix();
+    let first_bus = connect(backend, &prefix).await;
+    // On RabbitMQ each router has a connection of its own, like two nodes.
+    let second_bus = if backend == Backend::RabbitMq { connect(backend, &prefix).await } else { first_bus.clone() };
+    let first = RunningRouter::start(&store, &first_bus, settings("cluster")).await;
+    let second = RunningRouter::start(&store, &second_bus, settings("cluster")).await;
+    let mut jobs = Jobs::consume(&first_bus).await;
+
+    let count = 400;
+    publish_calls(backend, &first_bus, &account, "shared", count).await;
+    let received = jobs.take(count).await;
+    // Events from tests running beside this one reach these routers too (Kazoo's exchanges are
+    // shared), so jobs are counted, not events: exactly one per event means no duplicate.
+    eventually("both routers have published exactly one job per event", || async {
+        first.stats.jobs() + second.stats.jobs() == count as u64
+    })
+    .await;
+    let counts = call_ids(&received);
+    assert_eq!(counts.len(), count, "every event routed");
+    assert!(counts.values().all(|&seen| seen == 1), "no event routed twice");
+    assert_eq!(first_bus.queue_depth(&first_bus.topology().dispatch_queue()).await.expect("depth"), 0);
+    first.stop().await;
+    second.stop().await;
+}
+
+async fn a_garbage_message_is_dead_lettered_and_the_next_event_still_routes(backend: Backend) {
+    let (_database, store, account, hook) = one_hook_store().await;
+    let prefix = unique_prefix();
+    let bus = connect(backend, &prefix).await;
+    let router = RunningRouter::start(&store, &bus, settings("cluster")).await;
+    let mut jobs = Jobs::consume(&bus).await;
+    let dead_letters = bus.topology().dead_letter_queue();
+    let mut dead = bus.consume(&dead_letters, 10).await.expect("consume dead letters");
+
+    // Kazoo's exchanges are shared by every test on the broker, so the routing keys carry this
+    // test's prefix to tell its dead letters from those of tests running beside it.
+    let garbage_key = format!("call.CHANNEL_CREATE.{prefix}-garbage");
+    let malformed_key = format!("call.CHANNEL_CREATE.{prefix}-no-call-id");
+    let garbage = b"{not json".to_vec();
+    let malformed = json!({"Event-Category": "call_event", "Event-Name": "CHANNEL_CREATE"}).to_string().into_bytes();
+    let (routing_key, good) = channel_event(&account, "CHANNEL_CREATE", "after-garbage");
+    let messages = vec![
+        ("callevt".to_owned(), garbage_key.clone(), garbage.clone()),
+        ("callevt".to_owned(), malformed_key.clone(), malformed.clone()),
+        ("callevt".to_owned(), routing_key, good),
+    ];
+    match backend {
+        Backend::RabbitMq => publish_with_lapin(&messages).await,
+        Backend::InProcess => {
+            for (exchange, routing_key, body) in messages {
+                publish(&bus, &exchange, &routing_key, body).await;
+            }
+        }
+    }
+    let batch = jobs.next_batch().await;
+    assert_eq!(batch.jobs.len(), 1);
+    assert_eq!(batch.jobs[0].hook_id, hook.id);
+    assert_eq!(batch.jobs[0].payload["call_id"], "after-garbage");
+    let mut ours = HashMap::new();
+    while ours.len() < 2 {
+        let delivery = tokio::time::timeout(PATIENCE, dead.next()).await.expect("dead letter in time").expect("open");
+        if [&garbage_key, &malformed_key].contains(&&delivery.routing_key) {
+            ours.insert(delivery.routing_key.clone(), delivery.body.as_ref().to_vec());
+        }
+        delivery.ack().await.expect("ack dead letter");
+    }
+    assert_eq!(ours[&garbage_key], garbage);
+    assert_eq!(ours[&malformed_key], malformed);
+    assert!(router.stats.dead_lettered() >= 2);
+    router.stop().await;
+}
+
+async fn a_router_stopped_mid_stream_loses_no_event(backend: Backend) {
+    interrupted_router_scenario(backend, Interruption::Cancel).await;
+}
+
+async fn a_router_killed_mid_stream_loses_no_event(backend: Backend) {
+    interrupted_router_scenario(backend, Interruption::Abort).await;
+}
+
+/// How the first router is stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Interruption {
+    /// Cancelled: it finishes its batch and leaves the rest unacknowledged.
+    Cancel,
+    /// Its task aborted wherever it is, as a crash would.
+    Abort,
+}
+
+/// Events are published while no router runs; a first router starts and is interrupted after
+/// some batches; a second one (on a new connection) routes the rest. Every event becomes a job:
+/// after a clean stop exactly once, after a crash at least once.
+async fn interrupted_router_scenario(backend: Backend, interruption: Interruption) {
+    let (_database, store, account, _hook) = one_hook_store().await;
+    let prefix = unique_prefix();
+    let first_bus = connect(backend, &prefix).await;
+    let mut jobs = Jobs::consume(&first_bus).await;
+    let count = 1_000;
+    publish_calls(backend, &first_bus, &account, "stream", count).await;
+
+    let mut small_batches = settings("cluster");
+    small_batches.prefetch = 20;
+    let first = RunningRouter::start(&store, &first_bus, small_batches.clone()).await;
+    eventually("the first router has routed some events", || async { first.stats.jobs() > 0 }).await;
+    let first_stats = Arc::clone(&first.stats);
+    match interruption {
+        Interruption::Cancel => first.stop().await,
+        Interruption::Abort => {
+            first.task.abort();
+            let _ = first.task.await;
+        }
+    }
+    let routed_by_first = first_stats.jobs();
+    assert!(routed_by_first < count as u64, "the first router stopped mid-stream ({routed_by_first} routed)");
+    // A new connection, as a restarted node would have; on the in-process bus the same one.
+    let second_bus = if backend == Backend::RabbitMq { connect(backend, &prefix).await } else { first_bus.clone() };
+    drop(first_bus);
+    let second = RunningRouter::start(&store, &second_bus, small_batches).await;
+    // After a crash some events may be routed twice: collect until every event has been seen.
+    let mut received = Vec::new();
+    while call_ids(&received).len() < count {
+        received.extend(jobs.next_batch().await.jobs);
+    }
+    let counts = call_ids(&received);
+    assert_eq!(counts.len(), count, "no event lost");
+    if interruption == Interruption::Cancel {
+        eventually("the second router has settled the rest", || async {
+            routed_by_first + second.stats.jobs() == count as u64
+        })
+        .await;
+        assert_eq!(received.len(), count, "a clean stop routes nothing twice");
+    }
+    second.stop().await;
+}
+
+async fn change_notices_add_disable_delete_and_reenable_hooks_within_a_second(backend: Backend) {
+    change_notice_scenario(backend, TestDatabase::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_notices_add_disable_delete_and_reenable_hooks_on_postgresql() {
+    change_notice_scenario(Backend::InProcess, TestDatabase::postgres().await).await;
+}
+
+/// A sentinel hook receives every event, so each event yields a batch and the absence of a hook's
+/// job in it is observable without waiting. Each notice must be applied within a second.
+async fn change_notice_scenario(backend: Backend, database: TestDatabase) {
+    let store = database.store().await;
+    let parent_id = AccountId::generate();
+    let parent = create_account(&store, &parent_id, None, json!({})).await;
+    let account = AccountId::generate();
+    create_account(&store, &account, Some(&parent), json!({})).await;
+    let sentinel = create_hook(&store, &WebhookId::generate(), &account, &hook_document("channel_create")).await;
+    let prefix = unique_prefix();
+    let bus = connect(backend, &prefix).await;
+    let router = RunningRouter::start(&store, &bus, settings("cluster")).await;
+    let mut jobs = Jobs::consume(&bus).await;
+    let mut calls = 0;
+    // Publishes one event and returns the hooks that received it.
+    let mut receivers = async |bus: &Bus, jobs: &mut Jobs| -> HashSet<WebhookId> {
+        calls += 1;
+        let (routing_key, body) = channel_event(&account, "CHANNEL_CREATE", &format!("call-{calls}"));
+        publish(bus, "callevt", &routing_key, body).await;
+        let batch = jobs.next_batch().await;
+        assert!(batch.jobs.iter().all(|job| job.payload["call_id"] == format!("call-{calls}")));
+        batch.jobs.into_iter().map(|job| job.hook_id).collect()
+    };
+    // Publishes a notice and waits until the router applied it, within a second.
+    let applied = async |bus: &Bus, change: Change, router: &RunningRouter| {
+        let before = router.stats.changes();
+        let published = Instant::now();
+        notify(bus, &change).await;
+        eventually("the change is applied", || async { router.stats.changes() > before }).await;
+        assert!(published.elapsed() < Duration::from_secs(1), "{change:?} took {:?}", published.elapsed());
+    };
+
+    assert_eq!(receivers(&bus, &mut jobs).await, HashSet::from([sentinel.id.clone()]));
+
+    // Created on the parent with include_subaccounts: it receives the sub-account's events.
+    let inherited = WebhookId::generate();
+    let mut document = hook_document("all");
+    document["include_subaccounts"] = json!(true);
+    let created = create_hook(&store, &inherited, &parent_id, &document).await;
+    applied(
+        &bus,
+        Change::Webhook { action: Action::Created, id: inherited.clone(), account_id: parent_id.clone() },
+        &router,
+    )
+    .await;
+    assert_eq!(receivers(&bus, &mut jobs).await, HashSet::from([sentinel.id.clone(), inherited.clone()]));
+
+    // Disabled by hand: it stops.
+    let change = WebhookChange {
+        hook: created.hook.clone(),
+        enabled: false,
+        include_subaccounts: true,
+        disabled_reason: None,
+        doc: created.doc.clone(),
+    };
+    let disabled = store.update_webhook(&parent_id, &inherited, &created.revision, &change).await.expect("update");
+    assert!(disabled.is_some());
+    applied(
+        &bus,
+        Change::Webhook { action: Action::Edited, id: inherited.clone(), account_id: parent_id.clone() },
+        &router,
+    )
+    .await;
+    assert_eq!(receivers(&bus, &mut jobs).await, HashSet::from([sentinel.id.clone()]));
+
+    // Auto-disabled sentinel, then the bulk re-enable of the parent's subtree brings it back.
+    assert!(store.disable_webhook(&account, &sentinel.id, "too many failures").await.expect("disable"));
+    applied(
+        &bus,
+        Change::Webhook { action: Action::Edited, id: sentinel.id.clone(), account_id: account.clone() },
+        &router,
+    )
+    .await;
+    let replacement = create_hook(&store, &WebhookId::generate(), &account, &hook_document("channel_create")).await;
+    applied(
+        &bus,
+        Change::Webhook { action: Action::Created, id: replacement.id.clone(), account_id: account.clone() },
+        &router,
+    )
+    .await;
+    assert_eq!(receivers(&bus, &mut jobs).await, HashSet::from([replacement.id.clone()]));
+    assert_eq!(store.reenable_webhooks(&parent_id, true).await.expect("reenable"), 1);
+    applied(&bus, Change::Reenabled { account_id: parent_id.clone(), descendants: true }, &router).await;
+    assert_eq!(receivers(&bus, &mut jobs).await, HashSet::from([replacement.id.clone(), sentinel.id.clone()]));
+
+    // Deleted: it stops.
+    assert!(store.delete_webhook(&account, &replacement.id).await.expect("delete").is_some());
+    applied(
+        &bus,
+        Change::Webhook { action: Action::Deleted, id: replacement.id.clone(), account_id: account.clone() },
+        &router,
+    )
+    .await;
+    assert_eq!(receivers(&bus, &mut jobs).await, HashSet::from([sentinel.id.clone()]));
+
+    // A hook of a new sub-account receives events once both notices are in.
+    let newcomer = AccountId::generate();
+    create_account(&store, &newcomer, Some(&parent), json!({})).await;
+    let newcomer_hook = create_hook(&store, &WebhookId::generate(), &newcomer, &hook_document("channel_create")).await;
+    applied(&bus, Change::Account { action: Action::Created, id: newcomer.clone() }, &router).await;
+    applied(
+        &bus,
+        Change::Webhook { action: Action::Created, id: newcomer_hook.id.clone(), account_id: newcomer.clone() },
+        &router,
+    )
+    .await;
+    let (routing_key, body) = channel_event(&newcomer, "CHANNEL_CREATE", "newcomer-call");
+    publish(&bus, "callevt", &routing_key, body).await;
+    let batch = jobs.next_batch().await;
+    assert_eq!(batch.jobs.iter().map(|job| job.hook_id.clone()).collect::<Vec<_>>(), vec![newcomer_hook.id.clone()]);
+
+    // The account deleted: its hooks stop.
+    assert!(store.delete_webhook(&newcomer, &newcomer_hook.id).await.expect("delete").is_some());
+    assert!(store.delete_account(&newcomer).await.expect("delete account"));
+    applied(&bus, Change::Account { action: Action::Deleted, id: newcomer.clone() }, &router).await;
+    assert_eq!(receivers(&bus, &mut jobs).await, HashSet::from([sentinel.id.clone()]));
+    router.stop().await;
+}
+
+async fn a_periodic_reload_picks_up_hooks_changed_without_a_notice(backend: Backend) {
+    let (_database, store, account, sentinel) = one_hook_store().await;
+    // More hooks than a reload page, so the reload reads several pages.
+    let mut silent = Vec::new();
+    let prefix = unique_prefix();
+    let bus = connect(backend, &prefix).await;
+    let mut fast = settings("cluster");
+    fast.reload_interval = Duration::from_millis(100);
+    fast.reload_page_size = 2;
+    let router = RunningRouter::start(&store, &bus, fast).await;
+    let mut jobs = Jobs::consume(&bus).await;
+    for _ in 0..5 {
+        silent.push(create_hook(&store, &WebhookId::generate(), &account, &hook_document("channel_create")).await.id);
+    }
+    let reloads = router.stats.reloads();
+    eventually("two more reloads have run", || async { router.stats.reloads() >= reloads + 2 }).await;
+    let (routing_key, body) = channel_event(&account, "CHANNEL_CREATE", "after-reload");
+    publish(&bus, "callevt", &routing_key, body).await;
+    let received: HashSet<WebhookId> = jobs.take(6).await.into_iter().map(|job| job.hook_id).collect();
+    let mut expected: HashSet<WebhookId> = silent.into_iter().collect();
+    expected.insert(sentinel.id);
+    assert_eq!(received, expected);
+    router.stop().await;
+}
