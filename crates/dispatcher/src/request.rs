@@ -18,23 +18,6 @@ use webhooks_model::webhook::{Format, HttpVerb};
 
 use crate::signing::SigningKey;
 
-/// Header names a hook's custom headers may not set: the transport's own, ours, and the
-/// signature's (the API refuses them too; this keeps stored documents from older versions from
-/// overriding them).
-const RESERVED_HEADERS: &[&str] = &[
-    "host",
-    "content-length",
-    "content-type",
-    "transfer-encoding",
-    "connection",
-    "x-hook-id",
-    "x-account-id",
-    "x-event-id",
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
-];
-
 /// One callout, ready to send.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CalloutRequest {
@@ -106,7 +89,9 @@ fn custom_header(name: &str, value: &Value) -> Result<String, &'static str> {
     if HeaderName::from_bytes(name.as_bytes()).is_err() {
         return Err("not a valid header name");
     }
-    if RESERVED_HEADERS.iter().any(|reserved| reserved.eq_ignore_ascii_case(name)) {
+    // The API refuses these too; the check here keeps documents stored by older versions from
+    // overriding the transport's, ours or the signature's headers.
+    if webhooks_model::webhook::RESERVED_REQUEST_HEADERS.iter().any(|reserved| reserved.eq_ignore_ascii_case(name)) {
         return Err("reserved header");
     }
     if HeaderValue::from_str(value).is_err() {
