@@ -22,6 +22,8 @@ mod topology;
 use std::fmt;
 
 use bytes::Bytes;
+use webhooks_model::ids::random_id;
+use webhooks_model::notice::{CONFIGURATION_EXCHANGE, Change};
 
 pub use amqp::AmqpBus;
 pub use error::{AmqpError, BusError};
@@ -65,6 +67,18 @@ impl Outgoing {
             persistent: false,
             expiration_ms: None,
         }
+    }
+
+    /// A persistent JSON message: written to disk by the broker.
+    pub fn persistent(exchange: &str, routing_key: &str, body: impl Into<Bytes>) -> Self {
+        Self { content_type: Some(DEFAULT_CONTENT_TYPE.to_owned()), persistent: true, ..Self::new(exchange, routing_key, body) }
+    }
+
+    /// The notice of `change` on Kazoo's configuration exchange, as Kazoo publishes document
+    /// changes; every router applies it to its index.
+    pub fn change_notice(change: &Change, node: &str) -> Self {
+        let (routing_key, body) = change.to_message(node, &random_id());
+        Self::persistent(CONFIGURATION_EXCHANGE, &routing_key, body.to_string())
     }
 
     /// Whether an unroutable message is an error. On Kazoo's exchanges a message nobody listens

@@ -10,9 +10,9 @@ use serde_json::json;
 use tracing::Instrument;
 use webhooks_bus::{Bus, BusError, Delivery, Outgoing};
 use webhooks_model::attempt::{Answer, SentRequest, attempt_document};
-use webhooks_model::ids::{AccountId, WebhookId};
+use webhooks_model::ids::{AccountId, WebhookId, random_id};
 use webhooks_model::job::{DeliveryJob, JobBatch};
-use webhooks_model::notice::{Action, CONFIGURATION_EXCHANGE, Change};
+use webhooks_model::notice::{Action, Change};
 use webhooks_model::retry::{Decision, FailureLimits, MAX_RETRIES, Observed, RetryPolicy};
 use webhooks_model::time::gregorian_from_unix;
 use webhooks_storage::{NewAttempt, StorageError, Store};
@@ -352,7 +352,6 @@ impl Engine {
     fn disabled_messages(&self, job: &DeliveryJob) -> Vec<Outgoing> {
         let change =
             Change::Webhook { action: Action::Edited, id: job.hook_id.clone(), account_id: job.account_id.clone() };
-        let (routing_key, notice) = change.to_message(&self.settings.node, &message_id());
         let notification = json!({
             "Account-ID": job.account_id,
             "Hook-ID": job.hook_id,
@@ -361,11 +360,11 @@ impl Engine {
             "App-Name": "webhooks",
             "App-Version": env!("CARGO_PKG_VERSION"),
             "Node": self.settings.node,
-            "Msg-ID": message_id(),
+            "Msg-ID": random_id(),
         });
         vec![
-            json_message(CONFIGURATION_EXCHANGE, &routing_key, &notice, None),
-            json_message(NOTIFICATIONS_EXCHANGE, WEBHOOK_DISABLED_ROUTING_KEY, &notification, None),
+            Outgoing::change_notice(&change, &self.settings.node),
+            Outgoing::persistent(NOTIFICATIONS_EXCHANGE, WEBHOOK_DISABLED_ROUTING_KEY, notification.to_string()),
         ]
     }
 
@@ -387,7 +386,7 @@ impl Engine {
         let (queue, expiration_ms) = self.delays.route(delay);
         let batch = serde_json::to_value(JobBatch { jobs: vec![job] }).unwrap_or_default();
         // The default exchange routes by queue name.
-        json_message("", &queue, &batch, Some(expiration_ms))
+        Outgoing { expiration_ms: Some(expiration_ms), ..Outgoing::persistent("", &queue, batch.to_string()) }
     }
 }
 
@@ -400,23 +399,6 @@ where
     Cache::builder().max_capacity(CACHE_CAPACITY).time_to_live(ttl).build()
 }
 
-/// A persistent JSON message.
-fn json_message(exchange: &str, routing_key: &str, body: &serde_json::Value, expiration_ms: Option<u64>) -> Outgoing {
-    Outgoing {
-        exchange: exchange.to_owned(),
-        routing_key: routing_key.to_owned(),
-        body: body.to_string().into_bytes().into(),
-        content_type: Some("application/json".to_owned()),
-        headers: Vec::new(),
-        persistent: true,
-        expiration_ms,
-    }
-}
-
-/// A fresh Kazoo message id (32 lowercase hex).
-fn message_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
 
 /// Now, Unix seconds.
 fn unix_seconds() -> i64 {

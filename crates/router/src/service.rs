@@ -437,15 +437,7 @@ impl Router {
         let exchange = self.bus.topology().jobs_exchange();
         jobs.chunks(self.settings.max_jobs_per_message)
             .filter_map(|chunk| match serde_json::to_vec(&JobBatchRef { jobs: chunk }) {
-                Ok(body) => Some(Outgoing {
-                    exchange: exchange.clone(),
-                    routing_key: DISPATCH_ROUTING_KEY.to_owned(),
-                    body: body.into(),
-                    content_type: Some("application/json".to_owned()),
-                    headers: Vec::new(),
-                    persistent: true,
-                    expiration_ms: None,
-                }),
+                Ok(body) => Some(Outgoing::persistent(&exchange, DISPATCH_ROUTING_KEY, body)),
                 Err(error) => {
                     // Jobs are plain JSON maps and strings; this cannot happen.
                     tracing::error!(error = %error, "cannot serialize jobs");
