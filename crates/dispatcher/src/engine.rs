@@ -232,7 +232,7 @@ impl Engine {
             let sent = SentRequest { headers: &request.headers, body: &request.body };
             let doc = attempt_document(&job, sent, &result.answer, retries_left, duration_ms);
             outcome.attempt = Some(NewAttempt {
-                id: uuid::Uuid::new_v4().simple().to_string(),
+                id: random_id(),
                 account_id: job.account_id.clone(),
                 hook_id: job.hook_id.clone(),
                 created: gregorian_from_unix(unix_seconds()),
