@@ -1,16 +1,20 @@
 # The commands a developer and CI use. `make test` runs everything; `make lint` checks style.
 CARGO ?= cargo
 
-.PHONY: run test lint fmt bench-api bench
+.PHONY: run test lint fmt bench-api bench deploy-check
 
 run:
 	$(CARGO) run
 
-test:
+test: deploy-check
 	tests/support/ensure-services.sh postgres rabbitmq
 	python3 -m pip install --quiet --disable-pip-version-check standardwebhooks
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
+
+# Renders the Kubernetes manifests and validates them offline; no cluster or Docker needed.
+deploy-check:
+	deploy/validate.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
