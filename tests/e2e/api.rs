@@ -2,19 +2,21 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use webhooks_model::ids::random_id;
 use webhooks_test_support::db::TestDatabase;
 
-use crate::process::{Webhooks, run_to_end};
+use crate::process::{Webhooks, rabbitmq, run_to_end};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_api_binary_on_postgres_serves_every_endpoint_to_a_real_client() {
     let database = TestDatabase::postgres().await;
     let master_key = "e2e-master-key-0123456789abcdef".to_owned();
-    let env = [
+    let mut env = vec![
         ("WEBHOOKS_DATABASE_URL", database.url().to_owned()),
         ("WEBHOOKS_MASTER_API_KEY", master_key.clone()),
         ("WEBHOOKS_ALLOW_PRIVATE_TARGETS", "true".to_owned()),
     ];
+    env.extend(rabbitmq(&format!("e2e-api-{}", random_id())));
     assert!(run_to_end(&["migrate"], &env).await.success(), "`webhooks migrate` exits 0");
     let webhooks = Webhooks::start(&["api"], &env).await;
     assert!(webhooks.stdout_lines.is_empty(), "a configured master key is never printed");
@@ -127,10 +129,11 @@ async fn the_api_binary_on_postgres_serves_every_endpoint_to_a_real_client() {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_api_replicas_start_together_on_one_database_and_accept_each_others_tokens() {
     let database = TestDatabase::postgres().await;
-    let env = [
+    let mut env = vec![
         ("WEBHOOKS_DATABASE_URL", database.url().to_owned()),
         ("WEBHOOKS_MASTER_API_KEY", "shared-master-key".to_owned()),
     ];
+    env.extend(rabbitmq(&format!("e2e-replicas-{}", random_id())));
     let (first, second) = tokio::join!(Webhooks::start(&["api"], &env), Webhooks::start(&["api"], &env));
     let token = first.client.token("shared-master-key").await;
     let whoami = first

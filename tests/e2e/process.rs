@@ -59,7 +59,7 @@ impl Webhooks {
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("webhooks exited early: {status}");
             }
-            if reqwest::get(format!("{}/v2/webhooks", client.base_url())).await.is_ok() {
+            if reqwest::get(format!("{}/healthz", client.base_url())).await.is_ok() {
                 break;
             }
             if let Ok(Ok(Some(line))) = tokio::time::timeout(Duration::from_millis(100), stdout.next_line()).await {
@@ -83,6 +83,16 @@ impl Webhooks {
             .expect("webhooks stops within 30 s of SIGTERM")
             .expect("an exit status")
     }
+}
+
+/// The settings that put a process on the local RabbitMQ under its own `prefix`, with queues the
+/// broker deletes once the test is over.
+pub fn rabbitmq(prefix: &str) -> [(&'static str, String); 3] {
+    [
+        ("WEBHOOKS_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned()),
+        ("WEBHOOKS_BUS_PREFIX", prefix.to_owned()),
+        ("WEBHOOKS_BUS_QUEUE_EXPIRES_SECONDS", "60".to_owned()),
+    ]
 }
 
 /// Runs `webhooks <args>` to completion; its exit status.

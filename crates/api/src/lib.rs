@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod crossbar;
+pub mod ops;
 pub mod query;
 mod routes;
 
@@ -18,11 +19,14 @@ use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::web::Data;
 use actix_web::{App, HttpServer};
 use tokio_util::sync::CancellationToken;
+use webhooks_bus::{Bus, Outgoing};
 use webhooks_model::hooks::HookDefinitions;
 use webhooks_model::ids::AccountId;
+use webhooks_model::notice::Change;
 use webhooks_storage::{Account, StorageError, Store};
 
 use crate::auth::TokenSigner;
+use crate::ops::Health;
 
 /// Settings of the API service.
 #[derive(Debug, Clone)]
@@ -63,6 +67,7 @@ impl Default for ApiSettings {
 #[derive(Debug)]
 pub struct ApiState {
     store: Store,
+    bus: Bus,
     tokens: TokenSigner,
     definitions: HookDefinitions,
     settings: ApiSettings,
@@ -74,8 +79,9 @@ pub struct ApiState {
 const TOKEN_SECRET_SETTING: &str = "auth_token_secret";
 
 impl ApiState {
-    /// Builds the state, creating the shared token secret on first start.
-    pub async fn new(store: Store, settings: ApiSettings) -> Result<Self, StorageError> {
+    /// Builds the state, creating the shared token secret on first start. Changes are announced
+    /// and ingested events published on `bus`.
+    pub async fn new(store: Store, bus: Bus, settings: ApiSettings) -> Result<Self, StorageError> {
         let candidate = hex::encode(rand::random::<[u8; 32]>());
         let secret = store.insert_setting_if_absent(TOKEN_SECRET_SETTING, &candidate).await?;
         Ok(Self {
@@ -88,6 +94,7 @@ impl ApiState {
                 .build(),
             settings,
             store,
+            bus,
         })
     }
 
@@ -116,6 +123,15 @@ impl ApiState {
         Ok(Some(account))
     }
 
+    /// Tells every router about a committed change. Awaited before the answer, so a hook disabled
+    /// or deleted through the API stops receiving jobs as soon as the client knows of it. A failed
+    /// publish does not undo the change: routers also reload the store periodically.
+    pub(crate) async fn announce(&self, change: Change) {
+        if let Err(error) = self.bus.publish(Outgoing::change_notice(&change, &self.node)).await {
+            tracing::warn!(error = %error, ?change, "change notice not published; routers apply it at their next reload");
+        }
+    }
+
     /// Forgets a cached account after this replica changed or deleted it.
     pub(crate) fn forget_account(&self, id: &AccountId) {
         self.accounts.invalidate(id);
@@ -125,6 +141,7 @@ impl ApiState {
 /// The application: Crossbar middleware around every route.
 pub fn app(
     state: Data<ApiState>,
+    health: Data<Health>,
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -134,14 +151,26 @@ pub fn app(
         InitError = (),
     >,
 > {
-    App::new().app_data(state).configure(routes::configure).wrap(actix_web::middleware::from_fn(crossbar::middleware))
+    App::new()
+        .app_data(state)
+        .app_data(health)
+        .configure(ops::configure)
+        .configure(routes::configure)
+        .wrap(actix_web::middleware::from_fn(crossbar::middleware))
 }
 
-/// Serves the API on `listener` until `shutdown` is cancelled, then drains in-flight requests.
-pub async fn run(listener: TcpListener, state: ApiState, shutdown: CancellationToken) -> std::io::Result<()> {
+/// Serves the API and the operational endpoints on `listener` until `shutdown` is cancelled,
+/// then drains in-flight requests.
+pub async fn run(
+    listener: TcpListener,
+    state: ApiState,
+    health: Health,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let workers = state.settings.workers.max(1);
     let state = Data::new(state);
-    let server = HttpServer::new(move || app(state.clone()))
+    let health = Data::new(health);
+    let server = HttpServer::new(move || app(state.clone(), health.clone()))
         .workers(workers)
         .disable_signals()
         .shutdown_timeout(10)

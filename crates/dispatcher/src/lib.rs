@@ -36,7 +36,7 @@ use crate::client::{CalloutClient, ClientSettings, ClientSetupError};
 use crate::delay::DelayQueues;
 use crate::engine::Engine;
 pub use crate::engine::{GONE, NOTIFICATIONS_EXCHANGE, TOO_MANY_FAILURES, WEBHOOK_DISABLED_ROUTING_KEY};
-pub use crate::settings::DispatcherSettings;
+pub use crate::settings::{DispatcherSettings, SettingError};
 use crate::writer::AttemptWriter;
 
 /// Failure-count rows untouched for this long are pruned: far beyond any sensible window.

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use webhooks_model::config::DispatcherConfig;
 use webhooks_model::retry::{FailureLimits, PolicyError, RetryPolicy};
 
 /// The dispatcher's settings. `Default` gives the documented defaults.
@@ -65,39 +66,75 @@ pub struct DispatcherSettings {
 
 impl Default for DispatcherSettings {
     fn default() -> Self {
-        let policy = RetryPolicy::default();
-        Self {
-            connect_timeout: Duration::from_secs(5),
-            total_timeout: Duration::from_secs(15),
-            prefetch: 256,
-            concurrency: 1024,
-            max_connections_per_host: 64,
+        Self::from_config(&DispatcherConfig::default(), false).unwrap_or_else(|_| unreachable!("valid defaults"))
+    }
+}
+
+/// A setting that cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("dispatcher.{field}: {reason}")]
+pub struct SettingError {
+    /// The setting's key in the `dispatcher` section.
+    pub field: &'static str,
+    /// Why it is refused.
+    pub reason: &'static str,
+}
+
+impl DispatcherSettings {
+    /// The settings of the `dispatcher` configuration section; `allow_private_targets` is the
+    /// system-wide setting. The knobs the section does not expose keep their defaults.
+    pub fn from_config(config: &DispatcherConfig, allow_private_targets: bool) -> Result<Self, SettingError> {
+        let retry_delays = config
+            .retry_delays_seconds
+            .iter()
+            .map(|&seconds| duration("retry_delays_seconds", seconds))
+            .collect::<Result<Vec<_>, _>>()?;
+        let settings = Self {
+            connect_timeout: duration("connect_timeout_seconds", config.connect_timeout_seconds)?,
+            total_timeout: duration("total_timeout_seconds", config.total_timeout_seconds)?,
+            prefetch: config.prefetch.max(1),
+            concurrency: config.concurrency.max(1),
+            max_connections_per_host: config.max_connections_per_host.max(1),
             pool_idle_timeout: Duration::from_secs(60),
-            retry_delays: policy.delays().to_vec(),
-            retry_jitter: webhooks_model::retry::DEFAULT_JITTER,
-            max_retry_after: webhooks_model::retry::DEFAULT_MAX_RETRY_AFTER,
-            allow_private_targets: false,
-            log_successful_attempts: false,
-            auto_disable: true,
-            failure_limits: FailureLimits::default(),
-            attempt_retention: Duration::from_secs(30 * 24 * 3600),
-            prune_interval: Duration::from_secs(3600),
-            max_response_body: 64 * 1024,
+            retry_delays,
+            retry_jitter: config.retry_jitter,
+            max_retry_after: Duration::from_secs(config.max_retry_after_seconds),
+            allow_private_targets,
+            log_successful_attempts: config.log_successful_attempts,
+            auto_disable: config.auto_disable,
+            failure_limits: FailureLimits {
+                threshold: config.failure_threshold.max(1),
+                window: Duration::from_secs(config.failure_window_seconds.max(1)),
+            },
+            attempt_retention: Duration::from_secs(config.attempt_retention_days.saturating_mul(24 * 3600)),
+            prune_interval: Duration::from_secs(config.prune_interval_seconds.max(1)),
+            max_response_body: config.max_response_body_bytes,
             attempt_batch_size: 500,
             attempt_batch_delay: Duration::from_millis(5),
             cache_ttl: Duration::from_secs(30),
             hook_state_ttl: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(20),
             node: default_node(),
-        }
+        };
+        settings.retry_policy().map_err(|_| SettingError {
+            field: "retry_delays_seconds",
+            reason: "needs at least one positive delay and a jitter in [0, 1]",
+        })?;
+        Ok(settings)
     }
-}
 
-impl DispatcherSettings {
     /// The retry policy these settings describe.
     pub fn retry_policy(&self) -> Result<RetryPolicy, PolicyError> {
         RetryPolicy::new(self.retry_delays.clone(), self.retry_jitter, self.max_retry_after)
     }
+}
+
+/// A positive number of seconds as a duration.
+fn duration(field: &'static str, seconds: f64) -> Result<Duration, SettingError> {
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|duration| !duration.is_zero())
+        .ok_or(SettingError { field, reason: "must be a positive number of seconds" })
 }
 
 /// `webhooks-dispatcher@<host name>`, Kazoo's `app@host` node naming.
@@ -127,5 +164,25 @@ mod tests {
         assert_eq!(settings.attempt_retention, Duration::from_secs(2_592_000));
         assert!(settings.node.starts_with("webhooks-dispatcher@"));
         assert_eq!(settings.retry_policy().expect("valid policy"), RetryPolicy::default());
+    }
+
+    #[test]
+    fn unusable_settings_are_refused_with_their_name() {
+        let negative = DispatcherConfig { total_timeout_seconds: -1.0, ..DispatcherConfig::default() };
+        assert_eq!(
+            DispatcherSettings::from_config(&negative, false),
+            Err(SettingError { field: "total_timeout_seconds", reason: "must be a positive number of seconds" })
+        );
+        let no_delays = DispatcherConfig { retry_delays_seconds: Vec::new(), ..DispatcherConfig::default() };
+        assert_eq!(
+            DispatcherSettings::from_config(&no_delays, false).map(|_| ()).expect_err("refused").field,
+            "retry_delays_seconds"
+        );
+        let jitter = DispatcherConfig { retry_jitter: 2.0, ..DispatcherConfig::default() };
+        assert!(DispatcherSettings::from_config(&jitter, true).is_err());
+        let custom = DispatcherConfig { retry_delays_seconds: vec![0.5, 2.0], ..DispatcherConfig::default() };
+        let settings = DispatcherSettings::from_config(&custom, true).expect("valid settings");
+        assert_eq!(settings.retry_delays, [Duration::from_millis(500), Duration::from_secs(2)]);
+        assert!(settings.allow_private_targets);
     }
 }

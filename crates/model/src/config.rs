@@ -1,7 +1,11 @@
 //! The settings of every service, as read from embedded defaults, an optional file and the
 //! environment (the binary does the reading; this is only their shape).
 
+use std::time::Duration;
+
 use serde::Deserialize;
+
+use crate::retry::{DEFAULT_DELAYS, DEFAULT_JITTER, DEFAULT_MAX_RETRY_AFTER, FailureLimits};
 
 /// All settings. Every field has a default so a bare machine boots.
 #[derive(Clone, Deserialize)]
@@ -25,12 +29,17 @@ pub struct Settings {
     pub amqp_url: Option<String>,
     /// Prefix of this system's own exchanges and queues on the broker.
     pub bus_prefix: String,
+    /// When set, the broker deletes our queues once unused this many seconds (tests and
+    /// short-lived deployments; pending retries are lost with their delay queue).
+    pub bus_queue_expires_seconds: Option<u64>,
     /// The cluster id every payload carries; generated once and stored when unset.
     pub cluster_id: Option<String>,
     /// REST API settings.
     pub api: ApiConfig,
     /// Router settings.
     pub router: RouterConfig,
+    /// Dispatcher settings.
+    pub dispatcher: DispatcherConfig,
 }
 
 impl Default for Settings {
@@ -45,9 +54,11 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             amqp_url: None,
             bus_prefix: "webhooks".into(),
+            bus_queue_expires_seconds: None,
             cluster_id: None,
             api: ApiConfig::default(),
             router: RouterConfig::default(),
+            dispatcher: DispatcherConfig::default(),
         }
     }
 }
@@ -65,9 +76,11 @@ impl std::fmt::Debug for Settings {
             .field("log_format", &self.log_format)
             .field("amqp_url", &self.amqp_url.as_deref().map(redact_url))
             .field("bus_prefix", &self.bus_prefix)
+            .field("bus_queue_expires_seconds", &self.bus_queue_expires_seconds)
             .field("cluster_id", &self.cluster_id)
             .field("api", &self.api)
             .field("router", &self.router)
+            .field("dispatcher", &self.dispatcher)
             .finish()
     }
 }
@@ -135,6 +148,65 @@ pub struct RouterConfig {
 impl Default for RouterConfig {
     fn default() -> Self {
         Self { prefetch: 500, reload_interval_seconds: 300, max_jobs_per_message: 100 }
+    }
+}
+
+/// Dispatcher settings (decisions 4, 6 and spec 7 give the defaults).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct DispatcherConfig {
+    /// TCP connect timeout of a callout, in seconds.
+    pub connect_timeout_seconds: f64,
+    /// Whole-callout timeout (connect, send, read the answer), in seconds.
+    pub total_timeout_seconds: f64,
+    /// Job batches taken from the queue before any is acknowledged.
+    pub prefetch: u16,
+    /// Callouts in flight at once.
+    pub concurrency: usize,
+    /// Callouts in flight to one host at once (also the idle connections kept per host).
+    pub max_connections_per_host: usize,
+    /// Waits before the 1st, 2nd, 3rd and 4th retry, in seconds; the last repeats.
+    pub retry_delays_seconds: Vec<f64>,
+    /// Each wait is stretched by up to this fraction of itself.
+    pub retry_jitter: f64,
+    /// Longest `Retry-After` honoured, in seconds.
+    pub max_retry_after_seconds: u64,
+    /// Record successful attempts too (Kazoo's `log_successful_attempts`).
+    pub log_successful_attempts: bool,
+    /// Disable hooks that fail too often or answer 410 (Kazoo's `disable_disabler`, inverted).
+    pub auto_disable: bool,
+    /// Failures within the window that disable a hook (accounts may override).
+    pub failure_threshold: u32,
+    /// The failure-counting window, in seconds (accounts may override).
+    pub failure_window_seconds: u64,
+    /// Attempt records are kept this many days.
+    pub attempt_retention_days: u64,
+    /// Seconds between prunings of old attempts.
+    pub prune_interval_seconds: u64,
+    /// Bytes of a response body kept in the attempt record.
+    pub max_response_body_bytes: usize,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        let limits = FailureLimits::default();
+        Self {
+            connect_timeout_seconds: 5.0,
+            total_timeout_seconds: 15.0,
+            prefetch: 256,
+            concurrency: 1024,
+            max_connections_per_host: 64,
+            retry_delays_seconds: DEFAULT_DELAYS.iter().map(Duration::as_secs_f64).collect(),
+            retry_jitter: DEFAULT_JITTER,
+            max_retry_after_seconds: DEFAULT_MAX_RETRY_AFTER.as_secs(),
+            log_successful_attempts: false,
+            auto_disable: true,
+            failure_threshold: limits.threshold,
+            failure_window_seconds: limits.window.as_secs(),
+            attempt_retention_days: 30,
+            prune_interval_seconds: 3600,
+            max_response_body_bytes: 64 * 1024,
+        }
     }
 }
 

@@ -3,7 +3,9 @@
 use std::net::TcpListener;
 
 use tokio_util::sync::CancellationToken;
+use webhooks_api::ops::Health;
 use webhooks_api::{ApiSettings, ApiState};
+use webhooks_bus::{Bus, Topology};
 use webhooks_storage::Store;
 
 use crate::db::TestDatabase;
@@ -15,6 +17,8 @@ pub struct TestApp {
     pub client: Client,
     /// The store behind it, for arranging and checking state directly.
     pub store: Store,
+    /// The in-process bus it announces changes and publishes ingested events on.
+    pub bus: Bus,
     /// The master account's id.
     pub master_id: String,
     /// The master account's API key.
@@ -24,8 +28,15 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    /// Serves the API over `database` (private targets allowed, as tests use 127.0.0.1).
+    /// Serves the API over `database` and a fresh in-process bus (private targets allowed, as
+    /// tests use 127.0.0.1).
     pub async fn spawn(database: TestDatabase) -> Self {
+        let bus = Bus::connect(None, Topology::new("webhooks")).await.expect("the in-process bus starts");
+        Self::spawn_on(database, bus).await
+    }
+
+    /// Serves the API over `database` and `bus`.
+    pub async fn spawn_on(database: TestDatabase, bus: Bus) -> Self {
         let store = database.store().await;
         let master_key = webhooks_api::accounts::generate_api_key();
         let (master, _) = webhooks_api::accounts::bootstrap_master(&store, Some(&master_key))
@@ -37,15 +48,17 @@ impl TestApp {
             max_body_bytes: 64 * 1024,
             ..ApiSettings::default()
         };
-        let state = ApiState::new(store.clone(), settings).await.expect("the API state is built");
+        let state = ApiState::new(store.clone(), bus.clone(), settings).await.expect("the API state is built");
         let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
         listener.set_nonblocking(true).expect("a non-blocking listener");
         let address = listener.local_addr().expect("a local address");
         let shutdown = CancellationToken::new();
-        tokio::spawn(webhooks_api::run(listener, state, shutdown.clone()));
+        let (health, _) = Health::new(store.clone(), bus.clone(), &[]);
+        tokio::spawn(webhooks_api::run(listener, state, health, shutdown.clone()));
         Self {
             client: Client::new(&format!("http://{address}")),
             store,
+            bus,
             master_id: master.id.to_string(),
             master_key,
             shutdown,

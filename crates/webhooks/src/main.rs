@@ -9,13 +9,23 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use webhooks_api::ops::{self, Health, Started};
 use webhooks_api::{ApiSettings, ApiState};
+use webhooks_bus::{Bus, Topology};
+use webhooks_dispatcher::DispatcherSettings;
 use webhooks_model::config::{LogFormat, Settings, redact_url};
+use webhooks_model::ids::random_id;
+use webhooks_router::{Router, RouterSettings};
 use webhooks_storage::Store;
+
+/// The settings key of the generated cluster id, shared by every replica through the store.
+const CLUSTER_ID_SETTING: &str = "cluster_id";
 
 /// Kazoo-compatible webhooks: a Crossbar REST API, an event router and an HTTP dispatcher.
 #[derive(Debug, Parser)]
@@ -28,14 +38,42 @@ struct Cli {
     command: Option<Command>,
 }
 
-#[derive(Debug, Clone, Copy, Subcommand)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
 enum Command {
-    /// Every service in one process (the default).
+    /// Every service in one process (the default): API, router and dispatcher.
     Serve,
     /// The REST API alone.
     Api,
+    /// The event router alone.
+    Router,
+    /// The HTTP dispatcher alone.
+    Dispatcher,
     /// Apply database migrations and exit.
     Migrate,
+}
+
+impl Command {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Serve => "serve",
+            Self::Api => "api",
+            Self::Router => "router",
+            Self::Dispatcher => "dispatcher",
+            Self::Migrate => "migrate",
+        }
+    }
+
+    fn runs_api(self) -> bool {
+        matches!(self, Self::Serve | Self::Api)
+    }
+
+    fn runs_router(self) -> bool {
+        matches!(self, Self::Serve | Self::Router)
+    }
+
+    fn runs_dispatcher(self) -> bool {
+        matches!(self, Self::Serve | Self::Dispatcher)
+    }
 }
 
 fn main() -> ExitCode {
@@ -75,29 +113,102 @@ fn init_tracing(format: LogFormat) {
 }
 
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    // Settings are checked before anything connects, so a typo fails fast.
+    let dispatcher_settings = DispatcherSettings::from_config(&settings.dispatcher, settings.allow_private_targets)
+        .context("invalid settings")?;
     let store = Store::connect(&settings.database_url, settings.database_pool_size)
         .await
         .with_context(|| format!("connecting to {}", redact_url(&settings.database_url)))?;
     store.migrate().await.context("applying migrations")?;
-    if let Command::Migrate = command {
+    if command == Command::Migrate {
         tracing::info!("migrations applied");
         return Ok(());
     }
-
-    let (master, shown_key) = webhooks_api::accounts::bootstrap_master(&store, settings.master_api_key.as_deref())
-        .await
-        .context("creating the master account")?;
-    if let Some(key) = shown_key {
-        announce_master_key(master.id.as_str(), &key);
+    if settings.amqp_url.is_none() && command != Command::Serve {
+        // The in-process bus reaches only this process: alone, a service would talk to no one.
+        anyhow::bail!(
+            "`webhooks {}` runs one service of several: set WEBHOOKS_AMQP_URL to their shared RabbitMQ (or use `webhooks serve`)",
+            command.name()
+        );
     }
 
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-
     let listener = TcpListener::bind(&settings.listen).with_context(|| format!("binding {}", settings.listen))?;
     listener.set_nonblocking(true).context("configuring the listener")?;
     let address = listener.local_addr().context("reading the listen address")?;
-    let api_settings = ApiSettings {
+
+    let topology = Topology {
+        queue_expires: settings.bus_queue_expires_seconds.map(Duration::from_secs),
+        ..Topology::new(&settings.bus_prefix)
+    };
+    let bus = Bus::connect(settings.amqp_url.as_deref(), topology).await.with_context(|| match &settings.amqp_url {
+        Some(url) => format!("connecting to {}", redact_url(url)),
+        None => "starting the in-process bus".to_owned(),
+    })?;
+    let components: &[&'static str] = if command.runs_router() { &["router"] } else { &[] };
+    let (health, started) = Health::new(store.clone(), bus.clone(), components);
+    let mut services = JoinSet::new();
+
+    if command.runs_dispatcher() {
+        let (store, bus, shutdown) = (store.clone(), bus.clone(), shutdown.clone());
+        services.spawn(async move {
+            webhooks_dispatcher::run(store, bus, dispatcher_settings, shutdown).await.context("the dispatcher failed")
+        });
+    }
+    if command.runs_router() {
+        let cluster_id = match &settings.cluster_id {
+            Some(id) => id.clone(),
+            None => store
+                .insert_setting_if_absent(CLUSTER_ID_SETTING, &random_id())
+                .await
+                .context("reading the cluster id")?,
+        };
+        let router =
+            Router::start(store.clone(), bus.clone(), RouterSettings::from_config(&settings.router, cluster_id))
+                .await
+                .context("starting the router")?;
+        started.iter().for_each(Started::set);
+        let shutdown = shutdown.clone();
+        services.spawn(async move { router.run(shutdown).await.context("the router failed") });
+    }
+    if command.runs_api() {
+        let (master, shown_key) = webhooks_api::accounts::bootstrap_master(&store, settings.master_api_key.as_deref())
+            .await
+            .context("creating the master account")?;
+        if let Some(key) = shown_key {
+            announce_master_key(master.id.as_str(), &key);
+        }
+        let state = ApiState::new(store, bus.clone(), api_settings(&settings)).await.context("preparing the API")?;
+        tracing::info!(listen = %address, master.id = %master.id, "API listening");
+        let shutdown = shutdown.clone();
+        services.spawn(
+            async move { webhooks_api::run(listener, state, health, shutdown).await.context("serving the API") },
+        );
+    } else {
+        tracing::info!(listen = %address, "health endpoints listening");
+        let shutdown = shutdown.clone();
+        services
+            .spawn(async move { ops::run(listener, health, shutdown).await.context("serving the health endpoints") });
+    }
+    tracing::info!(service = command.name(), "started");
+
+    // One service ending on its own stops the others: the process is restarted whole.
+    let mut outcome = Ok(());
+    while let Some(ended) = services.join_next().await {
+        let result = ended.context("a service panicked").and_then(|result| result);
+        if let (Err(error), Ok(())) = (result, &outcome) {
+            outcome = Err(error);
+        }
+        shutdown.cancel();
+    }
+    bus.close().await;
+    tracing::info!("stopped");
+    outcome
+}
+
+fn api_settings(settings: &Settings) -> ApiSettings {
+    ApiSettings {
         node: settings.node.clone().unwrap_or_else(default_node),
         allow_private_targets: settings.allow_private_targets,
         max_body_bytes: settings.api.max_body_bytes,
@@ -105,12 +216,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         default_page_size: settings.api.default_page_size,
         workers: settings.api.workers,
         account_cache_seconds: settings.api.account_cache_seconds,
-    };
-    let state = ApiState::new(store, api_settings).await.context("preparing the API")?;
-    tracing::info!(listen = %address, master.id = %master.id, "API listening");
-    webhooks_api::run(listener, state, shutdown).await.context("serving the API")?;
-    tracing::info!("stopped");
-    Ok(())
+    }
 }
 
 /// The generated master key is shown exactly once, on the first start, on standard output.

@@ -1,5 +1,6 @@
 //! Loads [`Settings`]: embedded defaults, then an optional file, then `WEBHOOKS_*` variables.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::Context;
@@ -9,22 +10,79 @@ use webhooks_model::config::Settings;
 /// The embedded defaults, also the reference of every setting.
 const DEFAULTS: &str = include_str!("defaults.toml");
 
+/// Settings holding lists, given in the environment as comma-separated values.
+const LIST_KEYS: &[&str] = &["dispatcher.retry_delays_seconds"];
+
 /// Reads the settings; `WEBHOOKS_DATABASE_URL` sets `database_url`, `WEBHOOKS_API__WORKERS`
-/// sets `api.workers`.
+/// sets `api.workers`, `WEBHOOKS_DISPATCHER__RETRY_DELAYS_SECONDS=1,5,30` a list.
 pub fn load(file: Option<&Path>) -> anyhow::Result<Settings> {
+    build(file, None)
+}
+
+/// [`load`] with the variables taken from `variables` instead of the process environment.
+fn build(file: Option<&Path>, variables: Option<HashMap<String, String>>) -> anyhow::Result<Settings> {
     let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
     if let Some(path) = file {
         builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
     }
-    let config = builder
-        .add_source(
-            Environment::with_prefix("WEBHOOKS")
-                .prefix_separator("_")
-                .separator("__")
-                .try_parsing(true)
-                .ignore_empty(true),
-        )
-        .build()
-        .context("reading the settings")?;
+    let environment = LIST_KEYS.iter().fold(
+        Environment::with_prefix("WEBHOOKS")
+            .prefix_separator("_")
+            .separator("__")
+            .try_parsing(true)
+            .ignore_empty(true)
+            .list_separator(","),
+        |environment, key| environment.with_list_parse_key(key),
+    );
+    let config = builder.add_source(environment.source(variables)).build().context("reading the settings")?;
     config.try_deserialize().context("invalid settings")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use webhooks_model::config::DispatcherConfig;
+
+    use super::*;
+
+    fn with(variables: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        build(None, Some(variables.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())).collect()))
+    }
+
+    #[test]
+    fn the_embedded_defaults_are_the_built_in_ones() {
+        let settings = with(&[]).expect("the defaults load");
+        assert_eq!(settings.dispatcher, DispatcherConfig::default());
+        assert_eq!(
+            (settings.database_url.as_str(), settings.listen.as_str()),
+            ("sqlite://webhooks.db", "127.0.0.1:8000")
+        );
+        assert_eq!(settings.amqp_url, None);
+    }
+
+    #[test]
+    fn variables_set_plain_values_sections_and_lists() {
+        let settings = with(&[
+            ("WEBHOOKS_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
+            ("WEBHOOKS_API__WORKERS", "7"),
+            ("WEBHOOKS_DISPATCHER__RETRY_DELAYS_SECONDS", "0.5,2,10"),
+            ("WEBHOOKS_DISPATCHER__LOG_SUCCESSFUL_ATTEMPTS", "true"),
+        ])
+        .expect("the settings load");
+        assert_eq!(settings.amqp_url.as_deref(), Some("amqp://guest:guest@127.0.0.1:5672/%2f"));
+        assert_eq!(settings.api.workers, 7);
+        assert_eq!(settings.dispatcher.retry_delays_seconds, [0.5, 2.0, 10.0]);
+        assert!(settings.dispatcher.log_successful_attempts);
+        let delays = webhooks_dispatcher::DispatcherSettings::from_config(&settings.dispatcher, false)
+            .expect("usable")
+            .retry_delays;
+        assert_eq!(delays[0], Duration::from_millis(500));
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_names_its_setting() {
+        let error = with(&[("WEBHOOKS_DISPATCHER__PREFETCH", "many")]).expect_err("refused");
+        assert!(format!("{error:#}").contains("prefetch"), "{error:#}");
+    }
 }

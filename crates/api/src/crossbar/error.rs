@@ -63,6 +63,9 @@ pub enum ApiError {
         /// Why, for `data.message`.
         reason: String,
     },
+    /// A service this request needs (the message bus) is unreachable; nothing was done.
+    #[error("{0}")]
+    Unavailable(&'static str),
     /// The store failed.
     #[error("storage failure")]
     Storage(#[source] StorageError),
@@ -117,6 +120,7 @@ impl ApiError {
             Self::FaultyRequest(reason) => ("faulty_request", json!({"message": reason})),
             Self::Conflict => ("datastore_conflict", json!({"message": "conflicting documents"})),
             Self::Refused { message, reason } => (message, json!({"message": reason})),
+            Self::Unavailable(reason) => ("service unavailable", json!({"message": reason})),
             Self::Storage(_) => ("datastore_fault", json!({"message": "datastore fatal error"})),
         }
     }
@@ -134,6 +138,7 @@ impl ResponseError for ApiError {
             Self::Validation(_) | Self::InvalidJson(_) | Self::Refused { .. } => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Conflict => StatusCode::CONFLICT,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -1,7 +1,6 @@
 //! The request body envelope `{"data": ...}` as handlers see it.
 
 use std::future::{Ready, ready};
-use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
@@ -38,25 +37,23 @@ impl Envelope {
 
     /// `data` when present; an error only for a body that is not JSON or not an envelope.
     pub fn data(&self) -> Result<Option<&Value>, ApiError> {
-        match &self.body {
-            Body::Empty => Ok(None),
-            Body::Invalid(reason) => Err(ApiError::InvalidJson(reason.clone())),
-            Body::Json(value) => match value.as_ref() {
-                Value::Object(envelope) => Ok(envelope.get("data")),
-                _ => Err(ApiError::Validation(ValidationErrors::single(
-                    "data",
-                    "required",
-                    json!({"message": "the request body must be a JSON object with a 'data' member"}),
-                ))),
-            },
+        match self.json()? {
+            None => Ok(None),
+            Some(Value::Object(envelope)) => Ok(envelope.get("data")),
+            Some(_) => Err(ApiError::Validation(ValidationErrors::single(
+                "data",
+                "required",
+                json!({"message": "the request body must be a JSON object with a 'data' member"}),
+            ))),
         }
     }
 
-    /// The whole body, for envelope members beside `data`.
-    pub fn raw(&self) -> Option<&Arc<Value>> {
+    /// The whole body when there is one; an error for a body that is not JSON.
+    pub fn json(&self) -> Result<Option<&Value>, ApiError> {
         match &self.body {
-            Body::Json(value) => Some(value),
-            _ => None,
+            Body::Empty => Ok(None),
+            Body::Invalid(reason) => Err(ApiError::InvalidJson(reason.clone())),
+            Body::Json(value) => Ok(Some(value.as_ref())),
         }
     }
 }

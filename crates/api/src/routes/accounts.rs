@@ -4,6 +4,7 @@ use actix_web::web::Data;
 use serde_json::{Map, Value, json};
 use webhooks_model::errors::ValidationErrors;
 use webhooks_model::ids::AccountId;
+use webhooks_model::notice::{Action, Change};
 use webhooks_storage::NewAccount;
 
 use crate::ApiState;
@@ -55,6 +56,7 @@ pub async fn create_child(state: Data<ApiState>, scope: Scope, body: Envelope) -
     };
     let account = state.store.insert_account(&new).await?;
     tracing::info!(account.id = %account.id, parent.id = %scope.account.id, "account created");
+    state.announce(Change::Account { action: Action::Created, id: account.id.clone() }).await;
     Ok(Reply::created(account_view(&account), account.id.as_str(), &account.revision))
 }
 
@@ -88,6 +90,7 @@ async fn update(state: &ApiState, scope: &Scope, name: &str, doc: &Map<String, V
         .await?
         .ok_or_else(|| ApiError::BadIdentifier(scope.account.id.to_string()))?;
     state.forget_account(&account.id);
+    state.announce(Change::Account { action: Action::Edited, id: account.id.clone() }).await;
     Ok(Reply::document(account_view(&account), &account.revision))
 }
 
@@ -103,6 +106,7 @@ pub async fn delete(state: Data<ApiState>, scope: Scope) -> Result<Reply, ApiErr
     }
     state.forget_account(&account.id);
     tracing::info!(account.id = %account.id, "account deleted");
+    state.announce(Change::Account { action: Action::Deleted, id: account.id.clone() }).await;
     let mut view = account_view(account);
     if let Value::Object(fields) = &mut view {
         fields.insert("_read_only".into(), json!({"deleted": true}));

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod attempts;
+mod events;
 mod system;
 mod webhooks;
 
@@ -64,6 +65,7 @@ pub fn configure(config: &mut ServiceConfig) {
             web::resource("/v2/api_auth").route(web::put().to(accounts::api_auth)).default_service(not_allowed("PUT")),
         )
         // System scope.
+        .service(web::resource("/v2/events").route(web::post().to(events::ingest)).default_service(not_allowed("POST")))
         .service(
             web::resource("/v2/webhooks")
                 .route(web::get().to(system::definitions))

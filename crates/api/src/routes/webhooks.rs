@@ -5,6 +5,7 @@ use actix_web::web::{Data, Path};
 use serde_json::{Map, Value, json};
 use webhooks_model::errors::ValidationErrors;
 use webhooks_model::ids::WebhookId;
+use webhooks_model::notice::{Action, Change};
 use webhooks_model::webhook::{ValidationContext, WebhookDocument, merge_patch, validate_webhook};
 use webhooks_storage::{NewWebhook, Webhook, WebhookChange};
 
@@ -41,6 +42,7 @@ pub async fn create(state: Data<ApiState>, scope: Scope, body: Envelope) -> Resu
     };
     let hook = state.store.insert_webhook(&new).await?;
     tracing::info!(account.id = %hook.account_id, hook.id = %hook.id, "webhook created");
+    state.announce(hook_change(Action::Created, &hook)).await;
     Ok(Reply::created(public_view(&hook), hook.id.as_str(), &hook.revision))
 }
 
@@ -86,6 +88,7 @@ pub async fn delete(state: Data<ApiState>, scope: Scope, path: Path<(String, Str
         .await?
         .ok_or_else(|| ApiError::BadIdentifier(path.1.clone()))?;
     tracing::info!(account.id = %hook.account_id, hook.id = %hook.id, "webhook deleted");
+    state.announce(hook_change(Action::Deleted, &hook)).await;
     let mut view = public_view(&hook);
     if let Value::Object(fields) = &mut view {
         fields.insert("_read_only".into(), json!({"deleted": true}));
@@ -127,6 +130,7 @@ pub async fn reenable(
     let include_descendants = request.path().ends_with("/descendants/webhooks");
     let count = state.store.reenable_webhooks(&scope.account.id, include_descendants).await?;
     tracing::info!(account.id = %scope.account.id, count, include_descendants, "auto-disabled webhooks re-enabled");
+    state.announce(Change::Reenabled { account_id: scope.account.id.clone(), descendants: include_descendants }).await;
     Ok(Reply::ok(Value::String("hooks updated".into())))
 }
 
@@ -164,7 +168,12 @@ async fn save(state: &ApiState, scope: &Scope, stored: &Webhook, document: Webho
         .await?
         .ok_or_else(|| ApiError::BadIdentifier(stored.id.to_string()))?;
     tracing::info!(account.id = %hook.account_id, hook.id = %hook.id, "webhook updated");
+    state.announce(hook_change(Action::Edited, &hook)).await;
     Ok(Reply::document(public_view(&hook), &hook.revision))
+}
+
+fn hook_change(action: Action, hook: &Webhook) -> Change {
+    Change::Webhook { action, id: hook.id.clone(), account_id: hook.account_id.clone() }
 }
 
 /// The public document: stored fields, `id`, and `disable_reason` for an auto-disabled hook.

@@ -1,0 +1,91 @@
+//! `POST /v2/events`: Kazoo events handed over HTTP, for publishers without AMQP and for the
+//! embedded mode. Each is published on the exchange and routing key a Kazoo publisher would use,
+//! so the router sees no difference.
+
+use actix_web::http::StatusCode;
+use actix_web::web::Data;
+use serde_json::{Value, json};
+use webhooks_bus::Outgoing;
+use webhooks_model::errors::ValidationErrors;
+use webhooks_model::event::{EventError, KazooEvent, address};
+
+use crate::ApiState;
+use crate::auth::Caller;
+use crate::crossbar::{ApiError, Envelope, Reply};
+
+/// Accepts one event or an array of them, bare or inside a `{"data": ...}` envelope. Only the
+/// master account may publish. All events are checked before any is published, so a request is
+/// published whole or not at all; 202 once the broker has confirmed every one.
+pub async fn ingest(state: Data<ApiState>, caller: Caller, body: Envelope) -> Result<Reply, ApiError> {
+    if !caller.0.superduper_admin {
+        return Err(ApiError::Forbidden);
+    }
+    let events = match unwrap_envelope(body.json()?) {
+        Some(Value::Array(events)) if !events.is_empty() => events.iter().collect::<Vec<_>>(),
+        Some(event @ Value::Object(_)) => vec![event],
+        _ => {
+            return Err(ValidationErrors::single(
+                "data",
+                "type",
+                json!({"message": "the body must be a Kazoo event object or a non-empty array of them"}),
+            )
+            .into());
+        }
+    };
+    let mut errors = ValidationErrors::new();
+    let mut messages = Vec::with_capacity(events.len());
+    for (index, event) in events.iter().enumerate() {
+        // A single event's errors name its fields; an array's carry the item's index first.
+        let prefix = if events.len() == 1 { String::new() } else { format!("{index}.") };
+        match checked_address(event) {
+            Ok((exchange, routing_key)) => {
+                messages.push(Outgoing::persistent(exchange, &routing_key, event.to_string()));
+            }
+            Err(error) => {
+                let (field, rule) = error_field(&error);
+                errors.add(&format!("{prefix}{field}"), rule, json!({"message": error.to_string()}));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors.into());
+    }
+    let accepted = messages.len();
+    state.bus.publish_all(messages).await.map_err(|error| {
+        tracing::error!(error = %error, "ingested events not published");
+        ApiError::Unavailable("the message bus did not accept the events; nothing was published")
+    })?;
+    tracing::debug!(accepted, "events ingested");
+    Ok(Reply::ok(json!({"accepted": accepted})).without_revision().with_status(StatusCode::ACCEPTED))
+}
+
+/// A `{"data": ...}` envelope's content; a Kazoo event itself never has a `data` member.
+fn unwrap_envelope(body: Option<&Value>) -> Option<&Value> {
+    match body {
+        Some(Value::Object(fields)) if fields.len() == 1 && fields.contains_key("data") => fields.get("data"),
+        other => other,
+    }
+}
+
+/// Where a Kazoo publisher would send `event`. Events this system deliberately does not deliver
+/// are accepted (the router drops them as it drops them from the bus); malformed ones are not.
+fn checked_address(event: &Value) -> Result<(&'static str, String), EventError> {
+    let (exchange, routing_key) = address(event)?;
+    match KazooEvent::parse(&routing_key, event) {
+        Err(error) if !error.is_ignored() => Err(error),
+        _ => Ok((exchange, routing_key)),
+    }
+}
+
+/// The field and rule a malformed event is reported under.
+fn error_field(error: &EventError) -> (&'static str, &'static str) {
+    match error {
+        EventError::NotAnObject => ("data", "type"),
+        EventError::MissingField(field) => (field, "required"),
+        EventError::InvalidField { field, .. } => (field, "pattern"),
+        EventError::IncompleteNotification { field, .. } => (field, "required"),
+        EventError::UnknownKind(_) => ("Event-Category", "required"),
+        EventError::UnsupportedCategory(_) => ("Event-Category", "enum"),
+        _ => ("Event-Name", "enum"),
+    }
+}

@@ -1,0 +1,176 @@
+//! What the API puts on the bus: a change notice for every committed write, and the events
+//! handed to `POST /v2/events`. Over HTTP on 127.0.0.1, with the in-process bus.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use webhooks_bus::Consumer;
+use webhooks_model::ids::{AccountId, WebhookId};
+use webhooks_model::notice::{Action, CONFIGURATION_EXCHANGE, Change, REENABLE_ROUTING_KEY};
+use webhooks_test_support::app::TestApp;
+use webhooks_test_support::db::TestDatabase;
+
+/// A queue of `app`'s bus bound to `bindings`.
+async fn listen(app: &TestApp, bindings: &[(&str, String)]) -> Consumer {
+    let queue = app.bus.private_queue(bindings).await.expect("a private queue");
+    app.bus.consume(&queue, 100).await.expect("a consumer")
+}
+
+/// The next message: its exchange, routing key and JSON body.
+async fn next(consumer: &mut Consumer) -> (String, String, Value) {
+    let delivery = tokio::time::timeout(Duration::from_secs(5), consumer.next())
+        .await
+        .expect("a message within 5 s")
+        .expect("the consumer is open");
+    delivery.ack().await.expect("acked");
+    let body = serde_json::from_slice(&delivery.body).expect("a JSON body");
+    (delivery.exchange.clone(), delivery.routing_key.clone(), body)
+}
+
+/// Nothing more arrives for a while.
+async fn quiet(consumer: &mut Consumer) {
+    if let Ok(Some(delivery)) = tokio::time::timeout(Duration::from_millis(300), consumer.next()).await {
+        panic!("unexpected message {} {}", delivery.routing_key, String::from_utf8_lossy(&delivery.body));
+    }
+}
+
+async fn next_change(consumer: &mut Consumer) -> Change {
+    let (exchange, _, body) = next(consumer).await;
+    assert_eq!(exchange, CONFIGURATION_EXCHANGE);
+    Change::parse(&body).expect("a change notice")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_committed_write_is_announced_once_and_failed_ones_are_not() {
+    let app = TestApp::spawn(TestDatabase::sqlite().await).await;
+    let mut bindings = app.bus.topology().change_notice_bindings();
+    bindings.push((CONFIGURATION_EXCHANGE, REENABLE_ROUTING_KEY.to_owned()));
+    let mut notices = listen(&app, &bindings).await;
+    let token = app.master_token().await;
+    let client = &app.client;
+
+    let (child, _) = client.create_account(&token, &app.master_id, "child").await;
+    let child_id: AccountId = child.parse().expect("an account id");
+    assert_eq!(next_change(&mut notices).await, Change::Account { action: Action::Created, id: child_id.clone() });
+
+    let hooks = format!("/v2/accounts/{child}/webhooks");
+    let body = json!({"data": {"name": "n", "uri": "http://127.0.0.1:9/n", "hook": "channel_create"}});
+    let created = client.send(Method::PUT, &hooks, Some(&token), Some(&body)).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let id: WebhookId = created.data()["id"].as_str().expect("an id").parse().expect("a hook id");
+    let hook = format!("{hooks}/{id}");
+    let change = |action| Change::Webhook { action, id: id.clone(), account_id: child_id.clone() };
+    assert_eq!(next_change(&mut notices).await, change(Action::Created));
+
+    let patched = client.send(Method::PATCH, &hook, Some(&token), Some(&json!({"data": {"enabled": false}}))).await;
+    assert_eq!(patched.status, StatusCode::OK);
+    assert_eq!(next_change(&mut notices).await, change(Action::Edited));
+    let replaced = client.send(Method::POST, &hook, Some(&token), Some(&body)).await;
+    assert_eq!(replaced.status, StatusCode::OK);
+    assert_eq!(next_change(&mut notices).await, change(Action::Edited));
+
+    // Refused writes change nothing and announce nothing.
+    let invalid = client.send(Method::PATCH, &hook, Some(&token), Some(&json!({"data": {"retries": 9}}))).await;
+    assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
+    quiet(&mut notices).await;
+
+    let reenable = json!({"data": {"re-enable": true}});
+    let reenabled = client.send(Method::PATCH, &hooks, Some(&token), Some(&reenable)).await;
+    assert_eq!(reenabled.status, StatusCode::OK);
+    assert_eq!(next_change(&mut notices).await, Change::Reenabled { account_id: child_id.clone(), descendants: false });
+    let descendants = format!("/v2/accounts/{}/descendants/webhooks", app.master_id);
+    assert_eq!(client.send(Method::PATCH, &descendants, Some(&token), Some(&reenable)).await.status, StatusCode::OK);
+    assert_eq!(
+        next_change(&mut notices).await,
+        Change::Reenabled { account_id: app.master_id.parse().expect("an account id"), descendants: true }
+    );
+
+    assert_eq!(client.send(Method::DELETE, &hook, Some(&token), None).await.status, StatusCode::OK);
+    assert_eq!(next_change(&mut notices).await, change(Action::Deleted));
+
+    let account = format!("/v2/accounts/{child}");
+    let renamed = client.send(Method::PATCH, &account, Some(&token), Some(&json!({"data": {"name": "renamed"}}))).await;
+    assert_eq!(renamed.status, StatusCode::OK);
+    assert_eq!(next_change(&mut notices).await, Change::Account { action: Action::Edited, id: child_id.clone() });
+    assert_eq!(client.send(Method::DELETE, &account, Some(&token), None).await.status, StatusCode::OK);
+    assert_eq!(next_change(&mut notices).await, Change::Account { action: Action::Deleted, id: child_id });
+    quiet(&mut notices).await;
+}
+
+/// A Kazoo event of the fixtures: its body and the routing key Kazoo publishes it with.
+fn fixture(name: &str) -> (Value, String) {
+    let path = format!("{}/../model/fixtures/amqp-events/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).expect("the fixture is readable");
+    let fixture: Value = serde_json::from_str(&text).expect("the fixture is JSON");
+    (fixture["body"].clone(), fixture["routing_key"].as_str().expect("a routing key").to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ingested_events_go_where_a_kazoo_publisher_puts_them() {
+    let app = TestApp::spawn(TestDatabase::sqlite().await).await;
+    let mut events = listen(&app, &app.bus.topology().kazoo_event_bindings()).await;
+    let token = app.master_token().await;
+    let client = &app.client;
+    let (create, create_key) = fixture("CHANNEL_CREATE");
+    let (voicemail, voicemail_key) = fixture("notification_voicemail_new");
+    let (user, user_key) = fixture("object_doc_created_user");
+
+    let one = client.send(Method::POST, "/v2/events", Some(&token), Some(&create)).await;
+    assert_eq!((one.status, one.data()), (StatusCode::ACCEPTED, &json!({"accepted": 1})), "{}", one.body);
+    assert_eq!(next(&mut events).await, ("callevt".to_owned(), create_key.clone(), create.clone()));
+
+    let many = json!([voicemail, user]);
+    let both = client.send(Method::POST, "/v2/events", Some(&token), Some(&many)).await;
+    assert_eq!((both.status, both.data()), (StatusCode::ACCEPTED, &json!({"accepted": 2})));
+    assert_eq!(next(&mut events).await, ("notifications".to_owned(), voicemail_key, voicemail));
+    assert_eq!(next(&mut events).await, ("configuration".to_owned(), user_key, user));
+
+    let enveloped = client.send(Method::POST, "/v2/events", Some(&token), Some(&json!({"data": create}))).await;
+    assert_eq!(enveloped.status, StatusCode::ACCEPTED);
+    assert_eq!(next(&mut events).await.1, create_key);
+
+    // One bad event refuses the whole request, naming the item and field; nothing is published.
+    let mut broken = create.clone();
+    broken.as_object_mut().expect("an object").remove("Call-ID");
+    let refused = client.send(Method::POST, "/v2/events", Some(&token), Some(&json!([create, broken]))).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused.body["data"]["1.Call-ID"]["required"]["message"], "required field 'Call-ID' is missing");
+    let unknown = json!({"Event-Category": "weather", "Event-Name": "rain"});
+    let refused = client.send(Method::POST, "/v2/events", Some(&token), Some(&unknown)).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.body["data"]["Event-Category"]["enum"]["message"].is_string(), "{}", refused.body);
+    for body in [json!([]), json!("text"), json!([1])] {
+        let refused = client.send(Method::POST, "/v2/events", Some(&token), Some(&body)).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{body}");
+    }
+    quiet(&mut events).await;
+
+    // Only the master account publishes.
+    let (child, child_key) = client.create_account(&token, &app.master_id, "child").await;
+    // The account's own change notice is a Kazoo document change too.
+    assert_eq!(next(&mut events).await.1, format!("doc_created.accounts.account.{child}"));
+    let child_token = client.token(&child_key).await;
+    let forbidden = client.send(Method::POST, "/v2/events", Some(&child_token), Some(&create)).await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+    assert_eq!(client.send(Method::POST, "/v2/events", None, Some(&create)).await.status, StatusCode::UNAUTHORIZED);
+    let get = client.send(Method::GET, "/v2/events", Some(&token), None).await;
+    assert_eq!(get.status, StatusCode::METHOD_NOT_ALLOWED);
+    quiet(&mut events).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_and_readiness_need_no_token() {
+    let app = TestApp::spawn(TestDatabase::sqlite().await).await;
+    let alive = app.client.send(Method::GET, "/healthz", None, None).await;
+    assert_eq!((alive.status, &alive.body), (StatusCode::OK, &json!({"status": "ok"})));
+    let ready = app.client.send(Method::GET, "/readyz", None, None).await;
+    assert_eq!(
+        (ready.status, &ready.body),
+        (StatusCode::OK, &json!({"status": "ok", "checks": {"database": "ok", "bus": "ok"}}))
+    );
+    app.bus.close().await;
+    let closed = app.client.send(Method::GET, "/readyz", None, None).await;
+    assert_eq!(closed.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(closed.body["checks"]["bus"], "failing");
+}
