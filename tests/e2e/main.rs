@@ -1,4 +1,5 @@
 //! End-to-end: the `webhooks` binary started as operators start it, driven over real HTTP.
 
 mod api;
+mod delivery;
 mod process;

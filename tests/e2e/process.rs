@@ -73,6 +73,16 @@ impl Webhooks {
         Self { child, client, stdout_lines }
     }
 
+    /// Waits until its `/readyz` answers 200 (for a router: its index is loaded).
+    pub async fn wait_ready(&self) {
+        let url = format!("{}/readyz", self.client.base_url());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !reqwest::get(&url).await.is_ok_and(|answer| answer.status().is_success()) {
+            assert!(tokio::time::Instant::now() < deadline, "not ready within 30 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Sends SIGTERM and waits for a clean exit.
     pub async fn stop(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().expect("still running");

@@ -38,6 +38,7 @@ on_both_backends!(
     definitions_and_samples_need_no_token,
     accounts_are_created_read_updated_and_deleted_with_their_hooks,
     real_client_habits_are_accepted,
+    signing_secrets_are_write_only_and_shown_as_signed,
 );
 
 fn hook_body() -> Value {
@@ -655,4 +656,42 @@ async fn real_client_habits_are_accepted(app: TestApp) {
         .await
         .expect("an answer");
     assert_eq!(options.status(), StatusCode::OK, "CORS preflight needs no token");
+}
+
+async fn signing_secrets_are_write_only_and_shown_as_signed(app: TestApp) {
+    let token = app.master_token().await;
+    let account = &app.master_id;
+    let client = &app.client;
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwAAAAAAAAAAAAAAAA".to_owned();
+    let mut body = hook_body();
+    body["data"]["signing_secret"] = json!(secret);
+    let created = client.send(Method::PUT, &path(account, ""), Some(&token), Some(&body)).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.data()["signed"], true);
+    assert!(created.data().get("signing_secret").is_none(), "never returned");
+    assert!(!created.body.to_string().contains(&secret), "the secret appears nowhere in the answer");
+    let id = created.data()["id"].as_str().expect("an id").to_owned();
+    let hook_id: WebhookId = id.parse().expect("a hook id");
+    assert_eq!(app.store.signing_secret(&hook_id).await.expect("reads").as_deref(), Some(secret.as_str()));
+
+    let listed = client.send(Method::GET, &path(account, ""), Some(&token), None).await;
+    assert_eq!(listed.data()[0]["signed"], true);
+    // A client sending the document back (with the read-only `signed`) keeps the secret.
+    let mut round_trip = json!({"data": created.data().clone()});
+    round_trip["data"]["name"] = json!("renamed");
+    let replaced = client.send(Method::POST, &path(account, &format!("/{id}")), Some(&token), Some(&round_trip)).await;
+    assert_eq!((replaced.status, &replaced.data()["signed"]), (StatusCode::OK, &json!(true)), "{}", replaced.body);
+    assert_eq!(app.store.signing_secret(&hook_id).await.expect("reads").as_deref(), Some(secret.as_str()));
+
+    let bad = json!({"data": {"signing_secret": "not-a-secret"}});
+    let refused = client.send(Method::PATCH, &path(account, &format!("/{id}")), Some(&token), Some(&bad)).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.body["data"]["signing_secret"]["pattern"]["message"].is_string(), "{}", refused.body);
+    assert!(!refused.body.to_string().contains("not-a-secret"), "the rejected value is not echoed");
+
+    let unsign = json!({"data": {"signing_secret": null}});
+    let unsigned = client.send(Method::PATCH, &path(account, &format!("/{id}")), Some(&token), Some(&unsign)).await;
+    assert_eq!(unsigned.status, StatusCode::OK);
+    assert!(unsigned.data().get("signed").is_none() && unsigned.data().get("signing_secret").is_none());
+    assert_eq!(app.store.signing_secret(&hook_id).await.expect("reads"), None);
 }

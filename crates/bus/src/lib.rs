@@ -71,7 +71,11 @@ impl Outgoing {
 
     /// A persistent JSON message: written to disk by the broker.
     pub fn persistent(exchange: &str, routing_key: &str, body: impl Into<Bytes>) -> Self {
-        Self { content_type: Some(DEFAULT_CONTENT_TYPE.to_owned()), persistent: true, ..Self::new(exchange, routing_key, body) }
+        Self {
+            content_type: Some(DEFAULT_CONTENT_TYPE.to_owned()),
+            persistent: true,
+            ..Self::new(exchange, routing_key, body)
+        }
     }
 
     /// The notice of `change` on Kazoo's configuration exchange, as Kazoo publishes document
@@ -197,9 +201,11 @@ impl Bus {
         target_exchange: &str,
         target_routing_key: &str,
     ) -> Result<(), BusError> {
+        // Built once here, so both backends declare the very same queue.
+        let spec = self.topology().delay_queue(name, ttl_ms, target_exchange, target_routing_key);
         match self {
-            Self::Amqp(bus) => bus.declare_delay_queue(name, ttl_ms, target_exchange, target_routing_key).await,
-            Self::InProcess(bus) => bus.declare_delay_queue(name, ttl_ms, target_exchange, target_routing_key),
+            Self::Amqp(bus) => bus.declare_delay_queue(spec).await,
+            Self::InProcess(bus) => bus.declare_delay_queue(spec),
         }
     }
 

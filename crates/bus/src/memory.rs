@@ -100,21 +100,10 @@ impl InProcessBus {
     }
 
     /// Declares a TTL queue dead-lettering to the target.
-    pub(crate) fn declare_delay_queue(
-        &self,
-        name: &str,
-        ttl_ms: u64,
-        target_exchange: &str,
-        target_routing_key: &str,
-    ) -> Result<(), BusError> {
+    pub(crate) fn declare_delay_queue(&self, spec: QueueSpec) -> Result<(), BusError> {
         self.inner.broker.ensure_open()?;
-        check_name(name, "queue name")?;
-        self.inner.broker.declare_queue(self.inner.topology.delay_queue(
-            name,
-            ttl_ms,
-            target_exchange,
-            target_routing_key,
-        ))
+        check_name(&spec.name, "queue name")?;
+        self.inner.broker.declare_queue(spec)
     }
 
     /// Until closed.

@@ -7,22 +7,19 @@
 
 #![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
-#[path = "../tests/support/receiver.rs"]
-#[expect(dead_code, reason = "shared with the tests; the benchmark uses part of it")]
-mod receiver;
-
 use std::time::{Duration, Instant};
 
 use mimalloc::MiMalloc;
-use receiver::{Receiver, Reply};
 use serde_json::{Map, json};
 use tokio_util::sync::CancellationToken;
-use webhooks_bus::{Bus, Outgoing, Topology};
+use webhooks_bus::Bus;
 use webhooks_dispatcher::DispatcherSettings;
 use webhooks_model::ids::{AccountId, WebhookId};
-use webhooks_model::job::{DeliveryJob, JobBatch};
+use webhooks_model::job::DeliveryJob;
 use webhooks_model::webhook::{Format, HttpVerb};
+use webhooks_test_support::bus::{amqp_url, job_batch, topology, unique_prefix};
 use webhooks_test_support::db::TestDatabase;
+use webhooks_test_support::receiver::{Receiver, Reply};
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
@@ -39,12 +36,10 @@ async fn bench() {
     let amqp = std::env::args().any(|argument| argument == "--amqp");
     let database = if amqp { TestDatabase::postgres().await } else { TestDatabase::sqlite().await };
     let store = database.store().await;
-    let prefix = format!("bench-dispatch-{}", uuid::Uuid::new_v4().simple());
-    let mut topology = Topology::new(&prefix);
-    topology.queue_expires = Some(Duration::from_secs(60));
-    let url =
-        std::env::var("WEBHOOKS_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
-    let bus = Bus::connect(amqp.then_some(url.as_str()), topology).await.expect("bus");
+    let url = amqp_url();
+    // Not the tests' `connect`: that one sends logs to the test output.
+    let bus =
+        Bus::connect(amqp.then_some(url.as_str()), topology(&unique_prefix("bench-dispatch"))).await.expect("bus");
     let healthy = Receiver::answering(200).await;
     let hanging = Receiver::start(|_, _| Reply::Hang).await;
     let settings = DispatcherSettings {
@@ -134,7 +129,7 @@ async fn deliver(bus: &Bus, healthy: &Receiver, batches: Vec<Vec<DeliveryJob>>) 
     let before = healthy.count();
     let expected = batches.iter().flatten().filter(|job| job.uri.starts_with(&healthy.url("/"))).count();
     let started = Instant::now();
-    let messages: Vec<_> = batches.into_iter().map(|jobs| message(bus, jobs)).collect();
+    let messages: Vec<_> = batches.into_iter().map(|jobs| job_batch(bus, jobs)).collect();
     for chunk in messages.chunks(500) {
         bus.publish_all(chunk.to_vec()).await.expect("publish");
     }
@@ -155,7 +150,7 @@ async fn deliver_paced(bus: &Bus, healthy: &Receiver, batches: Vec<Vec<DeliveryJ
         for job in &jobs {
             sent_at.insert(job.payload["seq"].as_u64().unwrap_or_default(), Instant::now());
         }
-        bus.publish(message(bus, jobs)).await.expect("publish");
+        bus.publish(job_batch(bus, jobs)).await.expect("publish");
     }
     wait_until(healthy, before + total).await;
     healthy.requests()[before..]
@@ -180,19 +175,6 @@ async fn wait_until(receiver: &Receiver, count: usize) -> usize {
             return received.min(count);
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
-
-/// The bus message of one batch.
-fn message(bus: &Bus, jobs: Vec<DeliveryJob>) -> Outgoing {
-    Outgoing {
-        exchange: bus.topology().jobs_exchange(),
-        routing_key: "dispatch".into(),
-        body: serde_json::to_vec(&JobBatch { jobs }).expect("batch").into(),
-        content_type: Some("application/json".into()),
-        headers: Vec::new(),
-        persistent: true,
-        expiration_ms: None,
     }
 }
 

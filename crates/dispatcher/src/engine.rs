@@ -399,7 +399,6 @@ where
     Cache::builder().max_capacity(CACHE_CAPACITY).time_to_live(ttl).build()
 }
 
-
 /// Now, Unix seconds.
 fn unix_seconds() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(0))

@@ -2,102 +2,35 @@
 //! real HTTP receivers on 127.0.0.1, attempts and failure counts in real databases (SQLite and
 //! PostgreSQL). Tests poll for conditions; none sleeps to wait for work.
 
-mod support;
-
 use std::collections::HashSet;
-use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Map, Value, json};
-use support::receiver::{Captured, Receiver, Reply};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use webhooks_bus::{Bus, Consumer, Outgoing, Topology};
+use webhooks_bus::Bus;
 use webhooks_dispatcher::{DispatcherError, DispatcherSettings, GONE, TOO_MANY_FAILURES};
 use webhooks_model::ids::{AccountId, WebhookId};
-use webhooks_model::job::{DeliveryJob, JobBatch};
+use webhooks_model::job::DeliveryJob;
 use webhooks_model::notice::{Action, Change};
 use webhooks_model::retry::FailureLimits;
 use webhooks_model::webhook::{Format, HttpVerb};
-use webhooks_storage::{NewAccount, NewWebhook, PageRequest, Store};
+use webhooks_storage::{PageRequest, Store};
+use webhooks_test_support::bus::{Backend, Observer, PATIENCE, connect, eventually, job_batch, unique_prefix};
 use webhooks_test_support::db::TestDatabase;
+use webhooks_test_support::fixtures::amqp_event_fixtures;
+use webhooks_test_support::on_both_buses;
+use webhooks_test_support::receiver::{Captured, Receiver, Reply};
+use webhooks_test_support::store::{create_account, create_hook};
 
-/// How long any awaited condition may take.
-const PATIENCE: Duration = Duration::from_secs(20);
-
-/// Which bus and database a test runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stack {
-    /// The in-process bus over SQLite: one process.
-    InProcess,
-    /// RabbitMQ over PostgreSQL: production.
-    RabbitMq,
-}
-
-/// Declares `$name::in_process` and `$name::rabbitmq` tests running `$name(Stack)`.
-macro_rules! on_both_stacks {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn in_process() {
-                    super::$name(super::Stack::InProcess).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn rabbitmq() {
-                    super::$name(super::Stack::RabbitMq).await;
-                }
-            }
-        )*
-    };
-}
-
-on_both_stacks!(
+on_both_buses!(
+    in_process, rabbitmq;
     every_fixture_callout_is_sent_byte_for_byte_as_expected,
     a_failing_endpoint_is_retried_with_backoff_until_it_succeeds,
     retries_stop_when_none_are_left,
     a_gone_endpoint_disables_its_hook_at_once_and_is_announced,
     the_failure_threshold_disables_the_hook_and_announces_it_once,
 );
-
-/// The broker tests use.
-fn amqp_url() -> String {
-    std::env::var("WEBHOOKS_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
-}
-
-/// A unique topology for one test; unused queues vanish a minute after it.
-fn topology(prefix: &str) -> Topology {
-    let mut topology = Topology::new(prefix);
-    topology.queue_expires = Some(Duration::from_secs(60));
-    topology
-}
-
-/// A bus of `stack` on `prefix`: RabbitMQ gets a connection per call, like separate nodes.
-async fn connect(stack: Stack, prefix: &str) -> Bus {
-    let url = amqp_url();
-    let url = match stack {
-        Stack::InProcess => None,
-        Stack::RabbitMq => Some(url.as_str()),
-    };
-    Bus::connect(url, topology(prefix)).await.unwrap_or_else(|error| panic!("cannot connect the bus: {error}"))
-}
-
-/// Polls `condition` until it holds, failing the test after [`PATIENCE`].
-async fn eventually<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if condition().await {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
 
 /// A database, a bus and an account with hooks.
 struct World {
@@ -110,26 +43,17 @@ struct World {
 }
 
 impl World {
-    async fn new(stack: Stack) -> World {
-        let database = match stack {
-            Stack::InProcess => TestDatabase::sqlite().await,
-            Stack::RabbitMq => TestDatabase::postgres().await,
+    /// The in-process bus over SQLite (one process), or RabbitMQ over PostgreSQL (production).
+    async fn new(backend: Backend) -> World {
+        let database = match backend {
+            Backend::InProcess => TestDatabase::sqlite().await,
+            Backend::RabbitMq => TestDatabase::postgres().await,
         };
         let store = database.store().await;
-        let prefix = format!("test-dispatcher-{}", uuid::Uuid::new_v4().simple());
-        let bus = connect(stack, &prefix).await;
+        let prefix = unique_prefix("test-dispatcher");
+        let bus = connect(backend, &prefix).await;
         let account = AccountId::generate();
-        store
-            .insert_account(&NewAccount {
-                id: account.clone(),
-                name: "dispatcher test".into(),
-                parent: None,
-                api_key: uuid::Uuid::new_v4().simple().to_string(),
-                superduper_admin: false,
-                doc: Map::new(),
-            })
-            .await
-            .expect("insert the account");
+        create_account(&store, &account, None, json!({})).await;
         World { _database: database, store, bus, prefix, account }
     }
 
@@ -138,17 +62,7 @@ impl World {
         let id = WebhookId::generate();
         let doc = json!({"name": "test hook", "uri": uri, "hook": "object", "http_verb": verb.as_str(),
                          "format": format.as_str(), "retries": retries});
-        self.store
-            .insert_webhook(&NewWebhook {
-                id: id.clone(),
-                account_id: self.account.clone(),
-                hook: "object".into(),
-                enabled: true,
-                include_subaccounts: false,
-                doc: doc.as_object().cloned().unwrap_or_default(),
-            })
-            .await
-            .expect("insert the hook");
+        create_hook(&self.store, &id, &self.account, &doc).await;
         DeliveryJob {
             event_id: random_event_id(),
             hook_id: id,
@@ -200,18 +114,7 @@ impl World {
 
 /// Publishes one job batch to the jobs exchange.
 async fn publish_batch(bus: &Bus, jobs: Vec<DeliveryJob>) {
-    let body = serde_json::to_vec(&JobBatch { jobs }).expect("serialize the batch");
-    bus.publish(Outgoing {
-        exchange: bus.topology().jobs_exchange(),
-        routing_key: "dispatch".into(),
-        body: body.into(),
-        content_type: Some("application/json".into()),
-        headers: Vec::new(),
-        persistent: true,
-        expiration_ms: None,
-    })
-    .await
-    .expect("publish the batch");
+    bus.publish(job_batch(bus, jobs)).await.expect("publish the batch");
 }
 
 /// The attempt records of `hook` of `account`, oldest first.
@@ -265,48 +168,6 @@ impl RunningDispatcher {
     }
 }
 
-/// Reads messages from a queue bound to `exchange` with `routing_key`.
-struct Observer {
-    consumer: Consumer,
-}
-
-impl Observer {
-    async fn bind(bus: &Bus, exchange: &str, routing_key: &str) -> Observer {
-        let queue = bus.private_queue(&[(exchange, routing_key.to_owned())]).await.expect("declare the observer queue");
-        Observer { consumer: bus.consume(&queue, 100).await.expect("consume the observer queue") }
-    }
-
-    /// The next message body; fails after [`PATIENCE`].
-    async fn next(&mut self) -> (String, Value) {
-        let delivery = tokio::time::timeout(PATIENCE, self.consumer.next())
-            .await
-            .expect("a message arrives in time")
-            .expect("the observer is open");
-        let body = serde_json::from_slice(delivery.body.as_ref()).expect("a JSON message");
-        delivery.ack().await.expect("acknowledge");
-        (delivery.routing_key.clone(), body)
-    }
-
-    /// Whether another message arrives within `wait`.
-    async fn quiet_for(&mut self, wait: Duration) -> bool {
-        tokio::time::timeout(wait, self.consumer.next()).await.is_err()
-    }
-}
-
-/// The fixtures of `crates/model/fixtures/amqp-events`.
-fn fixtures() -> Vec<(String, Value)> {
-    let directory = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/fixtures/amqp-events");
-    let mut fixtures = Vec::new();
-    for entry in std::fs::read_dir(&directory).expect("the fixtures directory") {
-        let path = entry.expect("a fixture").path();
-        let text = std::fs::read_to_string(&path).expect("read a fixture");
-        let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-        fixtures.push((name, serde_json::from_str(&text).expect("a JSON fixture")));
-    }
-    fixtures.sort_by(|left, right| left.0.cmp(&right.0));
-    fixtures
-}
-
 /// `https://hooks.example.com/kazoo/x?q` as `(path, query)`.
 fn path_and_query(url: &str) -> (String, Option<String>) {
     let without_origin = url.splitn(4, '/').nth(3).map(|rest| format!("/{rest}")).unwrap_or_default();
@@ -316,13 +177,13 @@ fn path_and_query(url: &str) -> (String, Option<String>) {
     }
 }
 
-async fn every_fixture_callout_is_sent_byte_for_byte_as_expected(stack: Stack) {
-    let world = World::new(stack).await;
+async fn every_fixture_callout_is_sent_byte_for_byte_as_expected(backend: Backend) {
+    let world = World::new(backend).await;
     let receiver = Receiver::answering(200).await;
     let dispatcher = world.dispatcher(settings()).await;
     let mut expectations = Vec::new();
     let mut jobs = Vec::new();
-    for (name, fixture) in fixtures() {
+    for (name, fixture) in amqp_event_fixtures() {
         let hook = &fixture["hook"];
         let expected = &fixture["expected_http_request"];
         let (path, query) = path_and_query(expected["url"].as_str().expect("url"));
@@ -372,8 +233,8 @@ async fn every_fixture_callout_is_sent_byte_for_byte_as_expected(stack: Stack) {
     dispatcher.stop().await;
 }
 
-async fn a_failing_endpoint_is_retried_with_backoff_until_it_succeeds(stack: Stack) {
-    let world = World::new(stack).await;
+async fn a_failing_endpoint_is_retried_with_backoff_until_it_succeeds(backend: Backend) {
+    let world = World::new(backend).await;
     // Fails twice (a 500, then a 404), then succeeds.
     let receiver = Receiver::start(|_, seen| match seen {
         0 => Reply::Answer(500, vec![("X-Trace".into(), "ABC".into())], "Down".into()),
@@ -421,8 +282,8 @@ async fn a_failing_endpoint_is_retried_with_backoff_until_it_succeeds(stack: Sta
     dispatcher.stop().await;
 }
 
-async fn retries_stop_when_none_are_left(stack: Stack) {
-    let world = World::new(stack).await;
+async fn retries_stop_when_none_are_left(backend: Backend) {
+    let world = World::new(backend).await;
     let receiver = Receiver::answering(500).await;
     let dispatcher = world.dispatcher(settings()).await;
     let once = world.hook(&receiver.url("/once"), HttpVerb::Post, Format::FormData, 0).await;
@@ -436,15 +297,15 @@ async fn retries_stop_when_none_are_left(stack: Stack) {
     assert_eq!((single.len(), &single[0]["retries_left"]), (1, &json!(0)), "retries: 0 means one attempt");
     // Everything scheduled has happened: four requests in all, and the queues are empty.
     assert_eq!(receiver.count(), 4);
-    if stack == Stack::RabbitMq {
+    if backend == Backend::RabbitMq {
         let depth = world.bus.queue_depth(&world.bus.topology().dispatch_queue()).await.expect("depth");
         assert_eq!(depth, 0);
     }
     dispatcher.stop().await;
 }
 
-async fn a_gone_endpoint_disables_its_hook_at_once_and_is_announced(stack: Stack) {
-    let world = World::new(stack).await;
+async fn a_gone_endpoint_disables_its_hook_at_once_and_is_announced(backend: Backend) {
+    let world = World::new(backend).await;
     let mut changes = Observer::bind(&world.bus, "configuration", "doc_edited.webhooks.webhook.*").await;
     let mut notifications = Observer::bind(&world.bus, "notifications", "notifications.webhook.disabled").await;
     let receiver = Receiver::answering(410).await;
@@ -454,12 +315,12 @@ async fn a_gone_endpoint_disables_its_hook_at_once_and_is_announced(stack: Stack
     let recorded = world.wait_for_attempts(&job.hook_id, 1).await;
     assert_eq!((&recorded[0]["resp_status_code"], &recorded[0]["retries_left"]), (&json!("410"), &json!(0)));
     assert_eq!(world.hook_state(&job.hook_id).await, (false, Some(GONE.to_owned())));
-    let (_, notice) = changes.next().await;
+    let (_, notice) = changes.next_json::<Value>().await;
     assert_eq!(
         Change::parse(&notice),
         Ok(Change::Webhook { action: Action::Edited, id: job.hook_id.clone(), account_id: world.account.clone() })
     );
-    let (routing_key, notification) = notifications.next().await;
+    let (routing_key, notification) = notifications.next_json::<Value>().await;
     assert_eq!(routing_key, "notifications.webhook.disabled");
     assert_eq!(notification["Hook-ID"], job.hook_id.as_str());
     // No retry although four were allowed.
@@ -467,8 +328,8 @@ async fn a_gone_endpoint_disables_its_hook_at_once_and_is_announced(stack: Stack
     dispatcher.stop().await;
 }
 
-async fn the_failure_threshold_disables_the_hook_and_announces_it_once(stack: Stack) {
-    let world = World::new(stack).await;
+async fn the_failure_threshold_disables_the_hook_and_announces_it_once(backend: Backend) {
+    let world = World::new(backend).await;
     let mut changes = Observer::bind(&world.bus, "configuration", "doc_edited.webhooks.webhook.*").await;
     let mut notifications = Observer::bind(&world.bus, "notifications", "notifications.webhook.disabled").await;
     let receiver = Receiver::answering(503).await;
@@ -482,7 +343,7 @@ async fn the_failure_threshold_disables_the_hook_and_announces_it_once(stack: St
     }
     eventually("the hook is disabled", || async { !world.hook_state(&template.hook_id).await.0 }).await;
     assert_eq!(world.hook_state(&template.hook_id).await.1.as_deref(), Some(TOO_MANY_FAILURES));
-    let (_, notification) = notifications.next().await;
+    let (_, notification) = notifications.next_json::<Value>().await;
     assert_eq!(
         notification.as_object().map(|fields| fields.keys().cloned().collect::<Vec<_>>()),
         Some(
@@ -496,7 +357,7 @@ async fn the_failure_threshold_disables_the_hook_and_announces_it_once(stack: St
     assert_eq!(notification["Event-Name"], "webhook_disabled");
     assert_eq!(notification["Event-Category"], "notification");
     assert_eq!(notification["Node"], "webhooks-dispatcher@test");
-    let (_, notice) = changes.next().await;
+    let (_, notice) = changes.next_json::<Value>().await;
     assert_eq!(notice["ID"], template.hook_id.as_str());
     // Disabled once, announced once, and later jobs of the hook are dropped.
     assert!(notifications.quiet_for(Duration::from_millis(300)).await);
@@ -508,7 +369,7 @@ async fn the_failure_threshold_disables_the_hook_and_announces_it_once(stack: St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_hooks_carry_signatures_the_reference_library_accepts() {
-    let world = World::new(Stack::InProcess).await;
+    let world = World::new(Backend::InProcess).await;
     let receiver = Receiver::answering(200).await;
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwAAECAwQFBgc=";
     let mut signed = Vec::new();
@@ -586,7 +447,7 @@ print("verified")
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_retries_survive_a_dispatcher_restart() {
-    let world = World::new(Stack::RabbitMq).await;
+    let world = World::new(Backend::RabbitMq).await;
     let receiver = Receiver::start(|_, seen| if seen == 0 { Reply::status(500) } else { Reply::status(200) }).await;
     // A retry delay long enough to stop the dispatcher while the retry waits in the broker.
     let slow_retry = DispatcherSettings { retry_delays: vec![Duration::from_secs(3)], retry_jitter: 0.0, ..settings() };
@@ -597,7 +458,7 @@ async fn pending_retries_survive_a_dispatcher_restart() {
     first.stop().await;
     let stopped_at = Instant::now();
     // A new dispatcher (a new connection, as after a restart) picks the retry up.
-    let bus = connect(Stack::RabbitMq, &world.prefix).await;
+    let bus = connect(Backend::RabbitMq, &world.prefix).await;
     let second = RunningDispatcher::start(&world.store, &bus, slow_retry).await;
     let received = receiver.wait_for(2, PATIENCE).await;
     assert!(received[1].at >= stopped_at, "the retry came after the restart");
@@ -611,10 +472,10 @@ async fn pending_retries_survive_a_dispatcher_restart() {
 async fn two_dispatchers_share_one_failure_count() {
     // Two dispatchers, each with its own connection, queue and database pool, on one database:
     // each sees only half of the failures, so only a shared count reaches the threshold.
-    let world = World::new(Stack::RabbitMq).await;
+    let world = World::new(Backend::RabbitMq).await;
     let mut notifications = Observer::bind(&world.bus, "notifications", "notifications.webhook.disabled").await;
     let other_prefix = format!("{}-b", world.prefix);
-    let other_bus = connect(Stack::RabbitMq, &other_prefix).await;
+    let other_bus = connect(Backend::RabbitMq, &other_prefix).await;
     let receiver = Receiver::answering(500).await;
     let limits = FailureLimits { threshold: 4, window: Duration::from_secs(60) };
     let shared = DispatcherSettings { failure_limits: limits, ..settings() };
@@ -630,7 +491,7 @@ async fn two_dispatchers_share_one_failure_count() {
     }
     eventually("the hook is disabled", || async { !world.hook_state(&template.hook_id).await.0 }).await;
     assert_eq!(receiver.requests().len(), 4);
-    let (_, notification) = notifications.next().await;
+    let (_, notification) = notifications.next_json::<Value>().await;
     assert_eq!(notification["Hook-ID"], template.hook_id.as_str());
     assert!(notifications.quiet_for(Duration::from_millis(300)).await, "announced once");
     first.stop().await;
@@ -639,7 +500,7 @@ async fn two_dispatchers_share_one_failure_count() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_success_clears_the_failure_count() {
-    let world = World::new(Stack::InProcess).await;
+    let world = World::new(Backend::InProcess).await;
     // Fails, fails, succeeds, fails, fails: never three failures in a row.
     let receiver = Receiver::start(|_, seen| if seen == 2 { Reply::status(200) } else { Reply::status(500) }).await;
     let limits = FailureLimits { threshold: 3, window: Duration::from_secs(60) };
@@ -659,7 +520,7 @@ async fn a_success_clears_the_failure_count() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_accounts_own_failure_limits_override_the_system_ones() {
-    let world = World::new(Stack::InProcess).await;
+    let world = World::new(Backend::InProcess).await;
     let account = world.store.account(&world.account).await.expect("read").expect("the account");
     let doc = json!({"webhooks": {"attempt_failure_count": 2, "attempt_failure_expiry_ms": 60_000}});
     world
@@ -681,7 +542,7 @@ async fn an_accounts_own_failure_limits_override_the_system_ones() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_targets_are_refused_unless_allowed() {
-    let world = World::new(Stack::InProcess).await;
+    let world = World::new(Backend::InProcess).await;
     let receiver = Receiver::answering(200).await;
     let guarded = DispatcherSettings { allow_private_targets: false, ..settings() };
     let dispatcher = world.dispatcher(guarded).await;
@@ -709,7 +570,7 @@ async fn private_targets_are_refused_unless_allowed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_after_is_honoured_on_429_and_503() {
-    let world = World::new(Stack::InProcess).await;
+    let world = World::new(Backend::InProcess).await;
     let receiver = Receiver::start(|request, seen| match (request.path(), seen) {
         ("/throttled", 0) => Reply::Answer(429, vec![("Retry-After".into(), "1".into())], String::new()),
         ("/unavailable", 0) => {
@@ -740,7 +601,7 @@ async fn retry_after_is_honoured_on_429_and_503() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_refusals_dns_tls_errors_and_redirects_are_failures_of_their_class() {
-    let world = World::new(Stack::InProcess).await;
+    let world = World::new(Backend::InProcess).await;
     let receiver = Receiver::start(|request, _| match request.path() {
         "/hang" => Reply::Hang,
         _ => Reply::Answer(302, vec![("Location".into(), "/elsewhere".into())], String::new()),
@@ -783,7 +644,7 @@ async fn timeouts_refusals_dns_tls_errors_and_redirects_are_failures_of_their_cl
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn response_bodies_are_recorded_up_to_the_cap() {
-    let world = World::new(Stack::InProcess).await;
+    let world = World::new(Backend::InProcess).await;
     let receiver = Receiver::start(|_, _| Reply::Answer(500, Vec::new(), "x".repeat(100_000))).await;
     let capped = DispatcherSettings { max_response_body: 1024, ..settings() };
     let dispatcher = world.dispatcher(capped).await;
@@ -796,7 +657,7 @@ async fn response_bodies_are_recorded_up_to_the_cap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_of_a_hook_disabled_meanwhile_is_dropped() {
-    let world = World::new(Stack::InProcess).await;
+    let world = World::new(Backend::InProcess).await;
     let receiver = Receiver::answering(500).await;
     let slow_retry = DispatcherSettings { retry_delays: vec![Duration::from_millis(500)], ..settings() };
     let dispatcher = world.dispatcher(slow_retry).await;
@@ -815,7 +676,7 @@ async fn a_retry_of_a_hook_disabled_meanwhile_is_dropped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_in_flight_callouts_finish_and_record() {
-    let world = World::new(Stack::InProcess).await;
+    let world = World::new(Backend::InProcess).await;
     let release = CancellationToken::new();
     let gate = release.clone();
     let receiver =
@@ -835,7 +696,7 @@ async fn shutdown_lets_in_flight_callouts_finish_and_record() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bus_closed_under_the_dispatcher_stops_it_with_an_error() {
-    let world = World::new(Stack::InProcess).await;
+    let world = World::new(Backend::InProcess).await;
     let receiver = Receiver::answering(200).await;
     let dispatcher = world.dispatcher(settings()).await;
     // Once it has delivered a job it consumes; closing the bus then ends its consumer.
@@ -894,43 +755,23 @@ async fn signing_secrets_belong_to_their_hook_on_both_databases() {
         let owner = AccountId::generate();
         let stranger = AccountId::generate();
         for id in [&owner, &stranger] {
-            store
-                .insert_account(&NewAccount {
-                    id: id.clone(),
-                    name: "secrets".into(),
-                    parent: None,
-                    api_key: uuid::Uuid::new_v4().simple().to_string(),
-                    superduper_admin: false,
-                    doc: Map::new(),
-                })
-                .await
-                .expect("account");
+            create_account(&store, id, None, json!({})).await;
         }
         let hook = WebhookId::generate();
-        store
-            .insert_webhook(&NewWebhook {
-                id: hook.clone(),
-                account_id: owner.clone(),
-                hook: "object".into(),
-                enabled: true,
-                include_subaccounts: false,
-                doc: json!({"name": "n", "uri": "https://example.com", "hook": "object"})
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default(),
-            })
-            .await
-            .expect("hook");
+        create_hook(&store, &hook, &owner, &json!({"name": "n", "uri": "https://example.com", "hook": "object"})).await;
         assert_eq!(store.signing_secret(&hook).await.expect("read"), None);
         assert!(!store.set_signing_secret(&stranger, &hook, Some("whsec_x")).await.expect("set"), "not the owner");
         assert!(!store.set_signing_secret(&owner, &WebhookId::generate(), Some("whsec_x")).await.expect("set"));
         assert!(store.set_signing_secret(&owner, &hook, Some("whsec_first")).await.expect("set"));
         assert!(store.set_signing_secret(&owner, &hook, Some("whsec_second")).await.expect("set"));
         assert_eq!(store.signing_secret(&hook).await.expect("read").as_deref(), Some("whsec_second"));
-        let other = WebhookId::generate();
-        assert_eq!(store.signed_webhooks(&[hook.clone(), other]).await.expect("signed"), HashSet::from([hook.clone()]));
+        let signed = |store: Store, owner: AccountId, hook: WebhookId| async move {
+            store.webhook(&owner, &hook).await.expect("read").expect("exists").signed
+        };
+        assert!(signed(store.clone(), owner.clone(), hook.clone()).await, "the hook shows that it is signed");
         assert!(store.set_signing_secret(&owner, &hook, None).await.expect("unset"));
         assert_eq!(store.signing_secret(&hook).await.expect("read"), None);
+        assert!(!signed(store.clone(), owner.clone(), hook.clone()).await);
         // A secret goes with its hook.
         store.set_signing_secret(&owner, &hook, Some("whsec_third")).await.expect("set");
         store.delete_webhook(&owner, &hook).await.expect("delete");

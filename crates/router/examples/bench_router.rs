@@ -18,6 +18,19 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+// Helpers of the shared test-support crate, compiled in directly: that crate depends on the API
+// crate, and the router should not need the API to build.
+#[path = "../../test-support/src/bench.rs"]
+mod bench;
+#[path = "../../test-support/src/bus.rs"]
+#[expect(dead_code, reason = "the benchmark needs the broker's address and a topology, not the test helpers")]
+mod bus;
+#[path = "../../test-support/src/db.rs"]
+#[expect(dead_code, reason = "the benchmark needs a SQLite store, not PostgreSQL")]
+mod db;
+#[path = "../../test-support/src/store.rs"]
+mod store;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -173,6 +186,7 @@ fn webhooks(accounts: &[Account], count: usize, rng: &mut StdRng) -> Vec<Webhook
                 include_subaccounts,
                 disabled_reason: None,
                 doc: doc.as_object().cloned().unwrap_or_default(),
+                signed: false,
                 revision: "1-00000000000000000000000000000000".into(),
                 created: 0,
                 modified: 0,
@@ -345,35 +359,22 @@ mod amqp {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    use futures_util::StreamExt;
-    use lapin::options::{
-        BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
-        QueueDeclareOptions, QueueDeleteOptions,
-    };
-    use lapin::types::FieldTable;
-    use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+    use lapin::options::ConfirmSelectOptions;
+    use lapin::{Connection, ConnectionProperties};
     use tokio_util::sync::CancellationToken;
-    use webhooks_bus::{Bus, Topology};
+    use webhooks_bus::Bus;
     use webhooks_model::event::call_event_routing_key;
     use webhooks_model::job::JobBatch;
     use webhooks_router::{Router, RouterSettings};
-    use webhooks_storage::{NewAccount, NewWebhook, Store};
 
     use super::*;
+    use crate::bench::{PREFETCH, consume_until, median, publish_confirmed};
+    use crate::bus::{amqp_url, topology, unique_prefix};
+    use crate::db::TestDatabase;
+    use crate::store::{create_account, create_hook};
 
     /// Messages per AMQP phase: enough for a steady rate, few enough to stay within seconds.
     const MESSAGES: usize = 20_000;
-    /// Publishes in flight before the publisher waits for their confirms.
-    const CONFIRM_WINDOW: usize = 1_000;
-    /// Unacknowledged deliveries a consumer holds.
-    const PREFETCH: u16 = 500;
-    /// Deliveries acknowledged at once by one multiple-acknowledgement.
-    const ACK_EVERY: usize = 100;
-
-    fn url() -> String {
-        std::env::var("WEBHOOKS_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-    }
-
     /// Rounds of (b) and (c), interleaved so that a busy neighbour on the machine weighs on both
     /// alike; the medians are reported.
     const ROUNDS: usize = 3;
@@ -401,12 +402,6 @@ mod amqp {
         });
     }
 
-    /// The median of a few measurements (sorted in place).
-    fn median(values: &mut [f64]) -> f64 {
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
-    }
-
     /// A channel event body as Kazoo publishes it, for a given account and call.
     fn event(account: &AccountId, sequence: usize) -> (String, Vec<u8>) {
         let body = channel_body(account, "CHANNEL_CREATE", sequence);
@@ -414,110 +409,27 @@ mod amqp {
         (call_event_routing_key("CHANNEL_CREATE", &call_id), body.to_string().into_bytes())
     }
 
-    /// Publishes `messages` with confirms, `CONFIRM_WINDOW` outstanding at most.
-    async fn publish_confirmed(channel: &Channel, exchange: &str, messages: &[(String, Vec<u8>)]) {
-        let properties = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into());
-        for window in messages.chunks(CONFIRM_WINDOW) {
-            for (routing_key, body) in window {
-                let _confirm = channel
-                    .basic_publish(
-                        exchange.into(),
-                        routing_key.as_str().into(),
-                        BasicPublishOptions::default(),
-                        body,
-                        properties.clone(),
-                    )
-                    .await
-                    .unwrap();
-            }
-            channel.wait_for_confirms().await.unwrap();
-        }
-    }
-
-    /// Consumes `queue` until `count(body)` summed reaches `target`, acknowledging every
-    /// `ACK_EVERY` deliveries at once; returns how many deliveries it took.
-    async fn consume_until(channel: &Channel, queue: &str, target: usize, count: impl Fn(&[u8]) -> usize) -> usize {
-        channel.basic_qos(PREFETCH, BasicQosOptions::default()).await.unwrap();
-        let mut consumer = channel
-            .basic_consume(queue.into(), "bench".into(), BasicConsumeOptions::default(), FieldTable::default())
-            .await
-            .unwrap();
-        let (mut total, mut deliveries) = (0usize, 0usize);
-        while total < target {
-            let delivery = consumer.next().await.unwrap().unwrap();
-            total += count(&delivery.data);
-            deliveries += 1;
-            if deliveries.is_multiple_of(ACK_EVERY) || total >= target {
-                delivery.ack(BasicAckOptions { multiple: true }).await.unwrap();
-            }
-        }
-        deliveries
-    }
-
-    /// (b): one durable queue, a confirmed persistent publisher and an acknowledging consumer
-    /// running together; the rate is messages over the time until the last one is consumed.
+    /// (b): the broker's ceiling, measured on channel events like those of (c).
     async fn broker_ceiling() -> f64 {
-        let connection = Connection::connect(&url(), ConnectionProperties::default()).await.unwrap();
-        let publisher = connection.create_channel().await.unwrap();
-        let consumer = connection.create_channel().await.unwrap();
-        publisher.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
-        let queue = format!("bench-ceiling-{}", uuid::Uuid::new_v4().simple());
-        publisher
-            .queue_declare(queue.as_str().into(), QueueDeclareOptions::durable(), FieldTable::default())
-            .await
-            .unwrap();
         let account = AccountId::generate();
-        let messages: Vec<(String, Vec<u8>)> =
-            (0..MESSAGES).map(|sequence| (queue.clone(), event(&account, sequence).1)).collect();
-        let started = Instant::now();
-        let consuming = {
-            let queue = queue.clone();
-            tokio::spawn(async move { consume_until(&consumer, &queue, MESSAGES, |_| 1).await })
-        };
-        publish_confirmed(&publisher, "", &messages).await;
-        consuming.await.unwrap();
-        let rate = MESSAGES as f64 / started.elapsed().as_secs_f64();
-        publisher.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await.unwrap();
-        let _ = connection.close(200, "done".into()).await;
-        rate
+        let bodies = (0..MESSAGES).map(|sequence| event(&account, sequence).1).collect();
+        crate::bench::broker_ceiling(&amqp_url(), bodies).await
     }
 
     /// (c): a router on its own topology and a SQLite store with one account and one hook; Kazoo
     /// events published by a plain publisher while the router runs, jobs consumed from the
     /// dispatch queue by a plain consumer.
     async fn router_throughput() -> (f64, f64) {
-        let path = std::env::temp_dir().join(format!("bench-router-{}.db", uuid::Uuid::new_v4().simple()));
-        let store = Store::connect(&format!("sqlite://{}", path.display()), 4).await.unwrap();
-        store.migrate().await.unwrap();
+        let database = TestDatabase::sqlite().await;
+        let store = database.store().await;
         let account = AccountId::generate();
-        store
-            .insert_account(&NewAccount {
-                id: account.clone(),
-                name: "bench".into(),
-                parent: None,
-                api_key: uuid::Uuid::new_v4().simple().to_string(),
-                superduper_admin: false,
-                doc: Default::default(),
-            })
-            .await
-            .unwrap();
+        create_account(&store, &account, None, json!({})).await;
         let doc = json!({"name": "bench", "uri": "https://hooks.example.com/bench", "hook": "channel_create",
             "http_verb": "post", "format": "json", "retries": 2});
-        store
-            .insert_webhook(&NewWebhook {
-                id: WebhookId::generate(),
-                account_id: account.clone(),
-                hook: "channel_create".into(),
-                enabled: true,
-                include_subaccounts: false,
-                doc: doc.as_object().cloned().unwrap_or_default(),
-            })
-            .await
-            .unwrap();
+        create_hook(&store, &WebhookId::generate(), &account, &doc).await;
 
-        let mut topology = Topology::new(&format!("bench-{}", uuid::Uuid::new_v4().simple()));
-        topology.queue_expires = Some(Duration::from_secs(60));
-        let bus = Bus::connect(Some(&url()), topology).await.unwrap();
+        // Not the tests' `connect`: that one sends logs to the test output.
+        let bus = Bus::connect(Some(&amqp_url()), topology(&unique_prefix("bench"))).await.unwrap();
         let mut settings = RouterSettings::new("0d4c8e2a6b1f5a9c3e7d2b6f0a4c8e1d");
         settings.prefetch = PREFETCH;
         let router = Router::start(store.clone(), bus.clone(), settings).await.unwrap();
@@ -525,7 +437,7 @@ mod amqp {
         let shutdown = CancellationToken::new();
         let running = tokio::spawn(router.run(shutdown.clone()));
 
-        let connection = Connection::connect(&url(), ConnectionProperties::default()).await.unwrap();
+        let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.unwrap();
         let publisher = connection.create_channel().await.unwrap();
         publisher.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
         let consumer = connection.create_channel().await.unwrap();
@@ -553,12 +465,9 @@ mod amqp {
         shutdown.cancel();
         running.await.unwrap().unwrap();
         let _ = connection.close(200, "done".into()).await;
+        // The store first: its connections hold the database file the database removes.
         drop(store);
-        for suffix in ["", "-wal", "-shm"] {
-            let mut file = path.clone().into_os_string();
-            file.push(suffix);
-            let _ = std::fs::remove_file(file);
-        }
+        drop(database);
         (rate, MESSAGES as f64 / dispatch_messages as f64)
     }
 }

@@ -2,8 +2,6 @@
 //! their hook with exactly the expected payload, and a table of matching cases covers the account
 //! tree, `include_subaccounts`, `all` hooks and every per-hook filter.
 
-use std::path::PathBuf;
-
 use serde_json::{Map, Value, json};
 use webhooks_model::event::KazooEvent;
 use webhooks_model::ids::{AccountId, WebhookId};
@@ -12,6 +10,7 @@ use webhooks_model::webhook::{Format, HttpVerb};
 use webhooks_router::index::HookIndex;
 use webhooks_router::route::route;
 use webhooks_storage::{Account, Webhook};
+use webhooks_test_support::fixtures::amqp_event_fixtures;
 
 /// An account under `tree` (root first), with extra document fields.
 fn account(id: &AccountId, tree: &[&AccountId], doc: Value) -> Account {
@@ -40,6 +39,7 @@ fn webhook(id: &WebhookId, owner: &AccountId, doc: Value) -> Webhook {
         include_subaccounts: doc.get("include_subaccounts").and_then(Value::as_bool).unwrap_or(false),
         disabled_reason: None,
         doc,
+        signed: false,
         revision: "1-00000000000000000000000000000000".to_owned(),
         created: 0,
         modified: 0,
@@ -50,28 +50,9 @@ fn account_id(text: &str) -> AccountId {
     text.parse().expect("fixture account id")
 }
 
-/// Every fixture file.
-fn fixtures() -> Vec<(String, Value)> {
-    let directory = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../model/fixtures/amqp-events");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&directory)
-        .expect("fixtures directory")
-        .map(|entry| entry.expect("fixture entry").path())
-        .filter(|path| path.extension().is_some_and(|extension| extension == "json"))
-        .collect();
-    paths.sort();
-    paths
-        .into_iter()
-        .map(|path| {
-            let text = std::fs::read_to_string(&path).expect("fixture readable");
-            let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-            (name, serde_json::from_str(&text).expect("fixture JSON"))
-        })
-        .collect()
-}
-
 #[test]
 fn every_fixture_routes_to_its_hook_with_exactly_the_expected_payload() {
-    let fixtures = fixtures();
+    let fixtures = amqp_event_fixtures();
     assert!(fixtures.len() >= 9, "expected the fixtures of spec 10, found {}", fixtures.len());
     for (name, fixture) in fixtures {
         let context = &fixture["context"];

@@ -6,66 +6,31 @@
 //! Nothing sleeps to wait for work: tests poll for a condition with a deadline ([`eventually`]) or
 //! wait for the next message with a timeout.
 
-// The test databases of the shared test-support crate, compiled in directly: that crate depends on
-// the API crate, and the router's tests should not need the API to build.
-#[path = "../../test-support/src/db.rs"]
-#[expect(dead_code, reason = "the router tests need the databases, not their URLs")]
-mod db;
-
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use webhooks_bus::{Bus, Consumer, Outgoing, Topology};
+use webhooks_bus::{Bus, Outgoing};
 use webhooks_model::event::call_event_routing_key;
 use webhooks_model::ids::{AccountId, WebhookId};
 use webhooks_model::job::{DeliveryJob, JobBatch};
-use webhooks_model::notice::{Action, CONFIGURATION_EXCHANGE, Change};
+use webhooks_model::notice::{Action, Change};
+use webhooks_model::webhook::SecretChange;
 use webhooks_router::{Router, RouterError, RouterSettings, RouterStats};
-use webhooks_storage::{Account, NewAccount, NewWebhook, Store, Webhook, WebhookChange};
+use webhooks_storage::{Account, Store, Webhook, WebhookChange};
 
-use crate::db::TestDatabase;
+use webhooks_test_support::bus::{Backend, Observer, PATIENCE, amqp_url, connect, eventually, unique_prefix};
+use webhooks_test_support::db::TestDatabase;
+use webhooks_test_support::fixtures::amqp_event_fixtures;
+use webhooks_test_support::store::{create_account, create_hook};
 
-/// How long a test waits for something that should happen at once.
-const PATIENCE: Duration = Duration::from_secs(10);
-
-/// Which bus a test runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    InProcess,
-    RabbitMq,
-}
-
-/// Generates `<test>::on_the_in_process_bus` and `<test>::on_rabbitmq` for each async test body
-/// taking a [`Backend`].
-macro_rules! on_both_buses {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                use super::Backend;
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn on_the_in_process_bus() {
-                    super::$name(Backend::InProcess).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn on_rabbitmq() {
-                    super::$name(Backend::RabbitMq).await;
-                }
-            }
-        )*
-    };
-}
-
-on_both_buses!(
+webhooks_test_support::on_both_buses!(
+    on_the_in_process_bus, on_rabbitmq;
     fixture_events_become_jobs_with_exactly_the_expected_payloads,
     two_routers_on_one_queue_route_each_event_exactly_once,
     a_garbage_message_is_dead_lettered_and_the_next_event_still_routes,
@@ -74,55 +39,6 @@ on_both_buses!(
     change_notices_add_disable_delete_and_reenable_hooks_within_a_second,
     a_periodic_reload_picks_up_hooks_changed_without_a_notice,
 );
-
-/// The broker tests use.
-fn amqp_url() -> String {
-    std::env::var("WEBHOOKS_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
-}
-
-/// A topology of its own for one test; unused queues vanish a minute after the test.
-fn topology(prefix: &str) -> Topology {
-    let mut topology = Topology::new(prefix);
-    topology.queue_expires = Some(Duration::from_secs(60));
-    topology
-}
-
-/// A unique prefix for one test.
-fn unique_prefix() -> String {
-    format!("test-router-{}", uuid::Uuid::new_v4().simple())
-}
-
-/// A bus of `backend` on `prefix`. The in-process bus is one per test (routers sharing a queue
-/// share the handle); RabbitMQ gets a connection per call, like separate nodes.
-async fn connect(backend: Backend, prefix: &str) -> Bus {
-    // `RUST_LOG=webhooks_router=debug` shows the router's logs for a failing test.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    let url = amqp_url();
-    let url = match backend {
-        Backend::InProcess => None,
-        Backend::RabbitMq => Some(url.as_str()),
-    };
-    Bus::connect(url, topology(prefix)).await.unwrap_or_else(|error| panic!("cannot connect the bus: {error}"))
-}
-
-/// Polls `condition` until it holds, failing the test after [`PATIENCE`].
-async fn eventually<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if condition().await {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
 
 /// A running router.
 struct RunningRouter {
@@ -160,24 +76,17 @@ fn settings(cluster_id: &str) -> RouterSettings {
 
 /// Reads job batches from the dispatch queue, acknowledging them.
 struct Jobs {
-    consumer: Consumer,
+    queue: Observer,
 }
 
 impl Jobs {
     async fn consume(bus: &Bus) -> Jobs {
-        let queue = bus.topology().dispatch_queue();
-        Jobs { consumer: bus.consume(&queue, 100).await.expect("consume the dispatch queue") }
+        Jobs { queue: Observer::consume(bus, &bus.topology().dispatch_queue()).await }
     }
 
     /// The next batch; fails after [`PATIENCE`].
     async fn next_batch(&mut self) -> JobBatch {
-        let delivery = tokio::time::timeout(PATIENCE, self.consumer.next())
-            .await
-            .expect("a job batch arrives in time")
-            .expect("the dispatch consumer is open");
-        let batch: JobBatch = serde_json::from_slice(delivery.body.as_ref()).expect("a job batch");
-        delivery.ack().await.expect("acknowledge the batch");
-        batch
+        self.queue.next_json().await.1
     }
 
     /// Jobs until `count` have arrived.
@@ -192,17 +101,7 @@ impl Jobs {
 
 /// Publishes a Kazoo message through the bus.
 async fn publish(bus: &Bus, exchange: &str, routing_key: &str, body: Vec<u8>) {
-    bus.publish(Outgoing {
-        exchange: exchange.to_owned(),
-        routing_key: routing_key.to_owned(),
-        body: body.into(),
-        content_type: Some("application/json".to_owned()),
-        headers: Vec::new(),
-        persistent: false,
-        expiration_ms: None,
-    })
-    .await
-    .expect("publish");
+    bus.publish(Outgoing::new(exchange, routing_key, body)).await.expect("publish");
 }
 
 /// Publishes Kazoo messages with a plain AMQP client, as Kazoo itself would.
@@ -229,49 +128,7 @@ async fn publish_with_lapin(messages: &[(String, String, Vec<u8>)]) {
 
 /// Publishes a change notice as the API does.
 async fn notify(bus: &Bus, change: &Change) {
-    let (routing_key, body) = change.to_message("test-node", &uuid::Uuid::new_v4().simple().to_string());
-    publish(bus, CONFIGURATION_EXCHANGE, &routing_key, body.to_string().into_bytes()).await;
-}
-
-/// A JSON object literal as a document.
-fn object(value: Value) -> Map<String, Value> {
-    match value {
-        Value::Object(map) => map,
-        other => panic!("not an object: {other}"),
-    }
-}
-
-/// Creates an account under `parent`.
-async fn create_account(store: &Store, id: &AccountId, parent: Option<&Account>, doc: Value) -> Account {
-    store
-        .insert_account(&NewAccount {
-            id: id.clone(),
-            name: format!("account {id}"),
-            parent: parent.map(|parent| (parent.id.clone(), parent.tree.clone())),
-            api_key: uuid::Uuid::new_v4().simple().to_string(),
-            superduper_admin: false,
-            doc: object(doc),
-        })
-        .await
-        .expect("account created")
-}
-
-/// Creates a hook from a webhook document (its `id`, `pvt_*` and `enabled` fields are read from it
-/// and left out of the stored document, as the API does).
-async fn create_hook(store: &Store, id: &WebhookId, owner: &AccountId, document: &Value) -> Webhook {
-    let mut doc = object(document.clone());
-    doc.retain(|key, _| key != "id" && !key.starts_with("pvt_"));
-    store
-        .insert_webhook(&NewWebhook {
-            id: id.clone(),
-            account_id: owner.clone(),
-            hook: doc.get("hook").and_then(Value::as_str).unwrap_or_default().to_owned(),
-            enabled: doc.get("enabled").and_then(Value::as_bool).unwrap_or(true),
-            include_subaccounts: doc.get("include_subaccounts").and_then(Value::as_bool).unwrap_or(false),
-            doc,
-        })
-        .await
-        .expect("hook created")
+    bus.publish(Outgoing::change_notice(change, "test-node")).await.expect("publish the notice");
 }
 
 /// A simple hook document of `hook_type`.
@@ -325,21 +182,6 @@ async fn one_hook_store() -> (TestDatabase, Store, AccountId, Webhook) {
     (database, store, account, hook)
 }
 
-/// The example messages of `crates/model/fixtures/amqp-events`.
-fn fixtures() -> Vec<Value> {
-    let directory = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../model/fixtures/amqp-events");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&directory)
-        .expect("fixtures directory")
-        .map(|entry| entry.expect("fixture entry").path())
-        .filter(|path| path.extension().is_some_and(|extension| extension == "json"))
-        .collect();
-    paths.sort();
-    paths
-        .iter()
-        .map(|path| serde_json::from_str(&std::fs::read_to_string(path).expect("fixture readable")).expect("json"))
-        .collect()
-}
-
 async fn fixture_events_become_jobs_with_exactly_the_expected_payloads(backend: Backend) {
     fixture_scenario(backend, TestDatabase::sqlite().await).await;
 }
@@ -353,7 +195,7 @@ async fn fixture_events_become_jobs_with_exactly_the_expected_payloads_on_postgr
 /// exchange; each comes back as one job with the fixture's exact payload.
 async fn fixture_scenario(backend: Backend, database: TestDatabase) {
     let store = database.store().await;
-    let fixtures = fixtures();
+    let fixtures: Vec<Value> = amqp_event_fixtures().into_iter().map(|(_, fixture)| fixture).collect();
     let context = &fixtures[0]["context"];
     let id = |value: &Value| value.as_str().expect("id").parse::<AccountId>().expect("account id");
     let tree: Vec<AccountId> = context["account_tree"].as_array().expect("tree").iter().map(id).collect();
@@ -375,7 +217,7 @@ async fn fixture_scenario(backend: Backend, database: TestDatabase) {
         }
     }
 
-    let prefix = unique_prefix();
+    let prefix = unique_prefix("test-router");
     let bus = connect(backend, &prefix).await;
     let cluster_id = context["cluster_id"].as_str().expect("cluster id");
     let router = RunningRouter::start(&store, &bus, settings(cluster_id)).await;
@@ -412,7 +254,7 @@ async fn fixture_scenario(backend: Backend, database: TestDatabase) {
 
 async fn two_routers_on_one_queue_route_each_event_exactly_once(backend: Backend) {
     let (_database, store, account, _hook) = one_hook_store().await;
-    let prefix = unique_prefix();
+    let prefix = unique_prefix("test-router");
     let first_bus = connect(backend, &prefix).await;
     // On RabbitMQ each router has a connection of its own, like two nodes.
     let second_bus = if backend == Backend::RabbitMq { connect(backend, &prefix).await } else { first_bus.clone() };
@@ -439,12 +281,12 @@ async fn two_routers_on_one_queue_route_each_event_exactly_once(backend: Backend
 
 async fn a_garbage_message_is_dead_lettered_and_the_next_event_still_routes(backend: Backend) {
     let (_database, store, account, hook) = one_hook_store().await;
-    let prefix = unique_prefix();
+    let prefix = unique_prefix("test-router");
     let bus = connect(backend, &prefix).await;
     let router = RunningRouter::start(&store, &bus, settings("cluster")).await;
     let mut jobs = Jobs::consume(&bus).await;
     let dead_letters = bus.topology().dead_letter_queue();
-    let mut dead = bus.consume(&dead_letters, 10).await.expect("consume dead letters");
+    let mut dead = Observer::consume(&bus, &dead_letters).await;
 
     // Kazoo's exchanges are shared by every test on the broker, so the routing keys carry this
     // test's prefix to tell its dead letters from those of tests running beside it.
@@ -472,11 +314,10 @@ async fn a_garbage_message_is_dead_lettered_and_the_next_event_still_routes(back
     assert_eq!(batch.jobs[0].payload["call_id"], "after-garbage");
     let mut ours = HashMap::new();
     while ours.len() < 2 {
-        let delivery = tokio::time::timeout(PATIENCE, dead.next()).await.expect("dead letter in time").expect("open");
-        if [&garbage_key, &malformed_key].contains(&&delivery.routing_key) {
-            ours.insert(delivery.routing_key.clone(), delivery.body.as_ref().to_vec());
+        let (routing_key, body) = dead.next().await;
+        if [&garbage_key, &malformed_key].contains(&&routing_key) {
+            ours.insert(routing_key, body);
         }
-        delivery.ack().await.expect("ack dead letter");
     }
     assert_eq!(ours[&garbage_key], garbage);
     assert_eq!(ours[&malformed_key], malformed);
@@ -506,7 +347,7 @@ enum Interruption {
 /// after a clean stop exactly once, after a crash at least once.
 async fn interrupted_router_scenario(backend: Backend, interruption: Interruption) {
     let (_database, store, account, _hook) = one_hook_store().await;
-    let prefix = unique_prefix();
+    let prefix = unique_prefix("test-router");
     let first_bus = connect(backend, &prefix).await;
     let mut jobs = Jobs::consume(&first_bus).await;
     let count = 1_000;
@@ -565,7 +406,7 @@ async fn change_notice_scenario(backend: Backend, database: TestDatabase) {
     let account = AccountId::generate();
     create_account(&store, &account, Some(&parent), json!({})).await;
     let sentinel = create_hook(&store, &WebhookId::generate(), &account, &hook_document("channel_create")).await;
-    let prefix = unique_prefix();
+    let prefix = unique_prefix("test-router");
     let bus = connect(backend, &prefix).await;
     let router = RunningRouter::start(&store, &bus, settings("cluster")).await;
     let mut jobs = Jobs::consume(&bus).await;
@@ -610,6 +451,7 @@ async fn change_notice_scenario(backend: Backend, database: TestDatabase) {
         include_subaccounts: true,
         disabled_reason: None,
         doc: created.doc.clone(),
+        secret: SecretChange::Keep,
     };
     let disabled = store.update_webhook(&parent_id, &inherited, &created.revision, &change).await.expect("update");
     assert!(disabled.is_some());
@@ -679,7 +521,7 @@ async fn a_periodic_reload_picks_up_hooks_changed_without_a_notice(backend: Back
     let (_database, store, account, sentinel) = one_hook_store().await;
     // More hooks than a reload page, so the reload reads several pages.
     let mut silent = Vec::new();
-    let prefix = unique_prefix();
+    let prefix = unique_prefix("test-router");
     let bus = connect(backend, &prefix).await;
     let mut fast = settings("cluster");
     fast.reload_interval = Duration::from_millis(100);

@@ -15,8 +15,7 @@ use webhooks_model::ids::{AccountId, WebhookId};
 use crate::Store;
 use crate::connection::AnyConnection;
 use crate::error::Result;
-use crate::revision::{fresh_tag, now};
-use crate::schema::webhooks;
+use crate::webhooks::disable;
 
 diesel::table! {
     /// Recent failures per hook.
@@ -83,19 +82,19 @@ impl Store {
         let hook = hook.to_string();
         let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX / 4);
         self.run(move |connection| {
+            let sql = match connection {
+                AnyConnection::Postgres(_) => RECORD_POSTGRES,
+                AnyConnection::Sqlite(_) => RECORD_SQLITE,
+            };
+            let query = diesel::sql_query(sql)
+                .bind::<Text, _>(&hook)
+                .bind::<Text, _>(&account)
+                .bind::<BigInt, _>(at_ms)
+                .bind::<BigInt, _>(window_ms);
+            // Run on the backend's own connection, the one the SQL was written for.
             let counted = match connection {
-                AnyConnection::Postgres(postgres) => diesel::sql_query(RECORD_POSTGRES)
-                    .bind::<Text, _>(&hook)
-                    .bind::<Text, _>(&account)
-                    .bind::<BigInt, _>(at_ms)
-                    .bind::<BigInt, _>(window_ms)
-                    .get_result::<Counted>(postgres)?,
-                AnyConnection::Sqlite(sqlite) => diesel::sql_query(RECORD_SQLITE)
-                    .bind::<Text, _>(&hook)
-                    .bind::<Text, _>(&account)
-                    .bind::<BigInt, _>(at_ms)
-                    .bind::<BigInt, _>(window_ms)
-                    .get_result::<Counted>(sqlite)?,
+                AnyConnection::Postgres(postgres) => query.get_result::<Counted>(postgres)?,
+                AnyConnection::Sqlite(sqlite) => query.get_result::<Counted>(sqlite)?,
             };
             Ok(u64::try_from(counted.failures).unwrap_or(0))
         })
@@ -116,14 +115,7 @@ impl Store {
             return Ok(());
         }
         let hooks = hooks.iter().map(ToString::to_string).collect::<Vec<_>>();
-        self.run(move |connection| {
-            for chunk in hooks.chunks(DELETE_CHUNK) {
-                diesel::delete(webhook_failures::table.filter(webhook_failures::hook_id.eq_any(chunk)))
-                    .execute(connection)?;
-            }
-            Ok(())
-        })
-        .await
+        self.run(move |connection| clear_failures_in(connection, &hooks)).await
     }
 
     /// The failures of `hook` counted in its current window, as of `now_ms` (Unix milliseconds):
@@ -152,22 +144,9 @@ impl Store {
         let hook = hook.to_string();
         let reason = reason.to_owned();
         self.run(move |connection| {
-            let updated = diesel::update(
-                webhooks::table
-                    .filter(webhooks::account_id.eq(&account))
-                    .filter(webhooks::id.eq(&hook))
-                    .filter(webhooks::enabled.eq(true)),
-            )
-            .set((
-                webhooks::enabled.eq(false),
-                webhooks::disabled_reason.eq(Some(reason)),
-                webhooks::modified.eq(now()),
-                webhooks::revision_number.eq(webhooks::revision_number + 1),
-                webhooks::revision_tag.eq(fresh_tag()),
-            ))
-            .execute(connection)?;
+            let disabled = disable(connection, &account, &hook, reason, true)?;
             diesel::delete(webhook_failures::table.filter(webhook_failures::hook_id.eq(&hook))).execute(connection)?;
-            Ok(updated > 0)
+            Ok(disabled)
         })
         .await
     }
@@ -185,4 +164,12 @@ impl Store {
         })
         .await
     }
+}
+
+/// Forgets the failures of `hooks`, inside the caller's transaction when there is one.
+pub(crate) fn clear_failures_in(connection: &mut AnyConnection, hooks: &[String]) -> Result<()> {
+    for chunk in hooks.chunks(DELETE_CHUNK) {
+        diesel::delete(webhook_failures::table.filter(webhook_failures::hook_id.eq_any(chunk))).execute(connection)?;
+    }
+    Ok(())
 }

@@ -56,6 +56,8 @@ diesel::table! {
         disabled_reason -> Nullable<Text>,
         /// Public fields as a JSON object.
         doc -> Text,
+        /// Whether the hook has a signing secret (in `webhook_secrets`).
+        signed -> Bool,
         /// Gregorian seconds.
         created -> BigInt,
         /// Gregorian seconds.

@@ -1,10 +1,9 @@
 //! Standard Webhooks signing secrets of hooks (decision 8): stored apart from the documents so no
 //! document read or listing can return them, and removed with their hook.
 
-use std::collections::HashSet;
-
 use diesel::prelude::*;
 use webhooks_model::ids::{AccountId, WebhookId};
+use webhooks_model::webhook::SecretChange;
 
 use crate::Store;
 use crate::connection::{AnyConnection, write_transaction};
@@ -20,9 +19,6 @@ diesel::table! {
         secret -> Text,
     }
 }
-
-/// Ids per `IN (...)` list: far below both backends' bound-variable limits.
-const LOOKUP_CHUNK: usize = 500;
 
 impl Store {
     /// Sets (`Some`) or removes (`None`) the signing secret of the hook `hook` of `account`.
@@ -50,13 +46,11 @@ impl Store {
                 if !owned {
                     return Ok(false);
                 }
-                diesel::delete(webhook_secrets::table.filter(webhook_secrets::hook_id.eq(&hook)))
+                let change = secret.map_or(SecretChange::Remove, SecretChange::Set);
+                write_secret(connection, &hook, &change)?;
+                diesel::update(webhooks::table.filter(webhooks::id.eq(&hook)))
+                    .set(webhooks::signed.eq(matches!(change, SecretChange::Set(_))))
                     .execute(connection)?;
-                if let Some(secret) = secret {
-                    diesel::insert_into(webhook_secrets::table)
-                        .values((webhook_secrets::hook_id.eq(&hook), webhook_secrets::secret.eq(secret)))
-                        .execute(connection)?;
-                }
                 Ok(true)
             })
         })
@@ -76,24 +70,21 @@ impl Store {
         })
         .await
     }
+}
 
-    /// Which of `hooks` have a signing secret (the API showing `"signed": true` in listings).
-    pub async fn signed_webhooks(&self, hooks: &[WebhookId]) -> Result<HashSet<WebhookId>> {
-        let ids = hooks.iter().map(ToString::to_string).collect::<Vec<_>>();
-        self.run(move |connection: &mut AnyConnection| {
-            let mut signed = HashSet::new();
-            for chunk in ids.chunks(LOOKUP_CHUNK) {
-                let found = webhook_secrets::table
-                    .filter(webhook_secrets::hook_id.eq_any(chunk))
-                    .select(webhook_secrets::hook_id)
-                    .load::<String>(connection)?;
-                for id in found {
-                    let id = id.parse::<WebhookId>().map_err(|error| StorageError::Corrupt(error.to_string()))?;
-                    signed.insert(id);
-                }
-            }
-            Ok(signed)
-        })
-        .await
+/// Applies `change` to the secret of `hook`, inside the caller's transaction.
+pub(crate) fn write_secret(connection: &mut AnyConnection, hook: &str, change: &SecretChange) -> Result<()> {
+    match change {
+        SecretChange::Keep => {}
+        SecretChange::Remove => {
+            diesel::delete(webhook_secrets::table.filter(webhook_secrets::hook_id.eq(hook))).execute(connection)?;
+        }
+        SecretChange::Set(secret) => {
+            diesel::delete(webhook_secrets::table.filter(webhook_secrets::hook_id.eq(hook))).execute(connection)?;
+            diesel::insert_into(webhook_secrets::table)
+                .values((webhook_secrets::hook_id.eq(hook), webhook_secrets::secret.eq(secret)))
+                .execute(connection)?;
+        }
     }
+    Ok(())
 }

@@ -3,14 +3,17 @@
 use diesel::prelude::*;
 use serde_json::{Map, Value};
 use webhooks_model::ids::{AccountId, WebhookId};
+use webhooks_model::webhook::SecretChange;
 
 use crate::Store;
 use crate::accounts::{load_path, parse_document, render_document, subtree_end};
 use crate::connection::{AnyConnection, write_transaction};
 use crate::error::{Result, StorageError, conflict_on_duplicate};
+use crate::failures::clear_failures_in;
 use crate::page::{Page, PageRequest, split_page};
 use crate::revision::{Revision, fresh_tag, now};
 use crate::schema::{accounts, webhooks};
+use crate::secrets::write_secret;
 
 /// A stored webhook.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +33,8 @@ pub struct Webhook {
     pub disabled_reason: Option<String>,
     /// The validated public fields (unknown client fields included), in the client's key order.
     pub doc: Map<String, Value>,
+    /// Whether callouts are signed (the hook has a signing secret).
+    pub signed: bool,
     /// The revision, `<n>-<32 hex>`.
     pub revision: String,
     /// Creation time, gregorian seconds.
@@ -53,6 +58,8 @@ pub struct NewWebhook {
     pub include_subaccounts: bool,
     /// The validated public fields; never `id` or private keys.
     pub doc: Map<String, Value>,
+    /// The signing secret: set with the hook, or none.
+    pub secret: SecretChange,
 }
 
 /// The new state of an existing webhook.
@@ -68,7 +75,12 @@ pub struct WebhookChange {
     pub disabled_reason: Option<String>,
     /// The validated public fields; never `id` or private keys.
     pub doc: Map<String, Value>,
+    /// The signing secret: set with the hook, or none.
+    pub secret: SecretChange,
 }
+
+/// Ids per `IN (...)` list: far below both backends' bound-variable limits.
+const UPDATE_CHUNK: usize = 500;
 
 /// A `webhooks` row.
 #[derive(Queryable, Selectable, Insertable)]
@@ -81,6 +93,7 @@ struct WebhookRow {
     include_subaccounts: bool,
     disabled_reason: Option<String>,
     doc: String,
+    signed: bool,
     created: i64,
     modified: i64,
     revision_number: i64,
@@ -102,6 +115,7 @@ impl WebhookRow {
             include_subaccounts: self.include_subaccounts,
             disabled_reason: self.disabled_reason,
             doc,
+            signed: self.signed,
             revision: Revision::render(self.revision_number, &self.revision_tag),
             created: self.created,
             modified: self.modified,
@@ -126,6 +140,34 @@ fn load(connection: &mut AnyConnection, account: &str, id: &str) -> Result<Optio
         .transpose()
 }
 
+/// Disables hook `id` of `account` with `reason`, as a new revision. With `only_if_enabled` a hook
+/// already disabled is left as it is, so that of racing callers only one sees `true`. Whether a
+/// hook changed.
+pub(crate) fn disable(
+    connection: &mut AnyConnection,
+    account: &str,
+    id: &str,
+    reason: String,
+    only_if_enabled: bool,
+) -> Result<bool> {
+    let mut update =
+        diesel::update(webhooks::table.filter(webhooks::account_id.eq(account)).filter(webhooks::id.eq(id)))
+            .into_boxed();
+    if only_if_enabled {
+        update = update.filter(webhooks::enabled.eq(true));
+    }
+    let updated = update
+        .set((
+            webhooks::enabled.eq(false),
+            webhooks::disabled_reason.eq(Some(reason)),
+            webhooks::modified.eq(now()),
+            webhooks::revision_number.eq(webhooks::revision_number + 1),
+            webhooks::revision_tag.eq(fresh_tag()),
+        ))
+        .execute(connection)?;
+    Ok(updated > 0)
+}
+
 impl Store {
     /// Creates a webhook; [`StorageError::Conflict`] when the id is taken (by any account).
     #[tracing::instrument(level = "debug", skip_all, fields(account.id = %new.account_id, hook.id = %new.id))]
@@ -140,13 +182,19 @@ impl Store {
             include_subaccounts: new.include_subaccounts,
             disabled_reason: None,
             doc: render_document(&new.doc),
+            signed: matches!(new.secret, SecretChange::Set(_)),
             created,
             modified: created,
             revision_number: revision.number,
             revision_tag: revision.tag,
         };
+        let secret = new.secret.clone();
         self.run(move |connection| {
-            diesel::insert_into(webhooks::table).values(&row).execute(connection).map_err(conflict_on_duplicate)?;
+            write_transaction(connection, |connection| {
+                diesel::insert_into(webhooks::table).values(&row).execute(connection).map_err(conflict_on_duplicate)?;
+                write_secret(connection, &row.id, &secret)?;
+                Ok(())
+            })?;
             row.into_webhook()
         })
         .await
@@ -186,6 +234,11 @@ impl Store {
                 };
                 let modified = now();
                 let next = Revision { number: number + 1, tag: fresh_tag() };
+                let signed = match change.secret {
+                    SecretChange::Keep => current.signed,
+                    SecretChange::Set(_) => true,
+                    SecretChange::Remove => false,
+                };
                 // Compare-and-set on the revision: a concurrent writer that got in first makes
                 // this match no row instead of being overwritten.
                 let updated = diesel::update(
@@ -201,6 +254,7 @@ impl Store {
                     webhooks::include_subaccounts.eq(change.include_subaccounts),
                     webhooks::disabled_reason.eq(&change.disabled_reason),
                     webhooks::doc.eq(render_document(&change.doc)),
+                    webhooks::signed.eq(signed),
                     webhooks::modified.eq(modified),
                     webhooks::revision_number.eq(next.number),
                     webhooks::revision_tag.eq(&next.tag),
@@ -209,12 +263,18 @@ impl Store {
                 if updated == 0 {
                     return Err(StorageError::Conflict);
                 }
+                write_secret(connection, &id, &change.secret)?;
+                if change.enabled && !current.enabled {
+                    // A hook enabled again starts with a clean failure count.
+                    clear_failures_in(connection, std::slice::from_ref(&id))?;
+                }
                 Ok(Some(Webhook {
                     hook: change.hook.clone(),
                     enabled: change.enabled,
                     include_subaccounts: change.include_subaccounts,
                     disabled_reason: change.disabled_reason.clone(),
                     doc: change.doc.clone(),
+                    signed,
                     revision: Revision::render(next.number, &next.tag),
                     modified,
                     ..current
@@ -280,20 +340,7 @@ impl Store {
         let account = account.to_string();
         let id = id.to_string();
         let reason = reason.to_owned();
-        self.run(move |connection| {
-            let updated =
-                diesel::update(webhooks::table.filter(webhooks::account_id.eq(&account)).filter(webhooks::id.eq(&id)))
-                    .set((
-                        webhooks::enabled.eq(false),
-                        webhooks::disabled_reason.eq(Some(reason)),
-                        webhooks::modified.eq(now()),
-                        webhooks::revision_number.eq(webhooks::revision_number + 1),
-                        webhooks::revision_tag.eq(fresh_tag()),
-                    ))
-                    .execute(connection)?;
-            Ok(updated > 0)
-        })
-        .await
+        self.run(move |connection| disable(connection, &account, &id, reason, false)).await
     }
 
     /// Re-enables the auto-disabled hooks (disabled *with* a reason) of `account`, and of every
@@ -303,34 +350,45 @@ impl Store {
     pub async fn reenable_webhooks(&self, account: &AccountId, include_descendants: bool) -> Result<u64> {
         let account = account.to_string();
         self.run(move |connection| {
-            let disabled_automatically = webhooks::enabled.eq(false).and(webhooks::disabled_reason.is_not_null());
-            let changes = (
-                webhooks::enabled.eq(true),
-                webhooks::disabled_reason.eq(None::<String>),
-                webhooks::modified.eq(now()),
-                webhooks::revision_number.eq(webhooks::revision_number + 1),
-                // One tag for the whole batch; the incremented number keeps revisions distinct.
-                webhooks::revision_tag.eq(fresh_tag()),
-            );
-            let updated = if include_descendants {
-                let Some(path) = load_path(connection, &account)? else {
-                    return Ok(0);
+            write_transaction(connection, |connection| {
+                let disabled_automatically = webhooks::enabled.eq(false).and(webhooks::disabled_reason.is_not_null());
+                let ids: Vec<String> = if include_descendants {
+                    let Some(path) = load_path(connection, &account)? else {
+                        return Ok(0);
+                    };
+                    let subtree = accounts::table
+                        .filter(accounts::path.ge(path.clone()))
+                        .filter(accounts::path.lt(subtree_end(&path)))
+                        .select(accounts::id);
+                    webhooks::table
+                        .filter(webhooks::account_id.eq_any(subtree))
+                        .filter(disabled_automatically)
+                        .select(webhooks::id)
+                        .load(connection)?
+                } else {
+                    webhooks::table
+                        .filter(webhooks::account_id.eq(&account))
+                        .filter(disabled_automatically)
+                        .select(webhooks::id)
+                        .load(connection)?
                 };
-                let subtree = accounts::table
-                    .filter(accounts::path.ge(path.clone()))
-                    .filter(accounts::path.lt(subtree_end(&path)))
-                    .select(accounts::id);
-                diesel::update(
-                    webhooks::table.filter(webhooks::account_id.eq_any(subtree)).filter(disabled_automatically),
-                )
-                .set(changes)
-                .execute(connection)?
-            } else {
-                diesel::update(webhooks::table.filter(webhooks::account_id.eq(&account)).filter(disabled_automatically))
-                    .set(changes)
-                    .execute(connection)?
-            };
-            Ok(u64::try_from(updated).unwrap_or(u64::MAX))
+                // Re-enabled hooks start with a clean failure count, as in Kazoo.
+                clear_failures_in(connection, &ids)?;
+                // One tag for the whole batch; the incremented number keeps revisions distinct.
+                let (modified, tag) = (now(), fresh_tag());
+                for chunk in ids.chunks(UPDATE_CHUNK) {
+                    diesel::update(webhooks::table.filter(webhooks::id.eq_any(chunk)))
+                        .set((
+                            webhooks::enabled.eq(true),
+                            webhooks::disabled_reason.eq(None::<String>),
+                            webhooks::modified.eq(modified),
+                            webhooks::revision_number.eq(webhooks::revision_number + 1),
+                            webhooks::revision_tag.eq(&tag),
+                        ))
+                        .execute(connection)?;
+                }
+                Ok(u64::try_from(ids.len()).unwrap_or(u64::MAX))
+            })
         })
         .await
     }

@@ -11,6 +11,7 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value, json};
 use webhooks_model::ids::{AccountId, WebhookId};
+use webhooks_model::webhook::SecretChange;
 use webhooks_storage::{
     Account, Backend, NewAccount, NewAttempt, NewWebhook, PageRequest, StorageError, Store, WebhookChange,
 };
@@ -55,6 +56,7 @@ on_both_backends!(
     pruning_deletes_only_attempts_older_than_the_cutoff,
     many_attempts_are_inserted_at_once,
     the_router_reads_every_account_hooks_by_id_and_the_enabled_hooks_of_a_subtree,
+    a_secret_is_written_with_its_hook_and_enabling_a_hook_forgets_its_failures,
 );
 
 /// A root account with a random id and API key.
@@ -91,6 +93,7 @@ fn hook_of(account: &AccountId) -> NewWebhook {
         enabled: true,
         include_subaccounts: false,
         doc: object(json!({"name": "hook", "uri": "https://example.com/hook", "hook": "channel_create"})),
+        secret: SecretChange::Keep,
     }
 }
 
@@ -102,6 +105,7 @@ fn unchanged(hook: &webhooks_storage::Webhook) -> WebhookChange {
         include_subaccounts: hook.include_subaccounts,
         disabled_reason: hook.disabled_reason.clone(),
         doc: hook.doc.clone(),
+        secret: SecretChange::Keep,
     }
 }
 
@@ -337,6 +341,7 @@ async fn webhooks_are_created_read_updated_and_deleted_with_revision_checks(data
         include_subaccounts: true,
         disabled_reason: Some("too many failed attempts".into()),
         doc: object(json!({"name": "renamed", "uri": "https://example.com/other", "hook": "all"})),
+        secret: SecretChange::Keep,
     };
     let updated =
         store.update_webhook(&owner.id, &new.id, &created.revision, &change).await.expect("updates").expect("exists");
@@ -662,4 +667,47 @@ async fn the_router_reads_every_account_hooks_by_id_and_the_enabled_hooks_of_a_s
     assert!(store.enabled_webhooks_of(&middle.id, false).await.expect("own").is_empty());
     assert_eq!(ids(store.enabled_webhooks_of(&other.id, true).await.expect("other")), vec![other_hook.id]);
     let _ = disabled;
+}
+
+async fn a_secret_is_written_with_its_hook_and_enabling_a_hook_forgets_its_failures(database: TestDatabase) {
+    let store = database.store().await;
+    let account = store.insert_account(&root("signer")).await.expect("inserts");
+    let new = NewWebhook { secret: SecretChange::Set("whsec_first".into()), ..hook_of(&account.id) };
+    let created = store.insert_webhook(&new).await.expect("inserts");
+    assert!(created.signed);
+    assert_eq!(store.signing_secret(&new.id).await.expect("reads").as_deref(), Some("whsec_first"));
+    assert!(!created.doc.contains_key("signing_secret"), "the secret is not part of the document");
+
+    let kept = store.update_webhook(&account.id, &new.id, &created.revision, &unchanged(&created)).await;
+    let kept = kept.expect("updates").expect("exists");
+    assert!(kept.signed);
+    assert_eq!(store.signing_secret(&new.id).await.expect("reads").as_deref(), Some("whsec_first"));
+    let replaced = WebhookChange { secret: SecretChange::Set("whsec_second".into()), ..unchanged(&kept) };
+    let replaced = store.update_webhook(&account.id, &new.id, &kept.revision, &replaced).await.expect("updates");
+    let replaced = replaced.expect("exists");
+    assert_eq!(store.signing_secret(&new.id).await.expect("reads").as_deref(), Some("whsec_second"));
+    let removed = WebhookChange { secret: SecretChange::Remove, ..unchanged(&replaced) };
+    let removed = store.update_webhook(&account.id, &new.id, &replaced.revision, &removed).await.expect("updates");
+    let removed = removed.expect("exists");
+    assert!(!removed.signed);
+    assert_eq!(store.signing_secret(&new.id).await.expect("reads"), None);
+    let listed = store.webhook(&account.id, &new.id).await.expect("reads").expect("exists");
+    assert!(!listed.signed);
+
+    // Failures counted while a hook is disabled are forgotten when it is enabled again, by hand
+    // or by the bulk re-enable.
+    let window = std::time::Duration::from_secs(60);
+    let disabled = WebhookChange { enabled: false, ..unchanged(&removed) };
+    let disabled = store.update_webhook(&account.id, &new.id, &removed.revision, &disabled).await.expect("updates");
+    let disabled = disabled.expect("exists");
+    store.record_failure(&account.id, &new.id, 1_000, window).await.expect("counts");
+    let enabled = WebhookChange { enabled: true, ..unchanged(&disabled) };
+    let enabled = store.update_webhook(&account.id, &new.id, &disabled.revision, &enabled).await.expect("updates");
+    assert!(enabled.expect("exists").enabled);
+    assert_eq!(store.failure_count(&new.id, 2_000, window).await.expect("counts"), 0);
+
+    assert!(store.auto_disable_webhook(&account.id, &new.id, "too many failed attempts").await.expect("disables"));
+    store.record_failure(&account.id, &new.id, 3_000, window).await.expect("counts");
+    assert_eq!(store.reenable_webhooks(&account.id, false).await.expect("re-enables"), 1);
+    assert_eq!(store.failure_count(&new.id, 4_000, window).await.expect("counts"), 0);
 }

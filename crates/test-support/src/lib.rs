@@ -1,6 +1,11 @@
-//! Helpers shared by the tests of every crate: test databases, an API server on port 0 and a
-//! client that speaks Crossbar.
+//! Helpers shared by the tests of every crate: test databases and buses, accounts and hooks
+//! arranged in a store, the example Kazoo messages, an API server on port 0, a client that speaks
+//! Crossbar and a webhook receiver that records what it is sent.
 
 pub mod app;
+pub mod bus;
 pub mod db;
+pub mod fixtures;
 pub mod http;
+pub mod receiver;
+pub mod store;

@@ -38,6 +38,7 @@ pub async fn create(state: Data<ApiState>, scope: Scope, body: Envelope) -> Resu
         hook: document.hook().to_owned(),
         enabled: document.enabled(),
         include_subaccounts: document.include_subaccounts(),
+        secret: document.signing_secret().clone(),
         doc: document.into_fields(),
     };
     let hook = state.store.insert_webhook(&new).await?;
@@ -152,7 +153,8 @@ async fn load(state: &ApiState, scope: &Scope, raw_id: &str) -> Result<Webhook, 
     state.store.webhook(&scope.account.id, &id).await?.ok_or_else(|| ApiError::BadIdentifier(raw_id.to_owned()))
 }
 
-/// Stores a validated document over `stored`. Enabling a hook clears its auto-disable reason.
+/// Stores a validated document over `stored`. Enabling a hook clears its auto-disable reason
+/// (and, in the store, its failure count).
 async fn save(state: &ApiState, scope: &Scope, stored: &Webhook, document: WebhookDocument) -> Result<Reply, ApiError> {
     let disabled_reason = if document.enabled() { None } else { stored.disabled_reason.clone() };
     let change = WebhookChange {
@@ -160,6 +162,7 @@ async fn save(state: &ApiState, scope: &Scope, stored: &Webhook, document: Webho
         enabled: document.enabled(),
         include_subaccounts: document.include_subaccounts(),
         disabled_reason,
+        secret: document.signing_secret().clone(),
         doc: document.into_fields(),
     };
     let hook = state
@@ -176,14 +179,22 @@ fn hook_change(action: Action, hook: &Webhook) -> Change {
     Change::Webhook { action, id: hook.id.clone(), account_id: hook.account_id.clone() }
 }
 
-/// The public document: stored fields, `id`, and `disable_reason` for an auto-disabled hook.
+/// The public document: stored fields, `id`, and the derived state: `disable_reason` for an
+/// auto-disabled hook, `signed` for one with a signing secret (never the secret itself).
 pub fn public_view(hook: &Webhook) -> Value {
     let mut fields = current_fields(hook);
     fields.insert("id".into(), Value::String(hook.id.to_string()));
+    insert_state(hook, &mut fields);
+    Value::Object(fields)
+}
+
+fn insert_state(hook: &Webhook, fields: &mut Map<String, Value>) {
     if let Some(reason) = disable_reason(hook) {
         fields.insert("disable_reason".into(), Value::String(reason.to_owned()));
     }
-    Value::Object(fields)
+    if hook.signed {
+        fields.insert("signed".into(), Value::Bool(true));
+    }
 }
 
 /// The stored fields with `enabled` as the store has it now: the auto-disabler and the bulk
@@ -211,9 +222,7 @@ fn summary(hook: &Webhook) -> Value {
     if let Some(group) = hook.doc.get("group") {
         fields.insert("group".into(), group.clone());
     }
-    if let Some(reason) = disable_reason(hook) {
-        fields.insert("disable_reason".into(), Value::String(reason.to_owned()));
-    }
+    insert_state(hook, &mut fields);
     Value::Object(fields)
 }
 

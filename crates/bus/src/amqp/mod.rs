@@ -335,19 +335,12 @@ impl AmqpBus {
     }
 
     /// Declares a delay queue, remembered for reconnects.
-    #[tracing::instrument(name = "bus.declare_delay_queue", skip(self), fields(bus.queue = name))]
-    pub(crate) async fn declare_delay_queue(
-        &self,
-        name: &str,
-        ttl_ms: u64,
-        target_exchange: &str,
-        target_routing_key: &str,
-    ) -> Result<(), BusError> {
-        let spec = self.inner.shared.topology.delay_queue(name, ttl_ms, target_exchange, target_routing_key);
+    #[tracing::instrument(name = "bus.declare_delay_queue", skip(self), fields(bus.queue = %spec.name))]
+    pub(crate) async fn declare_delay_queue(&self, spec: QueueSpec) -> Result<(), BusError> {
         let channel = self.declaration_channel().await?;
         declare_queue(&channel, &spec).await?;
         close_quietly(&channel).await;
-        lock(&self.inner.shared.registry).delay_queues.insert(name.to_owned(), spec);
+        lock(&self.inner.shared.registry).delay_queues.insert(spec.name.clone(), spec);
         Ok(())
     }
 

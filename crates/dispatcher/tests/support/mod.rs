@@ -1,3 +1,0 @@
-//! Helpers of the integration tests.
-
-pub mod receiver;

@@ -1,0 +1,100 @@
+//! The local RabbitMQ's one-hop ceiling and the plain AMQP client the benchmarks measure with: a
+//! publisher with confirms and a consumer with multiple acknowledgements, persistent messages.
+//!
+//! The router's benchmark and the end-to-end benchmark (`tests/bench`) compile this file in
+//! directly: it needs lapin, which this crate's library does not depend on.
+
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+
+/// Publishes in flight before the publisher waits for their confirms.
+pub const CONFIRM_WINDOW: usize = 1_000;
+/// Unacknowledged deliveries a consumer holds.
+pub const PREFETCH: u16 = 500;
+/// Deliveries acknowledged at once by one multiple-acknowledgement.
+pub const ACK_EVERY: usize = 100;
+
+/// Properties of every benchmark message: persistent JSON, as Kazoo and the router publish.
+pub fn persistent_json() -> BasicProperties {
+    BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into())
+}
+
+/// Publishes `messages` (routing key, body) to `exchange` with confirms, [`CONFIRM_WINDOW`]
+/// outstanding at most.
+pub async fn publish_confirmed(channel: &Channel, exchange: &str, messages: &[(String, Vec<u8>)]) {
+    let properties = persistent_json();
+    for window in messages.chunks(CONFIRM_WINDOW) {
+        for (routing_key, body) in window {
+            let _confirm = channel
+                .basic_publish(
+                    exchange.into(),
+                    routing_key.as_str().into(),
+                    BasicPublishOptions::default(),
+                    body,
+                    properties.clone(),
+                )
+                .await
+                .expect("publish");
+        }
+        channel.wait_for_confirms().await.expect("publisher confirms");
+    }
+}
+
+/// Consumes `queue` until `count(body)` summed reaches `target`, acknowledging every
+/// [`ACK_EVERY`] deliveries at once; returns how many deliveries it took.
+pub async fn consume_until(channel: &Channel, queue: &str, target: usize, count: impl Fn(&[u8]) -> usize) -> usize {
+    channel.basic_qos(PREFETCH, BasicQosOptions::default()).await.expect("qos");
+    let mut consumer = channel
+        .basic_consume(queue.into(), "bench".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .await
+        .expect("consume");
+    let (mut total, mut deliveries) = (0usize, 0usize);
+    while total < target {
+        let delivery = consumer.next().await.expect("consumer open").expect("a delivery");
+        total += count(&delivery.data);
+        deliveries += 1;
+        if deliveries.is_multiple_of(ACK_EVERY) || total >= target {
+            delivery.ack(BasicAckOptions { multiple: true }).await.expect("ack");
+        }
+    }
+    deliveries
+}
+
+/// The broker's one-hop ceiling in messages/s: one durable queue, a confirmed persistent publisher
+/// and an acknowledging consumer running together, on the broker at `url`; the rate is `bodies`
+/// over the time until the last one is consumed.
+pub async fn broker_ceiling(url: &str, bodies: Vec<Vec<u8>>) -> f64 {
+    let connection = Connection::connect(url, ConnectionProperties::default()).await.expect("connect to RabbitMQ");
+    let publisher = connection.create_channel().await.expect("channel");
+    let consumer = connection.create_channel().await.expect("channel");
+    publisher.confirm_select(ConfirmSelectOptions::default()).await.expect("confirm mode");
+    let queue = format!("bench-ceiling-{}", uuid::Uuid::new_v4().simple());
+    publisher
+        .queue_declare(queue.as_str().into(), QueueDeclareOptions::durable(), FieldTable::default())
+        .await
+        .expect("declare the queue");
+    let total = bodies.len();
+    let messages: Vec<(String, Vec<u8>)> = bodies.into_iter().map(|body| (queue.clone(), body)).collect();
+    let started = std::time::Instant::now();
+    let consuming = {
+        let queue = queue.clone();
+        tokio::spawn(async move { consume_until(&consumer, &queue, total, |_| 1).await })
+    };
+    publish_confirmed(&publisher, "", &messages).await;
+    consuming.await.expect("consumer task");
+    let rate = total as f64 / started.elapsed().as_secs_f64();
+    publisher.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await.expect("delete the queue");
+    let _ = connection.close(200, "done".into()).await;
+    rate
+}
+
+/// The median of a few measurements (sorted in place).
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}

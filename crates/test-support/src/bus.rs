@@ -1,0 +1,142 @@
+//! Buses for tests: the in-process one or the RabbitMQ server at `WEBHOOKS_TEST_AMQP_URL`
+//! (default `amqp://guest:guest@127.0.0.1:5672/%2f`), each test on a topology prefix of its own
+//! whose queues expire once unused, so tests neither see each other's messages nor leave queues
+//! behind. Nothing here sleeps to wait for work: it polls with a deadline or waits with a timeout.
+//!
+//! The router's tests compile this file in directly (they should not need the API crate this
+//! one depends on), so it uses no other module of this crate and no dependency the router lacks.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use webhooks_bus::{Bus, Consumer, DISPATCH_ROUTING_KEY, Outgoing, Topology};
+use webhooks_model::job::{DeliveryJob, JobBatch};
+
+/// How long a test waits for something before failing.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Which bus a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The in-process bus: no broker.
+    InProcess,
+    /// The RabbitMQ server at [`amqp_url`].
+    RabbitMq,
+}
+
+/// `on_both_buses!(in_process, rabbitmq; body, ...)` declares, for each async test body
+/// `body(Backend)`, a module `body` with one test per bus: `body::in_process` and `body::rabbitmq`.
+#[macro_export]
+macro_rules! on_both_buses {
+    ($in_process:ident, $rabbitmq:ident; $($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $in_process() {
+                    super::$name($crate::bus::Backend::InProcess).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $rabbitmq() {
+                    super::$name($crate::bus::Backend::RabbitMq).await;
+                }
+            }
+        )*
+    };
+}
+
+/// The broker tests use.
+pub fn amqp_url() -> String {
+    std::env::var("WEBHOOKS_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// A topology of its own for one test; unused queues vanish a minute after it.
+pub fn topology(prefix: &str) -> Topology {
+    let mut topology = Topology::new(prefix);
+    topology.queue_expires = Some(Duration::from_secs(60));
+    topology
+}
+
+/// A prefix no other test uses: `<what>-<random>`.
+pub fn unique_prefix(what: &str) -> String {
+    format!("{what}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A bus of `backend` on `prefix`. Each call makes a new one: on RabbitMQ a connection of its
+/// own, like a separate node; in-process a separate broker (clone the bus to share one).
+pub async fn connect(backend: Backend, prefix: &str) -> Bus {
+    // `RUST_LOG=webhooks_router=debug` (or any crate) shows its logs for a failing test.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let url = match backend {
+        Backend::InProcess => None,
+        Backend::RabbitMq => Some(amqp_url()),
+    };
+    Bus::connect(url.as_deref(), topology(prefix))
+        .await
+        .unwrap_or_else(|error| panic!("cannot connect the bus: {error}"))
+}
+
+/// Polls `condition` until it holds, failing the test after [`PATIENCE`].
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if condition().await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The message of one job batch on the jobs exchange, as the router publishes it.
+pub fn job_batch(bus: &Bus, jobs: Vec<DeliveryJob>) -> Outgoing {
+    let body = serde_json::to_vec(&JobBatch { jobs }).expect("serialize the batch");
+    Outgoing::persistent(&bus.topology().jobs_exchange(), DISPATCH_ROUTING_KEY, body)
+}
+
+/// Reads the messages of one queue, acknowledging each as it is taken.
+pub struct Observer {
+    consumer: Consumer,
+}
+
+impl Observer {
+    /// Reads `queue`.
+    pub async fn consume(bus: &Bus, queue: &str) -> Observer {
+        Observer { consumer: bus.consume(queue, 100).await.expect("consume the queue") }
+    }
+
+    /// Reads a private queue bound to `exchange` with `routing_key`.
+    pub async fn bind(bus: &Bus, exchange: &str, routing_key: &str) -> Observer {
+        let queue = bus.private_queue(&[(exchange, routing_key.to_owned())]).await.expect("declare the observer queue");
+        Self::consume(bus, &queue).await
+    }
+
+    /// The next message's routing key and body; fails after [`PATIENCE`].
+    pub async fn next(&mut self) -> (String, Vec<u8>) {
+        let delivery = tokio::time::timeout(PATIENCE, self.consumer.next())
+            .await
+            .expect("a message arrives in time")
+            .expect("the consumer is open");
+        delivery.ack().await.expect("acknowledge");
+        (delivery.routing_key.clone(), delivery.body.to_vec())
+    }
+
+    /// The next message's routing key and JSON body; fails after [`PATIENCE`].
+    pub async fn next_json<T: DeserializeOwned>(&mut self) -> (String, T) {
+        let (routing_key, body) = self.next().await;
+        (routing_key, serde_json::from_slice(&body).expect("a JSON message"))
+    }
+
+    /// Whether no message arrives within `wait`.
+    pub async fn quiet_for(&mut self, wait: Duration) -> bool {
+        tokio::time::timeout(wait, self.consumer.next()).await.is_err()
+    }
+}
