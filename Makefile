@@ -1,7 +1,7 @@
 # The commands a developer and CI use. `make test` runs everything; `make lint` checks style.
 CARGO ?= cargo
 
-.PHONY: run test lint fmt bench-api bench deploy-check
+.PHONY: run test lint fmt bench-api bench-router bench-e2e bench deploy-check
 
 run:
 	$(CARGO) run
@@ -28,4 +28,16 @@ bench-api:
 	tests/support/ensure-services.sh postgres
 	tests/bench/api.sh
 
-bench: bench-api
+# The router alone: in-process matching, the RabbitMQ one-hop ceiling, router throughput, memory.
+bench-router:
+	tests/support/ensure-services.sh postgres rabbitmq
+	$(CARGO) run --release -p webhooks-router --example bench_router
+
+# Events to HTTP receipts through a router and a dispatcher on RabbitMQ, and through
+# `webhooks serve`, beside the RabbitMQ ceiling; builds the release binary it starts.
+bench-e2e:
+	tests/support/ensure-services.sh postgres rabbitmq
+	$(CARGO) build --release -p webhooks
+	$(CARGO) run --release -p webhooks-e2e --example bench_e2e
+
+bench: bench-api bench-router bench-e2e

@@ -16,8 +16,6 @@
 
 #![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
-#[path = "../../crates/test-support/src/bench.rs"]
-mod bench;
 #[path = "../e2e/process.rs"]
 #[expect(dead_code, reason = "the benchmark starts `serve` only; the other helpers serve the tests")]
 mod process;
@@ -45,8 +43,10 @@ use webhooks_test_support::http::Client;
 use webhooks_test_support::receiver::{Receiver, Reply};
 use webhooks_test_support::store::{create_account, create_hook};
 
-use crate::bench::{CONFIRM_WINDOW, broker_ceiling, median, persistent_json, publish_confirmed};
 use crate::process::Webhooks;
+use webhooks_test_support::bench::{
+    CONFIRM_WINDOW, broker_ceiling, median, percentile, persistent_json, publish_confirmed,
+};
 
 /// The allocator of the production binary, so the in-process services run as they do there.
 #[global_allocator]
@@ -503,15 +503,4 @@ async fn feed(client: &Client, token: &str, posts: &[Vec<u8>], receiver: &Receiv
     let expected = accepted.load(Ordering::Relaxed) * hooks;
     let (received, elapsed) = wait_for(receiver, before, expected, started).await;
     received as f64 / elapsed.as_secs_f64()
-}
-
-/// The `quantile` of `values` (milliseconds), nearest rank.
-fn percentile(values: &[f64], quantile: f64) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let rank = ((quantile * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
 }

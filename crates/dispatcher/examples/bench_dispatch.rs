@@ -17,6 +17,7 @@ use webhooks_dispatcher::DispatcherSettings;
 use webhooks_model::ids::{AccountId, WebhookId};
 use webhooks_model::job::DeliveryJob;
 use webhooks_model::webhook::{Format, HttpVerb};
+use webhooks_test_support::bench::percentile;
 use webhooks_test_support::bus::{amqp_url, job_batch, topology, unique_prefix};
 use webhooks_test_support::db::TestDatabase;
 use webhooks_test_support::receiver::{Receiver, Reply};
@@ -176,15 +177,4 @@ async fn wait_until(receiver: &Receiver, count: usize) -> usize {
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-}
-
-/// The `quantile` of `values` (milliseconds), nearest rank.
-fn percentile(values: &[f64], quantile: f64) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let rank = ((quantile * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
 }

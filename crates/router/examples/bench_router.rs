@@ -18,19 +18,6 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-// Helpers of the shared test-support crate, compiled in directly: that crate depends on the API
-// crate, and the router should not need the API to build.
-#[path = "../../test-support/src/bench.rs"]
-mod bench;
-#[path = "../../test-support/src/bus.rs"]
-#[expect(dead_code, reason = "the benchmark needs the broker's address and a topology, not the test helpers")]
-mod bus;
-#[path = "../../test-support/src/db.rs"]
-#[expect(dead_code, reason = "the benchmark needs a SQLite store, not PostgreSQL")]
-mod db;
-#[path = "../../test-support/src/store.rs"]
-mod store;
-
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -368,10 +355,10 @@ mod amqp {
     use webhooks_router::{Router, RouterSettings};
 
     use super::*;
-    use crate::bench::{PREFETCH, consume_until, median, publish_confirmed};
-    use crate::bus::{amqp_url, topology, unique_prefix};
-    use crate::db::TestDatabase;
-    use crate::store::{create_account, create_hook};
+    use webhooks_test_support::bench::{PREFETCH, consume_until, median, publish_confirmed};
+    use webhooks_test_support::bus::{amqp_url, topology, unique_prefix};
+    use webhooks_test_support::db::TestDatabase;
+    use webhooks_test_support::store::{create_account, create_hook};
 
     /// Messages per AMQP phase: enough for a steady rate, few enough to stay within seconds.
     const MESSAGES: usize = 20_000;
@@ -413,7 +400,7 @@ mod amqp {
     async fn broker_ceiling() -> f64 {
         let account = AccountId::generate();
         let bodies = (0..MESSAGES).map(|sequence| event(&account, sequence).1).collect();
-        crate::bench::broker_ceiling(&amqp_url(), bodies).await
+        webhooks_test_support::bench::broker_ceiling(&amqp_url(), bodies).await
     }
 
     /// (c): a router on its own topology and a SQLite store with one account and one hook; Kazoo

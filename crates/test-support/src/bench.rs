@@ -1,8 +1,5 @@
 //! The local RabbitMQ's one-hop ceiling and the plain AMQP client the benchmarks measure with: a
 //! publisher with confirms and a consumer with multiple acknowledgements, persistent messages.
-//!
-//! The router's benchmark and the end-to-end benchmark (`tests/bench`) compile this file in
-//! directly: it needs lapin, which this crate's library does not depend on.
 
 use futures_util::StreamExt;
 use lapin::options::{
@@ -97,4 +94,15 @@ pub async fn broker_ceiling(url: &str, bodies: Vec<Vec<u8>>) -> f64 {
 pub fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
+}
+
+/// The `quantile` (in `[0, 1]`) of `values` by the nearest-rank method; NaN when empty.
+pub fn percentile(values: &[f64], quantile: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((quantile * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
 }

@@ -2,9 +2,6 @@
 //! (default `amqp://guest:guest@127.0.0.1:5672/%2f`), each test on a topology prefix of its own
 //! whose queues expire once unused, so tests neither see each other's messages nor leave queues
 //! behind. Nothing here sleeps to wait for work: it polls with a deadline or waits with a timeout.
-//!
-//! The router's tests compile this file in directly (they should not need the API crate this
-//! one depends on), so it uses no other module of this crate and no dependency the router lacks.
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -1,7 +1,5 @@
 //! The example Kazoo messages of `crates/model/fixtures/amqp-events`, each with the hook it
 //! fires, the job payload and the HTTP request it must become.
-//!
-//! The router's tests compile this file in directly, like `bus.rs`.
 
 use std::path::{Path, PathBuf};
 

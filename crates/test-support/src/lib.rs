@@ -3,6 +3,7 @@
 //! Crossbar and a webhook receiver that records what it is sent.
 
 pub mod app;
+pub mod bench;
 pub mod bus;
 pub mod db;
 pub mod fixtures;

@@ -1,6 +1,4 @@
 //! Accounts and hooks written straight into a store, as the API would store them.
-//!
-//! The router's tests and benchmark compile this file in directly, like `bus.rs`.
 
 use serde_json::{Map, Value};
 use webhooks_model::ids::{AccountId, WebhookId};
