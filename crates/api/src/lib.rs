@@ -176,10 +176,5 @@ pub async fn run(
         .shutdown_timeout(10)
         .listen(listener)?
         .run();
-    let handle = server.handle();
-    tokio::spawn(async move {
-        shutdown.cancelled().await;
-        handle.stop(true).await;
-    });
-    server.await
+    ops::serve_until(server, shutdown).await
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use actix_web::dev::Server;
 use actix_web::web::{self, Data, ServiceConfig};
 use actix_web::{App, HttpResponse, HttpServer};
 use serde_json::{Map, Value, json};
@@ -89,6 +90,11 @@ pub async fn run(listener: TcpListener, health: Health, shutdown: CancellationTo
         .shutdown_timeout(5)
         .listen(listener)?
         .run();
+    serve_until(server, shutdown).await
+}
+
+/// Runs `server` until `shutdown` is cancelled, then lets it drain its in-flight requests.
+pub(crate) async fn serve_until(server: Server, shutdown: CancellationToken) -> std::io::Result<()> {
     let handle = server.handle();
     tokio::spawn(async move {
         shutdown.cancelled().await;
