@@ -13,6 +13,7 @@
 //! - Revisions are `<n>-<32 hex>`; `n` grows by one on every write of the document.
 
 mod accounts;
+pub mod admin;
 mod attempts;
 mod connection;
 mod error;
@@ -83,8 +84,10 @@ impl Store {
             drop(first);
             let pool = Pool::builder()
                 .max_size(max_connections.max(1))
-                // Open connections on demand: many stores (tests, tools) may share one server.
-                .min_idle(Some(1))
+                // Open connections only when a caller waits for one: many stores (tests, tools) may
+                // share one server, and a connection opened in the background could still be in
+                // libpq's TLS setup when the process exits, racing OpenSSL's exit-time cleanup.
+                .min_idle(Some(0))
                 .connection_timeout(POOL_WAIT)
                 // No `SELECT 1` before each use: a round trip per query is too dear, and a
                 // connection that failed is dropped by `has_broken` and replaced.
@@ -119,6 +122,12 @@ impl Store {
                 .map_err(StorageError::from)
         })
         .await
+    }
+
+    /// Connections the pool holds, and how many of them are idle (for metrics).
+    pub fn pool_state(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (state.connections, state.idle_connections)
     }
 
     /// Runs `work` with a pooled connection on the blocking thread pool.
