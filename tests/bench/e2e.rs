@@ -242,8 +242,13 @@ async fn over_rabbitmq(template: &Value, ceiling: f64) -> Vec<Row> {
         "in-process router and dispatcher on RabbitMQ and PostgreSQL: dispatcher prefetch {}, concurrency {}, per host {}, total timeout {:?}",
         settings.prefetch, settings.concurrency, settings.max_connections_per_host, settings.total_timeout
     );
-    let dispatching =
-        tokio::spawn(webhooks_dispatcher::run(store.clone(), dispatcher_bus.clone(), settings, shutdown.clone()));
+    let dispatching = tokio::spawn(webhooks_dispatcher::run(
+        store.clone(),
+        dispatcher_bus.clone(),
+        settings,
+        webhooks_dispatcher::DispatcherMetrics::default(),
+        shutdown.clone(),
+    ));
 
     let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("publisher");
     let publisher = connection.create_channel().await.expect("channel");

@@ -182,6 +182,14 @@ async fn disable_first_hook(
     cases.iter().filter(|case| case.path != first.path).count()
 }
 
+/// The value of the unlabelled metric `name` in Prometheus text.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn separate_processes_over_rabbitmq_and_postgres_deliver_every_fixture_exactly() {
     let database = TestDatabase::postgres().await;
@@ -214,6 +222,19 @@ async fn separate_processes_over_rabbitmq_and_postgres_deliver_every_fixture_exa
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(receiver.count(), total, "the disabled hook got nothing");
     assert!(received[cases.len()..].iter().all(|request| request.path() != cases[0].path));
+
+    // Every service exports metrics Prometheus accepts, counting what was just done.
+    let routed = metric(&router.checked_metrics().await, "webhooks_router_jobs_published_total");
+    assert_eq!(routed, total as f64, "one job per delivered callout");
+    let api_metrics = api.checked_metrics().await;
+    assert!(api_metrics.contains(
+        r#"webhooks_api_requests_total{method="PUT",route="/v2/accounts/{account_id}/webhooks",status="201"}"#
+    ));
+    let dispatcher_metrics = dispatcher.checked_metrics().await;
+    assert_eq!(metric(&dispatcher_metrics, "webhooks_bus_connected"), 1.0);
+    let delivered = format!(r#"webhooks_dispatcher_deliveries_total{{outcome="success",status="200"}} {total}"#);
+    assert!(dispatcher_metrics.contains(&delivered), "{delivered} missing from:\n{dispatcher_metrics}");
+    assert_eq!(metric(&dispatcher_metrics, "webhooks_dispatcher_delivery_latency_seconds_count"), total as f64);
 
     for process in [api, dispatcher, router] {
         assert!(process.stop().await.success(), "SIGTERM stops each service cleanly");

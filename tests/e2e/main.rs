@@ -1,5 +1,6 @@
 //! End-to-end: the `webhooks` binary started as operators start it, driven over real HTTP.
 
+mod admin;
 mod api;
 mod delivery;
 mod process;

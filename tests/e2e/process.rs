@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use webhooks_test_support::http::Client;
 
@@ -83,6 +83,34 @@ impl Webhooks {
         }
     }
 
+    /// Its `/metrics`, after checking that `promtool check metrics` accepts them.
+    pub async fn checked_metrics(&self) -> String {
+        let text = reqwest::get(format!("{}/metrics", self.client.base_url()))
+            .await
+            .expect("/metrics answers")
+            .text()
+            .await
+            .expect("a text body");
+        let mut promtool = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("promtool runs (make test installs it)");
+        let mut stdin = promtool.stdin.take().expect("piped stdin");
+        stdin.write_all(text.as_bytes()).await.expect("metrics written to promtool");
+        drop(stdin);
+        let output = promtool.wait_with_output().await.expect("promtool finishes");
+        assert!(
+            output.status.success(),
+            "promtool rejects the metrics: {}{}\n{text}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        text
+    }
+
     /// Sends SIGTERM and waits for a clean exit.
     pub async fn stop(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().expect("still running");
@@ -113,4 +141,17 @@ pub async fn run_to_end(args: &[&str], env: &[(&str, String)]) -> std::process::
         command.env(key, value);
     }
     tokio::time::timeout(Duration::from_secs(60), command.status()).await.expect("finishes").expect("runs")
+}
+
+/// Runs `webhooks <args>` to completion; its exit status, standard output and standard error.
+pub async fn run_capturing(args: &[&str], env: &[(&str, String)]) -> (std::process::ExitStatus, String, String) {
+    let mut command = Command::new(binary());
+    command.args(args).env_clear().env("RUST_LOG", "warn");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output =
+        tokio::time::timeout(Duration::from_secs(60), command.output()).await.expect("finishes").expect("runs");
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).expect("UTF-8 output");
+    (output.status, text(output.stdout), text(output.stderr))
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure the services the tests need answer on 127.0.0.1: starts them when installed but
-# stopped, installs them from Debian's packages when missing. Usage: ensure-services.sh postgres [rabbitmq]
+# stopped, installs them from Debian's packages when missing. Usage: ensure-services.sh postgres [rabbitmq] [promtool]
 set -euo pipefail
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -56,10 +56,18 @@ ensure_rabbitmq() {
   wait_for_port 5672 RabbitMQ
 }
 
+# promtool checks the services' /metrics output; Debian ships it in the prometheus package.
+ensure_promtool() {
+  command -v promtool >/dev/null 2>&1 && return 0
+  echo "ensure-services: installing promtool"
+  apt_install --no-install-recommends prometheus
+}
+
 for service in "$@"; do
   case "$service" in
     postgres) ensure_postgres ;;
     rabbitmq) ensure_rabbitmq ;;
+    promtool) ensure_promtool ;;
     *) echo "ensure-services: unknown service $service" >&2; exit 2 ;;
   esac
 done

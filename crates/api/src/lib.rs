@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod crossbar;
+pub mod metrics;
 pub mod ops;
 pub mod query;
 mod routes;
@@ -26,6 +27,7 @@ use webhooks_model::notice::Change;
 use webhooks_storage::{Account, StorageError, Store};
 
 use crate::auth::TokenSigner;
+use crate::metrics::ApiMetrics;
 use crate::ops::Health;
 
 /// Settings of the API service.
@@ -142,6 +144,7 @@ impl ApiState {
 pub fn app(
     state: Data<ApiState>,
     health: Data<Health>,
+    metrics: Data<ApiMetrics>,
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -154,9 +157,11 @@ pub fn app(
     App::new()
         .app_data(state)
         .app_data(health)
+        .app_data(metrics)
         .configure(ops::configure)
         .configure(routes::configure)
         .wrap(actix_web::middleware::from_fn(crossbar::middleware))
+        .wrap(actix_web::middleware::from_fn(metrics::record))
 }
 
 /// Serves the API and the operational endpoints on `listener` until `shutdown` is cancelled,
@@ -169,8 +174,9 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let workers = state.settings.workers.max(1);
     let state = Data::new(state);
+    let metrics = Data::new(ApiMetrics::register(health.registry()).map_err(std::io::Error::other)?);
     let health = Data::new(health);
-    let server = HttpServer::new(move || app(state.clone(), health.clone()))
+    let server = HttpServer::new(move || app(state.clone(), health.clone(), metrics.clone()))
         .workers(workers)
         .disable_signals()
         .shutdown_timeout(10)

@@ -1,6 +1,9 @@
-//! Operational endpoints served by every process: `GET /healthz` (the process is alive) and
-//! `GET /readyz` (its database and bus are reachable and its services have started). The API
-//! serves them beside its routes; the router and dispatcher processes serve them alone.
+//! Operational endpoints served by every process: `GET /healthz` (the process is alive),
+//! `GET /readyz` (its database and bus are reachable and its services have started) and
+//! `GET /metrics` (Prometheus text: the services' own metrics, which they register in
+//! [`Health::registry`], and the process's database pool, bus connection and queue depths, read
+//! at each scrape). The API serves them beside its routes; the router and dispatcher processes
+//! serve them alone.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -10,20 +13,65 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::web::{self, Data, ServiceConfig};
 use actix_web::{App, HttpResponse, HttpServer};
+use prometheus::{IntCounter, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 use webhooks_bus::Bus;
 use webhooks_storage::Store;
 
+/// Every metric name starts with `webhooks_`.
+const METRIC_PREFIX: &str = "webhooks";
+
 /// How long a readiness probe waits for the database before calling it unreachable.
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// What the readiness probe checks. Cheap to clone.
+/// How long a scrape waits for a queue's depth before leaving it out.
+const DEPTH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the readiness probe checks and the metrics endpoint exports. Cheap to clone.
 #[derive(Clone)]
 pub struct Health {
     store: Store,
     bus: Bus,
     components: Arc<Vec<(&'static str, Arc<AtomicBool>)>>,
+    registry: Registry,
+    gauges: ProcessGauges,
+    /// The queues this process consumes, whose depth each scrape reports.
+    queues: Arc<Vec<String>>,
+}
+
+/// Metrics of the process's connections, read at each scrape.
+#[derive(Clone)]
+struct ProcessGauges {
+    pool_connections: IntGauge,
+    pool_idle: IntGauge,
+    bus_connected: IntGauge,
+    bus_reconnections: IntCounter,
+    queue_depth: IntGaugeVec,
+}
+
+impl ProcessGauges {
+    fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let gauges = Self {
+            pool_connections: IntGauge::new("db_pool_connections", "Database connections held by the pool.")?,
+            pool_idle: IntGauge::new("db_pool_idle_connections", "Idle database connections in the pool.")?,
+            bus_connected: IntGauge::new("bus_connected", "1 while the message bus connection is up.")?,
+            bus_reconnections: IntCounter::new(
+                "bus_reconnections_total",
+                "Times the bus connection was re-established.",
+            )?,
+            queue_depth: IntGaugeVec::new(
+                Opts::new("queue_messages", "Messages waiting in a queue this process consumes."),
+                &["queue"],
+            )?,
+        };
+        registry.register(Box::new(gauges.pool_connections.clone()))?;
+        registry.register(Box::new(gauges.pool_idle.clone()))?;
+        registry.register(Box::new(gauges.bus_connected.clone()))?;
+        registry.register(Box::new(gauges.bus_reconnections.clone()))?;
+        registry.register(Box::new(gauges.queue_depth.clone()))?;
+        Ok(gauges)
+    }
 }
 
 impl std::fmt::Debug for Health {
@@ -44,11 +92,44 @@ impl Started {
 }
 
 impl Health {
-    /// Health over `store` and `bus`, with one start flag per name in `components`.
-    pub fn new(store: Store, bus: Bus, components: &[&'static str]) -> (Self, Vec<Started>) {
+    /// Health over `store` and `bus`, with one start flag per name in `components`, reporting the
+    /// depth of `queues` in its metrics.
+    pub fn new(
+        store: Store,
+        bus: Bus,
+        components: &[&'static str],
+        queues: Vec<String>,
+    ) -> prometheus::Result<(Self, Vec<Started>)> {
         let flags: Vec<_> = components.iter().map(|name| (*name, Arc::new(AtomicBool::new(false)))).collect();
         let started = flags.iter().map(|(_, flag)| Started(Arc::clone(flag))).collect();
-        (Self { store, bus, components: Arc::new(flags) }, started)
+        let registry = Registry::new_custom(Some(METRIC_PREFIX.to_owned()), None)?;
+        let gauges = ProcessGauges::register(&registry)?;
+        let health = Self { store, bus, components: Arc::new(flags), registry, gauges, queues: Arc::new(queues) };
+        Ok((health, started))
+    }
+
+    /// The registry every service of the process registers its metrics in.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Every metric in Prometheus text format, the connection gauges read now.
+    pub async fn render_metrics(&self) -> String {
+        let (connections, idle) = self.store.pool_state();
+        self.gauges.pool_connections.set(i64::from(connections));
+        self.gauges.pool_idle.set(i64::from(idle));
+        self.gauges.bus_connected.set(i64::from(self.bus.is_connected()));
+        let reconnections = self.bus.reconnections();
+        self.gauges.bus_reconnections.inc_by(reconnections.saturating_sub(self.gauges.bus_reconnections.get()));
+        for queue in self.queues.iter() {
+            if let Ok(Ok(depth)) = tokio::time::timeout(DEPTH_TIMEOUT, self.bus.queue_depth(queue)).await {
+                self.gauges.queue_depth.with_label_values(&[queue.as_str()]).set(i64::from(depth));
+            }
+        }
+        TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_else(|error| {
+            tracing::error!(error = %error, "metrics not encoded");
+            String::new()
+        })
     }
 
     /// Each check by name and whether it passed.
@@ -60,9 +141,16 @@ impl Health {
     }
 }
 
-/// Registers `/healthz` and `/readyz`; `health` must be in the app data.
+/// Registers `/healthz`, `/readyz` and `/metrics`; `health` must be in the app data.
 pub fn configure(config: &mut ServiceConfig) {
-    config.route("/healthz", web::get().to(alive)).route("/readyz", web::get().to(ready));
+    config
+        .route("/healthz", web::get().to(alive))
+        .route("/readyz", web::get().to(ready))
+        .route("/metrics", web::get().to(metrics));
+}
+
+async fn metrics(health: Data<Health>) -> HttpResponse {
+    HttpResponse::Ok().content_type(prometheus::TEXT_FORMAT).body(health.render_metrics().await)
 }
 
 async fn alive() -> HttpResponse {

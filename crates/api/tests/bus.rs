@@ -160,10 +160,28 @@ async fn ingested_events_go_where_a_kazoo_publisher_puts_them() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn health_and_readiness_need_no_token() {
+async fn health_readiness_and_metrics_need_no_token() {
     let app = TestApp::spawn(TestDatabase::sqlite().await).await;
     let alive = app.client.send(Method::GET, "/healthz", None, None).await;
     assert_eq!((alive.status, &alive.body), (StatusCode::OK, &json!({"status": "ok"})));
+    let missing = app.client.send(Method::GET, "/v2/accounts/00000000000000000000000000000000", None, None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    let metrics = reqwest::get(format!("{}/metrics", app.client.base_url())).await.expect("/metrics answers");
+    assert_eq!(metrics.status(), StatusCode::OK);
+    assert_eq!(metrics.headers()["content-type"], "text/plain; version=0.0.4");
+    let text = metrics.text().await.expect("a text body");
+    // Routes are labelled by pattern, never by the ids in the path.
+    for line in [
+        r#"webhooks_api_requests_total{method="GET",route="/healthz",status="200"} 1"#,
+        r#"webhooks_api_requests_total{method="GET",route="/v2/accounts/{account_id}",status="404"} 1"#,
+        r#"webhooks_api_request_duration_seconds_count{method="GET",route="/healthz"} 1"#,
+        "webhooks_bus_connected 1",
+        "webhooks_db_pool_connections ",
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+    assert!(!text.contains("00000000000000000000000000000000"));
     let ready = app.client.send(Method::GET, "/readyz", None, None).await;
     assert_eq!(
         (ready.status, &ready.body),

@@ -62,7 +62,13 @@ async fn bench() {
         settings.total_timeout
     );
     let shutdown = CancellationToken::new();
-    let dispatcher = tokio::spawn(webhooks_dispatcher::run(store.clone(), bus.clone(), settings, shutdown.clone()));
+    let dispatcher = tokio::spawn(webhooks_dispatcher::run(
+        store.clone(),
+        bus.clone(),
+        settings,
+        webhooks_dispatcher::DispatcherMetrics::default(),
+        shutdown.clone(),
+    ));
     let account = AccountId::generate();
     let mut sequence = 0_u64;
     let mut job = |uri: &str| {

@@ -147,8 +147,12 @@ pub struct CalloutResult {
     pub answer: Answer,
     /// The server's `Retry-After`, parsed.
     pub retry_after: Option<Duration>,
-    /// From the start of the callout to the end of the answer (or the error).
+    /// From the start of the callout (waiting for its host included) to the end of the answer
+    /// (or the error).
     pub duration: Duration,
+    /// No slot of the host freed up within the timeout, so nothing was sent: the dispatcher's
+    /// own queueing, not a failure of the receiver.
+    pub host_saturated: bool,
 }
 
 /// Why the client could not be built.
@@ -167,6 +171,9 @@ pub struct ClientSettings {
     pub concurrency: usize,
     /// Callouts in flight per host.
     pub max_connections_per_host: usize,
+    /// A host is slow once a callout to it took this long, or its callouts in flight have gone
+    /// this long without one ending sooner.
+    pub slow_after: Duration,
     /// Idle keep-alive lifetime.
     pub pool_idle_timeout: Duration,
     /// Response body bytes kept.
@@ -180,8 +187,8 @@ pub struct ClientSettings {
 pub struct CalloutClient {
     /// hyper's pooled client.
     client: Client<HttpsConnector<GuardedConnector>, Full<Bytes>>,
-    /// Per-host limits on callouts in flight, keyed by `scheme://authority`.
-    hosts: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
+    /// The hosts called, keyed by `scheme://authority`.
+    hosts: Arc<Mutex<HashMap<String, Arc<Host>>>>,
     /// The overall limit on callouts in flight.
     slots: Arc<Semaphore>,
     /// The settings.
@@ -218,29 +225,59 @@ impl CalloutClient {
         Ok(Self { client, hosts: Arc::default(), slots, settings: Arc::new(settings) })
     }
 
+    /// Whether the host of `url` is slow: a callout to it took `slow_after` or more and none has
+    /// been quicker since, or its callouts in flight have gone `slow_after` without one ending.
+    pub fn host_is_slow(&self, url: &str) -> bool {
+        let Ok((_, key)) = target_of(url) else { return false };
+        let host = self.hosts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key).cloned();
+        host.is_some_and(|host| host.is_slow(self.settings.slow_after))
+    }
+
     /// Sends `request` and reads the answer, within the total timeout. Never fails: every error
     /// becomes an [`Answer::ClientError`] with its class.
     ///
     /// The callout first waits for a slot of its host, then for an overall slot, in that order so
     /// that a burst to one slow host waits in its own line without holding overall slots other
-    /// hosts need. Waiting is not part of the timeout: a busy dispatcher must not turn its own
-    /// queueing into receivers' timeouts (and into auto-disabled hooks).
+    /// hosts need. Waiting for a slow host counts within the timeout, so a dead host cannot hold
+    /// a job longer than the timeout: a job that gets none of its slots within half of it fails
+    /// as `host saturated` (the exchange keeps the other half, rather than sending doomed
+    /// requests). Waiting for a quick host, or for an overall slot, does not count: a busy
+    /// dispatcher must not turn its own queueing into receivers' timeouts (and into auto-disabled
+    /// hooks).
     pub async fn send(&self, request: &CalloutRequest) -> CalloutResult {
-        let target = match target_of(&request.url) {
+        let (uri, key) = match target_of(&request.url) {
             Ok(target) => target,
-            Err(answer) => return CalloutResult { answer, retry_after: None, duration: Duration::ZERO },
+            Err(answer) => {
+                return CalloutResult { answer, retry_after: None, duration: Duration::ZERO, host_saturated: false };
+            }
         };
-        // Neither semaphore is ever closed, so acquiring only waits.
-        let _host_slot = self.host_limit(&target.1).acquire_owned().await.ok();
+        let host = self.host(&key);
+        let timeout = self.settings.total_timeout;
+        let waiting = Instant::now();
+        let mut acquiring = std::pin::pin!(host.slots.clone().acquire_owned());
+        // The semaphore is never closed, so acquiring only waits.
+        let _host_slot = match tokio::time::timeout(timeout / 2, &mut acquiring).await {
+            Ok(slot) => slot.ok(),
+            Err(_) if host.is_slow(self.settings.slow_after) => {
+                let answer = Answer::ClientError { class: OutcomeClass::Timeout, text: "host saturated".into() };
+                return CalloutResult { answer, retry_after: None, duration: waiting.elapsed(), host_saturated: true };
+            }
+            Err(_) => acquiring.await.ok(),
+        };
+        let waited = waiting.elapsed();
         let _slot = self.slots.acquire().await.ok();
+        let in_flight = host.start();
         let started = Instant::now();
-        let outcome = tokio::time::timeout(self.settings.total_timeout, self.exchange(request, target.0)).await;
+        let budget = timeout.saturating_sub(waited).max(timeout / 2);
+        let outcome = tokio::time::timeout(budget, self.exchange(request, uri)).await;
+        let took = started.elapsed();
+        in_flight.finish(outcome.is_ok() && took < self.settings.slow_after);
         let (answer, retry_after) = match outcome {
             Ok(Ok(answered)) => answered,
             Ok(Err(answer)) => (answer, None),
             Err(_) => (Answer::ClientError { class: OutcomeClass::Timeout, text: "timeout".into() }, None),
         };
-        CalloutResult { answer, retry_after, duration: started.elapsed() }
+        CalloutResult { answer, retry_after, duration: waited + took, host_saturated: false }
     }
 
     /// The exchange proper: request, then the capped body.
@@ -272,20 +309,93 @@ impl CalloutClient {
         Ok((Answer::Response { status, headers, body }, retry_after))
     }
 
-    /// The in-flight limit of one host.
-    fn host_limit(&self, key: &str) -> Arc<Semaphore> {
+    /// The state of one host.
+    fn host(&self, key: &str) -> Arc<Host> {
         // A poisoned lock only means another callout panicked; the map itself is still sound.
         let mut hosts = self.hosts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(limit) = hosts.get(key) {
-            return limit.clone();
+        if let Some(host) = hosts.get(key) {
+            return host.clone();
         }
         // Forget idle hosts now and then so the map does not grow with every URL ever called.
         if hosts.len() >= 10_000 {
-            hosts.retain(|_, limit| Arc::strong_count(limit) > 1);
+            hosts.retain(|_, host| Arc::strong_count(host) > 1);
         }
-        let limit = Arc::new(Semaphore::new(self.settings.max_connections_per_host.max(1)));
-        hosts.insert(key.to_owned(), limit.clone());
-        limit
+        let host = Arc::new(Host::new(self.settings.max_connections_per_host.max(1)));
+        hosts.insert(key.to_owned(), host.clone());
+        host
+    }
+}
+
+/// One host: its limit on callouts in flight, and how quickly it has been answering.
+struct Host {
+    /// Slots of callouts in flight.
+    slots: Arc<Semaphore>,
+    /// How its callouts have been going.
+    pace: Mutex<Pace>,
+}
+
+/// How a host's callouts have been going.
+struct Pace {
+    /// Callouts in flight.
+    in_flight: usize,
+    /// When one last ended quickly, or when callouts started after none were in flight.
+    progress_at: Instant,
+    /// The last callout that ended took too long (or timed out).
+    slow: bool,
+}
+
+impl Host {
+    /// A host allowing `slots` callouts in flight.
+    fn new(slots: usize) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(slots)),
+            pace: Mutex::new(Pace { in_flight: 0, progress_at: Instant::now(), slow: false }),
+        }
+    }
+
+    /// The pace, even if a callout panicked while holding it (it is only counters).
+    fn pace(&self) -> std::sync::MutexGuard<'_, Pace> {
+        self.pace.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// See [`CalloutClient::host_is_slow`].
+    fn is_slow(&self, slow_after: Duration) -> bool {
+        let pace = self.pace();
+        pace.slow || (pace.in_flight > 0 && pace.progress_at.elapsed() >= slow_after)
+    }
+
+    /// Counts a callout in flight until the guard is finished or dropped.
+    fn start(&self) -> InFlight<'_> {
+        let mut pace = self.pace();
+        if pace.in_flight == 0 {
+            pace.progress_at = Instant::now();
+        }
+        pace.in_flight += 1;
+        InFlight { host: self }
+    }
+}
+
+/// A callout in flight to a host.
+struct InFlight<'a> {
+    /// Its host.
+    host: &'a Host,
+}
+
+impl InFlight<'_> {
+    /// The callout ended, `quick`ly or not.
+    fn finish(self, quick: bool) {
+        let mut pace = self.host.pace();
+        pace.slow = !quick;
+        if quick {
+            pace.progress_at = Instant::now();
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut pace = self.host.pace();
+        pace.in_flight = pace.in_flight.saturating_sub(1);
     }
 }
 

@@ -7,6 +7,10 @@
 //! a queue, and keeping the delays within one level close together bounds how long a message
 //! can wait behind a longer one. Levels are named by their length, so changing the configured
 //! delays declares new queues instead of clashing with the arguments of existing ones.
+//!
+//! The slow lane, `<prefix>.dispatch.slow`, is declared the same way: dispatchers consume it
+//! beside the dispatch queue, and what none takes within [`SLOW_LANE_TTL`] goes back to the
+//! dispatch queue rather than waiting for ever.
 
 use std::time::Duration;
 
@@ -15,6 +19,9 @@ use webhooks_model::retry::RetryPolicy;
 
 /// The routing key of the dispatch queue on the jobs exchange.
 pub const DISPATCH_ROUTING_KEY: &str = "dispatch";
+
+/// How long a job may wait in the slow lane before it returns to the dispatch queue.
+pub const SLOW_LANE_TTL: Duration = Duration::from_secs(3600);
 
 /// The delay queues of one topology and policy.
 #[derive(Debug, Clone)]
@@ -47,11 +54,17 @@ impl DelayQueues {
         (self.queue_name(level), u64::try_from(expiration).unwrap_or(u64::MAX))
     }
 
-    /// Declares every level's queue (idempotent).
+    /// The slow lane: jobs of slow hosts, consumed apart from the dispatch queue.
+    pub fn slow_lane(&self) -> String {
+        format!("{}.dispatch.slow", self.prefix)
+    }
+
+    /// Declares every level's queue and the slow lane (idempotent).
     pub async fn declare(&self, bus: &Bus) -> Result<(), BusError> {
-        for level in &self.levels {
-            let ttl = u64::try_from(level.as_millis()).unwrap_or(u64::MAX);
-            bus.declare_delay_queue(&self.queue_name(*level), ttl, &self.jobs_exchange, DISPATCH_ROUTING_KEY).await?;
+        let levels = self.levels.iter().map(|level| (self.queue_name(*level), *level));
+        for (queue, ttl) in levels.chain([(self.slow_lane(), SLOW_LANE_TTL)]) {
+            let ttl = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+            bus.declare_delay_queue(&queue, ttl, &self.jobs_exchange, DISPATCH_ROUTING_KEY).await?;
         }
         Ok(())
     }

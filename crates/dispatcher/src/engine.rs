@@ -1,6 +1,10 @@
 //! The delivery pipeline of one job batch: for each job (concurrently, decision 7) sign, call
 //! out, classify, decide, count failures and disable, build the attempt record and the retry;
 //! then store the records and publish the retries, and only then acknowledge the batch.
+//!
+//! A batch of the dispatch queue does not call slow hosts: their jobs are moved to the slow lane
+//! (published with the retries, so confirmed before the acknowledgement), where they wait in
+//! their own window, and one dead host cannot hold the dispatch queue's window with its timeouts.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -19,6 +23,7 @@ use webhooks_storage::{NewAttempt, StorageError, Store};
 
 use crate::client::CalloutClient;
 use crate::delay::DelayQueues;
+use crate::metrics::DispatcherMetrics;
 use crate::request::build_request;
 use crate::settings::DispatcherSettings;
 use crate::signing::SigningKey;
@@ -49,6 +54,17 @@ struct JobOutcome {
     cleared: Option<WebhookId>,
     /// The message scheduling its retry (or re-trying it when it could not be attempted).
     retry: Option<Outgoing>,
+    /// The job, not attempted: its host is slow, so it goes to the slow lane.
+    slow: Option<DeliveryJob>,
+}
+
+/// Where a batch came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    /// The dispatch queue: jobs of slow hosts move to the slow lane.
+    Main,
+    /// The slow lane: every job is attempted.
+    Slow,
 }
 
 /// Why a batch was not completed.
@@ -84,10 +100,12 @@ pub(crate) struct Engine {
     pub(crate) limits: Cache<AccountId, FailureLimits>,
     /// Whether a hook is enabled, as last read or as this dispatcher left it.
     pub(crate) hook_states: Cache<WebhookId, bool>,
+    /// What it exports to Prometheus.
+    pub(crate) metrics: DispatcherMetrics,
 }
 
 impl Engine {
-    /// An engine; caches are sized and timed from `settings`.
+    /// An engine; caches are sized and timed from `settings`; its metrics registered nowhere.
     pub(crate) fn new(
         store: Store,
         bus: Bus,
@@ -98,6 +116,7 @@ impl Engine {
         writer: AttemptWriter,
     ) -> Self {
         Self {
+            metrics: DispatcherMetrics::default(),
             keys: cache(settings.cache_ttl),
             limits: cache(settings.cache_ttl),
             hook_states: cache(settings.hook_state_ttl),
@@ -113,7 +132,7 @@ impl Engine {
 
     /// Handles one bus delivery: a job batch, acknowledged once its records are stored and its
     /// retries confirmed; put back on the queue when either fails; dead-lettered when unreadable.
-    pub(crate) async fn handle(self: Arc<Self>, delivery: Delivery) {
+    pub(crate) async fn handle(self: Arc<Self>, delivery: Delivery, lane: Lane) {
         let batch = match serde_json::from_slice::<JobBatch>(&delivery.body[..]) {
             Ok(batch) => batch,
             Err(error) => {
@@ -124,7 +143,7 @@ impl Engine {
                 return;
             }
         };
-        match self.process(batch).await {
+        match self.process(batch, lane).await {
             Ok(()) => {
                 if let Err(error) = delivery.ack().await {
                     // The broker will deliver the batch again; attempts may repeat.
@@ -142,16 +161,21 @@ impl Engine {
     }
 
     /// Delivers every job of `batch` concurrently, then stores the records and schedules the
-    /// retries (both awaited).
-    async fn process(&self, batch: JobBatch) -> Result<(), BatchError> {
-        let outcomes = futures_util::future::join_all(batch.jobs.into_iter().map(|job| self.deliver(job))).await;
+    /// retries and the moves to the slow lane (all awaited).
+    async fn process(&self, batch: JobBatch, lane: Lane) -> Result<(), BatchError> {
+        let outcomes = futures_util::future::join_all(batch.jobs.into_iter().map(|job| self.deliver(job, lane))).await;
         let mut attempts = Vec::new();
         let mut cleared = Vec::new();
         let mut retries = Vec::new();
+        let mut slow = Vec::new();
         for outcome in outcomes {
             attempts.extend(outcome.attempt);
             cleared.extend(outcome.cleared);
             retries.extend(outcome.retry);
+            slow.extend(outcome.slow);
+        }
+        if !slow.is_empty() {
+            retries.push(self.to_slow_lane(slow));
         }
         let (written, published) = tokio::join!(self.writer.write(attempts, cleared), async {
             if retries.is_empty() { Ok(()) } else { self.bus.publish_all(retries).await }
@@ -161,7 +185,7 @@ impl Engine {
     }
 
     /// One job: everything but storing and publishing.
-    async fn deliver(&self, job: DeliveryJob) -> JobOutcome {
+    async fn deliver(&self, job: DeliveryJob, lane: Lane) -> JobOutcome {
         let span = tracing::info_span!(
             "deliver",
             hook.id = %job.hook_id,
@@ -170,14 +194,18 @@ impl Engine {
             attempt = job.attempt,
             http.status = tracing::field::Empty,
         );
-        self.deliver_in_span(job).instrument(span).await
+        self.deliver_in_span(job, lane).instrument(span).await
     }
 
     /// [`Engine::deliver`] inside its span.
-    async fn deliver_in_span(&self, job: DeliveryJob) -> JobOutcome {
+    async fn deliver_in_span(&self, job: DeliveryJob, lane: Lane) -> JobOutcome {
         if !self.still_enabled(&job).await {
             tracing::debug!("hook disabled meanwhile; job dropped");
             return JobOutcome::default();
+        }
+        if lane == Lane::Main && self.client.host_is_slow(&job.uri) {
+            tracing::debug!("slow host; job moved to the slow lane");
+            return JobOutcome { slow: Some(job), ..JobOutcome::default() };
         }
         let key = match self.signing_key(&job.hook_id).await {
             Ok(key) => key,
@@ -192,6 +220,11 @@ impl Engine {
             tracing::warn!(header = %name, why, "custom request header left out");
         }
         let result = self.client.send(&request).await;
+        let since_published = (job.attempt == 0).then(|| {
+            let published = Duration::from_millis(job.published_at_ms);
+            unix_duration().saturating_sub(published)
+        });
+        self.metrics.delivered(&result.answer, since_published);
         let observed = match &result.answer {
             Answer::Response { status, .. } => {
                 tracing::Span::current().record("http.status", status);
@@ -202,6 +235,8 @@ impl Engine {
                 Observed::Failed
             }
         };
+        // Our own queueing says nothing of the receiver: its callouts in flight are counted.
+        let counts = !result.host_saturated;
         let decision = self.policy.decide(observed, job.attempt, job.retries, rand::random::<f64>());
         let mut outcome = JobOutcome::default();
         let mut retries_left = 0;
@@ -217,13 +252,15 @@ impl Engine {
                 }
             }
             Decision::Retry { delay } => {
-                if !self.count_failure(&job).await {
+                if !(counts && self.count_failure(&job).await) {
                     outcome.retry = Some(self.retry(&job, delay));
                     retries_left = job.retries.min(MAX_RETRIES).saturating_sub(job.attempt);
                 }
             }
             Decision::Exhausted => {
-                self.count_failure(&job).await;
+                if counts {
+                    self.count_failure(&job).await;
+                }
             }
         }
         tracing::debug!(?decision, duration_ms = result.duration.as_millis(), "callout done");
@@ -312,7 +349,16 @@ impl Engine {
         if let Some(limits) = self.limits.get(account) {
             return limits;
         }
-        let system = self.settings.failure_limits;
+        // Operators may store system limits (`webhooks limits set`); the configured ones apply
+        // otherwise. Read with the account, so both follow a change within the cache time.
+        let configured = self.settings.failure_limits;
+        let system = match self.store.system_failure_limits(configured).await {
+            Ok(stored) => stored.unwrap_or(configured),
+            Err(error) => {
+                tracing::warn!(error = %error, "stored system limits unavailable; configured limits used");
+                return configured;
+            }
+        };
         let limits = match self.store.account(account).await {
             Ok(Some(found)) => FailureLimits::for_account(&found.doc, system),
             Ok(None) => system,
@@ -334,6 +380,7 @@ impl Engine {
             Ok(changed) => {
                 self.hook_states.insert(job.hook_id.clone(), false);
                 if changed {
+                    self.metrics.hook_disabled();
                     tracing::info!(reason, "hook disabled");
                     if let Err(error) = self.bus.publish_all(self.disabled_messages(job)).await {
                         tracing::error!(error = %error, "hook disabled but not announced");
@@ -370,6 +417,7 @@ impl Engine {
 
     /// The job's next attempt, waiting `delay` in its delay queue.
     fn retry(&self, job: &DeliveryJob, delay: Duration) -> Outgoing {
+        self.metrics.retry_scheduled();
         let mut next = job.clone();
         next.attempt = job.attempt.saturating_add(1);
         self.delayed(next, delay)
@@ -384,10 +432,20 @@ impl Engine {
     /// `job` alone in a batch, through the delay queue holding `delay`.
     fn delayed(&self, job: DeliveryJob, delay: Duration) -> Outgoing {
         let (queue, expiration_ms) = self.delays.route(delay);
-        let batch = serde_json::to_value(JobBatch { jobs: vec![job] }).unwrap_or_default();
         // The default exchange routes by queue name.
-        Outgoing { expiration_ms: Some(expiration_ms), ..Outgoing::persistent("", &queue, batch.to_string()) }
+        Outgoing { expiration_ms: Some(expiration_ms), ..Outgoing::persistent("", &queue, batch_body(vec![job])) }
     }
+
+    /// `jobs`, unattempted, as one batch of the slow lane.
+    fn to_slow_lane(&self, jobs: Vec<DeliveryJob>) -> Outgoing {
+        Outgoing::persistent("", &self.delays.slow_lane(), batch_body(jobs))
+    }
+}
+
+/// The message body of a batch of `jobs`.
+fn batch_body(jobs: Vec<DeliveryJob>) -> Vec<u8> {
+    // Serializing jobs (strings and JSON maps) cannot fail.
+    serde_json::to_vec(&JobBatch { jobs }).unwrap_or_default()
 }
 
 /// A bounded cache whose entries live `ttl`.
@@ -401,10 +459,15 @@ where
 
 /// Now, Unix seconds.
 fn unix_seconds() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(0))
+    i64::try_from(unix_duration().as_secs()).unwrap_or(0)
+}
+
+/// Time since the Unix epoch (zero on a clock set before it).
+fn unix_duration() -> Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
 }
 
 /// Now, Unix milliseconds.
 fn unix_millis() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(0))
+    i64::try_from(unix_duration().as_millis()).unwrap_or(0)
 }

@@ -3,6 +3,8 @@
 //!
 //! - Jobs of one batch are delivered concurrently, many batches are in flight (prefetch), and
 //!   callouts are bounded overall and per host.
+//! - Jobs of slow hosts go to a slow lane with a window of its own, so a dead host's timeouts
+//!   do not hold back the batches of healthy ones.
 //! - Failures are retried with exponential backoff and jitter through broker delay queues
 //!   ([`delay`]): no worker sleeps, and pending retries survive restarts.
 //! - Each attempt is recorded (failures always, successes on request) through a batching writer;
@@ -16,6 +18,7 @@
 pub mod client;
 pub mod delay;
 mod engine;
+pub mod metrics;
 pub mod request;
 pub mod retry_after;
 pub mod settings;
@@ -34,8 +37,9 @@ use webhooks_storage::{StorageError, Store};
 
 use crate::client::{CalloutClient, ClientSettings, ClientSetupError};
 use crate::delay::DelayQueues;
-use crate::engine::Engine;
+use crate::engine::{Engine, Lane};
 pub use crate::engine::{GONE, NOTIFICATIONS_EXCHANGE, TOO_MANY_FAILURES, WEBHOOK_DISABLED_ROUTING_KEY};
+pub use crate::metrics::DispatcherMetrics;
 pub use crate::settings::{DispatcherSettings, SettingError};
 use crate::writer::AttemptWriter;
 
@@ -68,6 +72,7 @@ pub async fn run(
     store: Store,
     bus: Bus,
     settings: DispatcherSettings,
+    metrics: DispatcherMetrics,
     shutdown: CancellationToken,
 ) -> Result<(), DispatcherError> {
     let policy = settings.retry_policy()?;
@@ -76,6 +81,7 @@ pub async fn run(
         total_timeout: settings.total_timeout,
         concurrency: settings.concurrency,
         max_connections_per_host: settings.max_connections_per_host,
+        slow_after: settings.slow_lane_after,
         pool_idle_timeout: settings.pool_idle_timeout,
         max_response_body: settings.max_response_body,
         allow_private_targets: settings.allow_private_targets,
@@ -84,6 +90,7 @@ pub async fn run(
     delays.declare(&bus).await?;
     let queue = bus.topology().dispatch_queue();
     let consumer = bus.consume(&queue, settings.prefetch).await?;
+    let slow_consumer = bus.consume(&delays.slow_lane(), settings.slow_lane_prefetch).await?;
     let (writer, writer_task) =
         AttemptWriter::start(store.clone(), settings.attempt_batch_size, settings.attempt_batch_delay);
     // A child token: the pruner also stops when the dispatcher stops for another reason.
@@ -91,18 +98,29 @@ pub async fn run(
     let pruner = tokio::spawn(prune_periodically(store.clone(), settings.clone(), stop_pruner.clone()));
     tracing::info!(queue = %queue, prefetch = settings.prefetch, "dispatcher consuming");
     let drain_timeout = settings.drain_timeout;
-    let engine = Arc::new(Engine::new(store, bus.clone(), client, policy, delays, settings, writer));
-    let (mut in_flight, consumer, bus_closed) = consume(&engine, consumer, &shutdown).await;
+    let engine = Arc::new(Engine { metrics, ..Engine::new(store, bus.clone(), client, policy, delays, settings, writer) });
+    // Both lanes end together: on shutdown, or when the bus closes (which ends both consumers).
+    let ((mut in_flight, consumer, bus_closed), (mut slow_in_flight, slow_consumer, _)) = tokio::join!(
+        consume(&engine, consumer, Lane::Main, &shutdown),
+        consume(&engine, slow_consumer, Lane::Slow, &shutdown)
+    );
     stop_pruner.cancel();
     drop(engine);
-    let drained = tokio::time::timeout(drain_timeout, async { while in_flight.join_next().await.is_some() {} }).await;
-    if drained.is_err() {
-        tracing::warn!(left = in_flight.len(), "in-flight batches abandoned at shutdown; the broker redelivers them");
-        in_flight.abort_all();
+    let drained = tokio::time::timeout(drain_timeout, async {
         while in_flight.join_next().await.is_some() {}
+        while slow_in_flight.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        let left = in_flight.len() + slow_in_flight.len();
+        tracing::warn!(left, "in-flight batches abandoned at shutdown; the broker redelivers them");
+        for tasks in [&mut in_flight, &mut slow_in_flight] {
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
     }
-    // Deliveries taken but not started go back to the queue with the consumer.
-    drop(consumer);
+    // Deliveries taken but not started go back to their queues with the consumers.
+    drop((consumer, slow_consumer));
     // Every writer handle is gone once the batches are: the writer finishes what it holds.
     if let Err(error) = writer_task.await {
         tracing::error!(error = %error, "attempt writer failed");
@@ -118,12 +136,13 @@ pub async fn run(
     Ok(())
 }
 
-/// Takes deliveries until shutdown (or until the bus closes, which ends the consumer), each
-/// handled in a task of its own. Returns the tasks still in flight, the consumer, which must
+/// Takes deliveries of `lane` until shutdown (or until the bus closes, which ends the consumer),
+/// each handled in a task of its own. Returns the tasks still in flight, the consumer, which must
 /// outlive them (their acknowledgements go through its channel), and whether the bus closed.
 async fn consume(
     engine: &Arc<Engine>,
     mut consumer: Consumer,
+    lane: Lane,
     shutdown: &CancellationToken,
 ) -> (JoinSet<()>, Consumer, bool) {
     let mut in_flight = JoinSet::new();
@@ -143,7 +162,7 @@ async fn consume(
         };
         match next {
             Some(delivery) => {
-                in_flight.spawn(Arc::clone(engine).handle(delivery));
+                in_flight.spawn(Arc::clone(engine).handle(delivery, lane));
             }
             None => break true,
         }

@@ -20,9 +20,20 @@ pub struct DispatcherSettings {
     /// keep it well under the process's file descriptor limit).
     pub concurrency: usize,
     /// Callouts in flight to one host (scheme, host and port) at once; also the idle
-    /// keep-alive connections kept per host (default 64). Waiting for a slot is not part of the
-    /// callout's timeout.
+    /// keep-alive connections kept per host (default 64). Waiting for a slot of a slow host (see
+    /// `slow_lane_after`) counts within the callout's total timeout: a job that gets none within
+    /// half of it fails as `host saturated` and is retried, without counting towards auto-disable
+    /// (the host's own callouts do). Waiting for a quick host is queueing and does not count.
     pub max_connections_per_host: usize,
+    /// When a host counts as slow (default 500 ms): a callout to it took this long, or its
+    /// callouts in flight have gone this long without one ending. Jobs for a slow host are not
+    /// called from their batch but moved, with a confirmed publish, to the slow lane, so a batch
+    /// is acknowledged without waiting for a dead host's timeouts; the host leaves the slow lane
+    /// once a callout to it is quick again.
+    pub slow_lane_after: Duration,
+    /// Job batches of the slow lane taken before any is acknowledged (default 256): the slow
+    /// lane's own window, which slow hosts fill instead of the dispatch queue's.
+    pub slow_lane_prefetch: u16,
     /// How long an idle keep-alive connection is kept (default 60 s).
     pub pool_idle_timeout: Duration,
     /// Waits before the 1st, 2nd, 3rd and 4th retry; the last repeats when there are fewer
@@ -95,6 +106,8 @@ impl DispatcherSettings {
             prefetch: config.prefetch.max(1),
             concurrency: config.concurrency.max(1),
             max_connections_per_host: config.max_connections_per_host.max(1),
+            slow_lane_after: Duration::from_millis(config.slow_lane_after_ms.max(1)),
+            slow_lane_prefetch: config.slow_lane_prefetch.max(1),
             pool_idle_timeout: Duration::from_secs(60),
             retry_delays,
             retry_jitter: config.retry_jitter,

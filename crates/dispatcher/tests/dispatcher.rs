@@ -30,6 +30,8 @@ on_both_buses!(
     retries_stop_when_none_are_left,
     a_gone_endpoint_disables_its_hook_at_once_and_is_announced,
     the_failure_threshold_disables_the_hook_and_announces_it_once,
+    batches_are_acked_without_waiting_for_a_dead_host_whose_jobs_are_all_attempted,
+    waiting_for_a_saturated_host_counts_within_the_timeout_and_not_towards_disabling,
 );
 
 /// A database, a bus and an account with hooks.
@@ -156,7 +158,13 @@ struct RunningDispatcher {
 impl RunningDispatcher {
     async fn start(store: &Store, bus: &Bus, settings: DispatcherSettings) -> RunningDispatcher {
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(webhooks_dispatcher::run(store.clone(), bus.clone(), settings, shutdown.clone()));
+        let task = tokio::spawn(webhooks_dispatcher::run(
+            store.clone(),
+            bus.clone(),
+            settings,
+            webhooks_dispatcher::DispatcherMetrics::default(),
+            shutdown.clone(),
+        ));
         RunningDispatcher { shutdown, task }
     }
 
@@ -541,6 +549,23 @@ async fn an_accounts_own_failure_limits_override_the_system_ones() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_system_failure_limits_override_the_configured_ones() {
+    let world = World::new(Backend::InProcess).await;
+    let stored = FailureLimits { threshold: 2, window: Duration::from_secs(60) };
+    world.store.set_system_failure_limits(stored).await.expect("stored");
+    let receiver = Receiver::answering(500).await;
+    // The configured threshold (6) is never reached: the stored 2 applies.
+    let dispatcher = world.dispatcher(settings()).await;
+    let template = world.hook(&receiver.url("/strict"), HttpVerb::Post, Format::Json, 0).await;
+    for sent in 1..=2 {
+        world.publish(vec![DeliveryJob { event_id: random_event_id(), ..template.clone() }]).await;
+        world.wait_for_attempts(&template.hook_id, sent).await;
+    }
+    eventually("the hook is disabled", || async { !world.hook_state(&template.hook_id).await.0 }).await;
+    dispatcher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_targets_are_refused_unless_allowed() {
     let world = World::new(Backend::InProcess).await;
     let receiver = Receiver::answering(200).await;
@@ -799,4 +824,79 @@ async fn attempts_older_than_the_retention_are_pruned() {
     let pruned = webhooks_dispatcher::prune(&store, &DispatcherSettings::default()).await.expect("prune");
     assert_eq!(pruned.attempts, 1);
     assert_eq!(attempts(&store, &account, &hook).await.len(), 2);
+}
+
+async fn batches_are_acked_without_waiting_for_a_dead_host_whose_jobs_are_all_attempted(backend: Backend) {
+    let world = World::new(backend).await;
+    let hanging = Receiver::start(|_, _| Reply::Hang).await;
+    let healthy = Receiver::answering(200).await;
+    let timeout = Duration::from_secs(3);
+    // A window of two: the first batch holds one place for its whole timeout, so every later
+    // batch must be acknowledged without waiting for the dead host for the rest to get through.
+    let narrow = DispatcherSettings {
+        total_timeout: timeout,
+        slow_lane_after: Duration::from_millis(100),
+        prefetch: 2,
+        failure_limits: FailureLimits { threshold: 1000, window: Duration::from_secs(60) },
+        ..settings()
+    };
+    let dispatcher = world.dispatcher(narrow).await;
+    let dead = world.hook(&hanging.url("/dead"), HttpVerb::Post, Format::Json, 0).await;
+    let mut live = Vec::new();
+    for index in 0..3 {
+        live.push(world.hook(&healthy.url(&format!("/live{index}")), HttpVerb::Post, Format::Json, 0).await);
+    }
+    let fresh = |job: &DeliveryJob| DeliveryJob { event_id: random_event_id(), ..job.clone() };
+    let mut dead_events = HashSet::from([dead.event_id.clone()]);
+    let started = Instant::now();
+    world.publish(vec![dead.clone()]).await;
+    hanging.wait_for(1, PATIENCE).await;
+    // Not waiting for work: the callout in flight makes its host slow once it is this old.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    for _ in 0..10 {
+        let dead_job = fresh(&dead);
+        dead_events.insert(dead_job.event_id.clone());
+        let mut batch = vec![dead_job];
+        batch.extend(live.iter().map(fresh));
+        world.publish(batch).await;
+    }
+    healthy.wait_for(30, PATIENCE).await;
+    // Before even the first dead callout timed out.
+    assert!(started.elapsed() < timeout, "healthy jobs waited {:?} for the dead host", started.elapsed());
+    // Every job of the dead host was attempted once and recorded, none lost.
+    let recorded = world.wait_for_attempts(&dead.hook_id, 11).await;
+    let events: HashSet<String> =
+        recorded.iter().filter_map(|attempt| attempt["event_id"].as_str().map(str::to_owned)).collect();
+    assert_eq!(events, dead_events);
+    assert!(recorded.iter().all(|attempt| attempt["failure_class"] == "timeout" && attempt["retries_left"] == 0));
+    assert_eq!(hanging.count(), 11);
+    dispatcher.stop().await;
+}
+
+async fn waiting_for_a_saturated_host_counts_within_the_timeout_and_not_towards_disabling(backend: Backend) {
+    let world = World::new(backend).await;
+    let hanging = Receiver::start(|_, _| Reply::Hang).await;
+    let timeout = Duration::from_millis(800);
+    let one_slot = DispatcherSettings {
+        total_timeout: timeout,
+        max_connections_per_host: 1,
+        // Slow, with its only callout in flight that long, before the waiting job gives up.
+        slow_lane_after: Duration::from_millis(100),
+        // Two failures disable the hook: only the callout made counts, not the one never sent.
+        failure_limits: FailureLimits { threshold: 2, window: Duration::from_secs(60) },
+        ..settings()
+    };
+    let dispatcher = world.dispatcher(one_slot).await;
+    let dead = world.hook(&hanging.url("/dead"), HttpVerb::Post, Format::Json, 0).await;
+    let second = DeliveryJob { event_id: random_event_id(), ..dead.clone() };
+    let started = Instant::now();
+    world.publish(vec![dead.clone(), second]).await;
+    let recorded = world.wait_for_attempts(&dead.hook_id, 2).await;
+    assert!(started.elapsed() < timeout * 2, "the job waiting for the slot took {:?}", started.elapsed());
+    let mut errors: Vec<_> = recorded.iter().map(|attempt| attempt["client_error"].clone()).collect();
+    errors.sort_by_key(ToString::to_string);
+    assert_eq!(errors, [json!("host saturated"), json!("timeout")]);
+    assert_eq!(hanging.count(), 1, "the saturated job was never sent");
+    assert_eq!(world.hook_state(&dead.hook_id).await, (true, None));
+    dispatcher.stop().await;
 }

@@ -185,6 +185,11 @@ pub struct DispatcherConfig {
     pub prune_interval_seconds: u64,
     /// Bytes of a response body kept in the attempt record.
     pub max_response_body_bytes: usize,
+    /// A host whose callouts take this long is slow: its jobs go to the slow lane, so they do
+    /// not hold up the batches of healthy hosts.
+    pub slow_lane_after_ms: u64,
+    /// Job batches of the slow lane taken before any is acknowledged.
+    pub slow_lane_prefetch: u16,
 }
 
 impl Default for DispatcherConfig {
@@ -206,6 +211,8 @@ impl Default for DispatcherConfig {
             attempt_retention_days: 30,
             prune_interval_seconds: 3600,
             max_response_body_bytes: 64 * 1024,
+            slow_lane_after_ms: 500,
+            slow_lane_prefetch: 256,
         }
     }
 }

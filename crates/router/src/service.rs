@@ -3,10 +3,10 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::FutureExt;
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -33,62 +33,120 @@ const RECONNECTION_CHECK: Duration = Duration::from_secs(1);
 /// Change notices held unacknowledged at once: they are applied one by one anyway.
 const CHANGE_PREFETCH: u16 = 50;
 
-/// Counters of what the router did since it started, for tests, logs and metrics.
-#[derive(Debug, Default)]
+/// Counters of what the router did since it started, for tests, logs and metrics: each is a
+/// Prometheus counter, exported once [`RouterStats::register`] puts them in a registry.
+#[derive(Debug)]
 pub struct RouterStats {
-    events: AtomicU64,
-    jobs: AtomicU64,
-    messages: AtomicU64,
-    skipped: AtomicU64,
-    dead_lettered: AtomicU64,
-    publish_failures: AtomicU64,
-    changes: AtomicU64,
-    reloads: AtomicU64,
+    events: IntCounter,
+    events_by_name: IntCounterVec,
+    jobs: IntCounter,
+    messages: IntCounter,
+    skipped: IntCounter,
+    dead_lettered: IntCounter,
+    publish_failures: IntCounter,
+    changes: IntCounter,
+    reloads: IntCounter,
+    hooks: IntGauge,
+}
+
+fn gauge_value(count: usize) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+/// A counter with a constant, valid name: creating it cannot fail.
+fn counter(name: &str, help: &str) -> IntCounter {
+    IntCounter::new(name, help).expect("a valid constant metric name")
+}
+
+impl Default for RouterStats {
+    fn default() -> Self {
+        Self {
+            events: counter("router_events_total", "Events received from the event queue."),
+            events_by_name: IntCounterVec::new(
+                Opts::new("router_events_routed_total", "Events routed, by Kazoo event name."),
+                &["event"],
+            )
+            .expect("a valid constant metric name"),
+            jobs: counter("router_jobs_published_total", "Delivery jobs published and confirmed."),
+            messages: counter("router_job_messages_total", "Job messages published and confirmed."),
+            skipped: counter(
+                "router_events_skipped_total",
+                "Events deliberately not delivered, or without an account.",
+            ),
+            dead_lettered: counter(
+                "router_events_dead_lettered_total",
+                "Malformed events sent to the dead-letter queue.",
+            ),
+            publish_failures: counter("router_publish_failures_total", "Batches whose jobs could not be published."),
+            changes: counter("router_changes_applied_total", "Change notices applied to the hook index."),
+            reloads: counter("router_index_reloads_total", "Full loads of the hook index."),
+            hooks: IntGauge::new("router_hooks", "Enabled hooks in the index.").expect("a valid constant metric name"),
+        }
+    }
 }
 
 impl RouterStats {
+    /// Puts every counter in `registry`.
+    pub fn register(&self, registry: &Registry) -> prometheus::Result<()> {
+        registry.register(Box::new(self.events_by_name.clone()))?;
+        registry.register(Box::new(self.hooks.clone()))?;
+        for counter in [
+            &self.events,
+            &self.jobs,
+            &self.messages,
+            &self.skipped,
+            &self.dead_lettered,
+            &self.publish_failures,
+            &self.changes,
+            &self.reloads,
+        ] {
+            registry.register(Box::new(counter.clone()))?;
+        }
+        Ok(())
+    }
+
     /// Events received (every delivery of the event queue, whatever became of it).
     pub fn events(&self) -> u64 {
-        self.events.load(Ordering::Relaxed)
+        self.events.get()
     }
 
     /// Jobs published and confirmed.
     pub fn jobs(&self) -> u64 {
-        self.jobs.load(Ordering::Relaxed)
+        self.jobs.get()
     }
 
     /// Job messages published and confirmed.
     pub fn messages(&self) -> u64 {
-        self.messages.load(Ordering::Relaxed)
+        self.messages.get()
     }
 
     /// Events acknowledged without routing: deliberately not delivered, or without an account.
     pub fn skipped(&self) -> u64 {
-        self.skipped.load(Ordering::Relaxed)
+        self.skipped.get()
     }
 
     /// Malformed events sent to the dead-letter queue.
     pub fn dead_lettered(&self) -> u64 {
-        self.dead_lettered.load(Ordering::Relaxed)
+        self.dead_lettered.get()
     }
 
     /// Batches whose jobs could not be published (their events were requeued).
     pub fn publish_failures(&self) -> u64 {
-        self.publish_failures.load(Ordering::Relaxed)
+        self.publish_failures.get()
     }
 
     /// Change notices applied to the index.
     pub fn changes(&self) -> u64 {
-        self.changes.load(Ordering::Relaxed)
+        self.changes.get()
     }
 
     /// Full loads of the index, the first one included.
     pub fn reloads(&self) -> u64 {
-        self.reloads.load(Ordering::Relaxed)
+        self.reloads.get()
     }
 
-    fn add(counter: &AtomicU64, amount: usize) {
-        counter.fetch_add(u64::try_from(amount).unwrap_or(u64::MAX), Ordering::Relaxed);
+    fn add(counter: &IntCounter, amount: usize) {
+        counter.inc_by(u64::try_from(amount).unwrap_or(u64::MAX));
     }
 }
 
@@ -145,7 +203,8 @@ impl Router {
         let change_consumer = bus.consume(&change_queue, CHANGE_PREFETCH).await?;
         let stats = Arc::new(RouterStats::default());
         let index = load_index(&store, settings.reload_page_size).await?;
-        stats.reloads.fetch_add(1, Ordering::Relaxed);
+        stats.reloads.inc();
+        stats.hooks.set(gauge_value(index.hook_count()));
         tracing::info!(hooks = index.hook_count(), accounts = index.account_count(), "hook index loaded");
         let event_queue = bus.topology().router_queue();
         let event_consumer = bus.consume(&event_queue, settings.prefetch).await?;
@@ -218,13 +277,14 @@ impl Router {
                     match loaded {
                         Ok(Ok(index)) => {
                             self.index = index;
-                            self.stats.reloads.fetch_add(1, Ordering::Relaxed);
+                            self.stats.reloads.inc();
                             for change in std::mem::take(&mut changes_during_reload) {
                                 if let Err(error) = self.apply(&change).await {
                                     tracing::warn!(error = %error, "cannot re-apply a change after a reload");
                                     reload_timer.reset_after(self.settings.retry_backoff);
                                 }
                             }
+                            self.stats.hooks.set(gauge_value(self.index.hook_count()));
                             tracing::info!(hooks = self.index.hook_count(), accounts = self.index.account_count(), "hook index reloaded");
                         }
                         Ok(Err(error)) => {
@@ -333,7 +393,8 @@ impl Router {
         acknowledge(delivery).await;
         match result {
             Ok(()) => {
-                self.stats.changes.fetch_add(1, Ordering::Relaxed);
+                self.stats.changes.inc();
+                self.stats.hooks.set(gauge_value(self.index.hook_count()));
                 ChangeOutcome::Applied(change)
             }
             Err(error) => {
@@ -390,15 +451,16 @@ impl Router {
             match parse(delivery, &self.object_types) {
                 Parsed::Event(event) => {
                     let routed = route_into(&event, &self.index, &context, published_at_ms, &mut jobs);
+                    self.stats.events_by_name.with_label_values(&[event.event_name()]).inc();
                     tracing::trace!(event.name = event.event_name(), account.id = ?event.account_id, jobs = routed, "event routed");
                     pending.push(position);
                 }
                 Parsed::Skipped => {
-                    self.stats.skipped.fetch_add(1, Ordering::Relaxed);
+                    self.stats.skipped.inc();
                     pending.push(position);
                 }
                 Parsed::Malformed => {
-                    self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                    self.stats.dead_lettered.inc();
                     if let Err(error) = delivery.dead_letter().await {
                         tracing::warn!(routing_key = %delivery.routing_key, error = %error, "cannot dead-letter a malformed event");
                     }
@@ -487,7 +549,7 @@ impl Settle {
                 }
             }
             Err(error) => {
-                self.stats.publish_failures.fetch_add(1, Ordering::Relaxed);
+                self.stats.publish_failures.inc();
                 tracing::warn!(error = %error, events = self.pending.len(), jobs = self.jobs, "cannot publish jobs; requeueing the events");
                 for position in self.pending {
                     if let Err(error) = self.batch[position].requeue().await {

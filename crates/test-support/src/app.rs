@@ -53,7 +53,7 @@ impl TestApp {
         listener.set_nonblocking(true).expect("a non-blocking listener");
         let address = listener.local_addr().expect("a local address");
         let shutdown = CancellationToken::new();
-        let (health, _) = Health::new(store.clone(), bus.clone(), &[]);
+        let (health, _) = Health::new(store.clone(), bus.clone(), &[], Vec::new()).expect("the metrics register");
         tokio::spawn(webhooks_api::run(listener, state, health, shutdown.clone()));
         Self {
             client: Client::new(&format!("http://{address}")),

@@ -1,5 +1,7 @@
-//! The `webhooks` binary: each service alone, or all of them in one process.
+//! The `webhooks` binary: each service alone, or all of them in one process, and the operator
+//! commands.
 
+mod admin;
 mod settings;
 
 /// JSON documents make the services allocation-heavy; mimalloc keeps that cheap across threads.
@@ -18,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use webhooks_api::ops::{self, Health, Started};
 use webhooks_api::{ApiSettings, ApiState};
 use webhooks_bus::{Bus, Topology};
-use webhooks_dispatcher::DispatcherSettings;
+use webhooks_dispatcher::{DispatcherMetrics, DispatcherSettings};
 use webhooks_model::config::{LogFormat, Settings, redact_url};
 use webhooks_model::ids::random_id;
 use webhooks_router::{Router, RouterSettings};
@@ -38,7 +40,7 @@ struct Cli {
     command: Option<Command>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 enum Command {
     /// Every service in one process (the default): API, router and dispatcher.
     Serve,
@@ -50,28 +52,32 @@ enum Command {
     Dispatcher,
     /// Apply database migrations and exit.
     Migrate,
+    /// Operator commands (`hooks`, `failures`, `limits`, `attempts`).
+    #[command(flatten)]
+    Admin(admin::AdminCommand),
 }
 
 impl Command {
-    fn name(self) -> &'static str {
+    fn name(&self) -> &'static str {
         match self {
             Self::Serve => "serve",
             Self::Api => "api",
             Self::Router => "router",
             Self::Dispatcher => "dispatcher",
             Self::Migrate => "migrate",
+            Self::Admin(_) => "admin",
         }
     }
 
-    fn runs_api(self) -> bool {
+    fn runs_api(&self) -> bool {
         matches!(self, Self::Serve | Self::Api)
     }
 
-    fn runs_router(self) -> bool {
+    fn runs_router(&self) -> bool {
         matches!(self, Self::Serve | Self::Router)
     }
 
-    fn runs_dispatcher(self) -> bool {
+    fn runs_dispatcher(&self) -> bool {
         matches!(self, Self::Serve | Self::Dispatcher)
     }
 }
@@ -93,8 +99,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), settings)) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    let operator = matches!(command, Command::Admin(_));
+    match runtime.block_on(run(command, settings)) {
         Ok(()) => ExitCode::SUCCESS,
+        // An operator reads one clear line, not a log record.
+        Err(error) if operator => {
+            eprintln!("webhooks: {error:#}");
+            ExitCode::FAILURE
+        }
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "webhooks stopped");
             ExitCode::FAILURE
@@ -124,6 +137,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         tracing::info!("migrations applied");
         return Ok(());
     }
+    if let Command::Admin(command) = command {
+        return admin::run(command, &settings, &dispatcher_settings, store).await;
+    }
     if settings.amqp_url.is_none() && command != Command::Serve {
         // The in-process bus reaches only this process: alone, a service would talk to no one.
         anyhow::bail!(
@@ -138,22 +154,32 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     listener.set_nonblocking(true).context("configuring the listener")?;
     let address = listener.local_addr().context("reading the listen address")?;
 
-    let topology = Topology {
-        queue_expires: settings.bus_queue_expires_seconds.map(Duration::from_secs),
-        ..Topology::new(&settings.bus_prefix)
-    };
+    let topology = bus_topology(&settings);
     let bus = Bus::connect(settings.amqp_url.as_deref(), topology).await.with_context(|| match &settings.amqp_url {
         Some(url) => format!("connecting to {}", redact_url(url)),
         None => "starting the in-process bus".to_owned(),
     })?;
     let components: &[&'static str] = if command.runs_router() { &["router"] } else { &[] };
-    let (health, started) = Health::new(store.clone(), bus.clone(), components);
+    let topology = bus.topology();
+    let mut queues = vec![topology.dead_letter_queue()];
+    if command.runs_router() {
+        queues.push(topology.router_queue());
+    }
+    if command.runs_dispatcher() {
+        queues.push(topology.dispatch_queue());
+    }
+    let (health, started) =
+        Health::new(store.clone(), bus.clone(), components, queues).context("registering the metrics")?;
     let mut services = JoinSet::new();
 
     if command.runs_dispatcher() {
+        let metrics = DispatcherMetrics::default();
+        metrics.register(health.registry()).context("registering the dispatcher's metrics")?;
         let (store, bus, shutdown) = (store.clone(), bus.clone(), shutdown.clone());
         services.spawn(async move {
-            webhooks_dispatcher::run(store, bus, dispatcher_settings, shutdown).await.context("the dispatcher failed")
+            webhooks_dispatcher::run(store, bus, dispatcher_settings, metrics, shutdown)
+                .await
+                .context("the dispatcher failed")
         });
     }
     if command.runs_router() {
@@ -168,6 +194,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Router::start(store.clone(), bus.clone(), RouterSettings::from_config(&settings.router, cluster_id))
                 .await
                 .context("starting the router")?;
+        router.stats().register(health.registry()).context("registering the router's metrics")?;
         started.iter().for_each(Started::set);
         let shutdown = shutdown.clone();
         services.spawn(async move { router.run(shutdown).await.context("the router failed") });
@@ -205,6 +232,14 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     bus.close().await;
     tracing::info!("stopped");
     outcome
+}
+
+/// The bus names and shapes of this system, the same in every process that connects.
+fn bus_topology(settings: &Settings) -> Topology {
+    Topology {
+        queue_expires: settings.bus_queue_expires_seconds.map(Duration::from_secs),
+        ..Topology::new(&settings.bus_prefix)
+    }
 }
 
 fn api_settings(settings: &Settings) -> ApiSettings {

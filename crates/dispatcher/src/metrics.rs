@@ -1,0 +1,78 @@
+//! The dispatcher's Prometheus metrics: deliveries by outcome class and status code, the delay
+//! from the event's publication by the router to the receiver's answer, retries scheduled and
+//! hooks auto-disabled. Labels are closed sets (classes, status codes), never hooks or URIs.
+
+use std::time::Duration;
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+use webhooks_model::attempt::Answer;
+
+/// The dispatcher's metrics. Cheap to clone: clones share the counters.
+#[derive(Debug, Clone)]
+pub struct DispatcherMetrics {
+    deliveries: IntCounterVec,
+    latency: Histogram,
+    retries: IntCounter,
+    disabled: IntCounter,
+}
+
+impl Default for DispatcherMetrics {
+    fn default() -> Self {
+        let valid = "a valid constant metric name";
+        Self {
+            deliveries: IntCounterVec::new(
+                Opts::new("dispatcher_deliveries_total", "Callouts made, by outcome class and HTTP status."),
+                &["outcome", "status"],
+            )
+            .expect(valid),
+            latency: Histogram::with_opts(
+                HistogramOpts::new(
+                    "dispatcher_delivery_latency_seconds",
+                    "Time from the router publishing a job to the receiver's answer (first attempts).",
+                )
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0]),
+            )
+            .expect(valid),
+            retries: IntCounter::new("dispatcher_retries_scheduled_total", "Retries put on a delay queue.")
+                .expect(valid),
+            disabled: IntCounter::new(
+                "dispatcher_hooks_disabled_total",
+                "Hooks disabled for failing or answering 410.",
+            )
+            .expect(valid),
+        }
+    }
+}
+
+impl DispatcherMetrics {
+    /// Puts every metric in `registry`.
+    pub fn register(&self, registry: &Registry) -> prometheus::Result<()> {
+        registry.register(Box::new(self.deliveries.clone()))?;
+        registry.register(Box::new(self.latency.clone()))?;
+        registry.register(Box::new(self.retries.clone()))?;
+        registry.register(Box::new(self.disabled.clone()))?;
+        Ok(())
+    }
+
+    /// One callout ended with `answer`; `since_published` is set on first attempts.
+    pub(crate) fn delivered(&self, answer: &Answer, since_published: Option<Duration>) {
+        let status = match answer {
+            Answer::Response { status, .. } => status.to_string(),
+            Answer::ClientError { .. } => "none".to_owned(),
+        };
+        self.deliveries.with_label_values(&[answer.class().as_str(), status.as_str()]).inc();
+        if let Some(elapsed) = since_published {
+            self.latency.observe(elapsed.as_secs_f64());
+        }
+    }
+
+    /// A retry was scheduled.
+    pub(crate) fn retry_scheduled(&self) {
+        self.retries.inc();
+    }
+
+    /// A hook was disabled.
+    pub(crate) fn hook_disabled(&self) {
+        self.disabled.inc();
+    }
+}
