@@ -39,6 +39,7 @@ on_both_backends!(
     accounts_are_created_read_updated_and_deleted_with_their_hooks,
     real_client_habits_are_accepted,
     signing_secrets_are_write_only_and_shown_as_signed,
+    jsonp_wraps_the_envelope_for_safe_callback_names_only,
 );
 
 fn hook_body() -> Value {
@@ -694,4 +695,29 @@ async fn signing_secrets_are_write_only_and_shown_as_signed(app: TestApp) {
     assert_eq!(unsigned.status, StatusCode::OK);
     assert!(unsigned.data().get("signed").is_none() && unsigned.data().get("signing_secret").is_none());
     assert_eq!(app.store.signing_secret(&hook_id).await.expect("reads"), None);
+}
+
+async fn jsonp_wraps_the_envelope_for_safe_callback_names_only(app: TestApp) {
+    let get = |query: &'static str| {
+        let url = format!("{}/v2/webhooks{query}", app.client.base_url());
+        async move { reqwest::get(url).await.expect("an answer") }
+    };
+    let wrapped = get("?jsonp=Monster.callbacks.hooks_1").await;
+    assert_eq!(wrapped.status(), StatusCode::OK);
+    assert_eq!(wrapped.headers()["content-type"], "application/javascript");
+    let body = wrapped.text().await.expect("a body");
+    let json = body
+        .strip_prefix("Monster.callbacks.hooks_1(")
+        .and_then(|rest| rest.strip_suffix(");"))
+        .unwrap_or_else(|| panic!("not a JSONP call: {body}"));
+    let envelope: Value = serde_json::from_str(json).expect("the envelope inside");
+    assert_eq!(envelope["status"], "success");
+    assert!(envelope["data"].as_array().is_some_and(|hooks| !hooks.is_empty()));
+
+    for unsafe_name in ["?jsonp=alert(1)//", "?jsonp=a-b", "?jsonp=1abc", "?jsonp="] {
+        let plain = get(unsafe_name).await;
+        assert_eq!(plain.headers()["content-type"], "application/json", "{unsafe_name}");
+        let envelope: Value = plain.json().await.expect("plain JSON");
+        assert_eq!(envelope["status"], "success", "{unsafe_name}");
+    }
 }

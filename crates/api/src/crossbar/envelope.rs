@@ -164,8 +164,22 @@ pub(crate) fn render(status: StatusCode, data: &[u8], mut fields: Map<String, Va
         splice_data(data, &fields)
     };
     let mut response = HttpResponse::build(status);
-    response.insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")));
-    response.body(body)
+    match meta.as_ref().and_then(|meta| meta.jsonp.as_deref()) {
+        Some(callback) => {
+            // JSONP (spec 3.1): the envelope as the argument of the client's function.
+            let mut script = Vec::with_capacity(body.len() + callback.len() + 3);
+            script.extend_from_slice(callback.as_bytes());
+            script.push(b'(');
+            script.extend_from_slice(&body);
+            script.extend_from_slice(b");");
+            response.insert_header((CONTENT_TYPE, HeaderValue::from_static("application/javascript")));
+            response.body(script)
+        }
+        None => {
+            response.insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")));
+            response.body(body)
+        }
+    }
 }
 
 /// `{"data":<data>,<fields>}` without serializing `data` again.

@@ -42,6 +42,8 @@ pub struct RequestMeta {
     pub claims: Option<Claims>,
     /// Pretty-print the response.
     pub pretty: bool,
+    /// `?jsonp=<function>`: the response is that function called with the envelope.
+    pub jsonp: Option<String>,
 }
 
 impl RequestMeta {
@@ -49,6 +51,17 @@ impl RequestMeta {
     pub fn authenticated(&self) -> bool {
         self.claims.is_some()
     }
+}
+
+/// Whether `name` can be a JSONP callback without letting a page inject script: a dotted
+/// JavaScript identifier path of sane length. Other names are ignored and plain JSON answered.
+fn jsonp_safe(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name.split('.').all(|part| {
+            part.chars().next().is_some_and(|first| first.is_ascii_alphabetic() || first == '_' || first == '$')
+                && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+        })
 }
 
 /// The meta of the request being served, when called inside the Crossbar middleware.
@@ -83,7 +96,9 @@ pub async fn middleware(
     let query_flag = |name: &str| query.iter().any(|(key, value)| key == name && value == "true");
     let pretty = query_flag("pretty_print") || header_text(&request, &X_PRETTY_PRINT).as_deref() == Some("true");
 
-    let mut meta = RequestMeta { request_id, node, auth_token: None, claims: None, pretty };
+    let jsonp =
+        query.iter().find(|(key, _)| key == "jsonp").map(|(_, name)| name.clone()).filter(|name| jsonp_safe(name));
+    let mut meta = RequestMeta { request_id, node, auth_token: None, claims: None, pretty, jsonp };
     let mut early: Option<ApiError> = None;
 
     let body = if request.method() == Method::OPTIONS {
