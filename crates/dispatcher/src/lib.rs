@@ -98,7 +98,8 @@ pub async fn run(
     let pruner = tokio::spawn(prune_periodically(store.clone(), settings.clone(), stop_pruner.clone()));
     tracing::info!(queue = %queue, prefetch = settings.prefetch, "dispatcher consuming");
     let drain_timeout = settings.drain_timeout;
-    let engine = Arc::new(Engine { metrics, ..Engine::new(store, bus.clone(), client, policy, delays, settings, writer) });
+    let engine =
+        Arc::new(Engine { metrics, ..Engine::new(store, bus.clone(), client, policy, delays, settings, writer) });
     // Both lanes end together: on shutdown, or when the bus closes (which ends both consumers).
     let ((mut in_flight, consumer, bus_closed), (mut slow_in_flight, slow_consumer, _)) = tokio::join!(
         consume(&engine, consumer, Lane::Main, &shutdown),
