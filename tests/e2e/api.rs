@@ -149,6 +149,23 @@ async fn two_api_replicas_start_together_on_one_database_and_accept_each_others_
         .send(Method::PUT, "/v2/api_auth", None, Some(&json!({"data": {"api_key": "shared-master-key"}})))
         .await;
     assert_eq!(other.data()["account_id"], master_id.as_str(), "one master account for both");
+
+    // A listing one replica keeps in memory follows a change made through the other.
+    let hooks = format!("/v2/accounts/{master_id}/webhooks");
+    let before = second.client.send(Method::GET, &hooks, Some(&token), None).await;
+    assert_eq!(before.data(), &json!([]));
+    let body = json!({"data": {"name": "n", "uri": "https://hooks.example.com/n", "hook": "channel_create"}});
+    let created = first.client.send(Method::PUT, &hooks, Some(&token), Some(&body)).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let listed = second.client.send(Method::GET, &hooks, Some(&token), None).await;
+        if listed.data().as_array().is_some_and(|hooks| hooks.len() == 1) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the other replica still lists {}", listed.body);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

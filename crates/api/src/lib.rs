@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod crossbar;
+mod listing;
 pub mod metrics;
 pub mod ops;
 pub mod query;
@@ -27,6 +28,7 @@ use webhooks_model::notice::Change;
 use webhooks_storage::{Account, StorageError, Store};
 
 use crate::auth::TokenSigner;
+use crate::listing::HookLists;
 use crate::metrics::ApiMetrics;
 use crate::ops::Health;
 
@@ -49,6 +51,9 @@ pub struct ApiSettings {
     /// Accounts never move in the tree; this bounds how long another replica's deletion of an
     /// account takes to reach this one.
     pub account_cache_seconds: u64,
+    /// How long an account's hook list is kept in memory. Change notices make every replica
+    /// forget a list at once; this bounds staleness only when a notice is lost.
+    pub listing_cache_seconds: u64,
 }
 
 impl Default for ApiSettings {
@@ -61,6 +66,7 @@ impl Default for ApiSettings {
             default_page_size: 50,
             workers: 2,
             account_cache_seconds: 5,
+            listing_cache_seconds: 60,
         }
     }
 }
@@ -75,6 +81,7 @@ pub struct ApiState {
     settings: ApiSettings,
     node: Arc<str>,
     accounts: moka::sync::Cache<AccountId, Arc<Account>>,
+    hook_lists: Arc<HookLists>,
 }
 
 /// The settings key of the token signing secret, shared by every replica through the store.
@@ -90,6 +97,7 @@ impl ApiState {
             tokens: TokenSigner::new(secret.as_bytes(), settings.token_lifetime_seconds),
             definitions: HookDefinitions::default(),
             node: Arc::from(settings.node.as_str()),
+            hook_lists: Arc::new(HookLists::new(std::time::Duration::from_secs(settings.listing_cache_seconds))),
             accounts: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(std::time::Duration::from_secs(settings.account_cache_seconds))
@@ -129,6 +137,8 @@ impl ApiState {
     /// or deleted through the API stops receiving jobs as soon as the client knows of it. A failed
     /// publish does not undo the change: routers also reload the store periodically.
     pub(crate) async fn announce(&self, change: Change) {
+        // This replica's own lists first, so its next answer already shows the change.
+        self.hook_lists.forget(&change);
         if let Err(error) = self.bus.publish(Outgoing::change_notice(&change, &self.node)).await {
             tracing::warn!(error = %error, ?change, "change notice not published; routers apply it at their next reload");
         }
@@ -173,6 +183,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let workers = state.settings.workers.max(1);
+    let following = Arc::clone(&state.hook_lists).follow(state.bus.clone(), shutdown.clone()).await;
+    tokio::spawn(following.map_err(std::io::Error::other)?);
     let state = Data::new(state);
     let metrics = Data::new(ApiMetrics::register(health.registry()).map_err(std::io::Error::other)?);
     let health = Data::new(health);

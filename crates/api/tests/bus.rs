@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use webhooks_bus::Consumer;
 use webhooks_model::ids::{AccountId, WebhookId};
-use webhooks_model::notice::{Action, CONFIGURATION_EXCHANGE, Change, REENABLE_ROUTING_KEY};
+use webhooks_model::notice::{Action, CONFIGURATION_EXCHANGE, Change};
 use webhooks_test_support::app::TestApp;
 use webhooks_test_support::db::TestDatabase;
 
@@ -44,9 +44,7 @@ async fn next_change(consumer: &mut Consumer) -> Change {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_committed_write_is_announced_once_and_failed_ones_are_not() {
     let app = TestApp::spawn(TestDatabase::sqlite().await).await;
-    let mut bindings = app.bus.topology().change_notice_bindings();
-    bindings.push((CONFIGURATION_EXCHANGE, REENABLE_ROUTING_KEY.to_owned()));
-    let mut notices = listen(&app, &bindings).await;
+    let mut notices = listen(&app, &app.bus.topology().change_notice_bindings()).await;
     let token = app.master_token().await;
     let client = &app.client;
 

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use webhooks_model::event::DEFAULT_OBJECT_TYPES;
+use webhooks_model::notice::{CONFIGURATION_EXCHANGE, REENABLE_ROUTING_KEY};
 use webhooks_model::notifications::NOTIFICATION_TYPES;
 
 /// Kazoo's exchanges that the router listens on, all of kind topic.
@@ -109,9 +110,14 @@ impl Topology {
     }
 
     /// What a replica's private change-notice queue is bound to: hook documents (`webhook` in
-    /// the `webhooks` database) and account documents, in Kazoo's `<action>.<db>.<type>.<id>`.
+    /// the `webhooks` database) and account documents, in Kazoo's `<action>.<db>.<type>.<id>`,
+    /// and Kazoo's bulk re-enable message.
     pub fn change_notice_bindings(&self) -> Vec<(&'static str, String)> {
-        vec![("configuration", "*.webhooks.webhook.*".to_owned()), ("configuration", "*.accounts.account.*".to_owned())]
+        vec![
+            (CONFIGURATION_EXCHANGE, "*.webhooks.webhook.*".to_owned()),
+            (CONFIGURATION_EXCHANGE, "*.accounts.account.*".to_owned()),
+            (CONFIGURATION_EXCHANGE, REENABLE_ROUTING_KEY.to_owned()),
+        ]
     }
 
     /// Everything [`crate::Bus::connect`] declares, in dependency order.

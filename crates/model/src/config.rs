@@ -119,6 +119,8 @@ pub struct ApiConfig {
     pub default_page_size: usize,
     /// Seconds an account read for authorization is reused before it is read again.
     pub account_cache_seconds: u64,
+    /// Seconds an account's hook list is kept in memory when no change notice arrives.
+    pub listing_cache_seconds: u64,
 }
 
 impl Default for ApiConfig {
@@ -129,6 +131,7 @@ impl Default for ApiConfig {
             token_lifetime_seconds: 3600,
             default_page_size: 50,
             account_cache_seconds: 5,
+            listing_cache_seconds: 60,
         }
     }
 }

@@ -18,7 +18,7 @@ use webhooks_bus::{Bus, Consumer, DISPATCH_ROUTING_KEY, Delivery, Outgoing};
 use webhooks_model::event::{DEFAULT_OBJECT_TYPES, EventKind, KazooEvent};
 use webhooks_model::ids::WebhookId;
 use webhooks_model::job::DeliveryJob;
-use webhooks_model::notice::{Action, CONFIGURATION_EXCHANGE, Change, REENABLE_ROUTING_KEY};
+use webhooks_model::notice::{Action, Change};
 use webhooks_storage::{StorageError, Store};
 
 use crate::index::{HookIndex, HookIndexBuilder};
@@ -194,12 +194,7 @@ impl Router {
     /// loads is applied afterwards rather than lost.
     #[tracing::instrument(name = "router.start", skip_all, fields(bus.prefix = %bus.topology().prefix))]
     pub async fn start(store: Store, bus: Bus, settings: RouterSettings) -> Result<Router, RouterError> {
-        let mut bindings = bus.topology().change_notice_bindings();
-        let reenable = (CONFIGURATION_EXCHANGE, REENABLE_ROUTING_KEY.to_owned());
-        if !bindings.contains(&reenable) {
-            bindings.push(reenable);
-        }
-        let change_queue = bus.private_queue(&bindings).await?;
+        let change_queue = bus.private_queue(&bus.topology().change_notice_bindings()).await?;
         let change_consumer = bus.consume(&change_queue, CHANGE_PREFETCH).await?;
         let stats = Arc::new(RouterStats::default());
         let index = load_index(&store, settings.reload_page_size).await?;

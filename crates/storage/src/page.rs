@@ -45,6 +45,28 @@ pub(crate) fn split_page<R>(
     (rows, next)
 }
 
+impl PageRequest {
+    /// The page of `ascending` (items sorted by their key, lowest first) this request names, as
+    /// the store's own listings would return it: same order, start key and next key.
+    pub fn slice<'a, T>(&self, ascending: &'a [T], key: impl Fn(&T) -> &str) -> Page<&'a T> {
+        let start = self.start_key.as_deref();
+        let rows: Vec<&T> = if self.ascending {
+            let from = start.map_or(0, |start| ascending.partition_point(|item| key(item) < start));
+            ascending[from..].iter().take(self.fetch_count()).collect()
+        } else {
+            let to = start.map_or(ascending.len(), |start| ascending.partition_point(|item| key(item) <= start));
+            ascending[..to].iter().rev().take(self.fetch_count()).collect()
+        };
+        let (items, next_start_key) = split_page(rows, self, |item| key(item).to_owned());
+        Page { items, next_start_key }
+    }
+
+    /// [`PageRequest::fetch_limit`] as a count of items.
+    fn fetch_count(&self) -> usize {
+        self.page_size.map_or(usize::MAX, |size| size.max(1).saturating_add(1))
+    }
+}
+
 /// The start key of an attempt: `<created>-<id>`, both parts needed because creation times repeat.
 pub(crate) fn attempt_key(created: i64, id: &str) -> String {
     format!("{created}-{id}")
@@ -78,5 +100,26 @@ mod tests {
         assert_eq!(split_page(vec![1, 2], &page, ToString::to_string), (vec![1, 2], None));
         let everything = PageRequest::default();
         assert_eq!(split_page(vec![1, 2, 3], &everything, ToString::to_string), (vec![1, 2, 3], None));
+    }
+
+    fn request(start_key: Option<&str>, page_size: Option<usize>, ascending: bool) -> PageRequest {
+        PageRequest { start_key: start_key.map(str::to_owned), page_size, ascending }
+    }
+
+    #[test]
+    fn in_memory_pages_follow_the_listing_rules() {
+        let keys = ["a", "b", "c", "d", "e"];
+        let slice = |request: PageRequest| {
+            let page = request.slice(&keys, |key| key);
+            (page.items.into_iter().copied().collect::<Vec<_>>(), page.next_start_key)
+        };
+        assert_eq!(slice(request(None, Some(2), false)), (vec!["e", "d"], Some("c".to_owned())));
+        assert_eq!(slice(request(Some("c"), Some(2), false)), (vec!["c", "b"], Some("a".to_owned())));
+        assert_eq!(slice(request(Some("a"), Some(2), false)), (vec!["a"], None));
+        assert_eq!(slice(request(None, Some(2), true)), (vec!["a", "b"], Some("c".to_owned())));
+        assert_eq!(slice(request(Some("bb"), None, true)), (vec!["c", "d", "e"], None));
+        assert_eq!(slice(request(Some("bb"), Some(5), false)), (vec!["b", "a"], None));
+        assert_eq!(slice(request(None, Some(0), false)), (vec!["e"], Some("d".to_owned())));
+        assert_eq!(slice(request(None, None, false)), (vec!["e", "d", "c", "b", "a"], None));
     }
 }

@@ -251,6 +251,7 @@ fn api_settings(settings: &Settings) -> ApiSettings {
         default_page_size: settings.api.default_page_size,
         workers: settings.api.workers,
         account_cache_seconds: settings.api.account_cache_seconds,
+        listing_cache_seconds: settings.api.listing_cache_seconds,
     }
 }
 

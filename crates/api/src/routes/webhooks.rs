@@ -7,24 +7,29 @@ use webhooks_model::errors::ValidationErrors;
 use webhooks_model::ids::WebhookId;
 use webhooks_model::notice::{Action, Change};
 use webhooks_model::webhook::{ValidationContext, WebhookDocument, merge_patch, validate_webhook};
-use webhooks_storage::{NewWebhook, Webhook, WebhookChange};
+use webhooks_storage::{NewWebhook, StorageError, Webhook, WebhookChange};
 
 use crate::ApiState;
 use crate::auth::Scope;
 use crate::crossbar::{ApiError, Envelope, PageInfo, Reply};
 use crate::query::QueryParams;
 
-/// `GET /v2/accounts/{A}/webhooks`: hook summaries, descending by id, paginated and filtered.
+/// `GET /v2/accounts/{A}/webhooks`: hook summaries, descending by id, paginated and filtered,
+/// from the account's hook list in memory.
 pub async fn list(state: Data<ApiState>, scope: Scope, request: HttpRequest) -> Result<Reply, ApiError> {
     let query = QueryParams::parse(request.query_string());
     let page = query.page(state.settings.default_page_size)?;
     let filters = query.filters();
-    let found = state.store.list_webhooks(&scope.account.id, &page).await?;
+    if let Some(key) = &page.start_key {
+        key.parse::<WebhookId>().map_err(|_| StorageError::InvalidStartKey)?;
+    }
+    let hooks = state.hook_lists.of(&state.store, &scope.account.id, summary).await?;
+    let found = page.slice(&hooks, |listed| listed.hook.id.as_str());
     let items = found
         .items
-        .iter()
-        .filter(|hook| filters.is_empty() || filters.accept(&stored_document(hook)))
-        .map(summary)
+        .into_iter()
+        .filter(|listed| filters.is_empty() || filters.accept(&stored_document(&listed.hook)))
+        .map(|listed| listed.summary.clone())
         .collect();
     Ok(Reply::listing(items, PageInfo { start_key: page.start_key, next_start_key: found.next_start_key }))
 }
