@@ -25,7 +25,7 @@ fmt:
 
 # Requests/s and p50/p99 latency of listing and creating hooks against PostgreSQL.
 bench-api:
-	tests/support/ensure-services.sh postgres
+	tests/support/ensure-services.sh postgres rabbitmq
 	tests/bench/api.sh
 
 # The router alone: in-process matching, the RabbitMQ one-hop ceiling, router throughput, memory.

@@ -1,13 +1,17 @@
 //! The operator commands (`webhooks hooks|failures|limits|attempts ...`) run as an operator runs
-//! them, against data arranged in PostgreSQL, with the store's state checked afterwards.
+//! them, against data arranged in PostgreSQL, with the store's state (and what they publish on
+//! RabbitMQ) checked afterwards.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
+use webhooks_bus::DISPATCH_ROUTING_KEY;
 use webhooks_model::ids::{AccountId, WebhookId, random_id};
+use webhooks_model::job::{DeliveryJob, JobBatch};
 use webhooks_model::notice::{CONFIGURATION_EXCHANGE, Change, REENABLE_ROUTING_KEY};
 use webhooks_model::retry::FailureLimits;
-use webhooks_model::time::gregorian_from_unix;
+use webhooks_model::time::{gregorian_from_unix, iso8601_from_unix};
+use webhooks_model::webhook::{Format, HttpVerb};
 use webhooks_storage::{NewAttempt, PageRequest, Store};
 use webhooks_test_support::bus::{Backend, Observer, connect};
 use webhooks_test_support::db::TestDatabase;
@@ -261,6 +265,7 @@ async fn attempts_prune_deletes_only_the_old_records_and_counts_them() {
         hook_id: id.clone(),
         created: gregorian_from_unix(now - days_ago * 86_400),
         doc: object(json!({"result": "failure"})),
+        job: None,
     };
     store.insert_attempts(&[attempt(10), attempt(8), attempt(1)]).await.expect("attempts stored");
 
@@ -274,4 +279,118 @@ async fn attempts_prune_deletes_only_the_old_records_and_counts_them() {
         run_ok(&database, &["attempts", "prune", "--older-than-days", "7"], &[]).await,
         "pruned 0 attempt(s) older than 7 day(s)\n"
     );
+}
+
+/// A stored attempt of `event` made `ago` seconds ago with `result`, keeping the job it made
+/// (sent to the hook's old endpoint) unless `kept` is false.
+fn attempt_of(owner: &AccountId, hook: &WebhookId, event: &str, ago: i64, result: &str, kept: bool) -> NewAttempt {
+    let job = DeliveryJob {
+        event_id: event.to_owned(),
+        hook_id: hook.clone(),
+        account_id: owner.clone(),
+        hook_event: "CHANNEL_CREATE".into(),
+        uri: "https://old.example.com/in".into(),
+        http_verb: HttpVerb::Post,
+        format: Format::FormData,
+        retries: 2,
+        attempt: 2,
+        custom_request_headers: serde_json::Map::new(),
+        custom_data: None,
+        payload: object(json!({"call_id": event})),
+        published_at_ms: 1,
+    };
+    NewAttempt {
+        id: random_id(),
+        account_id: owner.clone(),
+        hook_id: hook.clone(),
+        created: gregorian_from_unix(unix_millis() / 1000 - ago),
+        doc: object(json!({"event_id": event, "result": result})),
+        job: kept.then_some(job),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn attempts_resend_publishes_the_kept_job_to_the_hook_as_configured_now() {
+    let database = TestDatabase::postgres().await;
+    let store = database.store().await;
+    let account = create_account(&store, &AccountId::generate(), None, json!({})).await;
+    let id = hook(&store, &account.id, "resent", true).await;
+    let (kept, unkept) = (
+        attempt_of(&account.id, &id, "e1", 10, "failure", true),
+        attempt_of(&account.id, &id, "e0", 10, "failure", false),
+    );
+    store.insert_attempts(&[kept.clone(), unkept.clone()]).await.expect("attempts stored");
+
+    let prefix = format!("e2e-admin-{}", random_id());
+    let bus = connect(Backend::RabbitMq, &prefix).await;
+    let mut jobs = Observer::bind(&bus, &bus.topology().jobs_exchange(), DISPATCH_ROUTING_KEY).await;
+    let stdout = run_ok(&database, &["attempts", "resend", &kept.id], &rabbitmq(&prefix)).await;
+    assert_eq!(stdout, format!("resent attempt {}: event e1 to hook {id}\n", kept.id));
+    let (_, batch) = jobs.next_json::<JobBatch>().await;
+    assert_eq!(batch.jobs.len(), 1);
+    let job = &batch.jobs[0];
+    assert_eq!((job.event_id.as_str(), job.attempt, job.uri.as_str()), ("e1", 0, "https://hooks.example.com/resent"));
+    assert_eq!(Value::Object(job.payload.clone()), json!({"call_id": "e1"}));
+
+    let mut env = vec![("WEBHOOKS_DATABASE_URL", database.url().to_owned())];
+    env.extend(rabbitmq(&prefix));
+    let (status, _, stderr) = run_capturing(&["attempts", "resend", &unkept.id], &env).await;
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(
+        stderr,
+        format!(
+            "webhooks: attempt {} cannot be resent: the attempt was recorded before deliveries were kept; it cannot \
+             be resent\n",
+            unkept.id
+        )
+    );
+    let (status, _, stderr) = run_capturing(&["attempts", "resend", "nope"], &env).await;
+    assert_eq!(
+        (status.code(), stderr.as_str()),
+        (Some(1), "webhooks: attempt nope cannot be resent: no such attempt\n")
+    );
+    assert!(jobs.quiet_for(Duration::from_millis(500)).await, "refused resends publish nothing");
+    bus.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hooks_replay_counts_then_publishes_the_failed_deliveries_since_the_given_time() {
+    let database = TestDatabase::postgres().await;
+    let store = database.store().await;
+    let account = create_account(&store, &AccountId::generate(), None, json!({})).await;
+    let id = hook(&store, &account.id, "replayed", true).await;
+    let records = [
+        attempt_of(&account.id, &id, "too_old", 7200, "failure", true),
+        attempt_of(&account.id, &id, "delivered", 600, "failure", true),
+        attempt_of(&account.id, &id, "delivered", 500, "success", true),
+    ];
+    let failed: Vec<NewAttempt> =
+        (0..120).map(|n| attempt_of(&account.id, &id, &format!("f{n:03}"), 400 - n, "failure", true)).collect();
+    store.insert_attempts(&records).await.expect("attempts stored");
+    store.insert_attempts(&failed).await.expect("attempts stored");
+    let since = iso8601_from_unix(unix_millis() / 1000 - 3600);
+
+    let dry = run_ok(&database, &["hooks", "replay", id.as_str(), "--since", &since, "--dry-run"], &[]).await;
+    assert_eq!(dry, format!("would replay 120 failed delivery(ies) of hook {id} since {since}\n"));
+
+    let prefix = format!("e2e-admin-{}", random_id());
+    let bus = connect(Backend::RabbitMq, &prefix).await;
+    let mut jobs = Observer::bind(&bus, &bus.topology().jobs_exchange(), DISPATCH_ROUTING_KEY).await;
+    let stdout = run_ok(&database, &["hooks", "replay", id.as_str(), "--since", &since], &rabbitmq(&prefix)).await;
+    assert_eq!(stdout, format!("replayed 120 failed delivery(ies) of hook {id} since {since}\n"));
+    let mut events = Vec::new();
+    while events.len() < 120 {
+        let (_, batch) = jobs.next_json::<JobBatch>().await;
+        events.extend(batch.jobs.into_iter().map(|job| (job.event_id, job.attempt)));
+    }
+    assert_eq!(events, (0..120).map(|n| (format!("f{n:03}"), 0)).collect::<Vec<_>>(), "oldest first, each once");
+    assert!(jobs.quiet_for(Duration::from_millis(500)).await);
+
+    let env = [("WEBHOOKS_DATABASE_URL", database.url().to_owned())];
+    let (status, _, _) = run_capturing(&["hooks", "replay", id.as_str(), "--since", "yesterday"], &env).await;
+    assert_eq!(status.code(), Some(2), "clap refuses a time it cannot read");
+    let (status, _, stderr) = run_capturing(&["hooks", "replay", id.as_str(), "--since", &since], &env).await;
+    assert_eq!(status.code(), Some(1));
+    assert!(stderr.contains("WEBHOOKS_AMQP_URL is not set"), "{stderr}");
+    bus.close().await;
 }

@@ -416,6 +416,7 @@ async fn attempts_are_listed_newest_first_within_the_window(app: TestApp) {
             hook_id: hook.clone(),
             created,
             doc,
+            job: None,
         }
     };
     let attempts = vec![

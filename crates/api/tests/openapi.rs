@@ -292,6 +292,7 @@ fn concrete(template: &str, account: &str, webhook: &str, sample: &str) -> Strin
         .replace("{account_id}", account)
         .replace("{webhook_id}", webhook)
         .replace("{sample_id}", sample)
+        .replace("{attempt_id}", "0a1b2c3d")
         .replace("{path}", "anything/else")
 }
 
@@ -428,6 +429,7 @@ async fn real_answers_conform_to_the_description() {
             hook_id: job.hook_id.clone(),
             created: now - 10 + index as i64,
             doc: attempt_document(&job, sent, answer, 2, 40),
+            job: None,
         })
         .collect();
     app.store.insert_attempts(&attempts).await.expect("attempts stored");

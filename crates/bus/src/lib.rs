@@ -23,6 +23,7 @@ use std::fmt;
 
 use bytes::Bytes;
 use webhooks_model::ids::random_id;
+use webhooks_model::job::{DeliveryJob, JobBatch};
 use webhooks_model::notice::{CONFIGURATION_EXCHANGE, Change};
 
 pub use amqp::AmqpBus;
@@ -83,6 +84,11 @@ impl Outgoing {
     pub fn change_notice(change: &Change, node: &str) -> Self {
         let (routing_key, body) = change.to_message(node, &random_id());
         Self::persistent(CONFIGURATION_EXCHANGE, &routing_key, body.to_string())
+    }
+
+    /// `jobs` as one batch for the dispatch queue, as the router publishes delivery jobs.
+    pub fn job_batch(topology: &Topology, jobs: Vec<DeliveryJob>) -> Self {
+        Self::persistent(&topology.jobs_exchange(), DISPATCH_ROUTING_KEY, JobBatch { jobs }.to_body())
     }
 
     /// Whether an unroutable message is an error. On Kazoo's exchanges a message nobody listens

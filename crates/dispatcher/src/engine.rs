@@ -274,6 +274,8 @@ impl Engine {
                 hook_id: job.hook_id.clone(),
                 created: gregorian_from_unix(unix_seconds()),
                 doc,
+                // Kept with the record so the delivery can be resent or replayed later.
+                job: Some(job),
             });
         }
         outcome

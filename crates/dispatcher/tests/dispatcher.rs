@@ -819,6 +819,7 @@ async fn attempts_older_than_the_retention_are_pruned() {
         hook_id: hook.clone(),
         created,
         doc: Map::new(),
+        job: None,
     };
     store.insert_attempts(&[record(now - 31 * 86_400), record(now - 29 * 86_400), record(now)]).await.expect("insert");
     let pruned = webhooks_dispatcher::prune(&store, &DispatcherSettings::default()).await.expect("prune");
@@ -898,5 +899,40 @@ async fn waiting_for_a_saturated_host_counts_within_the_timeout_and_not_towards_
     assert_eq!(errors, [json!("host saturated"), json!("timeout")]);
     assert_eq!(hanging.count(), 1, "the saturated job was never sent");
     assert_eq!(world.hook_state(&dead.hook_id).await, (true, None));
+    dispatcher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn attempt_records_keep_their_job_privately_and_a_resend_delivers_it_again() {
+    let world = World::new(Backend::InProcess).await;
+    let receiver = Receiver::answering(500).await;
+    let dispatcher = world.dispatcher(settings()).await;
+    let mut job = world.hook(&receiver.url("/kept"), HttpVerb::Put, Format::Json, 1).await;
+    job.custom_request_headers = json!({"X-Custom": "1"}).as_object().cloned().unwrap_or_default();
+    world.publish(vec![job.clone()]).await;
+    world.wait_for_attempts(&job.hook_id, 2).await;
+
+    // Each record keeps the job of its own attempt; the listing shows none of it.
+    let page = PageRequest { ascending: true, ..PageRequest::default() };
+    let listed = world.store.list_attempts(&world.account, None, 0, i64::MAX, &page).await.expect("listed").items;
+    assert!(listed.iter().all(|attempt| !attempt.doc.contains_key("job")));
+    let mut kept = Vec::new();
+    for attempt in &listed {
+        let found = world.store.attempt_job(&attempt.id).await.expect("read").expect("the attempt exists");
+        assert_eq!((&found.account_id, &found.hook_id), (&world.account, &job.hook_id));
+        kept.push(found.job.expect("the job is kept"));
+    }
+    kept.sort_by_key(|kept| kept.attempt);
+    assert_eq!(kept, [job.clone(), DeliveryJob { attempt: 1, ..job.clone() }]);
+
+    // A resend of the last attempt is the same event from the first attempt on.
+    let last = listed.iter().find(|attempt| attempt.doc["attempt"] == json!(2)).expect("the second attempt");
+    let again = world.store.resend_job(&last.id, None, 1).await.expect("resendable");
+    assert_eq!((&again.event_id, again.attempt, &again.payload), (&job.event_id, 0, &job.payload));
+    world.publish(vec![again]).await;
+    let requests = receiver.wait_for(4, PATIENCE).await;
+    let events: HashSet<_> = requests.iter().filter_map(|request| request.header("x-event-id")).collect();
+    assert_eq!(events, HashSet::from([job.event_id.as_str()]), "receivers can de-duplicate");
+    world.wait_for_attempts(&job.hook_id, 4).await;
     dispatcher.stop().await;
 }

@@ -26,6 +26,76 @@ pub fn iso8601_from_unix(unix_seconds: i64) -> String {
     )
 }
 
+/// Gregorian seconds of an instant written as gregorian seconds (`63877219205`) or as RFC 3339
+/// text (`2024-03-09T16:00:05Z`, `2024-03-09T18:00:05.5+02:00`); `None` for anything else.
+pub fn parse_instant(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit()) {
+        return text.parse().ok();
+    }
+    unix_from_rfc3339(text).map(gregorian_from_unix)
+}
+
+/// Unix seconds of RFC 3339 text (fractions of a second are dropped).
+fn unix_from_rfc3339(text: &str) -> Option<i64> {
+    let number = |range: std::ops::Range<usize>| -> Option<i64> {
+        let digits = text.get(range)?;
+        if digits.bytes().all(|byte| byte.is_ascii_digit()) { digits.parse().ok() } else { None }
+    };
+    let separators = text.as_bytes();
+    if separators.len() < 20
+        || separators[4] != b'-'
+        || separators[7] != b'-'
+        || !matches!(separators[10], b'T' | b't' | b' ')
+        || separators[13] != b':'
+        || separators[16] != b':'
+    {
+        return None;
+    }
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    let mut rest = &text[19..];
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        rest = &fraction[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let zone = rest.get(1..)?;
+            let (hours, minutes) = zone.split_once(':')?;
+            let valid = |part: &str| part.len() == 2 && part.bytes().all(|byte| byte.is_ascii_digit());
+            if !valid(hours) || !valid(minutes) {
+                return None;
+            }
+            sign * (hours.parse::<i64>().ok()? * 3600 + minutes.parse::<i64>().ok()? * 60)
+        }
+    };
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (the inverse of [`civil_from_days`]).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year.rem_euclid(400);
+    let month_index = if month > 2 { month - 3 } else { month + 9 };
+    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
 /// Proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -51,5 +121,28 @@ mod tests {
         assert_eq!(iso8601_from_unix(1_710_000_005), "2024-03-09T16:00:05Z");
         assert_eq!(iso8601_from_unix(0), "1970-01-01T00:00:00Z");
         assert_eq!(iso8601_from_unix(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn instants_are_read_as_gregorian_seconds_or_rfc_3339() {
+        assert_eq!(parse_instant("63877219205"), Some(63_877_219_205));
+        assert_eq!(parse_instant("2024-03-09T16:00:05Z"), Some(63_877_219_205));
+        assert_eq!(parse_instant(" 2024-03-09t18:00:05.25+02:00 "), Some(63_877_219_205));
+        assert_eq!(parse_instant("2024-03-09 15:00:05-01:00"), Some(63_877_219_205));
+        assert_eq!(parse_instant("2000-02-29T00:00:00Z"), Some(gregorian_from_unix(951_782_400)));
+        assert_eq!(parse_instant("1970-01-01T00:00:00Z"), Some(GREGORIAN_UNIX_OFFSET));
+        for bad in [
+            "",
+            "-5",
+            "yesterday",
+            "2024-03-09",
+            "2024-03-09T16:00:05",
+            "2024-13-09T16:00:05Z",
+            "2024-03-09T16:00:05.Z",
+            "2024-03-09T16:00:05+2:00",
+            "2024-03-09T16:00:05Zjunk",
+        ] {
+            assert_eq!(parse_instant(bad), None, "{bad}");
+        }
     }
 }

@@ -330,7 +330,7 @@ impl WebhookDocument {
 }
 
 /// Schema default of `retries`, used only if a validated document somehow lacks it.
-const DEFAULT_RETRIES: u8 = 2;
+pub(crate) const DEFAULT_RETRIES: u8 = 2;
 /// Schema maximum of `retries`.
 const MAX_RETRIES: u8 = 4;
 

@@ -1,8 +1,11 @@
 //! Delivery attempt records.
 
+use std::collections::HashSet;
+
 use diesel::prelude::*;
 use serde_json::{Map, Value};
-use webhooks_model::ids::{AccountId, WebhookId};
+use webhooks_model::ids::{AccountId, InvalidId, WebhookId};
+use webhooks_model::job::{DeliveryJob, redelivery};
 
 use crate::Store;
 use crate::accounts::{parse_document, render_document};
@@ -11,7 +14,7 @@ use crate::error::{Result, StorageError, conflict_on_duplicate};
 use crate::page::{Page, PageRequest, attempt_key, parse_attempt_key, split_page};
 use crate::schema::attempts;
 
-/// Rows per INSERT: 5 bound values each stays far below SQLite's and PostgreSQL's limits on
+/// Rows per INSERT: 6 bound values each stays far below SQLite's and PostgreSQL's limits on
 /// bound variables per statement.
 const INSERT_CHUNK: usize = 1000;
 
@@ -28,6 +31,8 @@ pub struct NewAttempt {
     pub created: i64,
     /// The attempt's public fields (spec 2.2).
     pub doc: Map<String, Value>,
+    /// The job attempted, kept privately so the delivery can be resent or replayed.
+    pub job: Option<DeliveryJob>,
 }
 
 /// A recorded attempt.
@@ -45,8 +50,40 @@ pub struct Attempt {
     pub doc: Map<String, Value>,
 }
 
-/// An `attempts` row.
-#[derive(Queryable, Selectable, Insertable)]
+/// An attempt record's owner, hook and stored job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptJob {
+    /// The hook owner's account.
+    pub account_id: AccountId,
+    /// The hook.
+    pub hook_id: WebhookId,
+    /// The job the attempt made; `None` on records written before jobs were kept.
+    pub job: Option<DeliveryJob>,
+}
+
+/// Why a delivery cannot be made again.
+#[derive(Debug, thiserror::Error)]
+pub enum RedeliveryError {
+    /// No such attempt (of that hook).
+    #[error("no such attempt")]
+    UnknownAttempt,
+    /// The hook no longer exists.
+    #[error("no such webhook")]
+    UnknownHook,
+    /// The attempt was recorded before delivery jobs were kept with attempts.
+    #[error("the attempt was recorded before deliveries were kept; it cannot be resent")]
+    NotKept,
+    /// The hook is disabled: enable it first, or the delivery would be dropped.
+    #[error("the webhook is disabled; enable it first")]
+    HookDisabled,
+    /// The store failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// An `attempts` row's public columns (the `job` column is read only by the queries that
+/// rebuild deliveries).
+#[derive(Queryable, Selectable)]
 #[diesel(table_name = attempts)]
 struct AttemptRow {
     id: String,
@@ -54,6 +91,32 @@ struct AttemptRow {
     hook_id: String,
     created: i64,
     doc: String,
+}
+
+/// An `attempts` row to insert.
+#[derive(Insertable)]
+#[diesel(table_name = attempts)]
+struct NewAttemptRow {
+    id: String,
+    account_id: String,
+    hook_id: String,
+    created: i64,
+    doc: String,
+    job: Option<String>,
+}
+
+/// What a replay reads of an attempt: its public fields and its job.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = attempts)]
+struct ReplayRow {
+    id: String,
+    doc: String,
+    job: Option<String>,
+}
+
+/// The stored job `text` of attempt `id`.
+fn parse_job(id: &str, text: &str) -> Result<DeliveryJob> {
+    serde_json::from_str(text).map_err(|error| StorageError::Corrupt(format!("job of attempt {id}: {error}")))
 }
 
 impl AttemptRow {
@@ -76,14 +139,19 @@ impl Store {
         }
         let rows = attempts
             .iter()
-            .map(|attempt| AttemptRow {
-                id: attempt.id.clone(),
-                account_id: attempt.account_id.to_string(),
-                hook_id: attempt.hook_id.to_string(),
-                created: attempt.created,
-                doc: render_document(&attempt.doc),
+            .map(|attempt| {
+                let job = attempt.job.as_ref().map(serde_json::to_string).transpose()?;
+                Ok(NewAttemptRow {
+                    id: attempt.id.clone(),
+                    account_id: attempt.account_id.to_string(),
+                    hook_id: attempt.hook_id.to_string(),
+                    created: attempt.created,
+                    doc: render_document(&attempt.doc),
+                    job,
+                })
             })
-            .collect::<Vec<_>>();
+            .collect::<serde_json::Result<Vec<_>>>()
+            .map_err(|error| StorageError::Corrupt(format!("unserializable job: {error}")))?;
         self.run(move |connection| {
             write_transaction(connection, |connection| {
                 for chunk in rows.chunks(INSERT_CHUNK) {
@@ -151,6 +219,109 @@ impl Store {
             let (rows, next_start_key) = split_page(rows, &page, |row| attempt_key(row.created, &row.id));
             let items = rows.into_iter().map(AttemptRow::into_attempt).collect::<Result<Vec<_>>>()?;
             Ok(Page { items, next_start_key })
+        })
+        .await
+    }
+
+    /// The owner, hook and stored job of attempt `id`; `None` when there is no such attempt.
+    pub async fn attempt_job(&self, id: &str) -> Result<Option<AttemptJob>> {
+        let id = id.to_owned();
+        self.run(move |connection| {
+            let found = attempts::table
+                .filter(attempts::id.eq(&id))
+                .select((attempts::account_id, attempts::hook_id, attempts::job))
+                .first::<(String, String, Option<String>)>(connection)
+                .optional()?;
+            let Some((account_id, hook_id, job)) = found else { return Ok(None) };
+            let corrupt = |what: String| StorageError::Corrupt(format!("attempt {id}: {what}"));
+            Ok(Some(AttemptJob {
+                account_id: account_id.parse().map_err(|error: InvalidId| corrupt(error.to_string()))?,
+                hook_id: hook_id.parse().map_err(|error: InvalidId| corrupt(error.to_string()))?,
+                job: job.map(|text| parse_job(&id, &text)).transpose()?,
+            }))
+        })
+        .await
+    }
+
+    /// The job delivering attempt `id` again, to its hook as the hook is configured now
+    /// ([`redelivery`]). With `owner` (account and hook), an attempt of another hook is unknown.
+    pub async fn resend_job(
+        &self,
+        id: &str,
+        owner: Option<(&AccountId, &WebhookId)>,
+        published_at_ms: u64,
+    ) -> std::result::Result<DeliveryJob, RedeliveryError> {
+        let found = self
+            .attempt_job(id)
+            .await?
+            .filter(|found| owner.is_none_or(|(account, hook)| found.account_id == *account && found.hook_id == *hook))
+            .ok_or(RedeliveryError::UnknownAttempt)?;
+        let hook = self.webhook(&found.account_id, &found.hook_id).await?.ok_or(RedeliveryError::UnknownHook)?;
+        if !hook.enabled {
+            return Err(RedeliveryError::HookDisabled);
+        }
+        let job = found.job.ok_or(RedeliveryError::NotKept)?;
+        Ok(redelivery(&job, &hook.doc, published_at_ms))
+    }
+
+    /// The jobs replaying the failed deliveries of `hook` (of `owner` when given) since
+    /// `created_from` (gregorian seconds, inclusive), oldest event first, each to the hook as
+    /// configured now: one per event whose latest record is a failure ([`redelivery`]). An event
+    /// whose latest record is a success was delivered after all; records without a stored job
+    /// (written before jobs were kept) cannot be replayed and are skipped.
+    pub async fn replay_jobs(
+        &self,
+        hook: &WebhookId,
+        owner: Option<&AccountId>,
+        created_from: i64,
+        published_at_ms: u64,
+    ) -> std::result::Result<Vec<DeliveryJob>, RedeliveryError> {
+        let hook = match owner {
+            Some(account) => self.webhook(account, hook).await?,
+            None => self.webhook_by_id(hook).await?,
+        }
+        .ok_or(RedeliveryError::UnknownHook)?;
+        if !hook.enabled {
+            return Err(RedeliveryError::HookDisabled);
+        }
+        let failed = self.failed_deliveries(&hook.account_id, &hook.id, created_from).await?;
+        Ok(failed.iter().map(|job| redelivery(job, &hook.doc, published_at_ms)).collect())
+    }
+
+    /// The stored jobs of the events of `hook` whose latest record since `created_from` is a
+    /// failure, oldest event first.
+    async fn failed_deliveries(
+        &self,
+        account: &AccountId,
+        hook: &WebhookId,
+        created_from: i64,
+    ) -> Result<Vec<DeliveryJob>> {
+        let (account, hook) = (account.to_string(), hook.to_string());
+        self.run(move |connection| {
+            let rows = attempts::table
+                .filter(attempts::account_id.eq(account))
+                .filter(attempts::hook_id.eq(hook))
+                .filter(attempts::created.ge(created_from))
+                .order((attempts::created.desc(), attempts::id.desc()))
+                .select(ReplayRow::as_select())
+                .load::<ReplayRow>(connection)?;
+            let mut decided = HashSet::new();
+            let mut jobs = Vec::new();
+            for row in rows {
+                let doc = parse_document(&row.doc)
+                    .map_err(|error| StorageError::Corrupt(format!("attempt {}: {error}", row.id)))?;
+                let Some(event_id) = doc.get("event_id").and_then(Value::as_str) else { continue };
+                // Newest first: an event's first row is its latest record, which decides.
+                if !decided.insert(event_id.to_owned()) {
+                    continue;
+                }
+                let failed = doc.get("result").and_then(Value::as_str) != Some("success");
+                if let (true, Some(text)) = (failed, &row.job) {
+                    jobs.push(parse_job(&row.id, text)?);
+                }
+            }
+            jobs.reverse();
+            Ok(jobs)
         })
         .await
     }

@@ -33,7 +33,7 @@ use diesel::RunQueryDsl;
 use diesel::r2d2::{HandleError, Pool};
 
 pub use crate::accounts::{Account, NewAccount};
-pub use crate::attempts::{Attempt, NewAttempt};
+pub use crate::attempts::{Attempt, AttemptJob, NewAttempt, RedeliveryError};
 pub use crate::connection::Backend;
 use crate::connection::{AnyConnection, Manager, Target, enable_wal};
 pub use crate::error::{Result, StorageError};

@@ -82,6 +82,9 @@ diesel::table! {
         created -> BigInt,
         /// Public fields as a JSON object.
         doc -> Text,
+        /// The delivery job attempted (JSON), for resends and replays; never public. Null on
+        /// records written before it was kept.
+        job -> Nullable<Text>,
     }
 }
 

@@ -117,6 +117,7 @@ fn attempt(account: &AccountId, hook: &WebhookId, created: i64) -> NewAttempt {
         hook_id: hook.clone(),
         created,
         doc: object(json!({"hook_id": hook.to_string(), "result": "failure"})),
+        job: None,
     }
 }
 

@@ -15,9 +15,10 @@ use webhooks_bus::{Bus, Outgoing};
 use webhooks_dispatcher::DispatcherSettings;
 use webhooks_model::config::{Settings, redact_url};
 use webhooks_model::ids::{AccountId, WebhookId};
+use webhooks_model::job::REDELIVERY_BATCH;
 use webhooks_model::notice::Change;
 use webhooks_model::retry::FailureLimits;
-use webhooks_model::time::{gregorian_from_unix, iso8601_from_unix};
+use webhooks_model::time::{gregorian_from_unix, iso8601_from_unix, parse_instant, unix_from_gregorian};
 use webhooks_storage::admin::{FailureCount, failure_limits_document, has_own_failure_limits};
 use webhooks_storage::{Account, PageRequest, Store};
 
@@ -55,6 +56,18 @@ pub(crate) enum HooksCommand {
         /// Its descendants' hooks too.
         #[arg(long)]
         descendants: bool,
+    },
+    /// Delivers again, to the hook as configured now, every event whose latest attempt record
+    /// since TIME is a failure (records made before jobs were kept are skipped).
+    Replay {
+        /// The hook.
+        hook: WebhookId,
+        /// Gregorian seconds or RFC 3339 text (`2025-04-01T12:00:00Z`).
+        #[arg(long, value_name = "TIME", value_parser = parse_since)]
+        since: i64,
+        /// Count the deliveries without sending them.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -119,6 +132,11 @@ pub(crate) enum AttemptsCommand {
         #[arg(long, value_name = "DAYS")]
         older_than_days: u64,
     },
+    /// Delivers an attempt's job again, with the same event id, to its hook as configured now.
+    Resend {
+        /// The attempt record's id.
+        attempt: String,
+    },
 }
 
 /// What a command works with.
@@ -149,6 +167,10 @@ pub(crate) async fn run(
             set_limits(&context, limits, account.as_ref()).await
         }
         AdminCommand::Attempts(AttemptsCommand::Prune { older_than_days }) => prune(&context, older_than_days).await,
+        AdminCommand::Attempts(AttemptsCommand::Resend { attempt }) => resend(&context, &attempt).await,
+        AdminCommand::Hooks(HooksCommand::Replay { hook, since, dry_run }) => {
+            replay(&context, &hook, since, dry_run).await
+        }
     }
 }
 
@@ -291,6 +313,67 @@ async fn prune(context: &Admin<'_>, older_than_days: u64) -> anyhow::Result<()> 
     output(format_args!("pruned {count} attempt(s) older than {older_than_days} day(s)"))
 }
 
+async fn resend(context: &Admin<'_>, attempt: &str) -> anyhow::Result<()> {
+    let job = context
+        .store
+        .resend_job(attempt, None, unix_millis_u64())
+        .await
+        .with_context(|| format!("attempt {attempt} cannot be resent"))?;
+    let bus = connect(context.settings).await?;
+    let (event, hook) = (job.event_id.clone(), job.hook_id.clone());
+    let published = bus.publish(Outgoing::job_batch(bus.topology(), vec![job])).await;
+    bus.close().await;
+    published.context("publishing the delivery")?;
+    output(format_args!("resent attempt {attempt}: event {event} to hook {hook}"))
+}
+
+async fn replay(context: &Admin<'_>, hook: &WebhookId, since: i64, dry_run: bool) -> anyhow::Result<()> {
+    let jobs = context
+        .store
+        .replay_jobs(hook, None, since, unix_millis_u64())
+        .await
+        .with_context(|| format!("the deliveries of hook {hook} cannot be replayed"))?;
+    let from = iso8601_from_unix(unix_from_gregorian(since));
+    if dry_run {
+        return output(format_args!("would replay {} failed delivery(ies) of hook {hook} since {from}", jobs.len()));
+    }
+    let count = jobs.len();
+    let bus = connect(context.settings).await?;
+    let progress = progress(count, "deliveries");
+    let mut published = Ok(());
+    for chunk in jobs.chunks(REDELIVERY_BATCH) {
+        // One message per chunk, each confirmed, so the bar shows what the broker holds.
+        published = bus.publish(Outgoing::job_batch(bus.topology(), chunk.to_vec())).await;
+        if published.is_err() {
+            break;
+        }
+        progress.inc(chunk.len() as u64);
+    }
+    let sent = progress.position();
+    progress.finish_and_clear();
+    bus.close().await;
+    published.with_context(|| format!("publishing the deliveries ({sent} of {count} published)"))?;
+    output(format_args!("replayed {count} failed delivery(ies) of hook {hook} since {from}"))
+}
+
+/// `--since`: gregorian seconds or RFC 3339 text.
+fn parse_since(text: &str) -> Result<i64, String> {
+    parse_instant(text).ok_or_else(|| format!("'{text}' is neither gregorian seconds nor RFC 3339 text"))
+}
+
+/// The bus of `settings`; deliveries cannot wait for a reload, so a missing URL is an error.
+async fn connect(settings: &Settings) -> anyhow::Result<Bus> {
+    let url = settings.amqp_url.as_deref().context("WEBHOOKS_AMQP_URL is not set: deliveries go through the bus")?;
+    connect_to(settings, url).await
+}
+
+/// The bus at `url`.
+async fn connect_to(settings: &Settings, url: &str) -> anyhow::Result<Bus> {
+    Bus::connect(Some(url), crate::bus_topology(settings))
+        .await
+        .with_context(|| format!("connecting to {}", redact_url(url)))
+}
+
 /// Publishes `change` for the routers, or says why it is not published.
 async fn announce(context: &Admin<'_>, change: &Change) -> anyhow::Result<()> {
     let settings = context.settings;
@@ -301,9 +384,7 @@ async fn announce(context: &Admin<'_>, change: &Change) -> anyhow::Result<()> {
             settings.router.reload_interval_seconds
         ));
     };
-    let bus = Bus::connect(Some(url), crate::bus_topology(settings))
-        .await
-        .with_context(|| format!("connecting to {}", redact_url(url)))?;
+    let bus = connect_to(settings, url).await?;
     let node = settings.node.clone().unwrap_or_else(crate::default_node);
     let published = bus.publish(Outgoing::change_notice(change, &node)).await;
     bus.close().await;
@@ -371,6 +452,10 @@ fn print_table(table: &Table, empty: &str) -> anyhow::Result<()> {
 /// (`webhooks hooks list | head`) is an error, not a panic.
 fn output(text: impl Display) -> anyhow::Result<()> {
     writeln!(std::io::stdout().lock(), "{text}").context("writing to standard output")
+}
+
+fn unix_millis_u64() -> u64 {
+    u64::try_from(unix_millis()).unwrap_or(0)
 }
 
 fn unix_millis() -> i64 {

@@ -1,18 +1,22 @@
-//! `/v2/accounts/{A}/webhooks/attempts` and `/v2/accounts/{A}/webhooks/{id}/attempts`.
+//! `/v2/accounts/{A}/webhooks/attempts`, `/v2/accounts/{A}/webhooks/{id}/attempts` and the
+//! redeliveries: `.../attempts/{attempt_id}/resend` and `.../attempts/replay`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::HttpRequest;
+use actix_web::http::StatusCode;
 use actix_web::web::{Data, Path};
 use serde_json::{Value, json};
+use webhooks_bus::Outgoing;
 use webhooks_model::errors::ValidationErrors;
 use webhooks_model::ids::WebhookId;
-use webhooks_model::time::gregorian_from_unix;
-use webhooks_storage::Attempt;
+use webhooks_model::job::{DeliveryJob, REDELIVERY_BATCH};
+use webhooks_model::time::{gregorian_from_unix, parse_instant};
+use webhooks_storage::{Attempt, RedeliveryError};
 
 use crate::ApiState;
 use crate::auth::Scope;
-use crate::crossbar::{ApiError, PageInfo, Reply};
+use crate::crossbar::{ApiError, Envelope, PageInfo, Reply};
 use crate::query::QueryParams;
 
 /// Crossbar's widest `created_from`..`created_to` span: 31 days and one hour.
@@ -30,9 +34,112 @@ pub async fn hook_attempts(
     request: HttpRequest,
     path: Path<(String, String)>,
 ) -> Result<Reply, ApiError> {
-    let raw_id = &path.1;
-    let id: WebhookId = raw_id.parse().map_err(|_| ApiError::BadIdentifier(raw_id.clone()))?;
+    let id = parse_hook_id(&path.1)?;
     list(&state, &scope, Some(&id), request.query_string()).await
+}
+
+/// `PUT .../webhooks/{id}/attempts/{attempt_id}/resend`: delivers the attempt's job again, to
+/// the hook as configured now, with the same event id; 202 once the broker has it.
+pub async fn resend(
+    state: Data<ApiState>,
+    scope: Scope,
+    path: Path<(String, String, String)>,
+) -> Result<Reply, ApiError> {
+    let (_, raw_hook, attempt) = path.into_inner();
+    let hook = parse_hook_id(&raw_hook)?;
+    let job = state
+        .store
+        .resend_job(&attempt, Some((&scope.account.id, &hook)), now_ms())
+        .await
+        .map_err(|error| refusal(error, &raw_hook, &attempt))?;
+    let event_id = job.event_id.clone();
+    publish(&state, vec![job]).await?;
+    tracing::info!(account.id = %scope.account.id, hook.id = %hook, event.id = %event_id, "delivery resent");
+    Ok(Reply::ok(json!({"resent": 1, "event_id": event_id})).with_status(StatusCode::ACCEPTED).without_revision())
+}
+
+/// `PUT .../webhooks/{id}/attempts/replay` with `{"data": {"since": T, "dry_run": B}}`: delivers
+/// again every event of the hook whose latest record since `T` is a failure; with `dry_run`,
+/// only counts them.
+pub async fn replay(
+    state: Data<ApiState>,
+    scope: Scope,
+    path: Path<(String, String)>,
+    body: Envelope,
+) -> Result<Reply, ApiError> {
+    let data = body.data_object()?;
+    let since = data.get("since").and_then(|since| match since {
+        Value::Number(number) => number.as_i64(),
+        Value::String(text) => parse_instant(text),
+        _ => None,
+    });
+    let Some(since) = since else {
+        return Err(ValidationErrors::single(
+            "since",
+            "type",
+            json!({"message": "since must be gregorian seconds or RFC 3339 text", "value": data.get("since")}),
+        )
+        .into());
+    };
+    let dry_run = match data.get("dry_run") {
+        None => false,
+        Some(Value::Bool(flag)) => *flag,
+        Some(other) => {
+            return Err(ValidationErrors::single(
+                "dry_run",
+                "type",
+                json!({"message": "Value did not match type(s): boolean", "target": "boolean", "value": other}),
+            )
+            .into());
+        }
+    };
+    let raw_hook = &path.1;
+    let hook = parse_hook_id(raw_hook)?;
+    let jobs = state
+        .store
+        .replay_jobs(&hook, Some(&scope.account.id), since, now_ms())
+        .await
+        .map_err(|error| refusal(error, raw_hook, ""))?;
+    let count = jobs.len();
+    if dry_run {
+        return Ok(Reply::ok(json!({"would_replay": count})).without_revision());
+    }
+    publish(&state, jobs).await?;
+    tracing::info!(account.id = %scope.account.id, hook.id = %hook, count, since, "failed deliveries replayed");
+    Ok(Reply::ok(json!({"replayed": count})).with_status(StatusCode::ACCEPTED).without_revision())
+}
+
+/// Publishes `jobs` for the dispatchers, confirmed by the broker.
+async fn publish(state: &ApiState, jobs: Vec<DeliveryJob>) -> Result<(), ApiError> {
+    let topology = state.bus.topology();
+    let messages =
+        jobs.chunks(REDELIVERY_BATCH).map(|chunk| Outgoing::job_batch(topology, chunk.to_vec())).collect::<Vec<_>>();
+    state.bus.publish_all(messages).await.map_err(|error| {
+        tracing::error!(error = %error, "redelivery jobs not published");
+        ApiError::Unavailable("the message bus did not accept the deliveries; nothing was sent")
+    })
+}
+
+/// The API's answer to a refused redelivery: 404 for what does not exist, 400 for what cannot
+/// be delivered again.
+fn refusal(error: RedeliveryError, hook: &str, attempt: &str) -> ApiError {
+    let refused =
+        |reason: &RedeliveryError| ApiError::Refused { message: "not redeliverable", reason: reason.to_string() };
+    match error {
+        RedeliveryError::UnknownAttempt => ApiError::BadIdentifier(attempt.to_owned()),
+        RedeliveryError::UnknownHook => ApiError::BadIdentifier(hook.to_owned()),
+        RedeliveryError::NotKept | RedeliveryError::HookDisabled => refused(&error),
+        RedeliveryError::Storage(error) => error.into(),
+    }
+}
+
+fn parse_hook_id(raw: &str) -> Result<WebhookId, ApiError> {
+    raw.parse().map_err(|_| ApiError::BadIdentifier(raw.to_owned()))
+}
+
+/// Now, Unix milliseconds (the jobs' `published_at_ms`).
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(0))
 }
 
 async fn list(state: &ApiState, scope: &Scope, hook: Option<&WebhookId>, query: &str) -> Result<Reply, ApiError> {

@@ -62,6 +62,16 @@ pub fn configure(config: &mut ServiceConfig) {
                 .default_service(not_allowed("GET")),
         )
         .service(
+            web::resource(format!("{account}/webhooks/{{webhook_id}}/attempts/replay"))
+                .route(web::put().to(attempts::replay))
+                .default_service(not_allowed("PUT")),
+        )
+        .service(
+            web::resource(format!("{account}/webhooks/{{webhook_id}}/attempts/{{attempt_id}}/resend"))
+                .route(web::put().to(attempts::resend))
+                .default_service(not_allowed("PUT")),
+        )
+        .service(
             web::resource("/v2/api_auth").route(web::put().to(accounts::api_auth)).default_service(not_allowed("PUT")),
         )
         // System scope.
