@@ -536,8 +536,13 @@ async fn an_accounts_own_failure_limits_override_the_system_ones() {
         .update_account(&world.account, &account.name, doc.as_object().expect("an object"))
         .await
         .expect("update the account");
-    let receiver = Receiver::answering(500).await;
     // The system threshold (6) is never reached: the account's 2 applies.
+    two_failures_disable_a_hook(&world).await;
+}
+
+/// With limits of two failures in force, a hook failing twice is disabled.
+async fn two_failures_disable_a_hook(world: &World) {
+    let receiver = Receiver::answering(500).await;
     let dispatcher = world.dispatcher(settings()).await;
     let template = world.hook(&receiver.url("/strict"), HttpVerb::Post, Format::Json, 0).await;
     for sent in 1..=2 {
@@ -553,16 +558,8 @@ async fn stored_system_failure_limits_override_the_configured_ones() {
     let world = World::new(Backend::InProcess).await;
     let stored = FailureLimits { threshold: 2, window: Duration::from_secs(60) };
     world.store.set_system_failure_limits(stored).await.expect("stored");
-    let receiver = Receiver::answering(500).await;
     // The configured threshold (6) is never reached: the stored 2 applies.
-    let dispatcher = world.dispatcher(settings()).await;
-    let template = world.hook(&receiver.url("/strict"), HttpVerb::Post, Format::Json, 0).await;
-    for sent in 1..=2 {
-        world.publish(vec![DeliveryJob { event_id: random_event_id(), ..template.clone() }]).await;
-        world.wait_for_attempts(&template.hook_id, sent).await;
-    }
-    eventually("the hook is disabled", || async { !world.hook_state(&template.hook_id).await.0 }).await;
-    dispatcher.stop().await;
+    two_failures_disable_a_hook(&world).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
