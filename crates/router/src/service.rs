@@ -32,6 +32,8 @@ const MAX_IN_FLIGHT: usize = 2;
 const RECONNECTION_CHECK: Duration = Duration::from_secs(1);
 /// Change notices held unacknowledged at once: they are applied one by one anyway.
 const CHANGE_PREFETCH: u16 = 50;
+/// Bytes a serialized channel-event job takes, roughly: what a job message's buffer starts with.
+const JOB_SIZE_HINT: usize = 1_024;
 
 /// Counters of what the router did since it started, for tests, logs and metrics: each is a
 /// Prometheus counter, exported once [`RouterStats::register`] puts them in a registry.
@@ -493,7 +495,12 @@ impl Router {
         }
         let exchange = self.bus.topology().jobs_exchange();
         jobs.chunks(self.settings.max_jobs_per_message)
-            .filter_map(|chunk| match serde_json::to_vec(&JobBatchRef { jobs: chunk }) {
+            .map(|chunk| {
+                // Sized up front: growing a buffer of tens of kilobytes by doubling copies it often.
+                let mut body = Vec::with_capacity(chunk.len() * JOB_SIZE_HINT);
+                serde_json::to_writer(&mut body, &JobBatchRef { jobs: chunk }).map(|()| body)
+            })
+            .filter_map(|serialized| match serialized {
                 Ok(body) => Some(Outgoing::persistent(&exchange, DISPATCH_ROUTING_KEY, body)),
                 Err(error) => {
                     // Jobs are plain JSON maps and strings; this cannot happen.

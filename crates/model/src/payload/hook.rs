@@ -97,7 +97,10 @@ pub fn finish_payload(base: &Map<String, Value>, hook: &HookView<'_>, cluster_id
     {
         return None;
     }
-    let mut payload = base.clone();
+    // Room for what is added below, so the copy is made once and never regrown.
+    let extra = hook.custom_data.map_or(0, Map::len) + 1;
+    let mut payload = Map::with_capacity(base.len() + extra);
+    payload.clone_from(base);
     if let Some(custom_data) = hook.custom_data {
         merge_custom_data(&mut payload, custom_data);
     }
