@@ -388,7 +388,11 @@ async fn supervise(shared: Arc<Shared>) {
         if let Some(link) = shared.current() {
             watch_until_lost(&shared, &link).await;
             if shared.shutdown.is_cancelled() {
-                close_connection(&link).await;
+                // Whoever takes the link closes it: `close` may have taken it already, and two
+                // closes racing on one connection can wait forever for the broker's close-ok.
+                if let Some(link) = shared.link.send_replace(None) {
+                    close_connection(&link).await;
+                }
                 return;
             }
             tracing::warn!(bus.prefix = %shared.topology.prefix, "connection to the message broker lost; reconnecting");
@@ -589,14 +593,21 @@ async fn close_quietly(channel: &Channel) {
     }
 }
 
-/// Closes a connection politely.
+/// Closes a connection politely, waiting a bounded time for the broker's answer so a process
+/// never hangs on exit.
 async fn close_connection(link: &Link) {
-    if link.alive()
-        && let Err(error) = link.connection.close(REPLY_SUCCESS, "bus closed".into()).await
-    {
-        tracing::debug!(error = %error, "closing the broker connection failed");
+    if !link.alive() {
+        return;
+    }
+    match tokio::time::timeout(CLOSE_TIMEOUT, link.connection.close(REPLY_SUCCESS, "bus closed".into())).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::debug!(error = %error, "closing the broker connection failed"),
+        Err(_) => tracing::debug!("the broker did not answer the close in time"),
     }
 }
+
+/// How long closing the connection may wait for the broker.
+const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A message converted for lapin, names checked.
 struct Prepared {
