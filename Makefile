@@ -1,5 +1,8 @@
 # The commands a developer and CI use. `make test` runs everything; `make lint` checks style.
 CARGO ?= cargo
+# Benchmarks run on their own RabbitMQ vhost (created when missing), away from test leftovers.
+BENCH_VHOST ?= webhooks-bench
+BENCH_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/$(BENCH_VHOST)
 
 .PHONY: run test lint fmt bench-api bench-router bench-e2e bench deploy-check
 
@@ -25,19 +28,19 @@ fmt:
 
 # Requests/s and p50/p99 latency of listing and creating hooks against PostgreSQL.
 bench-api:
-	tests/support/ensure-services.sh postgres rabbitmq
-	tests/bench/api.sh
+	tests/support/ensure-services.sh postgres vhost:$(BENCH_VHOST)
+	WEBHOOKS_AMQP_URL=$(BENCH_AMQP_URL) tests/bench/api.sh
 
 # The router alone: in-process matching, the RabbitMQ one-hop ceiling, router throughput, memory.
 bench-router:
-	tests/support/ensure-services.sh postgres rabbitmq
-	$(CARGO) run --release -p webhooks-router --example bench_router
+	tests/support/ensure-services.sh postgres vhost:$(BENCH_VHOST)
+	WEBHOOKS_TEST_AMQP_URL=$(BENCH_AMQP_URL) $(CARGO) run --release -p webhooks-router --example bench_router
 
 # Events to HTTP receipts through a router and a dispatcher on RabbitMQ, and through
 # `webhooks serve`, beside the RabbitMQ ceiling; builds the release binary it starts.
 bench-e2e:
-	tests/support/ensure-services.sh postgres rabbitmq
+	tests/support/ensure-services.sh postgres vhost:$(BENCH_VHOST)
 	$(CARGO) build --release -p webhooks
-	$(CARGO) run --release -p webhooks-e2e --example bench_e2e
+	WEBHOOKS_TEST_AMQP_URL=$(BENCH_AMQP_URL) $(CARGO) run --release -p webhooks-e2e --example bench_e2e
 
 bench: bench-api bench-router bench-e2e

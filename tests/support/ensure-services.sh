@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the services the tests need answer on 127.0.0.1: starts them when installed but
-# stopped, installs them from Debian's packages when missing. Usage: ensure-services.sh postgres [rabbitmq] [promtool]
+# stopped, installs them from Debian's packages when missing.
+# Usage: ensure-services.sh postgres [rabbitmq] [vhost:NAME] [promtool]
 set -euo pipefail
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -56,6 +57,17 @@ ensure_rabbitmq() {
   wait_for_port 5672 RabbitMQ
 }
 
+# Benchmarks measure on a vhost of their own: queues other runs left bound to Kazoo's exchanges on the
+# default vhost would also store every benchmark event and skew the figures.
+ensure_vhost() {
+  local vhost=$1
+  ensure_rabbitmq
+  if ! rabbitmqctl -q list_vhosts name | grep -qx "$vhost"; then
+    rabbitmqctl -q add_vhost "$vhost"
+  fi
+  rabbitmqctl -q set_permissions -p "$vhost" guest '.*' '.*' '.*'
+}
+
 # promtool checks the services' /metrics output; Debian ships it in the prometheus package.
 ensure_promtool() {
   command -v promtool >/dev/null 2>&1 && return 0
@@ -67,6 +79,7 @@ for service in "$@"; do
   case "$service" in
     postgres) ensure_postgres ;;
     rabbitmq) ensure_rabbitmq ;;
+    vhost:*) ensure_vhost "${service#vhost:}" ;;
     promtool) ensure_promtool ;;
     *) echo "ensure-services: unknown service $service" >&2; exit 2 ;;
   esac
