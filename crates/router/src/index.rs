@@ -15,7 +15,7 @@ use std::hash::{BuildHasher, Hasher};
 use serde_json::{Map, Value};
 use webhooks_model::event::KazooEvent;
 use webhooks_model::ids::{AccountId, WebhookId};
-use webhooks_model::payload::HookView;
+use webhooks_model::payload::{HookView, passes_filters};
 use webhooks_model::webhook::{Format, HttpVerb};
 use webhooks_storage::{Account, Webhook};
 
@@ -190,8 +190,8 @@ impl IndexedHook {
 }
 
 /// What matching reads of a hook, 16 bytes, stored in line in the account's hook list so a
-/// group of hooks shares a cache line; the hook itself is read only once it matches (or when its
-/// `custom_data` must be filtered on).
+/// group of hooks shares a cache line; the hook itself is read only once it matches (or when an
+/// object or notification filter reads its `custom_data`).
 #[derive(Debug, Clone, PartialEq)]
 struct HookHead {
     /// The hook type.
@@ -200,8 +200,6 @@ struct HookHead {
     include_subaccounts: bool,
     /// When false, loopback legs of channel events are skipped.
     include_internal_legs: bool,
-    /// Whether the hook has `custom_data`, which object and notification filters read.
-    has_custom_data: bool,
     /// The hook.
     hook: Box<IndexedHook>,
 }
@@ -212,25 +210,16 @@ impl HookHead {
             hook_type: hook.hook_type,
             include_subaccounts: hook.include_subaccounts,
             include_internal_legs: hook.include_internal_legs,
-            has_custom_data: hook.custom_data.is_some(),
             hook: Box::new(hook),
         }
     }
 
-    /// [`HookView::accepts`] for this hook. Without `custom_data` the view is built from the head
-    /// alone; it then equals the hook's own view in everything `accepts` reads (`modifiers` are
-    /// not a filter: they apply when the payload is finished, with the full view).
+    /// [`HookView::accepts`] for this hook, which the index only asks of hooks of the event's type
+    /// or `all`.
     fn accepts(&self, event: &KazooEvent) -> bool {
-        if self.has_custom_data {
-            return self.hook.view().accepts(event);
-        }
-        let view = HookView {
-            hook_type: self.hook_type.as_str(),
-            custom_data: None,
-            modifiers: None,
-            include_internal_legs: self.include_internal_legs,
-        };
-        view.accepts(event)
+        passes_filters(event, self.hook_type == HookType::All, self.include_internal_legs, || {
+            self.hook.custom_data.as_deref()
+        })
     }
 }
 

@@ -58,23 +58,35 @@ impl<'a> HookView<'a> {
         if !is_all && !self.hook_type.eq_ignore_ascii_case(lookup_key) {
             return false;
         }
-        match &event.kind {
-            EventKind::Channel(channel) => self.include_internal_legs || !channel.is_loopback_leg(),
-            _ if is_all => true,
-            EventKind::Object(object) => self.custom_data.is_none_or(|custom_data| {
-                // Decision 29: a missing `type` or `action` means `all` rather than "never".
-                filter_matches(custom_data.get("action"), object.action.as_str())
-                    && filter_matches(custom_data.get("type"), &object.doc_type)
-            }),
-            EventKind::Notification(notification) => self.custom_data.is_none_or(|custom_data| {
-                // Unlike object hooks, a notifications hook with `custom_data` but no `type` matches
-                // nothing: no decision changes Kazoo's behaviour here.
-                custom_data
-                    .get("type")
-                    .is_some_and(|wanted| filter_matches(Some(wanted), notification.notification.name))
-            }),
-            EventKind::CallflowWebhook(_) | EventKind::Parking(_) | EventKind::Sms(_) | EventKind::Mms(_) => true,
-        }
+        passes_filters(event, is_all, self.include_internal_legs, || self.custom_data)
+    }
+}
+
+/// The filters of [`HookView::accepts`] for a hook already known to be of the event's type
+/// (`is_all` false) or `all`. `custom_data` is called only when a filter reads it (object and
+/// notification hooks), so a caller can leave it unloaded for every other event.
+pub fn passes_filters<'c>(
+    event: &KazooEvent,
+    is_all: bool,
+    include_internal_legs: bool,
+    custom_data: impl FnOnce() -> Option<&'c Map<String, Value>>,
+) -> bool {
+    match &event.kind {
+        EventKind::Channel(channel) => include_internal_legs || !channel.is_loopback_leg(),
+        _ if is_all => true,
+        EventKind::Object(object) => custom_data().is_none_or(|custom_data| {
+            // Decision 29: a missing `type` or `action` means `all` rather than "never".
+            filter_matches(custom_data.get("action"), object.action.as_str())
+                && filter_matches(custom_data.get("type"), &object.doc_type)
+        }),
+        EventKind::Notification(notification) => custom_data().is_none_or(|custom_data| {
+            // Unlike object hooks, a notifications hook with `custom_data` but no `type` matches
+            // nothing: no decision changes Kazoo's behaviour here.
+            custom_data
+                .get("type")
+                .is_some_and(|wanted| filter_matches(Some(wanted), notification.notification.name))
+        }),
+        EventKind::CallflowWebhook(_) | EventKind::Parking(_) | EventKind::Sms(_) | EventKind::Mms(_) => true,
     }
 }
 
