@@ -298,6 +298,8 @@ fn attempt_of(owner: &AccountId, hook: &WebhookId, event: &str, ago: i64, result
         custom_data: None,
         payload: object(json!({"call_id": event})),
         published_at_ms: 1,
+        test: false,
+        trace_parent: None,
     };
     NewAttempt {
         id: random_id(),

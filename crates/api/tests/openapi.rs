@@ -388,6 +388,8 @@ async fn real_answers_conform_to_the_description() {
         custom_data: created.data()["custom_data"].as_object().cloned(),
         payload: Map::new(),
         published_at_ms: 0,
+        test: false,
+        trace_parent: None,
     };
 
     for (method, path, body) in [

@@ -37,6 +37,8 @@ fn attempted(account: &AccountId, hook: &WebhookId, event: &str, attempt: u8) ->
         custom_data: None,
         payload: object(json!({"call_id": event, "attempt": attempt})),
         published_at_ms: 1,
+        test: false,
+        trace_parent: None,
     }
 }
 
@@ -102,6 +104,8 @@ async fn a_resend_publishes_the_stored_payload_to_the_hook_as_configured_now() {
             attempt: 0,
             custom_request_headers: headers,
             published_at_ms: job.published_at_ms,
+            test: false,
+            trace_parent: None,
             ..attempted(&account, &hook, "e1", 2)
         }
     );

@@ -90,6 +90,8 @@ async fn bench() {
                 .cloned()
                 .unwrap_or_default(),
             published_at_ms: 0,
+            test: false,
+            trace_parent: None,
         }
     };
     let healthy_uri = healthy.url("/hook");

@@ -199,11 +199,13 @@ impl Engine {
 
     /// [`Engine::deliver`] inside its span.
     async fn deliver_in_span(&self, job: DeliveryJob, lane: Lane) -> JobOutcome {
-        if !self.still_enabled(&job).await {
+        // A test callout is sent whatever the hook's state: its owner may be checking the
+        // endpoint before enabling the hook again, and is waiting for the answer.
+        if !job.test && !self.still_enabled(&job).await {
             tracing::debug!("hook disabled meanwhile; job dropped");
             return JobOutcome::default();
         }
-        if lane == Lane::Main && self.client.host_is_slow(&job.uri) {
+        if lane == Lane::Main && !job.test && self.client.host_is_slow(&job.uri) {
             tracing::debug!("slow host; job moved to the slow lane");
             return JobOutcome { slow: Some(job), ..JobOutcome::default() };
         }
@@ -240,7 +242,9 @@ impl Engine {
         let decision = self.policy.decide(observed, job.attempt, job.retries, rand::random::<f64>());
         let mut outcome = JobOutcome::default();
         let mut retries_left = 0;
+        // A test's outcome is only reported: the hook's state and failure count stay as they are.
         match decision {
+            _ if job.test => {}
             Decision::Delivered => {
                 if self.settings.auto_disable {
                     outcome.cleared = Some(job.hook_id.clone());
@@ -264,7 +268,7 @@ impl Engine {
             }
         }
         tracing::debug!(?decision, duration_ms = result.duration.as_millis(), "callout done");
-        if !result.answer.is_success() || self.settings.log_successful_attempts {
+        if job.test || !result.answer.is_success() || self.settings.log_successful_attempts {
             let duration_ms = u64::try_from(result.duration.as_millis()).unwrap_or(u64::MAX);
             let sent = SentRequest { headers: &request.headers, body: &request.body };
             let doc = attempt_document(&job, sent, &result.answer, retries_left, duration_ms);

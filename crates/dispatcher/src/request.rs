@@ -121,6 +121,8 @@ mod tests {
             custom_data: None,
             payload: json!({"a": "x y", "b": {"c": 1}}).as_object().cloned().unwrap_or_default(),
             published_at_ms: 0,
+            test: false,
+            trace_parent: None,
         }
     }
 

@@ -82,6 +82,8 @@ impl World {
                 .cloned()
                 .unwrap_or_default(),
             published_at_ms: 0,
+            test: false,
+            trace_parent: None,
         }
     }
 

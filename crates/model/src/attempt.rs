@@ -173,6 +173,9 @@ pub fn attempt_document(
     doc.insert("failure_class".into(), Value::from(answer.class().as_str()));
     doc.insert("attempt".into(), Value::from(u16::from(job.attempt) + 1));
     doc.insert("duration_ms".into(), Value::from(duration_ms));
+    if job.test {
+        doc.insert("test".into(), Value::Bool(true));
+    }
     doc
 }
 
@@ -224,6 +227,8 @@ mod tests {
             custom_data: Some(json!({"environment": "production"}).as_object().cloned().unwrap_or_default()),
             payload: Map::new(),
             published_at_ms: 0,
+            test: false,
+            trace_parent: None,
         }
     }
 

@@ -40,6 +40,13 @@ pub struct DeliveryJob {
     pub payload: Map<String, Value>,
     /// When the router published the job, Unix milliseconds (delivery latency).
     pub published_at_ms: u64,
+    /// A test callout (`PUT .../webhooks/{id}/test`): always recorded, never retried, and it
+    /// leaves the hook's failure count and state alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test: bool,
+    /// The W3C `traceparent` of the event's trace, carried to the callout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_parent: Option<String>,
 }
 
 /// The body of one bus message: several jobs travel together, so one event fanning out to many
@@ -89,6 +96,8 @@ pub fn job_for_document(
         custom_data: object("custom_data"),
         payload,
         published_at_ms,
+        test: false,
+        trace_parent: None,
     }
 }
 
@@ -139,6 +148,8 @@ mod tests {
             custom_data: None,
             payload: json!({"call_id": "c1"}).as_object().cloned().unwrap_or_default(),
             published_at_ms: 10,
+            test: false,
+            trace_parent: None,
         }
     }
 
@@ -156,6 +167,8 @@ mod tests {
             custom_request_headers: json!({"X-New": "2"}).as_object().cloned().unwrap_or_default(),
             custom_data: json!({"env": "prod"}).as_object().cloned(),
             published_at_ms: 99,
+            test: false,
+            trace_parent: None,
             ..attempted()
         };
         assert_eq!(again, expected);

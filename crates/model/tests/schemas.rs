@@ -243,6 +243,8 @@ fn fixture_jobs() -> Vec<DeliveryJob> {
                 custom_data: hook["custom_data"].as_object().cloned(),
                 payload: fixture["expected_http_payload"].as_object().cloned().expect("a payload"),
                 published_at_ms: 1_710_000_005_123,
+                test: false,
+                trace_parent: None,
             }
         })
         .collect()
@@ -279,6 +281,8 @@ fn job(verb: HttpVerb, attempt: u8) -> DeliveryJob {
         custom_data: Some(json!({"environment": "production"}).as_object().cloned().expect("an object")),
         payload: Map::new(),
         published_at_ms: 0,
+        test: false,
+        trace_parent: None,
     }
 }
 

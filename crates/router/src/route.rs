@@ -93,6 +93,8 @@ fn job_for_hook(
         custom_data: hook.custom_data.as_deref().cloned(),
         payload,
         published_at_ms,
+        test: false,
+        trace_parent: None,
     }
 }
 
@@ -143,6 +145,8 @@ fn callflow_job(
         custom_data: view.custom_data.cloned(),
         payload,
         published_at_ms,
+        test: false,
+        trace_parent: None,
     })
 }
 
