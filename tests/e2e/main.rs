@@ -5,3 +5,4 @@ mod api;
 mod delivery;
 mod process;
 mod replicas;
+mod test_callout;

@@ -15,6 +15,7 @@ mod routes;
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
@@ -54,6 +55,10 @@ pub struct ApiSettings {
     /// How long an account's hook list is kept in memory. Change notices make every replica
     /// forget a list at once; this bounds staleness only when a notice is lost.
     pub listing_cache_seconds: u64,
+    /// The `cluster_id` payloads carry (test callouts send one too).
+    pub cluster_id: String,
+    /// How long a test callout waits for its attempt record before answering 202.
+    pub test_wait: Duration,
 }
 
 impl Default for ApiSettings {
@@ -67,6 +72,8 @@ impl Default for ApiSettings {
             workers: 2,
             account_cache_seconds: 5,
             listing_cache_seconds: 60,
+            cluster_id: String::new(),
+            test_wait: Duration::from_secs(20),
         }
     }
 }
@@ -97,10 +104,10 @@ impl ApiState {
             tokens: TokenSigner::new(secret.as_bytes(), settings.token_lifetime_seconds),
             definitions: HookDefinitions::default(),
             node: Arc::from(settings.node.as_str()),
-            hook_lists: Arc::new(HookLists::new(std::time::Duration::from_secs(settings.listing_cache_seconds))),
+            hook_lists: Arc::new(HookLists::new(Duration::from_secs(settings.listing_cache_seconds))),
             accounts: moka::sync::Cache::builder()
                 .max_capacity(100_000)
-                .time_to_live(std::time::Duration::from_secs(settings.account_cache_seconds))
+                .time_to_live(Duration::from_secs(settings.account_cache_seconds))
                 .build(),
             settings,
             store,

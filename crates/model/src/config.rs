@@ -121,6 +121,8 @@ pub struct ApiConfig {
     pub account_cache_seconds: u64,
     /// Seconds an account's hook list is kept in memory when no change notice arrives.
     pub listing_cache_seconds: u64,
+    /// Seconds a test callout waits for its attempt record before answering 202.
+    pub test_wait_seconds: u64,
 }
 
 impl Default for ApiConfig {
@@ -132,6 +134,7 @@ impl Default for ApiConfig {
             default_page_size: 50,
             account_cache_seconds: 5,
             listing_cache_seconds: 60,
+            test_wait_seconds: 20,
         }
     }
 }

@@ -68,6 +68,35 @@ pub fn sample(id: &str) -> Option<Vec<Value>> {
     samples().as_ref().ok()?.get(id).cloned()
 }
 
+/// What a test callout of a hook sends (`PUT .../webhooks/{id}/test`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestDelivery {
+    /// The attempt record's `hook_event` (`CHANNEL_CREATE`, `object`, ...).
+    pub hook_event: &'static str,
+    /// The payload, finished for the hook.
+    pub payload: Map<String, Value>,
+}
+
+/// The test callout of `hook`: its type's first sample event (`CHANNEL_CREATE` for `all`
+/// hooks), finished for the hook as a delivery is (its `custom_data` merged, `cluster_id` last),
+/// except that its filters and modifiers do not reject it: a test always sends. `None` for a
+/// type without samples (sms, mms).
+pub fn test_delivery(hook: &HookView<'_>, cluster_id: &str) -> Option<TestDelivery> {
+    let hook_type = hook.hook_type.to_ascii_lowercase();
+    let sample_id =
+        if hook_type == "all" { "webhooks_channel_create".to_owned() } else { format!("webhooks_{hook_type}") };
+    let text = if sample_id == "webhooks_notifications" {
+        NOTIFICATION_FIXTURE
+    } else {
+        FIXTURES.iter().find(|(id, _)| *id == sample_id)?.1
+    };
+    let fixture = Fixture::parse(text).ok()?;
+    let event = KazooEvent::parse(&fixture.routing_key, &fixture.body).ok()?;
+    let base = base_payload(&event, &PayloadContext::new(fixture.reseller_id.as_ref()));
+    let payload = finish_payload(&base, &HookView { modifiers: None, ..*hook }, cluster_id)?;
+    Some(TestDelivery { hook_event: event.hook_event(), payload })
+}
+
 /// All samples, built on first use.
 fn samples() -> &'static Result<BTreeMap<&'static str, Vec<Value>>, SampleError> {
     static SAMPLES: OnceLock<Result<BTreeMap<&'static str, Vec<Value>>, SampleError>> = OnceLock::new();
@@ -204,5 +233,30 @@ mod tests {
         let samples = build().expect("samples build");
         assert_eq!(samples.keys().copied().collect::<Vec<_>>(), SAMPLE_IDS);
         assert!(samples.values().all(|list| !list.is_empty()));
+    }
+
+    #[test]
+    fn a_test_delivery_is_the_first_sample_of_the_hook_type_finished_for_the_hook() {
+        let custom_data = json!({"environment": "staging", "type": "device"});
+        let custom_data = custom_data.as_object().expect("an object");
+        let modifiers = json!({"call_direction": "no direction matches"});
+        let hook =
+            HookView { custom_data: Some(custom_data), modifiers: modifiers.as_object(), ..HookView::new("object") };
+        let delivery = test_delivery(&hook, "cluster-1").expect("object hooks have samples");
+        assert_eq!(delivery.hook_event, "object");
+        let mut expected = sample("webhooks_object").expect("a sample").swap_remove(0);
+        let fields = expected.as_object_mut().expect("an object");
+        fields.shift_remove("cluster_id");
+        // `type` and `action` are filter keys, never copied into the payload (spec 5.4).
+        fields.insert("environment".into(), json!("staging"));
+        fields.insert("cluster_id".into(), json!("cluster-1"));
+        assert_eq!(Value::Object(delivery.payload), expected);
+        let all = test_delivery(&HookView::new("ALL"), "c").expect("all hooks get a channel sample");
+        assert_eq!(all.hook_event, "CHANNEL_CREATE");
+        assert_eq!(
+            test_delivery(&HookView::new("notifications"), "c").map(|test| test.hook_event),
+            Some("notifications")
+        );
+        assert_eq!(test_delivery(&HookView::new("sms"), "c"), None);
     }
 }

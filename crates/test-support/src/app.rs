@@ -27,6 +27,9 @@ pub struct TestApp {
     _database: TestDatabase,
 }
 
+/// The `cluster_id` a [`TestApp`] puts in the payloads it builds.
+pub const TEST_CLUSTER_ID: &str = "cluster-under-test";
+
 impl TestApp {
     /// Serves the API over `database` and a fresh in-process bus (private targets allowed, as
     /// tests use 127.0.0.1).
@@ -46,6 +49,9 @@ impl TestApp {
             allow_private_targets: true,
             workers: 1,
             max_body_bytes: 64 * 1024,
+            cluster_id: TEST_CLUSTER_ID.to_owned(),
+            // No dispatcher answers here: a test callout's wait is kept short.
+            test_wait: std::time::Duration::from_secs(2),
             ..ApiSettings::default()
         };
         let state = ApiState::new(store.clone(), bus.clone(), settings).await.expect("the API state is built");

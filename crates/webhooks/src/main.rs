@@ -182,14 +182,16 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 .context("the dispatcher failed")
         });
     }
+    // The router's payloads carry it, and so do the API's test callouts.
+    let cluster_id = match &settings.cluster_id {
+        Some(id) => id.clone(),
+        None if command.runs_router() || command.runs_api() => {
+            store.insert_setting_if_absent(CLUSTER_ID_SETTING, &random_id()).await.context("reading the cluster id")?
+        }
+        None => String::new(),
+    };
     if command.runs_router() {
-        let cluster_id = match &settings.cluster_id {
-            Some(id) => id.clone(),
-            None => store
-                .insert_setting_if_absent(CLUSTER_ID_SETTING, &random_id())
-                .await
-                .context("reading the cluster id")?,
-        };
+        let cluster_id = cluster_id.clone();
         let router =
             Router::start(store.clone(), bus.clone(), RouterSettings::from_config(&settings.router, cluster_id))
                 .await
@@ -206,7 +208,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         if let Some(key) = shown_key {
             announce_master_key(master.id.as_str(), &key);
         }
-        let state = ApiState::new(store, bus.clone(), api_settings(&settings)).await.context("preparing the API")?;
+        let state = ApiState::new(store, bus.clone(), api_settings(&settings, cluster_id))
+            .await
+            .context("preparing the API")?;
         tracing::info!(listen = %address, master.id = %master.id, "API listening");
         let shutdown = shutdown.clone();
         services.spawn(
@@ -242,7 +246,7 @@ fn bus_topology(settings: &Settings) -> Topology {
     }
 }
 
-fn api_settings(settings: &Settings) -> ApiSettings {
+fn api_settings(settings: &Settings, cluster_id: String) -> ApiSettings {
     ApiSettings {
         node: settings.node.clone().unwrap_or_else(default_node),
         allow_private_targets: settings.allow_private_targets,
@@ -252,6 +256,8 @@ fn api_settings(settings: &Settings) -> ApiSettings {
         workers: settings.api.workers,
         account_cache_seconds: settings.api.account_cache_seconds,
         listing_cache_seconds: settings.api.listing_cache_seconds,
+        cluster_id,
+        test_wait: Duration::from_secs(settings.api.test_wait_seconds),
     }
 }
 

@@ -1,7 +1,8 @@
-//! `/v2/accounts/{A}/webhooks/attempts`, `/v2/accounts/{A}/webhooks/{id}/attempts` and the
-//! redeliveries: `.../attempts/{attempt_id}/resend` and `.../attempts/replay`.
+//! `/v2/accounts/{A}/webhooks/attempts`, `/v2/accounts/{A}/webhooks/{id}/attempts`, the
+//! redeliveries (`.../attempts/{attempt_id}/resend` and `.../attempts/replay`) and the test
+//! callout `.../webhooks/{id}/test`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix_web::HttpRequest;
 use actix_web::http::StatusCode;
@@ -9,10 +10,12 @@ use actix_web::web::{Data, Path};
 use serde_json::{Value, json};
 use webhooks_bus::Outgoing;
 use webhooks_model::errors::ValidationErrors;
-use webhooks_model::ids::WebhookId;
-use webhooks_model::job::{DeliveryJob, REDELIVERY_BATCH};
+use webhooks_model::ids::{WebhookId, random_id};
+use webhooks_model::job::{DeliveryJob, REDELIVERY_BATCH, job_for_document};
+use webhooks_model::payload::HookView;
+use webhooks_model::samples::test_delivery;
 use webhooks_model::time::{gregorian_from_unix, parse_instant};
-use webhooks_storage::{Attempt, RedeliveryError};
+use webhooks_storage::{Attempt, PageRequest, RedeliveryError, Webhook};
 
 use crate::ApiState;
 use crate::auth::Scope;
@@ -109,6 +112,76 @@ pub async fn replay(
     Ok(Reply::ok(json!({"replayed": count})).with_status(StatusCode::ACCEPTED).without_revision())
 }
 
+/// How often a test waits for its attempt record to appear.
+const TEST_POLL: Duration = Duration::from_millis(100);
+
+/// `PUT .../webhooks/{id}/test`: sends the hook's sample payload to its URI now, once, whatever
+/// the hook's state, without touching its failure count. Answers 200 with the attempt record once
+/// a dispatcher has written it, or 202 with the event id when that takes longer than the
+/// configured wait (the record then appears among the hook's attempts).
+pub async fn test(state: Data<ApiState>, scope: Scope, path: Path<(String, String)>) -> Result<Reply, ApiError> {
+    let raw_hook = &path.1;
+    let hook_id = parse_hook_id(raw_hook)?;
+    let hook = state
+        .store
+        .webhook(&scope.account.id, &hook_id)
+        .await?
+        .ok_or_else(|| ApiError::BadIdentifier(raw_hook.clone()))?;
+    let job = test_job(&hook, state.settings.cluster_id.as_str())?;
+    let event_id = job.event_id.clone();
+    // Attempt times are whole gregorian seconds taken on the dispatcher's clock: a margin keeps
+    // a dispatcher a little behind this replica's clock from hiding the record.
+    let since = gregorian_from_unix(unix_seconds()) - 60;
+    publish(&state, vec![job]).await?;
+    tracing::info!(account.id = %scope.account.id, hook.id = %hook_id, event.id = %event_id, "test callout sent");
+    let deadline = Instant::now() + state.settings.test_wait;
+    loop {
+        if let Some(attempt) = test_attempt(&state, &hook, &event_id, since).await? {
+            return Ok(Reply::ok(attempt_view(&attempt)).without_revision());
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(TEST_POLL).await;
+    }
+    let pending = json!({"event_id": event_id, "status": "pending"});
+    Ok(Reply::ok(pending).with_status(StatusCode::ACCEPTED).without_revision())
+}
+
+/// The test callout of `hook`: its type's sample, finished for it, sent once.
+fn test_job(hook: &Webhook, cluster_id: &str) -> Result<DeliveryJob, ApiError> {
+    let view = HookView::from_document(&hook.doc).unwrap_or_else(|| HookView::new(&hook.hook));
+    let delivery = test_delivery(&view, cluster_id).ok_or_else(|| ApiError::Refused {
+        message: "no test payload",
+        reason: format!("hooks of type {} have no sample payload to send", hook.hook),
+    })?;
+    let mut job = job_for_document(
+        random_id(),
+        hook.id.clone(),
+        hook.account_id.clone(),
+        delivery.hook_event.to_owned(),
+        &hook.doc,
+        delivery.payload,
+        now_ms(),
+    );
+    job.retries = 0;
+    job.test = true;
+    Ok(job)
+}
+
+/// The record of the test callout `event_id` of `hook`, once written.
+async fn test_attempt(
+    state: &ApiState,
+    hook: &Webhook,
+    event_id: &str,
+    since: i64,
+) -> Result<Option<Attempt>, ApiError> {
+    let page = PageRequest { start_key: None, page_size: None, ascending: true };
+    let until = gregorian_from_unix(unix_seconds()) + 60;
+    let found = state.store.list_attempts(&hook.account_id, Some(&hook.id), since, until, &page).await?;
+    Ok(found.items.into_iter().find(|attempt| attempt.doc.get("event_id").and_then(Value::as_str) == Some(event_id)))
+}
+
 /// Publishes `jobs` for the dispatchers, confirmed by the broker.
 async fn publish(state: &ApiState, jobs: Vec<DeliveryJob>) -> Result<(), ApiError> {
     let topology = state.bus.topology();
@@ -140,6 +213,11 @@ fn parse_hook_id(raw: &str) -> Result<WebhookId, ApiError> {
 /// Now, Unix milliseconds (the jobs' `published_at_ms`).
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(0))
+}
+
+/// Now, Unix seconds.
+fn unix_seconds() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(0))
 }
 
 async fn list(state: &ApiState, scope: &Scope, hook: Option<&WebhookId>, query: &str) -> Result<Reply, ApiError> {
@@ -189,8 +267,7 @@ fn time_window(query: &QueryParams) -> Result<(i64, i64), ApiError> {
             }),
         }
     };
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs() as i64);
-    let to = bound("created_to")?.unwrap_or_else(|| gregorian_from_unix(now));
+    let to = bound("created_to")?.unwrap_or_else(|| gregorian_from_unix(unix_seconds()));
     let from = bound("created_from")?.unwrap_or(to - MAXIMUM_RANGE);
     if to < from {
         return Err(ValidationErrors::single(

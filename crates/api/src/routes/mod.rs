@@ -62,6 +62,11 @@ pub fn configure(config: &mut ServiceConfig) {
                 .default_service(not_allowed("GET")),
         )
         .service(
+            web::resource(format!("{account}/webhooks/{{webhook_id}}/test"))
+                .route(web::put().to(attempts::test))
+                .default_service(not_allowed("PUT")),
+        )
+        .service(
             web::resource(format!("{account}/webhooks/{{webhook_id}}/attempts/replay"))
                 .route(web::put().to(attempts::replay))
                 .default_service(not_allowed("PUT")),
