@@ -442,6 +442,11 @@ async fn real_answers_conform_to_the_description() {
         assert_eq!(answer.data().as_array().map(Vec::len), Some(2), "{template}: {}", answer.body);
         api.check(&answer, template, &Method::GET);
     }
+    // No dispatcher runs here: the test callout is published, and answered as pending.
+    let test_path = "/v2/accounts/{account_id}/webhooks/{webhook_id}/test";
+    let tested = client.send(Method::PUT, &at(test_path, &id), token, None).await;
+    assert_eq!(tested.status, StatusCode::ACCEPTED, "{}", tested.body);
+    api.check(&tested, test_path, &Method::PUT);
     let bad_window = client
         .send(
             Method::GET,
