@@ -166,6 +166,13 @@ pub(crate) fn subtree_end(path: &str) -> String {
     end
 }
 
+/// The ids of the subtree rooted at `path` (the account and every descendant), as a subquery.
+#[diesel::dsl::auto_type]
+pub(crate) fn subtree_ids(path: String) -> _ {
+    let end: String = subtree_end(&path);
+    accounts::table.filter(accounts::path.ge(path)).filter(accounts::path.lt(end)).select(accounts::id)
+}
+
 /// The stored path of an account.
 pub(crate) fn load_path(connection: &mut AnyConnection, id: &str) -> Result<Option<String>> {
     Ok(accounts::table.filter(accounts::id.eq(id)).select(accounts::path).first::<String>(connection).optional()?)

@@ -6,13 +6,13 @@ use webhooks_model::ids::{AccountId, WebhookId};
 use webhooks_model::webhook::SecretChange;
 
 use crate::Store;
-use crate::accounts::{load_path, parse_document, render_document, subtree_end};
+use crate::accounts::{load_path, parse_document, render_document, subtree_ids};
 use crate::connection::{AnyConnection, write_transaction};
 use crate::error::{Result, StorageError, conflict_on_duplicate};
 use crate::failures::clear_failures_in;
 use crate::page::{Page, PageRequest, split_page};
 use crate::revision::{Revision, fresh_tag, now};
-use crate::schema::{accounts, webhooks};
+use crate::schema::webhooks;
 use crate::secrets::write_secret;
 
 /// A stored webhook.
@@ -356,12 +356,8 @@ impl Store {
                     let Some(path) = load_path(connection, &account)? else {
                         return Ok(0);
                     };
-                    let subtree = accounts::table
-                        .filter(accounts::path.ge(path.clone()))
-                        .filter(accounts::path.lt(subtree_end(&path)))
-                        .select(accounts::id);
                     webhooks::table
-                        .filter(webhooks::account_id.eq_any(subtree))
+                        .filter(webhooks::account_id.eq_any(subtree_ids(path)))
                         .filter(disabled_automatically)
                         .select(webhooks::id)
                         .load(connection)?
@@ -444,12 +440,8 @@ impl Store {
                 let Some(path) = load_path(connection, &account)? else {
                     return Ok(Vec::new());
                 };
-                let subtree = accounts::table
-                    .filter(accounts::path.ge(path.clone()))
-                    .filter(accounts::path.lt(subtree_end(&path)))
-                    .select(accounts::id);
                 webhooks::table
-                    .filter(webhooks::account_id.eq_any(subtree))
+                    .filter(webhooks::account_id.eq_any(subtree_ids(path)))
                     .filter(webhooks::enabled.eq(true))
                     .order((webhooks::account_id.asc(), webhooks::id.asc()))
                     .select(WebhookRow::as_select())
