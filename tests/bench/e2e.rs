@@ -32,13 +32,12 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use webhooks_bus::Bus;
 use webhooks_dispatcher::DispatcherSettings;
-use webhooks_model::event::address;
 use webhooks_model::ids::{AccountId, WebhookId};
 use webhooks_router::{Router, RouterSettings};
 use webhooks_storage::Store;
 use webhooks_test_support::bus::{amqp_url, topology, unique_prefix};
 use webhooks_test_support::db::TestDatabase;
-use webhooks_test_support::fixtures::amqp_event_fixtures;
+use webhooks_test_support::fixtures::{call_event, channel_create_body};
 use webhooks_test_support::http::Client;
 use webhooks_test_support::receiver::{Receiver, Reply};
 use webhooks_test_support::store::{create_account, create_hook};
@@ -98,7 +97,7 @@ impl Row {
 }
 
 async fn bench() {
-    let template = channel_create_template();
+    let template = channel_create_body();
     let mut rows = Vec::new();
 
     let mut ceilings = Vec::new();
@@ -153,24 +152,9 @@ async fn bench() {
     }
 }
 
-/// The CHANNEL_CREATE fixture's body: a real inbound a-leg as Kazoo publishes it.
-fn channel_create_template() -> Value {
-    amqp_event_fixtures()
-        .into_iter()
-        .find(|(name, _)| name == "CHANNEL_CREATE.json")
-        .map(|(_, fixture)| fixture["body"].clone())
-        .expect("the CHANNEL_CREATE fixture")
-}
-
-/// Event `sequence` of `account`: the template with its own Call-ID, which carries the sequence
-/// back in the payload's `call_id`; its routing key as a Kazoo publisher derives it.
+/// Event `sequence` of `account`: its own Call-ID carries the sequence back in the payload.
 fn event(template: &Value, account: &AccountId, sequence: usize) -> (String, Vec<u8>) {
-    let mut body = template.clone();
-    body["Call-ID"] = json!(format!("bench-{sequence}@203.0.113.10"));
-    body["Custom-Channel-Vars"]["Account-ID"] = json!(account);
-    let (exchange, routing_key) = address(&body).expect("a Kazoo call event");
-    debug_assert_eq!(exchange, "callevt");
-    (routing_key, serde_json::to_vec(&body).expect("serialize"))
+    call_event(template, account, &format!("bench-{sequence}@203.0.113.10"))
 }
 
 /// The sequence an event was given by [`event`], read from a delivered JSON payload.

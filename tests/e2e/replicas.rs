@@ -10,11 +10,10 @@ use lapin::{Confirmation, Connection, ConnectionProperties};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::watch;
-use webhooks_model::event::address;
 use webhooks_model::ids::{AccountId, random_id};
 use webhooks_test_support::bench::persistent_json;
 use webhooks_test_support::db::TestDatabase;
-use webhooks_test_support::fixtures::amqp_event_fixtures;
+use webhooks_test_support::fixtures::{call_event, channel_create_body};
 use webhooks_test_support::http::Client;
 use webhooks_test_support::receiver::{Captured, Receiver};
 use webhooks_test_support::store::create_account;
@@ -40,15 +39,6 @@ const STRAGGLERS: Duration = Duration::from_secs(2);
 /// How long a hook created through the API may take to reach both routers.
 const INDEX_PATIENCE: Duration = Duration::from_secs(10);
 
-/// The CHANNEL_CREATE fixture's body: the event every published one is made from.
-fn channel_create_template() -> Value {
-    amqp_event_fixtures()
-        .into_iter()
-        .find(|(name, _)| name == "CHANNEL_CREATE.json")
-        .map(|(_, fixture)| fixture["body"].clone())
-        .expect("the CHANNEL_CREATE fixture")
-}
-
 /// The Call-ID of event `sequence`; payloads carry it back as `call_id`.
 fn call_id(sequence: usize) -> String {
     format!("replicas-{sequence}@203.0.113.10")
@@ -60,22 +50,18 @@ async fn publish(account: AccountId, confirmed: watch::Sender<usize>) {
     let connection = Connection::connect(AMQP_URL, ConnectionProperties::default()).await.expect("RabbitMQ answers");
     let channel = connection.create_channel().await.expect("a channel");
     channel.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
-    let template = channel_create_template();
+    let template = channel_create_body();
     let mut pace = tokio::time::interval(PACE);
     for start in (0..EVENTS).step_by(WINDOW) {
         pace.tick().await;
         let end = (start + WINDOW).min(EVENTS);
         let mut confirms = Vec::with_capacity(WINDOW);
         for sequence in start..end {
-            let mut body = template.clone();
-            body["Call-ID"] = json!(call_id(sequence));
-            body["Custom-Channel-Vars"]["Account-ID"] = json!(account);
-            let (exchange, routing_key) = address(&body).expect("a Kazoo call event");
-            let bytes = serde_json::to_vec(&body).expect("a body");
+            let (routing_key, bytes) = call_event(&template, &account, &call_id(sequence));
             // Mandatory: an event no router queue is bound for comes back instead of vanishing.
             let options = BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() };
             let confirm = channel
-                .basic_publish(exchange.into(), routing_key.as_str().into(), options, &bytes, persistent_json())
+                .basic_publish("callevt".into(), routing_key.as_str().into(), options, &bytes, persistent_json())
                 .await
                 .expect("published");
             confirms.push(confirm);
