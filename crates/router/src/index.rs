@@ -15,14 +15,10 @@ use std::hash::{BuildHasher, Hasher};
 use serde_json::{Map, Value};
 use webhooks_model::event::KazooEvent;
 use webhooks_model::ids::{AccountId, WebhookId};
+use webhooks_model::job::document_retries;
 use webhooks_model::payload::{HookView, passes_filters};
 use webhooks_model::webhook::{Format, HttpVerb};
 use webhooks_storage::{Account, Webhook};
-
-/// Retries when a stored document has none (the schema default, decision 4).
-const DEFAULT_RETRIES: u8 = 2;
-/// The largest `retries` the schema admits (decision 4).
-const MAX_RETRIES: u8 = 4;
 
 /// The hook types events are routed to: the ten values a hook's `hook` field can take that some
 /// event reaches (spec 5.1). Other stored values never match an event, so the index skips them.
@@ -169,7 +165,7 @@ impl IndexedHook {
             uri: text("uri").unwrap_or_default().into(),
             http_verb: text("http_verb").and_then(|verb| verb.parse().ok()).unwrap_or_default(),
             format: text("format").and_then(|format| format.parse().ok()).unwrap_or_default(),
-            retries: retries(document.get("retries")),
+            retries: document_retries(document.get("retries")),
             include_internal_legs,
             include_subaccounts: webhook.include_subaccounts,
             custom_data: object("custom_data"),
@@ -221,17 +217,6 @@ impl HookHead {
             self.hook.custom_data.as_deref()
         })
     }
-}
-
-/// `retries` of a stored document: a number (or numeric string from older documents) clamped to
-/// the schema's range, else the default.
-fn retries(value: Option<&Value>) -> u8 {
-    let number = match value {
-        Some(Value::Number(number)) => number.as_u64(),
-        Some(Value::String(text)) => text.trim().parse::<u64>().ok(),
-        _ => None,
-    };
-    number.map_or(DEFAULT_RETRIES, |retries| u8::try_from(retries).unwrap_or(MAX_RETRIES).min(MAX_RETRIES))
 }
 
 /// An id's 32 hex digits as one number: a compact, quickly hashed map key. Account and webhook
@@ -699,16 +684,6 @@ mod tests {
             assert_eq!(HookType::parse(kind.as_str()), Some(kind));
             assert_eq!(HookType::from_lookup_key(kind.as_str()), Some(kind));
         }
-    }
-
-    #[test]
-    fn retries_are_clamped_to_the_schema_range_with_the_default_when_absent() {
-        assert_eq!(retries(None), 2);
-        assert_eq!(retries(Some(&Value::from(0))), 0);
-        assert_eq!(retries(Some(&Value::from(9))), 4);
-        assert_eq!(retries(Some(&Value::from(1000))), 4);
-        assert_eq!(retries(Some(&Value::from("3"))), 3);
-        assert_eq!(retries(Some(&Value::from(-1))), 2);
     }
 
     #[test]
