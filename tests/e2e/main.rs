@@ -6,3 +6,4 @@ mod delivery;
 mod process;
 mod replicas;
 mod test_callout;
+mod traces;

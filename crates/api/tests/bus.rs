@@ -1,6 +1,7 @@
 //! What the API puts on the bus: a change notice for every committed write, and the events
 //! handed to `POST /v2/events`. Over HTTP on 127.0.0.1, with the in-process bus.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -8,6 +9,7 @@ use serde_json::{Value, json};
 use webhooks_bus::Consumer;
 use webhooks_model::ids::{AccountId, WebhookId};
 use webhooks_model::notice::{Action, CONFIGURATION_EXCHANGE, Change};
+use webhooks_model::trace::TraceParent;
 use webhooks_test_support::app::TestApp;
 use webhooks_test_support::db::TestDatabase;
 
@@ -154,6 +156,47 @@ async fn ingested_events_go_where_a_kazoo_publisher_puts_them() {
     assert_eq!(client.send(Method::POST, "/v2/events", None, Some(&create)).await.status, StatusCode::UNAUTHORIZED);
     let get = client.send(Method::GET, "/v2/events", Some(&token), None).await;
     assert_eq!(get.status, StatusCode::METHOD_NOT_ALLOWED);
+    quiet(&mut events).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ingested_events_continue_the_requests_trace_or_start_one() {
+    let app = TestApp::spawn(TestDatabase::sqlite().await).await;
+    let mut events = listen(&app, &app.bus.topology().kazoo_event_bindings()).await;
+    let token = app.master_token().await;
+    let (create, _) = fixture("CHANNEL_CREATE");
+    let inbound: TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().expect("valid");
+    // POSTs the event with this traceparent header, if any; the trace parent it was published with.
+    let mut published = async |header: Option<&str>| -> TraceParent {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/v2/events", app.client.base_url()))
+            .header("X-Auth-Token", &token)
+            .json(&json!([create, create]));
+        if let Some(header) = header {
+            request = request.header("traceparent", header);
+        }
+        let answer = request.send().await.expect("the API answers");
+        assert_eq!(answer.status(), StatusCode::ACCEPTED);
+        let mut traces = Vec::new();
+        for _ in 0..2 {
+            let delivery = tokio::time::timeout(Duration::from_secs(5), events.next())
+                .await
+                .expect("a message within 5 s")
+                .expect("the consumer is open");
+            delivery.ack().await.expect("acked");
+            traces.push(delivery.trace_parent().expect("a valid traceparent header"));
+        }
+        assert_eq!(traces[0], traces[1], "one request, one trace parent");
+        traces[0]
+    };
+
+    let continued = published(Some(&inbound.to_string())).await;
+    assert_eq!((continued.trace_id(), continued.flags()), (inbound.trace_id(), inbound.flags()));
+    assert_ne!(continued.parent_id(), inbound.parent_id(), "a child of the client's span");
+    let started = published(None).await;
+    let garbled = published(Some("00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01")).await;
+    let trace_ids = HashSet::from([continued.trace_id(), started.trace_id(), garbled.trace_id()]);
+    assert_eq!(trace_ids.len(), 3, "without a valid header each request starts a trace");
     quiet(&mut events).await;
 }
 

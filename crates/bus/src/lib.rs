@@ -18,6 +18,7 @@ mod error;
 mod memory;
 mod topic;
 mod topology;
+pub mod trace;
 
 use std::fmt;
 
@@ -25,6 +26,7 @@ use bytes::Bytes;
 use webhooks_model::ids::random_id;
 use webhooks_model::job::{DeliveryJob, JobBatch};
 use webhooks_model::notice::{CONFIGURATION_EXCHANGE, Change};
+use webhooks_model::trace::{TRACE_PARENT_HEADER, TraceParent};
 
 pub use amqp::AmqpBus;
 pub use error::{AmqpError, BusError};
@@ -89,6 +91,12 @@ impl Outgoing {
     /// `jobs` as one batch for the dispatch queue, as the router publishes delivery jobs.
     pub fn job_batch(topology: &Topology, jobs: Vec<DeliveryJob>) -> Self {
         Self::persistent(&topology.jobs_exchange(), DISPATCH_ROUTING_KEY, JobBatch { jobs }.to_body())
+    }
+
+    /// The message carrying `trace` in its `traceparent` header, so its consumer continues the trace.
+    pub fn with_trace_parent(mut self, trace: &TraceParent) -> Self {
+        self.headers.push((TRACE_PARENT_HEADER.to_owned(), trace.to_string()));
+        self
     }
 
     /// Whether an unroutable message is an error. On Kazoo's exchanges a message nobody listens
@@ -349,6 +357,11 @@ impl Delivery {
     /// The value of application header `name`, if present.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+    }
+
+    /// The trace its publisher continues, from a valid `traceparent` header (Kazoo sets none).
+    pub fn trace_parent(&self) -> Option<TraceParent> {
+        self.header(TRACE_PARENT_HEADER)?.parse().ok()
     }
 
     /// Acknowledges it: the queue forgets it.

@@ -9,6 +9,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use webhooks_bus::{Bus, BusError, Consumer, Delivery, Outgoing, Topology};
+use webhooks_model::trace::{TRACE_PARENT_HEADER, TraceParent};
 
 /// The longest any single step may take.
 const WAIT: Duration = Duration::from_secs(15);
@@ -221,6 +222,33 @@ async fn a_requeued_delivery_is_delivered_again_marked_redelivered(backend: Back
     assert!(matches!(within(first.ack()).await, Err(BusError::Stale)), "a settled delivery cannot be settled again");
 }
 
+async fn a_trace_parent_travels_in_its_header_and_a_malformed_one_reads_as_none(backend: Backend) {
+    let bus = connect(backend, unique_topology()).await;
+    let trace: TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().expect("valid");
+    within(bus.publish(job_on(&bus, "traced").with_trace_parent(&trace))).await.expect("publish");
+    let mut malformed = job_on(&bus, "malformed");
+    malformed.headers.push((TRACE_PARENT_HEADER.to_owned(), "00-not-a-trace-01".to_owned()));
+    within(bus.publish(malformed)).await.expect("publish");
+    within(bus.publish(job_on(&bus, "untraced"))).await.expect("publish");
+
+    // One at a time, so the requeued message comes back first on both backends.
+    let mut consumer = within(bus.consume(&bus.topology().dispatch_queue(), 1)).await.expect("consume");
+    let traced = next(&mut consumer).await;
+    assert_eq!((text(&traced).as_str(), traced.trace_parent()), ("traced", Some(trace)));
+    assert_eq!(traced.header(TRACE_PARENT_HEADER), Some(trace.to_string().as_str()));
+    // A requeued message keeps its headers.
+    within(traced.requeue()).await.expect("requeue");
+    let again = next(&mut consumer).await;
+    assert_eq!((text(&again).as_str(), again.redelivered, again.trace_parent()), ("traced", true, Some(trace)));
+    within(again.ack()).await.expect("ack");
+    let malformed = next(&mut consumer).await;
+    assert_eq!((text(&malformed).as_str(), malformed.trace_parent()), ("malformed", None));
+    within(malformed.ack()).await.expect("ack");
+    let untraced = next(&mut consumer).await;
+    assert_eq!((text(&untraced).as_str(), untraced.trace_parent()), ("untraced", None));
+    within(untraced.ack()).await.expect("ack");
+}
+
 async fn a_dead_lettered_event_lands_in_the_dead_letter_queue(backend: Backend) {
     let bus = connect(backend, unique_topology()).await;
     let token = unique_token();
@@ -430,6 +458,7 @@ on_both_backends!(
     a_thousand_persistent_jobs_published_together_are_all_consumed,
     two_consumers_on_one_queue_split_the_messages_without_duplicates,
     a_requeued_delivery_is_delivered_again_marked_redelivered,
+    a_trace_parent_travels_in_its_header_and_a_malformed_one_reads_as_none,
     a_dead_lettered_event_lands_in_the_dead_letter_queue,
     an_unacked_delivery_of_a_dropped_consumer_is_redelivered_to_another,
     ack_through_settles_every_earlier_delivery_of_the_consumer,

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use moka::sync::Cache;
 use serde_json::json;
 use tracing::Instrument;
+use webhooks_bus::trace::continue_trace;
 use webhooks_bus::{Bus, BusError, Delivery, Outgoing};
 use webhooks_model::attempt::{Answer, SentRequest, attempt_document};
 use webhooks_model::ids::{AccountId, WebhookId, random_id};
@@ -19,6 +20,7 @@ use webhooks_model::job::{DeliveryJob, JobBatch};
 use webhooks_model::notice::{Action, Change};
 use webhooks_model::retry::{Decision, FailureLimits, MAX_RETRIES, Observed, RetryPolicy};
 use webhooks_model::time::gregorian_from_unix;
+use webhooks_model::trace::TraceParent;
 use webhooks_storage::{NewAttempt, StorageError, Store};
 
 use crate::client::CalloutClient;
@@ -192,13 +194,18 @@ impl Engine {
             account.id = %job.account_id,
             event.id = %job.event_id,
             attempt = job.attempt,
+            trace_id = tracing::field::Empty,
             http.status = tracing::field::Empty,
         );
-        self.deliver_in_span(job, lane).instrument(span).await
+        // Each attempt is a span of its own in the job's trace (retries keep the job's trace
+        // parent); a job from before traces were carried starts one.
+        let job_trace = job.trace_parent.as_deref().and_then(|trace| trace.parse().ok());
+        let trace_parent = continue_trace(&span, job_trace.as_ref());
+        self.deliver_in_span(job, lane, &trace_parent).instrument(span).await
     }
 
-    /// [`Engine::deliver`] inside its span.
-    async fn deliver_in_span(&self, job: DeliveryJob, lane: Lane) -> JobOutcome {
+    /// [`Engine::deliver`] inside its span; the callout carries `trace_parent`.
+    async fn deliver_in_span(&self, job: DeliveryJob, lane: Lane, trace_parent: &TraceParent) -> JobOutcome {
         // A test callout is sent whatever the hook's state: its owner may be checking the
         // endpoint before enabling the hook again, and is waiting for the answer.
         if !job.test && !self.still_enabled(&job).await {
@@ -217,7 +224,7 @@ impl Engine {
                 return JobOutcome { retry: Some(self.postponed(&job)), ..JobOutcome::default() };
             }
         };
-        let request = build_request(&job, key.as_deref(), unix_seconds());
+        let request = build_request(&job, trace_parent, key.as_deref(), unix_seconds());
         for (name, why) in &request.skipped_headers {
             tracing::warn!(header = %name, why, "custom request header left out");
         }

@@ -6,14 +6,15 @@
 //!   receivers parse JSON either way).
 //!
 //! Every request carries `X-Hook-ID`, `X-Account-ID` (the hook owner) and `X-Event-ID` (stable
-//! across retries), then the hook's custom headers, then the Standard Webhooks headers when the
-//! hook has a signing key.
+//! across retries), then the hook's custom headers, then `traceparent` unless the hook sets its
+//! own, then the Standard Webhooks headers when the hook has a signing key.
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method};
 use serde_json::Value;
 use webhooks_model::form;
 use webhooks_model::job::DeliveryJob;
+use webhooks_model::trace::{TRACE_PARENT_HEADER, TraceParent};
 use webhooks_model::webhook::{Format, HttpVerb};
 
 use crate::signing::SigningKey;
@@ -33,8 +34,14 @@ pub struct CalloutRequest {
     pub skipped_headers: Vec<(String, &'static str)>,
 }
 
-/// The request for `job`, signed with `key` at `timestamp` (Unix seconds) when given.
-pub fn build_request(job: &DeliveryJob, key: Option<&SigningKey>, timestamp: i64) -> CalloutRequest {
+/// The request for `job`, in the trace `trace_parent` (the callout's own span in the job's
+/// trace), signed with `key` at `timestamp` (Unix seconds) when given.
+pub fn build_request(
+    job: &DeliveryJob,
+    trace_parent: &TraceParent,
+    key: Option<&SigningKey>,
+    timestamp: i64,
+) -> CalloutRequest {
     let (method, url, body, content_type) = match (job.http_verb, job.format) {
         (HttpVerb::Get, _) => (Method::GET, form::url_with_query(&job.uri, &job.payload), Bytes::new(), None),
         (verb, Format::FormData) => (
@@ -65,6 +72,10 @@ pub fn build_request(job: &DeliveryJob, key: Option<&SigningKey>, timestamp: i64
             Ok(value) => headers.push((name.clone(), value)),
             Err(why) => skipped_headers.push((name.clone(), why)),
         }
+    }
+    // A hook that sets its own trace parent keeps it.
+    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case(TRACE_PARENT_HEADER)) {
+        headers.push((TRACE_PARENT_HEADER.to_owned(), trace_parent.to_string()));
     }
     if let Some(key) = key {
         headers.push(("webhook-id".to_owned(), job.event_id.clone()));
@@ -126,26 +137,32 @@ mod tests {
         }
     }
 
+    const TRACE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    fn trace() -> TraceParent {
+        TRACE.parse().expect("valid")
+    }
+
     fn names(request: &CalloutRequest) -> Vec<&str> {
         request.headers.iter().map(|(name, _)| name.as_str()).collect()
     }
 
     #[test]
     fn a_get_carries_the_payload_in_the_query_and_nothing_else() {
-        let request = build_request(&job(HttpVerb::Get, Format::Json), None, 0);
+        let request = build_request(&job(HttpVerb::Get, Format::Json), &trace(), None, 0);
         assert_eq!(request.method, Method::GET);
         assert_eq!(request.url, "https://hooks.example.com/in?a=x+y&b[c]=1");
         assert!(request.body.is_empty());
-        assert_eq!(names(&request), ["X-Hook-ID", "X-Account-ID", "X-Event-ID"]);
+        assert_eq!(names(&request), ["X-Hook-ID", "X-Account-ID", "X-Event-ID", "traceparent"]);
     }
 
     #[test]
     fn form_and_json_bodies_carry_their_content_type() {
-        let form = build_request(&job(HttpVerb::Post, Format::FormData), None, 0);
+        let form = build_request(&job(HttpVerb::Post, Format::FormData), &trace(), None, 0);
         assert_eq!((form.method.as_str(), form.url.as_str()), ("POST", "https://hooks.example.com/in"));
         assert_eq!(form.body, "a=x+y&b[c]=1");
         assert_eq!(form.headers[3], ("Content-Type".into(), "application/x-www-form-urlencoded".into()));
-        let json = build_request(&job(HttpVerb::Put, Format::Json), None, 0);
+        let json = build_request(&job(HttpVerb::Put, Format::Json), &trace(), None, 0);
         assert_eq!(json.method, Method::PUT);
         assert_eq!(json.body, r#"{"a":"x y","b":{"c":1}}"#);
         assert_eq!(json.headers[3], ("Content-Type".into(), "application/json".into()));
@@ -162,31 +179,50 @@ mod tests {
         .as_object()
         .cloned()
         .unwrap_or_default();
-        let request = build_request(&job, None, 0);
+        let request = build_request(&job, &trace(), None, 0);
         assert_eq!(
             &request.headers[4..],
-            [("X-Tenant".to_owned(), "acme".to_owned()), ("Authorization".to_owned(), "Bearer t".to_owned())]
+            [
+                ("X-Tenant".to_owned(), "acme".to_owned()),
+                ("Authorization".to_owned(), "Bearer t".to_owned()),
+                ("traceparent".to_owned(), TRACE.to_owned())
+            ]
         );
         let skipped: Vec<_> = request.skipped_headers.iter().map(|(name, _)| name.as_str()).collect();
         assert_eq!(skipped, ["content-type", "X-Event-Id", "X-Number", "Bad Name", "X-Bad-Value"]);
     }
 
     #[test]
+    fn a_hooks_own_trace_parent_is_sent_instead_of_ours() {
+        let mut job = job(HttpVerb::Post, Format::Json);
+        let own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
+        job.custom_request_headers = json!({"TraceParent": own}).as_object().cloned().unwrap_or_default();
+        let request = build_request(&job, &trace(), None, 0);
+        let sent: Vec<_> =
+            request.headers.iter().filter(|(name, _)| name.eq_ignore_ascii_case("traceparent")).collect();
+        assert_eq!(sent, [&("TraceParent".to_owned(), own.to_owned())]);
+        // One the hook set but that cannot be sent leaves ours in place.
+        job.custom_request_headers = json!({"traceparent": "a\nb"}).as_object().cloned().unwrap_or_default();
+        let request = build_request(&job, &trace(), None, 0);
+        assert_eq!(request.headers.last(), Some(&("traceparent".to_owned(), TRACE.to_owned())));
+    }
+
+    #[test]
     fn a_signed_request_signs_the_exact_body_with_the_event_id() {
         let key = SigningKey::from_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").expect("valid secret");
-        let request = build_request(&job(HttpVerb::Post, Format::FormData), Some(&key), 1_700_000_000);
+        let request = build_request(&job(HttpVerb::Post, Format::FormData), &trace(), Some(&key), 1_700_000_000);
         let tail = &request.headers[request.headers.len() - 3..];
         assert_eq!(tail[0], ("webhook-id".into(), "0a1b2c3d4e".into()));
         assert_eq!(tail[1], ("webhook-timestamp".into(), "1700000000".into()));
         assert_eq!(tail[2].1, key.sign("0a1b2c3d4e", 1_700_000_000, b"a=x+y&b[c]=1"));
-        let get = build_request(&job(HttpVerb::Get, Format::FormData), Some(&key), 1_700_000_000);
+        let get = build_request(&job(HttpVerb::Get, Format::FormData), &trace(), Some(&key), 1_700_000_000);
         let signature = &get.headers[get.headers.len() - 1].1;
         assert_eq!(signature, &key.sign("0a1b2c3d4e", 1_700_000_000, b""));
     }
 
     #[test]
     fn an_unsigned_request_has_no_signature_headers() {
-        let request = build_request(&job(HttpVerb::Post, Format::Json), None, 1);
+        let request = build_request(&job(HttpVerb::Post, Format::Json), &trace(), None, 1);
         assert!(request.headers.iter().all(|(name, _)| !name.starts_with("webhook-")));
     }
 }

@@ -14,6 +14,7 @@ use webhooks_model::ids::{AccountId, WebhookId};
 use webhooks_model::job::DeliveryJob;
 use webhooks_model::notice::{Action, Change};
 use webhooks_model::retry::FailureLimits;
+use webhooks_model::trace::TraceParent;
 use webhooks_model::webhook::{Format, HttpVerb};
 use webhooks_storage::{PageRequest, Store};
 use webhooks_test_support::bus::{Backend, Observer, PATIENCE, connect, eventually, job_batch, unique_prefix};
@@ -32,6 +33,7 @@ on_both_buses!(
     the_failure_threshold_disables_the_hook_and_announces_it_once,
     batches_are_acked_without_waiting_for_a_dead_host_whose_jobs_are_all_attempted,
     waiting_for_a_saturated_host_counts_within_the_timeout_and_not_towards_disabling,
+    callouts_carry_the_jobs_trace_with_a_span_of_their_own_unless_the_hook_sets_one,
 );
 
 /// A database, a bus and an account with hooks.
@@ -933,5 +935,56 @@ async fn attempt_records_keep_their_job_privately_and_a_resend_delivers_it_again
     let events: HashSet<_> = requests.iter().filter_map(|request| request.header("x-event-id")).collect();
     assert_eq!(events, HashSet::from([job.event_id.as_str()]), "receivers can de-duplicate");
     world.wait_for_attempts(&job.hook_id, 4).await;
+    dispatcher.stop().await;
+}
+
+async fn callouts_carry_the_jobs_trace_with_a_span_of_their_own_unless_the_hook_sets_one(backend: Backend) {
+    let world = World::new(backend).await;
+    // The traced hook fails once, so its retry shows what a second attempt sends.
+    let receiver = Receiver::start(|request, seen| match (request.path(), seen) {
+        ("/traced", 0) => Reply::status(500),
+        _ => Reply::status(200),
+    })
+    .await;
+    let dispatcher = world.dispatcher(settings()).await;
+    let inbound: TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().expect("valid");
+    let mut traced = world.hook(&receiver.url("/traced"), HttpVerb::Post, Format::Json, 1).await;
+    traced.trace_parent = Some(inbound.to_string());
+    let own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
+    let mut hook_set = world.hook(&receiver.url("/hook-set"), HttpVerb::Post, Format::Json, 0).await;
+    hook_set.trace_parent = Some(inbound.to_string());
+    hook_set.custom_request_headers = json!({"traceparent": own}).as_object().cloned().unwrap_or_default();
+    let untraced = world.hook(&receiver.url("/untraced"), HttpVerb::Get, Format::FormData, 0).await;
+    world.publish(vec![traced.clone(), hook_set.clone(), untraced.clone()]).await;
+    let received = receiver.wait_for(4, PATIENCE).await;
+
+    let sent = |path: &str| -> Vec<TraceParent> {
+        received
+            .iter()
+            .filter(|request| request.path() == path)
+            .map(|request| {
+                let values: Vec<_> = request.headers.iter().filter(|(name, _)| name == "traceparent").collect();
+                assert_eq!(values.len(), 1, "{path}: one traceparent header");
+                values[0].1.parse().expect("a valid traceparent")
+            })
+            .collect()
+    };
+    // Both attempts: the job's trace, each with a span id of its own.
+    let attempts = sent("/traced");
+    assert_eq!(attempts.len(), 2);
+    for attempt in &attempts {
+        assert_eq!((attempt.trace_id(), attempt.flags()), (inbound.trace_id(), inbound.flags()));
+        assert_ne!(attempt.parent_id(), inbound.parent_id());
+    }
+    assert_ne!(attempts[0].parent_id(), attempts[1].parent_id());
+    let recorded = world.wait_for_attempts(&traced.hook_id, 2).await;
+    let recorded: Vec<_> = recorded.iter().map(|attempt| attempt["req_headers"]["traceparent"].clone()).collect();
+    assert_eq!(recorded, [json!(attempts[0].to_string()), json!(attempts[1].to_string())]);
+    // The hook's own header is sent as it is, and ours is not.
+    assert_eq!(sent("/hook-set").iter().map(ToString::to_string).collect::<Vec<_>>(), [own]);
+    // A job without a trace parent starts a trace.
+    let started = sent("/untraced");
+    assert_eq!(started.len(), 1);
+    assert_ne!(started[0].trace_id(), inbound.trace_id());
     dispatcher.stop().await;
 }

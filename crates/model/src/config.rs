@@ -34,6 +34,9 @@ pub struct Settings {
     pub bus_queue_expires_seconds: Option<u64>,
     /// The cluster id every payload carries; generated once and stored when unset.
     pub cluster_id: Option<String>,
+    /// Base URL of an OpenTelemetry collector's OTLP/HTTP receiver (`http://collector:4318`);
+    /// spans are exported to it only when set.
+    pub otel_endpoint: Option<String>,
     /// REST API settings.
     pub api: ApiConfig,
     /// Router settings.
@@ -56,6 +59,7 @@ impl Default for Settings {
             bus_prefix: "webhooks".into(),
             bus_queue_expires_seconds: None,
             cluster_id: None,
+            otel_endpoint: None,
             api: ApiConfig::default(),
             router: RouterConfig::default(),
             dispatcher: DispatcherConfig::default(),
@@ -78,6 +82,7 @@ impl std::fmt::Debug for Settings {
             .field("bus_prefix", &self.bus_prefix)
             .field("bus_queue_expires_seconds", &self.bus_queue_expires_seconds)
             .field("cluster_id", &self.cluster_id)
+            .field("otel_endpoint", &self.otel_endpoint.as_deref().map(redact_url))
             .field("api", &self.api)
             .field("router", &self.router)
             .field("dispatcher", &self.dispatcher)

@@ -103,17 +103,20 @@ pub fn job_for_document(
 
 /// The job delivering `attempted` again to its hook as the hook's document `hook` says now (its
 /// owner may have fixed the endpoint since): the same event id, so receivers can de-duplicate,
-/// the same payload, and the attempt counter back at the first attempt.
+/// the same payload in the same trace, and the attempt counter back at the first attempt.
 pub fn redelivery(attempted: &DeliveryJob, hook: &Map<String, Value>, published_at_ms: u64) -> DeliveryJob {
-    job_for_document(
-        attempted.event_id.clone(),
-        attempted.hook_id.clone(),
-        attempted.account_id.clone(),
-        attempted.hook_event.clone(),
-        hook,
-        attempted.payload.clone(),
-        published_at_ms,
-    )
+    DeliveryJob {
+        trace_parent: attempted.trace_parent.clone(),
+        ..job_for_document(
+            attempted.event_id.clone(),
+            attempted.hook_id.clone(),
+            attempted.account_id.clone(),
+            attempted.hook_event.clone(),
+            hook,
+            attempted.payload.clone(),
+            published_at_ms,
+        )
+    }
 }
 
 /// `retries` of a stored hook document: a number (or the numeric string of older documents)
@@ -149,12 +152,12 @@ mod tests {
             payload: json!({"call_id": "c1"}).as_object().cloned().unwrap_or_default(),
             published_at_ms: 10,
             test: false,
-            trace_parent: None,
+            trace_parent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
         }
     }
 
     #[test]
-    fn a_redelivery_keeps_the_event_and_payload_and_takes_the_hook_as_it_is_now() {
+    fn a_redelivery_keeps_the_event_payload_and_trace_and_takes_the_hook_as_it_is_now() {
         let hook = json!({"uri": "https://new.example.com/in", "http_verb": "PUT", "format": "json", "retries": 1,
                           "custom_request_headers": {"X-New": "2"}, "custom_data": {"env": "prod"}});
         let again = redelivery(&attempted(), hook.as_object().expect("an object"), 99);
@@ -167,8 +170,6 @@ mod tests {
             custom_request_headers: json!({"X-New": "2"}).as_object().cloned().unwrap_or_default(),
             custom_data: json!({"env": "prod"}).as_object().cloned(),
             published_at_ms: 99,
-            test: false,
-            trace_parent: None,
             ..attempted()
         };
         assert_eq!(again, expected);

@@ -18,4 +18,5 @@ pub mod payload;
 pub mod retry;
 pub mod samples;
 pub mod time;
+pub mod trace;
 pub mod webhook;

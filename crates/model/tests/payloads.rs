@@ -584,6 +584,19 @@ mod parking_and_messages {
     }
 
     #[test]
+    fn channel_and_parking_events_name_their_call_for_logs_and_others_none() {
+        let parking = Fixture::load("parking_PARK_PARKED.json");
+        let parked = parse("call.PARK_PARKED.x", parking.body());
+        assert_eq!(parked.call_id(), parking.body()["Call-ID"].as_str());
+        let created = json!({"Event-Category": "call_event", "Event-Name": "CHANNEL_CREATE", "Call-ID": "c-1",
+                             "Custom-Channel-Vars": {"Account-ID": ACCOUNT_ID}});
+        assert_eq!(parse("call.CHANNEL_CREATE.c-1", &created).call_id(), Some("c-1"));
+        let sms =
+            json!({"Event-Category": "sms", "Event-Name": "inbound", "Message-ID": "m1", "Account-ID": ACCOUNT_ID});
+        assert_eq!(parse("sms.inbound.offnet.m1", &sms).call_id(), None);
+    }
+
+    #[test]
     fn parking_needs_a_call_id_and_an_account_ccv() {
         let mut body = Fixture::load("parking_PARK_PARKED.json").body().clone();
         body["Custom-Channel-Vars"] = json!({});

@@ -14,6 +14,7 @@ use webhooks_model::ids::{AccountId, WebhookId};
 use webhooks_model::job::{DeliveryJob, JobBatch};
 use webhooks_model::notice::{Action, Change};
 use webhooks_model::notifications::NOTIFICATION_TYPES;
+use webhooks_model::trace::TraceParent;
 use webhooks_model::webhook::{Format, HttpVerb};
 
 /// The base URI of every schema's `$id`: a reserved domain, since the schemas are files of this
@@ -257,6 +258,7 @@ fn delivery_jobs_and_batches_as_serialized_on_the_bus_validate() {
     let mut retried = jobs[0].clone();
     retried.attempt = 3;
     retried.custom_request_headers = json!({"X-Tenant": "acme"}).as_object().cloned().expect("an object");
+    retried.trace_parent = Some(TraceParent::new_root().to_string());
     jobs.push(retried);
     for job in &jobs {
         schemas.assert_valid("delivery_job.json", &serde_json::to_value(job).expect("a job serializes"));
@@ -289,8 +291,11 @@ fn job(verb: HttpVerb, attempt: u8) -> DeliveryJob {
 #[test]
 fn attempt_records_of_every_outcome_validate() {
     let schemas = Schemas::load();
-    let headers =
-        vec![("X-Hook-ID".to_owned(), hook_id().to_string()), ("Content-Type".into(), "application/json".into())];
+    let headers = vec![
+        ("X-Hook-ID".to_owned(), hook_id().to_string()),
+        ("Content-Type".into(), "application/json".into()),
+        ("traceparent".into(), TraceParent::new_root().to_string()),
+    ];
     let sent = SentRequest { headers: &headers, body: b"{\"call_id\":\"c1\"}" };
     let mut records = Vec::new();
     for verb in [HttpVerb::Get, HttpVerb::Post, HttpVerb::Put] {

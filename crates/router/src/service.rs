@@ -13,12 +13,14 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
+use tracing::{Instrument, field};
+use webhooks_bus::trace::continue_trace;
 use webhooks_bus::{Bus, Consumer, DISPATCH_ROUTING_KEY, Delivery, Outgoing};
 use webhooks_model::event::{DEFAULT_OBJECT_TYPES, EventKind, KazooEvent};
 use webhooks_model::ids::WebhookId;
 use webhooks_model::job::DeliveryJob;
 use webhooks_model::notice::{Action, Change};
+use webhooks_model::trace::TraceId;
 use webhooks_storage::{StorageError, Store};
 
 use crate::index::{HookIndex, HookIndexBuilder};
@@ -32,6 +34,8 @@ const MAX_IN_FLIGHT: usize = 2;
 const RECONNECTION_CHECK: Duration = Duration::from_secs(1);
 /// Change notices held unacknowledged at once: they are applied one by one anyway.
 const CHANGE_PREFETCH: u16 = 50;
+/// The name of the span of one event; at debug level (the binary exports it by name).
+pub const EVENT_SPAN: &str = "router.event";
 /// Bytes a serialized channel-event job takes, roughly: what a job message's buffer starts with.
 const JOB_SIZE_HINT: usize = 1_024;
 
@@ -445,11 +449,43 @@ impl Router {
         // Deliveries still to settle: all but the dead-lettered ones, which are settled at once.
         let mut pending: Vec<usize> = Vec::with_capacity(batch.len());
         for (position, delivery) in batch.iter().enumerate() {
-            match parse(delivery, &self.object_types) {
+            // At debug level, so it costs nothing per event unless logs ask for it or spans are exported.
+            let span = tracing::debug_span!(
+                EVENT_SPAN,
+                trace_id = field::Empty,
+                event.name = field::Empty,
+                account.id = field::Empty,
+                call.id = field::Empty,
+                jobs = field::Empty,
+            );
+            // Kazoo publishers send no trace parent: their events' traces start here.
+            let trace = continue_trace(&span, delivery.trace_parent().as_ref());
+            let trace_id = trace.trace_id();
+            match span.in_scope(|| parse(delivery, &self.object_types, trace_id)) {
                 Parsed::Event(event) => {
-                    let routed = route_into(&event, &self.index, &context, published_at_ms, &mut jobs);
+                    let first_job = jobs.len();
+                    let routed =
+                        span.in_scope(|| route_into(&event, &self.index, &context, published_at_ms, &mut jobs));
+                    // Every job of the event goes on in its trace, as a child of this span.
+                    if routed > 0 {
+                        let trace_parent = trace.to_string();
+                        for job in &mut jobs[first_job..] {
+                            job.trace_parent = Some(trace_parent.clone());
+                        }
+                    }
                     self.stats.events_by_name.with_label_values(&[event.event_name()]).inc();
-                    tracing::trace!(event.name = event.event_name(), account.id = ?event.account_id, jobs = routed, "event routed");
+                    span.record("event.name", event.event_name());
+                    span.record("account.id", event.account_id.as_ref().map(field::display));
+                    span.record("call.id", event.call_id());
+                    span.record("jobs", routed);
+                    tracing::trace!(
+                        trace_id = %trace_id,
+                        event.name = event.event_name(),
+                        account.id = ?event.account_id,
+                        call.id = event.call_id(),
+                        jobs = routed,
+                        "event routed",
+                    );
                     pending.push(position);
                 }
                 Parsed::Skipped => {
@@ -590,20 +626,26 @@ enum Parsed {
     Malformed,
 }
 
-/// Parses one event delivery; logs what is not routed.
-fn parse(delivery: &Delivery, object_types: &[String]) -> Parsed {
+/// Parses one event delivery; logs what is not routed, with the event's trace.
+fn parse(delivery: &Delivery, object_types: &[String], trace_id: TraceId) -> Parsed {
     let routing_key = delivery.routing_key.as_str();
     let body: Value = match serde_json::from_slice(delivery.body.as_ref()) {
         Ok(body) => body,
         Err(error) => {
-            tracing::warn!(routing_key, error = %error, "event body is not json; dead-lettering it");
+            tracing::warn!(routing_key, trace_id = %trace_id, error = %error, "event body is not json; dead-lettering it");
             return Parsed::Malformed;
         }
     };
     match KazooEvent::parse_with_object_types(routing_key, &body, object_types) {
         Ok(event) if event.account_id.is_none() => {
             // Kazoo would look the account up by the dialled number (spec 5.3.1); not supported.
-            tracing::debug!(routing_key, event.name = event.event_name(), "event names no account; dropped");
+            tracing::debug!(
+                routing_key,
+                trace_id = %trace_id,
+                event.name = event.event_name(),
+                call.id = event.call_id(),
+                "event names no account; dropped",
+            );
             Parsed::Skipped
         }
         Ok(event) if matches!(event.kind, EventKind::CallflowWebhook(_)) || event.lookup_key().is_some() => {
@@ -611,11 +653,11 @@ fn parse(delivery: &Delivery, object_types: &[String]) -> Parsed {
         }
         Ok(_) => Parsed::Skipped,
         Err(error) if error.is_ignored() => {
-            tracing::debug!(routing_key, reason = %error, "event not delivered to webhooks");
+            tracing::debug!(routing_key, trace_id = %trace_id, reason = %error, "event not delivered to webhooks");
             Parsed::Skipped
         }
         Err(error) => {
-            tracing::warn!(routing_key, error = %error, "malformed event; dead-lettering it");
+            tracing::warn!(routing_key, trace_id = %trace_id, error = %error, "malformed event; dead-lettering it");
             Parsed::Malformed
         }
     }

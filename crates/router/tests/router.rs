@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -20,6 +21,7 @@ use webhooks_model::event::call_event_routing_key;
 use webhooks_model::ids::{AccountId, WebhookId};
 use webhooks_model::job::{DeliveryJob, JobBatch};
 use webhooks_model::notice::{Action, Change};
+use webhooks_model::trace::{TRACE_PARENT_HEADER, TraceParent};
 use webhooks_model::webhook::SecretChange;
 use webhooks_router::{Router, RouterError, RouterSettings, RouterStats};
 use webhooks_storage::{Account, Store, Webhook, WebhookChange};
@@ -38,6 +40,7 @@ webhooks_test_support::on_both_buses!(
     a_router_killed_mid_stream_loses_no_event,
     change_notices_add_disable_delete_and_reenable_hooks_within_a_second,
     a_periodic_reload_picks_up_hooks_changed_without_a_notice,
+    an_events_trace_goes_on_in_its_jobs_and_an_untraced_event_starts_one,
 );
 
 /// A running router.
@@ -106,17 +109,33 @@ async fn publish(bus: &Bus, exchange: &str, routing_key: &str, body: Vec<u8>) {
 
 /// Publishes Kazoo messages with a plain AMQP client, as Kazoo itself would.
 async fn publish_with_lapin(messages: &[(String, String, Vec<u8>)]) {
+    let untraced: Vec<_> = messages
+        .iter()
+        .map(|(exchange, routing_key, body)| (exchange.clone(), routing_key.clone(), body.clone(), None))
+        .collect();
+    publish_traced_with_lapin(&untraced).await;
+}
+
+/// Publishes messages with a plain AMQP client, each with its `traceparent` header if given, as
+/// a publisher other than Kazoo may.
+async fn publish_traced_with_lapin(messages: &[(String, String, Vec<u8>, Option<String>)]) {
     let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("lapin connects");
     let channel = connection.create_channel().await.expect("lapin channel");
     channel.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
-    for (exchange, routing_key, body) in messages {
+    for (exchange, routing_key, body, trace_parent) in messages {
+        let mut properties = BasicProperties::default().with_content_type("application/json".into());
+        if let Some(trace_parent) = trace_parent {
+            let mut headers = FieldTable::default();
+            headers.insert(TRACE_PARENT_HEADER.into(), AMQPValue::LongString(LongString::from(trace_parent.as_str())));
+            properties = properties.with_headers(headers);
+        }
         channel
             .basic_publish(
                 exchange.as_str().into(),
                 routing_key.as_str().into(),
                 BasicPublishOptions::default(),
                 body,
-                BasicProperties::default().with_content_type("application/json".into()),
+                properties,
             )
             .await
             .expect("lapin publishes")
@@ -539,5 +558,62 @@ async fn a_periodic_reload_picks_up_hooks_changed_without_a_notice(backend: Back
     let mut expected: HashSet<WebhookId> = silent.into_iter().collect();
     expected.insert(sentinel.id);
     assert_eq!(received, expected);
+    router.stop().await;
+}
+
+async fn an_events_trace_goes_on_in_its_jobs_and_an_untraced_event_starts_one(backend: Backend) {
+    let (_database, store, account, first) = one_hook_store().await;
+    let second = create_hook(&store, &WebhookId::generate(), &account, &hook_document("channel_create")).await;
+    let prefix = unique_prefix("test-router");
+    let bus = connect(backend, &prefix).await;
+    let router = RunningRouter::start(&store, &bus, settings("cluster")).await;
+    let mut jobs = Jobs::consume(&bus).await;
+
+    let inbound: TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().expect("valid");
+    let cases = [("traced", Some(inbound.to_string())), ("untraced", None), ("garbled", Some("00-zz-01".to_owned()))];
+    let messages: Vec<(String, String, Vec<u8>, Option<String>)> = cases
+        .iter()
+        .map(|(call, trace_parent)| {
+            let (routing_key, body) = channel_event(&account, "CHANNEL_CREATE", &format!("{prefix}-{call}"));
+            ("callevt".to_owned(), routing_key, body, trace_parent.clone())
+        })
+        .collect();
+    match backend {
+        Backend::RabbitMq => publish_traced_with_lapin(&messages).await,
+        Backend::InProcess => {
+            for (exchange, routing_key, body, trace_parent) in messages {
+                let mut message = Outgoing::new(&exchange, &routing_key, body);
+                message.headers.extend(trace_parent.map(|value| (TRACE_PARENT_HEADER.to_owned(), value)));
+                bus.publish(message).await.expect("publish");
+            }
+        }
+    }
+
+    // Two hooks: two jobs per event, each event's jobs in one trace.
+    let mut traces: HashMap<String, HashSet<TraceParent>> = HashMap::new();
+    for job in jobs.take(2 * cases.len()).await {
+        let call =
+            job.payload["call_id"].as_str().expect("a call id").trim_start_matches(&format!("{prefix}-")).to_owned();
+        let trace: TraceParent =
+            job.trace_parent.as_deref().expect("every job has a trace parent").parse().expect("valid");
+        assert!([&first.id, &second.id].contains(&&job.hook_id));
+        traces.entry(call).or_default().insert(trace);
+    }
+    let one_per_event: HashMap<&str, TraceParent> = cases
+        .iter()
+        .map(|(call, _)| {
+            let seen = &traces[*call];
+            assert_eq!(seen.len(), 1, "{call}: both jobs carry the same trace parent");
+            (*call, *seen.iter().next().expect("one"))
+        })
+        .collect();
+    let traced = one_per_event["traced"];
+    assert_eq!((traced.trace_id(), traced.flags()), (inbound.trace_id(), inbound.flags()));
+    assert_ne!(traced.parent_id(), inbound.parent_id(), "a child of the publisher's span");
+    // Without a valid trace parent an event starts a trace of its own.
+    let (untraced, garbled) = (one_per_event["untraced"], one_per_event["garbled"]);
+    assert_eq!((untraced.flags(), garbled.flags()), (1, 1));
+    let trace_ids = HashSet::from([traced.trace_id(), untraced.trace_id(), garbled.trace_id()]);
+    assert_eq!(trace_ids.len(), 3);
     router.stop().await;
 }

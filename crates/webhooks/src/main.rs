@@ -3,6 +3,7 @@
 
 mod admin;
 mod settings;
+mod telemetry;
 
 /// JSON documents make the services allocation-heavy; mimalloc keeps that cheap across threads.
 #[global_allocator]
@@ -21,7 +22,7 @@ use webhooks_api::ops::{self, Health, Started};
 use webhooks_api::{ApiSettings, ApiState};
 use webhooks_bus::{Bus, Topology};
 use webhooks_dispatcher::{DispatcherMetrics, DispatcherSettings};
-use webhooks_model::config::{LogFormat, Settings, redact_url};
+use webhooks_model::config::{Settings, redact_url};
 use webhooks_model::ids::random_id;
 use webhooks_router::{Router, RouterSettings};
 use webhooks_storage::Store;
@@ -80,6 +81,10 @@ impl Command {
     fn runs_dispatcher(&self) -> bool {
         matches!(self, Self::Serve | Self::Dispatcher)
     }
+
+    fn runs_a_service(&self) -> bool {
+        self.runs_api() || self.runs_router() || self.runs_dispatcher()
+    }
 }
 
 fn main() -> ExitCode {
@@ -91,17 +96,29 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    init_tracing(settings.log_format);
+    let command = cli.command.unwrap_or(Command::Serve);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
-            tracing::error!(error = %error, "cannot start the async runtime");
+            eprintln!("webhooks: cannot start the async runtime: {error}");
             return ExitCode::FAILURE;
         }
     };
-    let command = cli.command.unwrap_or(Command::Serve);
+    // Only services export spans; an operator command's are of no interest.
+    let export = settings
+        .otel_endpoint
+        .as_deref()
+        .filter(|_| command.runs_a_service())
+        .map(|endpoint| telemetry::Export { endpoint, service: command.name(), runtime: runtime.handle().clone() });
+    let spans = match telemetry::install(settings.log_format, export) {
+        Ok(spans) => spans,
+        Err(error) => {
+            eprintln!("webhooks: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let operator = matches!(command, Command::Admin(_));
-    match runtime.block_on(run(command, settings)) {
+    let code = match runtime.block_on(run(command, settings)) {
         Ok(()) => ExitCode::SUCCESS,
         // An operator reads one clear line, not a log record.
         Err(error) if operator => {
@@ -112,17 +129,12 @@ fn main() -> ExitCode {
             tracing::error!(error = format!("{error:#}"), "webhooks stopped");
             ExitCode::FAILURE
         }
+    };
+    // The last spans are flushed while the runtime, which sends them, still runs.
+    if let Some(spans) = spans {
+        spans.shutdown();
     }
-}
-
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,actix_server=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    code
 }
 
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {

@@ -59,6 +59,7 @@ mod tests {
             ("sqlite://webhooks.db", "127.0.0.1:8000")
         );
         assert_eq!(settings.amqp_url, None);
+        assert_eq!(settings.otel_endpoint, None, "no span export unless asked for");
     }
 
     #[test]
@@ -68,8 +69,10 @@ mod tests {
             ("WEBHOOKS_API__WORKERS", "7"),
             ("WEBHOOKS_DISPATCHER__RETRY_DELAYS_SECONDS", "0.5,2,10"),
             ("WEBHOOKS_DISPATCHER__LOG_SUCCESSFUL_ATTEMPTS", "true"),
+            ("WEBHOOKS_OTEL_ENDPOINT", "http://otel-collector:4318"),
         ])
         .expect("the settings load");
+        assert_eq!(settings.otel_endpoint.as_deref(), Some("http://otel-collector:4318"));
         assert_eq!(settings.amqp_url.as_deref(), Some("amqp://guest:guest@127.0.0.1:5672/%2f"));
         assert_eq!(settings.api.workers, 7);
         assert_eq!(settings.dispatcher.retry_delays_seconds, [0.5, 2.0, 10.0]);

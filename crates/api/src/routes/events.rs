@@ -1,13 +1,18 @@
 //! `POST /v2/events`: Kazoo events handed over HTTP, for publishers without AMQP and for the
 //! embedded mode. Each is published on the exchange and routing key a Kazoo publisher would use,
-//! so the router sees no difference.
+//! so the router sees no difference; only a `traceparent` header is added, so the request's trace
+//! goes on in the router.
 
+use actix_web::HttpRequest;
 use actix_web::http::StatusCode;
 use actix_web::web::Data;
 use serde_json::{Value, json};
+use tracing::Instrument;
 use webhooks_bus::Outgoing;
+use webhooks_bus::trace::continue_trace;
 use webhooks_model::errors::ValidationErrors;
 use webhooks_model::event::{EventError, KazooEvent, address};
+use webhooks_model::trace::{TRACE_PARENT_HEADER, TraceParent};
 
 use crate::ApiState;
 use crate::auth::Caller;
@@ -16,7 +21,31 @@ use crate::crossbar::{ApiError, Envelope, Reply};
 /// Accepts one event or an array of them, bare or inside a `{"data": ...}` envelope. Only the
 /// master account may publish. All events are checked before any is published, so a request is
 /// published whole or not at all; 202 once the broker has confirmed every one.
-pub async fn ingest(state: Data<ApiState>, caller: Caller, body: Envelope) -> Result<Reply, ApiError> {
+///
+/// The events continue the request's trace (its valid `traceparent` header), else start one.
+pub async fn ingest(
+    state: Data<ApiState>,
+    caller: Caller,
+    request: HttpRequest,
+    body: Envelope,
+) -> Result<Reply, ApiError> {
+    let inbound: Option<TraceParent> = request
+        .headers()
+        .get(TRACE_PARENT_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok());
+    let span = tracing::info_span!("events.ingest", trace_id = tracing::field::Empty);
+    let trace_parent = continue_trace(&span, inbound.as_ref());
+    publish_events(&state, &caller, &body, &trace_parent).instrument(span).await
+}
+
+/// [`ingest`] inside its span: every message carries `trace_parent`.
+async fn publish_events(
+    state: &ApiState,
+    caller: &Caller,
+    body: &Envelope,
+    trace_parent: &TraceParent,
+) -> Result<Reply, ApiError> {
     if !caller.0.superduper_admin {
         return Err(ApiError::Forbidden);
     }
@@ -39,7 +68,9 @@ pub async fn ingest(state: Data<ApiState>, caller: Caller, body: Envelope) -> Re
         let prefix = if events.len() == 1 { String::new() } else { format!("{index}.") };
         match checked_address(event) {
             Ok((exchange, routing_key)) => {
-                messages.push(Outgoing::persistent(exchange, &routing_key, event.to_string()));
+                messages.push(
+                    Outgoing::persistent(exchange, &routing_key, event.to_string()).with_trace_parent(trace_parent),
+                );
             }
             Err(error) => {
                 let (field, rule) = error_field(&error);

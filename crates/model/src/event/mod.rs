@@ -227,6 +227,15 @@ impl KazooEvent {
         if hook_type.eq_ignore_ascii_case("all") { "all" } else { self.hook_event() }
     }
 
+    /// The call the event is about, for logs: channel and parking events name one.
+    pub fn call_id(&self) -> Option<&str> {
+        match &self.kind {
+            EventKind::Channel(channel) => Some(&channel.call_id),
+            EventKind::Parking(message) => text(message, "Call-ID"),
+            _ => None,
+        }
+    }
+
     /// The event's name for logs: `CHANNEL_CREATE`, `doc_edited`, `voicemail_new`, `PARK_PARKED`...
     pub fn event_name(&self) -> &str {
         match &self.kind {

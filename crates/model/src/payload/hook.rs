@@ -82,9 +82,7 @@ pub fn passes_filters<'c>(
         EventKind::Notification(notification) => custom_data().is_none_or(|custom_data| {
             // Unlike object hooks, a notifications hook with `custom_data` but no `type` matches
             // nothing: no decision changes Kazoo's behaviour here.
-            custom_data
-                .get("type")
-                .is_some_and(|wanted| filter_matches(Some(wanted), notification.notification.name))
+            custom_data.get("type").is_some_and(|wanted| filter_matches(Some(wanted), notification.notification.name))
         }),
         EventKind::CallflowWebhook(_) | EventKind::Parking(_) | EventKind::Sms(_) | EventKind::Mms(_) => true,
     }
