@@ -147,6 +147,7 @@ impl FromRequest for Scope {
             if !may_act_on(&caller, &account) {
                 return Err(ApiError::Forbidden);
             }
+            tracing::Span::current().record("account.id", tracing::field::display(&account.id));
             Ok(Self { account, caller })
         })
     }

@@ -16,6 +16,7 @@ use actix_web::web::{BytesMut, Data};
 use actix_web::{HttpMessage, ResponseError};
 use futures_util::StreamExt;
 use serde_json::{Map, Value};
+use tracing::Instrument;
 
 use super::error::ApiError;
 use crate::ApiState;
@@ -148,6 +149,14 @@ pub async fn middleware(
 
     let request_id = meta.request_id.clone();
     let is_preflight = request.method() == Method::OPTIONS;
+    // Every log line of the request carries its id; the account is recorded once authorized.
+    let span = tracing::info_span!(
+        "http.request",
+        request.id = %request_id,
+        http.method = %request.method(),
+        http.path = %request.path(),
+        account.id = tracing::field::Empty,
+    );
     let mut response = META
         .scope(meta, async move {
             if let Some(error) = early {
@@ -161,6 +170,7 @@ pub async fn middleware(
             }
             next.call(request).await.map(ServiceResponse::map_into_left_body)
         })
+        .instrument(span)
         .await?;
 
     let headers = response.headers_mut();
