@@ -44,7 +44,7 @@ use webhooks_test_support::store::{create_account, create_hook};
 
 use crate::process::Webhooks;
 use webhooks_test_support::bench::{
-    CONFIRM_WINDOW, broker_ceiling, median, percentile, persistent_json, publish_confirmed,
+    CONFIRM_WINDOW, broker_ceiling, delete_queues, median, percentile, persistent_json, publish_confirmed,
 };
 
 /// The allocator of the production binary, so the in-process services run as they do there.
@@ -263,12 +263,13 @@ async fn over_rabbitmq(template: &Value, ceiling: f64) -> Vec<Row> {
     let with_failures = throughput(&publisher, &events, &healthy, |sent| sent - sent.div_ceil(FAILING_ACCOUNTS)).await;
     println!("10% of endpoints timing out: {with_failures:.0} healthy deliveries/s");
 
-    let _ = connection.close(200, "done".into()).await;
     // The hanging callouts end with their receiver, so the dispatcher drains quickly.
     drop(hanging);
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(30), routing).await;
     let _ = tokio::time::timeout(Duration::from_secs(30), dispatching).await;
+    delete_queues(&publisher, router_bus.topology()).await;
+    let _ = connection.close(200, "done".into()).await;
     router_bus.close().await;
     dispatcher_bus.close().await;
     // The store first: its connections would keep the database from being dropped.

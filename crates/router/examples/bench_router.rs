@@ -346,7 +346,7 @@ mod amqp {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    use lapin::options::{ConfirmSelectOptions, QueueDeleteOptions};
+    use lapin::options::ConfirmSelectOptions;
     use lapin::{Connection, ConnectionProperties};
     use tokio_util::sync::CancellationToken;
     use webhooks_bus::Bus;
@@ -355,7 +355,7 @@ mod amqp {
     use webhooks_router::{Router, RouterSettings};
 
     use super::*;
-    use webhooks_test_support::bench::{PREFETCH, consume_until, median, publish_confirmed};
+    use webhooks_test_support::bench::{PREFETCH, consume_until, delete_queues, median, publish_confirmed};
     use webhooks_test_support::bus::{amqp_url, topology, unique_prefix};
     use webhooks_test_support::db::TestDatabase;
     use webhooks_test_support::store::{create_account, create_hook};
@@ -453,12 +453,7 @@ mod amqp {
         // their confirms. Not `stats.events()`: Kazoo's exchanges are shared, so other clients'
         // events count there.
         assert!(stats.jobs() >= MESSAGES as u64);
-        // The router queue stays bound to Kazoo's shared exchange until it expires: left in place,
-        // it would receive (and store) a copy of every event of the following rounds.
-        let topology = bus.topology();
-        for queue in [topology.router_queue(), topology.dispatch_queue(), topology.dead_letter_queue()] {
-            let _ = publisher.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
-        }
+        delete_queues(&publisher, bus.topology()).await;
         let _ = connection.close(200, "done".into()).await;
         // The store first: its connections hold the database file the database removes.
         drop(store);

@@ -8,6 +8,7 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use webhooks_bus::Topology;
 
 /// Publishes in flight before the publisher waits for their confirms.
 pub const CONFIRM_WINDOW: usize = 1_000;
@@ -88,6 +89,15 @@ pub async fn broker_ceiling(url: &str, bodies: Vec<Vec<u8>>) -> f64 {
     publisher.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await.expect("delete the queue");
     let _ = connection.close(200, "done".into()).await;
     rate
+}
+
+/// Deletes the durable queues of a benchmark's `topology`. Its router queue stays bound to
+/// Kazoo's shared exchanges until it expires: left in place, it would store a copy of every event
+/// of the runs that follow and slow the broker down for them.
+pub async fn delete_queues(channel: &Channel, topology: &Topology) {
+    for queue in [topology.router_queue(), topology.dispatch_queue(), topology.dead_letter_queue()] {
+        let _ = channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
+    }
 }
 
 /// The median of a few measurements (sorted in place).
