@@ -13,6 +13,8 @@
 //!   API and events handed to `POST /v2/events`: deliveries/s with 1 and 100 hooks per event.
 //!
 //! Goals are printed beside the figures, not asserted: the machine's load decides too much.
+//! `BENCH_PHASES=latency,failing` (any of `hundred`, `latency`, `failing`, `serve`) runs only
+//! those phases besides the ceiling and the 1-hook phase.
 
 #![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
@@ -82,6 +84,23 @@ fn main() {
     runtime.block_on(bench());
 }
 
+/// The phases to run besides the ceiling and the 1-hook phase, which the others are measured
+/// against: `BENCH_PHASES`, comma-separated among `hundred`, `latency`, `failing` and `serve`;
+/// all of them when unset.
+struct Phases(Option<Vec<String>>);
+
+impl Phases {
+    fn from_env() -> Self {
+        Self(
+            std::env::var("BENCH_PHASES").ok().map(|list| list.split(',').map(|name| name.trim().to_owned()).collect()),
+        )
+    }
+
+    fn wants(&self, phase: &str) -> bool {
+        self.0.as_ref().is_none_or(|chosen| chosen.iter().any(|name| name == phase))
+    }
+}
+
 /// One line of the table: what, the figure, the goal and whether it is met.
 struct Row {
     what: String,
@@ -115,9 +134,11 @@ async fn bench() {
         None,
     ));
 
-    let over_amqp = over_rabbitmq(&template, ceiling).await;
-    rows.extend(over_amqp);
-    rows.extend(through_serve(&template).await);
+    let phases = Phases::from_env();
+    rows.extend(over_rabbitmq(&template, ceiling, &phases).await);
+    if phases.wants("serve") {
+        rows.extend(through_serve(&template).await);
+    }
 
     println!();
     let widths = [
@@ -193,7 +214,7 @@ fn dispatcher_settings() -> DispatcherSettings {
 }
 
 /// The phases on RabbitMQ and PostgreSQL, with the router and the dispatcher in this process.
-async fn over_rabbitmq(template: &Value, ceiling: f64) -> Vec<Row> {
+async fn over_rabbitmq(template: &Value, ceiling: f64, phases: &Phases) -> Vec<Row> {
     let database = TestDatabase::postgres().await;
     let store = database.store().await;
     let single = Receiver::answering(200).await;
@@ -245,23 +266,65 @@ async fn over_rabbitmq(template: &Value, ceiling: f64) -> Vec<Row> {
     let events: Vec<_> = (0..EVENTS_ONE_HOOK).map(|sequence| event(template, &single_account, sequence)).collect();
     let one_hook = throughput(&publisher, &events, &single, |sent| sent).await;
     println!("1 hook per event: {one_hook:.0} deliveries/s");
+    let ratio = one_hook / ceiling;
+    let mut rows = vec![Row::new(
+        "AMQP -> router -> dispatcher -> HTTP, 1 hook per event",
+        format!("{one_hook:.0} /s ({:.0}%)", 100.0 * ratio),
+        format!(">= 70% of ceiling ({:.0} /s)", 0.7 * ceiling),
+        Some(ratio >= 0.7),
+    )];
 
-    let events: Vec<_> =
-        (0..EVENTS_HUNDRED_HOOKS).map(|sequence| event(template, &hundred_account, sequence)).collect();
-    let hundred_hooks = throughput(&publisher, &events, &hundred, |sent| sent * FAN_OUT).await;
-    println!("{FAN_OUT} hooks per event: {hundred_hooks:.0} deliveries/s");
+    if phases.wants("hundred") {
+        let events: Vec<_> =
+            (0..EVENTS_HUNDRED_HOOKS).map(|sequence| event(template, &hundred_account, sequence)).collect();
+        let hundred_hooks = throughput(&publisher, &events, &hundred, |sent| sent * FAN_OUT).await;
+        println!("{FAN_OUT} hooks per event: {hundred_hooks:.0} deliveries/s");
+        rows.push(Row::new(
+            format!("AMQP -> router -> dispatcher -> HTTP, {FAN_OUT} hooks per event"),
+            format!("{hundred_hooks:.0} /s"),
+            ">= 20000 /s",
+            Some(hundred_hooks >= 20_000.0),
+        ));
+    }
 
-    let paced_rate = (one_hook / 2.0).max(1.0);
-    let latencies = latency(&publisher, template, &paced_account, &paced, paced_rate).await;
-    let (p50, p99) = (percentile(&latencies, 0.50), percentile(&latencies, 0.99));
-    println!("latency at {paced_rate:.0} events/s: p50 {p50:.1} ms, p99 {p99:.1} ms ({} deliveries)", latencies.len());
+    if phases.wants("latency") {
+        let paced_rate = (one_hook / 2.0).max(1.0);
+        let latencies = latency(&publisher, template, &paced_account, &paced, paced_rate).await;
+        let (p50, p99) = (percentile(&latencies, 0.50), percentile(&latencies, 0.99));
+        println!(
+            "latency at {paced_rate:.0} events/s: p50 {p50:.1} ms, p99 {p99:.1} ms ({} deliveries)",
+            latencies.len()
+        );
+        rows.push(Row::new(
+            format!("publish-to-receipt latency p50 at {paced_rate:.0} events/s"),
+            format!("{p50:.1} ms"),
+            "",
+            None,
+        ));
+        rows.push(Row::new(
+            format!("publish-to-receipt latency p99 at {paced_rate:.0} events/s"),
+            format!("{p99:.1} ms"),
+            "< 20 ms",
+            Some(p99 < 20.0),
+        ));
+    }
 
-    // Round robin over the accounts: every tenth event goes to the endpoint that never answers.
-    let events: Vec<_> = (0..EVENTS_ONE_HOOK)
-        .map(|sequence| event(template, &failing_accounts[sequence % FAILING_ACCOUNTS], sequence))
-        .collect();
-    let with_failures = throughput(&publisher, &events, &healthy, |sent| sent - sent.div_ceil(FAILING_ACCOUNTS)).await;
-    println!("10% of endpoints timing out: {with_failures:.0} healthy deliveries/s");
+    if phases.wants("failing") {
+        // Round robin over the accounts: every tenth event goes to the endpoint that never answers.
+        let events: Vec<_> = (0..EVENTS_ONE_HOOK)
+            .map(|sequence| event(template, &failing_accounts[sequence % FAILING_ACCOUNTS], sequence))
+            .collect();
+        let with_failures =
+            throughput(&publisher, &events, &healthy, |sent| sent - sent.div_ceil(FAILING_ACCOUNTS)).await;
+        println!("10% of endpoints timing out: {with_failures:.0} healthy deliveries/s");
+        let kept = with_failures / one_hook;
+        rows.push(Row::new(
+            "healthy deliveries, 10% of endpoints timing out (1 s)",
+            format!("{with_failures:.0} /s ({:.0}%)", 100.0 * kept),
+            ">= 90% of 1 hook per event",
+            Some(kept >= 0.9),
+        ));
+    }
 
     // The hanging callouts end with their receiver, so the dispatcher drains quickly.
     drop(hanging);
@@ -276,40 +339,7 @@ async fn over_rabbitmq(template: &Value, ceiling: f64) -> Vec<Row> {
     drop(store);
     drop(database);
 
-    let ratio = one_hook / ceiling;
-    let kept = with_failures / one_hook;
-    vec![
-        Row::new(
-            "AMQP -> router -> dispatcher -> HTTP, 1 hook per event",
-            format!("{one_hook:.0} /s ({:.0}%)", 100.0 * ratio),
-            format!(">= 70% of ceiling ({:.0} /s)", 0.7 * ceiling),
-            Some(ratio >= 0.7),
-        ),
-        Row::new(
-            format!("AMQP -> router -> dispatcher -> HTTP, {FAN_OUT} hooks per event"),
-            format!("{hundred_hooks:.0} /s"),
-            ">= 20000 /s",
-            Some(hundred_hooks >= 20_000.0),
-        ),
-        Row::new(
-            format!("publish-to-receipt latency p50 at {paced_rate:.0} events/s"),
-            format!("{p50:.1} ms"),
-            "",
-            None,
-        ),
-        Row::new(
-            format!("publish-to-receipt latency p99 at {paced_rate:.0} events/s"),
-            format!("{p99:.1} ms"),
-            "< 20 ms",
-            Some(p99 < 20.0),
-        ),
-        Row::new(
-            "healthy deliveries, 10% of endpoints timing out (1 s)",
-            format!("{with_failures:.0} /s ({:.0}%)", 100.0 * kept),
-            ">= 90% of 1 hook per event",
-            Some(kept >= 0.9),
-        ),
-    ]
+    rows
 }
 
 /// Publishes `events` as fast as the broker confirms them (for [`PUBLISH_LIMIT`] at most) and
