@@ -46,7 +46,8 @@ use webhooks_test_support::store::{create_account, create_hook};
 
 use crate::process::Webhooks;
 use webhooks_test_support::bench::{
-    CONFIRM_WINDOW, broker_ceiling, delete_queues, median, percentile, persistent_json, publish_confirmed,
+    CONFIRM_WINDOW, broker_ceiling, broker_latency, delete_queues, median, percentile, persistent_json,
+    publish_confirmed,
 };
 
 /// The allocator of the production binary, so the in-process services run as they do there.
@@ -306,6 +307,18 @@ async fn over_rabbitmq(template: &Value, ceiling: f64, phases: &Phases) -> Vec<R
             format!("{p99:.1} ms"),
             "< 20 ms",
             Some(p99 < 20.0),
+        ));
+        // The floor under those figures: the broker's own single hop at the same rate (the
+        // events travel two, one to the router and one to the dispatcher).
+        let bodies: Vec<_> = (0..latencies.len()).map(|sequence| event(template, &paced_account, sequence).1).collect();
+        let hop = broker_latency(&amqp_url(), &bodies, paced_rate).await;
+        let (hop50, hop99) = (percentile(&hop, 0.50), percentile(&hop, 0.99));
+        println!("RabbitMQ one hop at {paced_rate:.0} messages/s: p50 {hop50:.1} ms, p99 {hop99:.1} ms");
+        rows.push(Row::new(
+            format!("RabbitMQ one-hop latency p50 / p99 at {paced_rate:.0} messages/s"),
+            format!("{hop50:.1} / {hop99:.1} ms"),
+            "",
+            None,
         ));
     }
 

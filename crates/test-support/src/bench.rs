@@ -91,6 +91,55 @@ pub async fn broker_ceiling(url: &str, bodies: Vec<Vec<u8>>) -> f64 {
     rate
 }
 
+/// The broker's own one-hop latency at `rate` messages/s: `bodies` published paced to one
+/// durable queue (persistent, confirmed at the end) and consumed with acknowledgements, on the
+/// broker at `url`; each message's time from its publish to its delivery, in milliseconds. The
+/// floor under any latency measured through the broker at that rate.
+pub async fn broker_latency(url: &str, bodies: &[Vec<u8>], rate: f64) -> Vec<f64> {
+    let connection = Connection::connect(url, ConnectionProperties::default()).await.expect("connect to RabbitMQ");
+    let publisher = connection.create_channel().await.expect("channel");
+    let consumer = connection.create_channel().await.expect("channel");
+    publisher.confirm_select(ConfirmSelectOptions::default()).await.expect("confirm mode");
+    let queue = format!("bench-latency-{}", uuid::Uuid::new_v4().simple());
+    publisher
+        .queue_declare(queue.as_str().into(), QueueDeclareOptions::durable(), FieldTable::default())
+        .await
+        .expect("declare the queue");
+    consumer.basic_qos(PREFETCH, BasicQosOptions::default()).await.expect("qos");
+    let mut deliveries = consumer
+        .basic_consume(queue.as_str().into(), "latency".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .await
+        .expect("consume");
+    let started = std::time::Instant::now();
+    let count = bodies.len();
+    let receiving = tokio::spawn(async move {
+        let mut arrivals = Vec::with_capacity(count);
+        while arrivals.len() < count {
+            let delivery = deliveries.next().await.expect("consumer open").expect("a delivery");
+            arrivals.push(started.elapsed());
+            if arrivals.len().is_multiple_of(ACK_EVERY) || arrivals.len() == count {
+                delivery.ack(BasicAckOptions { multiple: true }).await.expect("ack");
+            }
+        }
+        arrivals
+    });
+    let mut sent_at = Vec::with_capacity(count);
+    for (index, body) in bodies.iter().enumerate() {
+        tokio::time::sleep_until((started + std::time::Duration::from_secs_f64(index as f64 / rate)).into()).await;
+        sent_at.push(started.elapsed());
+        let _confirm = publisher
+            .basic_publish("".into(), queue.as_str().into(), BasicPublishOptions::default(), body, persistent_json())
+            .await
+            .expect("publish");
+    }
+    publisher.wait_for_confirms().await.expect("publisher confirms");
+    // One queue, one consumer: messages arrive in the order they were published.
+    let arrivals = receiving.await.expect("consumer task");
+    publisher.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await.expect("delete the queue");
+    let _ = connection.close(200, "done".into()).await;
+    arrivals.iter().zip(&sent_at).map(|(arrived, sent)| arrived.saturating_sub(*sent).as_secs_f64() * 1000.0).collect()
+}
+
 /// Deletes the durable queues of a benchmark's `topology`. Its router queue stays bound to
 /// Kazoo's shared exchanges until it expires: left in place, it would store a copy of every event
 /// of the runs that follow and slow the broker down for them.
