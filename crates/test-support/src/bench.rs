@@ -63,19 +63,35 @@ pub async fn consume_until(channel: &Channel, queue: &str, target: usize, count:
     deliveries
 }
 
+/// A connection with a confirming publisher, a consumer channel and a fresh durable queue between
+/// them: what the broker's own figures are measured on.
+struct Probe {
+    connection: Connection,
+    publisher: Channel,
+    consumer: Channel,
+    queue: String,
+}
+
+impl Probe {
+    async fn open(url: &str, prefix: &str) -> Self {
+        let connection = Connection::connect(url, ConnectionProperties::default()).await.expect("connect to RabbitMQ");
+        let publisher = connection.create_channel().await.expect("channel");
+        let consumer = connection.create_channel().await.expect("channel");
+        publisher.confirm_select(ConfirmSelectOptions::default()).await.expect("confirm mode");
+        let queue = format!("{prefix}-{}", uuid::Uuid::new_v4().simple());
+        publisher
+            .queue_declare(queue.as_str().into(), QueueDeclareOptions::durable(), FieldTable::default())
+            .await
+            .expect("declare the queue");
+        Self { connection, publisher, consumer, queue }
+    }
+}
+
 /// The broker's one-hop ceiling in messages/s: one durable queue, a confirmed persistent publisher
 /// and an acknowledging consumer running together, on the broker at `url`; the rate is `bodies`
 /// over the time until the last one is consumed.
 pub async fn broker_ceiling(url: &str, bodies: Vec<Vec<u8>>) -> f64 {
-    let connection = Connection::connect(url, ConnectionProperties::default()).await.expect("connect to RabbitMQ");
-    let publisher = connection.create_channel().await.expect("channel");
-    let consumer = connection.create_channel().await.expect("channel");
-    publisher.confirm_select(ConfirmSelectOptions::default()).await.expect("confirm mode");
-    let queue = format!("bench-ceiling-{}", uuid::Uuid::new_v4().simple());
-    publisher
-        .queue_declare(queue.as_str().into(), QueueDeclareOptions::durable(), FieldTable::default())
-        .await
-        .expect("declare the queue");
+    let Probe { connection, publisher, consumer, queue } = Probe::open(url, "bench-ceiling").await;
     let total = bodies.len();
     let messages: Vec<(String, Vec<u8>)> = bodies.into_iter().map(|body| (queue.clone(), body)).collect();
     let started = std::time::Instant::now();
@@ -96,15 +112,7 @@ pub async fn broker_ceiling(url: &str, bodies: Vec<Vec<u8>>) -> f64 {
 /// broker at `url`; each message's time from its publish to its delivery, in milliseconds. The
 /// floor under any latency measured through the broker at that rate.
 pub async fn broker_latency(url: &str, bodies: &[Vec<u8>], rate: f64) -> Vec<f64> {
-    let connection = Connection::connect(url, ConnectionProperties::default()).await.expect("connect to RabbitMQ");
-    let publisher = connection.create_channel().await.expect("channel");
-    let consumer = connection.create_channel().await.expect("channel");
-    publisher.confirm_select(ConfirmSelectOptions::default()).await.expect("confirm mode");
-    let queue = format!("bench-latency-{}", uuid::Uuid::new_v4().simple());
-    publisher
-        .queue_declare(queue.as_str().into(), QueueDeclareOptions::durable(), FieldTable::default())
-        .await
-        .expect("declare the queue");
+    let Probe { connection, publisher, consumer, queue } = Probe::open(url, "bench-latency").await;
     consumer.basic_qos(PREFETCH, BasicQosOptions::default()).await.expect("qos");
     let mut deliveries = consumer
         .basic_consume(queue.as_str().into(), "latency".into(), BasicConsumeOptions::default(), FieldTable::default())
