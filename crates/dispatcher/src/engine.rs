@@ -19,7 +19,7 @@ use webhooks_model::ids::{AccountId, WebhookId, random_id};
 use webhooks_model::job::{DeliveryJob, JobBatch};
 use webhooks_model::notice::{Action, Change};
 use webhooks_model::retry::{Decision, FailureLimits, MAX_RETRIES, Observed, RetryPolicy};
-use webhooks_model::time::gregorian_from_unix;
+use webhooks_model::time::{gregorian_now, unix_seconds};
 use webhooks_model::trace::TraceParent;
 use webhooks_storage::{NewAttempt, StorageError, Store};
 
@@ -284,7 +284,7 @@ impl Engine {
                 id: random_id(),
                 account_id: job.account_id.clone(),
                 hook_id: job.hook_id.clone(),
-                created: gregorian_from_unix(unix_seconds()),
+                created: gregorian_now(),
                 doc,
                 // Kept with the record so the delivery can be resent or replayed later.
                 job: Some(job),
@@ -469,11 +469,6 @@ where
     V: Clone + Send + Sync + 'static,
 {
     Cache::builder().max_capacity(CACHE_CAPACITY).time_to_live(ttl).build()
-}
-
-/// Now, Unix seconds.
-fn unix_seconds() -> i64 {
-    i64::try_from(unix_duration().as_secs()).unwrap_or(0)
 }
 
 /// Time since the Unix epoch (zero on a clock set before it).

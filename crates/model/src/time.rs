@@ -3,6 +3,17 @@
 /// Seconds between 0000-01-01 and the Unix epoch.
 pub const GREGORIAN_UNIX_OFFSET: i64 = 62_167_219_200;
 
+/// Now, Unix seconds; 0 on a clock set before 1970 (a broken host), so arithmetic stays defined.
+pub fn unix_seconds() -> i64 {
+    let elapsed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(elapsed.as_secs()).unwrap_or(0)
+}
+
+/// Now, gregorian seconds.
+pub fn gregorian_now() -> i64 {
+    gregorian_from_unix(unix_seconds())
+}
+
 /// Gregorian seconds for a Unix timestamp in seconds.
 pub fn gregorian_from_unix(unix_seconds: i64) -> i64 {
     unix_seconds + GREGORIAN_UNIX_OFFSET

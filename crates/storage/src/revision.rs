@@ -1,8 +1,7 @@
 //! Document revisions in Kazoo's `_rev` shape, and the clock.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use webhooks_model::time::gregorian_from_unix;
+/// Now, in gregorian seconds.
+pub(crate) use webhooks_model::time::gregorian_now as now;
 
 /// A revision `<n>-<32 hex>`: `n` counts writes, the tag tells apart documents and writers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,13 +34,6 @@ impl Revision {
 /// A fresh random revision tag.
 pub(crate) fn fresh_tag() -> String {
     uuid::Uuid::new_v4().simple().to_string()
-}
-
-/// Now, in gregorian seconds.
-pub(crate) fn now() -> i64 {
-    // A clock before 1970 is a broken host; 0 keeps the arithmetic defined.
-    let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());
-    gregorian_from_unix(i64::try_from(unix).unwrap_or(i64::MAX / 2))
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use webhooks_model::ids::{WebhookId, random_id};
 use webhooks_model::job::{DeliveryJob, REDELIVERY_BATCH, job_for_document};
 use webhooks_model::payload::HookView;
 use webhooks_model::samples::test_delivery;
-use webhooks_model::time::{gregorian_from_unix, parse_instant};
+use webhooks_model::time::{gregorian_now, parse_instant};
 use webhooks_storage::{Attempt, PageRequest, RedeliveryError, Webhook};
 
 use crate::ApiState;
@@ -131,7 +131,7 @@ pub async fn test(state: Data<ApiState>, scope: Scope, path: Path<(String, Strin
     let event_id = job.event_id.clone();
     // Attempt times are whole gregorian seconds taken on the dispatcher's clock: a margin keeps
     // a dispatcher a little behind this replica's clock from hiding the record.
-    let since = gregorian_from_unix(unix_seconds()) - 60;
+    let since = gregorian_now() - 60;
     publish(&state, vec![job]).await?;
     tracing::info!(account.id = %scope.account.id, hook.id = %hook_id, event.id = %event_id, "test callout sent");
     let deadline = Instant::now() + state.settings.test_wait;
@@ -177,7 +177,7 @@ async fn test_attempt(
     since: i64,
 ) -> Result<Option<Attempt>, ApiError> {
     let page = PageRequest { start_key: None, page_size: None, ascending: true };
-    let until = gregorian_from_unix(unix_seconds()) + 60;
+    let until = gregorian_now() + 60;
     let found = state.store.list_attempts(&hook.account_id, Some(&hook.id), since, until, &page).await?;
     Ok(found.items.into_iter().find(|attempt| attempt.doc.get("event_id").and_then(Value::as_str) == Some(event_id)))
 }
@@ -213,11 +213,6 @@ fn parse_hook_id(raw: &str) -> Result<WebhookId, ApiError> {
 /// Now, Unix milliseconds (the jobs' `published_at_ms`).
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(0))
-}
-
-/// Now, Unix seconds.
-fn unix_seconds() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(0))
 }
 
 async fn list(state: &ApiState, scope: &Scope, hook: Option<&WebhookId>, query: &str) -> Result<Reply, ApiError> {
@@ -267,7 +262,7 @@ fn time_window(query: &QueryParams) -> Result<(i64, i64), ApiError> {
             }),
         }
     };
-    let to = bound("created_to")?.unwrap_or_else(|| gregorian_from_unix(unix_seconds()));
+    let to = bound("created_to")?.unwrap_or_else(gregorian_now);
     let from = bound("created_from")?.unwrap_or(to - MAXIMUM_RANGE);
     if to < from {
         return Err(ValidationErrors::single(
