@@ -2,7 +2,7 @@
 //! them, against data arranged in PostgreSQL, with the store's state (and what they publish on
 //! RabbitMQ) checked afterwards.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use webhooks_bus::DISPATCH_ROUTING_KEY;
@@ -10,7 +10,7 @@ use webhooks_model::ids::{AccountId, WebhookId, random_id};
 use webhooks_model::job::{DeliveryJob, JobBatch};
 use webhooks_model::notice::{CONFIGURATION_EXCHANGE, Change, REENABLE_ROUTING_KEY};
 use webhooks_model::retry::FailureLimits;
-use webhooks_model::time::{gregorian_from_unix, iso8601_from_unix};
+use webhooks_model::time::{gregorian_from_unix, gregorian_now, iso8601_from_unix, unix_millis, unix_seconds};
 use webhooks_model::webhook::{Format, HttpVerb};
 use webhooks_storage::{NewAttempt, PageRequest, Store};
 use webhooks_test_support::bus::{Backend, Observer, connect};
@@ -34,11 +34,6 @@ async fn run_ok(database: &TestDatabase, args: &[&str], extra_env: &[(&str, Stri
 /// The cells of each line of a table, header first (no cell in these tests holds a space).
 fn cells(stdout: &str) -> Vec<Vec<String>> {
     stdout.lines().map(|line| line.split_whitespace().map(str::to_owned).collect()).collect()
-}
-
-fn unix_millis() -> i64 {
-    let elapsed = SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970");
-    i64::try_from(elapsed.as_millis()).expect("fits")
 }
 
 /// A hook of `owner` named `name`, enabled or not.
@@ -258,7 +253,7 @@ async fn attempts_prune_deletes_only_the_old_records_and_counts_them() {
     let store = database.store().await;
     let account = create_account(&store, &AccountId::generate(), None, json!({})).await;
     let id = hook(&store, &account.id, "pruned", true).await;
-    let now = unix_millis() / 1000;
+    let now = unix_seconds();
     let attempt = |days_ago: i64| NewAttempt {
         id: random_id(),
         account_id: account.id.clone(),
@@ -305,7 +300,7 @@ fn attempt_of(owner: &AccountId, hook: &WebhookId, event: &str, ago: i64, result
         id: random_id(),
         account_id: owner.clone(),
         hook_id: hook.clone(),
-        created: gregorian_from_unix(unix_millis() / 1000 - ago),
+        created: gregorian_now() - ago,
         doc: object(json!({"event_id": event, "result": result})),
         job: kept.then_some(job),
     }
@@ -370,7 +365,7 @@ async fn hooks_replay_counts_then_publishes_the_failed_deliveries_since_the_give
         (0..120).map(|n| attempt_of(&account.id, &id, &format!("f{n:03}"), 400 - n, "failure", true)).collect();
     store.insert_attempts(&records).await.expect("attempts stored");
     store.insert_attempts(&failed).await.expect("attempts stored");
-    let since = iso8601_from_unix(unix_millis() / 1000 - 3600);
+    let since = iso8601_from_unix(unix_seconds() - 3600);
 
     let dry = run_ok(&database, &["hooks", "replay", id.as_str(), "--since", &since, "--dry-run"], &[]).await;
     assert_eq!(dry, format!("would replay 120 failed delivery(ies) of hook {id} since {since}\n"));

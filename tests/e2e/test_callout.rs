@@ -6,6 +6,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use webhooks_model::ids::WebhookId;
+use webhooks_model::time::unix_millis;
 use webhooks_storage::Store;
 use webhooks_test_support::db::TestDatabase;
 use webhooks_test_support::http::Client;
@@ -26,9 +27,7 @@ async fn create_hook(client: &Client, token: &str, account: &str, document: Valu
 /// Failures counted for `hook` within the last hour.
 async fn failures(store: &Store, hook: &str) -> u64 {
     let hook: WebhookId = hook.parse().expect("a hook id");
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970");
-    let now_ms = i64::try_from(now.as_millis()).expect("fits");
-    store.failure_count(&hook, now_ms, Duration::from_secs(3600)).await.expect("counted")
+    store.failure_count(&hook, unix_millis(), Duration::from_secs(3600)).await.expect("counted")
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,7 +4,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::dev::Payload;
 use actix_web::web::Data;
@@ -15,6 +14,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use webhooks_model::ids::AccountId;
+use webhooks_model::time::unix_seconds;
 use webhooks_storage::Account;
 
 use crate::ApiState;
@@ -72,7 +72,7 @@ impl TokenSigner {
 
     /// A fresh token for `account`.
     pub fn issue(&self, account: &AccountId) -> String {
-        let now = unix_now();
+        let now = unix_seconds().unsigned_abs();
         let claims = Claims { account_id: account.clone(), iat: now, exp: now + self.lifetime_seconds };
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap_or_default());
         let signing_input = format!("{HEADER}.{payload}");
@@ -95,15 +95,11 @@ impl TokenSigner {
         mac.verify_slice(&signature).map_err(|_| TokenError::BadSignature)?;
         let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| TokenError::Malformed)?;
         let claims: Claims = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
-        if claims.exp <= unix_now() {
+        if claims.exp <= unix_seconds().unsigned_abs() {
             return Err(TokenError::Expired);
         }
         Ok(claims)
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
 }
 
 /// True when `caller` may act on `account`: itself, an ancestor of it, or a super-duper admin.

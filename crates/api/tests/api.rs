@@ -400,9 +400,7 @@ async fn attempts_are_listed_newest_first_within_the_window(app: TestApp) {
     let client = &app.client;
     let hook: WebhookId = WebhookId::generate();
     let other_hook: WebhookId = WebhookId::generate();
-    let now = webhooks_model::time::gregorian_from_unix(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs() as i64,
-    );
+    let now = webhooks_model::time::gregorian_now();
     let attempt = |hook: &WebhookId, created: i64, event: &str| {
         let mut doc = Map::new();
         doc.insert("hook_id".into(), json!(hook));

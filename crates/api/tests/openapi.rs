@@ -409,9 +409,7 @@ async fn real_answers_conform_to_the_description() {
     assert_eq!(listed.data().as_array().map(Vec::len), Some(1), "{}", listed.body);
 
     // Attempts as the dispatcher records them: one answered failure and one client error.
-    let now = webhooks_model::time::gregorian_from_unix(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs() as i64,
-    );
+    let now = webhooks_model::time::gregorian_now();
     let headers =
         vec![("X-Hook-ID".to_owned(), id.clone()), ("Content-Type".into(), "application/x-www-form-urlencoded".into())];
     let sent = SentRequest { headers: &headers, body: b"call_id=c1" };

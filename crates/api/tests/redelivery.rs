@@ -2,24 +2,20 @@
 //! exchange, what is refused, and that the stored job never shows in the attempts listing. Over
 //! HTTP on 127.0.0.1, SQLite and the in-process bus.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 use webhooks_bus::DISPATCH_ROUTING_KEY;
 use webhooks_model::ids::{AccountId, WebhookId, random_id};
 use webhooks_model::job::{DeliveryJob, JobBatch};
-use webhooks_model::time::{gregorian_from_unix, iso8601_from_unix};
+use webhooks_model::time::{gregorian_now, iso8601_from_unix, unix_seconds};
 use webhooks_model::webhook::{Format, HttpVerb};
 use webhooks_storage::NewAttempt;
 use webhooks_test_support::app::TestApp;
 use webhooks_test_support::bus::Observer;
 use webhooks_test_support::db::TestDatabase;
 use webhooks_test_support::store::object;
-
-fn now() -> i64 {
-    i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_secs()).expect("fits")
-}
 
 /// The job an earlier attempt made: the hook's old endpoint, a payload naming `event`.
 fn attempted(account: &AccountId, hook: &WebhookId, event: &str, attempt: u8) -> DeliveryJob {
@@ -55,7 +51,7 @@ fn record(
         id: random_id(),
         account_id: account.clone(),
         hook_id: hook.clone(),
-        created: gregorian_from_unix(now() - ago),
+        created: gregorian_now() - ago,
         doc: object(json!({"event_id": event, "result": result, "hook_id": hook.as_str()})),
         job,
     }
@@ -166,13 +162,13 @@ async fn a_replay_sends_each_event_whose_latest_record_since_then_failed_once() 
         .expect("stored");
 
     let path = format!("/v2/accounts/{account}/webhooks/{hook}/attempts/replay");
-    let since = iso8601_from_unix(now() - 3600);
+    let since = iso8601_from_unix(unix_seconds() - 3600);
     let dry = json!({"data": {"since": since, "dry_run": true}});
     let counted = app.client.send(Method::PUT, &path, Some(&token), Some(&dry)).await;
     assert_eq!((counted.status, counted.data()), (StatusCode::OK, &json!({"would_replay": 2})), "{}", counted.body);
     assert!(jobs.quiet_for(Duration::from_millis(300)).await, "a dry run publishes nothing");
 
-    let gregorian = json!({"data": {"since": gregorian_from_unix(now() - 3600)}});
+    let gregorian = json!({"data": {"since": gregorian_now() - 3600}});
     let replayed = app.client.send(Method::PUT, &path, Some(&token), Some(&gregorian)).await;
     assert_eq!(
         (replayed.status, replayed.data()),

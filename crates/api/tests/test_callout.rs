@@ -58,16 +58,23 @@ async fn a_test_sends_the_sample_once_whatever_the_state_and_answers_with_the_re
     .await;
     let path = format!("/v2/accounts/{account}/webhooks/{hook}/test");
 
-    // The dispatcher's part: take the job and record its attempt.
+    // The dispatcher's part: take the job and record its attempt, on a clock an hour behind (the
+    // record is found by its event id, whatever its time), after a newer record of another event.
     let dispatcher = async {
         let (_, batch) = jobs.next_json::<JobBatch>().await;
         let [job] = <[DeliveryJob; 1]>::try_from(batch.jobs).expect("one job");
-        let doc = object(json!({"hook_id": hook.as_str(), "event_id": job.event_id, "result": "success",
-                                "resp_status_code": "204", "test": true}));
-        let created = gregorian_from_unix(i64::try_from(job.published_at_ms / 1000).expect("fits"));
-        let attempt =
-            NewAttempt { id: random_id(), account_id: account.clone(), hook_id: hook.clone(), created, doc, job: None };
-        app.store.insert_attempts(&[attempt]).await.expect("recorded");
+        let published = gregorian_from_unix(i64::try_from(job.published_at_ms / 1000).expect("fits"));
+        let record = |event_id: &str, created: i64| NewAttempt {
+            id: random_id(),
+            account_id: account.clone(),
+            hook_id: hook.clone(),
+            created,
+            doc: object(json!({"hook_id": hook.as_str(), "event_id": event_id, "result": "success",
+                               "resp_status_code": "204", "test": true})),
+            job: None,
+        };
+        let records = [record(&random_id(), published), record(&job.event_id, published - 3600)];
+        app.store.insert_attempts(&records).await.expect("recorded");
         job
     };
     let (answer, job) = tokio::join!(app.client.send(Method::PUT, &path, Some(&token), None), dispatcher);

@@ -7,7 +7,7 @@
 //! their own window, and one dead host cannot hold the dispatch queue's window with its timeouts.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use moka::sync::Cache;
 use serde_json::json;
@@ -19,7 +19,7 @@ use webhooks_model::ids::{AccountId, WebhookId, random_id};
 use webhooks_model::job::{DeliveryJob, JobBatch};
 use webhooks_model::notice::{Action, Change};
 use webhooks_model::retry::{Decision, FailureLimits, MAX_RETRIES, Observed, RetryPolicy};
-use webhooks_model::time::{gregorian_now, unix_seconds};
+use webhooks_model::time::{gregorian_now, unix_millis, unix_now, unix_seconds};
 use webhooks_model::trace::TraceParent;
 use webhooks_storage::{NewAttempt, StorageError, Store};
 
@@ -232,7 +232,7 @@ impl Engine {
         let result = self.client.send(&request).await;
         let since_published = (job.attempt == 0).then(|| {
             let published = Duration::from_millis(job.published_at_ms);
-            unix_duration().saturating_sub(published)
+            unix_now().saturating_sub(published)
         });
         self.metrics.delivered(&result.answer, since_published);
         let observed = match &result.answer {
@@ -469,14 +469,4 @@ where
     V: Clone + Send + Sync + 'static,
 {
     Cache::builder().max_capacity(CACHE_CAPACITY).time_to_live(ttl).build()
-}
-
-/// Time since the Unix epoch (zero on a clock set before it).
-fn unix_duration() -> Duration {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
-}
-
-/// Now, Unix milliseconds.
-fn unix_millis() -> i64 {
-    i64::try_from(unix_duration().as_millis()).unwrap_or(0)
 }

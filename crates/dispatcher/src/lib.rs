@@ -26,13 +26,13 @@ pub mod signing;
 pub mod writer;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use webhooks_bus::{Bus, BusError, Consumer};
 use webhooks_model::retry::PolicyError;
-use webhooks_model::time::gregorian_from_unix;
+use webhooks_model::time::{gregorian_from_unix, unix_now};
 use webhooks_storage::{StorageError, Store};
 
 use crate::client::{CalloutClient, ClientSettings, ClientSetupError};
@@ -183,7 +183,7 @@ pub struct Pruned {
 /// Deletes attempt records older than `settings.attempt_retention` and failure counts nobody
 /// touched for a week.
 pub async fn prune(store: &Store, settings: &DispatcherSettings) -> Result<Pruned, StorageError> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = unix_now();
     let cutoff = now.saturating_sub(settings.attempt_retention);
     let attempts = store.prune_attempts(gregorian_from_unix(i64::try_from(cutoff.as_secs()).unwrap_or(0))).await?;
     let stale = now.saturating_sub(FAILURE_ROW_RETENTION);

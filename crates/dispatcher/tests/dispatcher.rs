@@ -14,6 +14,7 @@ use webhooks_model::ids::{AccountId, WebhookId};
 use webhooks_model::job::DeliveryJob;
 use webhooks_model::notice::{Action, Change};
 use webhooks_model::retry::FailureLimits;
+use webhooks_model::time::{gregorian_now, unix_millis, unix_seconds};
 use webhooks_model::trace::TraceParent;
 use webhooks_model::webhook::{Format, HttpVerb};
 use webhooks_storage::{PageRequest, Store};
@@ -403,8 +404,7 @@ async fn signed_hooks_carry_signatures_the_reference_library_accepts() {
         let request = request.expect("the signed request");
         assert_eq!(request.header("webhook-id"), Some(job.event_id.as_str()));
         let timestamp: i64 = request.header("webhook-timestamp").expect("timestamp").parse().expect("seconds");
-        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("clock").as_secs();
-        assert!((i64::try_from(now).expect("now") - timestamp).abs() < 60);
+        assert!((unix_seconds() - timestamp).abs() < 60);
         verify_with_reference_library(secret, request);
     }
     let plain = received.iter().find(|request| request.path() == "/unsigned").expect("the unsigned request");
@@ -523,9 +523,7 @@ async fn a_success_clears_the_failure_count() {
         world.wait_for_attempts(&template.hook_id, sent).await;
     }
     assert!(world.hook_state(&template.hook_id).await.0, "still enabled");
-    let now_ms = i64::try_from(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("clock").as_millis())
-        .expect("now");
-    let count = world.store.failure_count(&template.hook_id, now_ms, limits.window).await.expect("count");
+    let count = world.store.failure_count(&template.hook_id, unix_millis(), limits.window).await.expect("count");
     assert_eq!(count, 2);
     dispatcher.stop().await;
 }
@@ -811,9 +809,7 @@ async fn attempts_older_than_the_retention_are_pruned() {
     let store = database.store().await;
     let account = AccountId::generate();
     let hook = WebhookId::generate();
-    let now = webhooks_model::time::gregorian_from_unix(
-        i64::try_from(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("clock").as_secs()).expect("now"),
-    );
+    let now = gregorian_now();
     let record = |created: i64| webhooks_storage::NewAttempt {
         id: uuid::Uuid::new_v4().simple().to_string(),
         account_id: account.clone(),

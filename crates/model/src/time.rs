@@ -1,12 +1,25 @@
-//! Kazoo's clock: gregorian seconds (seconds since year 0).
+//! The wall clock, read in one place, and Kazoo's gregorian seconds (seconds since year 0).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Seconds between 0000-01-01 and the Unix epoch.
 pub const GREGORIAN_UNIX_OFFSET: i64 = 62_167_219_200;
 
-/// Now, Unix seconds; 0 on a clock set before 1970 (a broken host), so arithmetic stays defined.
+/// Time since the Unix epoch; zero on a clock set before 1970 (a broken host), so arithmetic
+/// stays defined. The one reading of the wall clock: the functions below derive from it.
+pub fn unix_now() -> Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+}
+
+/// Now, Unix seconds (never negative).
 pub fn unix_seconds() -> i64 {
-    let elapsed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(elapsed.as_secs()).unwrap_or(0)
+    i64::try_from(unix_now().as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Now, Unix milliseconds; never negative, so `unsigned_abs` is the exact `u64` (a job's
+/// `published_at_ms`).
+pub fn unix_millis() -> i64 {
+    i64::try_from(unix_now().as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Now, gregorian seconds.
@@ -124,6 +137,19 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_clock_reads_agree_with_one_another() {
+        let before = unix_now();
+        let (seconds, millis) = (unix_seconds(), unix_millis());
+        let after = unix_now();
+        // 2020-09-13: any working clock is later.
+        assert!(seconds > 1_600_000_000, "{seconds}");
+        assert!(i64::try_from(before.as_secs()).expect("fits") <= seconds);
+        assert!(i64::try_from(before.as_millis()).expect("fits") <= millis);
+        assert!(millis <= i64::try_from(after.as_millis()).expect("fits"));
+        assert!((millis / 1000 - seconds).abs() <= 1, "{millis} ms, {seconds} s");
+    }
 
     #[test]
     fn converts_the_spec_example() {

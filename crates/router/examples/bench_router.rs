@@ -26,8 +26,9 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use webhooks_model::event::KazooEvent;
 use webhooks_model::ids::{AccountId, WebhookId};
+use webhooks_model::time::unix_millis;
 use webhooks_router::index::{HookIndex, HookIndexBuilder};
-use webhooks_router::route::{RouteContext, now_ms, route_into};
+use webhooks_router::route::{RouteContext, route_into};
 use webhooks_storage::{Account, Webhook};
 
 /// Accounts in the synthetic cluster.
@@ -286,7 +287,7 @@ fn matching_phase(index: &HookIndex, events: &mut Events) {
     let (mut full_routed, mut jobs_built) = (0u64, 0u64);
     let mut jobs = Vec::new();
     while started.elapsed() < PHASE {
-        let now = now_ms();
+        let now = unix_millis().unsigned_abs();
         full_routed += events.for_each(|event| {
             jobs_built += route_into(event, index, &context, now, &mut jobs) as u64;
             jobs.clear();

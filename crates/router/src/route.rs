@@ -2,13 +2,12 @@
 //! finish it per hook (spec 5.4), and describe each callout completely so the dispatcher reads
 //! nothing per job.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde_json::{Map, Value};
 use webhooks_model::event::{CallflowWebhookEvent, EventKind, KazooEvent};
 use webhooks_model::ids::{AccountId, WebhookId};
 use webhooks_model::job::DeliveryJob;
 use webhooks_model::payload::{HookView, PayloadContext, ReservedCcvKeys, base_payload, finish_payload};
+use webhooks_model::time::unix_millis;
 
 use crate::index::{HookIndex, IndexedHook};
 
@@ -36,7 +35,7 @@ impl<'a> RouteContext<'a> {
 /// The delivery jobs of `event`, published now.
 pub fn route(event: &KazooEvent, index: &HookIndex, cluster_id: &str) -> Vec<DeliveryJob> {
     let mut jobs = Vec::new();
-    route_into(event, index, &RouteContext::new(cluster_id), now_ms(), &mut jobs);
+    route_into(event, index, &RouteContext::new(cluster_id), unix_millis().unsigned_abs(), &mut jobs);
     jobs
 }
 
@@ -154,13 +153,6 @@ fn callflow_job(
 /// generator rather than the OS per id: one id per hook per event is the router's hottest path.
 pub fn fresh_event_id() -> String {
     format!("{:032x}", rand::random::<u128>())
-}
-
-/// The current time in Unix milliseconds.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

@@ -20,11 +20,12 @@ use webhooks_model::event::{DEFAULT_OBJECT_TYPES, EventKind, KazooEvent};
 use webhooks_model::ids::WebhookId;
 use webhooks_model::job::DeliveryJob;
 use webhooks_model::notice::{Action, Change};
+use webhooks_model::time::unix_millis;
 use webhooks_model::trace::TraceId;
 use webhooks_storage::{StorageError, Store};
 
 use crate::index::{HookIndex, HookIndexBuilder};
-use crate::route::{RouteContext, now_ms, route_into};
+use crate::route::{RouteContext, route_into};
 use crate::{RouterError, RouterSettings};
 
 /// Batches publishing at once: one confirming while the next is routed and published.
@@ -444,7 +445,7 @@ impl Router {
         RouterStats::add(&self.stats.events, batch.len());
         let context =
             RouteContext { cluster_id: &self.settings.cluster_id, reserved_ccv_keys: &self.settings.reserved_ccv_keys };
-        let published_at_ms = now_ms();
+        let published_at_ms = unix_millis().unsigned_abs();
         let mut jobs: Vec<DeliveryJob> = Vec::new();
         // Deliveries still to settle: all but the dead-lettered ones, which are settled at once.
         let mut pending: Vec<usize> = Vec::with_capacity(batch.len());

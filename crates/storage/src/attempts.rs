@@ -14,7 +14,7 @@ use crate::error::{Result, StorageError, conflict_on_duplicate};
 use crate::page::{Page, PageRequest, attempt_key, parse_attempt_key, split_page};
 use crate::schema::attempts;
 
-/// Rows per INSERT: 6 bound values each stays far below SQLite's and PostgreSQL's limits on
+/// Rows per INSERT: 7 bound values each stays far below SQLite's and PostgreSQL's limits on
 /// bound variables per statement.
 const INSERT_CHUNK: usize = 1000;
 
@@ -103,6 +103,7 @@ struct NewAttemptRow {
     created: i64,
     doc: String,
     job: Option<String>,
+    event_id: Option<String>,
 }
 
 /// What a replay reads of an attempt: its public fields and its job.
@@ -148,6 +149,7 @@ impl Store {
                     created: attempt.created,
                     doc: render_document(&attempt.doc),
                     job,
+                    event_id: attempt.doc.get("event_id").and_then(Value::as_str).map(str::to_owned),
                 })
             })
             .collect::<serde_json::Result<Vec<_>>>()
@@ -219,6 +221,30 @@ impl Store {
             let (rows, next_start_key) = split_page(rows, &page, |row| attempt_key(row.created, &row.id));
             let items = rows.into_iter().map(AttemptRow::into_attempt).collect::<Result<Vec<_>>>()?;
             Ok(Page { items, next_start_key })
+        })
+        .await
+    }
+
+    /// The latest record of event `event_id` of `hook` owned by `account`; `None` while there is
+    /// none. One indexed read, unlike a listing, whatever the hook's number of attempts.
+    pub async fn event_attempt(
+        &self,
+        account: &AccountId,
+        hook: &WebhookId,
+        event_id: &str,
+    ) -> Result<Option<Attempt>> {
+        let (account, hook, event_id) = (account.to_string(), hook.to_string(), event_id.to_owned());
+        self.run(move |connection| {
+            attempts::table
+                .filter(attempts::hook_id.eq(hook))
+                .filter(attempts::event_id.eq(event_id))
+                .filter(attempts::account_id.eq(account))
+                .order((attempts::created.desc(), attempts::id.desc()))
+                .select(AttemptRow::as_select())
+                .first::<AttemptRow>(connection)
+                .optional()?
+                .map(AttemptRow::into_attempt)
+                .transpose()
         })
         .await
     }

@@ -85,6 +85,9 @@ diesel::table! {
         /// The delivery job attempted (JSON), for resends and replays; never public. Null on
         /// records written before it was kept.
         job -> Nullable<Text>,
+        /// The document's `event_id`, for looking up one event's records; null when the
+        /// document has no string `event_id`.
+        event_id -> Nullable<Text>,
     }
 }
 

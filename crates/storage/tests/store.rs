@@ -55,6 +55,7 @@ on_both_backends!(
     enabled_webhooks_are_those_of_every_account_that_are_enabled,
     pruning_deletes_only_attempts_older_than_the_cutoff,
     many_attempts_are_inserted_at_once,
+    an_event_s_latest_attempt_of_a_hook_is_found_by_its_event_id,
     the_router_reads_every_account_hooks_by_id_and_the_enabled_hooks_of_a_subtree,
     a_secret_is_written_with_its_hook_and_enabling_a_hook_forgets_its_failures,
 );
@@ -622,6 +623,39 @@ async fn many_attempts_are_inserted_at_once(database: TestDatabase) {
     assert!(matches!(store.insert_attempts(&clash).await, Err(StorageError::Conflict)));
     let after = store.list_attempts(&owner.id, None, 0, 10_000, &page(None, None, false)).await.expect("lists");
     assert_eq!(after.items.len(), 2500, "a failed batch stores nothing");
+}
+
+async fn an_event_s_latest_attempt_of_a_hook_is_found_by_its_event_id(database: TestDatabase) {
+    let store = database.store().await;
+    let owner = store.insert_account(&root("owner")).await.expect("inserts");
+    let neighbour = store.insert_account(&root("neighbour")).await.expect("inserts");
+    let hook = store.insert_webhook(&hook_of(&owner.id)).await.expect("inserts");
+    let other_hook = store.insert_webhook(&hook_of(&owner.id)).await.expect("inserts");
+    let of_event = |hook: &WebhookId, created: i64, event: &str| {
+        let mut record = attempt(&owner.id, hook, created);
+        record.doc.insert("event_id".into(), Value::from(event));
+        record
+    };
+    let (first, retried, elsewhere) =
+        (of_event(&hook.id, 100, "e1"), of_event(&hook.id, 160, "e1"), of_event(&other_hook.id, 200, "e1"));
+    let records =
+        [first, retried.clone(), elsewhere.clone(), of_event(&hook.id, 300, "e2"), attempt(&owner.id, &hook.id, 400)];
+    store.insert_attempts(&records).await.expect("inserts");
+
+    let found = store.event_attempt(&owner.id, &hook.id, "e1").await.expect("reads").expect("a record of e1");
+    assert_eq!(
+        (found.id, found.created, found.hook_id),
+        (retried.id, 160, hook.id.clone()),
+        "the latest, of that hook"
+    );
+    let found = store.event_attempt(&owner.id, &other_hook.id, "e1").await.expect("reads").expect("a record of e1");
+    assert_eq!(found.id, elsewhere.id);
+    assert_eq!(found.doc, elsewhere.doc);
+    assert!(store.event_attempt(&owner.id, &hook.id, "e3").await.expect("reads").is_none(), "no such event");
+    assert!(
+        store.event_attempt(&neighbour.id, &hook.id, "e1").await.expect("reads").is_none(),
+        "another account's hook"
+    );
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::io::Write;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -18,7 +18,9 @@ use webhooks_model::ids::{AccountId, WebhookId};
 use webhooks_model::job::REDELIVERY_BATCH;
 use webhooks_model::notice::Change;
 use webhooks_model::retry::FailureLimits;
-use webhooks_model::time::{gregorian_from_unix, iso8601_from_unix, parse_instant, unix_from_gregorian};
+use webhooks_model::time::{
+    gregorian_from_unix, iso8601_from_unix, parse_instant, unix_from_gregorian, unix_millis, unix_seconds,
+};
 use webhooks_storage::admin::{FailureCount, failure_limits_document, has_own_failure_limits};
 use webhooks_storage::{Account, PageRequest, Store};
 
@@ -304,7 +306,7 @@ async fn set_limits(context: &Admin<'_>, limits: FailureLimits, account: Option<
 
 async fn prune(context: &Admin<'_>, older_than_days: u64) -> anyhow::Result<()> {
     let age = i64::try_from(older_than_days.saturating_mul(86_400)).context("--older-than-days is too large")?;
-    let now = unix_millis().div_euclid(1000);
+    let now = unix_seconds();
     let count = context
         .store
         .prune_attempts(gregorian_from_unix(now.saturating_sub(age)))
@@ -316,7 +318,7 @@ async fn prune(context: &Admin<'_>, older_than_days: u64) -> anyhow::Result<()> 
 async fn resend(context: &Admin<'_>, attempt: &str) -> anyhow::Result<()> {
     let job = context
         .store
-        .resend_job(attempt, None, unix_millis_u64())
+        .resend_job(attempt, None, unix_millis().unsigned_abs())
         .await
         .with_context(|| format!("attempt {attempt} cannot be resent"))?;
     let bus = connect(context.settings).await?;
@@ -330,7 +332,7 @@ async fn resend(context: &Admin<'_>, attempt: &str) -> anyhow::Result<()> {
 async fn replay(context: &Admin<'_>, hook: &WebhookId, since: i64, dry_run: bool) -> anyhow::Result<()> {
     let jobs = context
         .store
-        .replay_jobs(hook, None, since, unix_millis_u64())
+        .replay_jobs(hook, None, since, unix_millis().unsigned_abs())
         .await
         .with_context(|| format!("the deliveries of hook {hook} cannot be replayed"))?;
     let from = iso8601_from_unix(unix_from_gregorian(since));
@@ -452,12 +454,4 @@ fn print_table(table: &Table, empty: &str) -> anyhow::Result<()> {
 /// (`webhooks hooks list | head`) is an error, not a panic.
 fn output(text: impl Display) -> anyhow::Result<()> {
     writeln!(std::io::stdout().lock(), "{text}").context("writing to standard output")
-}
-
-fn unix_millis_u64() -> u64 {
-    u64::try_from(unix_millis()).unwrap_or(0)
-}
-
-fn unix_millis() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(0))
 }

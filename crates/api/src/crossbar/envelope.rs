@@ -1,13 +1,11 @@
 //! Crossbar's response envelope: `data` plus `request_id`, `timestamp`, `node`, `revision`, ...
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_TYPE, ETAG, HeaderValue, LOCATION};
 use actix_web::{HttpRequest, HttpResponse, Responder};
 use md5::{Digest, Md5};
 use serde_json::{Map, Value};
-use webhooks_model::time::iso8601_from_unix;
+use webhooks_model::time::{iso8601_from_unix, unix_seconds};
 
 use super::request;
 
@@ -153,8 +151,7 @@ pub(crate) fn render(status: StatusCode, data: &[u8], mut fields: Map<String, Va
             fields.insert("version".into(), Value::String(env!("CARGO_PKG_VERSION").into()));
         }
     }
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());
-    fields.insert("timestamp".into(), Value::String(iso8601_from_unix(now as i64)));
+    fields.insert("timestamp".into(), Value::String(iso8601_from_unix(unix_seconds())));
     let body = if meta.as_ref().is_some_and(|meta| meta.pretty) {
         let mut whole = Map::new();
         whole.insert("data".into(), serde_json::from_slice(data).unwrap_or(Value::Null));

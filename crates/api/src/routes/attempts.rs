@@ -2,7 +2,7 @@
 //! redeliveries (`.../attempts/{attempt_id}/resend` and `.../attempts/replay`) and the test
 //! callout `.../webhooks/{id}/test`.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use actix_web::HttpRequest;
 use actix_web::http::StatusCode;
@@ -14,8 +14,8 @@ use webhooks_model::ids::{WebhookId, random_id};
 use webhooks_model::job::{DeliveryJob, REDELIVERY_BATCH, job_for_document};
 use webhooks_model::payload::HookView;
 use webhooks_model::samples::test_delivery;
-use webhooks_model::time::{gregorian_now, parse_instant};
-use webhooks_storage::{Attempt, PageRequest, RedeliveryError, Webhook};
+use webhooks_model::time::{gregorian_now, parse_instant, unix_millis};
+use webhooks_storage::{Attempt, RedeliveryError, Webhook};
 
 use crate::ApiState;
 use crate::auth::Scope;
@@ -52,7 +52,7 @@ pub async fn resend(
     let hook = parse_hook_id(&raw_hook)?;
     let job = state
         .store
-        .resend_job(&attempt, Some((&scope.account.id, &hook)), now_ms())
+        .resend_job(&attempt, Some((&scope.account.id, &hook)), unix_millis().unsigned_abs())
         .await
         .map_err(|error| refusal(error, &raw_hook, &attempt))?;
     let event_id = job.event_id.clone();
@@ -100,7 +100,7 @@ pub async fn replay(
     let hook = parse_hook_id(raw_hook)?;
     let jobs = state
         .store
-        .replay_jobs(&hook, Some(&scope.account.id), since, now_ms())
+        .replay_jobs(&hook, Some(&scope.account.id), since, unix_millis().unsigned_abs())
         .await
         .map_err(|error| refusal(error, raw_hook, ""))?;
     let count = jobs.len();
@@ -129,14 +129,11 @@ pub async fn test(state: Data<ApiState>, scope: Scope, path: Path<(String, Strin
         .ok_or_else(|| ApiError::BadIdentifier(raw_hook.clone()))?;
     let job = test_job(&hook, state.settings.cluster_id.as_str())?;
     let event_id = job.event_id.clone();
-    // Attempt times are whole gregorian seconds taken on the dispatcher's clock: a margin keeps
-    // a dispatcher a little behind this replica's clock from hiding the record.
-    let since = gregorian_now() - 60;
     publish(&state, vec![job]).await?;
     tracing::info!(account.id = %scope.account.id, hook.id = %hook_id, event.id = %event_id, "test callout sent");
     let deadline = Instant::now() + state.settings.test_wait;
     loop {
-        if let Some(attempt) = test_attempt(&state, &hook, &event_id, since).await? {
+        if let Some(attempt) = state.store.event_attempt(&hook.account_id, &hook.id, &event_id).await? {
             return Ok(Reply::ok(attempt_view(&attempt)).without_revision());
         }
         if Instant::now() >= deadline {
@@ -162,24 +159,11 @@ fn test_job(hook: &Webhook, cluster_id: &str) -> Result<DeliveryJob, ApiError> {
         delivery.hook_event.to_owned(),
         &hook.doc,
         delivery.payload,
-        now_ms(),
+        unix_millis().unsigned_abs(),
     );
     job.retries = 0;
     job.test = true;
     Ok(job)
-}
-
-/// The record of the test callout `event_id` of `hook`, once written.
-async fn test_attempt(
-    state: &ApiState,
-    hook: &Webhook,
-    event_id: &str,
-    since: i64,
-) -> Result<Option<Attempt>, ApiError> {
-    let page = PageRequest { start_key: None, page_size: None, ascending: true };
-    let until = gregorian_now() + 60;
-    let found = state.store.list_attempts(&hook.account_id, Some(&hook.id), since, until, &page).await?;
-    Ok(found.items.into_iter().find(|attempt| attempt.doc.get("event_id").and_then(Value::as_str) == Some(event_id)))
 }
 
 /// Publishes `jobs` for the dispatchers, confirmed by the broker.
@@ -208,11 +192,6 @@ fn refusal(error: RedeliveryError, hook: &str, attempt: &str) -> ApiError {
 
 fn parse_hook_id(raw: &str) -> Result<WebhookId, ApiError> {
     raw.parse().map_err(|_| ApiError::BadIdentifier(raw.to_owned()))
-}
-
-/// Now, Unix milliseconds (the jobs' `published_at_ms`).
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(0))
 }
 
 async fn list(state: &ApiState, scope: &Scope, hook: Option<&WebhookId>, query: &str) -> Result<Reply, ApiError> {
