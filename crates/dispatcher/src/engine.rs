@@ -54,8 +54,8 @@ struct JobOutcome {
     attempt: Option<NewAttempt>,
     /// A hook whose failure count a success clears.
     cleared: Option<WebhookId>,
-    /// The message scheduling its retry (or re-trying it when it could not be attempted).
-    retry: Option<Outgoing>,
+    /// Its next attempt (or this one again, when it could not be made) and the wait before it.
+    retry: Option<(DeliveryJob, Duration)>,
     /// The job, not attempted: its host is slow, so it goes to the slow lane.
     slow: Option<DeliveryJob>,
 }
@@ -176,6 +176,7 @@ impl Engine {
             retries.extend(outcome.retry);
             slow.extend(outcome.slow);
         }
+        let mut retries = self.delayed(retries);
         if !slow.is_empty() {
             retries.push(self.to_slow_lane(slow));
         }
@@ -429,25 +430,43 @@ impl Engine {
         ]
     }
 
-    /// The job's next attempt, waiting `delay` in its delay queue.
-    fn retry(&self, job: &DeliveryJob, delay: Duration) -> Outgoing {
+    /// The job's next attempt, to wait `delay`.
+    fn retry(&self, job: &DeliveryJob, delay: Duration) -> (DeliveryJob, Duration) {
         self.metrics.retry_scheduled();
         let mut next = job.clone();
         next.attempt = job.attempt.saturating_add(1);
-        self.delayed(next, delay)
+        (next, delay)
     }
 
     /// The same attempt again after the shortest delay (it could not be made now).
-    fn postponed(&self, job: &DeliveryJob) -> Outgoing {
-        let delay = self.policy.delays().first().copied().unwrap_or(Duration::from_secs(5));
-        self.delayed(job.clone(), delay)
+    fn postponed(&self, job: &DeliveryJob) -> (DeliveryJob, Duration) {
+        (job.clone(), self.policy.delays().first().copied().unwrap_or(Duration::from_secs(5)))
     }
 
-    /// `job` alone in a batch, through the delay queue holding `delay`.
-    fn delayed(&self, job: DeliveryJob, delay: Duration) -> Outgoing {
-        let (queue, expiration_ms) = self.delays.route(delay);
-        // The default exchange routes by queue name.
-        Outgoing { expiration_ms: Some(expiration_ms), ..Outgoing::persistent("", &queue, batch_body(vec![job])) }
+    /// The messages scheduling `retries`: one per delay queue, holding every job bound for it.
+    /// Each message expires after the longest wait among its jobs, so none comes back early;
+    /// within one queue they differ by jitter at most. A host failing a whole batch thus costs
+    /// the broker one message per batch, not one per job.
+    fn delayed(&self, retries: Vec<(DeliveryJob, Duration)>) -> Vec<Outgoing> {
+        let mut by_queue: Vec<(String, u64, Vec<DeliveryJob>)> = Vec::new();
+        for (job, delay) in retries {
+            let (queue, expiration_ms) = self.delays.route(delay);
+            match by_queue.iter_mut().find(|(name, ..)| *name == queue) {
+                Some((_, longest, jobs)) => {
+                    *longest = (*longest).max(expiration_ms);
+                    jobs.push(job);
+                }
+                None => by_queue.push((queue, expiration_ms, vec![job])),
+            }
+        }
+        by_queue
+            .into_iter()
+            // The default exchange routes by queue name.
+            .map(|(queue, expiration_ms, jobs)| Outgoing {
+                expiration_ms: Some(expiration_ms),
+                ..Outgoing::persistent("", &queue, batch_body(jobs))
+            })
+            .collect()
     }
 
     /// `jobs`, unattempted, as one batch of the slow lane.

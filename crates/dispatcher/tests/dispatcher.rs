@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use webhooks_bus::Bus;
+use webhooks_dispatcher::delay::DelayQueues;
 use webhooks_dispatcher::{DispatcherError, DispatcherSettings, GONE, TOO_MANY_FAILURES};
 use webhooks_model::ids::{AccountId, WebhookId};
 use webhooks_model::job::DeliveryJob;
@@ -30,6 +31,7 @@ on_both_buses!(
     every_fixture_callout_is_sent_byte_for_byte_as_expected,
     a_failing_endpoint_is_retried_with_backoff_until_it_succeeds,
     retries_stop_when_none_are_left,
+    the_retries_of_a_batch_wait_together_in_one_message_per_delay_queue,
     a_gone_endpoint_disables_its_hook_at_once_and_is_announced,
     the_failure_threshold_disables_the_hook_and_announces_it_once,
     batches_are_acked_without_waiting_for_a_dead_host_whose_jobs_are_all_attempted,
@@ -314,6 +316,39 @@ async fn retries_stop_when_none_are_left(backend: Backend) {
         let depth = world.bus.queue_depth(&world.bus.topology().dispatch_queue()).await.expect("depth");
         assert_eq!(depth, 0);
     }
+    dispatcher.stop().await;
+}
+
+async fn the_retries_of_a_batch_wait_together_in_one_message_per_delay_queue(backend: Backend) {
+    let world = World::new(backend).await;
+    let receiver = Receiver::start(|_, seen| if seen == 0 { Reply::status(500) } else { Reply::status(200) }).await;
+    // Long enough to look at the delay queue while the retries wait in it.
+    let settings = DispatcherSettings { retry_delays: vec![Duration::from_secs(2)], retry_jitter: 0.2, ..settings() };
+    let policy = settings.retry_policy().expect("valid retry settings");
+    let (delay_queue, _) = DelayQueues::new(world.bus.topology(), &policy).route(Duration::from_secs(2));
+    let dispatcher = world.dispatcher(settings).await;
+    let mut jobs = Vec::new();
+    for path in ["/a", "/b", "/c"] {
+        jobs.push(world.hook(&receiver.url(path), HttpVerb::Post, Format::Json, 1).await);
+    }
+    let failed_at = Instant::now();
+    world.publish(jobs.clone()).await;
+    for job in &jobs {
+        world.wait_for_attempts(&job.hook_id, 1).await;
+    }
+    eventually("the retries wait in the delay queue", || async {
+        world.bus.queue_depth(&delay_queue).await.expect("depth") == 1
+    })
+    .await;
+    // Each is retried once, none before its delay.
+    let received = receiver.wait_for(6, PATIENCE).await;
+    assert!(received[3..].iter().all(|request| request.at - failed_at >= Duration::from_secs(2)), "a retry came early");
+    for job in &jobs {
+        let recorded = world.wait_for_attempts(&job.hook_id, 2).await;
+        assert_eq!((&recorded[1]["attempt"], &recorded[1]["result"]), (&json!(2), &json!("success")));
+    }
+    assert_eq!(world.bus.queue_depth(&delay_queue).await.expect("depth"), 0);
+    assert_eq!(receiver.count(), 6);
     dispatcher.stop().await;
 }
 
