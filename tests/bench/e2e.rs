@@ -7,8 +7,9 @@
 //! - a real router and a real dispatcher in this process, on RabbitMQ (127.0.0.1:5672, a prefix of
 //!   their own) and PostgreSQL, fed CHANNEL_CREATE events by a plain AMQP publisher on Kazoo's
 //!   `callevt` exchange: deliveries/s at a local receiver with 1 and with 100 hooks per event,
-//!   publish-to-receipt latency at half the 1-hook rate, and the healthy rate while 10% of the
-//!   endpoints never answer;
+//!   publish-to-receipt latency at half the 1-hook rate (after a paced warm-up), and the healthy
+//!   rate while 10% of the endpoints never answer, beside the rate those healthy endpoints get
+//!   without failures (nine tenths of the 1-hook rate);
 //! - `webhooks serve` (the release binary) on SQLite without RabbitMQ, hooks created through its
 //!   API and events handed to `POST /v2/events`: deliveries/s with 1 and 100 hooks per event.
 //!
@@ -69,7 +70,10 @@ const PUBLISH_LIMIT: Duration = Duration::from_secs(4);
 /// The longest a phase waits for its deliveries, from its first publish.
 const PHASE_LIMIT: Duration = Duration::from_secs(10);
 /// How long the paced latency phase publishes.
-const LATENCY_PHASE: Duration = Duration::from_secs(3);
+const LATENCY_PHASE: Duration = Duration::from_secs(5);
+/// How long it publishes at the same pace before measuring: the endpoint's first connections and
+/// the broker's work left from the saturated phase before it (seconds of it) are not latency.
+const LATENCY_WARM_UP: Duration = Duration::from_secs(3);
 /// Accounts of the failing phase, one hook each; the first one's endpoint never answers.
 const FAILING_ACCOUNTS: usize = 10;
 /// Events per `POST /v2/events`, and requests in flight at once.
@@ -290,7 +294,8 @@ async fn over_rabbitmq(template: &Value, ceiling: f64, phases: &Phases) -> Vec<R
 
     if phases.wants("latency") {
         let paced_rate = (one_hook / 2.0).max(1.0);
-        let latencies = latency(&publisher, template, &paced_account, &paced, paced_rate).await;
+        latency(&publisher, template, &paced_account, &paced, paced_rate, LATENCY_WARM_UP).await;
+        let latencies = latency(&publisher, template, &paced_account, &paced, paced_rate, LATENCY_PHASE).await;
         let (p50, p99) = (percentile(&latencies, 0.50), percentile(&latencies, 0.99));
         println!(
             "latency at {paced_rate:.0} events/s: p50 {p50:.1} ms, p99 {p99:.1} ms ({} deliveries)",
@@ -330,11 +335,14 @@ async fn over_rabbitmq(template: &Value, ceiling: f64, phases: &Phases) -> Vec<R
         let with_failures =
             throughput(&publisher, &events, &healthy, |sent| sent - sent.div_ceil(FAILING_ACCOUNTS)).await;
         println!("10% of endpoints timing out: {with_failures:.0} healthy deliveries/s");
-        let kept = with_failures / one_hook;
+        // Nine events in ten go to healthy endpoints: without failures they would get nine tenths
+        // of the 1-hook rate, which is what the healthy deliveries are measured against.
+        let clean = one_hook * (FAILING_ACCOUNTS - 1) as f64 / FAILING_ACCOUNTS as f64;
+        let kept = with_failures / clean;
         rows.push(Row::new(
             "healthy deliveries, 10% of endpoints timing out (1 s)",
             format!("{with_failures:.0} /s ({:.0}%)", 100.0 * kept),
-            ">= 90% of 1 hook per event",
+            format!(">= 90% of the same endpoints' clean rate ({clean:.0} /s)"),
             Some(kept >= 0.9),
         ));
     }
@@ -394,16 +402,17 @@ async fn wait_for(receiver: &Receiver, before: usize, expected: usize, started: 
     }
 }
 
-/// Publishes events of `account` at `rate` per second for [`LATENCY_PHASE`]; each delivery's
-/// time from its publish to its receipt, in milliseconds.
+/// Publishes events of `account` at `rate` per second for `duration`; each delivery's time from
+/// its publish to its receipt, in milliseconds.
 async fn latency(
     publisher: &Channel,
     template: &Value,
     account: &AccountId,
     receiver: &Receiver,
     rate: f64,
+    duration: Duration,
 ) -> Vec<f64> {
-    let count = (rate * LATENCY_PHASE.as_secs_f64()) as usize;
+    let count = (rate * duration.as_secs_f64()) as usize;
     let events: Vec<_> = (0..count).map(|sequence| event(template, account, sequence)).collect();
     let before = receiver.count();
     let mut sent_at = Vec::with_capacity(count);
