@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use moka::sync::Cache;
 use serde_json::json;
+use tokio::sync::OnceCell;
 use tracing::Instrument;
 use webhooks_bus::trace::continue_trace;
 use webhooks_bus::{Bus, BusError, Delivery, Outgoing};
@@ -96,8 +97,8 @@ pub(crate) struct Engine {
     pub(crate) settings: DispatcherSettings,
     /// The batched attempt writer.
     pub(crate) writer: AttemptWriter,
-    /// Signing keys by hook (`None`: unsigned).
-    pub(crate) keys: Cache<WebhookId, Option<Arc<SigningKey>>>,
+    /// Signing keys by hook (`None`: unsigned), each read once however many jobs wait for it.
+    pub(crate) keys: Cache<WebhookId, Arc<OnceCell<Option<Arc<SigningKey>>>>>,
     /// Failure limits by account.
     pub(crate) limits: Cache<AccountId, FailureLimits>,
     /// Whether a hook is enabled, as last read or as this dispatcher left it.
@@ -319,12 +320,17 @@ impl Engine {
         }
     }
 
-    /// The hook's signing key, cached.
+    /// The hook's signing key, cached. The jobs of one hook in a batch ask for it together: one
+    /// of them reads the store while the others wait for its answer, rather than each reading
+    /// it. A failed read leaves nothing cached, so the next job tries again.
     async fn signing_key(&self, hook: &WebhookId) -> Result<Option<Arc<SigningKey>>, StorageError> {
-        if let Some(key) = self.keys.get(hook) {
-            return Ok(key);
-        }
-        let key = match self.store.signing_secret(hook).await? {
+        let cell = self.keys.get_with_by_ref(hook, || Arc::new(OnceCell::new()));
+        cell.get_or_try_init(|| self.read_signing_key(hook)).await.cloned()
+    }
+
+    /// The hook's signing key, from the store.
+    async fn read_signing_key(&self, hook: &WebhookId) -> Result<Option<Arc<SigningKey>>, StorageError> {
+        Ok(match self.store.signing_secret(hook).await? {
             None => None,
             Some(secret) => match SigningKey::from_secret(&secret) {
                 Ok(key) => Some(Arc::new(key)),
@@ -333,9 +339,7 @@ impl Engine {
                     None
                 }
             },
-        };
-        self.keys.insert(hook.clone(), key.clone());
-        Ok(key)
+        })
     }
 
     /// Counts a failure of the job's hook across replicas and disables the hook at the
