@@ -5,10 +5,11 @@ use std::fmt;
 use diesel::prelude::*;
 use serde_json::{Map, Value};
 use webhooks_model::ids::AccountId;
+use webhooks_model::time::gregorian_now;
 
 use crate::connection::{AnyConnection, lock_for_transaction, write_transaction};
 use crate::error::{Result, StorageError, conflict_on_duplicate};
-use crate::revision::{Revision, fresh_tag, now};
+use crate::revision::{Revision, fresh_tag};
 use crate::schema::{accounts, attempts, webhooks};
 use crate::{Store, settings};
 
@@ -202,7 +203,7 @@ fn insert(connection: &mut AnyConnection, account: &NewAccount) -> Result<Accoun
         }
         None => child_path("", &account.id),
     };
-    let created = now();
+    let created = gregorian_now();
     let revision = Revision::first();
     let row = AccountRow {
         id: account.id.to_string(),
@@ -263,7 +264,7 @@ impl Store {
             let updated = diesel::update(accounts::table.filter(accounts::id.eq(&id)))
                 .set((
                     accounts::api_key.eq(&api_key),
-                    accounts::modified.eq(now()),
+                    accounts::modified.eq(gregorian_now()),
                     accounts::revision_number.eq(accounts::revision_number + 1),
                     accounts::revision_tag.eq(fresh_tag()),
                 ))
@@ -325,7 +326,7 @@ impl Store {
                     .set((
                         accounts::name.eq(&name),
                         accounts::doc.eq(&doc),
-                        accounts::modified.eq(now()),
+                        accounts::modified.eq(gregorian_now()),
                         accounts::revision_number.eq(accounts::revision_number + 1),
                         accounts::revision_tag.eq(fresh_tag()),
                     ))

@@ -1,7 +1,4 @@
-//! Document revisions in Kazoo's `_rev` shape, and the clock.
-
-/// Now, in gregorian seconds.
-pub(crate) use webhooks_model::time::gregorian_now as now;
+//! Document revisions in Kazoo's `_rev` shape.
 
 /// A revision `<n>-<32 hex>`: `n` counts writes, the tag tells apart documents and writers.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 use serde_json::{Map, Value};
 use webhooks_model::ids::{AccountId, WebhookId};
+use webhooks_model::time::gregorian_now;
 use webhooks_model::webhook::SecretChange;
 
 use crate::Store;
@@ -11,7 +12,7 @@ use crate::connection::{AnyConnection, write_transaction};
 use crate::error::{Result, StorageError, conflict_on_duplicate};
 use crate::failures::clear_failures_in;
 use crate::page::{Page, PageRequest, split_page};
-use crate::revision::{Revision, fresh_tag, now};
+use crate::revision::{Revision, fresh_tag};
 use crate::schema::webhooks;
 use crate::secrets::write_secret;
 
@@ -160,7 +161,7 @@ pub(crate) fn disable(
         .set((
             webhooks::enabled.eq(false),
             webhooks::disabled_reason.eq(Some(reason)),
-            webhooks::modified.eq(now()),
+            webhooks::modified.eq(gregorian_now()),
             webhooks::revision_number.eq(webhooks::revision_number + 1),
             webhooks::revision_tag.eq(fresh_tag()),
         ))
@@ -172,7 +173,7 @@ impl Store {
     /// Creates a webhook; [`StorageError::Conflict`] when the id is taken (by any account).
     #[tracing::instrument(level = "debug", skip_all, fields(account.id = %new.account_id, hook.id = %new.id))]
     pub async fn insert_webhook(&self, new: &NewWebhook) -> Result<Webhook> {
-        let created = now();
+        let created = gregorian_now();
         let revision = Revision::first();
         let row = WebhookRow {
             id: new.id.to_string(),
@@ -232,7 +233,7 @@ impl Store {
                 else {
                     return Err(StorageError::Conflict);
                 };
-                let modified = now();
+                let modified = gregorian_now();
                 let next = Revision { number: number + 1, tag: fresh_tag() };
                 let signed = match change.secret {
                     SecretChange::Keep => current.signed,
@@ -371,7 +372,7 @@ impl Store {
                 // Re-enabled hooks start with a clean failure count, as in Kazoo.
                 clear_failures_in(connection, &ids)?;
                 // One tag for the whole batch; the incremented number keeps revisions distinct.
-                let (modified, tag) = (now(), fresh_tag());
+                let (modified, tag) = (gregorian_now(), fresh_tag());
                 for chunk in ids.chunks(UPDATE_CHUNK) {
                     diesel::update(webhooks::table.filter(webhooks::id.eq_any(chunk)))
                         .set((

@@ -9,17 +9,6 @@ mod telemetry;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Turns transparent huge pages off for this process. Where the kernel grants them by default,
-/// the allocator's fresh pages were faulted in as 2 MiB pages, each zeroed whole: about 7% of
-/// the CPU of `serve` under load went to that, and each fault is a pause of its own.
-fn disable_transparent_huge_pages() {
-    #[cfg(target_os = "linux")]
-    if let Err(error) = nix::sys::prctl::set_thp_disable(true) {
-        // Only slower: the process works the same.
-        eprintln!("webhooks: cannot turn transparent huge pages off: {error}");
-    }
-}
-
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -95,6 +84,17 @@ impl Command {
 
     fn runs_a_service(&self) -> bool {
         self.runs_api() || self.runs_router() || self.runs_dispatcher()
+    }
+}
+
+/// Turns transparent huge pages off for this process. Where the kernel grants them by default,
+/// the allocator's fresh pages were faulted in as 2 MiB pages, each zeroed whole: about 7% of
+/// the CPU of `serve` under load went to that, and each fault is a pause of its own.
+fn disable_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    if let Err(error) = nix::sys::prctl::set_thp_disable(true) {
+        // Only slower: the process works the same.
+        eprintln!("webhooks: cannot turn transparent huge pages off: {error}");
     }
 }
 
