@@ -291,7 +291,7 @@ fn attempt_of(owner: &AccountId, hook: &WebhookId, event: &str, ago: i64, result
         attempt: 2,
         custom_request_headers: serde_json::Map::new(),
         custom_data: None,
-        payload: object(json!({"call_id": event})),
+        payload: object(json!({"call_id": event})).into(),
         published_at_ms: 1,
         test: false,
         trace_parent: None,
@@ -327,7 +327,7 @@ async fn attempts_resend_publishes_the_kept_job_to_the_hook_as_configured_now() 
     assert_eq!(batch.jobs.len(), 1);
     let job = &batch.jobs[0];
     assert_eq!((job.event_id.as_str(), job.attempt, job.uri.as_str()), ("e1", 0, "https://hooks.example.com/resent"));
-    assert_eq!(Value::Object(job.payload.clone()), json!({"call_id": "e1"}));
+    assert_eq!(Value::Object(job.payload.as_ref().clone()), json!({"call_id": "e1"}));
 
     let mut env = vec![("WEBHOOKS_DATABASE_URL", database.url().to_owned())];
     env.extend(rabbitmq(&prefix));

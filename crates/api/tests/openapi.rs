@@ -386,7 +386,7 @@ async fn real_answers_conform_to_the_description() {
         attempt: 0,
         custom_request_headers: Map::new(),
         custom_data: created.data()["custom_data"].as_object().cloned(),
-        payload: Map::new(),
+        payload: Default::default(),
         published_at_ms: 0,
         test: false,
         trace_parent: None,

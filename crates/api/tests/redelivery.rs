@@ -31,7 +31,7 @@ fn attempted(account: &AccountId, hook: &WebhookId, event: &str, attempt: u8) ->
         attempt,
         custom_request_headers: Map::new(),
         custom_data: None,
-        payload: object(json!({"call_id": event, "attempt": attempt})),
+        payload: object(json!({"call_id": event, "attempt": attempt})).into(),
         published_at_ms: 1,
         test: false,
         trace_parent: None,
@@ -177,8 +177,11 @@ async fn a_replay_sends_each_event_whose_latest_record_since_then_failed_once() 
         replayed.body
     );
     let (_, batch) = jobs.next_json::<JobBatch>().await;
-    let sent: Vec<(String, Value, u8, String)> =
-        batch.jobs.into_iter().map(|job| (job.event_id, Value::Object(job.payload), job.attempt, job.uri)).collect();
+    let sent: Vec<(String, Value, u8, String)> = batch
+        .jobs
+        .into_iter()
+        .map(|job| (job.event_id, Value::Object(job.payload.as_ref().clone()), job.attempt, job.uri))
+        .collect();
     let fixed = "http://127.0.0.1:9/fixed".to_owned();
     assert_eq!(
         sent,

@@ -92,7 +92,7 @@ async fn a_test_sends_the_sample_once_whatever_the_state_and_answers_with_the_re
         attempt: 0,
         custom_request_headers: object(json!({"X-Tenant": "t1"})),
         custom_data: Some(object(json!({"type": "device", "action": "doc_deleted", "environment": "staging"}))),
-        payload: object(expected_object_payload(&app).await),
+        payload: object(expected_object_payload(&app).await).into(),
         published_at_ms: job.published_at_ms,
         test: true,
         trace_parent: None,

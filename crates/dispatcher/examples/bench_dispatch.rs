@@ -88,7 +88,8 @@ async fn bench() {
             payload: json!({"seq": sequence, "type": "user", "action": "doc_edited"})
                 .as_object()
                 .cloned()
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                .into(),
             published_at_ms: 0,
             test: false,
             trace_parent: None,

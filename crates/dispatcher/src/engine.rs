@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use moka::sync::Cache;
 use serde_json::json;
 use tokio::sync::OnceCell;
@@ -17,7 +18,7 @@ use webhooks_bus::trace::continue_trace;
 use webhooks_bus::{Bus, BusError, Delivery, Outgoing};
 use webhooks_model::attempt::{Answer, SentRequest, attempt_document};
 use webhooks_model::ids::{AccountId, WebhookId, random_id};
-use webhooks_model::job::{DeliveryJob, JobBatch};
+use webhooks_model::job::{DeliveryJob, JobBatch, batch_body};
 use webhooks_model::notice::{Action, Change};
 use webhooks_model::retry::{Decision, FailureLimits, MAX_RETRIES, Observed, RetryPolicy};
 use webhooks_model::time::{gregorian_now, unix_millis, unix_now, unix_seconds};
@@ -27,7 +28,7 @@ use webhooks_storage::{NewAttempt, StorageError, Store};
 use crate::client::CalloutClient;
 use crate::delay::DelayQueues;
 use crate::metrics::DispatcherMetrics;
-use crate::request::build_request;
+use crate::request::{build_request, encode_payloads};
 use crate::settings::DispatcherSettings;
 use crate::signing::SigningKey;
 use crate::writer::{AttemptWriter, WriteError};
@@ -166,7 +167,9 @@ impl Engine {
     /// Delivers every job of `batch` concurrently, then stores the records and schedules the
     /// retries and the moves to the slow lane (all awaited).
     async fn process(&self, batch: JobBatch, lane: Lane) -> Result<(), BatchError> {
-        let outcomes = futures_util::future::join_all(batch.jobs.into_iter().map(|job| self.deliver(job, lane))).await;
+        let encoded = encode_payloads(&batch.jobs);
+        let deliveries = batch.jobs.into_iter().zip(encoded).map(|(job, encoded)| self.deliver(job, encoded, lane));
+        let outcomes = futures_util::future::join_all(deliveries).await;
         let mut attempts = Vec::new();
         let mut cleared = Vec::new();
         let mut retries = Vec::new();
@@ -189,7 +192,7 @@ impl Engine {
     }
 
     /// One job: everything but storing and publishing.
-    async fn deliver(&self, job: DeliveryJob, lane: Lane) -> JobOutcome {
+    async fn deliver(&self, job: DeliveryJob, encoded: Bytes, lane: Lane) -> JobOutcome {
         let span = tracing::info_span!(
             "deliver",
             hook.id = %job.hook_id,
@@ -204,11 +207,17 @@ impl Engine {
         // parent); a job from before traces were carried starts one.
         let job_trace = job.trace_parent.as_deref().and_then(|trace| trace.parse().ok());
         let trace_parent = continue_trace(&span, job_trace.as_ref());
-        self.deliver_in_span(job, lane, &trace_parent).instrument(span).await
+        self.deliver_in_span(job, encoded, lane, &trace_parent).instrument(span).await
     }
 
     /// [`Engine::deliver`] inside its span; the callout carries `trace_parent`.
-    async fn deliver_in_span(&self, job: DeliveryJob, lane: Lane, trace_parent: &TraceParent) -> JobOutcome {
+    async fn deliver_in_span(
+        &self,
+        job: DeliveryJob,
+        encoded: Bytes,
+        lane: Lane,
+        trace_parent: &TraceParent,
+    ) -> JobOutcome {
         // A test callout is sent whatever the hook's state: its owner may be checking the
         // endpoint before enabling the hook again, and is waiting for the answer.
         if !job.test && !self.still_enabled(&job).await {
@@ -227,7 +236,7 @@ impl Engine {
                 return JobOutcome { retry: Some(self.postponed(&job)), ..JobOutcome::default() };
             }
         };
-        let request = build_request(&job, trace_parent, key.as_deref(), unix_seconds());
+        let request = build_request(&job, encoded, trace_parent, key.as_deref(), unix_seconds());
         for (name, why) in &request.skipped_headers {
             tracing::warn!(header = %name, why, "custom request header left out");
         }
@@ -468,21 +477,15 @@ impl Engine {
             // The default exchange routes by queue name.
             .map(|(queue, expiration_ms, jobs)| Outgoing {
                 expiration_ms: Some(expiration_ms),
-                ..Outgoing::persistent("", &queue, batch_body(jobs))
+                ..Outgoing::persistent("", &queue, batch_body(&jobs))
             })
             .collect()
     }
 
     /// `jobs`, unattempted, as one batch of the slow lane.
     fn to_slow_lane(&self, jobs: Vec<DeliveryJob>) -> Outgoing {
-        Outgoing::persistent("", &self.delays.slow_lane(), batch_body(jobs))
+        Outgoing::persistent("", &self.delays.slow_lane(), batch_body(&jobs))
     }
-}
-
-/// The message body of a batch of `jobs`.
-fn batch_body(jobs: Vec<DeliveryJob>) -> Vec<u8> {
-    // Serializing jobs (strings and JSON maps) cannot fail.
-    serde_json::to_vec(&JobBatch { jobs }).unwrap_or_default()
 }
 
 /// A bounded cache whose entries live `ttl`.

@@ -9,9 +9,12 @@
 //! across retries), then the hook's custom headers, then `traceparent` unless the hook sets its
 //! own, then the Standard Webhooks headers when the hook has a signing key.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use webhooks_model::form;
 use webhooks_model::job::DeliveryJob;
 use webhooks_model::trace::{TRACE_PARENT_HEADER, TraceParent};
@@ -34,29 +37,69 @@ pub struct CalloutRequest {
     pub skipped_headers: Vec<(String, &'static str)>,
 }
 
-/// The request for `job`, in the trace `trace_parent` (the callout's own span in the job's
-/// trace), signed with `key` at `timestamp` (Unix seconds) when given.
+/// How a payload travels: as JSON, or form-encoded (a form body or a GET's query string).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// Compact JSON.
+    Json,
+    /// `application/x-www-form-urlencoded` (ASCII).
+    Form,
+}
+
+impl Encoding {
+    /// How `job`'s payload travels.
+    pub fn of(job: &DeliveryJob) -> Self {
+        match (job.http_verb, job.format) {
+            (HttpVerb::Get, _) | (_, Format::FormData) => Self::Form,
+            (_, Format::Json) => Self::Json,
+        }
+    }
+
+    /// `payload` encoded.
+    pub fn encode(self, payload: &Map<String, Value>) -> Bytes {
+        match self {
+            // Serializing a map of JSON values cannot fail.
+            Self::Json => Bytes::from(serde_json::to_vec(payload).unwrap_or_default()),
+            Self::Form => Bytes::from(form::encode(payload)),
+        }
+    }
+}
+
+/// The encoded payload of each of `jobs`, in order: encoded once per payload and encoding, however
+/// many jobs share them (an event's hooks mostly do).
+pub fn encode_payloads(jobs: &[DeliveryJob]) -> Vec<Bytes> {
+    let mut encoded = HashMap::new();
+    jobs.iter()
+        .map(|job| {
+            let encoding = Encoding::of(job);
+            let key = (Arc::as_ptr(&job.payload).addr(), encoding);
+            encoded.entry(key).or_insert_with(|| encoding.encode(&job.payload)).clone()
+        })
+        .collect()
+}
+
+/// The request for `job`, whose payload is `encoded` as [`Encoding::of`] the job says, in the trace
+/// `trace_parent` (the callout's own span in the job's trace), signed with `key` at `timestamp`
+/// (Unix seconds) when given.
 pub fn build_request(
     job: &DeliveryJob,
+    encoded: Bytes,
     trace_parent: &TraceParent,
     key: Option<&SigningKey>,
     timestamp: i64,
 ) -> CalloutRequest {
     let (method, url, body, content_type) = match (job.http_verb, job.format) {
-        (HttpVerb::Get, _) => (Method::GET, form::url_with_query(&job.uri, &job.payload), Bytes::new(), None),
-        (verb, Format::FormData) => (
-            method_of(verb),
-            job.uri.clone(),
-            Bytes::from(form::encode(&job.payload)),
-            Some("application/x-www-form-urlencoded"),
+        // A form is ASCII.
+        (HttpVerb::Get, _) => (
+            Method::GET,
+            form::join_query(&job.uri, std::str::from_utf8(&encoded).unwrap_or_default()),
+            Bytes::new(),
+            None,
         ),
-        (verb, Format::Json) => (
-            method_of(verb),
-            job.uri.clone(),
-            // Serializing a map of JSON values cannot fail.
-            Bytes::from(serde_json::to_vec(&job.payload).unwrap_or_default()),
-            Some("application/json"),
-        ),
+        (verb, Format::FormData) => {
+            (method_of(verb), job.uri.clone(), encoded, Some("application/x-www-form-urlencoded"))
+        }
+        (verb, Format::Json) => (method_of(verb), job.uri.clone(), encoded, Some("application/json")),
     };
     let mut headers = vec![
         ("X-Hook-ID".to_owned(), job.hook_id.to_string()),
@@ -130,7 +173,7 @@ mod tests {
             attempt: 0,
             custom_request_headers: Map::new(),
             custom_data: None,
-            payload: json!({"a": "x y", "b": {"c": 1}}).as_object().cloned().unwrap_or_default(),
+            payload: Arc::new(json!({"a": "x y", "b": {"c": 1}}).as_object().cloned().unwrap_or_default()),
             published_at_ms: 0,
             test: false,
             trace_parent: None,
@@ -141,6 +184,20 @@ mod tests {
 
     fn trace() -> TraceParent {
         TRACE.parse().expect("valid")
+    }
+
+    fn build_request(job: &DeliveryJob, trace: &TraceParent, key: Option<&SigningKey>, at: i64) -> CalloutRequest {
+        super::build_request(job, Encoding::of(job).encode(&job.payload), trace, key, at)
+    }
+
+    #[test]
+    fn jobs_sharing_a_payload_share_its_encoding() {
+        let (json, form) = (job(HttpVerb::Post, Format::Json), job(HttpVerb::Get, Format::Json));
+        let other = DeliveryJob { payload: Arc::new(Map::new()), ..json.clone() };
+        let encoded = encode_payloads(&[json.clone(), form.clone(), json.clone(), other]);
+        assert_eq!(encoded, [r#"{"a":"x y","b":{"c":1}}"#, "a=x+y&b[c]=1", r#"{"a":"x y","b":{"c":1}}"#, "{}"]);
+        // The third is the first's bytes, not a copy.
+        assert_eq!(encoded[0].as_ptr(), encoded[2].as_ptr());
     }
 
     fn names(request: &CalloutRequest) -> Vec<&str> {

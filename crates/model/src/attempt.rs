@@ -225,7 +225,7 @@ mod tests {
             attempt,
             custom_request_headers: Map::new(),
             custom_data: Some(json!({"environment": "production"}).as_object().cloned().unwrap_or_default()),
-            payload: Map::new(),
+            payload: Default::default(),
             published_at_ms: 0,
             test: false,
             trace_parent: None,

@@ -24,7 +24,11 @@ pub fn encode(payload: &Map<String, Value>) -> String {
 /// The URL of a GET callout: `uri` with the encoded payload as its query string, joined with `&`
 /// when `uri` already has one and placed before any fragment.
 pub fn url_with_query(uri: &str, payload: &Map<String, Value>) -> String {
-    let query = encode(payload);
+    join_query(uri, &encode(payload))
+}
+
+/// [`url_with_query`] of a payload already encoded as `query`.
+pub fn join_query(uri: &str, query: &str) -> String {
     if query.is_empty() {
         return uri.to_owned();
     }

@@ -1,11 +1,22 @@
 //! Delivery jobs: what the router hands the dispatcher for one hook and one event.
 
-use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use crate::ids::{AccountId, WebhookId};
 use crate::retry::MAX_RETRIES;
 use crate::webhook::{DEFAULT_RETRIES, Format, HttpVerb};
+
+/// A finished payload. The jobs of one event whose hooks receive the same payload share it, so
+/// that it is built, carried on the bus, parsed and encoded once for all of them.
+pub type Payload = Arc<Map<String, Value>>;
 
 /// One HTTP callout to make, with everything needed to make it and to record the attempt, so the
 /// dispatcher reads nothing per job.
@@ -36,8 +47,9 @@ pub struct DeliveryJob {
     /// The hook's `custom_data`, recorded on attempts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_data: Option<Map<String, Value>>,
-    /// The payload the hook receives.
-    pub payload: Map<String, Value>,
+    /// The payload the hook receives, shared with the event's other jobs that receive the same.
+    #[serde(with = "payload_slot")]
+    pub payload: Payload,
     /// When the router published the job, Unix milliseconds (delivery latency).
     pub published_at_ms: u64,
     /// A test callout (`PUT .../webhooks/{id}/test`): always recorded, never retried, and it
@@ -50,8 +62,9 @@ pub struct DeliveryJob {
 }
 
 /// The body of one bus message: several jobs travel together, so one event fanning out to many
-/// hooks costs one publish and one confirm.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// hooks costs one publish and one confirm. A payload shared by several of the jobs is written
+/// once, in `payloads`, and each job names its payload by position there.
+#[derive(Debug, Clone, PartialEq)]
 pub struct JobBatch {
     /// The jobs.
     pub jobs: Vec<DeliveryJob>,
@@ -61,11 +74,167 @@ pub struct JobBatch {
 /// message stays small.
 pub const REDELIVERY_BATCH: usize = 50;
 
+/// Bytes reserved per payload and per job when a batch is written: growing a buffer of tens of
+/// kilobytes by doubling would copy it often.
+const PAYLOAD_SIZE_HINT: usize = 1_024;
+const JOB_SIZE_HINT: usize = 384;
+
 impl JobBatch {
     /// The message body carrying the batch.
     pub fn to_body(&self) -> Vec<u8> {
-        // Jobs are strings, numbers and JSON maps: serializing them cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        batch_body(&self.jobs)
+    }
+}
+
+/// The message body of a batch of `jobs`, written without copying them.
+pub fn batch_body(jobs: &[DeliveryJob]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(jobs.len() * JOB_SIZE_HINT + PAYLOAD_SIZE_HINT);
+    // Jobs are strings, numbers and JSON maps: serializing them cannot fail.
+    serde_json::to_writer(&mut body, &JobsRef(jobs)).map_or_else(|_| Vec::new(), |()| body)
+}
+
+/// Serializes jobs as a [`JobBatch`].
+struct JobsRef<'a>(&'a [DeliveryJob]);
+
+impl Serialize for JobsRef<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut payloads: Vec<&Map<String, Value>> = Vec::new();
+        let mut positions = HashMap::new();
+        for job in self.0 {
+            positions.entry(Arc::as_ptr(&job.payload).addr()).or_insert_with(|| {
+                payloads.push(&job.payload);
+                payloads.len() - 1
+            });
+        }
+        let _writing = payload_slot::Table::writing(positions);
+        let mut batch = serializer.serialize_struct("JobBatch", 2)?;
+        batch.serialize_field("payloads", &payloads)?;
+        batch.serialize_field("jobs", self.0)?;
+        batch.end()
+    }
+}
+
+impl Serialize for JobBatch {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        JobsRef(&self.jobs).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for JobBatch {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(BatchVisitor)
+    }
+}
+
+/// Reads a batch: `payloads` first, then the jobs naming them (batches written before payloads
+/// were shared carry each job's payload in the job, and still read).
+struct BatchVisitor;
+
+impl<'de> Visitor<'de> for BatchVisitor {
+    type Value = JobBatch;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a job batch")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JobBatch, A::Error> {
+        let mut payloads: Vec<Payload> = Vec::new();
+        let mut jobs = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "payloads" => {
+                    payloads = map.next_value::<Vec<Map<String, Value>>>()?.into_iter().map(Arc::new).collect();
+                }
+                "jobs" => {
+                    let _reading = payload_slot::Table::reading(payloads.clone());
+                    jobs = Some(map.next_value::<Vec<DeliveryJob>>()?);
+                }
+                _ => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(JobBatch { jobs: jobs.ok_or_else(|| de::Error::missing_field("jobs"))? })
+    }
+}
+
+/// A job's payload on the wire: its position among its batch's `payloads`, or, outside a batch
+/// (and in batches written before payloads were shared), the payload itself.
+///
+/// Serde's derived code gives a field no context, so the batch being written or read lends its
+/// table through a thread-local for the duration of the (synchronous) call.
+mod payload_slot {
+    use super::*;
+
+    /// The table of the batch being written or read on this thread.
+    pub(super) enum Table {
+        /// Positions in `payloads` by payload address.
+        Writing(HashMap<usize, usize>),
+        /// The batch's `payloads`.
+        Reading(Vec<Payload>),
+    }
+
+    thread_local! {
+        static CURRENT: RefCell<Option<Table>> = const { RefCell::new(None) };
+    }
+
+    /// Keeps a table lent until dropped, then restores what was there before.
+    pub(super) struct Lent(Option<Table>);
+
+    impl Table {
+        pub(super) fn writing(positions: HashMap<usize, usize>) -> Lent {
+            Lent(CURRENT.replace(Some(Table::Writing(positions))))
+        }
+
+        pub(super) fn reading(payloads: Vec<Payload>) -> Lent {
+            Lent(CURRENT.replace(Some(Table::Reading(payloads))))
+        }
+    }
+
+    impl Drop for Lent {
+        fn drop(&mut self) {
+            CURRENT.set(self.0.take());
+        }
+    }
+
+    pub(super) fn serialize<S: Serializer>(payload: &Payload, serializer: S) -> Result<S::Ok, S::Error> {
+        let position = CURRENT.with_borrow(|table| match table {
+            Some(Table::Writing(positions)) => positions.get(&Arc::as_ptr(payload).addr()).copied(),
+            _ => None,
+        });
+        match position {
+            Some(position) => serializer.serialize_u64(position as u64),
+            None => payload.as_ref().serialize(serializer),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Payload, D::Error> {
+        deserializer.deserialize_any(SlotVisitor)
+    }
+
+    struct SlotVisitor;
+
+    impl<'de> Visitor<'de> for SlotVisitor {
+        type Value = Payload;
+
+        fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+            formatter.write_str("a payload object or the position of one of the batch's payloads")
+        }
+
+        fn visit_u64<E: de::Error>(self, position: u64) -> Result<Payload, E> {
+            CURRENT
+                .with_borrow(|table| match table {
+                    Some(Table::Reading(payloads)) => {
+                        usize::try_from(position).ok().and_then(|position| payloads.get(position)).cloned()
+                    }
+                    _ => None,
+                })
+                .ok_or_else(|| E::custom(format_args!("payload {position} is not among the batch's payloads")))
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Payload, A::Error> {
+            Map::deserialize(de::value::MapAccessDeserializer::new(map)).map(Arc::new)
+        }
     }
 }
 
@@ -77,7 +246,7 @@ pub fn job_for_document(
     account_id: AccountId,
     hook_event: String,
     hook: &Map<String, Value>,
-    payload: Map<String, Value>,
+    payload: Payload,
     published_at_ms: u64,
 ) -> DeliveryJob {
     let text = |key: &str| hook.get(key).and_then(Value::as_str);
@@ -149,7 +318,7 @@ mod tests {
             attempt: 3,
             custom_request_headers: json!({"X-Old": "1"}).as_object().cloned().unwrap_or_default(),
             custom_data: None,
-            payload: json!({"call_id": "c1"}).as_object().cloned().unwrap_or_default(),
+            payload: Arc::new(json!({"call_id": "c1"}).as_object().cloned().unwrap_or_default()),
             published_at_ms: 10,
             test: false,
             trace_parent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
@@ -183,5 +352,43 @@ mod tests {
         assert_eq!(document_retries(Some(&json!("3"))), 3);
         assert_eq!(document_retries(Some(&json!(200))), MAX_RETRIES);
         assert_eq!(document_retries(Some(&json!(true))), DEFAULT_RETRIES);
+    }
+
+    #[test]
+    fn a_payload_shared_by_jobs_is_written_once_and_read_back_shared() {
+        let shared = attempted();
+        let other = DeliveryJob { event_id: "1f2e3d4c5b".into(), ..shared.clone() };
+        let own = DeliveryJob { payload: Arc::new(Map::new()), ..attempted() };
+        let batch = JobBatch { jobs: vec![shared, other, own] };
+        let written: Value = serde_json::from_slice(&batch.to_body()).expect("JSON");
+        assert_eq!(written["payloads"], json!([{"call_id": "c1"}, {}]));
+        let positions: Vec<&Value> =
+            written["jobs"].as_array().expect("jobs").iter().map(|job| &job["payload"]).collect();
+        assert_eq!(positions, [&json!(0), &json!(0), &json!(1)]);
+
+        let read: JobBatch = serde_json::from_slice(&batch.to_body()).expect("a batch");
+        assert_eq!(read, batch);
+        assert!(Arc::ptr_eq(&read.jobs[0].payload, &read.jobs[1].payload));
+    }
+
+    #[test]
+    fn a_job_alone_and_a_batch_of_inline_payloads_carry_the_payload_itself() {
+        let job = attempted();
+        let alone = serde_json::to_value(&job).expect("JSON");
+        assert_eq!(alone["payload"], json!({"call_id": "c1"}));
+        assert_eq!(serde_json::from_value::<DeliveryJob>(alone.clone()).expect("a job"), job);
+        let inline: JobBatch = serde_json::from_value(json!({"jobs": [alone]})).expect("a batch");
+        assert_eq!(inline.jobs, [job]);
+    }
+
+    #[test]
+    fn a_batch_naming_a_payload_it_lacks_is_refused() {
+        let mut job = serde_json::to_value(attempted()).expect("JSON");
+        job["payload"] = json!(1);
+        let error = serde_json::from_value::<JobBatch>(json!({"payloads": [{}], "jobs": [job.clone()]}))
+            .expect_err("no payload 1");
+        assert!(error.to_string().contains("payload 1 is not among the batch's payloads"), "{error}");
+        assert!(serde_json::from_value::<DeliveryJob>(job).is_err(), "a position outside a batch");
+        assert!(serde_json::from_value::<JobBatch>(json!({"payloads": []})).is_err(), "no jobs");
     }
 }

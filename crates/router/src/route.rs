@@ -2,11 +2,15 @@
 //! finish it per hook (spec 5.4), and describe each callout completely so the dispatcher reads
 //! nothing per job.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 use webhooks_model::event::{CallflowWebhookEvent, EventKind, KazooEvent};
 use webhooks_model::ids::{AccountId, WebhookId};
-use webhooks_model::job::DeliveryJob;
-use webhooks_model::payload::{HookView, PayloadContext, ReservedCcvKeys, base_payload, finish_payload};
+use webhooks_model::job::{DeliveryJob, Payload};
+use webhooks_model::payload::{
+    HookView, PayloadContext, ReservedCcvKeys, base_payload, finish_payload, modifiers_match,
+};
 use webhooks_model::time::unix_millis;
 
 use crate::index::{HookIndex, IndexedHook};
@@ -57,17 +61,37 @@ pub fn route_into(
         return jobs.len() - before;
     }
     let mut base: Option<Map<String, Value>> = None;
+    let mut shared: Option<Payload> = None;
     index.for_each_match(event, |owner, hook| {
         let base = base.get_or_insert_with(|| {
             let reseller_id = event.account_id.as_ref().and_then(|account| index.reseller_of(account));
             let payload_context = PayloadContext { reseller_id, reserved_ccv_keys: context.reserved_ccv_keys };
             base_payload(event, &payload_context)
         });
-        if let Some(payload) = finish_payload(base, &hook.view(), context.cluster_id) {
+        if let Some(payload) = payload_for(base, &hook.view(), context.cluster_id, &mut shared) {
             jobs.push(job_for_hook(event, owner, hook, payload, published_at_ms));
         }
     });
     jobs.len() - before
+}
+
+/// The payload `hook` receives, finished from `base`. Every hook without custom data receives the
+/// same payload (its modifiers only filter), so that one is finished once and `shared`.
+fn payload_for(
+    base: &Map<String, Value>,
+    hook: &HookView<'_>,
+    cluster_id: &str,
+    shared: &mut Option<Payload>,
+) -> Option<Payload> {
+    if hook.custom_data.is_some_and(|custom_data| !custom_data.is_empty()) {
+        return finish_payload(base, hook, cluster_id).map(Arc::new);
+    }
+    if let Some(shared) = shared {
+        return hook.modifiers.is_none_or(|modifiers| modifiers_match(base, modifiers)).then(|| Arc::clone(shared));
+    }
+    let payload = finish_payload(base, hook, cluster_id).map(Arc::new);
+    shared.clone_from(&payload);
+    payload
 }
 
 /// The job of an indexed hook.
@@ -75,7 +99,7 @@ fn job_for_hook(
     event: &KazooEvent,
     owner: &AccountId,
     hook: &IndexedHook,
-    payload: Map<String, Value>,
+    payload: Payload,
     published_at_ms: u64,
 ) -> DeliveryJob {
     DeliveryJob {
@@ -119,7 +143,7 @@ fn callflow_job(
         modifiers: hook.get("modifiers").and_then(Value::as_object),
         ..HookView::new("notifications")
     });
-    let payload = finish_payload(&base_payload(event, &PayloadContext::new(None)), &view, context.cluster_id)?;
+    let payload = finish_payload(&base_payload(event, &PayloadContext::new(None)), &view, context.cluster_id)?.into();
     let retries = match hook.get("retries") {
         Some(Value::Number(number)) => number.as_u64(),
         Some(Value::String(number)) => number.trim().parse().ok(),
@@ -157,7 +181,39 @@ pub fn fresh_event_id() -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    fn object(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn hooks_without_custom_data_share_one_payload_and_the_others_get_their_own() {
+        let base = object(json!({"call_id": "c1", "call_direction": "inbound"}));
+        let mut shared = None;
+        let plain = HookView::new("channel_create");
+        let first = payload_for(&base, &plain, "cl", &mut shared).expect("a payload");
+        let second = payload_for(&base, &plain, "cl", &mut shared).expect("a payload");
+        assert!(Arc::ptr_eq(&first, &second));
+        assert_eq!(
+            Value::Object(first.as_ref().clone()),
+            json!({"call_id": "c1", "call_direction": "inbound", "cluster_id": "cl"})
+        );
+
+        let custom_data = object(json!({"env": "prod"}));
+        let custom = HookView { custom_data: Some(&custom_data), ..plain };
+        let own = payload_for(&base, &custom, "cl", &mut shared).expect("a payload");
+        assert_eq!((own.get("env"), first.get("env")), (Some(&json!("prod")), None));
+
+        let outbound = object(json!({"call_direction": "outbound"}));
+        let filtered = HookView { modifiers: Some(&outbound), ..plain };
+        assert_eq!(payload_for(&base, &filtered, "cl", &mut shared), None, "modifiers still filter");
+        let inbound = object(json!({"call_direction": "inbound"}));
+        let kept = payload_for(&base, &HookView { modifiers: Some(&inbound), ..plain }, "cl", &mut shared);
+        assert!(kept.is_some_and(|kept| Arc::ptr_eq(&kept, &first)));
+    }
 
     #[test]
     fn event_ids_have_the_kazoo_id_shape_and_differ() {

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
-use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -18,7 +17,7 @@ use webhooks_bus::trace::continue_trace;
 use webhooks_bus::{Bus, Consumer, DISPATCH_ROUTING_KEY, Delivery, Outgoing};
 use webhooks_model::event::{DEFAULT_OBJECT_TYPES, EventKind, KazooEvent};
 use webhooks_model::ids::WebhookId;
-use webhooks_model::job::DeliveryJob;
+use webhooks_model::job::{DeliveryJob, batch_body};
 use webhooks_model::notice::{Action, Change};
 use webhooks_model::time::unix_millis;
 use webhooks_model::trace::TraceId;
@@ -37,8 +36,6 @@ const RECONNECTION_CHECK: Duration = Duration::from_secs(1);
 const CHANGE_PREFETCH: u16 = 50;
 /// The name of the span of one event; at debug level (the binary exports it by name).
 pub const EVENT_SPAN: &str = "router.event";
-/// Bytes a serialized channel-event job takes, roughly: what a job message's buffer starts with.
-const JOB_SIZE_HINT: usize = 1_024;
 
 /// Counters of what the router did since it started, for tests, logs and metrics: each is a
 /// Prometheus counter, exported once [`RouterStats::register`] puts them in a registry.
@@ -525,26 +522,9 @@ impl Router {
     /// The jobs as persistent messages of at most `max_jobs_per_message` jobs each, for the
     /// dispatch queue.
     fn job_messages(&self, jobs: &[DeliveryJob]) -> Vec<Outgoing> {
-        /// Serializes exactly as [`webhooks_model::job::JobBatch`] without copying the jobs.
-        #[derive(Serialize)]
-        struct JobBatchRef<'a> {
-            jobs: &'a [DeliveryJob],
-        }
         let exchange = self.bus.topology().jobs_exchange();
         jobs.chunks(self.settings.max_jobs_per_message)
-            .map(|chunk| {
-                // Sized up front: growing a buffer of tens of kilobytes by doubling copies it often.
-                let mut body = Vec::with_capacity(chunk.len() * JOB_SIZE_HINT);
-                serde_json::to_writer(&mut body, &JobBatchRef { jobs: chunk }).map(|()| body)
-            })
-            .filter_map(|serialized| match serialized {
-                Ok(body) => Some(Outgoing::persistent(&exchange, DISPATCH_ROUTING_KEY, body)),
-                Err(error) => {
-                    // Jobs are plain JSON maps and strings; this cannot happen.
-                    tracing::error!(error = %error, "cannot serialize jobs");
-                    None
-                }
-            })
+            .map(|chunk| Outgoing::persistent(&exchange, DISPATCH_ROUTING_KEY, batch_body(chunk)))
             .collect()
     }
 }

@@ -158,7 +158,7 @@ fn test_job(hook: &Webhook, cluster_id: &str) -> Result<DeliveryJob, ApiError> {
         hook.account_id.clone(),
         delivery.hook_event.to_owned(),
         &hook.doc,
-        delivery.payload,
+        delivery.payload.into(),
         unix_millis().unsigned_abs(),
     );
     job.retries = 0;
