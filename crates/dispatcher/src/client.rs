@@ -171,8 +171,8 @@ pub struct ClientSettings {
     pub concurrency: usize,
     /// Callouts in flight per host.
     pub max_connections_per_host: usize,
-    /// A host is slow once a callout to it took this long, or its callouts in flight have gone
-    /// this long without one ending sooner.
+    /// A host is slow once its callouts have taken this long for this long (or one timed out),
+    /// or its callouts in flight have gone this long without one ending.
     pub slow_after: Duration,
     /// Idle keep-alive lifetime.
     pub pool_idle_timeout: Duration,
@@ -225,8 +225,13 @@ impl CalloutClient {
         Ok(Self { client, hosts: Arc::default(), slots, settings: Arc::new(settings) })
     }
 
-    /// Whether the host of `url` is slow: a callout to it took `slow_after` or more and none has
-    /// been quicker since, or its callouts in flight have gone `slow_after` without one ending.
+    /// Whether the host of `url` is slow: its callouts have taken `slow_after` or more for
+    /// `slow_after` with none quicker (or the last one timed out), or its callouts in flight have
+    /// gone `slow_after` without one ending.
+    ///
+    /// One slow answer is not enough: when this process stalls (a burst of large batches to
+    /// parse on two cores), every callout in flight ends late at the same instant, and a busy but
+    /// healthy host must not be sent to the slow lane for it.
     pub fn host_is_slow(&self, url: &str) -> bool {
         let Ok((_, key)) = target_of(url) else { return false };
         let host = self.hosts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key).cloned();
@@ -271,7 +276,11 @@ impl CalloutClient {
         let budget = timeout.saturating_sub(waited).max(timeout / 2);
         let outcome = tokio::time::timeout(budget, self.exchange(request, uri)).await;
         let took = started.elapsed();
-        in_flight.finish(outcome.is_ok() && took < self.settings.slow_after);
+        in_flight.finish(match outcome {
+            Ok(_) if took < self.settings.slow_after => Ended::Quick,
+            Ok(_) => Ended::Slow,
+            Err(_) => Ended::TimedOut,
+        });
         let (answer, retry_after) = match outcome {
             Ok(Ok(answered)) => answered,
             Ok(Err(answer)) => (answer, None),
@@ -338,10 +347,32 @@ struct Host {
 struct Pace {
     /// Callouts in flight.
     in_flight: usize,
-    /// When one last ended quickly, or when callouts started after none were in flight.
+    /// When one last ended, or when callouts started after none were in flight.
     progress_at: Instant,
-    /// The last callout that ended took too long (or timed out).
-    slow: bool,
+    /// How the last ones ended.
+    lately: Lately,
+}
+
+/// How a host's last callouts ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lately {
+    /// The last one was quick (or none ended yet).
+    Quick,
+    /// Every one since this instant took too long.
+    Slow(Instant),
+    /// The last one timed out.
+    TimedOut,
+}
+
+/// How one callout ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// In less than `slow_after`.
+    Quick,
+    /// Answered (or failed), but in `slow_after` or more.
+    Slow,
+    /// Not within the timeout.
+    TimedOut,
 }
 
 impl Host {
@@ -349,7 +380,7 @@ impl Host {
     fn new(slots: usize) -> Self {
         Self {
             slots: Arc::new(Semaphore::new(slots)),
-            pace: Mutex::new(Pace { in_flight: 0, progress_at: Instant::now(), slow: false }),
+            pace: Mutex::new(Pace { in_flight: 0, progress_at: Instant::now(), lately: Lately::Quick }),
         }
     }
 
@@ -361,7 +392,12 @@ impl Host {
     /// See [`CalloutClient::host_is_slow`].
     fn is_slow(&self, slow_after: Duration) -> bool {
         let pace = self.pace();
-        pace.slow || (pace.in_flight > 0 && pace.progress_at.elapsed() >= slow_after)
+        let lately_slow = match pace.lately {
+            Lately::Quick => false,
+            Lately::Slow(since) => since.elapsed() >= slow_after,
+            Lately::TimedOut => true,
+        };
+        lately_slow || (pace.in_flight > 0 && pace.progress_at.elapsed() >= slow_after)
     }
 
     /// Counts a callout in flight until the guard is finished or dropped.
@@ -382,12 +418,18 @@ struct InFlight<'a> {
 }
 
 impl InFlight<'_> {
-    /// The callout ended, `quick`ly or not.
-    fn finish(self, quick: bool) {
+    /// The callout ended as `ended` says.
+    fn finish(self, ended: Ended) {
         let mut pace = self.host.pace();
-        pace.slow = !quick;
-        if quick {
-            pace.progress_at = Instant::now();
+        let now = Instant::now();
+        pace.lately = match (ended, pace.lately) {
+            (Ended::Quick, _) => Lately::Quick,
+            (Ended::Slow, Lately::Slow(since)) => Lately::Slow(since),
+            (Ended::Slow, _) => Lately::Slow(now),
+            (Ended::TimedOut, _) => Lately::TimedOut,
+        };
+        if ended != Ended::TimedOut {
+            pace.progress_at = now;
         }
     }
 }
@@ -517,6 +559,44 @@ fn innermost(error: &(dyn StdError + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SLOW_AFTER: Duration = Duration::from_millis(40);
+
+    fn ended(host: &Host, how: Ended) {
+        host.start().finish(how);
+    }
+
+    #[test]
+    fn a_host_is_slow_once_its_answers_stay_slow_or_one_times_out_and_quick_again_at_once() {
+        let host = Host::new(4);
+        // A cohort ending late at one instant (this process stalled) is not enough...
+        for _ in 0..3 {
+            ended(&host, Ended::Slow);
+        }
+        assert!(!host.is_slow(SLOW_AFTER));
+        // ...slow answers lasting `slow_after` are.
+        std::thread::sleep(SLOW_AFTER);
+        ended(&host, Ended::Slow);
+        assert!(host.is_slow(SLOW_AFTER));
+        ended(&host, Ended::Quick);
+        assert!(!host.is_slow(SLOW_AFTER));
+        ended(&host, Ended::TimedOut);
+        assert!(host.is_slow(SLOW_AFTER));
+        ended(&host, Ended::Quick);
+        assert!(!host.is_slow(SLOW_AFTER));
+    }
+
+    #[test]
+    fn callouts_in_flight_without_any_ending_make_a_host_slow_and_a_late_answer_is_progress() {
+        let host = Host::new(4);
+        let hanging = host.start();
+        assert!(!host.is_slow(SLOW_AFTER));
+        std::thread::sleep(SLOW_AFTER);
+        assert!(host.is_slow(SLOW_AFTER), "nothing ended while one was in flight");
+        ended(&host, Ended::Slow);
+        assert!(!host.is_slow(SLOW_AFTER), "a late answer is an answer");
+        drop(hanging);
+    }
 
     #[test]
     fn guard_errors_are_classified_through_the_chain() {

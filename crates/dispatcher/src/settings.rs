@@ -25,8 +25,8 @@ pub struct DispatcherSettings {
     /// half of it fails as `host saturated` and is retried, without counting towards auto-disable
     /// (the host's own callouts do). Waiting for a quick host is queueing and does not count.
     pub max_connections_per_host: usize,
-    /// When a host counts as slow (default 500 ms): a callout to it took this long, or its
-    /// callouts in flight have gone this long without one ending. Jobs for a slow host are not
+    /// When a host counts as slow (default 500 ms): its callouts have taken this long for this
+    /// long (or one timed out), or its callouts in flight have gone this long without one ending. Jobs for a slow host are not
     /// called from their batch but moved, with a confirmed publish, to the slow lane, so a batch
     /// is acknowledged without waiting for a dead host's timeouts; the host leaves the slow lane
     /// once a callout to it is quick again.
