@@ -85,6 +85,10 @@ const MASTER_KEY: &str = "bench-e2e-master-key-0123456789abcdef";
 const CHANGE_DELAY: Duration = Duration::from_millis(1500);
 
 fn main() {
+    // As the `webhooks` binary does, so the in-process services fault their memory in as they do
+    // there (not in 2 MiB pages, each zeroed whole).
+    #[cfg(target_os = "linux")]
+    nix::sys::prctl::set_thp_disable(true).expect("turn transparent huge pages off");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(bench());
 }
