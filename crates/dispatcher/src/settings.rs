@@ -26,10 +26,10 @@ pub struct DispatcherSettings {
     /// (the host's own callouts do). Waiting for a quick host is queueing and does not count.
     pub max_connections_per_host: usize,
     /// When a host counts as slow (default 500 ms): its callouts have taken this long for this
-    /// long (or one timed out), or its callouts in flight have gone this long without one ending. Jobs for a slow host are not
-    /// called from their batch but moved, with a confirmed publish, to the slow lane, so a batch
-    /// is acknowledged without waiting for a dead host's timeouts; the host leaves the slow lane
-    /// once a callout to it is quick again.
+    /// long (or one timed out), or its callouts in flight have gone this long without one
+    /// ending. Jobs for a slow host are not called from their batch but moved, with a confirmed
+    /// publish, to the slow lane, so a batch is acknowledged without waiting for a dead host's
+    /// timeouts; the host leaves the slow lane once a callout to it is quick again.
     pub slow_lane_after: Duration,
     /// Job batches of the slow lane taken before any is acknowledged (default 256): the slow
     /// lane's own window, which slow hosts fill instead of the dispatch queue's.

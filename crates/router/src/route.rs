@@ -7,18 +7,13 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use webhooks_model::event::{CallflowWebhookEvent, EventKind, KazooEvent};
 use webhooks_model::ids::{AccountId, WebhookId};
-use webhooks_model::job::{DeliveryJob, Payload};
+use webhooks_model::job::{DeliveryJob, Payload, job_for_document};
 use webhooks_model::payload::{
     HookView, PayloadContext, ReservedCcvKeys, base_payload, finish_payload, modifiers_match,
 };
 use webhooks_model::time::unix_millis;
 
 use crate::index::{HookIndex, IndexedHook};
-
-/// Retries of a callflow webhook whose message names none (the schema default, decision 4).
-const CALLFLOW_DEFAULT_RETRIES: u8 = 2;
-/// The largest retry count (decision 4).
-const MAX_RETRIES: u8 = 4;
 
 /// What routing needs besides the event and the index.
 #[derive(Debug, Clone, Copy)]
@@ -137,40 +132,16 @@ fn callflow_job(
     let account_id = event.account_id.clone()?;
     let hook = &callflow.hook;
     let text = |key: &str| hook.get(key).and_then(Value::as_str).filter(|value| !value.is_empty());
-    let uri = text("uri")?;
+    text("uri")?;
     let view = HookView::from_document(hook).unwrap_or_else(|| HookView {
         custom_data: hook.get("custom_data").and_then(Value::as_object),
         modifiers: hook.get("modifiers").and_then(Value::as_object),
         ..HookView::new("notifications")
     });
-    let payload = finish_payload(&base_payload(event, &PayloadContext::new(None)), &view, context.cluster_id)?.into();
-    let retries = match hook.get("retries") {
-        Some(Value::Number(number)) => number.as_u64(),
-        Some(Value::String(number)) => number.trim().parse().ok(),
-        _ => None,
-    }
-    .map_or(CALLFLOW_DEFAULT_RETRIES, |retries| u8::try_from(retries).unwrap_or(MAX_RETRIES).min(MAX_RETRIES));
-    Some(DeliveryJob {
-        event_id: fresh_event_id(),
-        hook_id: text("_id").or_else(|| text("id")).and_then(|id| id.parse().ok()).unwrap_or_else(WebhookId::generate),
-        account_id,
-        hook_event: event.attempt_hook_event(view.hook_type).to_owned(),
-        uri: uri.to_owned(),
-        http_verb: text("http_verb").and_then(|verb| verb.parse().ok()).unwrap_or_default(),
-        format: text("format").and_then(|format| format.parse().ok()).unwrap_or_default(),
-        retries,
-        attempt: 0,
-        custom_request_headers: hook
-            .get("custom_request_headers")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default(),
-        custom_data: view.custom_data.cloned(),
-        payload,
-        published_at_ms,
-        test: false,
-        trace_parent: None,
-    })
+    let payload = finish_payload(&base_payload(event, &PayloadContext::new(None)), &view, context.cluster_id)?;
+    let hook_id = text("_id").or_else(|| text("id")).and_then(|id| id.parse().ok()).unwrap_or_else(WebhookId::generate);
+    let hook_event = event.attempt_hook_event(view.hook_type).to_owned();
+    Some(job_for_document(fresh_event_id(), hook_id, account_id, hook_event, hook, payload.into(), published_at_ms))
 }
 
 /// A fresh event id in Kazoo's id shape (32 lowercase hex). Drawn from the thread-local
