@@ -14,6 +14,7 @@
 //! - Every name the system uses comes from [`Topology`], declared in one place (`topology.rs`).
 
 mod amqp;
+mod body;
 mod error;
 mod memory;
 mod topic;
@@ -29,6 +30,7 @@ use webhooks_model::notice::{CONFIGURATION_EXCHANGE, Change};
 use webhooks_model::trace::{TRACE_PARENT_HEADER, TraceParent};
 
 pub use amqp::AmqpBus;
+pub use body::{Body, MessageValue};
 pub use error::{AmqpError, BusError};
 pub use memory::InProcessBus;
 pub use topic::topic_matches;
@@ -46,7 +48,7 @@ pub struct Outgoing {
     /// Routing key.
     pub routing_key: String,
     /// Payload, passed through untouched.
-    pub body: Bytes,
+    pub body: Body,
     /// AMQP content type; `None` means [`DEFAULT_CONTENT_TYPE`].
     pub content_type: Option<String>,
     /// AMQP application headers, as text.
@@ -64,7 +66,7 @@ impl Outgoing {
         Self {
             exchange: exchange.to_owned(),
             routing_key: routing_key.to_owned(),
-            body: body.into(),
+            body: Body::from(body.into()),
             content_type: None,
             headers: Vec::new(),
             persistent: false,
@@ -81,6 +83,17 @@ impl Outgoing {
         }
     }
 
+    /// A persistent JSON message carrying `value` itself: see [`Body::value`].
+    pub fn persistent_value<T: MessageValue>(exchange: &str, routing_key: &str, value: T) -> Self {
+        Self { body: Body::value(value), ..Self::persistent(exchange, routing_key, Bytes::new()) }
+    }
+
+    /// `jobs` as one batch message, as the router publishes delivery jobs and the dispatcher
+    /// parks retries.
+    pub fn jobs(exchange: &str, routing_key: &str, jobs: Vec<DeliveryJob>) -> Self {
+        Self::persistent_value(exchange, routing_key, JobBatch { jobs })
+    }
+
     /// The notice of `change` on Kazoo's configuration exchange, as Kazoo publishes document
     /// changes; every router applies it to its index.
     pub fn change_notice(change: &Change, node: &str) -> Self {
@@ -90,7 +103,7 @@ impl Outgoing {
 
     /// `jobs` as one batch for the dispatch queue, as the router publishes delivery jobs.
     pub fn job_batch(topology: &Topology, jobs: Vec<DeliveryJob>) -> Self {
-        Self::persistent(&topology.jobs_exchange(), DISPATCH_ROUTING_KEY, JobBatch { jobs }.to_body())
+        Self::jobs(&topology.jobs_exchange(), DISPATCH_ROUTING_KEY, jobs)
     }
 
     /// The message carrying `trace` in its `traceparent` header, so its consumer continues the trace.
@@ -307,7 +320,7 @@ pub struct Delivery {
     /// Its routing key.
     pub routing_key: String,
     /// The payload, untouched: a malformed message is still delivered, for the caller to judge.
-    pub body: Bytes,
+    pub body: Body,
     /// AMQP content type, if any.
     pub content_type: Option<String>,
     /// AMQP application headers with a text or number value (tables and arrays, such as
@@ -347,7 +360,7 @@ impl fmt::Debug for Delivery {
             .debug_struct("Delivery")
             .field("exchange", &self.exchange)
             .field("routing_key", &self.routing_key)
-            .field("body_bytes", &self.body.len())
+            .field("body", &self.body)
             .field("redelivered", &self.redelivered)
             .finish_non_exhaustive()
     }

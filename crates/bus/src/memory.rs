@@ -13,12 +13,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::topology::{BindingSpec, Declarations, ExchangeKind, QueueSpec, Topology};
-use crate::{Acker, BusError, DEFAULT_CONTENT_TYPE, Delivery, Outgoing, Settlement, topic_matches};
+use crate::{Acker, Body, BusError, DEFAULT_CONTENT_TYPE, Delivery, Outgoing, Settlement, topic_matches};
 
 /// The longest name AMQP allows; enforced here too so a name that works in-process works on
 /// RabbitMQ.
@@ -175,7 +174,7 @@ struct Message {
     /// Its routing key there.
     routing_key: String,
     /// Payload.
-    body: Bytes,
+    body: Body,
     /// Content type.
     content_type: Option<String>,
     /// Application headers.

@@ -4,10 +4,12 @@
 //! Every test gets its own topology prefix, and its queues expire a minute after use, so runs
 //! leave nothing behind on the broker. Nothing sleeps: every wait is bounded by [`WAIT`].
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use serde_json::{Value, json};
 use webhooks_bus::{Bus, BusError, Consumer, Delivery, Outgoing, Topology};
 use webhooks_model::trace::{TRACE_PARENT_HEADER, TraceParent};
 
@@ -220,6 +222,31 @@ async fn a_requeued_delivery_is_delivered_again_marked_redelivered(backend: Back
     assert!(again.redelivered);
     within(again.ack()).await.expect("ack");
     assert!(matches!(within(first.ack()).await, Err(BusError::Stale)), "a settled delivery cannot be settled again");
+}
+
+async fn a_value_body_reads_back_equal_on_both_backends_and_as_its_json(backend: Backend) {
+    let bus = connect(backend, unique_topology()).await;
+    let topology = bus.topology().clone();
+    let event = json!({"Event-Name": "CHANNEL_CREATE", "Call-ID": "c1", "Custom-Channel-Vars": {"Account-ID": "a"}});
+    let message = Outgoing::persistent_value(&topology.jobs_exchange(), topology.dispatch_routing_key(), event.clone());
+    within(bus.publish(message)).await.expect("publish");
+    let mut consumer = within(bus.consume(&topology.dispatch_queue(), 5)).await.expect("consume");
+    let first = next(&mut consumer).await;
+    let read = first.body.read::<Value>().expect("the value");
+    // In process the consumer gets the published value itself; from RabbitMQ, its JSON parsed.
+    assert_eq!(matches!(read, Cow::Borrowed(_)), backend == Backend::InProcess);
+    assert_eq!(*read, event);
+    assert_eq!(serde_json::from_slice::<Value>(&first.body).expect("JSON bytes"), event);
+    within(first.requeue()).await.expect("requeue");
+
+    let again = next(&mut consumer).await;
+    assert!(again.redelivered);
+    assert_eq!(*again.body.read::<Value>().expect("the value"), event);
+    within(again.dead_letter()).await.expect("dead-letter");
+    let mut dead = within(bus.consume(&topology.dead_letter_queue(), 5)).await.expect("consume dead letters");
+    let dead_letter = next(&mut dead).await;
+    assert_eq!(serde_json::from_slice::<Value>(&dead_letter.body).expect("JSON bytes"), event);
+    within(dead_letter.ack()).await.expect("ack");
 }
 
 async fn a_trace_parent_travels_in_its_header_and_a_malformed_one_reads_as_none(backend: Backend) {
@@ -458,6 +485,7 @@ on_both_backends!(
     a_thousand_persistent_jobs_published_together_are_all_consumed,
     two_consumers_on_one_queue_split_the_messages_without_duplicates,
     a_requeued_delivery_is_delivered_again_marked_redelivered,
+    a_value_body_reads_back_equal_on_both_backends_and_as_its_json,
     a_trace_parent_travels_in_its_header_and_a_malformed_one_reads_as_none,
     a_dead_lettered_event_lands_in_the_dead_letter_queue,
     an_unacked_delivery_of_a_dropped_consumer_is_redelivered_to_another,

@@ -18,7 +18,7 @@ use webhooks_bus::trace::continue_trace;
 use webhooks_bus::{Bus, BusError, Delivery, Outgoing};
 use webhooks_model::attempt::{Answer, SentRequest, attempt_document};
 use webhooks_model::ids::{AccountId, WebhookId, random_id};
-use webhooks_model::job::{DeliveryJob, JobBatch, batch_body};
+use webhooks_model::job::{DeliveryJob, JobBatch};
 use webhooks_model::notice::{Action, Change};
 use webhooks_model::retry::{Decision, FailureLimits, MAX_RETRIES, Observed, RetryPolicy};
 use webhooks_model::time::{gregorian_now, unix_millis, unix_now, unix_seconds};
@@ -137,8 +137,8 @@ impl Engine {
     /// Handles one bus delivery: a job batch, acknowledged once its records are stored and its
     /// retries confirmed; put back on the queue when either fails; dead-lettered when unreadable.
     pub(crate) async fn handle(self: Arc<Self>, delivery: Delivery, lane: Lane) {
-        let batch = match serde_json::from_slice::<JobBatch>(&delivery.body[..]) {
-            Ok(batch) => batch,
+        let batch = match delivery.body.read::<JobBatch>() {
+            Ok(batch) => batch.into_owned(),
             Err(error) => {
                 tracing::warn!(error = %error, "unreadable job batch dead-lettered");
                 if let Err(error) = delivery.dead_letter().await {
@@ -477,14 +477,14 @@ impl Engine {
             // The default exchange routes by queue name.
             .map(|(queue, expiration_ms, jobs)| Outgoing {
                 expiration_ms: Some(expiration_ms),
-                ..Outgoing::persistent("", &queue, batch_body(&jobs))
+                ..Outgoing::jobs("", &queue, jobs)
             })
             .collect()
     }
 
     /// `jobs`, unattempted, as one batch of the slow lane.
     fn to_slow_lane(&self, jobs: Vec<DeliveryJob>) -> Outgoing {
-        Outgoing::persistent("", &self.delays.slow_lane(), batch_body(&jobs))
+        Outgoing::jobs("", &self.delays.slow_lane(), jobs)
     }
 }
 

@@ -82,25 +82,17 @@ const JOB_SIZE_HINT: usize = 384;
 impl JobBatch {
     /// The message body carrying the batch.
     pub fn to_body(&self) -> Vec<u8> {
-        batch_body(&self.jobs)
+        let mut body = Vec::with_capacity(self.jobs.len() * JOB_SIZE_HINT + PAYLOAD_SIZE_HINT);
+        // Jobs are strings, numbers and JSON maps: serializing them cannot fail.
+        serde_json::to_writer(&mut body, self).map_or_else(|_| Vec::new(), |()| body)
     }
 }
 
-/// The message body of a batch of `jobs`, written without copying them.
-pub fn batch_body(jobs: &[DeliveryJob]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(jobs.len() * JOB_SIZE_HINT + PAYLOAD_SIZE_HINT);
-    // Jobs are strings, numbers and JSON maps: serializing them cannot fail.
-    serde_json::to_writer(&mut body, &JobsRef(jobs)).map_or_else(|_| Vec::new(), |()| body)
-}
-
-/// Serializes jobs as a [`JobBatch`].
-struct JobsRef<'a>(&'a [DeliveryJob]);
-
-impl Serialize for JobsRef<'_> {
+impl Serialize for JobBatch {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut payloads: Vec<&Map<String, Value>> = Vec::new();
         let mut positions = HashMap::new();
-        for job in self.0 {
+        for job in &self.jobs {
             positions.entry(Arc::as_ptr(&job.payload).addr()).or_insert_with(|| {
                 payloads.push(&job.payload);
                 payloads.len() - 1
@@ -109,14 +101,8 @@ impl Serialize for JobsRef<'_> {
         let _writing = payload_slot::Table::writing(positions);
         let mut batch = serializer.serialize_struct("JobBatch", 2)?;
         batch.serialize_field("payloads", &payloads)?;
-        batch.serialize_field("jobs", self.0)?;
+        batch.serialize_field("jobs", &self.jobs)?;
         batch.end()
-    }
-}
-
-impl Serialize for JobBatch {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        JobsRef(&self.jobs).serialize(serializer)
     }
 }
 

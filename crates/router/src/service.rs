@@ -17,7 +17,7 @@ use webhooks_bus::trace::continue_trace;
 use webhooks_bus::{Bus, Consumer, DISPATCH_ROUTING_KEY, Delivery, Outgoing};
 use webhooks_model::event::{DEFAULT_OBJECT_TYPES, EventKind, KazooEvent};
 use webhooks_model::ids::WebhookId;
-use webhooks_model::job::{DeliveryJob, batch_body};
+use webhooks_model::job::DeliveryJob;
 use webhooks_model::notice::{Action, Change};
 use webhooks_model::time::unix_millis;
 use webhooks_model::trace::TraceId;
@@ -502,7 +502,8 @@ impl Router {
         if pending.is_empty() {
             return;
         }
-        let messages = self.job_messages(&jobs);
+        let job_count = jobs.len();
+        let messages = self.job_messages(jobs);
         let (done, last_done) = oneshot::channel();
         let outcome = Settle {
             bus: self.bus.clone(),
@@ -510,7 +511,7 @@ impl Router {
             batch,
             pending,
             messages,
-            jobs: jobs.len(),
+            jobs: job_count,
             previous: self.last_done.replace(last_done),
             done,
         };
@@ -521,11 +522,15 @@ impl Router {
 
     /// The jobs as persistent messages of at most `max_jobs_per_message` jobs each, for the
     /// dispatch queue.
-    fn job_messages(&self, jobs: &[DeliveryJob]) -> Vec<Outgoing> {
+    fn job_messages(&self, mut jobs: Vec<DeliveryJob>) -> Vec<Outgoing> {
         let exchange = self.bus.topology().jobs_exchange();
-        jobs.chunks(self.settings.max_jobs_per_message)
-            .map(|chunk| Outgoing::persistent(&exchange, DISPATCH_ROUTING_KEY, batch_body(chunk)))
-            .collect()
+        let per_message = self.settings.max_jobs_per_message.max(1);
+        let mut messages = Vec::with_capacity(jobs.len().div_ceil(per_message));
+        while !jobs.is_empty() {
+            let rest = jobs.split_off(per_message.min(jobs.len()));
+            messages.push(Outgoing::jobs(&exchange, DISPATCH_ROUTING_KEY, std::mem::replace(&mut jobs, rest)));
+        }
+        messages
     }
 }
 
@@ -610,7 +615,7 @@ enum Parsed {
 /// Parses one event delivery; logs what is not routed, with the event's trace.
 fn parse(delivery: &Delivery, object_types: &[String], trace_id: TraceId) -> Parsed {
     let routing_key = delivery.routing_key.as_str();
-    let body: Value = match serde_json::from_slice(delivery.body.as_ref()) {
+    let body = match delivery.body.read::<Value>() {
         Ok(body) => body,
         Err(error) => {
             tracing::warn!(routing_key, trace_id = %trace_id, error = %error, "event body is not json; dead-lettering it");

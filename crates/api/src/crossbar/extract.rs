@@ -1,6 +1,7 @@
 //! The request body envelope `{"data": ...}` as handlers see it.
 
 use std::future::{Ready, ready};
+use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
@@ -56,6 +57,15 @@ impl Envelope {
             Body::Json(value) => Ok(Some(value.as_ref())),
         }
     }
+
+    /// [`Envelope::json`], owned: the parsed body itself, for a handler that passes it on.
+    pub fn into_json(self) -> Result<Option<Value>, ApiError> {
+        match self.body {
+            Body::Empty => Ok(None),
+            Body::Invalid(reason) => Err(ApiError::InvalidJson(reason)),
+            Body::Json(value) => Ok(Some(Arc::unwrap_or_clone(value))),
+        }
+    }
 }
 
 impl FromRequest for Envelope {
@@ -63,7 +73,8 @@ impl FromRequest for Envelope {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let body = request.extensions().get::<Body>().cloned().unwrap_or(Body::Empty);
+        // Taken, not copied: the handler is its only reader, and may keep it.
+        let body = request.extensions_mut().remove::<Body>().unwrap_or(Body::Empty);
         ready(Ok(Self { body }))
     }
 }

@@ -36,21 +36,21 @@ pub async fn ingest(
         .and_then(|value| value.parse().ok());
     let span = tracing::info_span!("events.ingest", trace_id = tracing::field::Empty);
     let trace_parent = continue_trace(&span, inbound.as_ref());
-    publish_events(&state, &caller, &body, &trace_parent).instrument(span).await
+    publish_events(&state, &caller, body, &trace_parent).instrument(span).await
 }
 
 /// [`ingest`] inside its span: every message carries `trace_parent`.
 async fn publish_events(
     state: &ApiState,
     caller: &Caller,
-    body: &Envelope,
+    body: Envelope,
     trace_parent: &TraceParent,
 ) -> Result<Reply, ApiError> {
     if !caller.0.superduper_admin {
         return Err(ApiError::Forbidden);
     }
-    let events = match unwrap_envelope(body.json()?) {
-        Some(Value::Array(events)) if !events.is_empty() => events.iter().collect::<Vec<_>>(),
+    let events = match unwrap_envelope(body.into_json()?) {
+        Some(Value::Array(events)) if !events.is_empty() => events,
         Some(event @ Value::Object(_)) => vec![event],
         _ => {
             return Err(ValidationErrors::single(
@@ -63,14 +63,15 @@ async fn publish_events(
     };
     let mut errors = ValidationErrors::new();
     let mut messages = Vec::with_capacity(events.len());
-    for (index, event) in events.iter().enumerate() {
+    let single = events.len() == 1;
+    for (index, event) in events.into_iter().enumerate() {
         // A single event's errors name its fields; an array's carry the item's index first.
-        let prefix = if events.len() == 1 { String::new() } else { format!("{index}.") };
-        match checked_address(event) {
+        let prefix = if single { String::new() } else { format!("{index}.") };
+        match checked_address(&event) {
             Ok((exchange, routing_key)) => {
-                messages.push(
-                    Outgoing::persistent(exchange, &routing_key, event.to_string()).with_trace_parent(trace_parent),
-                );
+                // The parsed event itself: the in-process router reads it without parsing again.
+                messages
+                    .push(Outgoing::persistent_value(exchange, &routing_key, event).with_trace_parent(trace_parent));
             }
             Err(error) => {
                 let (field, rule) = error_field(&error);
@@ -91,9 +92,9 @@ async fn publish_events(
 }
 
 /// A `{"data": ...}` envelope's content; a Kazoo event itself never has a `data` member.
-fn unwrap_envelope(body: Option<&Value>) -> Option<&Value> {
+fn unwrap_envelope(body: Option<Value>) -> Option<Value> {
     match body {
-        Some(Value::Object(fields)) if fields.len() == 1 && fields.contains_key("data") => fields.get("data"),
+        Some(Value::Object(mut fields)) if fields.len() == 1 && fields.contains_key("data") => fields.remove("data"),
         other => other,
     }
 }

@@ -119,7 +119,7 @@ fn convert(delivery: lapin::message::Delivery) -> Delivery {
     Delivery {
         exchange: delivery.exchange.to_string(),
         routing_key: delivery.routing_key.to_string(),
-        body: Bytes::from(delivery.data),
+        body: Bytes::from(delivery.data).into(),
         content_type: delivery.properties.content_type().as_ref().map(ToString::to_string),
         headers,
         redelivered: delivery.redelivered,

@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures_util::StreamExt;
 use lapin::options::{
     BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
@@ -29,7 +28,7 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::topology::{BindingSpec, Declarations, ExchangeKind, ExchangeSpec, QueueSpec, Topology};
-use crate::{BusError, DEFAULT_CONTENT_TYPE, Outgoing};
+use crate::{Body, BusError, DEFAULT_CONTENT_TYPE, Outgoing};
 
 mod consumer;
 
@@ -618,7 +617,7 @@ struct Prepared {
     /// See [`Outgoing::mandatory`].
     mandatory: bool,
     /// Payload.
-    body: Bytes,
+    body: Body,
     /// Content type, delivery mode, headers, expiration.
     properties: BasicProperties,
 }
