@@ -137,8 +137,9 @@ impl Engine {
     /// Handles one bus delivery: a job batch, acknowledged once its records are stored and its
     /// retries confirmed; put back on the queue when either fails; dead-lettered when unreadable.
     pub(crate) async fn handle(self: Arc<Self>, delivery: Delivery, lane: Lane) {
+        // Read in place: from the in-process bus the batch is the router's own, not a copy.
         let batch = match delivery.body.read::<JobBatch>() {
-            Ok(batch) => batch.into_owned(),
+            Ok(batch) => batch,
             Err(error) => {
                 tracing::warn!(error = %error, "unreadable job batch dead-lettered");
                 if let Err(error) = delivery.dead_letter().await {
@@ -147,7 +148,7 @@ impl Engine {
                 return;
             }
         };
-        match self.process(batch, lane).await {
+        match self.process(&batch.jobs, lane).await {
             Ok(()) => {
                 if let Err(error) = delivery.ack().await {
                     // The broker will deliver the batch again; attempts may repeat.
@@ -166,9 +167,9 @@ impl Engine {
 
     /// Delivers every job of `batch` concurrently, then stores the records and schedules the
     /// retries and the moves to the slow lane (all awaited).
-    async fn process(&self, batch: JobBatch, lane: Lane) -> Result<(), BatchError> {
-        let encoded = encode_payloads(&batch.jobs);
-        let deliveries = batch.jobs.into_iter().zip(encoded).map(|(job, encoded)| self.deliver(job, encoded, lane));
+    async fn process(&self, jobs: &[DeliveryJob], lane: Lane) -> Result<(), BatchError> {
+        let encoded = encode_payloads(jobs);
+        let deliveries = jobs.iter().zip(encoded).map(|(job, encoded)| self.deliver(job, encoded, lane));
         let outcomes = futures_util::future::join_all(deliveries).await;
         let mut attempts = Vec::new();
         let mut cleared = Vec::new();
@@ -192,7 +193,7 @@ impl Engine {
     }
 
     /// One job: everything but storing and publishing.
-    async fn deliver(&self, job: DeliveryJob, encoded: Bytes, lane: Lane) -> JobOutcome {
+    async fn deliver(&self, job: &DeliveryJob, encoded: Bytes, lane: Lane) -> JobOutcome {
         let span = tracing::info_span!(
             "deliver",
             hook.id = %job.hook_id,
@@ -213,30 +214,30 @@ impl Engine {
     /// [`Engine::deliver`] inside its span; the callout carries `trace_parent`.
     async fn deliver_in_span(
         &self,
-        job: DeliveryJob,
+        job: &DeliveryJob,
         encoded: Bytes,
         lane: Lane,
         trace_parent: &TraceParent,
     ) -> JobOutcome {
         // A test callout is sent whatever the hook's state: its owner may be checking the
         // endpoint before enabling the hook again, and is waiting for the answer.
-        if !job.test && !self.still_enabled(&job).await {
+        if !job.test && !self.still_enabled(job).await {
             tracing::debug!("hook disabled meanwhile; job dropped");
             return JobOutcome::default();
         }
         if lane == Lane::Main && !job.test && self.client.host_is_slow(&job.uri) {
             tracing::debug!("slow host; job moved to the slow lane");
-            return JobOutcome { slow: Some(job), ..JobOutcome::default() };
+            return JobOutcome { slow: Some(job.clone()), ..JobOutcome::default() };
         }
         let key = match self.signing_key(&job.hook_id).await {
             Ok(key) => key,
             Err(error) => {
                 // Without its key the job cannot be sent as configured: it waits and comes back.
                 tracing::warn!(error = %error, "signing secret unavailable; job postponed");
-                return JobOutcome { retry: Some(self.postponed(&job)), ..JobOutcome::default() };
+                return JobOutcome { retry: Some(self.postponed(job)), ..JobOutcome::default() };
             }
         };
-        let request = build_request(&job, encoded, trace_parent, key.as_deref(), unix_seconds());
+        let request = build_request(job, encoded, trace_parent, key.as_deref(), unix_seconds());
         for (name, why) in &request.skipped_headers {
             tracing::warn!(header = %name, why, "custom request header left out");
         }
@@ -271,18 +272,18 @@ impl Engine {
             }
             Decision::Gone => {
                 if self.settings.auto_disable {
-                    self.disable(&job, GONE).await;
+                    self.disable(job, GONE).await;
                 }
             }
             Decision::Retry { delay } => {
-                if !(counts && self.count_failure(&job).await) {
-                    outcome.retry = Some(self.retry(&job, delay));
+                if !(counts && self.count_failure(job).await) {
+                    outcome.retry = Some(self.retry(job, delay));
                     retries_left = job.retries.min(MAX_RETRIES).saturating_sub(job.attempt);
                 }
             }
             Decision::Exhausted => {
                 if counts {
-                    self.count_failure(&job).await;
+                    self.count_failure(job).await;
                 }
             }
         }
@@ -290,7 +291,7 @@ impl Engine {
         if job.test || !result.answer.is_success() || self.settings.log_successful_attempts {
             let duration_ms = u64::try_from(result.duration.as_millis()).unwrap_or(u64::MAX);
             let sent = SentRequest { headers: &request.headers, body: &request.body };
-            let doc = attempt_document(&job, sent, &result.answer, retries_left, duration_ms);
+            let doc = attempt_document(job, sent, &result.answer, retries_left, duration_ms);
             outcome.attempt = Some(NewAttempt {
                 id: random_id(),
                 account_id: job.account_id.clone(),
@@ -298,7 +299,7 @@ impl Engine {
                 created: gregorian_now(),
                 doc,
                 // Kept with the record so the delivery can be resent or replayed later.
-                job: Some(job),
+                job: Some(job.clone()),
             });
         }
         outcome
