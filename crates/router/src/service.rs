@@ -522,15 +522,19 @@ impl Router {
 
     /// The jobs as persistent messages of at most `max_jobs_per_message` jobs each, for the
     /// dispatch queue.
-    fn job_messages(&self, mut jobs: Vec<DeliveryJob>) -> Vec<Outgoing> {
+    fn job_messages(&self, jobs: Vec<DeliveryJob>) -> Vec<Outgoing> {
         let exchange = self.bus.topology().jobs_exchange();
         let per_message = self.settings.max_jobs_per_message.max(1);
         let mut messages = Vec::with_capacity(jobs.len().div_ceil(per_message));
-        while !jobs.is_empty() {
-            let rest = jobs.split_off(per_message.min(jobs.len()));
-            messages.push(Outgoing::jobs(&exchange, DISPATCH_ROUTING_KEY, std::mem::replace(&mut jobs, rest)));
+        // Each job is moved once, in order: a batch of a busy fan-out holds tens of thousands.
+        let mut jobs = jobs.into_iter();
+        loop {
+            let chunk: Vec<DeliveryJob> = jobs.by_ref().take(per_message).collect();
+            if chunk.is_empty() {
+                return messages;
+            }
+            messages.push(Outgoing::jobs(&exchange, DISPATCH_ROUTING_KEY, chunk));
         }
-        messages
     }
 }
 

@@ -35,6 +35,7 @@ webhooks_test_support::on_both_buses!(
     on_the_in_process_bus, on_rabbitmq;
     fixture_events_become_jobs_with_exactly_the_expected_payloads,
     two_routers_on_one_queue_route_each_event_exactly_once,
+    jobs_travel_in_messages_of_at_most_the_set_size_with_none_lost,
     a_garbage_message_is_dead_lettered_and_the_next_event_still_routes,
     a_router_stopped_mid_stream_loses_no_event,
     a_router_killed_mid_stream_loses_no_event,
@@ -296,6 +297,40 @@ async fn two_routers_on_one_queue_route_each_event_exactly_once(backend: Backend
     assert_eq!(first_bus.queue_depth(&first_bus.topology().dispatch_queue()).await.expect("depth"), 0);
     first.stop().await;
     second.stop().await;
+}
+
+async fn jobs_travel_in_messages_of_at_most_the_set_size_with_none_lost(backend: Backend) {
+    let (_database, store, account, _hook) = one_hook_store().await;
+    for _ in 1..7 {
+        create_hook(&store, &WebhookId::generate(), &account, &hook_document("channel_create")).await;
+    }
+    let bus = connect(backend, &unique_prefix("test-router")).await;
+    let router = RunningRouter::start(&store, &bus, RouterSettings { max_jobs_per_message: 3, ..settings("cl") }).await;
+    let mut jobs = Jobs::consume(&bus).await;
+
+    let events = 20;
+    publish_calls(backend, &bus, &account, "sized", events).await;
+    let mut received = Vec::new();
+    let mut messages = 0;
+    while received.len() < events * 7 {
+        let batch = jobs.next_batch().await;
+        assert!((1..=3).contains(&batch.jobs.len()), "{} jobs in one message", batch.jobs.len());
+        let sequences: Vec<usize> = batch
+            .jobs
+            .iter()
+            .map(|job| job.payload["call_id"].as_str().and_then(|id| id.strip_prefix("sized-")).expect("a call id"))
+            .map(|sequence| sequence.parse().expect("a sequence"))
+            .collect();
+        assert!(sequences.is_sorted(), "jobs keep their events' order within a message: {sequences:?}");
+        received.extend(batch.jobs);
+        messages += 1;
+    }
+    assert_eq!(received.len(), events * 7);
+    assert!(messages >= (events * 7).div_ceil(3), "{messages} messages");
+    let counts = call_ids(&received);
+    assert_eq!(counts.len(), events);
+    assert!(counts.values().all(|&seen| seen == 7), "every event reaches its seven hooks once: {counts:?}");
+    router.stop().await;
 }
 
 async fn a_garbage_message_is_dead_lettered_and_the_next_event_still_routes(backend: Backend) {
