@@ -14,7 +14,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, field};
 use webhooks_bus::trace::continue_trace;
-use webhooks_bus::{Bus, Consumer, DISPATCH_ROUTING_KEY, Delivery, Outgoing};
+use webhooks_bus::{Bus, Consumer, Delivery, Outgoing};
 use webhooks_model::event::{DEFAULT_OBJECT_TYPES, EventKind, KazooEvent};
 use webhooks_model::ids::WebhookId;
 use webhooks_model::job::DeliveryJob;
@@ -523,7 +523,6 @@ impl Router {
     /// The jobs as persistent messages of at most `max_jobs_per_message` jobs each, for the
     /// dispatch queue.
     fn job_messages(&self, jobs: Vec<DeliveryJob>) -> Vec<Outgoing> {
-        let exchange = self.bus.topology().jobs_exchange();
         let per_message = self.settings.max_jobs_per_message.max(1);
         let mut messages = Vec::with_capacity(jobs.len().div_ceil(per_message));
         // Each job is moved once, in order: a batch of a busy fan-out holds tens of thousands.
@@ -533,7 +532,7 @@ impl Router {
             if chunk.is_empty() {
                 return messages;
             }
-            messages.push(Outgoing::jobs(&exchange, DISPATCH_ROUTING_KEY, chunk));
+            messages.push(Outgoing::job_batch(self.bus.topology(), chunk));
         }
     }
 }

@@ -96,8 +96,7 @@ where
 /// The message of one job batch on the jobs exchange, as the router publishes it, written as the
 /// JSON RabbitMQ carries even on the in-process bus, so consumers under test parse the wire form.
 pub fn job_batch(bus: &Bus, jobs: Vec<DeliveryJob>) -> Outgoing {
-    let body = serde_json::to_vec(&JobBatch { jobs }).expect("serialize the batch");
-    Outgoing::persistent(&bus.topology().jobs_exchange(), DISPATCH_ROUTING_KEY, body)
+    Outgoing::persistent(&bus.topology().jobs_exchange(), DISPATCH_ROUTING_KEY, JobBatch { jobs }.to_body())
 }
 
 /// Reads the messages of one queue, acknowledging each as it is taken.
