@@ -199,7 +199,7 @@ impl Engine {
             hook.id = %job.hook_id,
             account.id = %job.account_id,
             event.id = %job.event_id,
-            call.id = job.payload.get("call_id").and_then(serde_json::Value::as_str),
+            call.id = job.payload.call_id(),
             attempt = job.attempt,
             trace_id = tracing::field::Empty,
             http.status = tracing::field::Empty,

@@ -10,13 +10,12 @@
 //! own, then the Standard Webhooks headers when the hook has a signing key.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use webhooks_model::form;
-use webhooks_model::job::DeliveryJob;
+use webhooks_model::job::{DeliveryJob, Payload};
 use webhooks_model::trace::{TRACE_PARENT_HEADER, TraceParent};
 use webhooks_model::webhook::{Format, HttpVerb};
 
@@ -56,11 +55,10 @@ impl Encoding {
     }
 
     /// `payload` encoded.
-    pub fn encode(self, payload: &Map<String, Value>) -> Bytes {
+    pub fn encode(self, payload: &Payload) -> Bytes {
         match self {
-            // Serializing a map of JSON values cannot fail.
-            Self::Json => Bytes::from(serde_json::to_vec(payload).unwrap_or_default()),
-            Self::Form => Bytes::from(form::encode(payload)),
+            Self::Json => Bytes::copy_from_slice(payload.json().as_bytes()),
+            Self::Form => Bytes::from(form::encode(payload.fields())),
         }
     }
 }
@@ -72,7 +70,7 @@ pub fn encode_payloads(jobs: &[DeliveryJob]) -> Vec<Bytes> {
     jobs.iter()
         .map(|job| {
             let encoding = Encoding::of(job);
-            let key = (Arc::as_ptr(&job.payload).addr(), encoding);
+            let key = (job.payload.addr(), encoding);
             encoded.entry(key).or_insert_with(|| encoding.encode(&job.payload)).clone()
         })
         .collect()
@@ -173,7 +171,7 @@ mod tests {
             attempt: 0,
             custom_request_headers: Map::new(),
             custom_data: None,
-            payload: Arc::new(json!({"a": "x y", "b": {"c": 1}}).as_object().cloned().unwrap_or_default()),
+            payload: json!({"a": "x y", "b": {"c": 1}}).as_object().cloned().unwrap_or_default().into(),
             published_at_ms: 0,
             test: false,
             trace_parent: None,
@@ -193,7 +191,7 @@ mod tests {
     #[test]
     fn jobs_sharing_a_payload_share_its_encoding() {
         let (json, form) = (job(HttpVerb::Post, Format::Json), job(HttpVerb::Get, Format::Json));
-        let other = DeliveryJob { payload: Arc::new(Map::new()), ..json.clone() };
+        let other = DeliveryJob { payload: Payload::default(), ..json.clone() };
         let encoded = encode_payloads(&[json.clone(), form.clone(), json.clone(), other]);
         assert_eq!(encoded, [r#"{"a":"x y","b":{"c":1}}"#, "a=x+y&b[c]=1", r#"{"a":"x y","b":{"c":1}}"#, "{}"]);
         // The third is the first's bytes, not a copy.

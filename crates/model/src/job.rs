@@ -3,11 +3,13 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
 
 use serde::de::{self, MapAccess, Visitor};
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::ids::{AccountId, WebhookId};
@@ -15,8 +17,124 @@ use crate::retry::MAX_RETRIES;
 use crate::webhook::{DEFAULT_RETRIES, Format, HttpVerb};
 
 /// A finished payload. The jobs of one event whose hooks receive the same payload share it, so
-/// that it is built, carried on the bus, parsed and encoded once for all of them.
-pub type Payload = Arc<Map<String, Value>>;
+/// that it is built, carried on the bus, read and encoded once for all of them.
+///
+/// Read off the bus, it stays the JSON text it arrived as: that text is a JSON hook's body, and
+/// its fields are parsed only when something asks for them (a form hook, a test).
+#[derive(Clone)]
+pub struct Payload(Arc<Forms>);
+
+/// The forms of a payload: at least one of `fields` and `json` is set, and the other is derived
+/// from it on first use.
+#[derive(Default)]
+struct Forms {
+    fields: OnceLock<Map<String, Value>>,
+    /// `None` only if the fields could not be written, which a map of JSON values cannot cause.
+    json: OnceLock<Option<Box<RawValue>>>,
+    call_id: OnceLock<Option<Box<str>>>,
+}
+
+impl Payload {
+    /// Its fields.
+    pub fn fields(&self) -> &Map<String, Value> {
+        self.0.fields.get_or_init(|| {
+            // The text was checked to be a JSON object when it was read.
+            let json = self.0.json.get().and_then(Option::as_deref);
+            json.and_then(|json| serde_json::from_str(json.get()).ok()).unwrap_or_default()
+        })
+    }
+
+    /// Its JSON text, exactly as `serde_json` writes its fields.
+    pub fn json(&self) -> &str {
+        let json = self.0.json.get_or_init(|| serde_json::value::to_raw_value(self.fields()).ok());
+        json.as_deref().map_or("{}", RawValue::get)
+    }
+
+    /// Its top-level `call_id`, for logs: read from the JSON text without parsing the rest.
+    pub fn call_id(&self) -> Option<&str> {
+        if let Some(fields) = self.0.fields.get() {
+            return fields.get("call_id").and_then(Value::as_str);
+        }
+        #[derive(Deserialize)]
+        struct CallId {
+            call_id: Option<Box<str>>,
+        }
+        let read = || serde_json::from_str::<CallId>(self.json()).ok().and_then(|only| only.call_id);
+        self.0.call_id.get_or_init(read).as_deref()
+    }
+
+    /// Whether `self` and `other` are the same shared payload (not merely equal ones).
+    pub fn ptr_eq(&self, other: &Payload) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// The address identifying this shared payload while it lives.
+    pub fn addr(&self) -> usize {
+        Arc::as_ptr(&self.0).addr()
+    }
+}
+
+impl From<Map<String, Value>> for Payload {
+    fn from(fields: Map<String, Value>) -> Self {
+        Self(Arc::new(Forms { fields: OnceLock::from(fields), ..Forms::default() }))
+    }
+}
+
+impl Default for Payload {
+    fn default() -> Self {
+        Self::from(Map::new())
+    }
+}
+
+impl Deref for Payload {
+    type Target = Map<String, Value>;
+
+    fn deref(&self) -> &Map<String, Value> {
+        self.fields()
+    }
+}
+
+impl AsRef<Map<String, Value>> for Payload {
+    fn as_ref(&self) -> &Map<String, Value> {
+        self.fields()
+    }
+}
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Payload) -> bool {
+        self.ptr_eq(other) || self.fields() == other.fields()
+    }
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fields().fmt(formatter)
+    }
+}
+
+impl Serialize for Payload {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // Text read off the bus goes out as it came, without being parsed.
+        match self.0.json.get().and_then(Option::as_deref) {
+            Some(json) => json.serialize(serializer),
+            None => self.fields().serialize(serializer),
+        }
+    }
+}
+
+/// Reads a payload as its JSON text, which must be an object.
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let json = Box::<RawValue>::deserialize(deserializer)?;
+        if !json.get().starts_with('{') {
+            return Err(de::Error::invalid_type(
+                de::Unexpected::Other("a JSON value other than an object"),
+                &"a payload object",
+            ));
+        }
+        Ok(Self(Arc::new(Forms { json: OnceLock::from(Some(json)), ..Forms::default() })))
+    }
+}
 
 /// One HTTP callout to make, with everything needed to make it and to record the attempt, so the
 /// dispatcher reads nothing per job.
@@ -90,10 +208,10 @@ impl JobBatch {
 
 impl Serialize for JobBatch {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut payloads: Vec<&Map<String, Value>> = Vec::new();
+        let mut payloads: Vec<&Payload> = Vec::new();
         let mut positions = HashMap::new();
         for job in &self.jobs {
-            positions.entry(Arc::as_ptr(&job.payload).addr()).or_insert_with(|| {
+            positions.entry(job.payload.addr()).or_insert_with(|| {
                 payloads.push(&job.payload);
                 payloads.len() - 1
             });
@@ -129,7 +247,7 @@ impl<'de> Visitor<'de> for BatchVisitor {
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match key.as_ref() {
                 "payloads" => {
-                    payloads = map.next_value::<Vec<Map<String, Value>>>()?.into_iter().map(Arc::new).collect();
+                    payloads = map.next_value()?;
                 }
                 "jobs" => {
                     let _reading = payload_slot::Table::reading(payloads.clone());
@@ -185,12 +303,12 @@ mod payload_slot {
 
     pub(super) fn serialize<S: Serializer>(payload: &Payload, serializer: S) -> Result<S::Ok, S::Error> {
         let position = CURRENT.with_borrow(|table| match table {
-            Some(Table::Writing(positions)) => positions.get(&Arc::as_ptr(payload).addr()).copied(),
+            Some(Table::Writing(positions)) => positions.get(&payload.addr()).copied(),
             _ => None,
         });
         match position {
             Some(position) => serializer.serialize_u64(position as u64),
-            None => payload.as_ref().serialize(serializer),
+            None => payload.serialize(serializer),
         }
     }
 
@@ -219,7 +337,7 @@ mod payload_slot {
         }
 
         fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Payload, A::Error> {
-            Map::deserialize(de::value::MapAccessDeserializer::new(map)).map(Arc::new)
+            Map::deserialize(de::value::MapAccessDeserializer::new(map)).map(Payload::from)
         }
     }
 }
@@ -304,7 +422,7 @@ mod tests {
             attempt: 3,
             custom_request_headers: json!({"X-Old": "1"}).as_object().cloned().unwrap_or_default(),
             custom_data: None,
-            payload: Arc::new(json!({"call_id": "c1"}).as_object().cloned().unwrap_or_default()),
+            payload: json!({"call_id": "c1"}).as_object().cloned().unwrap_or_default().into(),
             published_at_ms: 10,
             test: false,
             trace_parent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
@@ -344,7 +462,7 @@ mod tests {
     fn a_payload_shared_by_jobs_is_written_once_and_read_back_shared() {
         let shared = attempted();
         let other = DeliveryJob { event_id: "1f2e3d4c5b".into(), ..shared.clone() };
-        let own = DeliveryJob { payload: Arc::new(Map::new()), ..attempted() };
+        let own = DeliveryJob { payload: Payload::default(), ..attempted() };
         let batch = JobBatch { jobs: vec![shared, other, own] };
         let written: Value = serde_json::from_slice(&batch.to_body()).expect("JSON");
         assert_eq!(written["payloads"], json!([{"call_id": "c1"}, {}]));
@@ -354,7 +472,30 @@ mod tests {
 
         let read: JobBatch = serde_json::from_slice(&batch.to_body()).expect("a batch");
         assert_eq!(read, batch);
-        assert!(Arc::ptr_eq(&read.jobs[0].payload, &read.jobs[1].payload));
+        assert!(read.jobs[0].payload.ptr_eq(&read.jobs[1].payload));
+    }
+
+    #[test]
+    fn a_payload_read_off_the_bus_keeps_its_text_and_parses_its_fields_on_demand() {
+        let text = r#"{"call_id":"c1","n":1.5,"nested":{"a":[1,"\u00e9"]}}"#;
+        let payload: Payload = serde_json::from_str(text).expect("a payload");
+        assert_eq!(payload.json(), text);
+        assert_eq!(payload.call_id(), Some("c1"));
+        assert_eq!(serde_json::to_string(&payload).expect("JSON"), text, "written back as it came");
+        assert_eq!(
+            Value::Object(payload.fields().clone()),
+            json!({"call_id": "c1", "n": 1.5, "nested": {"a": [1, "é"]}})
+        );
+
+        let built = Payload::from(payload.fields().clone());
+        assert_eq!(built, payload);
+        assert_eq!(built.json(), r#"{"call_id":"c1","n":1.5,"nested":{"a":[1,"é"]}}"#);
+        assert_eq!(built.call_id(), Some("c1"));
+        assert_eq!(Payload::default().call_id(), None);
+
+        for other in ["[1]", "\"text\"", "7", "null"] {
+            assert!(serde_json::from_str::<Payload>(other).is_err(), "{other} is not a payload");
+        }
     }
 
     #[test]

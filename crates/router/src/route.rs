@@ -2,8 +2,6 @@
 //! finish it per hook (spec 5.4), and describe each callout completely so the dispatcher reads
 //! nothing per job.
 
-use std::sync::Arc;
-
 use serde_json::{Map, Value};
 use webhooks_model::event::{CallflowWebhookEvent, EventKind, KazooEvent};
 use webhooks_model::ids::{AccountId, WebhookId};
@@ -79,12 +77,12 @@ fn payload_for(
     shared: &mut Option<Payload>,
 ) -> Option<Payload> {
     if hook.custom_data.is_some_and(|custom_data| !custom_data.is_empty()) {
-        return finish_payload(base, hook, cluster_id).map(Arc::new);
+        return finish_payload(base, hook, cluster_id).map(Payload::from);
     }
     if let Some(shared) = shared {
-        return hook.modifiers.is_none_or(|modifiers| modifiers_match(base, modifiers)).then(|| Arc::clone(shared));
+        return hook.modifiers.is_none_or(|modifiers| modifiers_match(base, modifiers)).then(|| shared.clone());
     }
-    let payload = finish_payload(base, hook, cluster_id).map(Arc::new);
+    let payload = finish_payload(base, hook, cluster_id).map(Payload::from);
     shared.clone_from(&payload);
     payload
 }
@@ -167,7 +165,7 @@ mod tests {
         let plain = HookView::new("channel_create");
         let first = payload_for(&base, &plain, "cl", &mut shared).expect("a payload");
         let second = payload_for(&base, &plain, "cl", &mut shared).expect("a payload");
-        assert!(Arc::ptr_eq(&first, &second));
+        assert!(first.ptr_eq(&second));
         assert_eq!(
             Value::Object(first.as_ref().clone()),
             json!({"call_id": "c1", "call_direction": "inbound", "cluster_id": "cl"})
@@ -183,7 +181,7 @@ mod tests {
         assert_eq!(payload_for(&base, &filtered, "cl", &mut shared), None, "modifiers still filter");
         let inbound = object(json!({"call_direction": "inbound"}));
         let kept = payload_for(&base, &HookView { modifiers: Some(&inbound), ..plain }, "cl", &mut shared);
-        assert!(kept.is_some_and(|kept| Arc::ptr_eq(&kept, &first)));
+        assert!(kept.is_some_and(|kept| kept.ptr_eq(&first)));
     }
 
     #[test]
