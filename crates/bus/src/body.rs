@@ -78,12 +78,20 @@ impl Body {
     /// The body read as a `T`: the value itself when it was published as one, else parsed from
     /// the bytes (as every body from RabbitMQ is).
     pub fn read<T: MessageValue>(&self) -> Result<Cow<'_, T>, serde_json::Error> {
+        self.read_with(|bytes| serde_json::from_slice(bytes))
+    }
+
+    /// [`Body::read`], with the bytes read by `parse` (which may read only what its caller needs).
+    pub fn read_with<T: MessageValue>(
+        &self,
+        parse: impl FnOnce(&[u8]) -> Result<T, serde_json::Error>,
+    ) -> Result<Cow<'_, T>, serde_json::Error> {
         if let Repr::Value(written) = &self.0
             && let Some(lazy) = written.as_any().downcast_ref::<Lazy<T>>()
         {
             return Ok(Cow::Borrowed(&lazy.value));
         }
-        serde_json::from_slice(self).map(Cow::Owned)
+        parse(self).map(Cow::Owned)
     }
 
     /// The bytes, written now if the body is a value.
@@ -127,7 +135,7 @@ impl fmt::Debug for Body {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Map, json};
 
     use super::*;
 
@@ -154,5 +162,15 @@ mod tests {
         assert!(matches!(as_value, Cow::Owned(_)));
         assert_eq!(*as_value, json!({"payloads": [], "jobs": []}));
         assert_eq!(format!("{batch:?} / {bytes:?}"), "a value / 11 bytes");
+    }
+
+    #[test]
+    fn a_reader_of_its_own_reads_bytes_and_is_not_asked_for_a_value() {
+        let keys = |bytes: &[u8]| serde_json::from_slice::<Map<String, Value>>(bytes).map(|map| json!(map.len()));
+        let bytes = Body::from(Bytes::from_static(br#"{"a":1,"b":2}"#));
+        assert_eq!(*bytes.read_with(keys).expect("JSON"), json!(2));
+        let value = Body::value(json!({"a": 1}));
+        let read = value.read_with::<Value>(|_| Err(serde::de::Error::custom("not asked")));
+        assert_eq!(*read.expect("the value itself"), json!({"a": 1}));
     }
 }

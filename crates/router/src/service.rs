@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, field};
 use webhooks_bus::trace::continue_trace;
 use webhooks_bus::{Bus, Consumer, Delivery, Outgoing};
-use webhooks_model::event::{DEFAULT_OBJECT_TYPES, EventKind, KazooEvent};
+use webhooks_model::event::{DEFAULT_OBJECT_TYPES, EventKind, KazooEvent, read_body};
 use webhooks_model::ids::WebhookId;
 use webhooks_model::job::DeliveryJob;
 use webhooks_model::notice::{Action, Change};
@@ -618,7 +618,7 @@ enum Parsed {
 /// Parses one event delivery; logs what is not routed, with the event's trace.
 fn parse(delivery: &Delivery, object_types: &[String], trace_id: TraceId) -> Parsed {
     let routing_key = delivery.routing_key.as_str();
-    let body = match delivery.body.read::<Value>() {
+    let body = match delivery.body.read_with(|bytes| read_body(routing_key, bytes)) {
         Ok(body) => body,
         Err(error) => {
             tracing::warn!(routing_key, trace_id = %trace_id, error = %error, "event body is not json; dead-lettering it");

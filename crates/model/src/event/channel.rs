@@ -150,6 +150,36 @@ impl ChannelEvent {
     }
 }
 
+/// Every field [`parse`] reads, and the envelope fields that say what the event is: the rest of
+/// a channel event (often most of it) need not be parsed.
+pub(super) const FIELDS: [&str; 25] = [
+    "Event-Category",
+    "Event-Name",
+    "Call-ID",
+    "Other-Leg-Call-ID",
+    "Call-Direction",
+    "Caller-ID-Name",
+    "Caller-ID-Number",
+    "Callee-ID-Name",
+    "Callee-ID-Number",
+    "From",
+    "To",
+    "Request",
+    "Inception",
+    "To-DID",
+    "Timestamp",
+    "Channel-Name",
+    "Channel-Is-Loopback",
+    "Other-Leg-Destination-Number",
+    "Hangup-Cause",
+    "Hangup-Code",
+    "Duration-Seconds",
+    "Ringing-Seconds",
+    "Billing-Seconds",
+    "Custom-Channel-Vars",
+    "Custom-Application-Vars",
+];
+
 /// Builds the channel event; fails only without `Call-ID`, which every call event carries.
 pub(super) fn parse(name: ChannelEventName, body: &Map<String, Value>) -> Result<KazooEvent, EventError> {
     let call_id = string_field(body, "Call-ID").ok_or(EventError::MissingField("Call-ID"))?;

@@ -12,6 +12,7 @@ mod channel;
 mod notification;
 mod object;
 mod routing;
+mod sparse;
 
 use serde_json::{Map, Number, Value};
 
@@ -149,6 +150,24 @@ pub struct InstantMessage {
     pub route_type: Option<String>,
     /// `Charges`, as a number even when published as a numeric string.
     pub charges: Option<Number>,
+}
+
+/// The JSON body of a message received with `routing_key`, read as far as [`KazooEvent::parse`]
+/// needs: a channel event keeps only the fields it reads, the others are skipped unparsed; any
+/// other message is read whole. Parsing either gives the same event.
+pub fn read_body(routing_key: &str, body: &[u8]) -> serde_json::Result<Value> {
+    let mut segments = routing_key.split('.');
+    let channel_key =
+        segments.next() == Some("call") && segments.next().and_then(ChannelEventName::from_wire).is_some();
+    if channel_key
+        && let Ok(fields) = sparse::read_object(body, &channel::FIELDS)
+        // The body is authoritative: one that says it is something else is read whole.
+        && text(&fields, "Event-Category").is_none_or(|category| category == "call_event")
+        && text(&fields, "Event-Name").is_none_or(|name| ChannelEventName::from_wire(name).is_some())
+    {
+        return Ok(Value::Object(fields));
+    }
+    serde_json::from_slice(body)
 }
 
 impl KazooEvent {
