@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -68,26 +70,101 @@ type Script = dyn Fn(&Captured, usize) -> Reply + Send + Sync;
 pub struct Receiver {
     /// Where it listens.
     address: SocketAddr,
-    /// Everything received.
+    /// Everything received (nothing for a [`Receiver::counting`] one).
     requests: Arc<Mutex<Vec<Captured>>>,
+    /// How many requests arrived.
+    received: Arc<AtomicUsize>,
     /// Woken on every request.
     arrived: Arc<Notify>,
     /// Stops the server.
     stop: CancellationToken,
 }
 
+/// What answers one request; it counts and records as its receiver does.
+type Handler = dyn Fn(Request<Incoming>) -> BoxFuture<'static, Response<Full<Bytes>>> + Send + Sync;
+
 impl Receiver {
     /// Starts a receiver answering with `script`.
     pub async fn start(script: impl Fn(&Captured, usize) -> Reply + Send + Sync + 'static) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the receiver");
-        let address = listener.local_addr().expect("receiver address");
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let arrived = Arc::new(Notify::new());
-        let stop = CancellationToken::new();
+        let (received, arrived, stop) =
+            (Arc::new(AtomicUsize::new(0)), Arc::new(Notify::new()), CancellationToken::new());
         let script: Arc<Script> = Arc::new(script);
         let counts = Arc::new(Mutex::new(std::collections::HashMap::<String, usize>::new()));
-        let connections = Arc::new(AtomicUsize::new(0));
-        let (task_requests, task_arrived, task_stop) = (requests.clone(), arrived.clone(), stop.clone());
+        let handler = {
+            let (requests, received, arrived, stop) =
+                (requests.clone(), received.clone(), arrived.clone(), stop.clone());
+            move |request: Request<Incoming>| {
+                let (requests, received, arrived, stop, script, counts) =
+                    (requests.clone(), received.clone(), arrived.clone(), stop.clone(), script.clone(), counts.clone());
+                async move {
+                    let captured = capture(request).await;
+                    let seen = {
+                        let mut counts = counts.lock().expect("counts");
+                        let count = counts.entry(captured.path().to_owned()).or_insert(0);
+                        *count += 1;
+                        *count - 1
+                    };
+                    let reply = script(&captured, seen);
+                    requests.lock().expect("requests").push(captured);
+                    received.fetch_add(1, Ordering::Relaxed);
+                    arrived.notify_waiters();
+                    match reply {
+                        Reply::Answer(status, headers, body) => {
+                            let mut response = Response::builder().status(status);
+                            for (name, value) in headers {
+                                response = response.header(name, value);
+                            }
+                            response.body(Full::new(Bytes::from(body))).expect("response")
+                        }
+                        Reply::Hang => {
+                            stop.cancelled().await;
+                            Response::new(Full::new(Bytes::new()))
+                        }
+                    }
+                }
+                .boxed()
+            }
+        };
+        Self::serve(Arc::new(handler), requests, received, arrived, stop).await
+    }
+
+    /// A receiver for benchmarks: reads each request whole and answers `status`, keeping only
+    /// the count, so its own work weighs as little as possible beside what is measured.
+    /// [`Receiver::requests`] stays empty.
+    pub async fn counting(status: u16) -> Receiver {
+        let (received, arrived, stop) =
+            (Arc::new(AtomicUsize::new(0)), Arc::new(Notify::new()), CancellationToken::new());
+        let handler = {
+            let (received, arrived) = (received.clone(), arrived.clone());
+            move |request: Request<Incoming>| {
+                let (received, arrived) = (received.clone(), arrived.clone());
+                async move {
+                    let _ = request.into_body().collect().await;
+                    received.fetch_add(1, Ordering::Relaxed);
+                    arrived.notify_waiters();
+                    let mut response = Response::new(Full::new(Bytes::new()));
+                    *response.status_mut() = hyper::StatusCode::from_u16(status).expect("a valid status");
+                    response
+                }
+                .boxed()
+            }
+        };
+        Self::serve(Arc::new(handler), Arc::default(), received, arrived, stop).await
+    }
+
+    /// Listens on a fresh port and answers every request of every connection with `handler`
+    /// until `stop` is cancelled.
+    async fn serve(
+        handler: Arc<Handler>,
+        requests: Arc<Mutex<Vec<Captured>>>,
+        received: Arc<AtomicUsize>,
+        arrived: Arc<Notify>,
+        stop: CancellationToken,
+    ) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the receiver");
+        let address = listener.local_addr().expect("receiver address");
+        let task_stop = stop.clone();
         tokio::spawn(async move {
             loop {
                 let stream = tokio::select! {
@@ -97,40 +174,9 @@ impl Receiver {
                         Err(_) => continue,
                     },
                 };
-                connections.fetch_add(1, Ordering::Relaxed);
-                let (requests, arrived, stop, script, counts) =
-                    (task_requests.clone(), task_arrived.clone(), task_stop.clone(), script.clone(), counts.clone());
+                let (handler, connection_stop) = (handler.clone(), task_stop.clone());
                 tokio::spawn(async move {
-                    let connection_stop = stop.clone();
-                    let service = service_fn(move |request: Request<Incoming>| {
-                        let (requests, arrived, stop, script, counts) =
-                            (requests.clone(), arrived.clone(), stop.clone(), script.clone(), counts.clone());
-                        async move {
-                            let captured = capture(request).await;
-                            let seen = {
-                                let mut counts = counts.lock().expect("counts");
-                                let count = counts.entry(captured.path().to_owned()).or_insert(0);
-                                *count += 1;
-                                *count - 1
-                            };
-                            let reply = script(&captured, seen);
-                            requests.lock().expect("requests").push(captured);
-                            arrived.notify_waiters();
-                            match reply {
-                                Reply::Answer(status, headers, body) => {
-                                    let mut response = Response::builder().status(status);
-                                    for (name, value) in headers {
-                                        response = response.header(name, value);
-                                    }
-                                    Ok::<_, Infallible>(response.body(Full::new(Bytes::from(body))).expect("response"))
-                                }
-                                Reply::Hang => {
-                                    stop.cancelled().await;
-                                    Ok(Response::new(Full::new(Bytes::new())))
-                                }
-                            }
-                        }
-                    });
+                    let service = service_fn(move |request| handler(request).map(Ok::<_, Infallible>));
                     let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
                     tokio::select! {
                         _ = connection => {}
@@ -139,7 +185,7 @@ impl Receiver {
                 });
             }
         });
-        Receiver { address, requests, arrived, stop }
+        Receiver { address, requests, received, arrived, stop }
     }
 
     /// Always answers `status`.
@@ -159,7 +205,7 @@ impl Receiver {
 
     /// How many requests arrived so far.
     pub fn count(&self) -> usize {
-        self.requests.lock().expect("requests").len()
+        self.received.load(Ordering::Relaxed)
     }
 
     /// Everything received so far.
