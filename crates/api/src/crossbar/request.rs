@@ -201,7 +201,8 @@ async fn read_body(request: &mut ServiceRequest, limit: usize) -> Result<Body, A
         return Err(ApiError::PayloadTooLarge { limit });
     }
     let mut payload = request.take_payload();
-    let mut bytes = BytesMut::new();
+    // Room for the declared length at once: growing by chunks copies a large body many times.
+    let mut bytes = BytesMut::with_capacity(declared.unwrap_or(0));
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|error| ApiError::InvalidJson(format!("the body could not be read: {error}")))?;
         if bytes.len() + chunk.len() > limit {
