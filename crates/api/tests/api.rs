@@ -188,6 +188,17 @@ async fn every_error_class_has_crossbar_status_and_shape(app: TestApp) {
         no_envelope.data()["data"]["required"]["message"],
         "the request body must be a JSON object with a 'data' member"
     );
+    // An array body is read only when the handler asks: the same answers as any other body.
+    let array = client.send(Method::PUT, &path(account, ""), Some(&token), Some(&json!([{"data": {}}]))).await;
+    assert_eq!(array.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        array.data()["data"]["required"]["message"],
+        "the request body must be a JSON object with a 'data' member"
+    );
+    let broken_array =
+        client.send_raw(Method::PUT, &path(account, ""), Some(&token), "application/json", b"[{".to_vec()).await;
+    assert_eq!(broken_array.status, StatusCode::BAD_REQUEST);
+    assert_eq!(broken_array.data()["json"]["invalid"]["message"], "EOF while parsing an object at line 1 column 2");
 
     let huge = json!({"data": {"name": "x".repeat(70 * 1024)}});
     let too_large = client.send(Method::PUT, &path(account, ""), Some(&token), Some(&huge)).await;

@@ -146,6 +146,25 @@ async fn ingested_events_go_where_a_kazoo_publisher_puts_them() {
     }
     quiet(&mut events).await;
 
+    // An array's events are published as the text they came as, byte for byte.
+    let (answer, answer_key) = fixture("CHANNEL_ANSWER");
+    let texts = [serde_json::to_string_pretty(&create).expect("JSON"), serde_json::to_string(&answer).expect("JSON")];
+    let body = format!(" [ {} ,\n{} ] ", texts[0], texts[1]);
+    let posted = client.send_raw(Method::POST, "/v2/events", Some(&token), "application/json", body.into_bytes()).await;
+    assert_eq!((posted.status, posted.data()), (StatusCode::ACCEPTED, &json!({"accepted": 2})), "{}", posted.body);
+    for (text, key) in texts.iter().zip([&create_key, &answer_key]) {
+        let delivery =
+            tokio::time::timeout(Duration::from_secs(5), events.next()).await.expect("a message").expect("open");
+        delivery.ack().await.expect("acked");
+        assert_eq!((delivery.routing_key.as_str(), delivery.body.as_ref()), (key.as_str(), text.as_bytes()));
+    }
+    let broken = client
+        .send_raw(Method::POST, "/v2/events", Some(&token), "application/json", b"[{\"Event-Name\": 1".to_vec())
+        .await;
+    assert_eq!(broken.status, StatusCode::BAD_REQUEST);
+    assert_eq!(broken.body["data"]["json"]["invalid"]["message"], "EOF while parsing an object at line 1 column 17");
+    quiet(&mut events).await;
+
     // Only the master account publishes.
     let (child, child_key) = client.create_account(&token, &app.master_id, "child").await;
     // The account's own change notice is a Kazoo document change too.

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 
 use serde_json::{Map, Value, json};
 use webhooks_model::event::{
-    ChannelEventName, EventError, EventKind, InboundUserField, KazooEvent, ObjectAction, call_event_routing_key,
-    read_body,
+    ChannelEventName, EventError, EventKind, InboundUserField, KazooEvent, ObjectAction, address,
+    call_event_routing_key, read_body, read_event,
 };
 use webhooks_model::form;
 use webhooks_model::ids::AccountId;
@@ -260,6 +260,33 @@ mod channel {
         assert_eq!(read_body("call.CHANNEL_CREATE.x", &bytes).expect("JSON"), parked);
         assert!(read_body("call.CHANNEL_CREATE.x", b"{\"Call-ID\": ").is_err());
         assert_eq!(read_body("call.CHANNEL_CREATE.x", b"[1]").expect("JSON"), json!([1]));
+    }
+
+    #[test]
+    fn an_event_without_a_routing_key_is_addressed_and_parsed_as_if_read_whole() {
+        let mut originated = channel_body("CHANNEL_ANSWER");
+        originated["Origination-Call-ID"] = json!("origination@10.0.0.1");
+        let mut unique = channel_body("CHANNEL_CREATE");
+        unique.as_object_mut().expect("an object").remove("Call-ID");
+        unique["Unique-ID"] = json!("unique@10.0.0.1");
+        let bodies = Fixture::all().into_iter().map(|fixture| fixture.body().clone()).chain([originated, unique]);
+        for whole in bodies {
+            let read = read_event(&serde_json::to_vec(&whole).expect("JSON")).expect("a JSON body");
+            let expected = address(&whole);
+            assert_eq!(address(&read), expected, "{whole}");
+            if let Ok((_, routing_key)) = expected {
+                assert_eq!(KazooEvent::parse(&routing_key, &read), KazooEvent::parse(&routing_key, &whole), "{whole}");
+            }
+        }
+        // Only a body that says it is a channel event is read sparsely; nothing is implied.
+        let create = Fixture::load("CHANNEL_CREATE.json").body().clone();
+        let read = read_event(&serde_json::to_vec(&create).expect("JSON")).expect("JSON");
+        assert!(read.as_object().expect("an object").len() < create.as_object().expect("an object").len());
+        let mut unnamed = create.clone();
+        unnamed.as_object_mut().expect("an object").remove("Event-Name");
+        assert_eq!(read_event(&serde_json::to_vec(&unnamed).expect("JSON")).expect("JSON"), unnamed);
+        assert_eq!(read_event(b"[1]").expect("JSON"), json!([1]));
+        assert!(read_event(b"{\"Event-Name\": ").is_err());
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! The request body envelope `{"data": ...}` as handlers see it.
 
 use std::future::{Ready, ready};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use actix_web::dev::Payload;
+use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use serde_json::{Map, Value, json};
 use webhooks_model::errors::ValidationErrors;
@@ -16,6 +17,8 @@ use super::request::Body;
 #[derive(Debug, Clone)]
 pub struct Envelope {
     body: Body,
+    /// An array body's value, parsed on first use (or why it is not JSON).
+    array: OnceLock<Result<Value, String>>,
 }
 
 impl Envelope {
@@ -55,6 +58,10 @@ impl Envelope {
             Body::Empty => Ok(None),
             Body::Invalid(reason) => Err(ApiError::InvalidJson(reason.clone())),
             Body::Json(value) => Ok(Some(value.as_ref())),
+            Body::Array(text) => match self.array.get_or_init(|| parse(text)) {
+                Ok(value) => Ok(Some(value)),
+                Err(reason) => Err(ApiError::InvalidJson(reason.clone())),
+            },
         }
     }
 
@@ -64,8 +71,25 @@ impl Envelope {
             Body::Empty => Ok(None),
             Body::Invalid(reason) => Err(ApiError::InvalidJson(reason)),
             Body::Json(value) => Ok(Some(Arc::unwrap_or_clone(value))),
+            Body::Array(text) => {
+                self.array.into_inner().unwrap_or_else(|| parse(&text)).map(Some).map_err(ApiError::InvalidJson)
+            }
         }
     }
+
+    /// The body's text when it is a JSON array (not yet checked to be JSON): a handler that reads
+    /// the items one by one need not build the whole value.
+    pub fn array_text(&self) -> Option<&Bytes> {
+        match &self.body {
+            Body::Array(text) => Some(text),
+            _ => None,
+        }
+    }
+}
+
+/// A body's value, or the parser's message.
+fn parse(text: &[u8]) -> Result<Value, String> {
+    serde_json::from_slice(text).map_err(|error| error.to_string())
 }
 
 impl FromRequest for Envelope {
@@ -75,6 +99,6 @@ impl FromRequest for Envelope {
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         // Taken, not copied: the handler is its only reader, and may keep it.
         let body = request.extensions_mut().remove::<Body>().unwrap_or(Body::Empty);
-        ready(Ok(Self { body }))
+        ready(Ok(Self { body, array: OnceLock::new() }))
     }
 }

@@ -12,7 +12,7 @@ use actix_web::http::header::{
 };
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::web::{BytesMut, Data};
+use actix_web::web::{Bytes, BytesMut, Data};
 use actix_web::{HttpMessage, ResponseError};
 use futures_util::StreamExt;
 use serde_json::{Map, Value};
@@ -77,6 +77,10 @@ pub(crate) enum Body {
     Empty,
     /// A JSON value (form bodies are converted to a JSON object).
     Json(Arc<Value>),
+    /// A body that starts as a JSON array, kept as text: an array carries no envelope fields for
+    /// the middleware, and a handler reading its items one by one need not build the whole value.
+    /// Parsed (and found valid or not) when a handler asks for the value.
+    Array(Bytes),
     /// Not parseable: the parser's message.
     Invalid(String),
 }
@@ -219,6 +223,9 @@ async fn read_body(request: &mut ServiceRequest, limit: usize) -> Result<Body, A
     let looks_like_json = bytes.iter().find(|byte| !byte.is_ascii_whitespace()).is_some_and(|byte| *byte == b'{');
     if is_form && !looks_like_json {
         return Ok(Body::Json(Arc::new(form_to_json(&bytes))));
+    }
+    if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'[') {
+        return Ok(Body::Array(bytes.freeze()));
     }
     Ok(match serde_json::from_slice::<Value>(&bytes) {
         Ok(value) => Body::Json(Arc::new(value)),

@@ -6,12 +6,13 @@
 use actix_web::HttpRequest;
 use actix_web::http::StatusCode;
 use actix_web::web::Data;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tracing::Instrument;
 use webhooks_bus::Outgoing;
 use webhooks_bus::trace::continue_trace;
 use webhooks_model::errors::ValidationErrors;
-use webhooks_model::event::{EventError, KazooEvent, address};
+use webhooks_model::event::{EventError, KazooEvent, address, read_event};
 use webhooks_model::trace::{TRACE_PARENT_HEADER, TraceParent};
 
 use crate::ApiState;
@@ -49,29 +50,48 @@ async fn publish_events(
     if !caller.0.superduper_admin {
         return Err(ApiError::Forbidden);
     }
-    let events = match unwrap_envelope(body.into_json()?) {
-        Some(Value::Array(events)) if !events.is_empty() => events,
-        Some(event @ Value::Object(_)) => vec![event],
-        _ => {
-            return Err(ValidationErrors::single(
-                "data",
-                "type",
-                json!({"message": "the body must be a Kazoo event object or a non-empty array of them"}),
-            )
-            .into());
+    let events = match body.array_text() {
+        // An array is read item by item: each event only as far as it must be checked, and
+        // published as the text it came as.
+        Some(text) => {
+            let items: Vec<&RawValue> =
+                serde_json::from_slice(text).map_err(|error| ApiError::InvalidJson(error.to_string()))?;
+            let mut events = Vec::with_capacity(items.len());
+            for item in items {
+                let read =
+                    read_event(item.get().as_bytes()).map_err(|error| ApiError::InvalidJson(error.to_string()))?;
+                events.push((read, Some(text.slice_ref(item.get().as_bytes()))));
+            }
+            events
         }
+        None => match unwrap_envelope(body.into_json()?) {
+            Some(Value::Array(events)) => events.into_iter().map(|event| (event, None)).collect(),
+            Some(event @ Value::Object(_)) => vec![(event, None)],
+            _ => Vec::new(),
+        },
     };
+    if events.is_empty() {
+        return Err(ValidationErrors::single(
+            "data",
+            "type",
+            json!({"message": "the body must be a Kazoo event object or a non-empty array of them"}),
+        )
+        .into());
+    }
     let mut errors = ValidationErrors::new();
     let mut messages = Vec::with_capacity(events.len());
     let single = events.len() == 1;
-    for (index, event) in events.into_iter().enumerate() {
+    for (index, (event, text)) in events.into_iter().enumerate() {
         // A single event's errors name its fields; an array's carry the item's index first.
         let prefix = if single { String::new() } else { format!("{index}.") };
         match checked_address(&event) {
             Ok((exchange, routing_key)) => {
-                // The parsed event itself: the in-process router reads it without parsing again.
-                messages
-                    .push(Outgoing::persistent_value(exchange, &routing_key, event).with_trace_parent(trace_parent));
+                let message = match text {
+                    Some(text) => Outgoing::persistent(exchange, &routing_key, text),
+                    // The parsed event itself: the in-process router reads it without parsing again.
+                    None => Outgoing::persistent_value(exchange, &routing_key, event),
+                };
+                messages.push(message.with_trace_parent(trace_parent));
             }
             Err(error) => {
                 let (field, rule) = error_field(&error);

@@ -150,12 +150,15 @@ impl ChannelEvent {
     }
 }
 
-/// Every field [`parse`] reads, and the envelope fields that say what the event is: the rest of
-/// a channel event (often most of it) need not be parsed.
-pub(super) const FIELDS: [&str; 25] = [
+/// Every field [`parse`] reads, the envelope fields that say what the event is, and those
+/// [`super::address`] takes its routing key from: the rest of a channel event (often most of it)
+/// need not be parsed.
+pub(super) const FIELDS: [&str; 27] = [
     "Event-Category",
     "Event-Name",
     "Call-ID",
+    "Origination-Call-ID",
+    "Unique-ID",
     "Other-Leg-Call-ID",
     "Call-Direction",
     "Caller-ID-Name",
