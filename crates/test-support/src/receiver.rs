@@ -133,6 +133,7 @@ impl Receiver {
     /// the count, so its own work weighs as little as possible beside what is measured.
     /// [`Receiver::requests`] stays empty.
     pub async fn counting(status: u16) -> Receiver {
+        let status = hyper::StatusCode::from_u16(status).expect("a valid status");
         let (received, arrived, stop) =
             (Arc::new(AtomicUsize::new(0)), Arc::new(Notify::new()), CancellationToken::new());
         let handler = {
@@ -144,7 +145,7 @@ impl Receiver {
                     received.fetch_add(1, Ordering::Relaxed);
                     arrived.notify_waiters();
                     let mut response = Response::new(Full::new(Bytes::new()));
-                    *response.status_mut() = hyper::StatusCode::from_u16(status).expect("a valid status");
+                    *response.status_mut() = status;
                     response
                 }
                 .boxed()

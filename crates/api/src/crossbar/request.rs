@@ -214,17 +214,16 @@ async fn read_body(request: &mut ServiceRequest, limit: usize) -> Result<Body, A
         }
         bytes.extend_from_slice(&chunk);
     }
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    let Some(&first) = bytes.iter().find(|byte| !byte.is_ascii_whitespace()) else {
         return Ok(Body::Empty);
-    }
+    };
     let is_form = header_text(request, &CONTENT_TYPE)
         .is_some_and(|content_type| content_type.starts_with("application/x-www-form-urlencoded"));
     // `curl -d '{...}'` sends JSON labelled as a form; Crossbar reads such a body as JSON.
-    let looks_like_json = bytes.iter().find(|byte| !byte.is_ascii_whitespace()).is_some_and(|byte| *byte == b'{');
-    if is_form && !looks_like_json {
+    if is_form && first != b'{' {
         return Ok(Body::Json(Arc::new(form_to_json(&bytes))));
     }
-    if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'[') {
+    if first == b'[' {
         return Ok(Body::Array(bytes.freeze()));
     }
     Ok(match serde_json::from_slice::<Value>(&bytes) {
