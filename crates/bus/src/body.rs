@@ -8,6 +8,7 @@
 use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
+use std::io;
 use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
 
@@ -20,12 +21,21 @@ use webhooks_model::job::JobBatch;
 pub trait MessageValue: DeserializeOwned + Clone + Send + Sync + 'static {
     /// The JSON body. Values of this trait are plain JSON data: writing them cannot fail.
     fn to_json(&self) -> Vec<u8>;
+
+    /// Writes the same JSON as [`MessageValue::to_json`] into `out`.
+    fn write_json(&self, out: &mut dyn io::Write) -> io::Result<()> {
+        out.write_all(&self.to_json())
+    }
 }
 
 impl MessageValue for Value {
     fn to_json(&self) -> Vec<u8> {
         // A `Value`'s keys are strings: serializing it cannot fail.
         serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    fn write_json(&self, out: &mut dyn io::Write) -> io::Result<()> {
+        serde_json::to_writer(out, self).map_err(io::Error::from)
     }
 }
 
@@ -51,6 +61,7 @@ enum Repr {
 /// A [`MessageValue`] with its bytes written on demand, behind a type-erased handle.
 trait Written: Send + Sync {
     fn bytes(&self) -> &Bytes;
+    fn write_to(&self, out: &mut dyn io::Write) -> io::Result<()>;
     fn as_any(&self) -> &dyn Any;
 }
 
@@ -62,6 +73,13 @@ struct Lazy<T> {
 impl<T: MessageValue> Written for Lazy<T> {
     fn bytes(&self) -> &Bytes {
         self.bytes.get_or_init(|| Bytes::from(self.value.to_json()))
+    }
+
+    fn write_to(&self, out: &mut dyn io::Write) -> io::Result<()> {
+        match self.bytes.get() {
+            Some(bytes) => out.write_all(bytes),
+            None => self.value.write_json(out),
+        }
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -92,6 +110,15 @@ impl Body {
             return Ok(Cow::Borrowed(&lazy.value));
         }
         parse(self).map(Cow::Owned)
+    }
+
+    /// Writes the bytes into `out`; a value not yet written as bytes is serialized straight into
+    /// it, without keeping them.
+    pub fn write_to(&self, out: &mut dyn io::Write) -> io::Result<()> {
+        match &self.0 {
+            Repr::Bytes(bytes) => out.write_all(bytes),
+            Repr::Value(written) => written.write_to(out),
+        }
     }
 
     /// The bytes, written now if the body is a value.
@@ -149,6 +176,23 @@ mod tests {
         let copy = body.clone();
         assert_eq!(&copy[..], br#"{"a":[1,"x"]}"#);
         assert!(std::ptr::eq(copy.bytes(), body.bytes()), "copies share the written bytes");
+    }
+
+    #[test]
+    fn a_body_writes_the_bytes_it_is_sent_as_whether_a_value_or_bytes() {
+        let value = Body::value(json!({"b": {"c": null}, "a": 1}));
+        let mut written = Vec::new();
+        value.write_to(&mut written).expect("writing to a vector");
+        assert_eq!(written, br#"{"b":{"c":null},"a":1}"#);
+        assert_eq!(&written[..], &value[..], "the same bytes as once written");
+        let mut again = Vec::new();
+        value.write_to(&mut again).expect("writing to a vector");
+        assert_eq!(again, written);
+
+        let bytes = Body::from(Bytes::from_static(b"not even json"));
+        let mut copied = Vec::new();
+        bytes.write_to(&mut copied).expect("writing to a vector");
+        assert_eq!(copied, b"not even json");
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
 
 /// Why a string is not a Kazoo identifier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -98,8 +99,53 @@ kazoo_id!(
     WebhookId
 );
 
+/// What identifies one inbound bus message: a SHA-256 digest of its routing key and body. A
+/// message the broker delivers again (after a consumer crash or a lost acknowledgement) has the
+/// same key, so the deliveries derived from it get the same event ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MessageKey([u8; 32]);
+
+impl MessageKey {
+    /// The key of a message received with `routing_key` whose body is `body`.
+    pub fn of(routing_key: &str, body: &[u8]) -> Self {
+        let mut hasher = Self::hasher(routing_key);
+        hasher.update(body);
+        Self(hasher.finalize().into())
+    }
+
+    /// The key of a message whose body `write_body` writes into the digest (a body held as a
+    /// value is serialized straight into it, never into a buffer).
+    pub fn written(routing_key: &str, write_body: impl FnOnce(&mut dyn std::io::Write)) -> Self {
+        let mut hasher = Self::hasher(routing_key);
+        write_body(&mut hasher);
+        Self(hasher.finalize().into())
+    }
+
+    /// A digest that has taken the routing key, ready for the body.
+    fn hasher(routing_key: &str) -> Sha256 {
+        let mut hasher = Sha256::new();
+        hasher.update(routing_key.as_bytes());
+        // A byte no routing key contains, so key and body cannot trade bytes.
+        hasher.update([0]);
+        hasher
+    }
+
+    /// The event id of this message's delivery to `hook`, in Kazoo's id shape: the first 128
+    /// bits of SHA-256(key, hook id), as hex. Stable across redeliveries of the message, distinct
+    /// per hook, so a receiver can de-duplicate on it.
+    pub fn event_id(&self, hook: &WebhookId) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(self.0);
+        hasher.update(hook.as_str().as_bytes());
+        let digest = hasher.finalize();
+        hex::encode(&digest[..16])
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     #[test]
@@ -116,5 +162,22 @@ mod tests {
         let id = AccountId::generate();
         assert!(id.as_str().parse::<AccountId>().is_ok());
         assert_ne!(id, AccountId::generate());
+    }
+
+    #[test]
+    fn event_ids_are_stable_per_message_and_hook_and_differ_otherwise() {
+        let hook = WebhookId::generate();
+        let other_hook = WebhookId::generate();
+        let key = MessageKey::of("call.CHANNEL_CREATE.c1", br#"{"Call-ID":"c1"}"#);
+        let id = key.event_id(&hook);
+        assert!(id.parse::<WebhookId>().is_ok(), "{id} has the Kazoo id shape");
+        assert_eq!(id, MessageKey::of("call.CHANNEL_CREATE.c1", br#"{"Call-ID":"c1"}"#).event_id(&hook));
+        assert_ne!(id, key.event_id(&other_hook));
+        assert_ne!(id, MessageKey::of("call.CHANNEL_CREATE.c1", br#"{"Call-ID":"c2"}"#).event_id(&hook));
+        assert_ne!(id, MessageKey::of("call.CHANNEL_ANSWER.c1", br#"{"Call-ID":"c1"}"#).event_id(&hook));
+        let written = MessageKey::written("call.CHANNEL_CREATE.c1", |out| {
+            out.write_all(br#"{"Call-ID":"c1"}"#).expect("a digest takes every byte");
+        });
+        assert_eq!(written, key, "a body written into the digest counts as its bytes");
     }
 }

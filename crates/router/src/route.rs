@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 use webhooks_model::event::{CallflowWebhookEvent, EventKind, KazooEvent};
-use webhooks_model::ids::{AccountId, WebhookId};
+use webhooks_model::ids::{AccountId, MessageKey, WebhookId};
 use webhooks_model::job::{DeliveryJob, Payload, job_for_document};
 use webhooks_model::payload::{
     HookView, PayloadContext, ReservedCcvKeys, base_payload, finish_payload, modifiers_match,
@@ -29,20 +29,23 @@ impl<'a> RouteContext<'a> {
     }
 }
 
-/// The delivery jobs of `event`, published now.
-pub fn route(event: &KazooEvent, index: &HookIndex, cluster_id: &str) -> Vec<DeliveryJob> {
+/// The delivery jobs of `event`, received as the message `key`, published now.
+pub fn route(event: &KazooEvent, index: &HookIndex, cluster_id: &str, key: &MessageKey) -> Vec<DeliveryJob> {
     let mut jobs = Vec::new();
-    route_into(event, index, &RouteContext::new(cluster_id), unix_millis().unsigned_abs(), &mut jobs);
+    route_into(event, key, index, &RouteContext::new(cluster_id), unix_millis().unsigned_abs(), &mut jobs);
     jobs
 }
 
-/// Appends the delivery jobs of `event` to `jobs` and returns how many were added.
+/// Appends the delivery jobs of `event` to `jobs` and returns how many were added. Each job's
+/// event id derives from the message `key` and its hook, so routing the same message again (a
+/// redelivery after a crash) gives the same ids.
 ///
 /// The base payload is built only when some hook matches, and then once for all of them: most
 /// events on a busy cluster concern accounts without hooks. The callflow `webhook` notification
 /// goes to the hook its message carries, not to indexed hooks (spec 5.3.3).
 pub fn route_into(
     event: &KazooEvent,
+    key: &MessageKey,
     index: &HookIndex,
     context: &RouteContext<'_>,
     published_at_ms: u64,
@@ -50,7 +53,7 @@ pub fn route_into(
 ) -> usize {
     let before = jobs.len();
     if let EventKind::CallflowWebhook(callflow) = &event.kind {
-        jobs.extend(callflow_job(event, callflow, context, published_at_ms));
+        jobs.extend(callflow_job(event, key, callflow, context, published_at_ms));
         return jobs.len() - before;
     }
     let mut base: Option<Map<String, Value>> = None;
@@ -62,7 +65,7 @@ pub fn route_into(
             base_payload(event, &payload_context)
         });
         if let Some(payload) = payload_for(base, &hook.view(), context.cluster_id, &mut shared) {
-            jobs.push(job_for_hook(event, owner, hook, payload, published_at_ms));
+            jobs.push(job_for_hook(event, key, owner, hook, payload, published_at_ms));
         }
     });
     jobs.len() - before
@@ -90,13 +93,14 @@ fn payload_for(
 /// The job of an indexed hook.
 fn job_for_hook(
     event: &KazooEvent,
+    key: &MessageKey,
     owner: &AccountId,
     hook: &IndexedHook,
     payload: Payload,
     published_at_ms: u64,
 ) -> DeliveryJob {
     DeliveryJob {
-        event_id: fresh_event_id(),
+        event_id: key.event_id(&hook.id),
         hook_id: hook.id.clone(),
         account_id: owner.clone(),
         hook_event: event.attempt_hook_event(hook.hook_type.as_str()).to_owned(),
@@ -123,6 +127,7 @@ fn job_for_hook(
 /// account or no URI.
 fn callflow_job(
     event: &KazooEvent,
+    key: &MessageKey,
     callflow: &CallflowWebhookEvent,
     context: &RouteContext<'_>,
     published_at_ms: u64,
@@ -139,13 +144,8 @@ fn callflow_job(
     let payload = finish_payload(&base_payload(event, &PayloadContext::new(None)), &view, context.cluster_id)?;
     let hook_id = text("_id").or_else(|| text("id")).and_then(|id| id.parse().ok()).unwrap_or_else(WebhookId::generate);
     let hook_event = event.attempt_hook_event(view.hook_type).to_owned();
-    Some(job_for_document(fresh_event_id(), hook_id, account_id, hook_event, hook, payload.into(), published_at_ms))
-}
-
-/// A fresh event id in Kazoo's id shape (32 lowercase hex). Drawn from the thread-local
-/// generator rather than the OS per id: one id per hook per event is the router's hottest path.
-pub fn fresh_event_id() -> String {
-    format!("{:032x}", rand::random::<u128>())
+    let event_id = key.event_id(&hook_id);
+    Some(job_for_document(event_id, hook_id, account_id, hook_event, hook, payload.into(), published_at_ms))
 }
 
 #[cfg(test)]
@@ -182,12 +182,5 @@ mod tests {
         let inbound = object(json!({"call_direction": "inbound"}));
         let kept = payload_for(&base, &HookView { modifiers: Some(&inbound), ..plain }, "cl", &mut shared);
         assert!(kept.is_some_and(|kept| kept.ptr_eq(&first)));
-    }
-
-    #[test]
-    fn event_ids_have_the_kazoo_id_shape_and_differ() {
-        let id = fresh_event_id();
-        assert!(id.parse::<WebhookId>().is_ok(), "{id}");
-        assert_ne!(id, fresh_event_id());
     }
 }

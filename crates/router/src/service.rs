@@ -16,7 +16,7 @@ use tracing::{Instrument, field};
 use webhooks_bus::trace::continue_trace;
 use webhooks_bus::{Bus, Consumer, Delivery, Outgoing};
 use webhooks_model::event::{DEFAULT_OBJECT_TYPES, EventKind, KazooEvent, read_body};
-use webhooks_model::ids::WebhookId;
+use webhooks_model::ids::{MessageKey, WebhookId};
 use webhooks_model::job::DeliveryJob;
 use webhooks_model::notice::{Action, Change};
 use webhooks_model::time::unix_millis;
@@ -462,8 +462,9 @@ impl Router {
             match span.in_scope(|| parse(delivery, &self.object_types, trace_id)) {
                 Parsed::Event(event) => {
                     let first_job = jobs.len();
+                    let key = message_key(delivery);
                     let routed =
-                        span.in_scope(|| route_into(&event, &self.index, &context, published_at_ms, &mut jobs));
+                        span.in_scope(|| route_into(&event, &key, &self.index, &context, published_at_ms, &mut jobs));
                     // Every job of the event goes on in its trace, as a child of this span.
                     if routed > 0 {
                         let trace_parent = trace.to_string();
@@ -650,6 +651,14 @@ fn parse(delivery: &Delivery, object_types: &[String], trace_id: TraceId) -> Par
             Parsed::Malformed
         }
     }
+}
+
+/// What identifies `delivery` however often the broker delivers it: its routing key and body.
+fn message_key(delivery: &Delivery) -> MessageKey {
+    MessageKey::written(&delivery.routing_key, |digest| {
+        // A digest takes every byte: writing into it cannot fail.
+        let _ = delivery.body.write_to(digest);
+    })
 }
 
 /// Reads every account, then every enabled hook page by page, into a fresh index.

@@ -4,13 +4,18 @@
 
 use serde_json::{Map, Value, json};
 use webhooks_model::event::KazooEvent;
-use webhooks_model::ids::{AccountId, WebhookId};
+use webhooks_model::ids::{AccountId, MessageKey, WebhookId};
 use webhooks_model::job::DeliveryJob;
 use webhooks_model::webhook::{Format, HttpVerb};
 use webhooks_router::index::HookIndex;
 use webhooks_router::route::route;
 use webhooks_storage::{Account, Webhook};
 use webhooks_test_support::fixtures::amqp_event_fixtures;
+
+/// The key of a message routed once in a test: a fresh one per call, like distinct messages.
+fn key() -> MessageKey {
+    MessageKey::of("call.CHANNEL_CREATE.test", AccountId::generate().as_str().as_bytes())
+}
 
 /// An account under `tree` (root first), with extra document fields.
 fn account(id: &AccountId, tree: &[&AccountId], doc: Value) -> Account {
@@ -84,7 +89,7 @@ fn every_fixture_routes_to_its_hook_with_exactly_the_expected_payload() {
         let routing_key = fixture["routing_key"].as_str().expect("routing key");
         let event = KazooEvent::parse(routing_key, &fixture["body"]).expect("fixture parses");
         let cluster_id = context["cluster_id"].as_str().expect("cluster id");
-        let jobs = route(&event, &index, cluster_id);
+        let jobs = route(&event, &index, cluster_id, &key());
 
         assert_eq!(jobs.len(), 1, "{name}: one job for the fixture's hook");
         let job = &jobs[0];
@@ -243,7 +248,7 @@ fn all_hooks_receive_every_event_kind_and_bypass_the_object_and_notification_fil
     ] {
         assert_eq!(receivers(&index, &event), vec![all.id.clone()], "{event:?}");
     }
-    let jobs = route(&object_event(&tree.child, "doc_created", "user"), &index, "cluster");
+    let jobs = route(&object_event(&tree.child, "doc_created", "user"), &index, "cluster", &key());
     assert_eq!(jobs[0].hook_event, "all", "an all hook records hook_event all");
 }
 
@@ -311,7 +316,7 @@ fn the_modifiers_field_skips_hooks_whose_values_the_payload_does_not_match() {
         &tree.accounts(),
         &[inbound.clone(), outbound.clone(), either.clone(), empty_list.clone(), absent_key.clone()],
     );
-    let jobs = route(&channel_event(&tree.child, "CHANNEL_CREATE", json!({})), &index, "cluster");
+    let jobs = route(&channel_event(&tree.child, "CHANNEL_CREATE", json!({})), &index, "cluster", &key());
     let mut routed: Vec<WebhookId> = jobs.iter().map(|job| job.hook_id.clone()).collect();
     routed.sort();
     let mut expected = vec![inbound.id, either.id, empty_list.id, absent_key.id];
@@ -347,7 +352,7 @@ fn disabled_hooks_other_accounts_hooks_and_unknown_accounts_match_nothing() {
     let mut index = HookIndex::build(&tree.accounts(), &[]);
     index.upsert_hook(&hook(&stranger, "channel_create", json!({})));
     assert!(receivers(&index, &channel_event(&stranger, "CHANNEL_CREATE", json!({}))).is_empty());
-    assert!(route(&channel_event(&stranger, "CHANNEL_CREATE", json!({})), &index, "cluster").is_empty());
+    assert!(route(&channel_event(&stranger, "CHANNEL_CREATE", json!({})), &index, "cluster", &key()).is_empty());
 }
 
 #[test]
@@ -408,12 +413,12 @@ fn the_reseller_is_the_nearest_flagged_ancestor_else_the_master() {
 
     let own = hook(&tree.child, "channel_create", json!({}));
     index.upsert_hook(&own);
-    let jobs = route(&channel_event(&tree.child, "CHANNEL_CREATE", json!({})), &index, "cluster");
+    let jobs = route(&channel_event(&tree.child, "CHANNEL_CREATE", json!({})), &index, "cluster", &key());
     assert_eq!(jobs[0].payload["reseller_id"], tree.master.as_str());
 }
 
 #[test]
-fn jobs_carry_the_hook_settings_and_a_fresh_event_id_per_hook() {
+fn jobs_carry_the_hook_settings_and_an_event_id_per_hook() {
     let tree = Tree::new();
     let first = hook(
         &tree.child,
@@ -423,7 +428,8 @@ fn jobs_carry_the_hook_settings_and_a_fresh_event_id_per_hook() {
     );
     let second = hook(&tree.child, "all", json!({"http_verb": "GET", "retries": 0}));
     let index = HookIndex::build(&tree.accounts(), &[first.clone(), second.clone()]);
-    let jobs: Vec<DeliveryJob> = route(&channel_event(&tree.child, "CHANNEL_CREATE", json!({})), &index, "the-cluster");
+    let jobs: Vec<DeliveryJob> =
+        route(&channel_event(&tree.child, "CHANNEL_CREATE", json!({})), &index, "the-cluster", &key());
     assert_eq!(jobs.len(), 2);
     let job = jobs.iter().find(|job| job.hook_id == first.id).expect("first hook routed");
     assert_eq!((job.http_verb, job.format, job.retries), (HttpVerb::Put, Format::FormData, 4));
@@ -439,6 +445,26 @@ fn jobs_carry_the_hook_settings_and_a_fresh_event_id_per_hook() {
 }
 
 #[test]
+fn the_same_message_routed_again_gets_the_same_event_ids_and_another_message_other_ones() {
+    let tree = Tree::new();
+    let first = hook(&tree.child, "channel_create", json!({}));
+    let second = hook(&tree.child, "all", json!({}));
+    let index = HookIndex::build(&tree.accounts(), &[first.clone(), second.clone()]);
+    let event = channel_event(&tree.child, "CHANNEL_CREATE", json!({}));
+    let message = key();
+    let ids = |key: &MessageKey| -> Vec<String> {
+        let mut jobs = route(&event, &index, "cluster", key);
+        jobs.sort_by(|left, right| left.hook_id.cmp(&right.hook_id));
+        jobs.into_iter().map(|job| job.event_id).collect()
+    };
+    let once = ids(&message);
+    assert_eq!(once.len(), 2);
+    assert_eq!(ids(&message), once, "a redelivered message keeps its event ids");
+    let elsewhere = ids(&key());
+    assert!(elsewhere.iter().all(|id| !once.contains(id)), "another message gets other ids");
+}
+
+#[test]
 fn the_callflow_webhook_goes_to_the_hook_its_message_carries() {
     let tree = Tree::new();
     let registered = hook(&tree.child, "notifications", json!({}));
@@ -449,7 +475,7 @@ fn the_callflow_webhook_goes_to_the_hook_its_message_carries() {
                  "custom_data": {"source": "callflow"}},
         "Data": {"Caller-ID-Number": "+14085550199", "Call-ID": "abc"}});
     let event = KazooEvent::parse("notifications.webhook.callflow", &body).expect("callflow webhook parses");
-    let jobs = route(&event, &index, "cluster");
+    let jobs = route(&event, &index, "cluster", &key());
     assert_eq!(jobs.len(), 1, "registered hooks are not consulted");
     let job = &jobs[0];
     assert_ne!(job.hook_id, registered.id);

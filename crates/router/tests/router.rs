@@ -432,6 +432,14 @@ async fn interrupted_router_scenario(backend: Backend, interruption: Interruptio
     }
     let counts = call_ids(&received);
     assert_eq!(counts.len(), count, "no event lost");
+    // An event routed twice is delivered twice with one event id, so receivers can drop the copy.
+    let mut event_ids: HashMap<String, HashSet<&str>> = HashMap::new();
+    for job in &received {
+        let call_id = job.payload.get("call_id").and_then(Value::as_str).unwrap_or_default().to_owned();
+        event_ids.entry(call_id).or_default().insert(job.event_id.as_str());
+    }
+    let reissued: Vec<_> = event_ids.iter().filter(|(_, ids)| ids.len() > 1).collect();
+    assert!(reissued.is_empty(), "events routed again kept their event ids: {reissued:?}");
     if interruption == Interruption::Cancel {
         eventually("the second router has settled the rest", || async {
             routed_by_first + second.stats.jobs() == count as u64
