@@ -38,6 +38,12 @@ pub use topology::{DISPATCH_ROUTING_KEY, KAZOO_EXCHANGES, Topology};
 
 /// The content type of a message that does not say otherwise.
 pub const DEFAULT_CONTENT_TYPE: &str = "application/json";
+/// The header of a dead letter saying, as a short code, why it was set aside (`not_json`, ...).
+pub const DEAD_LETTER_REASON_HEADER: &str = "x-webhooks-reason";
+/// The header of a dead letter with the error, in words.
+pub const DEAD_LETTER_ERROR_HEADER: &str = "x-webhooks-error";
+/// The header of a dead letter naming the exchange it was first published to.
+pub const DEAD_LETTER_EXCHANGE_HEADER: &str = "x-webhooks-original-exchange";
 
 /// A message to publish.
 #[derive(Debug, Clone)]
@@ -190,6 +196,33 @@ impl Bus {
         match self {
             Self::Amqp(bus) => bus.publish_all(messages).await,
             Self::InProcess(bus) => bus.publish_all(messages),
+        }
+    }
+
+    /// Sets `delivery` aside in the dead-letter queue with why (`reason`, a short code, and
+    /// `error`, in words, in [`DEAD_LETTER_REASON_HEADER`] and [`DEAD_LETTER_ERROR_HEADER`]): a
+    /// copy is published there, with its routing key, headers and body, and the delivery is
+    /// acknowledged once the broker has the copy. When the copy cannot be published, the delivery
+    /// is rejected instead, so the broker dead-letters it without the reason: never lost.
+    pub async fn dead_letter(&self, delivery: &Delivery, reason: &str, error: &str) -> Result<(), BusError> {
+        let mut copy = Outgoing::persistent(
+            &self.topology().dead_letter_exchange(),
+            &delivery.routing_key,
+            delivery.body.bytes().clone(),
+        );
+        copy.content_type.clone_from(&delivery.content_type);
+        copy.headers = delivery.headers.clone();
+        copy.headers.extend([
+            (DEAD_LETTER_REASON_HEADER.to_owned(), reason.to_owned()),
+            (DEAD_LETTER_ERROR_HEADER.to_owned(), error.to_owned()),
+            (DEAD_LETTER_EXCHANGE_HEADER.to_owned(), delivery.exchange.clone()),
+        ]);
+        match self.publish(copy).await {
+            Ok(()) => delivery.ack().await,
+            Err(publish_error) => {
+                tracing::warn!(error = %publish_error, reason, "dead letter not published; rejected to the broker's dead-letter exchange");
+                delivery.dead_letter().await
+            }
         }
     }
 
@@ -394,8 +427,8 @@ impl Delivery {
     }
 
     /// Rejects it without requeueing: the queue's dead-letter exchange receives it (RabbitMQ adds
-    /// `x-death`; both backends set `x-first-death-queue` and `x-first-death-reason`). For
-    /// messages that cannot be parsed. Without a dead-letter exchange it is dropped.
+    /// `x-death`; both backends set `x-first-death-queue` and `x-first-death-reason`). Without a
+    /// dead-letter exchange it is dropped. [`Bus::dead_letter`] also says why.
     pub async fn dead_letter(&self) -> Result<(), BusError> {
         self.settle(Settlement::DeadLetter).await
     }

@@ -45,8 +45,8 @@ pub struct RouterStats {
     events_by_name: IntCounterVec,
     jobs: IntCounter,
     messages: IntCounter,
-    skipped: IntCounter,
-    dead_lettered: IntCounter,
+    skipped: IntCounterVec,
+    dead_lettered: IntCounterVec,
     publish_failures: IntCounter,
     changes: IntCounter,
     reloads: IntCounter,
@@ -62,6 +62,11 @@ fn counter(name: &str, help: &str) -> IntCounter {
     IntCounter::new(name, help).expect("a valid constant metric name")
 }
 
+/// A counter by `reason`, with a constant, valid name.
+fn counter_vec(name: &str, help: &str) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), &["reason"]).expect("a valid constant metric name")
+}
+
 impl Default for RouterStats {
     fn default() -> Self {
         Self {
@@ -73,13 +78,13 @@ impl Default for RouterStats {
             .expect("a valid constant metric name"),
             jobs: counter("router_jobs_published_total", "Delivery jobs published and confirmed."),
             messages: counter("router_job_messages_total", "Job messages published and confirmed."),
-            skipped: counter(
+            skipped: counter_vec(
                 "router_events_skipped_total",
-                "Events deliberately not delivered, or without an account.",
+                "Well-formed events not delivered (not for webhooks, or of no known account), by reason.",
             ),
-            dead_lettered: counter(
+            dead_lettered: counter_vec(
                 "router_events_dead_lettered_total",
-                "Malformed events sent to the dead-letter queue.",
+                "Malformed events sent to the dead-letter queue, by reason.",
             ),
             publish_failures: counter("router_publish_failures_total", "Batches whose jobs could not be published."),
             changes: counter("router_changes_applied_total", "Change notices applied to the hook index."),
@@ -92,18 +97,12 @@ impl Default for RouterStats {
 impl RouterStats {
     /// Puts every counter in `registry`.
     pub fn register(&self, registry: &Registry) -> prometheus::Result<()> {
-        registry.register(Box::new(self.events_by_name.clone()))?;
+        for counters in [&self.events_by_name, &self.skipped, &self.dead_lettered] {
+            registry.register(Box::new(counters.clone()))?;
+        }
         registry.register(Box::new(self.hooks.clone()))?;
-        for counter in [
-            &self.events,
-            &self.jobs,
-            &self.messages,
-            &self.skipped,
-            &self.dead_lettered,
-            &self.publish_failures,
-            &self.changes,
-            &self.reloads,
-        ] {
+        for counter in [&self.events, &self.jobs, &self.messages, &self.publish_failures, &self.changes, &self.reloads]
+        {
             registry.register(Box::new(counter.clone()))?;
         }
         Ok(())
@@ -124,14 +123,16 @@ impl RouterStats {
         self.messages.get()
     }
 
-    /// Events acknowledged without routing: deliberately not delivered, or without an account.
-    pub fn skipped(&self) -> u64 {
-        self.skipped.get()
+    /// Events acknowledged without routing for `reason` (an [`EventError::reason`](webhooks_model::event::EventError::reason), or
+    /// `no_account`, `unknown_account`).
+    pub fn skipped(&self, reason: &str) -> u64 {
+        self.skipped.with_label_values(&[reason]).get()
     }
 
-    /// Malformed events sent to the dead-letter queue.
-    pub fn dead_lettered(&self) -> u64 {
-        self.dead_lettered.get()
+    /// Malformed events sent to the dead-letter queue for `reason` (an [`EventError::reason`](webhooks_model::event::EventError::reason),
+    /// or `not_json`).
+    pub fn dead_lettered(&self, reason: &str) -> u64 {
+        self.dead_lettered.with_label_values(&[reason]).get()
     }
 
     /// Batches whose jobs could not be published (their events were requeued).
@@ -465,6 +466,20 @@ impl Router {
                     let key = message_key(delivery);
                     let routed =
                         span.in_scope(|| route_into(&event, &key, &self.index, &context, published_at_ms, &mut jobs));
+                    pending.push(position);
+                    if routed == 0
+                        && let Some(account) = event.account_id.as_ref()
+                        && !matches!(event.kind, EventKind::CallflowWebhook(_))
+                        && !self.index.contains_account(account)
+                    {
+                        // As Kazoo does, an event of an account nobody knows is skipped; counted
+                        // apart, since a steady stream of them suggests a stale index.
+                        span.in_scope(
+                            || tracing::debug!(account.id = %account, "event of an unknown account; skipped"),
+                        );
+                        self.stats.skipped.with_label_values(&["unknown_account"]).inc();
+                        continue;
+                    }
                     // Every job of the event goes on in its trace, as a child of this span.
                     if routed > 0 {
                         let trace_parent = trace.to_string();
@@ -485,15 +500,15 @@ impl Router {
                         jobs = routed,
                         "event routed",
                     );
+                }
+                Parsed::Skipped(reason) => {
+                    self.stats.skipped.with_label_values(&[reason]).inc();
                     pending.push(position);
                 }
-                Parsed::Skipped => {
-                    self.stats.skipped.inc();
-                    pending.push(position);
-                }
-                Parsed::Malformed => {
-                    self.stats.dead_lettered.inc();
-                    if let Err(error) = delivery.dead_letter().await {
+                Parsed::Malformed { reason, error } => {
+                    self.stats.dead_lettered.with_label_values(&[reason]).inc();
+                    if let Err(error) = self.bus.dead_letter(delivery, reason, &error).await {
+                        // Unsettled, it is redelivered when the consumer goes away, and judged again.
                         tracing::warn!(routing_key = %delivery.routing_key, error = %error, "cannot dead-letter a malformed event");
                     }
                 }
@@ -610,10 +625,15 @@ enum ChangeOutcome {
 enum Parsed {
     /// An event to route.
     Event(KazooEvent),
-    /// Acknowledged without routing.
-    Skipped,
-    /// To the dead-letter queue.
-    Malformed,
+    /// Acknowledged without routing, for this reason.
+    Skipped(&'static str),
+    /// To the dead-letter queue, for this reason, with the error in words.
+    Malformed {
+        /// A short code, for the metric and the dead letter's header.
+        reason: &'static str,
+        /// What is wrong.
+        error: String,
+    },
 }
 
 /// Parses one event delivery; logs what is not routed, with the event's trace.
@@ -623,32 +643,32 @@ fn parse(delivery: &Delivery, object_types: &[String], trace_id: TraceId) -> Par
         Ok(body) => body,
         Err(error) => {
             tracing::warn!(routing_key, trace_id = %trace_id, error = %error, "event body is not json; dead-lettering it");
-            return Parsed::Malformed;
+            return Parsed::Malformed { reason: "not_json", error: error.to_string() };
         }
     };
     match KazooEvent::parse_with_object_types(routing_key, &body, object_types) {
         Ok(event) if event.account_id.is_none() => {
-            // Kazoo would look the account up by the dialled number (spec 5.3.1); not supported.
+            // Kazoo would look the account up by the dialled number; not supported here.
             tracing::debug!(
                 routing_key,
                 trace_id = %trace_id,
                 event.name = event.event_name(),
                 call.id = event.call_id(),
-                "event names no account; dropped",
+                "event names no account; skipped",
             );
-            Parsed::Skipped
+            Parsed::Skipped("no_account")
         }
         Ok(event) if matches!(event.kind, EventKind::CallflowWebhook(_)) || event.lookup_key().is_some() => {
             Parsed::Event(event)
         }
-        Ok(_) => Parsed::Skipped,
+        Ok(_) => Parsed::Skipped("not_delivered"),
         Err(error) if error.is_ignored() => {
             tracing::debug!(routing_key, trace_id = %trace_id, reason = %error, "event not delivered to webhooks");
-            Parsed::Skipped
+            Parsed::Skipped(error.reason())
         }
         Err(error) => {
             tracing::warn!(routing_key, trace_id = %trace_id, error = %error, "malformed event; dead-lettering it");
-            Parsed::Malformed
+            Parsed::Malformed { reason: error.reason(), error: error.to_string() }
         }
     }
 }

@@ -16,7 +16,7 @@ use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use webhooks_bus::{Bus, Outgoing};
+use webhooks_bus::{Bus, DEAD_LETTER_ERROR_HEADER, DEAD_LETTER_EXCHANGE_HEADER, DEAD_LETTER_REASON_HEADER, Outgoing};
 use webhooks_model::event::call_event_routing_key;
 use webhooks_model::ids::{AccountId, WebhookId};
 use webhooks_model::job::{DeliveryJob, JobBatch};
@@ -344,16 +344,56 @@ async fn a_garbage_message_is_dead_lettered_and_the_next_event_still_routes(back
 
     // Kazoo's exchanges are shared by every test on the broker, so the routing keys carry this
     // test's prefix to tell its dead letters from those of tests running beside it.
-    let garbage_key = format!("call.CHANNEL_CREATE.{prefix}-garbage");
-    let malformed_key = format!("call.CHANNEL_CREATE.{prefix}-no-call-id");
-    let garbage = b"{not json".to_vec();
-    let malformed = json!({"Event-Category": "call_event", "Event-Name": "CHANNEL_CREATE"}).to_string().into_bytes();
-    let (routing_key, good) = channel_event(&account, "CHANNEL_CREATE", "after-garbage");
-    let messages = vec![
-        ("callevt".to_owned(), garbage_key.clone(), garbage.clone()),
-        ("callevt".to_owned(), malformed_key.clone(), malformed.clone()),
-        ("callevt".to_owned(), routing_key, good),
+    let key = |what: &str| format!("call.CHANNEL_CREATE.{prefix}-{what}");
+    let channel = |extra: Value| {
+        let mut body = json!({"Event-Category": "call_event", "Event-Name": "CHANNEL_CREATE", "Call-ID": "bad"});
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        body.to_string().into_bytes()
+    };
+    // (routing key, body, reason, error): every malformed message, with why it was set aside.
+    let malformed: Vec<(String, Vec<u8>, &str, &str)> = vec![
+        (key("garbage"), b"{not json".to_vec(), "not_json", "key must be a string at line 1 column 2"),
+        (
+            key("no-call-id"),
+            json!({"Event-Category": "call_event", "Event-Name": "CHANNEL_CREATE"}).to_string().into_bytes(),
+            "missing_field",
+            "required field 'Call-ID' is missing",
+        ),
+        (
+            key("numeric-account"),
+            channel(json!({"Custom-Channel-Vars": {"Account-ID": 42}})),
+            "invalid_field",
+            "field 'Custom-Channel-Vars.Account-ID' is invalid: not a string",
+        ),
+        (
+            key("ccv-list"),
+            channel(json!({"Custom-Channel-Vars": [account.as_str()]})),
+            "invalid_field",
+            "field 'Custom-Channel-Vars' is invalid: not an object",
+        ),
+        (
+            key("numeric-name"),
+            channel(json!({"Event-Name": 3, "Custom-Channel-Vars": {"Account-ID": account.as_str()}})),
+            "invalid_field",
+            "field 'Event-Name' is invalid: not a string",
+        ),
     ];
+    // Well-formed events that concern no known account are skipped, not dead-lettered.
+    let stranger = AccountId::generate();
+    let skipped = vec![
+        (key("carrier-leg"), channel(json!({"Custom-Channel-Vars": {}}))),
+        (key("stranger"), channel(json!({"Custom-Channel-Vars": {"Account-ID": stranger.as_str()}}))),
+        (key("odd-account"), channel(json!({"Custom-Channel-Vars": {"Account-ID": "acme"}}))),
+    ];
+    let (routing_key, good) = channel_event(&account, "CHANNEL_CREATE", "after-garbage");
+    let mut messages: Vec<(String, String, Vec<u8>)> = malformed
+        .iter()
+        .map(|(key, body, ..)| ("callevt".to_owned(), key.clone(), body.clone()))
+        .chain(skipped.iter().map(|(key, body)| ("callevt".to_owned(), key.clone(), body.clone())))
+        .collect();
+    messages.push(("callevt".to_owned(), routing_key, good));
     match backend {
         Backend::RabbitMq => publish_with_lapin(&messages).await,
         Backend::InProcess => {
@@ -367,15 +407,34 @@ async fn a_garbage_message_is_dead_lettered_and_the_next_event_still_routes(back
     assert_eq!(batch.jobs[0].hook_id, hook.id);
     assert_eq!(batch.jobs[0].payload["call_id"], "after-garbage");
     let mut ours = HashMap::new();
-    while ours.len() < 2 {
-        let (routing_key, body) = dead.next().await;
-        if [&garbage_key, &malformed_key].contains(&&routing_key) {
-            ours.insert(routing_key, body);
+    while ours.len() < malformed.len() {
+        let letter = dead.next_delivery().await;
+        if malformed.iter().any(|(key, ..)| *key == letter.routing_key) {
+            ours.insert(letter.routing_key.clone(), letter);
         }
     }
-    assert_eq!(ours[&garbage_key], garbage);
-    assert_eq!(ours[&malformed_key], malformed);
-    assert!(router.stats.dead_lettered() >= 2);
+    for (key, body, reason, error) in &malformed {
+        let letter = &ours[key];
+        assert_eq!(&letter.body[..], &body[..], "{key}: the body as published");
+        assert_eq!(letter.header(DEAD_LETTER_REASON_HEADER), Some(*reason), "{key}");
+        assert_eq!(letter.header(DEAD_LETTER_ERROR_HEADER), Some(*error), "{key}");
+        assert_eq!(letter.header(DEAD_LETTER_EXCHANGE_HEADER), Some("callevt"), "{key}");
+    }
+    // The good event came last: by now every message before it has been judged. On RabbitMQ,
+    // Kazoo's exchanges also bring this router other tests' events, so counts are at least ours.
+    let counted = [
+        ("not_json", router.stats.dead_lettered("not_json"), 1),
+        ("missing_field", router.stats.dead_lettered("missing_field"), 1),
+        ("invalid_field", router.stats.dead_lettered("invalid_field"), 3),
+        ("no_account", router.stats.skipped("no_account"), 1),
+        ("unknown_account", router.stats.skipped("unknown_account"), 2),
+    ];
+    for (reason, count, ours) in counted {
+        match backend {
+            Backend::InProcess => assert_eq!(count, ours, "{reason}"),
+            Backend::RabbitMq => assert!(count >= ours, "{reason}: {count}"),
+        }
+    }
     router.stop().await;
 }
 

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
-use webhooks_bus::{Bus, Consumer, DISPATCH_ROUTING_KEY, Outgoing, Topology};
+use webhooks_bus::{Bus, Consumer, DISPATCH_ROUTING_KEY, Delivery, Outgoing, Topology};
 use webhooks_model::job::{DeliveryJob, JobBatch};
 
 /// How long a test waits for something before failing.
@@ -118,12 +118,18 @@ impl Observer {
 
     /// The next message's routing key and body; fails after [`PATIENCE`].
     pub async fn next(&mut self) -> (String, Vec<u8>) {
+        let delivery = self.next_delivery().await;
+        (delivery.routing_key.clone(), delivery.body.to_vec())
+    }
+
+    /// The next message, acknowledged, with its headers; fails after [`PATIENCE`].
+    pub async fn next_delivery(&mut self) -> Delivery {
         let delivery = tokio::time::timeout(PATIENCE, self.consumer.next())
             .await
             .expect("a message arrives in time")
             .expect("the consumer is open");
         delivery.ack().await.expect("acknowledge");
-        (delivery.routing_key.clone(), delivery.body.to_vec())
+        delivery
     }
 
     /// The next message's routing key and JSON body; fails after [`PATIENCE`].

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{EventError, EventKind, KazooEvent, account_id_value, integer_value, is_true, string_value};
+use super::{EventError, EventKind, KazooEvent, account_id_field, channel_vars, integer_value, is_true, string_value};
 
 /// The four channel events hooks can subscribe to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -183,13 +183,14 @@ pub(super) const FIELDS: [&str; 27] = [
     "Custom-Application-Vars",
 ];
 
-/// Builds the channel event; fails only without `Call-ID`, which every call event carries.
+/// Builds the channel event; fails without `Call-ID`, which every call event carries, and on
+/// channel variables or an account id of the wrong type.
 pub(super) fn parse(name: ChannelEventName, body: &Map<String, Value>) -> Result<KazooEvent, EventError> {
     let field = |key: &str| listed(body, key);
     let text = |key: &str| field(key).and_then(string_value);
     let call_id = text("Call-ID").ok_or(EventError::MissingField("Call-ID"))?;
     let empty = Map::new();
-    let ccvs = field("Custom-Channel-Vars").and_then(Value::as_object).unwrap_or(&empty);
+    let ccvs = channel_vars(field("Custom-Channel-Vars"))?.unwrap_or(&empty);
     let ccv = |key: &str| ccvs.get(key).and_then(string_value);
     let integer = |key: &str| field(key).and_then(integer_value);
     let request = match field("Request") {
@@ -235,7 +236,7 @@ pub(super) fn parse(name: ChannelEventName, body: &Map<String, Value>) -> Result
         custom_channel_vars: ccvs.clone(),
         custom_application_vars: field("Custom-Application-Vars").and_then(Value::as_object).cloned(),
     };
-    let account_id = ccvs.get("Account-ID").and_then(account_id_value);
+    let account_id = account_id_field(ccvs.get("Account-ID"), "Custom-Channel-Vars.Account-ID")?;
     Ok(KazooEvent { kind: EventKind::Channel(event), account_id })
 }
 

@@ -78,6 +78,10 @@ pub enum EventError {
         /// The missing wire field.
         field: &'static str,
     },
+    /// The account id the message names is a string of another shape than Kazoo's ids: no
+    /// account can be found by it, as none would be in Kazoo.
+    #[error("account id '{0}' names no account")]
+    UnknownAccountId(String),
 }
 
 impl EventError {
@@ -91,12 +95,33 @@ impl EventError {
             | Self::UnwatchedObjectType(_)
             | Self::DuplicateAccountChange
             | Self::NotAccountScoped(_)
-            | Self::UnknownNotification(_) => true,
+            | Self::UnknownNotification(_)
+            | Self::UnknownAccountId(_) => true,
             Self::NotAnObject
             | Self::UnknownKind(_)
             | Self::MissingField(_)
             | Self::InvalidField { .. }
             | Self::IncompleteNotification { .. } => false,
+        }
+    }
+
+    /// A short code for why the message yields no event, for metric labels and dead-letter
+    /// headers: the same few values whatever the message said.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::NotAnObject => "not_an_object",
+            Self::UnknownKind(_) => "unknown_kind",
+            Self::MissingField(_) => "missing_field",
+            Self::InvalidField { .. } => "invalid_field",
+            Self::IncompleteNotification { .. } => "incomplete_notification",
+            Self::UnsupportedCategory(_) | Self::UnsupportedEvent { .. } | Self::UnknownNotification(_) => {
+                "not_delivered"
+            }
+            Self::DatabaseEvent(_) => "database_event",
+            Self::UnwatchedObjectType(_) => "unwatched_document_type",
+            Self::DuplicateAccountChange => "duplicate_account_change",
+            Self::NotAccountScoped(_) => "no_account",
+            Self::UnknownAccountId(_) => "unknown_account",
         }
     }
 }
@@ -208,6 +233,13 @@ impl KazooEvent {
         object_types: &[S],
     ) -> Result<Self, EventError> {
         let body = body.as_object().ok_or(EventError::NotAnObject)?;
+        // An envelope field of another type is an error, not absent: the routing key must not
+        // stand in for what the body says wrongly.
+        for field in ["Event-Category", "Event-Name"] {
+            if body.get(field).is_some_and(|value| !value.is_string() && !value.is_null()) {
+                return Err(EventError::InvalidField { field, reason: "not a string" });
+            }
+        }
         let segments: Vec<&str> = routing_key.split('.').collect();
         let category = match text(body, "Event-Category") {
             Some(category) => category,
@@ -292,7 +324,10 @@ fn parse_parking(body: &Map<String, Value>) -> Result<KazooEvent, EventError> {
     if text(body, "Call-ID").is_none() {
         return Err(EventError::MissingField("Call-ID"));
     }
-    let account_id = body.get("Custom-Channel-Vars").and_then(|ccvs| account_id_at(ccvs, "Account-ID"));
+    let account_id = match channel_vars(body.get("Custom-Channel-Vars"))? {
+        Some(ccvs) => account_id_field(ccvs.get("Account-ID"), "Custom-Channel-Vars.Account-ID")?,
+        None => None,
+    };
     Ok(KazooEvent { kind: EventKind::Parking(body.clone()), account_id })
 }
 
@@ -315,7 +350,7 @@ fn parse_instant_message(
         route_type: string_field(body, "Route-Type"),
         charges: body.get("Charges").and_then(number_value),
     };
-    let account_id = body.get("Account-ID").and_then(account_id_value);
+    let account_id = account_id_field(body.get("Account-ID"), "Account-ID")?;
     let kind = if category == "sms" { EventKind::Sms(message) } else { EventKind::Mms(message) };
     Ok(KazooEvent { kind, account_id })
 }
@@ -382,12 +417,115 @@ pub(crate) fn is_true(value: Option<&Value>) -> bool {
     }
 }
 
-/// The account id at `key` of `object`, when it is a string of the right shape.
-fn account_id_at(object: &Value, key: &str) -> Option<AccountId> {
-    object.get(key).and_then(account_id_value)
+/// The account id of a message's `field`: none when absent, `null` or empty (an event of no
+/// account, such as the carrier leg of an inbound call); an error when it is not a string
+/// (malformed) or not of Kazoo's id shape (it names no account).
+pub(crate) fn account_id_field(value: Option<&Value>, field: &'static str) -> Result<Option<AccountId>, EventError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) if text.is_empty() => Ok(None),
+        Some(Value::String(text)) => text.parse().map(Some).map_err(|_| EventError::UnknownAccountId(text.clone())),
+        Some(_) => Err(EventError::InvalidField { field, reason: "not a string" }),
+    }
 }
 
-/// An account id from a JSON string of the right shape.
-pub(crate) fn account_id_value(value: &Value) -> Option<AccountId> {
-    value.as_str().and_then(|text| text.parse().ok())
+/// `Custom-Channel-Vars`: none when absent or `null`; an error when not an object.
+pub(crate) fn channel_vars(value: Option<&Value>) -> Result<Option<&Map<String, Value>>, EventError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(ccvs)) => Ok(Some(ccvs)),
+        Some(_) => Err(EventError::InvalidField { field: "Custom-Channel-Vars", reason: "not an object" }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const ACCOUNT: &str = "3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d";
+
+    fn outcome(routing_key: &str, body: Value) -> Result<Option<AccountId>, &'static str> {
+        KazooEvent::parse(routing_key, &body).map(|event| event.account_id).map_err(|error| error.reason())
+    }
+
+    #[test]
+    fn fields_of_the_wrong_type_are_malformed_and_absent_accounts_are_no_account() {
+        let channel = |extra: Value| {
+            let mut body = json!({"Event-Category": "call_event", "Event-Name": "CHANNEL_CREATE", "Call-ID": "c1"});
+            if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+                body.extend(extra.clone());
+            }
+            outcome("call.CHANNEL_CREATE.c1", body)
+        };
+        let cases: Vec<(&str, Result<Option<AccountId>, &str>)> = vec![
+            ("an account id", channel(json!({"Custom-Channel-Vars": {"Account-ID": ACCOUNT}}))),
+            ("no channel variables", channel(json!({}))),
+            ("null channel variables", channel(json!({"Custom-Channel-Vars": null}))),
+            ("no account id", channel(json!({"Custom-Channel-Vars": {}}))),
+            ("an empty account id", channel(json!({"Custom-Channel-Vars": {"Account-ID": ""}}))),
+            ("a numeric account id", channel(json!({"Custom-Channel-Vars": {"Account-ID": 42}}))),
+            ("an account id object", channel(json!({"Custom-Channel-Vars": {"Account-ID": {"id": ACCOUNT}}}))),
+            ("channel variables as a list", channel(json!({"Custom-Channel-Vars": [ACCOUNT]}))),
+            ("channel variables as text", channel(json!({"Custom-Channel-Vars": ACCOUNT}))),
+            ("an account id of another shape", channel(json!({"Custom-Channel-Vars": {"Account-ID": "acme"}}))),
+            ("a numeric event name", channel(json!({"Event-Name": 7}))),
+            ("a numeric category", channel(json!({"Event-Category": ["call_event"]}))),
+            (
+                "a parking event with a numeric account id",
+                outcome(
+                    "call.PARK_PARKED.c1",
+                    json!({"Event-Category": "call_event", "Event-Name": "PARK_PARKED", "Call-ID": "c1",
+                           "Custom-Channel-Vars": {"Account-ID": true}}),
+                ),
+            ),
+            (
+                "an sms with a numeric account id",
+                outcome("sms.inbound.x", json!({"Event-Category": "sms", "Event-Name": "inbound", "Account-ID": 1})),
+            ),
+            (
+                "a notification with a numeric account id",
+                outcome(
+                    "notifications.voicemail.new",
+                    json!({"Event-Category": "notification", "Event-Name": "voicemail_new", "Account-ID": 5,
+                           "From-User": "u", "From-Realm": "r", "To-User": "u", "To-Realm": "r",
+                           "Voicemail-Box": "b", "Voicemail-ID": "v", "Voicemail-Timestamp": 1}),
+                ),
+            ),
+        ];
+        let account: AccountId = ACCOUNT.parse().expect("an account id");
+        let expected: Vec<(&str, Result<Option<AccountId>, &str>)> = vec![
+            ("an account id", Ok(Some(account))),
+            ("no channel variables", Ok(None)),
+            ("null channel variables", Ok(None)),
+            ("no account id", Ok(None)),
+            ("an empty account id", Ok(None)),
+            ("a numeric account id", Err("invalid_field")),
+            ("an account id object", Err("invalid_field")),
+            ("channel variables as a list", Err("invalid_field")),
+            ("channel variables as text", Err("invalid_field")),
+            ("an account id of another shape", Err("unknown_account")),
+            ("a numeric event name", Err("invalid_field")),
+            ("a numeric category", Err("invalid_field")),
+            ("a parking event with a numeric account id", Err("invalid_field")),
+            ("an sms with a numeric account id", Err("invalid_field")),
+            ("a notification with a numeric account id", Err("invalid_field")),
+        ];
+        assert_eq!(cases, expected);
+    }
+
+    #[test]
+    fn a_non_string_event_name_is_not_read_from_the_routing_key() {
+        let body = json!({"Event-Category": "call_event", "Event-Name": 1, "Call-ID": "c1"});
+        assert_eq!(
+            KazooEvent::parse("call.CHANNEL_CREATE.c1", &body),
+            Err(EventError::InvalidField { field: "Event-Name", reason: "not a string" })
+        );
+        let unnamed = json!({"Event-Category": "call_event", "Call-ID": "c1"});
+        assert!(
+            KazooEvent::parse("call.CHANNEL_CREATE.c1", &unnamed).is_ok(),
+            "an absent name still comes from the key"
+        );
+    }
 }

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{EventError, EventKind, KazooEvent, account_id_value, text};
+use super::{EventError, EventKind, KazooEvent, account_id_field, text};
 use crate::ids::AccountId;
 use crate::notifications::{self, CALLFLOW_WEBHOOK, EVENT_CATEGORY, NotificationType};
 
@@ -62,22 +62,20 @@ pub(super) fn parse(body: &Map<String, Value>) -> Result<KazooEvent, EventError>
             .get("Data")
             .and_then(Value::as_object)
             .ok_or(EventError::InvalidField { field: "Data", reason: "not an object" })?;
-        let account_id = hook.get("pvt_account_id").and_then(account_id_value);
+        let account_id = account_id_field(hook.get("pvt_account_id"), "Hook.pvt_account_id")?;
         let event = CallflowWebhookEvent { hook: hook.clone(), data: data.clone() };
         return Ok(KazooEvent { kind: EventKind::CallflowWebhook(event), account_id });
     }
-    let account_id = notification_account_id(body);
+    let account_id = notification_account_id(body)?;
     let event = NotificationEvent { notification, message: body.clone() };
     Ok(KazooEvent { kind: EventKind::Notification(event), account_id })
 }
 
 /// The account of a notification: the first defined value along [`ACCOUNT_ID_PATHS`]. Like
-/// Kazoo, the first defined value decides: if it is not an account id, the event has no account.
-fn notification_account_id(body: &Map<String, Value>) -> Option<AccountId> {
-    ACCOUNT_ID_PATHS
-        .iter()
-        .find_map(|path| lookup(body, path).filter(|value| !value.is_null()))
-        .and_then(account_id_value)
+/// Kazoo, the first defined value decides: a string that is not an account id names no account.
+fn notification_account_id(body: &Map<String, Value>) -> Result<Option<AccountId>, EventError> {
+    let found = ACCOUNT_ID_PATHS.iter().find_map(|path| lookup(body, path).filter(|value| !value.is_null()));
+    account_id_field(found, "Account-ID")
 }
 
 /// The value at a nested `path` of `object`.
