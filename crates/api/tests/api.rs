@@ -42,6 +42,48 @@ on_both_backends!(
     jsonp_wraps_the_envelope_for_safe_callback_names_only,
 );
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_outage_answers_503_at_once_and_the_api_recovers_by_itself() {
+    let app = TestApp::spawn(TestDatabase::postgres().await).await;
+    let token = app.master_token().await;
+    let listing = path(&app.master_id, "");
+    let created = app.client.send(Method::PUT, &listing, Some(&token), Some(&hook_body())).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+
+    app.database().set_reachable(false).await;
+    let requests = [
+        (Method::GET, listing.clone(), None),
+        (Method::PUT, listing.clone(), Some(hook_body())),
+        (Method::GET, format!("/v2/accounts/{}/children", app.master_id), None),
+        (Method::GET, path(&app.master_id, "/attempts"), None),
+    ];
+    for (method, route, body) in &requests {
+        let started = std::time::Instant::now();
+        let answer = app.client.send(method.clone(), route, Some(&token), body.as_ref()).await;
+        let waited = started.elapsed();
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{method} {route}: {}", answer.body);
+        assert_eq!(answer.body["error"], "503");
+        assert_eq!(answer.body["message"], "datastore_unreachable");
+        assert_eq!(answer.body["status"], "error");
+        assert_eq!(answer.body["data"], json!({"message": "datastore timeout"}));
+        assert!(answer.header("x-request-id").is_some());
+        assert!(waited < std::time::Duration::from_secs(1), "{method} {route} answered after {waited:?}");
+    }
+
+    app.database().set_reachable(true).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let listed = loop {
+        let answer = app.client.send(Method::GET, &listing, Some(&token), None).await;
+        if answer.status == StatusCode::OK || std::time::Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    let hooks = listed.data().as_array().map(Vec::len);
+    assert_eq!(hooks, Some(1), "the create refused during the outage wrote nothing: {}", listed.body);
+}
+
 fn hook_body() -> Value {
     json!({"data": {"name": "New Calls", "uri": "https://hooks.example.com/calls/new", "http_verb": "post",
                     "hook": "channel_create", "retries": 3}})

@@ -12,6 +12,9 @@ pub enum StorageError {
     /// No pooled connection became available in time.
     #[error("no database connection available")]
     Pool(#[from] diesel::r2d2::PoolError),
+    /// A connection to the database failed a moment ago: the call was not tried.
+    #[error("the database is unreachable")]
+    Unavailable,
     /// A statement failed.
     #[error("database query failed")]
     Query(#[from] diesel::result::Error),
@@ -36,6 +39,22 @@ pub enum StorageError {
     /// The blocking task running the statements panicked or was cancelled.
     #[error("database task failed")]
     Task(#[from] tokio::task::JoinError),
+}
+
+impl StorageError {
+    /// Whether the database could not be reached (or the connection broke): nothing was done,
+    /// and the same call may succeed later. Callers answer 503, or keep the work for later.
+    pub fn is_unavailable(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match self {
+            Self::Connect(_) | Self::Pool(_) | Self::Unavailable => true,
+            Self::Query(Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            )) => true,
+            _ => false,
+        }
+    }
 }
 
 /// The result of storage operations.

@@ -27,10 +27,13 @@ mod settings;
 mod webhooks;
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use diesel::RunQueryDsl;
 use diesel::r2d2::{HandleError, Pool};
+use webhooks_model::time::unix_millis;
 
 pub use crate::accounts::{Account, NewAccount};
 pub use crate::attempts::{Attempt, AttemptJob, NewAttempt, RedeliveryError};
@@ -40,8 +43,15 @@ pub use crate::error::{Result, StorageError};
 pub use crate::page::{Page, PageRequest};
 pub use crate::webhooks::{NewWebhook, Webhook, WebhookChange};
 
-/// How long a caller waits for a pooled connection before giving up.
-const POOL_WAIT: Duration = Duration::from_secs(10);
+/// How long a caller waits for a pooled connection before giving up. Short: a healthy pool
+/// hands one over in milliseconds, and a caller of an unreachable database (an API client, a
+/// dispatcher with records to write) is better told at once, so it can answer 503 or buffer.
+const POOL_WAIT: Duration = Duration::from_millis(500);
+/// After a connection to the database failed, how long every call fails at once with
+/// [`StorageError::Unavailable`] (milliseconds) instead of waiting [`POOL_WAIT`] again. Each failed connection
+/// attempt (the pool keeps trying in the background) extends it; the first call after it tries
+/// the database again.
+const OUTAGE_HOLD_MS: i64 = 1_000;
 
 /// The database: a cheap-to-clone handle on a connection pool.
 #[derive(Clone)]
@@ -50,6 +60,27 @@ pub struct Store {
     pool: Pool<Manager>,
     /// Which product is behind the pool.
     backend: Backend,
+    /// Whether the database was just found unreachable; shared by clones.
+    outage: Arc<Outage>,
+}
+
+/// Until when calls fail at once: the database was found unreachable just before.
+#[derive(Debug, Default)]
+struct Outage {
+    /// Unix milliseconds; 0 when no connection failed lately.
+    until_ms: AtomicI64,
+}
+
+impl Outage {
+    /// A connection failed now.
+    fn begin(&self) {
+        self.until_ms.store(unix_millis().saturating_add(OUTAGE_HOLD_MS), Ordering::Relaxed);
+    }
+
+    /// Whether calls should fail without trying.
+    fn holds(&self) -> bool {
+        unix_millis() < self.until_ms.load(Ordering::Relaxed)
+    }
 }
 
 impl fmt::Debug for Store {
@@ -59,13 +90,17 @@ impl fmt::Debug for Store {
     }
 }
 
-/// Sends r2d2's background connection failures to tracing instead of the `log` crate.
+/// Sends r2d2's connection failures to tracing instead of the `log` crate, and marks the
+/// database unreachable for a moment, so callers fail fast meanwhile.
 #[derive(Debug)]
-struct TracingErrorHandler;
+struct TracingErrorHandler(Arc<Outage>);
 
 impl HandleError<diesel::r2d2::Error> for TracingErrorHandler {
     fn handle_error(&self, error: diesel::r2d2::Error) {
-        tracing::warn!(error = %error, "database connection failed");
+        if !self.0.holds() {
+            tracing::warn!(error = %error, "database connection failed");
+        }
+        self.0.begin();
     }
 }
 
@@ -76,6 +111,7 @@ impl Store {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store> {
         let target = Target::parse(url)?;
         let backend = target.backend;
+        let outage = Arc::new(Outage::default());
         tokio::task::spawn_blocking(move || {
             // One connection up front reports an unreachable database at once and with its real
             // cause; the pool alone would only time out later.
@@ -92,10 +128,10 @@ impl Store {
                 // No `SELECT 1` before each use: a round trip per query is too dear, and a
                 // connection that failed is dropped by `has_broken` and replaced.
                 .test_on_check_out(false)
-                .error_handler(Box::new(TracingErrorHandler))
+                .error_handler(Box::new(TracingErrorHandler(Arc::clone(&outage))))
                 .build_unchecked(Manager { target });
             tracing::debug!(?backend, max_connections, "database pool ready");
-            Ok(Store { pool, backend })
+            Ok(Store { pool, backend, outage })
         })
         .await?
     }
@@ -136,6 +172,9 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut AnyConnection) -> Result<T> + Send + 'static,
     {
+        if self.outage.holds() {
+            return Err(StorageError::Unavailable);
+        }
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
             let mut connection = pool.get()?;

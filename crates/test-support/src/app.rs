@@ -31,6 +31,11 @@ pub struct TestApp {
 pub const TEST_CLUSTER_ID: &str = "cluster-under-test";
 
 impl TestApp {
+    /// The database behind it (to cut it off, say).
+    pub fn database(&self) -> &TestDatabase {
+        &self._database
+    }
+
     /// Serves the API over `database` and a fresh in-process bus (private targets allowed, as
     /// tests use 127.0.0.1).
     pub async fn spawn(database: TestDatabase) -> Self {

@@ -63,6 +63,33 @@ impl TestDatabase {
         &self.url
     }
 
+    /// Makes this PostgreSQL database unreachable (`false`: new connections are refused and the
+    /// open ones ended, as in an outage) or reachable again (`true`). The server itself, and every
+    /// other test's database, stay up.
+    pub async fn set_reachable(&self, reachable: bool) {
+        let Cleanup::Postgres { maintenance_url, name } = &self.cleanup else {
+            panic!("only a PostgreSQL test database can be made unreachable");
+        };
+        let (maintenance_url, name) = (maintenance_url.clone(), name.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut connection = PgConnection::establish(&maintenance_url)
+                .unwrap_or_else(|error| panic!("cannot reach the test PostgreSQL server: {error}"));
+            // The name is ours (hex and underscores), so quoting it is enough.
+            diesel::sql_query(format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS {reachable}"))
+                .execute(&mut connection)
+                .unwrap_or_else(|error| panic!("cannot change test database {name}: {error}"));
+            if !reachable {
+                diesel::sql_query(format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+                ))
+                .execute(&mut connection)
+                .unwrap_or_else(|error| panic!("cannot end the sessions of {name}: {error}"));
+            }
+        })
+        .await
+        .unwrap_or_else(|error| panic!("changing the test database panicked: {error}"));
+    }
+
     /// A store connected to this database, migrated.
     pub async fn store(&self) -> Store {
         let store = Store::connect(&self.url, TEST_POOL_SIZE)

@@ -66,6 +66,9 @@ pub enum ApiError {
     /// A service this request needs (the message bus) is unreachable; nothing was done.
     #[error("{0}")]
     Unavailable(&'static str),
+    /// The database could not be reached; nothing was done, and the client may retry.
+    #[error("the database is unreachable")]
+    DatastoreUnreachable,
     /// The store failed.
     #[error("storage failure")]
     Storage(#[source] StorageError),
@@ -91,6 +94,10 @@ impl From<StorageError> for ApiError {
                 "type",
                 json!({"message": "start_key is not one this server issued"}),
             )),
+            other if other.is_unavailable() => {
+                tracing::warn!(error = %other, "request refused: the database is unreachable");
+                Self::DatastoreUnreachable
+            }
             other => Self::Storage(other),
         }
     }
@@ -121,6 +128,8 @@ impl ApiError {
             Self::Conflict => ("datastore_conflict", json!({"message": "conflicting documents"})),
             Self::Refused { message, reason } => (message, json!({"message": reason})),
             Self::Unavailable(reason) => ("service unavailable", json!({"message": reason})),
+            // Crossbar's answer when its datastore cannot be reached.
+            Self::DatastoreUnreachable => ("datastore_unreachable", json!({"message": "datastore timeout"})),
             Self::Storage(_) => ("datastore_fault", json!({"message": "datastore fatal error"})),
         }
     }
@@ -138,7 +147,7 @@ impl ResponseError for ApiError {
             Self::Validation(_) | Self::InvalidJson(_) | Self::Refused { .. } => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Conflict => StatusCode::CONFLICT,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::DatastoreUnreachable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
