@@ -1,6 +1,8 @@
-//! The delivery pipeline of one job batch: for each job (concurrently, decision 7) sign, call
-//! out, classify, decide, count failures and disable, build the attempt record and the retry;
-//! then store the records and publish the retries, and only then acknowledge the batch.
+//! The delivery pipeline of one job batch: for each job (concurrently) sign, call out, classify,
+//! decide, count failures and disable, build the attempt record and the retry; then publish the
+//! retries, hand the records to the bookkeeping writer, and acknowledge the batch once the
+//! broker has the retries. The database is never waited for: a callout made is never made again
+//! because its bookkeeping could not be written (the writer keeps it until it can).
 //!
 //! A batch of the dispatch queue does not call slow hosts: their jobs are moved to the slow lane
 //! (published with the retries, so confirmed before the acknowledgement), where they wait in
@@ -12,7 +14,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use moka::sync::Cache;
 use serde_json::json;
-use tokio::sync::OnceCell;
 use tracing::Instrument;
 use webhooks_bus::trace::continue_trace;
 use webhooks_bus::{Bus, BusError, Delivery, Outgoing};
@@ -25,13 +26,14 @@ use webhooks_model::time::{gregorian_now, unix_millis, unix_now, unix_seconds};
 use webhooks_model::trace::TraceParent;
 use webhooks_storage::{NewAttempt, StorageError, Store};
 
+use crate::cache::Refreshing;
 use crate::client::CalloutClient;
 use crate::delay::DelayQueues;
 use crate::metrics::DispatcherMetrics;
 use crate::request::{build_request, encode_payloads};
 use crate::settings::DispatcherSettings;
 use crate::signing::SigningKey;
-use crate::writer::{AttemptWriter, WriteError};
+use crate::writer::{AttemptWriter, Failure, Records};
 
 /// The exchange Kazoo publishes notifications on.
 pub const NOTIFICATIONS_EXCHANGE: &str = "notifications";
@@ -42,9 +44,11 @@ pub const TOO_MANY_FAILURES: &str = "too many failed attempts";
 /// The reason recorded when a receiver answered `410 Gone` (decision 2).
 pub const GONE: &str = "endpoint answered 410 gone";
 
-/// How long a batch whose records or retries could not be saved waits before going back to the
-/// queue, so a database or broker outage does not turn into a hot redelivery loop.
+/// How long a batch whose retries could not be published waits before going back to the queue,
+/// so a broker outage does not turn into a hot redelivery loop.
 const REQUEUE_PAUSE: Duration = Duration::from_secs(1);
+/// The reason a job batch nobody can read is dead-lettered with.
+const UNREADABLE_BATCH: &str = "unreadable_job_batch";
 
 /// Entries per cache: plenty for the hooks and accounts active within a cache lifetime.
 const CACHE_CAPACITY: u64 = 100_000;
@@ -56,6 +60,8 @@ struct JobOutcome {
     attempt: Option<NewAttempt>,
     /// A hook whose failure count a success clears.
     cleared: Option<WebhookId>,
+    /// A failure the store could not count at once.
+    failure: Option<Failure>,
     /// Its next attempt (or this one again, when it could not be made) and the wait before it.
     retry: Option<(DeliveryJob, Duration)>,
     /// The job, not attempted: its host is slow, so it goes to the slow lane.
@@ -71,16 +77,10 @@ pub(crate) enum Lane {
     Slow,
 }
 
-/// Why a batch was not completed.
+/// Why a batch was not completed: its retries were not confirmed by the broker.
 #[derive(Debug, thiserror::Error)]
-enum BatchError {
-    /// The attempt records were not stored.
-    #[error(transparent)]
-    Write(#[from] WriteError),
-    /// The retries were not confirmed by the broker.
-    #[error("retries could not be scheduled")]
-    Publish(#[source] BusError),
-}
+#[error("retries could not be scheduled")]
+struct BatchError(#[source] BusError);
 
 /// Everything a delivery needs, shared by all in-flight batches.
 pub(crate) struct Engine {
@@ -96,12 +96,13 @@ pub(crate) struct Engine {
     pub(crate) delays: DelayQueues,
     /// The settings.
     pub(crate) settings: DispatcherSettings,
-    /// The batched attempt writer.
+    /// The bookkeeping writer.
     pub(crate) writer: AttemptWriter,
-    /// Signing keys by hook (`None`: unsigned), each read once however many jobs wait for it.
-    pub(crate) keys: Cache<WebhookId, Arc<OnceCell<Option<Arc<SigningKey>>>>>,
-    /// Failure limits by account.
-    pub(crate) limits: Cache<AccountId, FailureLimits>,
+    /// Signing keys by hook (`None`: unsigned), each read once however many jobs wait for it,
+    /// and kept through a database outage.
+    pub(crate) keys: Refreshing<WebhookId, Option<Arc<SigningKey>>>,
+    /// Failure limits by account, kept likewise.
+    pub(crate) limits: Refreshing<AccountId, FailureLimits>,
     /// Whether a hook is enabled, as last read or as this dispatcher left it.
     pub(crate) hook_states: Cache<WebhookId, bool>,
     /// What it exports to Prometheus.
@@ -121,9 +122,9 @@ impl Engine {
     ) -> Self {
         Self {
             metrics: DispatcherMetrics::default(),
-            keys: cache(settings.cache_ttl),
-            limits: cache(settings.cache_ttl),
-            hook_states: cache(settings.hook_state_ttl),
+            keys: Refreshing::new(settings.cache_ttl, settings.cache_keep_for),
+            limits: Refreshing::new(settings.cache_ttl, settings.cache_keep_for),
+            hook_states: Cache::builder().max_capacity(CACHE_CAPACITY).time_to_live(settings.hook_state_ttl).build(),
             store,
             bus,
             client,
@@ -134,15 +135,16 @@ impl Engine {
         }
     }
 
-    /// Handles one bus delivery: a job batch, acknowledged once its records are stored and its
-    /// retries confirmed; put back on the queue when either fails; dead-lettered when unreadable.
+    /// Handles one bus delivery: a job batch, acknowledged once its retries are confirmed; put
+    /// back on the queue when they are not; dead-lettered when unreadable.
     pub(crate) async fn handle(self: Arc<Self>, delivery: Delivery, lane: Lane) {
         // Read in place: from the in-process bus the batch is the router's own, not a copy.
         let batch = match delivery.body.read::<JobBatch>() {
             Ok(batch) => batch,
             Err(error) => {
                 tracing::warn!(error = %error, "unreadable job batch dead-lettered");
-                if let Err(error) = delivery.dead_letter().await {
+                self.metrics.batch_dead_lettered();
+                if let Err(error) = self.bus.dead_letter(&delivery, UNREADABLE_BATCH, &error.to_string()).await {
                     tracing::warn!(error = %error, "dead-lettering a job batch failed");
                 }
                 return;
@@ -165,19 +167,20 @@ impl Engine {
         }
     }
 
-    /// Delivers every job of `batch` concurrently, then stores the records and schedules the
-    /// retries and the moves to the slow lane (all awaited).
+    /// Delivers every job of `batch` concurrently, then schedules the retries and the moves to
+    /// the slow lane (awaited) and hands the records to the writer (awaited only while the
+    /// writer is full).
     async fn process(&self, jobs: &[DeliveryJob], lane: Lane) -> Result<(), BatchError> {
         let encoded = encode_payloads(jobs);
         let deliveries = jobs.iter().zip(encoded).map(|(job, encoded)| self.deliver(job, encoded, lane));
         let outcomes = futures_util::future::join_all(deliveries).await;
-        let mut attempts = Vec::new();
-        let mut cleared = Vec::new();
+        let mut records = Records::default();
         let mut retries = Vec::new();
         let mut slow = Vec::new();
         for outcome in outcomes {
-            attempts.extend(outcome.attempt);
-            cleared.extend(outcome.cleared);
+            records.attempts.extend(outcome.attempt);
+            records.failures.extend(outcome.failure);
+            records.cleared.extend(outcome.cleared);
             retries.extend(outcome.retry);
             slow.extend(outcome.slow);
         }
@@ -185,11 +188,14 @@ impl Engine {
         if !slow.is_empty() {
             retries.push(self.to_slow_lane(slow));
         }
-        let (written, published) = tokio::join!(self.writer.write(attempts, cleared), async {
+        let (written, published) = tokio::join!(self.writer.write(records), async {
             if retries.is_empty() { Ok(()) } else { self.bus.publish_all(retries).await }
         });
-        written?;
-        published.map_err(BatchError::Publish)
+        if let Err(error) = written {
+            // Only at shutdown; the callouts are made, so the batch is done all the same.
+            tracing::error!(error = %error, "attempt records of a batch not kept");
+        }
+        published.map_err(BatchError)
     }
 
     /// One job: everything but storing and publishing.
@@ -276,14 +282,14 @@ impl Engine {
                 }
             }
             Decision::Retry { delay } => {
-                if !(counts && self.count_failure(job).await) {
+                if !(counts && self.count_failure(job, &mut outcome).await) {
                     outcome.retry = Some(self.retry(job, delay));
                     retries_left = job.retries.min(MAX_RETRIES).saturating_sub(job.attempt);
                 }
             }
             Decision::Exhausted => {
                 if counts {
-                    self.count_failure(job).await;
+                    self.count_failure(job, &mut outcome).await;
                 }
             }
         }
@@ -332,10 +338,9 @@ impl Engine {
 
     /// The hook's signing key, cached. The jobs of one hook in a batch ask for it together: one
     /// of them reads the store while the others wait for its answer, rather than each reading
-    /// it. A failed read leaves nothing cached, so the next job tries again.
-    async fn signing_key(&self, hook: &WebhookId) -> Result<Option<Arc<SigningKey>>, StorageError> {
-        let cell = self.keys.get_with_by_ref(hook, || Arc::new(OnceCell::new()));
-        cell.get_or_try_init(|| self.read_signing_key(hook)).await.cloned()
+    /// it. When the store cannot be read, the key last read is used.
+    async fn signing_key(&self, hook: &WebhookId) -> Result<Option<Arc<SigningKey>>, Arc<StorageError>> {
+        self.keys.get(hook, self.read_signing_key(hook)).await
     }
 
     /// The hook's signing key, from the store.
@@ -353,19 +358,26 @@ impl Engine {
     }
 
     /// Counts a failure of the job's hook across replicas and disables the hook at the
-    /// threshold. `true` when the hook is now disabled (so no retry follows).
-    async fn count_failure(&self, job: &DeliveryJob) -> bool {
+    /// threshold. `true` when the hook is now disabled (so no retry follows). When the store
+    /// cannot be reached, the failure goes into `outcome`, for the writer to count later.
+    async fn count_failure(&self, job: &DeliveryJob, outcome: &mut JobOutcome) -> bool {
         if !self.settings.auto_disable {
             return false;
         }
         let limits = self.limits_of(&job.account_id).await;
-        let counted = self.store.record_failure(&job.account_id, &job.hook_id, unix_millis(), limits.window).await;
-        match counted {
+        let at_ms = unix_millis();
+        match self.store.record_failure(&job.account_id, &job.hook_id, at_ms, limits.window).await {
             Ok(failures) if limits.exceeded_by(failures) => {
                 tracing::debug!(failures, threshold = limits.threshold, "failure threshold reached");
                 self.disable(job, TOO_MANY_FAILURES).await
             }
             Ok(_) => false,
+            Err(error) if error.is_unavailable() => {
+                tracing::debug!(error = %error, "failure kept to be counted when the database answers");
+                let (account_id, hook_id) = (job.account_id.clone(), job.hook_id.clone());
+                outcome.failure = Some(Failure { account_id, hook_id, at_ms, window: limits.window });
+                false
+            }
             Err(error) => {
                 tracing::warn!(error = %error, "failure not counted");
                 false
@@ -373,32 +385,28 @@ impl Engine {
         }
     }
 
-    /// The failure limits of `account`: its own, else the system's (decision 15), cached.
+    /// The failure limits of `account`: its own, else the system's, cached; the configured ones
+    /// when neither was ever read.
     async fn limits_of(&self, account: &AccountId) -> FailureLimits {
-        if let Some(limits) = self.limits.get(account) {
-            return limits;
+        match self.limits.get(account, self.read_limits(account)).await {
+            Ok(limits) => limits,
+            Err(error) => {
+                tracing::warn!(error = %error, "failure limits unavailable; configured limits used");
+                self.settings.failure_limits
+            }
         }
-        // Operators may store system limits (`webhooks limits set`); the configured ones apply
-        // otherwise. Read with the account, so both follow a change within the cache time.
+    }
+
+    /// The failure limits of `account`, from the store. Operators may store system limits
+    /// (`webhooks limits set`), else the configured ones apply; an account may set its own.
+    /// Read with the account, so both follow a change within the cache time.
+    async fn read_limits(&self, account: &AccountId) -> Result<FailureLimits, StorageError> {
         let configured = self.settings.failure_limits;
-        let system = match self.store.system_failure_limits(configured).await {
-            Ok(stored) => stored.unwrap_or(configured),
-            Err(error) => {
-                tracing::warn!(error = %error, "stored system limits unavailable; configured limits used");
-                return configured;
-            }
-        };
-        let limits = match self.store.account(account).await {
-            Ok(Some(found)) => FailureLimits::for_account(&found.doc, system),
-            Ok(None) => system,
-            Err(error) => {
-                // Not cached, so the account's own limits are used once the store answers.
-                tracing::warn!(error = %error, "account limits unavailable; system limits used");
-                return system;
-            }
-        };
-        self.limits.insert(account.clone(), limits);
-        limits
+        let system = self.store.system_failure_limits(configured).await?.unwrap_or(configured);
+        Ok(match self.store.account(account).await? {
+            Some(found) => FailureLimits::for_account(&found.doc, system),
+            None => system,
+        })
     }
 
     /// Disables the job's hook with `reason` (spec 7.3): store, then announce the change to the
@@ -487,13 +495,4 @@ impl Engine {
     fn to_slow_lane(&self, jobs: Vec<DeliveryJob>) -> Outgoing {
         Outgoing::jobs("", &self.delays.slow_lane(), jobs)
     }
-}
-
-/// A bounded cache whose entries live `ttl`.
-fn cache<K, V>(ttl: Duration) -> Cache<K, V>
-where
-    K: std::hash::Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    Cache::builder().max_capacity(CACHE_CAPACITY).time_to_live(ttl).build()
 }

@@ -7,14 +7,17 @@
 //!   do not hold back the batches of healthy ones.
 //! - Failures are retried with exponential backoff and jitter through broker delay queues
 //!   ([`delay`]): no worker sleeps, and pending retries survive restarts.
-//! - Each attempt is recorded (failures always, successes on request) through a batching writer;
-//!   a batch is acknowledged only once its records are stored and its retries confirmed.
+//! - Each attempt is recorded (failures always, successes on request) through a batching writer
+//!   that keeps what it cannot write yet ([`writer`]); a batch is acknowledged once its retries
+//!   are confirmed, never waiting for the database, so a database outage stops no delivery and
+//!   repeats no callout.
 //! - Failure counts are shared by all replicas through the store; a hook failing too often, or
 //!   answering `410 Gone`, is disabled, announced to the routers, and notified.
 //! - Targets are checked against the address actually connected to ([`client`]).
 //!
 //! [`run`] is the whole service; the modules are public for tests and tools.
 
+mod cache;
 pub mod client;
 pub mod delay;
 mod engine;
@@ -41,7 +44,7 @@ use crate::engine::{Engine, Lane};
 pub use crate::engine::{GONE, NOTIFICATIONS_EXCHANGE, TOO_MANY_FAILURES, WEBHOOK_DISABLED_ROUTING_KEY};
 pub use crate::metrics::DispatcherMetrics;
 pub use crate::settings::{DispatcherSettings, SettingError};
-use crate::writer::AttemptWriter;
+use crate::writer::{AttemptWriter, Bookkeeping};
 
 /// Failure-count rows untouched for this long are pruned: far beyond any sensible window.
 const FAILURE_ROW_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -91,8 +94,13 @@ pub async fn run(
     let queue = bus.topology().dispatch_queue();
     let consumer = bus.consume(&queue, settings.prefetch).await?;
     let slow_consumer = bus.consume(&delays.slow_lane(), settings.slow_lane_prefetch).await?;
-    let (writer, writer_task) =
-        AttemptWriter::start(store.clone(), settings.attempt_batch_size, settings.attempt_batch_delay);
+    let bookkeeping = Bookkeeping {
+        batch_size: settings.attempt_batch_size,
+        gather_for: settings.attempt_batch_delay,
+        capacity: settings.bookkeeping_capacity,
+        drain_timeout: settings.drain_timeout,
+    };
+    let (writer, writer_task) = AttemptWriter::start(store.clone(), bookkeeping, metrics.writer.clone());
     // A child token: the pruner also stops when the dispatcher stops for another reason.
     let stop_pruner = shutdown.child_token();
     let pruner = tokio::spawn(prune_periodically(store.clone(), settings.clone(), stop_pruner.clone()));

@@ -1,11 +1,14 @@
 //! The dispatcher's Prometheus metrics: deliveries by outcome class and status code, the delay
 //! from the event's publication by the router to the receiver's answer, retries scheduled and
-//! hooks auto-disabled. Labels are closed sets (classes, status codes), never hooks or URIs.
+//! hooks auto-disabled, job batches dead-lettered, and the bookkeeping waiting for the database.
+//! Labels are closed sets (classes, status codes), never hooks or URIs.
 
 use std::time::Duration;
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
 use webhooks_model::attempt::Answer;
+
+use crate::writer::WriterMetrics;
 
 /// The dispatcher's metrics. Cheap to clone: clones share the counters.
 #[derive(Debug, Clone)]
@@ -14,6 +17,9 @@ pub struct DispatcherMetrics {
     latency: Histogram,
     retries: IntCounter,
     disabled: IntCounter,
+    dead_lettered: IntCounter,
+    /// The bookkeeping writer's.
+    pub writer: WriterMetrics,
 }
 
 impl Default for DispatcherMetrics {
@@ -40,6 +46,12 @@ impl Default for DispatcherMetrics {
                 "Hooks disabled for failing or answering 410.",
             )
             .expect(valid),
+            dead_lettered: IntCounter::new(
+                "dispatcher_job_batches_dead_lettered_total",
+                "Job batches that could not be read, sent to the dead-letter queue.",
+            )
+            .expect(valid),
+            writer: WriterMetrics::default(),
         }
     }
 }
@@ -51,7 +63,8 @@ impl DispatcherMetrics {
         registry.register(Box::new(self.latency.clone()))?;
         registry.register(Box::new(self.retries.clone()))?;
         registry.register(Box::new(self.disabled.clone()))?;
-        Ok(())
+        registry.register(Box::new(self.dead_lettered.clone()))?;
+        self.writer.register(registry)
     }
 
     /// One callout ended with `answer`; `since_published` is set on first attempts.
@@ -74,5 +87,15 @@ impl DispatcherMetrics {
     /// A hook was disabled.
     pub(crate) fn hook_disabled(&self) {
         self.disabled.inc();
+    }
+
+    /// An unreadable job batch was dead-lettered.
+    pub(crate) fn batch_dead_lettered(&self) {
+        self.dead_lettered.inc();
+    }
+
+    /// Job batches dead-lettered since start.
+    pub fn batches_dead_lettered(&self) -> u64 {
+        self.dead_lettered.get()
     }
 }

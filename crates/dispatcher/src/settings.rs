@@ -64,9 +64,15 @@ pub struct DispatcherSettings {
     pub attempt_batch_size: usize,
     /// How long the attempt writer gathers records before writing (default 5 ms).
     pub attempt_batch_delay: Duration,
-    /// How long signing secrets, account limits and hook states are cached (default 30 s for
-    /// secrets and accounts).
+    /// Attempt records and failure-count changes kept at most while the database cannot be
+    /// reached (default 20,000).
+    pub bookkeeping_capacity: usize,
+    /// How long signing secrets and account limits are used before they are read again
+    /// (default 30 s).
     pub cache_ttl: Duration,
+    /// How long the last signing secrets and account limits read stay usable while the database
+    /// cannot be read again (default 1 h).
+    pub cache_keep_for: Duration,
     /// How long a retry trusts a cached "hook still enabled" (default 5 s).
     pub hook_state_ttl: Duration,
     /// On shutdown, how long in-flight batches may take to finish (default 20 s).
@@ -124,7 +130,9 @@ impl DispatcherSettings {
             max_response_body: config.max_response_body_bytes,
             attempt_batch_size: 500,
             attempt_batch_delay: Duration::from_millis(5),
+            bookkeeping_capacity: config.bookkeeping_capacity.max(1),
             cache_ttl: Duration::from_secs(30),
+            cache_keep_for: Duration::from_secs(3600),
             hook_state_ttl: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(20),
             node: default_node(),

@@ -1,108 +1,298 @@
-//! The attempt writer: gathers the attempt records (and the failure counts to clear) of many
-//! deliveries for a few milliseconds and writes them in one statement, so the attempt log does
-//! not cap throughput. Each caller waits for the write that contains its records, so a delivery
-//! is still acknowledged only after its attempts are stored.
+//! The bookkeeping writer: attempt records, failures counted while the database was unreachable,
+//! and the failure counts successes clear, written in batches behind the deliveries.
+//!
+//! Deliveries hand their bookkeeping over and go on: a callout needs no database, so a batch is
+//! acknowledged once its retries are on the broker, whatever the database does. The writer
+//! gathers what it is given for a few milliseconds and writes it in one go; when the database
+//! cannot be reached it keeps everything, in order, and tries again (every second, then less
+//! often), so an outage delays the attempt log without losing it or repeating a callout. What it
+//! keeps is bounded: once [`Bookkeeping::capacity`] rows wait, new ones wait for room (the
+//! deliveries handing them over with them), which is logged and counted. Only a crash during an
+//! outage loses what waits.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
-use webhooks_model::ids::WebhookId;
+use prometheus::{IntCounter, IntGauge, Registry};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use webhooks_model::ids::{AccountId, WebhookId};
 use webhooks_storage::{NewAttempt, StorageError, Store};
 
-/// Requests waiting for the writer; beyond this, callers wait to hand theirs over.
+/// Handovers waiting for the writer; beyond this, deliveries wait to hand theirs over.
 const QUEUE_DEPTH: usize = 1024;
+/// The first wait after a failed write; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest wait between two tries.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
-/// One caller's share of a write.
-struct WriteRequest {
-    /// Records to insert.
-    attempts: Vec<NewAttempt>,
-    /// Hooks whose failure counts a success cleared (decision 14).
-    cleared: Vec<WebhookId>,
-    /// Told when the write holding these is done.
-    done: oneshot::Sender<Result<(), Arc<StorageError>>>,
+/// A failure counted while the database could not be reached, to be added to the hook's count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The hook's owner.
+    pub account_id: AccountId,
+    /// The hook.
+    pub hook_id: WebhookId,
+    /// When it failed, Unix milliseconds.
+    pub at_ms: i64,
+    /// The account's failure window then.
+    pub window: Duration,
 }
 
-/// Why records were not written.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum WriteError {
-    /// The database refused the write.
-    #[error("attempt records could not be stored")]
-    Storage(#[source] Arc<StorageError>),
-    /// The writer has stopped (the dispatcher is shutting down).
-    #[error("the attempt writer has stopped")]
-    Stopped,
+/// What one batch of deliveries leaves to write.
+#[derive(Debug, Default)]
+pub struct Records {
+    /// Attempt records to insert.
+    pub attempts: Vec<NewAttempt>,
+    /// Failures to count (those that could not be counted at once).
+    pub failures: Vec<Failure>,
+    /// Hooks whose failure counts a success clears.
+    pub cleared: Vec<WebhookId>,
 }
 
-/// The handle deliveries write through; cheap to clone.
+impl Records {
+    /// Rows these stand for.
+    fn rows(&self) -> usize {
+        self.attempts.len() + self.failures.len() + self.cleared.len()
+    }
+}
+
+/// How the writer batches, retries and bounds what it keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct Bookkeeping {
+    /// Rows written at once at most.
+    pub batch_size: usize,
+    /// How long the first waiting row waits for others to join it.
+    pub gather_for: Duration,
+    /// Rows kept at most while the database cannot be reached.
+    pub capacity: usize,
+    /// On shutdown, how long the writer goes on trying to write what it still holds.
+    pub drain_timeout: Duration,
+}
+
+/// What the writer exports to Prometheus.
+#[derive(Debug, Clone)]
+pub struct WriterMetrics {
+    /// Rows waiting to be written.
+    waiting: IntGauge,
+    /// Times the writer held [`Bookkeeping::capacity`] rows and made deliveries wait.
+    full: IntCounter,
+    /// Writes that failed and will be tried again.
+    failed_writes: IntCounter,
+}
+
+impl Default for WriterMetrics {
+    fn default() -> Self {
+        Self {
+            waiting: IntGauge::new(
+                "dispatcher_bookkeeping_waiting",
+                "Attempt records and failure-count changes waiting to be written.",
+            )
+            .expect("a valid constant metric name"),
+            full: IntCounter::new(
+                "dispatcher_bookkeeping_full_total",
+                "Times the bookkeeping waiting for the database reached its bound, so deliveries waited.",
+            )
+            .expect("a valid constant metric name"),
+            failed_writes: IntCounter::new(
+                "dispatcher_bookkeeping_write_failures_total",
+                "Bookkeeping writes that failed and were kept to be tried again.",
+            )
+            .expect("a valid constant metric name"),
+        }
+    }
+}
+
+impl WriterMetrics {
+    /// Puts them in `registry`.
+    pub fn register(&self, registry: &Registry) -> prometheus::Result<()> {
+        registry.register(Box::new(self.waiting.clone()))?;
+        registry.register(Box::new(self.full.clone()))?;
+        registry.register(Box::new(self.failed_writes.clone()))
+    }
+
+    /// Rows waiting to be written.
+    pub fn waiting(&self) -> i64 {
+        self.waiting.get()
+    }
+
+    /// Times the bound was reached.
+    pub fn full(&self) -> u64 {
+        self.full.get()
+    }
+}
+
+/// The handle deliveries hand their bookkeeping to; cheap to clone.
 #[derive(Clone)]
 pub struct AttemptWriter {
     /// The writer task's inbox.
-    requests: mpsc::Sender<WriteRequest>,
+    requests: mpsc::Sender<Records>,
 }
 
+/// The writer has stopped: the dispatcher is shutting down.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the bookkeeping writer has stopped")]
+pub struct Stopped;
+
 impl AttemptWriter {
-    /// Starts the writer task on `store`: a write happens once `batch_size` records are waiting
-    /// or `gather_for` after the first waiting one. The task ends when every handle is dropped.
-    pub fn start(store: Store, batch_size: usize, gather_for: Duration) -> (Self, tokio::task::JoinHandle<()>) {
+    /// Starts the writer task on `store`. The task ends when every handle is dropped, once what
+    /// it holds is written or [`Bookkeeping::drain_timeout`] has passed.
+    pub fn start(store: Store, settings: Bookkeeping, metrics: WriterMetrics) -> (Self, tokio::task::JoinHandle<()>) {
         let (requests, inbox) = mpsc::channel(QUEUE_DEPTH);
-        let task = tokio::spawn(run_writer(store, inbox, batch_size.max(1), gather_for));
+        let writer = Writer { store, settings, metrics, waiting: VecDeque::new(), rows: 0 };
+        let task = tokio::spawn(writer.run(inbox));
         (Self { requests }, task)
     }
 
-    /// Stores `attempts` and clears the failure counts of `cleared`; returns once they are in
-    /// the database.
-    pub async fn write(&self, attempts: Vec<NewAttempt>, cleared: Vec<WebhookId>) -> Result<(), WriteError> {
-        if attempts.is_empty() && cleared.is_empty() {
+    /// Hands `records` over to be written; returns at once unless the writer holds as many rows
+    /// as it may (then once there is room).
+    pub async fn write(&self, records: Records) -> Result<(), Stopped> {
+        if records.rows() == 0 {
             return Ok(());
         }
-        let (done, written) = oneshot::channel();
-        self.requests.send(WriteRequest { attempts, cleared, done }).await.map_err(|_| WriteError::Stopped)?;
-        written.await.map_err(|_| WriteError::Stopped)?.map_err(WriteError::Storage)
+        self.requests.send(records).await.map_err(|_| Stopped)
     }
 }
 
-/// The writer loop.
-async fn run_writer(store: Store, mut inbox: mpsc::Receiver<WriteRequest>, batch_size: usize, gather_for: Duration) {
-    while let Some(first) = inbox.recv().await {
-        let mut rows = first.attempts.len() + first.cleared.len();
-        let mut pending = vec![first];
-        let deadline = tokio::time::Instant::now() + gather_for;
-        while rows < batch_size {
-            tokio::select! {
-                next = inbox.recv() => match next {
-                    Some(request) => {
-                        rows += request.attempts.len() + request.cleared.len();
-                        pending.push(request);
-                    }
+/// The writer task's state.
+struct Writer {
+    store: Store,
+    settings: Bookkeeping,
+    metrics: WriterMetrics,
+    /// What waits to be written, oldest first.
+    waiting: VecDeque<Records>,
+    /// Rows in `waiting`.
+    rows: usize,
+}
+
+impl Writer {
+    /// The writer loop: gather, write, and on failure keep and wait before trying again.
+    async fn run(mut self, mut inbox: mpsc::Receiver<Records>) {
+        let mut backoff = FIRST_BACKOFF;
+        let mut failing_since: Option<Instant> = None;
+        let mut open = true;
+        let mut drain_until: Option<Instant> = None;
+        loop {
+            if self.waiting.is_empty() {
+                if !open {
+                    break;
+                }
+                match inbox.recv().await {
+                    Some(records) => self.keep(records),
                     None => break,
-                },
-                () = tokio::time::sleep_until(deadline) => break,
+                }
+            }
+            // Let others join the first waiting rows for a moment.
+            let deadline = Instant::now() + self.settings.gather_for;
+            while open && self.rows < self.settings.batch_size {
+                tokio::select! {
+                    next = inbox.recv() => match next {
+                        Some(records) => self.keep(records),
+                        None => open = false,
+                    },
+                    () = tokio::time::sleep_until(deadline) => break,
+                }
+            }
+            match self.write_some().await {
+                Ok(()) => {
+                    if let Some(since) = failing_since.take() {
+                        tracing::info!(
+                            waited_ms = since.elapsed().as_millis() as u64,
+                            still_waiting = self.rows,
+                            "the database answers again; kept bookkeeping is being written"
+                        );
+                    }
+                    backoff = FIRST_BACKOFF;
+                }
+                Err(error) => {
+                    self.metrics.failed_writes.inc();
+                    if failing_since.is_none() {
+                        failing_since = Some(Instant::now());
+                        tracing::warn!(error = %error, waiting = self.rows, "bookkeeping not written; kept to try again");
+                    }
+                    if !open {
+                        let until = *drain_until.get_or_insert_with(|| Instant::now() + self.settings.drain_timeout);
+                        if Instant::now() >= until {
+                            tracing::error!(
+                                lost = self.rows,
+                                "the database stayed unreachable at shutdown; bookkeeping lost"
+                            );
+                            break;
+                        }
+                    }
+                    open = self.wait(&mut inbox, backoff, open).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
             }
         }
-        let mut attempts = Vec::new();
-        let mut cleared = Vec::new();
-        let mut waiting = Vec::with_capacity(pending.len());
-        for request in pending {
-            attempts.extend(request.attempts);
-            cleared.extend(request.cleared);
-            waiting.push(request.done);
-        }
-        let outcome = write_all(&store, &attempts, &mut cleared).await.map_err(Arc::new);
-        if let Err(error) = &outcome {
-            tracing::error!(error = %error, count = attempts.len(), "writing attempt records failed");
-        }
-        for done in waiting {
-            // A caller that gave up waiting needs no answer.
-            let _ = done.send(outcome.clone());
+    }
+
+    /// Waits `backoff` before the next try, meanwhile taking new rows while there is room.
+    /// Returns whether the inbox is still open.
+    async fn wait(&mut self, inbox: &mut mpsc::Receiver<Records>, backoff: Duration, mut open: bool) -> bool {
+        let retry_at = Instant::now() + backoff;
+        let mut reported_full = false;
+        loop {
+            if open && self.rows >= self.settings.capacity && !reported_full {
+                reported_full = true;
+                self.metrics.full.inc();
+                tracing::warn!(
+                    waiting = self.rows,
+                    capacity = self.settings.capacity,
+                    "bookkeeping waiting for the database is at its bound; deliveries wait for room"
+                );
+            }
+            let room = open && self.rows < self.settings.capacity;
+            tokio::select! {
+                next = inbox.recv(), if room => match next {
+                    Some(records) => self.keep(records),
+                    None => open = false,
+                },
+                () = tokio::time::sleep_until(retry_at) => return open,
+            }
         }
     }
-}
 
-/// One write: the records, then the cleared counts.
-async fn write_all(store: &Store, attempts: &[NewAttempt], cleared: &mut Vec<WebhookId>) -> Result<(), StorageError> {
-    store.insert_attempts(attempts).await?;
-    cleared.sort_unstable_by(|left, right| left.as_str().cmp(right.as_str()));
-    cleared.dedup();
-    store.clear_failures_of(cleared).await
+    /// Adds `records` to what waits.
+    fn keep(&mut self, records: Records) {
+        self.rows += records.rows();
+        self.waiting.push_back(records);
+        self.metrics.waiting.set(i64::try_from(self.rows).unwrap_or(i64::MAX));
+    }
+
+    /// Writes up to a batch of the oldest waiting rows: attempts, then the failures counted
+    /// late, then the cleared counts. What is written leaves the queue; on an error the rest
+    /// stays, in order. Inserting an attempt record again is harmless (its id is its key), so a
+    /// write whose success went unheard is simply repeated.
+    async fn write_some(&mut self) -> Result<(), StorageError> {
+        let mut batch = Records::default();
+        let mut taken = 0;
+        while taken < self.waiting.len() && batch.rows() < self.settings.batch_size {
+            let records = &self.waiting[taken];
+            batch.attempts.extend(records.attempts.iter().cloned());
+            batch.failures.extend(records.failures.iter().cloned());
+            batch.cleared.extend(records.cleared.iter().cloned());
+            taken += 1;
+        }
+        self.store.insert_attempts(&batch.attempts).await?;
+        for failure in &batch.failures {
+            self.store.record_failure(&failure.account_id, &failure.hook_id, failure.at_ms, failure.window).await?;
+            // Counted: it leaves the queue now, so a later step failing does not count it twice.
+            let holder = self.waiting.iter_mut().take(taken).find(|records| records.failures.contains(failure));
+            if let Some(records) = holder
+                && let Some(position) = records.failures.iter().position(|kept| kept == failure)
+            {
+                records.failures.remove(position);
+                self.rows -= 1;
+            }
+        }
+        batch.cleared.sort_unstable_by(|left, right| left.as_str().cmp(right.as_str()));
+        batch.cleared.dedup();
+        self.store.clear_failures_of(&batch.cleared).await?;
+        for records in self.waiting.drain(..taken) {
+            self.rows -= records.rows();
+        }
+        self.metrics.waiting.set(i64::try_from(self.rows).unwrap_or(i64::MAX));
+        Ok(())
+    }
 }

@@ -452,6 +452,64 @@ async fn signed_hooks_carry_signatures_the_reference_library_accepts() {
     dispatcher.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_stops_no_delivery_repeats_none_and_loses_no_record() {
+    let world = World::new(Backend::RabbitMq).await;
+    let healthy = Receiver::answering(200).await;
+    let failing = Receiver::answering(500).await;
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwAAECAwQFBgc=";
+    let signed = world.hook(&healthy.url("/signed"), HttpVerb::Post, Format::Json, 0).await;
+    assert!(world.store.set_signing_secret(&world.account, &signed.hook_id, Some(secret)).await.expect("set"));
+    let broken = world.hook(&failing.url("/broken"), HttpVerb::Post, Format::Json, 0).await;
+    // Secrets and limits are read again after 50 ms: through the outage they must be kept, not dropped.
+    let settings = DispatcherSettings { cache_ttl: Duration::from_millis(50), ..settings() };
+    let dispatcher = world.dispatcher(settings).await;
+    let fresh = |job: &DeliveryJob| DeliveryJob { event_id: random_event_id(), ..job.clone() };
+    world.publish(vec![fresh(&signed), fresh(&broken)]).await;
+    healthy.wait_for(1, PATIENCE).await;
+    world.wait_for_attempts(&broken.hook_id, 1).await;
+
+    world._database.set_reachable(false).await;
+    let (deliveries, failures) = (40, 3);
+    let mut sent = HashSet::new();
+    for _ in 0..deliveries / 4 {
+        let batch: Vec<DeliveryJob> = (0..4).map(|_| fresh(&signed)).collect();
+        sent.extend(batch.iter().map(|job| job.event_id.clone()));
+        world.publish(batch).await;
+    }
+    for _ in 0..failures {
+        world.publish(vec![fresh(&broken)]).await;
+    }
+    let received = healthy.wait_for(1 + deliveries, PATIENCE).await;
+    failing.wait_for(1 + failures, PATIENCE).await;
+    let during: Vec<&Captured> = received.iter().skip(1).collect();
+    let ids: HashSet<String> =
+        during.iter().filter_map(|request| request.header("x-event-id")).map(str::to_owned).collect();
+    assert_eq!(ids, sent, "every job delivered while the database was down");
+    for request in &during {
+        assert!(request.header("webhook-signature").is_some(), "still signed with the secret read before");
+    }
+
+    world._database.set_reachable(true).await;
+    let page = PageRequest { ascending: true, ..PageRequest::default() };
+    let recorded = || async {
+        let listed = world.store.list_attempts(&world.account, Some(&broken.hook_id), 0, i64::MAX, &page).await;
+        // The connections the outage ended fail once more before the pool replaces them.
+        listed.map(|found| found.items.len()).unwrap_or(0)
+    };
+    eventually("the failing callouts are recorded", || async { recorded().await > failures }).await;
+    assert_eq!(recorded().await, 1 + failures, "every failing callout recorded once, once the database answers");
+    eventually("the failures made during the outage are counted", || async {
+        let window = Duration::from_secs(60);
+        world.store.failure_count(&broken.hook_id, unix_millis(), window).await.ok() == Some(1 + failures as u64)
+    })
+    .await;
+    // Nothing was called twice: the batches were acknowledged although their records waited.
+    assert_eq!(healthy.count(), 1 + deliveries, "no callout repeated");
+    assert_eq!(failing.count(), 1 + failures);
+    dispatcher.stop().await;
+}
+
 /// Verifies `request`'s signature with the PyPI `standardwebhooks` package (installed on demand).
 fn verify_with_reference_library(secret: &str, request: &Captured) {
     const SCRIPT: &str = r#"

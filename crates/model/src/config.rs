@@ -201,6 +201,9 @@ pub struct DispatcherConfig {
     pub slow_lane_after_ms: u64,
     /// Job batches of the slow lane taken before any is acknowledged.
     pub slow_lane_prefetch: u16,
+    /// Attempt records and failure-count changes kept in memory at most while the database
+    /// cannot be reached; beyond it, deliveries wait for room.
+    pub bookkeeping_capacity: usize,
 }
 
 impl Default for DispatcherConfig {
@@ -224,6 +227,7 @@ impl Default for DispatcherConfig {
             max_response_body_bytes: 64 * 1024,
             slow_lane_after_ms: 500,
             slow_lane_prefetch: 256,
+            bookkeeping_capacity: 20_000,
         }
     }
 }

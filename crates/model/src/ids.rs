@@ -144,8 +144,6 @@ impl MessageKey {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-
     use super::*;
 
     #[test]

@@ -382,7 +382,7 @@ async fn a_garbage_message_is_dead_lettered_and_the_next_event_still_routes(back
     ];
     // Well-formed events that concern no known account are skipped, not dead-lettered.
     let stranger = AccountId::generate();
-    let skipped = vec![
+    let skipped = [
         (key("carrier-leg"), channel(json!({"Custom-Channel-Vars": {}}))),
         (key("stranger"), channel(json!({"Custom-Channel-Vars": {"Account-ID": stranger.as_str()}}))),
         (key("odd-account"), channel(json!({"Custom-Channel-Vars": {"Account-ID": "acme"}}))),

@@ -10,7 +10,7 @@ use webhooks_model::job::{DeliveryJob, redelivery};
 use crate::Store;
 use crate::accounts::{parse_document, render_document};
 use crate::connection::{AnyConnection, write_transaction};
-use crate::error::{Result, StorageError, conflict_on_duplicate};
+use crate::error::{Result, StorageError};
 use crate::page::{Page, PageRequest, attempt_key, parse_attempt_key, split_page};
 use crate::schema::attempts;
 
@@ -132,7 +132,8 @@ impl AttemptRow {
 }
 
 impl Store {
-    /// Records attempts, all or none ([`StorageError::Conflict`] when an id is taken).
+    /// Records attempts, all or none; a record whose id is already stored is left as it is, so
+    /// a write repeated after an unheard success stores nothing twice.
     #[tracing::instrument(level = "debug", skip_all, fields(count = attempts.len()))]
     pub async fn insert_attempts(&self, attempts: &[NewAttempt]) -> Result<()> {
         if attempts.is_empty() {
@@ -158,13 +159,17 @@ impl Store {
             write_transaction(connection, |connection| {
                 for chunk in rows.chunks(INSERT_CHUNK) {
                     // Multi-row INSERT is outside the subset diesel's multi-backend offers, so
-                    // it is spelled per backend.
-                    let insert = diesel::insert_into(attempts::table).values(chunk);
+                    // it is spelled per backend. A record already stored (a write repeated
+                    // because its success went unheard) is left as it is.
                     match connection {
-                        AnyConnection::Postgres(postgres) => insert.execute(postgres),
-                        AnyConnection::Sqlite(sqlite) => insert.execute(sqlite),
-                    }
-                    .map_err(conflict_on_duplicate)?;
+                        AnyConnection::Postgres(postgres) => diesel::insert_into(attempts::table)
+                            .values(chunk)
+                            .on_conflict_do_nothing()
+                            .execute(postgres),
+                        AnyConnection::Sqlite(sqlite) => {
+                            diesel::insert_or_ignore_into(attempts::table).values(chunk).execute(sqlite)
+                        }
+                    }?;
                 }
                 Ok(())
             })

@@ -98,6 +98,15 @@ pub(crate) fn enable_wal(connection: &mut AnyConnection) -> Result<()> {
     }
 }
 
+/// A pooled connection, with whether it was found dead.
+pub(crate) struct Pooled {
+    /// The connection.
+    pub(crate) connection: AnyConnection,
+    /// The server went away under it (a statement failed for a closed connection): libpq does
+    /// not reconnect, so it must leave the pool rather than fail every later statement.
+    pub(crate) dead: bool,
+}
+
 /// The r2d2 manager: opens connections for one [`Target`].
 pub(crate) struct Manager {
     /// Where connections go.
@@ -105,20 +114,20 @@ pub(crate) struct Manager {
 }
 
 impl ManageConnection for Manager {
-    type Connection = AnyConnection;
+    type Connection = Pooled;
     type Error = diesel::r2d2::Error;
 
-    fn connect(&self) -> Result<AnyConnection, diesel::r2d2::Error> {
-        self.target.establish()
+    fn connect(&self) -> Result<Pooled, diesel::r2d2::Error> {
+        Ok(Pooled { connection: self.target.establish()?, dead: false })
     }
 
-    fn is_valid(&self, connection: &mut AnyConnection) -> Result<(), diesel::r2d2::Error> {
-        connection.ping().map_err(diesel::r2d2::Error::QueryError)
+    fn is_valid(&self, pooled: &mut Pooled) -> Result<(), diesel::r2d2::Error> {
+        pooled.connection.ping().map_err(diesel::r2d2::Error::QueryError)
     }
 
-    fn has_broken(&self, connection: &mut AnyConnection) -> bool {
+    fn has_broken(&self, pooled: &mut Pooled) -> bool {
         // A panic mid-transaction leaves the connection in an unknown state.
-        std::thread::panicking() || connection.is_broken()
+        pooled.dead || std::thread::panicking() || pooled.connection.is_broken()
     }
 }
 

@@ -46,14 +46,16 @@ impl StorageError {
     /// and the same call may succeed later. Callers answer 503, or keep the work for later.
     pub fn is_unavailable(&self) -> bool {
         use diesel::result::{DatabaseErrorKind, Error};
-        match self {
-            Self::Connect(_) | Self::Pool(_) | Self::Unavailable => true,
-            Self::Query(Error::DatabaseError(
-                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-                _,
-            )) => true,
-            _ => false,
-        }
+        matches!(
+            self,
+            Self::Connect(_)
+                | Self::Pool(_)
+                | Self::Unavailable
+                | Self::Query(Error::DatabaseError(
+                    DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                    _,
+                ))
+        )
     }
 }
 

@@ -177,8 +177,12 @@ impl Store {
         }
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
-            let mut connection = pool.get()?;
-            work(&mut connection)
+            let mut pooled = pool.get()?;
+            let result = work(&mut pooled.connection);
+            if result.as_ref().is_err_and(StorageError::is_unavailable) {
+                pooled.dead = true;
+            }
+            result
         })
         .await?
     }

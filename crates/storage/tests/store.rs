@@ -60,6 +60,41 @@ on_both_backends!(
     a_secret_is_written_with_its_hook_and_enabling_a_hook_forgets_its_failures,
 );
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_database_fails_calls_at_once_and_the_store_recovers_by_itself() {
+    let database = TestDatabase::postgres().await;
+    let store = database.store().await;
+    store.insert_account(&root("before")).await.expect("inserts");
+
+    database.set_reachable(false).await;
+    // Each pooled connection the outage ended fails once; then connecting fails, and from then
+    // on calls are not even tried for a moment.
+    let mut errors = Vec::new();
+    for _ in 0..20 {
+        let started = std::time::Instant::now();
+        let error = store.all_accounts().await.expect_err("the database is unreachable");
+        assert!(error.is_unavailable(), "{error:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "failed after {:?}", started.elapsed());
+        errors.push(matches!(error, StorageError::Unavailable));
+    }
+    let first_held = errors.iter().position(|held| *held).expect("calls fail at once after a failed connection");
+    assert!(first_held <= 9, "the pool holds 8 connections: {errors:?}");
+    assert!(errors[first_held..].iter().all(|held| *held), "every later call fails at once: {errors:?}");
+
+    database.set_reachable(true).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let accounts = loop {
+        match store.all_accounts().await {
+            Ok(accounts) => break accounts,
+            Err(error) if error.is_unavailable() && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(error) => panic!("the store did not recover: {error:?}"),
+        }
+    };
+    assert_eq!(accounts.len(), 1);
+}
+
 /// A root account with a random id and API key.
 fn root(name: &str) -> NewAccount {
     NewAccount {
@@ -619,10 +654,15 @@ async fn many_attempts_are_inserted_at_once(database: TestDatabase) {
     let listed = store.list_attempts(&owner.id, None, 0, 10_000, &page(None, None, false)).await.expect("lists");
     assert_eq!(listed.items.len(), 2500);
 
-    let clash = [attempt(&owner.id, &hook.id, 1), records[0].clone()];
-    assert!(matches!(store.insert_attempts(&clash).await, Err(StorageError::Conflict)));
+    // A write repeated after its success went unheard stores the new records and nothing twice.
+    let mut changed = records[0].clone();
+    changed.created = 99_999;
+    let repeated = [attempt(&owner.id, &hook.id, 1), changed];
+    store.insert_attempts(&repeated).await.expect("inserts");
     let after = store.list_attempts(&owner.id, None, 0, 10_000, &page(None, None, false)).await.expect("lists");
-    assert_eq!(after.items.len(), 2500, "a failed batch stores nothing");
+    assert_eq!(after.items.len(), 2501, "one new record");
+    let kept = after.items.iter().find(|record| record.id == records[0].id).map(|record| record.created);
+    assert_eq!(kept, Some(records[0].created), "the stored record is left as it was");
 }
 
 async fn an_event_s_latest_attempt_of_a_hook_is_found_by_its_event_id(database: TestDatabase) {
