@@ -2,9 +2,11 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
+use webhooks_api::ApiSettings;
 use webhooks_model::ids::{AccountId, WebhookId};
 use webhooks_storage::NewAttempt;
 use webhooks_test_support::app::TestApp;
+use webhooks_test_support::bus::{Backend, connect, unique_prefix};
 use webhooks_test_support::db::TestDatabase;
 
 /// Runs an async test body on a fresh app over SQLite and over PostgreSQL.
@@ -731,3 +733,100 @@ async fn jsonp_wraps_the_envelope_for_safe_callback_names_only(app: TestApp) {
         assert_eq!(envelope["status"], "success", "{unsafe_name}");
     }
 }
+
+/// An app refusing private targets, as deployed, taking bodies of the default 1 MiB.
+async fn deployed_app() -> TestApp {
+    let bus = connect(Backend::InProcess, &unique_prefix("test-api-hostile")).await;
+    let settings = ApiSettings { allow_private_targets: false, max_body_bytes: 1 << 20, ..TestApp::settings() };
+    TestApp::spawn_with(TestDatabase::sqlite().await, bus, settings).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_uris_are_refused_naming_the_uri_and_the_reason() {
+    let app = deployed_app().await;
+    let token = app.master_token().await;
+    let hooks = path(&app.master_id, "");
+    let with_uri = |uri: &str| json!({"data": {"name": "n", "uri": uri, "hook": "channel_create"}});
+    let loopback = "address 127.0.0.1 is not a public address";
+    for (uri, cause) in [
+        ("http://2130706433/a", loopback),
+        ("http://0x7f.0.0.1/a", loopback),
+        ("http://0177.0.0.1/a", loopback),
+        ("http://127.1/a", loopback),
+        ("http://169.254.169.254/latest/meta-data/", "address 169.254.169.254 is not a public address"),
+        ("http://100.64.0.1/a", "address 100.64.0.1 is not a public address"),
+        ("http://198.18.0.1/a", "address 198.18.0.1 is not a public address"),
+        ("http://203.0.113.9/a", "address 203.0.113.9 is not a public address"),
+        ("http://[::ffff:127.0.0.1]/a", "address ::ffff:127.0.0.1 is not a public address"),
+        ("http://[64:ff9b:1::5db8:d822]/a", "address 64:ff9b:1::5db8:d822 is not a public address"),
+        ("http://[2001::5db8:d822]/a", "address 2001::5db8:d822 is not a public address"),
+        ("http://[2002:c0a8:101::1]/a", "address 2002:c0a8:101::1 is not a public address"),
+        ("http://[fd00:ec2::254]/a", "address fd00:ec2::254 is not a public address"),
+        ("http://[3fff::1]/a", "address 3fff::1 is not a public address"),
+        ("http://api.localhost/a", "host 'api.localhost' is blacklisted"),
+        ("http:///127.0.0.1/a", "is not written scheme://host"),
+        ("gopher://hooks.example.com/a", "scheme 'gopher' is not http or https"),
+    ] {
+        let refused = app.client.send(Method::PUT, &hooks, Some(&token), Some(&with_uri(uri))).await;
+        assert_eq!(
+            (refused.status, &refused.body["message"], refused.data()),
+            (
+                StatusCode::BAD_REQUEST,
+                &json!("validation error"),
+                &json!({"uri": {"error": {"message": "invalid client URL", "cause": cause, "value": uri}}})
+            ),
+            "{uri}"
+        );
+    }
+    let listed = app.client.send(Method::GET, &hooks, Some(&token), None).await;
+    assert_eq!(listed.data(), &json!([]), "nothing refused was stored");
+
+    for uri in ["https://hooks.example.com/a", "http://93.184.216.34/a", "http://[2001:4860:4860::8888]/a"] {
+        let created = app.client.send(Method::PUT, &hooks, Some(&token), Some(&with_uri(uri))).await;
+        assert_eq!((created.status, &created.data()["uri"]), (StatusCode::CREATED, &json!(uri)), "{}", created.body);
+    }
+    // An update is checked as a creation is.
+    let id = app.client.send(Method::GET, &hooks, Some(&token), None).await.data()[0]["id"].clone();
+    let hook = path(&app.master_id, &format!("/{}", id.as_str().expect("an id")));
+    let patch = json!({"data": {"uri": "http://0x7f.1/a"}});
+    let refused = app.client.send(Method::PATCH, &hook, Some(&token), Some(&patch)).await;
+    assert_eq!(
+        (refused.status, refused.data()),
+        (
+            StatusCode::BAD_REQUEST,
+            &json!({"uri": {"error": {"message": "invalid client URL", "cause": loopback, "value": "http://0x7f.1/a"}}})
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_strings_of_a_hook_are_refused_and_never_stored() {
+    let app = deployed_app().await;
+    let token = app.master_token().await;
+    let hooks = path(&app.master_id, "");
+    let long_uri = format!("https://hooks.example.com/{}", "a".repeat(100_000));
+    let cases = [
+        (
+            json!({"name": "n", "uri": long_uri, "hook": "channel_create"}),
+            json!({"uri": {"maxLength": {"message": "String must not be more than 2048 characters", "target": 2048}}}),
+        ),
+        (
+            json!({"name": "n".repeat(129), "uri": "https://hooks.example.com/a", "hook": "channel_create"}),
+            json!({"name": {"maxLength": {"message": "String must not be more than 128 characters", "target": 128}}}),
+        ),
+        (
+            json!({"name": "n", "uri": "https://hooks.example.com/a", "hook": "channel_create",
+                   "custom_request_headers": {"X-Long": "v".repeat(4097)}}),
+            json!({"custom_request_headers.X-Long": {"maxLength": {
+                "message": "String must not be more than 4096 characters", "target": 4096}}}),
+        ),
+    ];
+    for (data, expected) in cases {
+        let refused = app.client.send(Method::PUT, &hooks, Some(&token), Some(&json!({"data": data}))).await;
+        assert_eq!((refused.status, &refused.body["message"]), (StatusCode::BAD_REQUEST, &json!("validation error")));
+        assert_eq!(refused.data(), &expected);
+    }
+    let listed = app.client.send(Method::GET, &hooks, Some(&token), None).await;
+    assert_eq!(listed.data(), &json!([]), "nothing refused was stored");
+}
+
