@@ -830,3 +830,96 @@ async fn oversized_strings_of_a_hook_are_refused_and_never_stored() {
     assert_eq!(listed.data(), &json!([]), "nothing refused was stored");
 }
 
+/// A response read off a raw connection: status, headers (names lower-cased), JSON body.
+#[derive(Debug)]
+struct RawAnswer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Value,
+}
+
+impl RawAnswer {
+    /// The answer, once `received` holds its head and its `Content-Length` body.
+    fn parse(received: &[u8]) -> Option<RawAnswer> {
+        let head_end = received.windows(4).position(|window| window == b"\r\n\r\n")?;
+        let head = std::str::from_utf8(&received[..head_end]).expect("an ASCII head");
+        let mut lines = head.split("\r\n");
+        let status = lines.next()?.split(' ').nth(1)?.parse().expect("a status code");
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.to_ascii_lowercase(), value.trim().to_owned()))
+            .collect();
+        let length: usize = headers
+            .iter()
+            .find(|(name, _)| name == "content-length")
+            .map_or(0, |(_, value)| value.parse().expect("a length"));
+        let body = received.get(head_end + 4..head_end + 4 + length)?;
+        Some(RawAnswer { status, headers, body: serde_json::from_slice(body).expect("a JSON body") })
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(found, _)| found == name).map(|(_, value)| value.as_str())
+    }
+}
+
+/// Writes `request` on a new connection to `app`, leaving it open as a tunnelling client would,
+/// and reads the answer; fails unless it comes whole within 5 s.
+async fn raw_exchange(app: &TestApp, request: &str) -> RawAnswer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = app.client.base_url().trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.expect("a connection");
+    stream.write_all(request.as_bytes()).await.expect("the request is written");
+    let mut received = Vec::new();
+    let reading = async {
+        loop {
+            if let Some(answer) = RawAnswer::parse(&received) {
+                return answer;
+            }
+            let mut chunk = [0; 4096];
+            let read = stream.read(&mut chunk).await.expect("the connection reads");
+            assert!(read > 0, "closed before a whole answer: {:?}", String::from_utf8_lossy(&received));
+            received.extend_from_slice(&chunk[..read]);
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), reading)
+        .await
+        .unwrap_or_else(|_| panic!("no answer within 5 s to {request:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_and_upgrade_requests_get_a_prompt_crossbar_answer() {
+    let app = TestApp::spawn(TestDatabase::sqlite().await).await;
+    let method_not_allowed = json!({"message": "method not allowed"});
+
+    let connect = raw_exchange(&app, "CONNECT /v2/webhooks HTTP/1.1\r\nHost: api\r\n\r\n").await;
+    assert_eq!((connect.status, &connect.body["message"]), (405, &json!("invalid_method")), "{connect:?}");
+    assert_eq!((&connect.body["data"], connect.header("allow")), (&method_not_allowed, Some("GET, PUT, PATCH")));
+    // What would follow on the connection is the tunnel's, not a next request: it is closed.
+    assert_eq!(connect.header("connection"), Some("close"));
+    let account =
+        raw_exchange(&app, &format!("CONNECT {} HTTP/1.1\r\nHost: api\r\n\r\n", path(&app.master_id, ""))).await;
+    assert_eq!((account.status, account.header("allow")), (405, Some("GET, PUT, PATCH")), "{account:?}");
+    // The form a proxy's client sends names no path this server has.
+    let tunnel = raw_exchange(&app, "CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: 127.0.0.1:443\r\n\r\n").await;
+    assert_eq!((tunnel.status, &tunnel.body["data"]), (404, &json!({"message": "not found"})), "{tunnel:?}");
+
+    // An upgrade this server does not speak is ignored: the request is served as plain HTTP/1.1.
+    let websocket = "GET /v2/webhooks HTTP/1.1\r\nHost: api\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+                     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let upgraded = raw_exchange(&app, websocket).await;
+    assert_eq!((upgraded.status, &upgraded.body["status"]), (200, &json!("success")), "{upgraded:?}");
+    assert_eq!(upgraded.body["data"].as_array().map(Vec::len), Some(9), "the hook definitions");
+    assert_eq!((upgraded.header("upgrade"), upgraded.header("connection")), (None, Some("close")));
+    let bare = raw_exchange(&app, "GET /v2/webhooks HTTP/1.1\r\nHost: api\r\nUpgrade: websocket\r\n\r\n").await;
+    assert_eq!(bare.status, 200, "{bare:?}");
+    // With a body: exactly its declared length is read.
+    let auth = json!({"data": {"api_key": app.master_key}}).to_string();
+    let put = format!(
+        "PUT /v2/api_auth HTTP/1.1\r\nHost: api\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{auth}",
+        auth.len()
+    );
+    let authenticated = raw_exchange(&app, &put).await;
+    assert_eq!(authenticated.status, 201, "{authenticated:?}");
+    assert!(authenticated.body["auth_token"].is_string(), "{authenticated:?}");
+}
