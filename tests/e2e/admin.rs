@@ -386,6 +386,13 @@ async fn hooks_replay_counts_then_publishes_the_failed_deliveries_since_the_give
     let env = [("WEBHOOKS_DATABASE_URL", database.url().to_owned())];
     let (status, _, _) = run_capturing(&["hooks", "replay", id.as_str(), "--since", "yesterday"], &env).await;
     assert_eq!(status.code(), Some(2), "clap refuses a time it cannot read");
+    let impossible = ["hooks", "replay", id.as_str(), "--since", "2025-02-31T00:00:00Z"];
+    let (status, _, stderr) = run_capturing(&impossible, &env).await;
+    assert_eq!(status.code(), Some(2), "a day February never has: {stderr}");
+    assert!(
+        stderr.contains("'2025-02-31T00:00:00Z' is neither gregorian seconds nor RFC 3339 text (day was not in range)"),
+        "{stderr}"
+    );
     let (status, _, stderr) = run_capturing(&["hooks", "replay", id.as_str(), "--since", &since], &env).await;
     assert_eq!(status.code(), Some(1));
     assert!(stderr.contains("WEBHOOKS_AMQP_URL is not set"), "{stderr}");

@@ -2,9 +2,11 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
+use webhooks_api::ApiSettings;
 use webhooks_model::ids::{AccountId, WebhookId};
 use webhooks_storage::NewAttempt;
 use webhooks_test_support::app::TestApp;
+use webhooks_test_support::bus::{Backend, connect, unique_prefix};
 use webhooks_test_support::db::TestDatabase;
 
 /// Runs an async test body on a fresh app over SQLite and over PostgreSQL.
@@ -772,4 +774,194 @@ async fn jsonp_wraps_the_envelope_for_safe_callback_names_only(app: TestApp) {
         let envelope: Value = plain.json().await.expect("plain JSON");
         assert_eq!(envelope["status"], "success", "{unsafe_name}");
     }
+}
+
+/// An app refusing private targets, as deployed, taking bodies of the default 1 MiB.
+async fn deployed_app() -> TestApp {
+    let bus = connect(Backend::InProcess, &unique_prefix("test-api-hostile")).await;
+    let settings = ApiSettings { allow_private_targets: false, max_body_bytes: 1 << 20, ..TestApp::settings() };
+    TestApp::spawn_with(TestDatabase::sqlite().await, bus, settings).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_uris_are_refused_naming_the_uri_and_the_reason() {
+    let app = deployed_app().await;
+    let token = app.master_token().await;
+    let hooks = path(&app.master_id, "");
+    let with_uri = |uri: &str| json!({"data": {"name": "n", "uri": uri, "hook": "channel_create"}});
+    let loopback = "address 127.0.0.1 is not a public address";
+    for (uri, cause) in [
+        ("http://2130706433/a", loopback),
+        ("http://0x7f.0.0.1/a", loopback),
+        ("http://0177.0.0.1/a", loopback),
+        ("http://127.1/a", loopback),
+        ("http://169.254.169.254/latest/meta-data/", "address 169.254.169.254 is not a public address"),
+        ("http://100.64.0.1/a", "address 100.64.0.1 is not a public address"),
+        ("http://198.18.0.1/a", "address 198.18.0.1 is not a public address"),
+        ("http://203.0.113.9/a", "address 203.0.113.9 is not a public address"),
+        ("http://[::ffff:127.0.0.1]/a", "address ::ffff:127.0.0.1 is not a public address"),
+        ("http://[64:ff9b:1::5db8:d822]/a", "address 64:ff9b:1::5db8:d822 is not a public address"),
+        ("http://[2001::5db8:d822]/a", "address 2001::5db8:d822 is not a public address"),
+        ("http://[2002:c0a8:101::1]/a", "address 2002:c0a8:101::1 is not a public address"),
+        ("http://[fd00:ec2::254]/a", "address fd00:ec2::254 is not a public address"),
+        ("http://[3fff::1]/a", "address 3fff::1 is not a public address"),
+        ("http://api.localhost/a", "host 'api.localhost' is blacklisted"),
+        ("http:///127.0.0.1/a", "is not written scheme://host"),
+        ("gopher://hooks.example.com/a", "scheme 'gopher' is not http or https"),
+    ] {
+        let refused = app.client.send(Method::PUT, &hooks, Some(&token), Some(&with_uri(uri))).await;
+        assert_eq!(
+            (refused.status, &refused.body["message"], refused.data()),
+            (
+                StatusCode::BAD_REQUEST,
+                &json!("validation error"),
+                &json!({"uri": {"error": {"message": "invalid client URL", "cause": cause, "value": uri}}})
+            ),
+            "{uri}"
+        );
+    }
+    let listed = app.client.send(Method::GET, &hooks, Some(&token), None).await;
+    assert_eq!(listed.data(), &json!([]), "nothing refused was stored");
+
+    for uri in ["https://hooks.example.com/a", "http://93.184.216.34/a", "http://[2001:4860:4860::8888]/a"] {
+        let created = app.client.send(Method::PUT, &hooks, Some(&token), Some(&with_uri(uri))).await;
+        assert_eq!((created.status, &created.data()["uri"]), (StatusCode::CREATED, &json!(uri)), "{}", created.body);
+    }
+    // An update is checked as a creation is.
+    let id = app.client.send(Method::GET, &hooks, Some(&token), None).await.data()[0]["id"].clone();
+    let hook = path(&app.master_id, &format!("/{}", id.as_str().expect("an id")));
+    let patch = json!({"data": {"uri": "http://0x7f.1/a"}});
+    let refused = app.client.send(Method::PATCH, &hook, Some(&token), Some(&patch)).await;
+    assert_eq!(
+        (refused.status, refused.data()),
+        (
+            StatusCode::BAD_REQUEST,
+            &json!({"uri": {"error": {"message": "invalid client URL", "cause": loopback, "value": "http://0x7f.1/a"}}})
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_strings_of_a_hook_are_refused_and_never_stored() {
+    let app = deployed_app().await;
+    let token = app.master_token().await;
+    let hooks = path(&app.master_id, "");
+    let long_uri = format!("https://hooks.example.com/{}", "a".repeat(100_000));
+    let cases = [
+        (
+            json!({"name": "n", "uri": long_uri, "hook": "channel_create"}),
+            json!({"uri": {"maxLength": {"message": "String must not be more than 2048 characters", "target": 2048}}}),
+        ),
+        (
+            json!({"name": "n".repeat(129), "uri": "https://hooks.example.com/a", "hook": "channel_create"}),
+            json!({"name": {"maxLength": {"message": "String must not be more than 128 characters", "target": 128}}}),
+        ),
+        (
+            json!({"name": "n", "uri": "https://hooks.example.com/a", "hook": "channel_create",
+                   "custom_request_headers": {"X-Long": "v".repeat(4097)}}),
+            json!({"custom_request_headers.X-Long": {"maxLength": {
+                "message": "String must not be more than 4096 characters", "target": 4096}}}),
+        ),
+    ];
+    for (data, expected) in cases {
+        let refused = app.client.send(Method::PUT, &hooks, Some(&token), Some(&json!({"data": data}))).await;
+        assert_eq!((refused.status, &refused.body["message"]), (StatusCode::BAD_REQUEST, &json!("validation error")));
+        assert_eq!(refused.data(), &expected);
+    }
+    let listed = app.client.send(Method::GET, &hooks, Some(&token), None).await;
+    assert_eq!(listed.data(), &json!([]), "nothing refused was stored");
+}
+
+/// A response read off a raw connection: status, headers (names lower-cased), JSON body.
+#[derive(Debug)]
+struct RawAnswer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Value,
+}
+
+impl RawAnswer {
+    /// The answer, once `received` holds its head and its `Content-Length` body.
+    fn parse(received: &[u8]) -> Option<RawAnswer> {
+        let head_end = received.windows(4).position(|window| window == b"\r\n\r\n")?;
+        let head = std::str::from_utf8(&received[..head_end]).expect("an ASCII head");
+        let mut lines = head.split("\r\n");
+        let status = lines.next()?.split(' ').nth(1)?.parse().expect("a status code");
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.to_ascii_lowercase(), value.trim().to_owned()))
+            .collect();
+        let length: usize = headers
+            .iter()
+            .find(|(name, _)| name == "content-length")
+            .map_or(0, |(_, value)| value.parse().expect("a length"));
+        let body = received.get(head_end + 4..head_end + 4 + length)?;
+        Some(RawAnswer { status, headers, body: serde_json::from_slice(body).expect("a JSON body") })
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(found, _)| found == name).map(|(_, value)| value.as_str())
+    }
+}
+
+/// Writes `request` on a new connection to `app`, leaving it open as a tunnelling client would,
+/// and reads the answer; fails unless it comes whole within 5 s.
+async fn raw_exchange(app: &TestApp, request: &str) -> RawAnswer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = app.client.base_url().trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.expect("a connection");
+    stream.write_all(request.as_bytes()).await.expect("the request is written");
+    let mut received = Vec::new();
+    let reading = async {
+        loop {
+            if let Some(answer) = RawAnswer::parse(&received) {
+                return answer;
+            }
+            let mut chunk = [0; 4096];
+            let read = stream.read(&mut chunk).await.expect("the connection reads");
+            assert!(read > 0, "closed before a whole answer: {:?}", String::from_utf8_lossy(&received));
+            received.extend_from_slice(&chunk[..read]);
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), reading)
+        .await
+        .unwrap_or_else(|_| panic!("no answer within 5 s to {request:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_and_upgrade_requests_get_a_prompt_crossbar_answer() {
+    let app = TestApp::spawn(TestDatabase::sqlite().await).await;
+    let method_not_allowed = json!({"message": "method not allowed"});
+
+    let connect = raw_exchange(&app, "CONNECT /v2/webhooks HTTP/1.1\r\nHost: api\r\n\r\n").await;
+    assert_eq!((connect.status, &connect.body["message"]), (405, &json!("invalid_method")), "{connect:?}");
+    assert_eq!((&connect.body["data"], connect.header("allow")), (&method_not_allowed, Some("GET, PUT, PATCH")));
+    // What would follow on the connection is the tunnel's, not a next request: it is closed.
+    assert_eq!(connect.header("connection"), Some("close"));
+    let account =
+        raw_exchange(&app, &format!("CONNECT {} HTTP/1.1\r\nHost: api\r\n\r\n", path(&app.master_id, ""))).await;
+    assert_eq!((account.status, account.header("allow")), (405, Some("GET, PUT, PATCH")), "{account:?}");
+    // The form a proxy's client sends names no path this server has.
+    let tunnel = raw_exchange(&app, "CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: 127.0.0.1:443\r\n\r\n").await;
+    assert_eq!((tunnel.status, &tunnel.body["data"]), (404, &json!({"message": "not found"})), "{tunnel:?}");
+
+    // An upgrade this server does not speak is ignored: the request is served as plain HTTP/1.1.
+    let websocket = "GET /v2/webhooks HTTP/1.1\r\nHost: api\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+                     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let upgraded = raw_exchange(&app, websocket).await;
+    assert_eq!((upgraded.status, &upgraded.body["status"]), (200, &json!("success")), "{upgraded:?}");
+    assert_eq!(upgraded.body["data"].as_array().map(Vec::len), Some(9), "the hook definitions");
+    assert_eq!((upgraded.header("upgrade"), upgraded.header("connection")), (None, Some("close")));
+    let bare = raw_exchange(&app, "GET /v2/webhooks HTTP/1.1\r\nHost: api\r\nUpgrade: websocket\r\n\r\n").await;
+    assert_eq!(bare.status, 200, "{bare:?}");
+    // With a body: exactly its declared length is read.
+    let auth = json!({"data": {"api_key": app.master_key}}).to_string();
+    let put = format!(
+        "PUT /v2/api_auth HTTP/1.1\r\nHost: api\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{auth}",
+        auth.len()
+    );
+    let authenticated = raw_exchange(&app, &put).await;
+    assert_eq!(authenticated.status, 201, "{authenticated:?}");
+    assert!(authenticated.body["auth_token"].is_string(), "{authenticated:?}");
 }

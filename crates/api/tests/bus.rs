@@ -1,5 +1,6 @@
 //! What the API puts on the bus: a change notice for every committed write, and the events
-//! handed to `POST /v2/events`. Over HTTP on 127.0.0.1, with the in-process bus.
+//! handed to `POST /v2/events`. Over HTTP on 127.0.0.1, with the in-process bus (and RabbitMQ
+//! where the broker's own limits matter).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -11,7 +12,14 @@ use webhooks_model::ids::{AccountId, WebhookId};
 use webhooks_model::notice::{Action, CONFIGURATION_EXCHANGE, Change};
 use webhooks_model::trace::TraceParent;
 use webhooks_test_support::app::TestApp;
+use webhooks_test_support::bus::{Backend, connect, unique_prefix};
 use webhooks_test_support::db::TestDatabase;
+use webhooks_test_support::on_both_buses;
+
+on_both_buses!(
+    in_process, rabbitmq;
+    an_event_whose_routing_key_would_be_too_long_is_refused_before_anything_is_published,
+);
 
 /// A queue of `app`'s bus bound to `bindings`.
 async fn listen(app: &TestApp, bindings: &[(&str, String)]) -> Consumer {
@@ -175,6 +183,52 @@ async fn ingested_events_go_where_a_kazoo_publisher_puts_them() {
     assert_eq!(client.send(Method::POST, "/v2/events", None, Some(&create)).await.status, StatusCode::UNAUTHORIZED);
     let get = client.send(Method::GET, "/v2/events", Some(&token), None).await;
     assert_eq!(get.status, StatusCode::METHOD_NOT_ALLOWED);
+    quiet(&mut events).await;
+}
+
+async fn an_event_whose_routing_key_would_be_too_long_is_refused_before_anything_is_published(backend: Backend) {
+    let bus = connect(backend, &unique_prefix("test-api-events")).await;
+    let app = TestApp::spawn_on(TestDatabase::sqlite().await, bus).await;
+    let mut events = listen(&app, &app.bus.topology().kazoo_event_bindings()).await;
+    let token = app.master_token().await;
+    let (create, _) = fixture("CHANNEL_CREATE");
+    // `call.CHANNEL_CREATE.` then the call id: 235 bytes of it make a key of the broker's 255.
+    let with_call_id = |call_id: String| {
+        let mut event = create.clone();
+        event["Call-ID"] = json!(call_id);
+        event
+    };
+    let (longest, too_long) = (with_call_id("c".repeat(235)), with_call_id("c".repeat(236)));
+    let refusal = |field: &str, length: usize| {
+        json!({field: {"maxLength": {
+            "message": format!("'Call-ID' makes the routing key {length} bytes long; the broker takes at most 255"),
+            "target": 255}}})
+    };
+
+    let refused = app.client.send(Method::POST, "/v2/events", Some(&token), Some(&too_long)).await;
+    assert_eq!((refused.status, &refused.body["message"]), (StatusCode::BAD_REQUEST, &json!("validation error")));
+    assert_eq!(refused.data(), &refusal("Call-ID", 256));
+    // Encoded, each `@` takes three bytes: the key is measured as the broker gets it.
+    let encoded = with_call_id("@".repeat(79));
+    let refused = app.client.send(Method::POST, "/v2/events", Some(&token), Some(&encoded)).await;
+    assert_eq!((refused.status, refused.data()), (StatusCode::BAD_REQUEST, &refusal("Call-ID", 257)));
+    // One such event refuses its whole array.
+    let array = json!([longest, too_long]);
+    let refused = app.client.send(Method::POST, "/v2/events", Some(&token), Some(&array)).await;
+    assert_eq!((refused.status, refused.data()), (StatusCode::BAD_REQUEST, &refusal("1.Call-ID", 256)));
+    quiet(&mut events).await;
+
+    // The longest key the broker takes goes through, on a bus the refusals left working.
+    let accepted = app.client.send(Method::POST, "/v2/events", Some(&token), Some(&longest)).await;
+    assert_eq!(
+        (accepted.status, accepted.data()),
+        (StatusCode::ACCEPTED, &json!({"accepted": 1})),
+        "{}",
+        accepted.body
+    );
+    let (exchange, routing_key, body) = next(&mut events).await;
+    assert_eq!((exchange.as_str(), routing_key), ("callevt", format!("call.CHANNEL_CREATE.{}", "c".repeat(235))));
+    assert_eq!(body, longest);
     quiet(&mut events).await;
 }
 

@@ -200,6 +200,20 @@ async fn a_replay_sends_each_event_whose_latest_record_since_then_failed_once() 
         assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{body}");
         assert!(refused.data()[field]["type"]["message"].is_string(), "{}", refused.body);
     }
+    // Well-formed but impossible: a day February never has, an offset no clock shows.
+    for (since, cause) in [
+        ("2025-02-31T00:00:00Z", "day was not in range"),
+        ("2025-02-01T00:00:00+25:99", "the 'offset hour' component could not be parsed"),
+    ] {
+        let body = json!({"data": {"since": since}});
+        let refused = app.client.send(Method::PUT, &path, Some(&token), Some(&body)).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{since}");
+        assert_eq!(
+            refused.data(),
+            &json!({"since": {"type": {"message": "since must be gregorian seconds or RFC 3339 text",
+                                       "value": since, "cause": cause}}})
+        );
+    }
     let unknown = format!("/v2/accounts/{account}/webhooks/{}/attempts/replay", WebhookId::generate());
     assert_eq!(app.client.send(Method::PUT, &unknown, Some(&token), Some(&dry)).await.status, StatusCode::NOT_FOUND);
     assert!(jobs.quiet_for(Duration::from_millis(300)).await);

@@ -50,74 +50,26 @@ pub fn iso8601_from_unix(unix_seconds: i64) -> String {
     )
 }
 
+/// Why an instant a client wrote was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidInstant {
+    /// Digits only, but more seconds than fit.
+    #[error("gregorian seconds out of range")]
+    OutOfRange,
+    /// Not RFC 3339 text, or not a real date, time or offset (`2025-02-31`, `+25:99`).
+    #[error(transparent)]
+    NotRfc3339(#[from] time::error::Parse),
+}
+
 /// Gregorian seconds of an instant written as gregorian seconds (`63877219205`) or as RFC 3339
-/// text (`2024-03-09T16:00:05Z`, `2024-03-09T18:00:05.5+02:00`); `None` for anything else.
-pub fn parse_instant(text: &str) -> Option<i64> {
+/// text (`2024-03-09T16:00:05Z`, `2024-03-09T18:00:05.5+02:00`; fractions of a second dropped).
+pub fn parse_instant(text: &str) -> Result<i64, InvalidInstant> {
     let text = text.trim();
     if !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit()) {
-        return text.parse().ok();
+        return text.parse().map_err(|_| InvalidInstant::OutOfRange);
     }
-    unix_from_rfc3339(text).map(gregorian_from_unix)
-}
-
-/// Unix seconds of RFC 3339 text (fractions of a second are dropped).
-fn unix_from_rfc3339(text: &str) -> Option<i64> {
-    let number = |range: std::ops::Range<usize>| -> Option<i64> {
-        let digits = text.get(range)?;
-        if digits.bytes().all(|byte| byte.is_ascii_digit()) { digits.parse().ok() } else { None }
-    };
-    let separators = text.as_bytes();
-    if separators.len() < 20
-        || separators[4] != b'-'
-        || separators[7] != b'-'
-        || !matches!(separators[10], b'T' | b't' | b' ')
-        || separators[13] != b':'
-        || separators[16] != b':'
-    {
-        return None;
-    }
-    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
-    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
-    let mut rest = &text[19..];
-    if let Some(fraction) = rest.strip_prefix('.') {
-        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        rest = &fraction[digits..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes().first()? {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let zone = rest.get(1..)?;
-            let (hours, minutes) = zone.split_once(':')?;
-            let valid = |part: &str| part.len() == 2 && part.bytes().all(|byte| byte.is_ascii_digit());
-            if !valid(hours) || !valid(minutes) {
-                return None;
-            }
-            sign * (hours.parse::<i64>().ok()? * 3600 + minutes.parse::<i64>().ok()? * 60)
-        }
-    };
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (the inverse of [`civil_from_days`]).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year.rem_euclid(400);
-    let month_index = if month > 2 { month - 3 } else { month + 9 };
-    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
+    let instant = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)?;
+    Ok(gregorian_from_unix(instant.unix_timestamp()))
 }
 
 /// Proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
@@ -162,12 +114,29 @@ mod tests {
 
     #[test]
     fn instants_are_read_as_gregorian_seconds_or_rfc_3339() {
-        assert_eq!(parse_instant("63877219205"), Some(63_877_219_205));
-        assert_eq!(parse_instant("2024-03-09T16:00:05Z"), Some(63_877_219_205));
-        assert_eq!(parse_instant(" 2024-03-09t18:00:05.25+02:00 "), Some(63_877_219_205));
-        assert_eq!(parse_instant("2024-03-09 15:00:05-01:00"), Some(63_877_219_205));
-        assert_eq!(parse_instant("2000-02-29T00:00:00Z"), Some(gregorian_from_unix(951_782_400)));
-        assert_eq!(parse_instant("1970-01-01T00:00:00Z"), Some(GREGORIAN_UNIX_OFFSET));
+        assert_eq!(parse_instant("63877219205"), Ok(63_877_219_205));
+        assert_eq!(parse_instant("2024-03-09T16:00:05Z"), Ok(63_877_219_205));
+        assert_eq!(parse_instant(" 2024-03-09t18:00:05.25+02:00 "), Ok(63_877_219_205));
+        assert_eq!(parse_instant("2024-03-09 15:00:05-01:00"), Ok(63_877_219_205));
+        assert_eq!(parse_instant("2024-03-09T21:30:05+05:30"), Ok(63_877_219_205));
+        assert_eq!(parse_instant("2000-02-29T00:00:00Z"), Ok(gregorian_from_unix(951_782_400)));
+        assert_eq!(parse_instant("1970-01-01T00:00:00Z"), Ok(GREGORIAN_UNIX_OFFSET));
+        assert_eq!(parse_instant("1969-12-31T23:59:59.5Z"), Ok(GREGORIAN_UNIX_OFFSET - 1));
+        assert_eq!(parse_instant("0"), Ok(0));
+    }
+
+    #[test]
+    fn impossible_dates_times_and_offsets_are_refused_with_the_reason() {
+        let reason = |text: &str| parse_instant(text).expect_err(text).to_string();
+        assert_eq!(reason("2025-02-31T00:00:00Z"), "day was not in range");
+        assert_eq!(reason("2023-02-29T00:00:00Z"), "day was not in range");
+        assert_eq!(reason("2024-03-09T16:00:05+25:99"), "the 'offset hour' component could not be parsed");
+        assert_eq!(reason("2024-03-09T16:00:05+05:99"), "offset minute was not in range");
+        assert_eq!(reason("2024-03-09T24:00:00Z"), "hour was not in range");
+        // A leap second only where one can be.
+        assert_eq!(parse_instant("2016-12-31T23:59:60Z"), Ok(gregorian_from_unix(1_483_228_799)));
+        assert_eq!(reason("2016-12-30T23:59:60Z"), "second was not in range");
+        assert_eq!(reason("99999999999999999999"), "gregorian seconds out of range");
         for bad in [
             "",
             "-5",
@@ -175,11 +144,12 @@ mod tests {
             "2024-03-09",
             "2024-03-09T16:00:05",
             "2024-13-09T16:00:05Z",
+            "2024-03-09T16:60:05Z",
             "2024-03-09T16:00:05.Z",
             "2024-03-09T16:00:05+2:00",
             "2024-03-09T16:00:05Zjunk",
         ] {
-            assert_eq!(parse_instant(bad), None, "{bad}");
+            assert!(parse_instant(bad).is_err(), "{bad}");
         }
     }
 }

@@ -107,6 +107,11 @@ pub const RESERVED_REQUEST_HEADERS: &[&str] = &[
 /// The characters an HTTP header name may hold (RFC 9110 `token`), as a pattern for error targets.
 const HEADER_NAME_PATTERN: &str = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
 
+/// The longest header name a hook may set. Registered names are under 50 characters; servers
+/// refuse header lines of a few kilobytes. (Values are bounded by the schema, draft-04 having no
+/// keyword for property names.)
+const MAX_HEADER_NAME_LENGTH: usize = 256;
+
 /// True for keys clients can never see or set: those starting with `_` or `pvt_`.
 pub fn is_private_key(key: &str) -> bool {
     key.starts_with('_') || key.starts_with("pvt_")
@@ -357,10 +362,12 @@ pub fn validate_webhook(
 
     let mut errors = schema.check(&fields);
     let signing_secret = signing_secret_change(data, &mut errors);
+    // A `uri` the schema refused (too long) is not parsed.
     if let Some(Value::String(uri)) = fields.get("uri")
-        && check_callback_uri(uri, ctx.allow_private_targets).is_err()
+        && errors.field("uri").is_none()
+        && let Err(why) = check_callback_uri(uri, ctx.allow_private_targets)
     {
-        errors.add("uri", "error", json!({"message": "invalid client URL", "value": uri}));
+        errors.add("uri", "error", json!({"message": "invalid client URL", "cause": why.to_string(), "value": uri}));
     }
     if let Some(Value::Object(headers)) = fields.get("custom_request_headers") {
         check_request_headers(headers, &mut errors);
@@ -391,14 +398,16 @@ pub fn merge_patch(stored: &Map<String, Value>, patch: &Map<String, Value>) -> M
     merged
 }
 
-/// Why a `uri` is refused (all reported to clients as `invalid client URL`).
+/// Why a `uri` is refused: reported to clients as Crossbar's `invalid client URL`, with this text
+/// as the `cause`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidCallbackUri {
     /// Not an absolute URL.
     #[error("not an absolute URL: {0}")]
     Unparsable(#[from] url::ParseError),
-    /// Whitespace or control characters, which other URL parsers would read differently.
-    #[error("contains whitespace or control characters")]
+    /// Whitespace, control characters or backslashes, which other URL parsers would read
+    /// differently.
+    #[error("contains whitespace, control characters or backslashes")]
     IllegalCharacters,
     /// Only `http` and `https` are called.
     #[error("scheme '{0}' is not http or https")]
@@ -409,25 +418,36 @@ pub enum InvalidCallbackUri {
     /// No host to call.
     #[error("has no host")]
     NoHost,
+    /// Not written `scheme://host...`.
+    #[error("is not written scheme://host")]
+    NotHierarchical,
     /// A host name on the blacklist.
     #[error("host '{0}' is blacklisted")]
     BlacklistedHost(String),
-    /// A literal address in a loopback, private, link-local, multicast or reserved range.
+    /// A literal address in a range [`is_restricted_address`] refuses.
     #[error("address {0} is not a public address")]
     RestrictedAddress(IpAddr),
 }
 
-/// Checks a hook `uri` (decision 23): absolute `http`/`https`, no credentials, host not
-/// blacklisted, and no literal restricted address unless `allow_private_targets`. Names are not
-/// resolved here; the dispatcher checks the address it actually connects to.
+/// Checks a hook `uri`: absolute `http`/`https`, no credentials, host not blacklisted, and no
+/// literal restricted address unless `allow_private_targets`. The WHATWG parser reads every
+/// IPv4 spelling (`2130706433`, `0x7f.0.0.1`, `0177.0.0.1`, `127.1`, percent-encoded, full-width
+/// digits) as the address it means, so each is judged by that address. Names are not resolved
+/// here; the dispatcher checks every address it actually connects to with the same function.
 pub fn check_callback_uri(uri: &str, allow_private_targets: bool) -> Result<Url, InvalidCallbackUri> {
-    // The URL parser silently strips or skips these; refusing them keeps stored and called URL equal.
-    if uri.chars().any(|character| character.is_whitespace() || character.is_control()) {
+    // The URL parser silently strips or skips whitespace and control characters, and reads a
+    // backslash as a slash; refusing them keeps stored and called URL equal.
+    if uri.chars().any(|character| character.is_whitespace() || character.is_control() || character == '\\') {
         return Err(InvalidCallbackUri::IllegalCharacters);
     }
     let url = Url::parse(uri)?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(InvalidCallbackUri::Scheme(url.scheme().to_owned()));
+    }
+    // The parser also finds a host in `http:a`, `http:/a` and `http:///a`; the dispatcher does not.
+    let authority = uri.get(url.scheme().len() + 1..).and_then(|rest| rest.strip_prefix("//"));
+    if authority.is_none_or(|authority| authority.is_empty() || authority.starts_with('/')) {
+        return Err(InvalidCallbackUri::NotHierarchical);
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(InvalidCallbackUri::Credentials);
@@ -437,7 +457,11 @@ pub fn check_callback_uri(uri: &str, allow_private_targets: bool) -> Result<Url,
         Some(Host::Domain(domain)) => {
             // The parser lower-cases names; a trailing dot names the same host.
             let name = domain.trim_end_matches('.');
-            if BLACKLISTED_HOSTS.contains(&name) {
+            // Names under `localhost` are loopback too (resolvers answer them so).
+            let blacklisted = BLACKLISTED_HOSTS
+                .iter()
+                .any(|host| name == *host || name.strip_suffix(host).is_some_and(|parent| parent.ends_with('.')));
+            if blacklisted {
                 return Err(InvalidCallbackUri::BlacklistedHost(name.to_owned()));
             }
             None
@@ -454,10 +478,11 @@ pub fn check_callback_uri(uri: &str, allow_private_targets: bool) -> Result<Url,
     Ok(url)
 }
 
-/// True for addresses a hook must not reach unless private targets are allowed (decision 23):
-/// unspecified, loopback, private, shared (carrier NAT), link-local (cloud metadata included),
-/// unique-local, site-local, multicast, broadcast and reserved ranges, also when embedded in an
-/// IPv6 address (mapped, compatible, NAT64, 6to4).
+/// True for addresses a hook must not reach unless private targets are allowed: every range of
+/// the IANA special-purpose registries that is not globally reachable (loopback, private, shared,
+/// link-local with the cloud metadata services, documentation, benchmarking, multicast,
+/// reserved), and IPv6 addresses carrying an IPv4 address that is (mapped, compatible, NAT64,
+/// 6to4). The API checks literal `uri` hosts with it, the dispatcher every address it connects to.
 pub fn is_restricted_address(address: IpAddr) -> bool {
     match address {
         IpAddr::V4(address) => is_restricted_ipv4(address),
@@ -465,47 +490,73 @@ pub fn is_restricted_address(address: IpAddr) -> bool {
     }
 }
 
+/// IPv4 networks no hook may reach, as (network, prefix length).
+const RESTRICTED_IPV4: &[(Ipv4Addr, u8)] = &[
+    (Ipv4Addr::new(0, 0, 0, 0), 8),       // "this network", 0.0.0.0 included
+    (Ipv4Addr::new(10, 0, 0, 0), 8),      // private
+    (Ipv4Addr::new(100, 64, 0, 0), 10),   // shared (carrier NAT), Alibaba's metadata 100.100.100.200
+    (Ipv4Addr::new(127, 0, 0, 0), 8),     // loopback
+    (Ipv4Addr::new(169, 254, 0, 0), 16),  // link-local, the usual metadata 169.254.169.254
+    (Ipv4Addr::new(172, 16, 0, 0), 12),   // private
+    (Ipv4Addr::new(192, 0, 0, 0), 24),    // IETF protocol assignments
+    (Ipv4Addr::new(192, 0, 2, 0), 24),    // documentation (TEST-NET-1)
+    (Ipv4Addr::new(192, 88, 99, 0), 24),  // former 6to4 relay anycast
+    (Ipv4Addr::new(192, 168, 0, 0), 16),  // private
+    (Ipv4Addr::new(198, 18, 0, 0), 15),   // benchmarking
+    (Ipv4Addr::new(198, 51, 100, 0), 24), // documentation (TEST-NET-2)
+    (Ipv4Addr::new(203, 0, 113, 0), 24),  // documentation (TEST-NET-3)
+    (Ipv4Addr::new(224, 0, 0, 0), 4),     // multicast
+    (Ipv4Addr::new(240, 0, 0, 0), 4),     // reserved, the broadcast address included
+];
+
+/// IPv6 networks no hook may reach, as (network, prefix length). The forms embedding an IPv4
+/// address are judged by that address instead ([`embedded_ipv4`]).
+const RESTRICTED_IPV6: &[(Ipv6Addr, u8)] = &[
+    (Ipv6Addr::UNSPECIFIED, 128),
+    (Ipv6Addr::LOCALHOST, 128),
+    // Local-use NAT64: the operator's own translator, to any IPv4 address; refused whole.
+    (Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0), 48),
+    (Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0), 64), // discard-only
+    // Teredo: the IPv4 address inside is obfuscated and the relay is anyone's; refused whole.
+    (Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0), 32),
+    (Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0), 48),     // benchmarking
+    (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 32), // documentation
+    (Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0), 20),     // documentation
+    (Ipv6Addr::new(0x5f00, 0, 0, 0, 0, 0, 0, 0), 16),     // segment routing identifiers
+    (Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0), 7),      // unique-local, AWS metadata fd00:ec2::254 included
+    (Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10),     // link-local
+    (Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 0), 10),     // former site-local
+    (Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8),      // multicast
+];
+
 fn is_restricted_ipv4(address: Ipv4Addr) -> bool {
-    let [first, second, third, _] = address.octets();
-    first == 0 // "this network", 0.0.0.0 included
-        || address.is_loopback()
-        || address.is_private()
-        || address.is_link_local() // 169.254/16: 169.254.169.254 is the usual metadata service
-        || (first == 100 && (second & 0xc0) == 64) // 100.64/10, also Alibaba's metadata address
-        || (first == 192 && second == 0 && third == 0) // IETF protocol assignments
-        || address.is_multicast()
-        || first >= 240 // reserved, and the broadcast address
+    let bits = u128::from(u32::from(address));
+    RESTRICTED_IPV4.iter().any(|&(network, length)| in_network::<32>(bits, u128::from(u32::from(network)), length))
 }
 
 fn is_restricted_ipv6(address: Ipv6Addr) -> bool {
-    if let Some(embedded) = embedded_ipv4(address) {
-        return is_restricted_ipv4(embedded);
-    }
-    let first = address.segments()[0];
-    address.is_unspecified()
-        || address.is_loopback()
-        || address.is_multicast()
-        || (first & 0xfe00) == 0xfc00 // unique-local fc00::/7, AWS metadata fd00:ec2::254 included
-        || (first & 0xffc0) == 0xfe80 // link-local
-        || (first & 0xffc0) == 0xfec0 // deprecated site-local
+    let bits = u128::from(address);
+    RESTRICTED_IPV6.iter().any(|&(network, length)| in_network::<128>(bits, u128::from(network), length))
+        || embedded_ipv4(address).is_some_and(is_restricted_ipv4)
 }
 
-/// The IPv4 address an IPv6 address carries, for the forms that route to it.
+/// Whether the `WIDTH`-bit address `bits` shares the first `length` bits of `network`.
+fn in_network<const WIDTH: u32>(bits: u128, network: u128, length: u8) -> bool {
+    (bits ^ network).checked_shr(WIDTH - u32::from(length)).is_none_or(|differing| differing == 0)
+}
+
+/// The IPv4 address an IPv6 address carries, for the forms that reach it.
 fn embedded_ipv4(address: Ipv6Addr) -> Option<Ipv4Addr> {
-    if let Some(mapped) = address.to_ipv4_mapped() {
-        return Some(mapped);
-    }
-    let segments = address.segments();
     let from_pair = |high: u16, low: u16| Ipv4Addr::from((u32::from(high) << 16) | u32::from(low));
-    match segments {
+    match address.segments() {
+        // Mapped ::ffff:a.b.c.d.
+        [0, 0, 0, 0, 0, 0xffff, high, low] => Some(from_pair(high, low)),
         // NAT64 well-known prefix 64:ff9b::/96.
         [0x64, 0xff9b, 0, 0, 0, 0, high, low] => Some(from_pair(high, low)),
         // 6to4 2002:AABB:CCDD::/48.
         [0x2002, high, low, ..] => Some(from_pair(high, low)),
-        // Deprecated IPv4-compatible ::a.b.c.d (:: and ::1 are IPv6's own).
-        [0, 0, 0, 0, 0, 0, high, low] if !address.is_unspecified() && !address.is_loopback() => {
-            Some(from_pair(high, low))
-        }
+        // Deprecated compatible ::a.b.c.d.
+        [0, 0, 0, 0, 0, 0, high, low] => Some(from_pair(high, low)),
         _ => None,
     }
 }
@@ -518,7 +569,17 @@ fn check_request_headers(headers: &Map<String, Value>, errors: &mut ValidationEr
         if errors.field(&path).is_some() {
             continue;
         }
-        if !is_header_name(name) {
+        if name.chars().count() > MAX_HEADER_NAME_LENGTH {
+            // Not echoed: the field path already carries it.
+            errors.add(
+                &path,
+                "maxLength",
+                json!({
+                    "message": format!("Invalid HTTP header name: must not be more than {MAX_HEADER_NAME_LENGTH} characters"),
+                    "target": MAX_HEADER_NAME_LENGTH,
+                }),
+            );
+        } else if !is_header_name(name) {
             errors.add(
                 &path,
                 "pattern",
@@ -731,6 +792,15 @@ fn crossbar_error(error: &jsonschema::ValidationError<'_>) -> (String, String, V
         ValidationErrorKind::Maximum { limit } => (
             "maximum".to_owned(),
             json!({"message": format!("Value must be at most {limit}"), "target": limit, "value": value}),
+        ),
+        // Without the value: echoing an oversized string back is what the limit prevents.
+        ValidationErrorKind::MaxLength { limit } => (
+            "maxLength".to_owned(),
+            json!({"message": format!("String must not be more than {limit} characters"), "target": limit}),
+        ),
+        ValidationErrorKind::MaxProperties { limit } => (
+            "maxProperties".to_owned(),
+            json!({"message": format!("Object must not have more than {limit} properties"), "target": limit}),
         ),
         // Keywords the webhook schema does not use today: keep the rule name, use the library's text.
         other => (other.keyword().to_owned(), json!({"message": error.to_string(), "value": value})),

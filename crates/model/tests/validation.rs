@@ -137,7 +137,8 @@ fn every_schema_rule_answers_crossbars_exact_error() {
         ),
         (
             hook_with(json!({"uri": "https://localhost:345/webhook"})),
-            json!({"uri": {"error": {"message": "invalid client URL", "value": "https://localhost:345/webhook"}}}),
+            json!({"uri": {"error": {"message": "invalid client URL", "cause": "host 'localhost' is blacklisted",
+                                     "value": "https://localhost:345/webhook"}}}),
         ),
     ];
     for (data, expected) in cases {
@@ -260,59 +261,144 @@ fn private_and_read_only_keys_are_dropped() {
     assert_eq!(fields["private"], json!("kept"), "only the prefixes are private");
 }
 
+/// Hook URIs and why each is refused: `Public` ones are accepted, `Restricted(address)` ones name
+/// (in whatever spelling) an address refused unless private targets are allowed, `Refused(cause)`
+/// ones are refused whatever the configuration.
+#[derive(Debug, Clone, Copy)]
+enum Verdict {
+    Public,
+    Restricted(&'static str),
+    Refused(&'static str),
+}
+
+use Verdict::{Public, Refused, Restricted};
+
+const URIS: &[(&str, Verdict)] = &[
+    ("http://hooks.example.com/a", Public),
+    ("https://hooks.example.com:8443/a?b=c#d", Public),
+    ("HTTPS://Hooks.Example.com/a", Public),
+    ("http://localhost.example.com/a", Public),
+    ("http://93.184.216.34/hook", Public),
+    ("http://0x5db8d822/hook", Public),
+    ("http://100.63.255.255/", Public),
+    ("http://100.128.0.0/", Public),
+    ("http://198.17.255.255/", Public),
+    ("http://198.20.0.0/", Public),
+    ("http://[2606:2800:220:1:248:1893:25c8:1946]/hook", Public),
+    ("http://[2001:4860:4860::8888]/", Public),
+    ("http://[2001:db9::1]/", Public),
+    ("http://[3fff:1000::1]/", Public),
+    ("http://[::ffff:93.184.216.34]/", Public),
+    ("http://[64:ff9b::5db8:d822]/", Public),
+    ("http://[2002:5db8:d822::1]/", Public),
+    // Other spellings of 127.0.0.1, read as the WHATWG parser reads them.
+    ("http://127.0.0.1:8080/a", Restricted("127.0.0.1")),
+    ("http://2130706433/a", Restricted("127.0.0.1")),
+    ("http://0x7f.0.0.1/a", Restricted("127.0.0.1")),
+    ("http://0x7f000001/a", Restricted("127.0.0.1")),
+    ("http://0177.0.0.1/a", Restricted("127.0.0.1")),
+    ("http://127.1/a", Restricted("127.0.0.1")),
+    ("http://127.0.0.1./a", Restricted("127.0.0.1")),
+    ("http://%31%32%37.0.0.1/a", Restricted("127.0.0.1")),
+    ("http://\u{ff11}\u{ff12}\u{ff17}.\u{ff10}.\u{ff10}.\u{ff11}/a", Restricted("127.0.0.1")),
+    // Every IPv4 range, at its edges.
+    ("http://0.0.0.0/a", Restricted("0.0.0.0")),
+    ("http://0.255.255.255/a", Restricted("0.255.255.255")),
+    ("http://10.1.2.3/a", Restricted("10.1.2.3")),
+    ("http://100.64.0.0/a", Restricted("100.64.0.0")),
+    ("http://100.100.100.200/a", Restricted("100.100.100.200")),
+    ("http://100.127.255.255/a", Restricted("100.127.255.255")),
+    ("http://127.255.255.254/a", Restricted("127.255.255.254")),
+    ("http://169.254.169.254/latest/meta-data/", Restricted("169.254.169.254")),
+    ("http://172.16.0.1/a", Restricted("172.16.0.1")),
+    ("http://172.31.255.255/a", Restricted("172.31.255.255")),
+    ("http://192.0.0.8/a", Restricted("192.0.0.8")),
+    ("http://192.0.2.1/a", Restricted("192.0.2.1")),
+    ("http://192.88.99.1/a", Restricted("192.88.99.1")),
+    ("http://192.168.1.10/a", Restricted("192.168.1.10")),
+    ("http://198.18.0.0/a", Restricted("198.18.0.0")),
+    ("http://198.19.255.255/a", Restricted("198.19.255.255")),
+    ("http://198.51.100.7/a", Restricted("198.51.100.7")),
+    ("http://203.0.113.9/a", Restricted("203.0.113.9")),
+    ("http://224.0.0.1/a", Restricted("224.0.0.1")),
+    ("http://239.255.255.250/a", Restricted("239.255.255.250")),
+    ("http://240.0.0.1/a", Restricted("240.0.0.1")),
+    ("http://255.255.255.255/a", Restricted("255.255.255.255")),
+    // Every IPv6 range, and the IPv4 ones carried inside IPv6 addresses.
+    ("http://[::]/a", Restricted("::")),
+    ("http://[::1]/a", Restricted("::1")),
+    ("http://[::ffff:127.0.0.1]/a", Restricted("::ffff:127.0.0.1")),
+    ("http://[::ffff:a00:1]/a", Restricted("::ffff:10.0.0.1")),
+    ("http://[::127.0.0.1]/a", Restricted("::7f00:1")),
+    ("http://[::a9fe:a9fe]/a", Restricted("::a9fe:a9fe")),
+    ("http://[64:ff9b::a9fe:a9fe]/a", Restricted("64:ff9b::a9fe:a9fe")),
+    ("http://[64:ff9b::7f00:1]/a", Restricted("64:ff9b::7f00:1")),
+    ("http://[64:ff9b:1::5db8:d822]/a", Restricted("64:ff9b:1::5db8:d822")),
+    ("http://[64:ff9b:1:ffff:ffff:ffff:ffff:ffff]/a", Restricted("64:ff9b:1:ffff:ffff:ffff:ffff:ffff")),
+    ("http://[100::1]/a", Restricted("100::1")),
+    ("http://[2001::5db8:d822]/a", Restricted("2001::5db8:d822")),
+    ("http://[2001:0:ffff:ffff::1]/a", Restricted("2001:0:ffff:ffff::1")),
+    ("http://[2001:2::1]/a", Restricted("2001:2::1")),
+    ("http://[2001:db8::1]/a", Restricted("2001:db8::1")),
+    ("http://[2001:db8:ffff::1]/a", Restricted("2001:db8:ffff::1")),
+    ("http://[3fff::1]/a", Restricted("3fff::1")),
+    ("http://[3fff:fff:ffff::1]/a", Restricted("3fff:fff:ffff::1")),
+    ("http://[5f00::1]/a", Restricted("5f00::1")),
+    ("http://[2002:7f00:1::1]/a", Restricted("2002:7f00:1::1")),
+    ("http://[2002:c0a8:101::1]/a", Restricted("2002:c0a8:101::1")),
+    ("http://[fc00::1]/a", Restricted("fc00::1")),
+    ("http://[fd00:ec2::254]/a", Restricted("fd00:ec2::254")),
+    ("http://[fe80::1]/a", Restricted("fe80::1")),
+    ("http://[febf::1]/a", Restricted("febf::1")),
+    ("http://[fec0::1]/a", Restricted("fec0::1")),
+    ("http://[ff02::1]/a", Restricted("ff02::1")),
+    // Refused whatever the configuration.
+    ("ftp://hooks.example.com/a", Refused("scheme 'ftp' is not http or https")),
+    ("file:///etc/passwd", Refused("scheme 'file' is not http or https")),
+    ("javascript:alert(1)", Refused("scheme 'javascript' is not http or https")),
+    ("/relative/path", Refused("not an absolute URL: relative URL without a base")),
+    ("hooks.example.com/a", Refused("not an absolute URL: relative URL without a base")),
+    ("", Refused("not an absolute URL: relative URL without a base")),
+    ("http:///a", Refused("is not written scheme://host")),
+    ("http:/hooks.example.com/a", Refused("is not written scheme://host")),
+    ("http:hooks.example.com/a", Refused("is not written scheme://host")),
+    ("http://", Refused("not an absolute URL: empty host")),
+    ("http:\\\\hooks.example.com\\a", Refused("contains whitespace, control characters or backslashes")),
+    ("http://hooks.example.com\\@127.0.0.1/a", Refused("contains whitespace, control characters or backslashes")),
+    ("http://[::1/a", Refused("not an absolute URL: invalid IPv6 address")),
+    ("http://256.0.0.1/a", Refused("not an absolute URL: invalid IPv4 address")),
+    ("http://1.2.3.4.5/a", Refused("not an absolute URL: invalid IPv4 address")),
+    ("https://user:secret@hooks.example.com/a", Refused("carries credentials")),
+    ("https://user@hooks.example.com/a", Refused("carries credentials")),
+    ("https://hooks.example.com/a b", Refused("contains whitespace, control characters or backslashes")),
+    (" https://hooks.example.com/a", Refused("contains whitespace, control characters or backslashes")),
+    ("https://hooks.example.com/a\n", Refused("contains whitespace, control characters or backslashes")),
+    ("https://localhost/a", Refused("host 'localhost' is blacklisted")),
+    ("https://LOCALHOST./a", Refused("host 'localhost' is blacklisted")),
+    ("http://api.localhost/a", Refused("host 'api.localhost' is blacklisted")),
+];
+
 #[test]
-fn uris_are_absolute_http_without_credentials_or_private_addresses() {
-    // (uri, accepted normally, accepted when private targets are allowed)
-    let cases = [
-        ("http://hooks.example.com/a", true, true),
-        ("https://hooks.example.com:8443/a?b=c#d", true, true),
-        ("HTTPS://Hooks.Example.com/a", true, true),
-        ("http://93.184.216.34/hook", true, true),
-        ("http://[2606:2800:220:1:248:1893:25c8:1946]/hook", true, true),
-        ("ftp://hooks.example.com/a", false, false),
-        ("/relative/path", false, false),
-        ("hooks.example.com/a", false, false),
-        ("", false, false),
-        ("https://user:secret@hooks.example.com/a", false, false),
-        ("https://user@hooks.example.com/a", false, false),
-        ("https://hooks.example.com/a b", false, false),
-        (" https://hooks.example.com/a", false, false),
-        ("https://hooks.example.com/a\n", false, false),
-        ("https://localhost/a", false, false),
-        ("https://LOCALHOST./a", false, false),
-        ("http://127.0.0.1:8080/a", false, true),
-        ("http://127.0.0.2/a", false, true),
-        ("http://2130706433/a", false, true),
-        ("http://0.0.0.0/a", false, true),
-        ("http://10.1.2.3/a", false, true),
-        ("http://172.16.0.1/a", false, true),
-        ("http://192.168.1.10/a", false, true),
-        ("http://100.100.100.200/a", false, true),
-        ("http://169.254.169.254/latest/meta-data/", false, true),
-        ("http://224.0.0.1/a", false, true),
-        ("http://255.255.255.255/a", false, true),
-        ("http://[::1]/a", false, true),
-        ("http://[::]/a", false, true),
-        ("http://[fc00::1]/a", false, true),
-        ("http://[fd00:ec2::254]/a", false, true),
-        ("http://[fe80::1]/a", false, true),
-        ("http://[ff02::1]/a", false, true),
-        ("http://[::ffff:127.0.0.1]/a", false, true),
-        ("http://[64:ff9b::a9fe:a9fe]/a", false, true),
-        ("http://[2002:c0a8:0101::1]/a", false, true),
-    ];
-    for (uri, public, private) in cases {
-        for (caller, expected) in [(RESELLER, public), (PRIVATE_OK, private)] {
+fn every_hostile_uri_is_refused_with_its_reason_and_public_ones_accepted() {
+    for &(uri, verdict) in URIS {
+        for caller in [RESELLER, PRIVATE_OK] {
             let result = validate_as(caller, hook_with(json!({"uri": uri})));
-            match (expected, result) {
-                (true, Ok(document)) => assert_eq!(document.uri(), uri),
-                (false, Err(errors)) => assert_eq!(
+            let cause = match verdict {
+                Public => None,
+                Restricted(_) if caller.allow_private_targets => None,
+                Restricted(address) => Some(format!("address {address} is not a public address")),
+                Refused(cause) => Some(cause.to_owned()),
+            };
+            match (cause, result) {
+                // Stored as the client wrote it.
+                (None, Ok(document)) => assert_eq!(document.uri(), uri),
+                (Some(cause), Err(errors)) => assert_eq!(
                     errors.into_json(),
-                    json!({"uri": {"error": {"message": "invalid client URL", "value": uri}}}),
+                    json!({"uri": {"error": {"message": "invalid client URL", "cause": cause, "value": uri}}}),
                     "for {uri}"
                 ),
-                (expected, result) => panic!(
-                    "{uri} (private allowed: {}): expected accepted={expected}, got {result:?}",
+                (cause, result) => panic!(
+                    "{uri:?} (private allowed: {}): expected refusal {cause:?}, got {result:?}",
                     caller.allow_private_targets
                 ),
             }
@@ -321,14 +407,53 @@ fn uris_are_absolute_http_without_credentials_or_private_addresses() {
 }
 
 #[test]
-fn the_uri_check_says_why() {
-    let reason = |uri: &str| check_callback_uri(uri, false).expect_err("refused").to_string();
-    assert_eq!(reason("ftp://example.com/"), "scheme 'ftp' is not http or https");
-    assert_eq!(reason("https://a:b@example.com/"), "carries credentials");
-    assert_eq!(reason("https://localhost/"), "host 'localhost' is blacklisted");
-    assert_eq!(reason("http://10.0.0.1/"), "address 10.0.0.1 is not a public address");
-    assert!(reason("/relative").starts_with("not an absolute URL"));
+fn the_uri_check_gives_the_normalized_url() {
+    let url = check_callback_uri("http://0x7f.1:8080/a", true).expect("private targets allowed");
+    assert_eq!(url.as_str(), "http://127.0.0.1:8080/a");
     assert!(check_callback_uri("http://10.0.0.1/", true).is_ok());
+}
+
+#[test]
+fn strings_of_a_hook_are_bounded() {
+    let uri_of = |length: usize| {
+        let base = "https://hooks.example.com/";
+        format!("{base}{}", "a".repeat(length - base.len()))
+    };
+    accepted(hook_with(json!({"uri": uri_of(2048)})));
+    for length in [2049, 100_000] {
+        assert_eq!(
+            refused(hook_with(json!({"uri": uri_of(length)}))),
+            json!({"uri": {"maxLength": {"message": "String must not be more than 2048 characters", "target": 2048}}}),
+        );
+    }
+    // Characters, not bytes.
+    accepted(hook_with(json!({"name": "é".repeat(128)})));
+    assert_eq!(
+        refused(hook_with(json!({"name": "n".repeat(129)}))),
+        json!({"name": {"maxLength": {"message": "String must not be more than 128 characters", "target": 128}}}),
+    );
+
+    let name = "X-".to_owned() + &"n".repeat(254);
+    accepted(hook_with(json!({"custom_request_headers": {name.clone(): "v".repeat(4096)}})));
+    let long_name = name.clone() + "n";
+    assert_eq!(
+        refused(hook_with(json!({"custom_request_headers": {long_name.clone(): "v"}}))),
+        json!({format!("custom_request_headers.{long_name}"): {"maxLength": {
+            "message": "Invalid HTTP header name: must not be more than 256 characters", "target": 256}}}),
+    );
+    assert_eq!(
+        refused(hook_with(json!({"custom_request_headers": {"X-Long": "v".repeat(4097)}}))),
+        json!({"custom_request_headers.X-Long": {"maxLength": {
+            "message": "String must not be more than 4096 characters", "target": 4096}}}),
+    );
+    let headers =
+        |count: usize| -> Map<String, Value> { (0..count).map(|index| (format!("X-H{index}"), json!("v"))).collect() };
+    accepted(hook_with(json!({"custom_request_headers": headers(32)})));
+    assert_eq!(
+        refused(hook_with(json!({"custom_request_headers": headers(33)}))),
+        json!({"custom_request_headers": {"maxProperties": {
+            "message": "Object must not have more than 32 properties", "target": 32}}}),
+    );
 }
 
 #[test]

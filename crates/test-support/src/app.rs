@@ -43,14 +43,15 @@ impl TestApp {
         Self::spawn_on(database, bus).await
     }
 
-    /// Serves the API over `database` and `bus`.
+    /// Serves the API over `database` and `bus`, with [`TestApp::settings`].
     pub async fn spawn_on(database: TestDatabase, bus: Bus) -> Self {
-        let store = database.store().await;
-        let master_key = webhooks_api::accounts::generate_api_key();
-        let (master, _) = webhooks_api::accounts::bootstrap_master(&store, Some(&master_key))
-            .await
-            .expect("the master account is created");
-        let settings = ApiSettings {
+        Self::spawn_with(database, bus, Self::settings()).await
+    }
+
+    /// The settings of [`TestApp::spawn`]: private targets allowed (tests call 127.0.0.1), one
+    /// worker, 64 KiB bodies.
+    pub fn settings() -> ApiSettings {
+        ApiSettings {
             allow_private_targets: true,
             workers: 1,
             max_body_bytes: 64 * 1024,
@@ -58,7 +59,16 @@ impl TestApp {
             // No dispatcher answers here: a test callout's wait is kept short.
             test_wait: std::time::Duration::from_secs(2),
             ..ApiSettings::default()
-        };
+        }
+    }
+
+    /// Serves the API over `database` and `bus` with `settings`.
+    pub async fn spawn_with(database: TestDatabase, bus: Bus, settings: ApiSettings) -> Self {
+        let store = database.store().await;
+        let master_key = webhooks_api::accounts::generate_api_key();
+        let (master, _) = webhooks_api::accounts::bootstrap_master(&store, Some(&master_key))
+            .await
+            .expect("the master account is created");
         let state = ApiState::new(store.clone(), bus.clone(), settings).await.expect("the API state is built");
         let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
         listener.set_nonblocking(true).expect("a non-blocking listener");

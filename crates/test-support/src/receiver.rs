@@ -74,6 +74,8 @@ pub struct Receiver {
     requests: Arc<Mutex<Vec<Captured>>>,
     /// How many requests arrived.
     received: Arc<AtomicUsize>,
+    /// How many connections were accepted.
+    connections: Arc<AtomicUsize>,
     /// Woken on every request.
     arrived: Arc<Notify>,
     /// Stops the server.
@@ -166,6 +168,8 @@ impl Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the receiver");
         let address = listener.local_addr().expect("receiver address");
         let task_stop = stop.clone();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let accepted_count = connections.clone();
         tokio::spawn(async move {
             loop {
                 let stream = tokio::select! {
@@ -175,6 +179,7 @@ impl Receiver {
                         Err(_) => continue,
                     },
                 };
+                accepted_count.fetch_add(1, Ordering::Relaxed);
                 let (handler, connection_stop) = (handler.clone(), task_stop.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |request| handler(request).map(Ok::<_, Infallible>));
@@ -186,7 +191,7 @@ impl Receiver {
                 });
             }
         });
-        Receiver { address, requests, received, arrived, stop }
+        Receiver { address, requests, received, connections, arrived, stop }
     }
 
     /// Always answers `status`.
@@ -207,6 +212,11 @@ impl Receiver {
     /// How many requests arrived so far.
     pub fn count(&self) -> usize {
         self.received.load(Ordering::Relaxed)
+    }
+
+    /// How many connections were made to it so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
     }
 
     /// Everything received so far.

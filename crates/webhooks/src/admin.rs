@@ -360,7 +360,7 @@ async fn replay(context: &Admin<'_>, hook: &WebhookId, since: i64, dry_run: bool
 
 /// `--since`: gregorian seconds or RFC 3339 text.
 fn parse_since(text: &str) -> Result<i64, String> {
-    parse_instant(text).ok_or_else(|| format!("'{text}' is neither gregorian seconds nor RFC 3339 text"))
+    parse_instant(text).map_err(|why| format!("'{text}' is neither gregorian seconds nor RFC 3339 text ({why})"))
 }
 
 /// The bus of `settings`; deliveries cannot wait for a reload, so a missing URL is an error.

@@ -8,7 +8,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
     ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderName,
-    HeaderValue,
+    HeaderValue, TRANSFER_ENCODING,
 };
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
@@ -204,15 +204,29 @@ async fn read_body(request: &mut ServiceRequest, limit: usize) -> Result<Body, A
     if declared.is_some_and(|length| length > limit) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
+    // The body ends where its framing says: at the last chunk, else after the declared length
+    // (nothing without one). Reading no further matters for a CONNECT and an `Upgrade: websocket`
+    // request: actix hands their payload over as a stream that ends only with the connection,
+    // and they are served as the plain requests they also are.
+    let chunked = header_text(request, &TRANSFER_ENCODING)
+        .is_some_and(|encoding| encoding.to_ascii_lowercase().contains("chunked"));
+    let framed = if chunked { None } else { Some(declared.unwrap_or(0)) };
     let mut payload = request.take_payload();
     // Room for the declared length at once: growing by chunks copies a large body many times.
     let mut bytes = BytesMut::with_capacity(declared.unwrap_or(0));
-    while let Some(chunk) = payload.next().await {
+    loop {
+        let wanted = framed.map_or(usize::MAX, |length| length - bytes.len());
+        if wanted == 0 {
+            break;
+        }
+        let Some(chunk) = payload.next().await else { break };
         let chunk = chunk.map_err(|error| ApiError::InvalidJson(format!("the body could not be read: {error}")))?;
+        // What a stream carries past the declared length is not this request's.
+        let chunk = &chunk[..chunk.len().min(wanted)];
         if bytes.len() + chunk.len() > limit {
             return Err(ApiError::PayloadTooLarge { limit });
         }
-        bytes.extend_from_slice(&chunk);
+        bytes.extend_from_slice(chunk);
     }
     let Some(&first) = bytes.iter().find(|byte| !byte.is_ascii_whitespace()) else {
         return Ok(Body::Empty);

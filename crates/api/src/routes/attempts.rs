@@ -71,19 +71,19 @@ pub async fn replay(
     body: Envelope,
 ) -> Result<Reply, ApiError> {
     let data = body.data_object()?;
-    let since = data.get("since").and_then(|since| match since {
-        Value::Number(number) => number.as_i64(),
-        Value::String(text) => parse_instant(text),
-        _ => None,
-    });
-    let Some(since) = since else {
-        return Err(ValidationErrors::single(
-            "since",
-            "type",
-            json!({"message": "since must be gregorian seconds or RFC 3339 text", "value": data.get("since")}),
-        )
-        .into());
+    let since = match data.get("since") {
+        Some(Value::Number(number)) => number.as_i64().ok_or(None),
+        Some(Value::String(text)) => parse_instant(text).map_err(|why| Some(why.to_string())),
+        _ => Err(None),
     };
+    let since = since.map_err(|cause| {
+        let mut detail =
+            json!({"message": "since must be gregorian seconds or RFC 3339 text", "value": data.get("since")});
+        if let Some(cause) = cause {
+            detail["cause"] = Value::String(cause);
+        }
+        ApiError::from(ValidationErrors::single("since", "type", detail))
+    })?;
     let dry_run = match data.get("dry_run") {
         None => false,
         Some(Value::Bool(flag)) => *flag,

@@ -9,10 +9,10 @@ use actix_web::web::Data;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tracing::Instrument;
-use webhooks_bus::Outgoing;
 use webhooks_bus::trace::continue_trace;
+use webhooks_bus::{BusError, Outgoing};
 use webhooks_model::errors::ValidationErrors;
-use webhooks_model::event::{EventError, KazooEvent, address, read_event};
+use webhooks_model::event::{EventError, KazooEvent, MAX_ROUTING_KEY_BYTES, address, read_event};
 use webhooks_model::trace::{TRACE_PARENT_HEADER, TraceParent};
 
 use crate::ApiState;
@@ -95,7 +95,11 @@ async fn publish_events(
             }
             Err(error) => {
                 let (field, rule) = error_field(&error);
-                errors.add(&format!("{prefix}{field}"), rule, json!({"message": error.to_string()}));
+                let mut detail = json!({"message": error.to_string()});
+                if let EventError::RoutingKeyTooLong { .. } = error {
+                    detail["target"] = json!(MAX_ROUTING_KEY_BYTES);
+                }
+                errors.add(&format!("{prefix}{field}"), rule, detail);
             }
         }
     }
@@ -103,12 +107,24 @@ async fn publish_events(
         return Err(errors.into());
     }
     let accepted = messages.len();
-    state.bus.publish_all(messages).await.map_err(|error| {
-        tracing::error!(error = %error, "ingested events not published");
-        ApiError::Unavailable("the message bus did not accept the events; nothing was published")
-    })?;
+    state.bus.publish_all(messages).await.map_err(publish_error)?;
     tracing::debug!(accepted, "events ingested");
     Ok(Reply::ok(json!({"accepted": accepted})).without_revision().with_status(StatusCode::ACCEPTED))
+}
+
+/// What a failed publish answers. A name the broker cannot take is the caller's doing, not the
+/// bus being down: it is a 400, never a 503 (the routing keys were checked above, so this only
+/// stands behind that check).
+fn publish_error(error: BusError) -> ApiError {
+    match error {
+        BusError::NameTooLong { .. } => {
+            ApiError::Refused { message: "event not publishable", reason: format!("the {error}") }
+        }
+        error => {
+            tracing::error!(error = %error, "ingested events not published");
+            ApiError::Unavailable("the message bus did not accept the events; nothing was published")
+        }
+    }
 }
 
 /// A `{"data": ...}` envelope's content; a Kazoo event itself never has a `data` member.
@@ -135,9 +151,31 @@ fn error_field(error: &EventError) -> (&'static str, &'static str) {
         EventError::NotAnObject => ("data", "type"),
         EventError::MissingField(field) => (field, "required"),
         EventError::InvalidField { field, .. } => (field, "pattern"),
+        EventError::RoutingKeyTooLong { field, .. } => (field, "maxLength"),
         EventError::IncompleteNotification { field, .. } => (field, "required"),
         EventError::UnknownKind(_) => ("Event-Category", "required"),
         EventError::UnsupportedCategory(_) => ("Event-Category", "enum"),
         _ => ("Event-Name", "enum"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::ResponseError;
+    use actix_web::http::StatusCode;
+
+    use super::*;
+
+    #[test]
+    fn a_name_the_broker_cannot_take_is_the_callers_fault_and_a_broker_away_is_not() {
+        let refused = publish_error(BusError::NameTooLong { what: "routing key" });
+        assert_eq!(refused.status_code(), StatusCode::BAD_REQUEST);
+        assert_eq!(refused.to_string(), "event not publishable");
+        assert!(
+            matches!(refused, ApiError::Refused { reason, .. } if reason == "the routing key is longer than 255 bytes")
+        );
+        for unavailable in [BusError::Disconnected, BusError::Timeout { operation: "publish" }] {
+            assert_eq!(publish_error(unavailable).status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        }
     }
 }

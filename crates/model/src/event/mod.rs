@@ -21,7 +21,9 @@ use crate::ids::AccountId;
 pub use channel::{ChannelEvent, ChannelEventName, InboundUserField};
 pub use notification::{CallflowWebhookEvent, NotificationEvent};
 pub use object::{DEFAULT_OBJECT_TYPES, ObjectAction, ObjectEvent, account_id_from_database};
-pub use routing::{address, call_event_routing_key, decode_routing_key_segment, encode_routing_key_segment};
+pub use routing::{
+    MAX_ROUTING_KEY_BYTES, address, call_event_routing_key, decode_routing_key_segment, encode_routing_key_segment,
+};
 
 /// Why a bus message yields no event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,6 +72,15 @@ pub enum EventError {
     /// A notification `Event-Name` that is not in the table of spec 9.2.
     #[error("unknown notification '{0}'")]
     UnknownNotification(String),
+    /// A field makes the routing key the event would be published with longer than the broker
+    /// takes.
+    #[error("'{field}' makes the routing key {length} bytes long; the broker takes at most {MAX_ROUTING_KEY_BYTES}")]
+    RoutingKeyTooLong {
+        /// Wire name of the field.
+        field: &'static str,
+        /// The length of the whole key, in bytes.
+        length: usize,
+    },
     /// A notification lacks one of its required fields (spec 9.2); Kazoo drops it.
     #[error("notification '{notification}' lacks required field '{field}'")]
     IncompleteNotification {
@@ -101,6 +112,7 @@ impl EventError {
             | Self::UnknownKind(_)
             | Self::MissingField(_)
             | Self::InvalidField { .. }
+            | Self::RoutingKeyTooLong { .. }
             | Self::IncompleteNotification { .. } => false,
         }
     }
