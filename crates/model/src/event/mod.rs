@@ -125,6 +125,7 @@ impl EventError {
             Self::UnknownKind(_) => "unknown_kind",
             Self::MissingField(_) => "missing_field",
             Self::InvalidField { .. } => "invalid_field",
+            Self::RoutingKeyTooLong { .. } => "routing_key_too_long",
             Self::IncompleteNotification { .. } => "incomplete_notification",
             Self::UnsupportedCategory(_) | Self::UnsupportedEvent { .. } | Self::UnknownNotification(_) => {
                 "not_delivered"
