@@ -8,7 +8,10 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{Map, Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use webhooks_bus::Bus;
+use webhooks_bus::{
+    Bus, DEAD_LETTER_ERROR_HEADER, DEAD_LETTER_EXCHANGE_HEADER, DEAD_LETTER_REASON_HEADER, DISPATCH_ROUTING_KEY,
+    Outgoing,
+};
 use webhooks_dispatcher::delay::DelayQueues;
 use webhooks_dispatcher::{DispatcherError, DispatcherSettings, GONE, TOO_MANY_FAILURES};
 use webhooks_model::ids::{AccountId, WebhookId};
@@ -37,6 +40,7 @@ on_both_buses!(
     batches_are_acked_without_waiting_for_a_dead_host_whose_jobs_are_all_attempted,
     waiting_for_a_saturated_host_counts_within_the_timeout_and_not_towards_disabling,
     callouts_carry_the_jobs_trace_with_a_span_of_their_own_unless_the_hook_sets_one,
+    an_unreadable_job_batch_is_dead_lettered_with_its_reason_and_the_next_one_delivered,
 );
 
 /// A database, a bus and an account with hooks.
@@ -449,6 +453,31 @@ async fn signed_hooks_carry_signatures_the_reference_library_accepts() {
     }
     let plain = received.iter().find(|request| request.path() == "/unsigned").expect("the unsigned request");
     assert!(plain.headers.iter().all(|(name, _)| !name.starts_with("webhook-")));
+    dispatcher.stop().await;
+}
+
+async fn an_unreadable_job_batch_is_dead_lettered_with_its_reason_and_the_next_one_delivered(backend: Backend) {
+    let world = World::new(backend).await;
+    let receiver = Receiver::answering(200).await;
+    let job = world.hook(&receiver.url("/after"), HttpVerb::Post, Format::Json, 0).await;
+    let mut dead = Observer::consume(&world.bus, &world.bus.topology().dead_letter_queue()).await;
+    let dispatcher = world.dispatcher(settings()).await;
+    let jobs_exchange = world.bus.topology().jobs_exchange();
+    let garbage = br#"{"jobs": [{"event_id": 7}]}"#.to_vec();
+    world
+        .bus
+        .publish(Outgoing::persistent(&jobs_exchange, DISPATCH_ROUTING_KEY, garbage.clone()))
+        .await
+        .expect("publish");
+    world.publish(vec![job]).await;
+    receiver.wait_for(1, PATIENCE).await;
+    let letter = dead.next_delivery().await;
+    assert_eq!(&letter.body[..], &garbage[..]);
+    assert_eq!(letter.routing_key, DISPATCH_ROUTING_KEY);
+    assert_eq!(letter.header(DEAD_LETTER_REASON_HEADER), Some("unreadable_job_batch"));
+    assert_eq!(letter.header(DEAD_LETTER_EXCHANGE_HEADER), Some(jobs_exchange.as_str()));
+    let error = letter.header(DEAD_LETTER_ERROR_HEADER).unwrap_or_default();
+    assert!(error.starts_with("invalid type: integer `7`, expected a string"), "{error}");
     dispatcher.stop().await;
 }
 
