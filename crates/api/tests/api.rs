@@ -441,6 +441,9 @@ async fn attempts_are_listed_newest_first_within_the_window(app: TestApp) {
     let events: Vec<&str> =
         all.data().as_array().expect("an array").iter().filter_map(|item| item["event_id"].as_str()).collect();
     assert_eq!(events, ["e3", "e2", "e1"]);
+    let ids: Vec<&str> =
+        all.data().as_array().expect("an array").iter().filter_map(|item| item["id"].as_str()).collect();
+    assert_eq!(ids, [attempts[2].id.as_str(), &attempts[1].id, &attempts[0].id]);
     assert_eq!(all.data()[0]["timestamp"], now - 10);
     assert_eq!(all.data()[0]["retries_left"], 1);
 

@@ -209,9 +209,11 @@ async fn list(state: &ApiState, scope: &Scope, hook: Option<&WebhookId>, query: 
     Ok(Reply::listing(items, PageInfo { start_key: page.start_key, next_start_key: found.next_start_key }))
 }
 
-/// The attempt's public fields plus `timestamp` (its creation, gregorian seconds).
+/// The attempt's public fields plus `id` (what a resend names) and `timestamp` (its creation,
+/// gregorian seconds). The job kept with the record stays private.
 fn attempt_view(attempt: &Attempt) -> Value {
     let mut fields = attempt.doc.clone();
+    fields.insert("id".into(), Value::String(attempt.id.clone()));
     fields.insert("timestamp".into(), Value::from(attempt.created));
     Value::Object(fields)
 }
