@@ -225,6 +225,7 @@ async fn a_replay_sends_each_event_whose_latest_record_since_then_failed_once() 
     for (body, field) in [
         (json!({"data": {}}), "since"),
         (json!({"data": {"since": "yesterday"}}), "since"),
+        (json!({"data": {"since": -1}}), "since"),
         (json!({"data": {"since": 1, "dry_run": "yes"}}), "dry_run"),
     ] {
         let refused = app.client.send(Method::PUT, &path, Some(&token), Some(&body)).await;

@@ -72,7 +72,8 @@ pub async fn replay(
 ) -> Result<Reply, ApiError> {
     let data = body.data_object()?;
     let since = data.get("since").and_then(|since| match since {
-        Value::Number(number) => number.as_i64(),
+        // Gregorian seconds start at year 1: a negative count names no time.
+        Value::Number(number) => number.as_i64().filter(|seconds| *seconds >= 0),
         Value::String(text) => parse_instant(text),
         _ => None,
     });
