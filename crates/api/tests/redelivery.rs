@@ -197,6 +197,10 @@ async fn a_replay_sends_each_event_whose_latest_record_since_then_failed_once() 
     let dry = json!({"data": {"since": since, "dry_run": true}});
     let counted = app.client.send(Method::PUT, &path, Some(&token), Some(&dry)).await;
     assert_eq!((counted.status, counted.data()), (StatusCode::OK, &json!({"would_replay": 2})), "{}", counted.body);
+    // Gregorian seconds spelled as a whole float are the same number.
+    let float = json!({"data": {"since": (gregorian_now() - 3600) as f64, "dry_run": true}});
+    let counted = app.client.send(Method::PUT, &path, Some(&token), Some(&float)).await;
+    assert_eq!((counted.status, counted.data()), (StatusCode::OK, &json!({"would_replay": 2})), "{}", counted.body);
     assert!(jobs.quiet_for(Duration::from_millis(300)).await, "a dry run publishes nothing");
 
     let gregorian = json!({"data": {"since": gregorian_now() - 3600}});
@@ -226,6 +230,7 @@ async fn a_replay_sends_each_event_whose_latest_record_since_then_failed_once() 
         (json!({"data": {}}), "since"),
         (json!({"data": {"since": "yesterday"}}), "since"),
         (json!({"data": {"since": -1}}), "since"),
+        (json!({"data": {"since": 1.5}}), "since"),
         (json!({"data": {"since": 1, "dry_run": "yes"}}), "dry_run"),
     ] {
         let refused = app.client.send(Method::PUT, &path, Some(&token), Some(&body)).await;

@@ -72,8 +72,17 @@ pub async fn replay(
 ) -> Result<Reply, ApiError> {
     let data = body.data_object()?;
     let since = data.get("since").and_then(|since| match since {
-        // Gregorian seconds start at year 1: a negative count names no time.
-        Value::Number(number) => number.as_i64().filter(|seconds| *seconds >= 0),
+        // A whole number however it is spelled (`0.0` is JSON's integer 0 too); gregorian seconds
+        // start at year 1, so a negative count names no time.
+        Value::Number(number) => number
+            .as_i64()
+            .or_else(|| {
+                number
+                    .as_f64()
+                    .filter(|seconds| seconds.fract() == 0.0 && seconds.abs() < 1e18)
+                    .map(|seconds| seconds as i64)
+            })
+            .filter(|seconds| *seconds >= 0),
         Value::String(text) => parse_instant(text),
         _ => None,
     });
