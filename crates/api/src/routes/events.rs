@@ -85,6 +85,14 @@ async fn publish_events(
         // A single event's errors name its fields; an array's carry the item's index first.
         let prefix = if single { String::new() } else { format!("{index}.") };
         match checked_address(&event) {
+            // The broker would refuse the publish: refused here, naming the field that made it long.
+            Ok((_, routing_key)) if routing_key.len() > MAX_ROUTING_KEY_BYTES => {
+                let message = format!(
+                    "the routing key of this event is {} bytes long, above the broker's {MAX_ROUTING_KEY_BYTES}",
+                    routing_key.len()
+                );
+                errors.add(&format!("{prefix}{}", keyed_field(&event)), "maxLength", json!({"message": message}));
+            }
             Ok((exchange, routing_key)) => {
                 let message = match text {
                     Some(text) => Outgoing::persistent(exchange, &routing_key, text),
@@ -109,6 +117,19 @@ async fn publish_events(
     })?;
     tracing::debug!(accepted, "events ingested");
     Ok(Reply::ok(json!({"accepted": accepted})).without_revision().with_status(StatusCode::ACCEPTED))
+}
+
+/// AMQP's limit on a routing key (a short string).
+const MAX_ROUTING_KEY_BYTES: usize = 255;
+
+/// The field whose value an event's routing key mostly carries.
+fn keyed_field(event: &Value) -> &'static str {
+    match event.get("Event-Category").and_then(Value::as_str) {
+        Some("call_event") => "Call-ID",
+        Some("configuration") => "ID",
+        Some("sms" | "mms") => "Message-ID",
+        _ => "Event-Name",
+    }
 }
 
 /// A `{"data": ...}` envelope's content; a Kazoo event itself never has a `data` member.
