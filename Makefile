@@ -14,6 +14,7 @@ test: deploy-check
 	python3 -m pip install --quiet --disable-pip-version-check standardwebhooks
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
+	tests/fuzz/run.sh
 
 # Renders the Kubernetes manifests and validates them offline; no cluster or Docker needed.
 deploy-check:

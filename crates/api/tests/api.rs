@@ -485,6 +485,9 @@ async fn attempts_are_listed_newest_first_within_the_window(app: TestApp) {
     let events: Vec<&str> =
         all.data().as_array().expect("an array").iter().filter_map(|item| item["event_id"].as_str()).collect();
     assert_eq!(events, ["e3", "e2", "e1"]);
+    let ids: Vec<&str> =
+        all.data().as_array().expect("an array").iter().filter_map(|item| item["id"].as_str()).collect();
+    assert_eq!(ids, [attempts[2].id.as_str(), &attempts[1].id, &attempts[0].id]);
     assert_eq!(all.data()[0]["timestamp"], now - 10);
     assert_eq!(all.data()[0]["retries_left"], 1);
 
@@ -581,6 +584,14 @@ async fn accounts_are_created_read_updated_and_deleted_with_their_hooks(app: Tes
 
     let fetched = client.send(Method::GET, &format!("/v2/accounts/{child}"), Some(&master), None).await;
     assert_eq!(fetched.data()["name"], "child");
+    // Names are stored as text of their own: blank ones and ones holding NUL are refused.
+    for (name, rule) in [(" \t", "required"), ("a\u{0}b", "pattern")] {
+        let refused = client
+            .send(Method::POST, &format!("/v2/accounts/{child}"), Some(&master), Some(&json!({"data": {"name": name}})))
+            .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{name:?}: {}", refused.body);
+        assert!(refused.data()["name"][rule]["message"].is_string(), "{}", refused.body);
+    }
     let updated = client
         .send(
             Method::POST,
@@ -694,6 +705,24 @@ async fn real_client_habits_are_accepted(app: TestApp) {
 
     let tunnelled = client.send(Method::POST, &path(account, "?verb=PUT"), Some(&token), Some(&hook_body())).await;
     assert_eq!(tunnelled.status, StatusCode::CREATED, "a method tunnelled through POST");
+    let hook = tunnelled.data()["id"].as_str().expect("an id").to_owned();
+    let hook_path = path(account, &format!("/{hook}"));
+    // A verb that names no method is refused, not served as the POST; a tunnelled OPTIONS is no
+    // preflight, and a method the path does not serve answers 405.
+    for (verb, rule) in [(json!(5), "type"), (json!({}), "type"), (json!(""), "pattern"), (json!("a b"), "pattern")] {
+        let mut body = hook_body();
+        body["verb"] = verb.clone();
+        let refused = client.send(Method::POST, &hook_path, Some(&token), Some(&body)).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "verb {verb}: {}", refused.body);
+        assert_eq!(refused.data()["verb"][rule]["value"], verb, "{}", refused.body);
+    }
+    for verb in ["OPTIONS", "put", "then"] {
+        let mut body = hook_body();
+        body["verb"] = json!(verb);
+        let refused = client.send(Method::POST, &hook_path, Some(&token), Some(&body)).await;
+        assert_eq!(refused.status, StatusCode::METHOD_NOT_ALLOWED, "verb {verb}: {}", refused.body);
+        assert_eq!(refused.body["message"], "invalid_method");
+    }
 
     let request_id = reqwest::Client::new()
         .get(format!("{}/v2/webhooks", client.base_url()))

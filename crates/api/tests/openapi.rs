@@ -554,3 +554,51 @@ async fn real_answers_conform_to_the_description() {
     api.check(&gone, "/v2/accounts/{account_id}", &Method::DELETE);
     assert_eq!(gone.status, StatusCode::OK);
 }
+
+#[test]
+fn the_webhook_input_requires_the_modifiers_of_the_hook_definitions() {
+    let api = OpenApi::load();
+    let definitions = read_json(&repository_path("crates/model/data/hook-definitions.json"));
+    let expected: BTreeMap<String, Value> = definitions
+        .as_array()
+        .expect("definitions")
+        .iter()
+        .filter_map(|definition| {
+            let modifiers = definition.get("modifiers")?.as_object()?;
+            let values = modifiers
+                .iter()
+                .map(|(key, modifier)| {
+                    let allowed = match &modifier["items"] {
+                        Value::Object(items) => items.keys().cloned().map(Value::String).collect(),
+                        Value::Array(items) => items.clone(),
+                        other => panic!("modifier {key}: items {other}"),
+                    };
+                    (key.clone(), Value::Array(allowed))
+                })
+                .collect::<Map<String, Value>>();
+            Some((definition["id"].as_str().expect("an id").to_owned(), Value::Object(values)))
+        })
+        .collect();
+    let branches = api.doc["components"]["schemas"]["WebhookInput"]["allOf"][2]["anyOf"].as_array().expect("branches");
+    let described: BTreeMap<String, Value> = branches
+        .iter()
+        .filter_map(|branch| {
+            let hook = branch["properties"]["hook"]["const"].as_str()?;
+            let custom_data = &branch["properties"]["custom_data"];
+            let values = custom_data["properties"]
+                .as_object()
+                .expect("modifier properties")
+                .iter()
+                .map(|(key, schema)| (key.clone(), schema["enum"].clone()))
+                .collect::<Map<String, Value>>();
+            let required: BTreeSet<&str> =
+                custom_data["required"].as_array().expect("required").iter().filter_map(Value::as_str).collect();
+            assert_eq!(required, values.keys().map(String::as_str).collect(), "{hook}: every modifier is required");
+            Some((hook.to_owned(), Value::Object(values)))
+        })
+        .collect();
+    assert_eq!(described, expected);
+    // Every other hook type takes any custom_data.
+    let others = &branches[0]["properties"]["hook"]["not"]["enum"];
+    assert_eq!(others, &json!(expected.keys().collect::<Vec<_>>()));
+}

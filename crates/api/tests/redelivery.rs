@@ -141,6 +141,37 @@ async fn a_resend_publishes_the_stored_payload_to_the_hook_as_configured_now() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_client_resends_an_attempt_by_the_id_a_listing_gave_it() {
+    let (app, token, account, hook, mut jobs) = arrange().await;
+    let older = record(&account, &hook, 60, "e1", "failure", Some(attempted(&account, &hook, "e1", 1)));
+    let newer = record(&account, &hook, 30, "e2", "failure", Some(attempted(&account, &hook, "e2", 3)));
+    app.store.insert_attempts(&[older.clone(), newer.clone()]).await.expect("stored");
+
+    // Both listings name each record by its id, newest first, and keep the stored job private.
+    let account_path = format!("/v2/accounts/{account}/webhooks/attempts");
+    let hook_path = format!("/v2/accounts/{account}/webhooks/{hook}/attempts");
+    for path in [&account_path, &hook_path] {
+        let listed = app.client.send(Method::GET, path, Some(&token), None).await;
+        assert_eq!(listed.status, StatusCode::OK, "{path}: {}", listed.body);
+        let items = listed.data().as_array().expect("a listing");
+        let named: Vec<(&Value, &Value)> = items.iter().map(|item| (&item["id"], &item["event_id"])).collect();
+        assert_eq!(named, [(&json!(newer.id), &json!("e2")), (&json!(older.id), &json!("e1"))], "{path}");
+        assert!(items.iter().all(|item| item.get("job").is_none()), "{path}: {items:?}");
+    }
+
+    // The older record, taken from the listing, is delivered again from its first attempt.
+    let listed = app.client.send(Method::GET, &hook_path, Some(&token), None).await;
+    let id = listed.data()[1]["id"].as_str().expect("an id").to_owned();
+    let resent = app.client.send(Method::PUT, &format!("{hook_path}/{id}/resend"), Some(&token), None).await;
+    assert_eq!(resent.status, StatusCode::ACCEPTED, "{}", resent.body);
+    assert_eq!(resent.data(), &json!({"resent": 1, "event_id": "e1"}));
+    let (_, batch) = jobs.next_json::<JobBatch>().await;
+    let [job] = <[DeliveryJob; 1]>::try_from(batch.jobs).expect("one job");
+    assert_eq!((job.event_id.as_str(), job.attempt, &job.payload), ("e1", 0, &older.job.expect("a job").payload));
+    assert!(jobs.quiet_for(Duration::from_millis(300)).await, "one resend, one job");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_replay_sends_each_event_whose_latest_record_since_then_failed_once() {
     let (app, token, account, hook, mut jobs) = arrange().await;
     let job = |event: &str, attempt| Some(attempted(&account, &hook, event, attempt));
@@ -165,6 +196,10 @@ async fn a_replay_sends_each_event_whose_latest_record_since_then_failed_once() 
     let since = iso8601_from_unix(unix_seconds() - 3600);
     let dry = json!({"data": {"since": since, "dry_run": true}});
     let counted = app.client.send(Method::PUT, &path, Some(&token), Some(&dry)).await;
+    assert_eq!((counted.status, counted.data()), (StatusCode::OK, &json!({"would_replay": 2})), "{}", counted.body);
+    // Gregorian seconds spelled as a whole float are the same number.
+    let float = json!({"data": {"since": (gregorian_now() - 3600) as f64, "dry_run": true}});
+    let counted = app.client.send(Method::PUT, &path, Some(&token), Some(&float)).await;
     assert_eq!((counted.status, counted.data()), (StatusCode::OK, &json!({"would_replay": 2})), "{}", counted.body);
     assert!(jobs.quiet_for(Duration::from_millis(300)).await, "a dry run publishes nothing");
 
@@ -194,6 +229,8 @@ async fn a_replay_sends_each_event_whose_latest_record_since_then_failed_once() 
     for (body, field) in [
         (json!({"data": {}}), "since"),
         (json!({"data": {"since": "yesterday"}}), "since"),
+        (json!({"data": {"since": -1}}), "since"),
+        (json!({"data": {"since": 1.5}}), "since"),
         (json!({"data": {"since": 1, "dry_run": "yes"}}), "dry_run"),
     ] {
         let refused = app.client.send(Method::PUT, &path, Some(&token), Some(&body)).await;

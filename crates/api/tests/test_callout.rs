@@ -75,9 +75,10 @@ async fn a_test_sends_the_sample_once_whatever_the_state_and_answers_with_the_re
         };
         let records = [record(&random_id(), published), record(&job.event_id, published - 3600)];
         app.store.insert_attempts(&records).await.expect("recorded");
-        job
+        let [_, tested] = records;
+        (job, tested.id)
     };
-    let (answer, job) = tokio::join!(app.client.send(Method::PUT, &path, Some(&token), None), dispatcher);
+    let (answer, (job, record_id)) = tokio::join!(app.client.send(Method::PUT, &path, Some(&token), None), dispatcher);
 
     // A disabled hook is tested too; the custom_data filters (a device deletion) do not stop it.
     let expected_job = DeliveryJob {
@@ -105,6 +106,8 @@ async fn a_test_sends_the_sample_once_whatever_the_state_and_answers_with_the_re
         (&data["event_id"], &data["result"], &data["resp_status_code"], &data["test"]),
         (&json!(job.event_id), &json!("success"), &json!("204"), &json!(true))
     );
+    // The record's id, as the listings show it, so that a client can resend it.
+    assert_eq!(data["id"], json!(record_id));
     assert!(data["timestamp"].is_i64());
     assert!(jobs.quiet_for(Duration::from_millis(300)).await, "one test, one job");
 }

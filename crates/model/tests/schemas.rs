@@ -198,13 +198,13 @@ fn the_notification_schema_requires_what_the_notification_table_requires() {
         .collect();
     let table: Vec<&str> = NOTIFICATION_TYPES.iter().map(|notification| notification.name).collect();
     assert_eq!(names, table);
-    let required: BTreeMap<&str, Vec<&str>> = schema["allOf"]
+    let required: BTreeMap<&str, Vec<&str>> = schema["anyOf"]
         .as_array()
-        .expect("one condition per type")
+        .expect("one branch per type")
         .iter()
-        .map(|condition| {
-            let name = condition["if"]["properties"]["Event-Name"]["const"].as_str().expect("a type");
-            let fields = condition["then"]["required"].as_array().expect("fields").iter().filter_map(Value::as_str);
+        .map(|branch| {
+            let name = branch["properties"]["Event-Name"]["const"].as_str().expect("a type");
+            let fields = branch["required"].as_array().expect("fields").iter().filter_map(Value::as_str);
             (name, fields.collect())
         })
         .collect();

@@ -15,8 +15,9 @@ use actix_web::middleware::Next;
 use actix_web::web::{Bytes, BytesMut, Data};
 use actix_web::{HttpMessage, ResponseError};
 use futures_util::StreamExt;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use tracing::Instrument;
+use webhooks_model::errors::ValidationErrors;
 
 use super::error::ApiError;
 use crate::ApiState;
@@ -118,10 +119,7 @@ pub async fn middleware(
         }
     };
 
-    let envelope_text = |key: &str| match &body {
-        Body::Json(value) => value.get(key).and_then(Value::as_str).map(str::to_owned),
-        _ => None,
-    };
+    let envelope_text = |key: &str| envelope_value(&body, key).and_then(Value::as_str).map(str::to_owned);
     let token = header_text(&request, &X_AUTH_TOKEN)
         .or_else(|| {
             header_text(&request, &AUTHORIZATION)
@@ -138,21 +136,28 @@ pub async fn middleware(
         meta.auth_token = Some(token);
     }
 
-    // Crossbar lets clients tunnel a method through POST, in the query string or the envelope.
+    // A preflight is a real OPTIONS request; a POST tunnelled to OPTIONS is routed like any other.
+    let is_preflight = request.method() == Method::OPTIONS;
+    // Crossbar lets clients tunnel a method through POST, in the query string or the envelope;
+    // a verb that names no method is refused rather than silently served as the POST.
     if request.method() == Method::POST {
-        let tunnelled = query
+        let verb = query
             .iter()
             .find(|(key, _)| key == "verb")
-            .map(|(_, value)| value.clone())
-            .or_else(|| envelope_text("verb"));
-        if let Some(method) = tunnelled.and_then(|verb| Method::from_bytes(verb.to_ascii_uppercase().as_bytes()).ok()) {
-            request.head_mut().method = method;
+            .map(|(_, value)| Value::String(value.clone()))
+            .or_else(|| envelope_value(&body, "verb").cloned());
+        match verb.map(|verb| tunnelled_method(&verb).map_err(|detail| (verb, detail))) {
+            None => {}
+            Some(Ok(method)) => request.head_mut().method = method,
+            Some(Err((verb, (rule, message)))) => {
+                let detail = json!({"message": message, "value": verb});
+                early = early.or(Some(ApiError::Validation(ValidationErrors::single("verb", rule, detail))));
+            }
         }
     }
     request.extensions_mut().insert(body);
 
     let request_id = meta.request_id.clone();
-    let is_preflight = request.method() == Method::OPTIONS;
     // Every log line of the request carries its id; the account is recorded once authorized.
     let span = tracing::info_span!(
         "http.request",
@@ -264,6 +269,20 @@ fn form_to_json(bytes: &[u8]) -> Value {
         let mut envelope = Map::new();
         envelope.insert("data".into(), Value::Object(fields));
         Value::Object(envelope)
+    }
+}
+
+/// The method a tunnelling `verb` names (any case), or the rule it breaks and why.
+fn tunnelled_method(verb: &Value) -> Result<Method, (&'static str, &'static str)> {
+    let text = verb.as_str().ok_or(("type", "Value did not match type(s): string"))?;
+    Method::from_bytes(text.to_ascii_uppercase().as_bytes()).map_err(|_| ("pattern", "verb must name an HTTP method"))
+}
+
+/// A member of the body's envelope (a JSON object body).
+fn envelope_value<'a>(body: &'a Body, key: &str) -> Option<&'a Value> {
+    match body {
+        Body::Json(value) => value.get(key),
+        _ => None,
     }
 }
 

@@ -135,6 +135,15 @@ pub async fn api_key(scope: Scope) -> Result<Reply, ApiError> {
 /// read-only fields are dropped.
 fn account_fields(data: &Map<String, Value>) -> Result<(String, Map<String, Value>), ApiError> {
     let name = match data.get("name") {
+        // The name is stored as text of its own, which PostgreSQL cannot hold with NUL in it.
+        Some(Value::String(name)) if name.contains('\0') => {
+            return Err(ValidationErrors::single(
+                "name",
+                "pattern",
+                json!({"message": "must not contain NUL characters", "value": name}),
+            )
+            .into());
+        }
         Some(Value::String(name)) if !name.trim().is_empty() => name.clone(),
         Some(other) if !other.is_string() => {
             return Err(ValidationErrors::single(

@@ -72,7 +72,18 @@ pub async fn replay(
 ) -> Result<Reply, ApiError> {
     let data = body.data_object()?;
     let since = match data.get("since") {
-        Some(Value::Number(number)) => number.as_i64().ok_or(None),
+        // A whole number however it is spelled (`0.0` is JSON's integer 0 too); gregorian seconds
+        // start at year 1, so a negative count names no time.
+        Some(Value::Number(number)) => number
+            .as_i64()
+            .or_else(|| {
+                number
+                    .as_f64()
+                    .filter(|seconds| seconds.fract() == 0.0 && seconds.abs() < 1e18)
+                    .map(|seconds| seconds as i64)
+            })
+            .filter(|seconds| *seconds >= 0)
+            .ok_or(None),
         Some(Value::String(text)) => parse_instant(text).map_err(|why| Some(why.to_string())),
         _ => Err(None),
     };
@@ -209,9 +220,11 @@ async fn list(state: &ApiState, scope: &Scope, hook: Option<&WebhookId>, query: 
     Ok(Reply::listing(items, PageInfo { start_key: page.start_key, next_start_key: found.next_start_key }))
 }
 
-/// The attempt's public fields plus `timestamp` (its creation, gregorian seconds).
+/// The attempt's public fields plus `id` (what a resend names) and `timestamp` (its creation,
+/// gregorian seconds). The job kept with the record stays private.
 fn attempt_view(attempt: &Attempt) -> Value {
     let mut fields = attempt.doc.clone();
+    fields.insert("id".into(), Value::String(attempt.id.clone()));
     fields.insert("timestamp".into(), Value::from(attempt.created));
     Value::Object(fields)
 }
