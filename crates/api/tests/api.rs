@@ -10,6 +10,9 @@ use webhooks_test_support::bus::{Backend, connect, unique_prefix};
 use webhooks_test_support::db::TestDatabase;
 use webhooks_test_support::store::create_hook;
 
+/// Who may do what: every route, caller and account.
+mod tenants;
+
 /// Runs an async test body on a fresh app over SQLite and over PostgreSQL.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
