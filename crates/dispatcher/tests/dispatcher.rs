@@ -22,6 +22,7 @@ use webhooks_storage::{PageRequest, Store};
 use webhooks_test_support::bus::{Backend, Observer, PATIENCE, connect, eventually, job_batch, unique_prefix};
 use webhooks_test_support::db::TestDatabase;
 use webhooks_test_support::fixtures::amqp_event_fixtures;
+use webhooks_test_support::logs::{CapturedLogs, signing_secret};
 use webhooks_test_support::on_both_buses;
 use webhooks_test_support::receiver::{Captured, Receiver, Reply};
 use webhooks_test_support::store::{create_account, create_hook};
@@ -450,6 +451,34 @@ async fn signed_hooks_carry_signatures_the_reference_library_accepts() {
     let plain = received.iter().find(|request| request.path() == "/unsigned").expect("the unsigned request");
     assert!(plain.headers.iter().all(|(name, _)| !name.starts_with("webhook-")));
     dispatcher.stop().await;
+}
+
+/// A signed delivery logs neither the signing secret nor its key, at any level of any crate
+/// (`trace` included), and its attempt record holds neither. The runtime has a single thread, so
+/// the subscriber set for that thread hears the dispatcher, the bus, the store and the receiver.
+#[tokio::test]
+async fn a_signed_delivery_logs_no_secret_at_any_level() {
+    let logs = CapturedLogs::default();
+    let _logged = tracing::subscriber::set_default(logs.subscriber());
+    let world = World::new(Backend::InProcess).await;
+    let receiver = Receiver::answering(200).await;
+    let (secret, forms) = signing_secret(b"the dispatcher's leak test key");
+    let job = world.hook(&receiver.url("/signed"), HttpVerb::Post, Format::Json, 0).await;
+    assert!(world.store.set_signing_secret(&world.account, &job.hook_id, Some(&secret)).await.expect("set"));
+    let dispatcher = world.dispatcher(settings()).await;
+    world.publish(vec![job.clone()]).await;
+    let received = receiver.wait_for(1, PATIENCE).await;
+    assert!(received[0].header("webhook-signature").is_some_and(|signature| signature.starts_with("v1,")));
+    let records = Value::from(world.wait_for_attempts(&job.hook_id, 1).await).to_string();
+    dispatcher.stop().await;
+
+    let text = logs.text();
+    // The search finds what is there: the delivery is logged, down to the HTTP client's traces.
+    assert!(text.contains(job.hook_id.as_str()) && text.contains(r#""level":"TRACE""#), "logs are captured");
+    for form in &forms {
+        assert!(!text.contains(form.as_str()), "the secret is logged as {form}");
+        assert!(!records.contains(form.as_str()), "the secret is recorded as {form}: {records}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,15 +29,14 @@ use webhooks_api::ApiSettings;
 use webhooks_api::auth::{Claims, TokenSigner};
 use webhooks_bus::DISPATCH_ROUTING_KEY;
 use webhooks_model::ids::{AccountId, WebhookId, random_id};
-use webhooks_model::job::{DeliveryJob, JobBatch};
-use webhooks_model::time::{gregorian_now, unix_seconds};
-use webhooks_model::webhook::{Format, HttpVerb};
-use webhooks_storage::{Account, Attempt, NewAttempt, PageRequest, Webhook};
+use webhooks_model::job::JobBatch;
+use webhooks_model::time::unix_seconds;
+use webhooks_storage::{Account, Attempt, PageRequest, Webhook};
 use webhooks_test_support::app::TestApp;
 use webhooks_test_support::bus::{Backend, Observer, connect, unique_prefix};
 use webhooks_test_support::db::TestDatabase;
 use webhooks_test_support::http::Answer;
-use webhooks_test_support::store::object;
+use webhooks_test_support::store::kept_failure;
 
 mod every_route_answers_every_caller_as_the_access_rule_says {
     use super::*;
@@ -311,9 +310,10 @@ impl World {
         let mut attempts = Vec::new();
         for ((id, key, token), document) in accounts.into_iter().zip(documents) {
             let hook = create_hook(app, master_token, &id).await;
-            let (attempt, event) = (random_id(), random_id());
-            attempts.push(kept_failure(&id, &hook, &attempt, &event));
-            members.push(Member { id, document, key, token, hook, attempt, event });
+            let event = random_id();
+            let attempt = kept_failure(&id, &hook, &event);
+            members.push(Member { id, document, key, token, hook, attempt: attempt.id.clone(), event });
+            attempts.push(attempt);
         }
         app.store.insert_attempts(&attempts).await.expect("attempts stored");
 
@@ -425,35 +425,6 @@ async fn create_hook(app: &TestApp, token: &str, account: &AccountId) -> Webhook
     let created = app.client.send(Method::PUT, &path, Some(token), Some(&hook_body("fixture"))).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     created.data()["id"].as_str().expect("an id").parse().expect("a hook id")
-}
-
-/// A failed attempt of `hook` a minute ago that kept its job.
-fn kept_failure(account: &AccountId, hook: &WebhookId, id: &str, event: &str) -> NewAttempt {
-    let job = DeliveryJob {
-        event_id: event.to_owned(),
-        hook_id: hook.clone(),
-        account_id: account.clone(),
-        hook_event: "CHANNEL_CREATE".into(),
-        uri: "http://127.0.0.1:9/matrix".into(),
-        http_verb: HttpVerb::Post,
-        format: Format::FormData,
-        retries: 0,
-        attempt: 0,
-        custom_request_headers: serde_json::Map::new(),
-        custom_data: None,
-        payload: object(json!({"call_id": event})).into(),
-        published_at_ms: 1,
-        test: false,
-        trace_parent: None,
-    };
-    NewAttempt {
-        id: id.to_owned(),
-        account_id: account.clone(),
-        hook_id: hook.clone(),
-        created: gregorian_now() - 60,
-        doc: object(json!({"event_id": event, "result": "failure", "hook_id": hook.as_str()})),
-        job: Some(job),
-    }
 }
 
 /// One cell of the matrix.
