@@ -8,6 +8,10 @@ use webhooks_storage::NewAttempt;
 use webhooks_test_support::app::TestApp;
 use webhooks_test_support::bus::{Backend, connect, unique_prefix};
 use webhooks_test_support::db::TestDatabase;
+use webhooks_test_support::store::create_hook;
+
+/// Who may do what: every route, caller and account.
+mod tenants;
 
 /// Runs an async test body on a fresh app over SQLite and over PostgreSQL.
 macro_rules! on_both_backends {
@@ -455,6 +459,11 @@ async fn attempts_are_listed_newest_first_within_the_window(app: TestApp) {
     let client = &app.client;
     let hook: WebhookId = WebhookId::generate();
     let other_hook: WebhookId = WebhookId::generate();
+    // A hook's attempts are listed only while the hook is the account's.
+    for id in [&hook, &other_hook] {
+        let document = json!({"name": "h", "uri": "https://a.example/x", "hook": "channel_create"});
+        create_hook(&app.store, id, &account.parse().expect("id"), &document).await;
+    }
     let now = webhooks_model::time::gregorian_now();
     let attempt = |hook: &WebhookId, created: i64, event: &str| {
         let mut doc = Map::new();

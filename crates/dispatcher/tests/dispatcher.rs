@@ -25,6 +25,7 @@ use webhooks_storage::{PageRequest, Store};
 use webhooks_test_support::bus::{Backend, Observer, PATIENCE, connect, eventually, job_batch, unique_prefix};
 use webhooks_test_support::db::TestDatabase;
 use webhooks_test_support::fixtures::amqp_event_fixtures;
+use webhooks_test_support::logs::{CapturedLogs, signing_secret};
 use webhooks_test_support::on_both_buses;
 use webhooks_test_support::receiver::{Captured, Receiver, Reply};
 use webhooks_test_support::store::{create_account, create_hook};
@@ -372,12 +373,12 @@ async fn a_gone_endpoint_disables_its_hook_at_once_and_is_announced(backend: Bac
     let recorded = world.wait_for_attempts(&job.hook_id, 1).await;
     assert_eq!((&recorded[0]["resp_status_code"], &recorded[0]["retries_left"]), (&json!("410"), &json!(0)));
     assert_eq!(world.hook_state(&job.hook_id).await, (false, Some(GONE.to_owned())));
-    let (_, notice) = changes.next_json::<Value>().await;
+    let (_, notice) = changes.next_mentioning(job.hook_id.as_str()).await;
     assert_eq!(
         Change::parse(&notice),
         Ok(Change::Webhook { action: Action::Edited, id: job.hook_id.clone(), account_id: world.account.clone() })
     );
-    let (routing_key, notification) = notifications.next_json::<Value>().await;
+    let (routing_key, notification) = notifications.next_mentioning(job.hook_id.as_str()).await;
     assert_eq!(routing_key, "notifications.webhook.disabled");
     assert_eq!(notification["Hook-ID"], job.hook_id.as_str());
     // No retry although four were allowed.
@@ -400,7 +401,7 @@ async fn the_failure_threshold_disables_the_hook_and_announces_it_once(backend: 
     }
     eventually("the hook is disabled", || async { !world.hook_state(&template.hook_id).await.0 }).await;
     assert_eq!(world.hook_state(&template.hook_id).await.1.as_deref(), Some(TOO_MANY_FAILURES));
-    let (_, notification) = notifications.next_json::<Value>().await;
+    let (_, notification) = notifications.next_mentioning(template.hook_id.as_str()).await;
     assert_eq!(
         notification.as_object().map(|fields| fields.keys().cloned().collect::<Vec<_>>()),
         Some(
@@ -414,10 +415,10 @@ async fn the_failure_threshold_disables_the_hook_and_announces_it_once(backend: 
     assert_eq!(notification["Event-Name"], "webhook_disabled");
     assert_eq!(notification["Event-Category"], "notification");
     assert_eq!(notification["Node"], "webhooks-dispatcher@test");
-    let (_, notice) = changes.next_json::<Value>().await;
+    let (_, notice) = changes.next_mentioning(template.hook_id.as_str()).await;
     assert_eq!(notice["ID"], template.hook_id.as_str());
     // Disabled once, announced once, and later jobs of the hook are dropped.
-    assert!(notifications.quiet_for(Duration::from_millis(300)).await);
+    assert!(notifications.quiet_about(template.hook_id.as_str(), Duration::from_millis(300)).await);
     let recorded = world.attempts(&template.hook_id).await;
     assert!(recorded.len() >= 4 && recorded.len() <= 6, "{} attempts", recorded.len());
     assert!(receiver.requests().len() <= 6);
@@ -479,6 +480,34 @@ async fn an_unreadable_job_batch_is_dead_lettered_with_its_reason_and_the_next_o
     let error = letter.header(DEAD_LETTER_ERROR_HEADER).unwrap_or_default();
     assert!(error.starts_with("invalid type: integer `7`, expected a string"), "{error}");
     dispatcher.stop().await;
+}
+
+/// A signed delivery logs neither the signing secret nor its key, at any level of any crate
+/// (`trace` included), and its attempt record holds neither. The runtime has a single thread, so
+/// the subscriber set for that thread hears the dispatcher, the bus, the store and the receiver.
+#[tokio::test]
+async fn a_signed_delivery_logs_no_secret_at_any_level() {
+    let logs = CapturedLogs::default();
+    let _logged = tracing::subscriber::set_default(logs.subscriber());
+    let world = World::new(Backend::InProcess).await;
+    let receiver = Receiver::answering(200).await;
+    let (secret, forms) = signing_secret(b"the dispatcher's leak test key");
+    let job = world.hook(&receiver.url("/signed"), HttpVerb::Post, Format::Json, 0).await;
+    assert!(world.store.set_signing_secret(&world.account, &job.hook_id, Some(&secret)).await.expect("set"));
+    let dispatcher = world.dispatcher(settings()).await;
+    world.publish(vec![job.clone()]).await;
+    let received = receiver.wait_for(1, PATIENCE).await;
+    assert!(received[0].header("webhook-signature").is_some_and(|signature| signature.starts_with("v1,")));
+    let records = Value::from(world.wait_for_attempts(&job.hook_id, 1).await).to_string();
+    dispatcher.stop().await;
+
+    let text = logs.text();
+    // The search finds what is there: the delivery is logged, down to the HTTP client's traces.
+    assert!(text.contains(job.hook_id.as_str()) && text.contains(r#""level":"TRACE""#), "logs are captured");
+    for form in &forms {
+        assert!(!text.contains(form.as_str()), "the secret is logged as {form}");
+        assert!(!records.contains(form.as_str()), "the secret is recorded as {form}: {records}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -630,9 +659,9 @@ async fn two_dispatchers_share_one_failure_count() {
     }
     eventually("the hook is disabled", || async { !world.hook_state(&template.hook_id).await.0 }).await;
     assert_eq!(receiver.requests().len(), 4);
-    let (_, notification) = notifications.next_json::<Value>().await;
+    let (_, notification) = notifications.next_mentioning(template.hook_id.as_str()).await;
     assert_eq!(notification["Hook-ID"], template.hook_id.as_str());
-    assert!(notifications.quiet_for(Duration::from_millis(300)).await, "announced once");
+    assert!(notifications.quiet_about(template.hook_id.as_str(), Duration::from_millis(300)).await, "announced once");
     first.stop().await;
     second.stop().await;
 }

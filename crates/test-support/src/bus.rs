@@ -7,6 +7,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use webhooks_bus::{Bus, Consumer, DISPATCH_ROUTING_KEY, Delivery, Outgoing, Topology};
 use webhooks_model::job::{DeliveryJob, JobBatch};
 
@@ -99,6 +100,11 @@ pub fn job_batch(bus: &Bus, jobs: Vec<DeliveryJob>) -> Outgoing {
     Outgoing::persistent(&bus.topology().jobs_exchange(), DISPATCH_ROUTING_KEY, JobBatch { jobs }.to_body())
 }
 
+/// Whether a message's routing key or body holds `text`.
+fn mentions(routing_key: &str, body: &[u8], text: &str) -> bool {
+    routing_key.contains(text) || body.windows(text.len().max(1)).any(|window| window == text.as_bytes())
+}
+
 /// Reads the messages of one queue, acknowledging each as it is taken.
 pub struct Observer {
     consumer: Consumer,
@@ -141,5 +147,31 @@ impl Observer {
     /// Whether no message arrives within `wait`.
     pub async fn quiet_for(&mut self, wait: Duration) -> bool {
         tokio::time::timeout(wait, self.consumer.next()).await.is_err()
+    }
+
+    /// The next message whose routing key or body mentions `text` (an id of the test's own), as
+    /// routing key and JSON body; the others are passed over: on RabbitMQ, Kazoo's exchanges
+    /// carry the messages of every test running beside this one. Fails after [`PATIENCE`].
+    pub async fn next_mentioning(&mut self, text: &str) -> (String, Value) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            assert!(Instant::now() < deadline, "no message mentioning {text} arrived in time");
+            let (routing_key, body) = self.next().await;
+            if mentions(&routing_key, &body, text) {
+                return (routing_key, serde_json::from_slice(&body).expect("a JSON message"));
+            }
+        }
+    }
+
+    /// Whether no message mentioning `text` arrives within `wait` (others are passed over).
+    pub async fn quiet_about(&mut self, text: &str, wait: Duration) -> bool {
+        let until = tokio::time::Instant::now() + wait;
+        while let Ok(Some(delivery)) = tokio::time::timeout_at(until, self.consumer.next()).await {
+            delivery.ack().await.expect("acknowledge");
+            if mentions(&delivery.routing_key, &delivery.body, text) {
+                return false;
+            }
+        }
+        true
     }
 }

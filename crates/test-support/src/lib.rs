@@ -1,6 +1,6 @@
 //! Helpers shared by the tests of every crate: test databases and buses, accounts and hooks
 //! arranged in a store, the example Kazoo messages, an API server on port 0, a client that speaks
-//! Crossbar and a webhook receiver that records what it is sent.
+//! Crossbar, a webhook receiver that records what it is sent, and captured logs.
 
 pub mod app;
 pub mod bench;
@@ -8,5 +8,6 @@ pub mod bus;
 pub mod db;
 pub mod fixtures;
 pub mod http;
+pub mod logs;
 pub mod receiver;
 pub mod store;

@@ -1,9 +1,11 @@
-//! Accounts and hooks written straight into a store, as the API would store them.
+//! Accounts, hooks and attempts written straight into a store, as the services would store them.
 
-use serde_json::{Map, Value};
-use webhooks_model::ids::{AccountId, WebhookId};
-use webhooks_model::webhook::SecretChange;
-use webhooks_storage::{Account, NewAccount, NewWebhook, Store, Webhook};
+use serde_json::{Map, Value, json};
+use webhooks_model::ids::{AccountId, WebhookId, random_id};
+use webhooks_model::job::DeliveryJob;
+use webhooks_model::time::gregorian_now;
+use webhooks_model::webhook::{Format, HttpVerb, SecretChange};
+use webhooks_storage::{Account, NewAccount, NewAttempt, NewWebhook, Store, Webhook};
 
 /// A JSON object literal as a document.
 pub fn object(value: Value) -> Map<String, Value> {
@@ -46,4 +48,34 @@ pub async fn create_hook(store: &Store, id: &WebhookId, owner: &AccountId, docum
         })
         .await
         .expect("hook created")
+}
+
+/// A failed attempt of `hook` of `account` made a minute ago, delivering `event` to a port
+/// nothing listens on, that kept its job (so it can be resent and replayed).
+pub fn kept_failure(account: &AccountId, hook: &WebhookId, event: &str) -> NewAttempt {
+    let job = DeliveryJob {
+        event_id: event.to_owned(),
+        hook_id: hook.clone(),
+        account_id: account.clone(),
+        hook_event: "CHANNEL_CREATE".into(),
+        uri: "http://127.0.0.1:9/kept".into(),
+        http_verb: HttpVerb::Post,
+        format: Format::Json,
+        retries: 0,
+        attempt: 0,
+        custom_request_headers: Map::new(),
+        custom_data: None,
+        payload: object(json!({"call_id": event})).into(),
+        published_at_ms: 1,
+        test: false,
+        trace_parent: None,
+    };
+    NewAttempt {
+        id: random_id(),
+        account_id: account.clone(),
+        hook_id: hook.clone(),
+        created: gregorian_now() - 60,
+        doc: object(json!({"event_id": event, "result": "failure", "hook_id": hook.as_str()})),
+        job: Some(job),
+    }
 }

@@ -17,6 +17,7 @@ use webhooks_model::samples::test_delivery;
 use webhooks_model::time::{gregorian_now, parse_instant, unix_millis};
 use webhooks_storage::{Attempt, RedeliveryError, Webhook};
 
+use super::webhooks::{load, parse_hook_id};
 use crate::ApiState;
 use crate::auth::Scope;
 use crate::crossbar::{ApiError, Envelope, PageInfo, Reply};
@@ -30,15 +31,16 @@ pub async fn account_attempts(state: Data<ApiState>, scope: Scope, request: Http
     list(&state, &scope, None, request.query_string()).await
 }
 
-/// Attempts of one hook of the account; a hook of another account has none here.
+/// Attempts of one hook of the account; under any other account the hook is not found, as it is
+/// not found by a read of the hook itself.
 pub async fn hook_attempts(
     state: Data<ApiState>,
     scope: Scope,
     request: HttpRequest,
     path: Path<(String, String)>,
 ) -> Result<Reply, ApiError> {
-    let id = parse_hook_id(&path.1)?;
-    list(&state, &scope, Some(&id), request.query_string()).await
+    let hook = load(&state, &scope, &path.1).await?;
+    list(&state, &scope, Some(&hook.id), request.query_string()).await
 }
 
 /// `PUT .../webhooks/{id}/attempts/{attempt_id}/resend`: delivers the attempt's job again, to
@@ -131,17 +133,11 @@ const TEST_POLL: Duration = Duration::from_millis(100);
 /// a dispatcher has written it, or 202 with the event id when that takes longer than the
 /// configured wait (the record then appears among the hook's attempts).
 pub async fn test(state: Data<ApiState>, scope: Scope, path: Path<(String, String)>) -> Result<Reply, ApiError> {
-    let raw_hook = &path.1;
-    let hook_id = parse_hook_id(raw_hook)?;
-    let hook = state
-        .store
-        .webhook(&scope.account.id, &hook_id)
-        .await?
-        .ok_or_else(|| ApiError::BadIdentifier(raw_hook.clone()))?;
+    let hook = load(&state, &scope, &path.1).await?;
     let job = test_job(&hook, state.settings.cluster_id.as_str())?;
     let event_id = job.event_id.clone();
     publish(&state, vec![job]).await?;
-    tracing::info!(account.id = %scope.account.id, hook.id = %hook_id, event.id = %event_id, "test callout sent");
+    tracing::info!(account.id = %scope.account.id, hook.id = %hook.id, event.id = %event_id, "test callout sent");
     let deadline = Instant::now() + state.settings.test_wait;
     loop {
         if let Some(attempt) = state.store.event_attempt(&hook.account_id, &hook.id, &event_id).await? {
@@ -199,10 +195,6 @@ fn refusal(error: RedeliveryError, hook: &str, attempt: &str) -> ApiError {
         RedeliveryError::NotKept | RedeliveryError::HookDisabled => refused(&error),
         RedeliveryError::Storage(error) => error.into(),
     }
-}
-
-fn parse_hook_id(raw: &str) -> Result<WebhookId, ApiError> {
-    raw.parse().map_err(|_| ApiError::BadIdentifier(raw.to_owned()))
 }
 
 async fn list(state: &ApiState, scope: &Scope, hook: Option<&WebhookId>, query: &str) -> Result<Reply, ApiError> {

@@ -149,11 +149,12 @@ fn validate(state: &ApiState, scope: &Scope, data: &Map<String, Value>) -> Resul
     Ok(validate_webhook(data, &context)?)
 }
 
-fn parse_hook_id(raw: &str) -> Result<WebhookId, ApiError> {
+pub(super) fn parse_hook_id(raw: &str) -> Result<WebhookId, ApiError> {
     raw.parse().map_err(|_| ApiError::BadIdentifier(raw.to_owned()))
 }
 
-async fn load(state: &ApiState, scope: &Scope, raw_id: &str) -> Result<Webhook, ApiError> {
+/// The hook `raw_id` of the account in the path: a hook of any other account is not found.
+pub(super) async fn load(state: &ApiState, scope: &Scope, raw_id: &str) -> Result<Webhook, ApiError> {
     let id = parse_hook_id(raw_id)?;
     state.store.webhook(&scope.account.id, &id).await?.ok_or_else(|| ApiError::BadIdentifier(raw_id.to_owned()))
 }
