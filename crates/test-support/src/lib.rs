@@ -1,6 +1,7 @@
 //! Helpers shared by the tests of every crate: test databases and buses, accounts and hooks
 //! arranged in a store, the example Kazoo messages, an API server on port 0, a client that speaks
-//! Crossbar and a webhook receiver that records what it is sent.
+//! Crossbar, a webhook receiver that records what it is sent (or misbehaves), and a TCP proxy
+//! that can cut a service off its database or broker.
 
 pub mod app;
 pub mod bench;
@@ -8,5 +9,6 @@ pub mod bus;
 pub mod db;
 pub mod fixtures;
 pub mod http;
+pub mod proxy;
 pub mod receiver;
 pub mod store;
