@@ -7,9 +7,9 @@
 //! event id, recovery times, the peak memory of every process) before asserting its goals.
 //!
 //! `WEBHOOKS_FAULTS_EVENTS` sets how many events a scenario publishes (2,000 unless set; `make
-//! faults` publishes 20,000). The kills come at fixed shares of the events, published at a fixed
-//! rate, so more events make a longer run; the other scenarios keep their durations (outages
-//! last as long whatever the size), so more events flow faster.
+//! faults` publishes 20,000). The kill and misbehaving-receiver scenarios publish at a fixed
+//! rate, so more events make a longer run; the outage scenarios keep their durations (an outage
+//! lasts as long whatever the size), so more events flow faster.
 
 mod broker;
 mod database;
