@@ -4,7 +4,7 @@ CARGO ?= cargo
 BENCH_VHOST ?= webhooks-bench
 BENCH_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/$(BENCH_VHOST)
 
-.PHONY: run test lint fmt bench-api bench-router bench-e2e bench deploy-check
+.PHONY: run test lint fmt faults soak bench-api bench-router bench-e2e bench deploy-check
 
 run:
 	$(CARGO) run
@@ -15,6 +15,24 @@ test: deploy-check
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
 	tests/fuzz/run.sh
+
+# The fault suite of tests/e2e/faults at full size: each scenario publishes FAULTS_EVENTS events
+# (`make test` runs it with 2,000) and prints its figures.
+FAULTS_EVENTS ?= 20000
+faults:
+	tests/support/ensure-services.sh postgres rabbitmq
+	$(CARGO) build --workspace --bins
+	WEBHOOKS_FAULTS_EVENTS=$(FAULTS_EVENTS) $(CARGO) test -p webhooks-e2e --test e2e faults -- --nocapture
+
+# A long run of the release build at a steady rate with 5% failing receivers: throughput, p99
+# latency, every process's memory over time, and any loss. SOAK_SECONDS=60 tries it for a minute;
+# SOAK_RATE sets the rate (events/s), else it is half the maximum measured first.
+SOAK_SECONDS ?= 1800
+soak:
+	tests/support/ensure-services.sh postgres rabbitmq
+	$(CARGO) build --release -p webhooks
+	WEBHOOKS_SOAK_SECONDS=$(SOAK_SECONDS) $(if $(SOAK_RATE),WEBHOOKS_SOAK_RATE=$(SOAK_RATE)) \
+		$(CARGO) test --release -p webhooks-e2e --test e2e faults::soak -- --ignored --nocapture
 
 # Renders the Kubernetes manifests and validates them offline; no cluster or Docker needed.
 deploy-check:

@@ -3,6 +3,7 @@
 mod admin;
 mod api;
 mod delivery;
+mod faults;
 mod process;
 mod replicas;
 mod test_callout;

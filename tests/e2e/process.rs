@@ -44,12 +44,20 @@ impl Webhooks {
             .env("WEBHOOKS_LISTEN", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .kill_on_drop(true);
         for (key, value) in env {
             command.env(key, value);
         }
         let mut child = command.spawn().expect("webhooks starts");
+        // Its logs join the test's own output, which the test harness shows for a failing test
+        // (or with --nocapture) rather than for every one.
+        let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = stderr.next_line().await {
+                eprintln!("{line}");
+            }
+        });
         let client = Client::new(&format!("http://127.0.0.1:{port}"));
         let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
         let mut stdout_lines = Vec::new();
@@ -111,6 +119,45 @@ impl Webhooks {
         text
     }
 
+    /// Its process id.
+    fn pid(&self) -> u32 {
+        self.child.id().expect("still running")
+    }
+
+    /// Kills it with SIGKILL, as a crash would end it, and waits until it is gone.
+    pub async fn kill(mut self) {
+        self.child.start_kill().expect("SIGKILL sent");
+        self.child.wait().await.expect("an exit status");
+    }
+
+    /// Its resident memory now and at its highest so far, from `/proc/PID/status`.
+    pub fn memory(&self) -> Memory {
+        let path = format!("/proc/{}/status", self.pid());
+        let status = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
+        let kib = |field: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(field))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or_else(|| panic!("{field} missing from {path}"))
+        };
+        Memory { rss_kib: kib("VmRSS:"), peak_kib: kib("VmHWM:") }
+    }
+
+    /// The value of the sample `series` (name and labels, as printed) of its metrics; 0 when
+    /// absent, as Prometheus leaves out label sets never counted.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = reqwest::get(format!("{}/metrics", self.client.base_url()))
+            .await
+            .expect("/metrics answers")
+            .text()
+            .await
+            .expect("a text body");
+        text.lines()
+            .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+            .map_or(0.0, |value| value.trim().parse().expect("a number"))
+    }
+
     /// Sends SIGTERM and waits for a clean exit.
     pub async fn stop(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().expect("still running");
@@ -121,6 +168,15 @@ impl Webhooks {
             .expect("webhooks stops within 30 s of SIGTERM")
             .expect("an exit status")
     }
+}
+
+/// A process's resident memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Memory {
+    /// Resident now (`VmRSS`), KiB.
+    pub rss_kib: u64,
+    /// Resident at its highest (`VmHWM`), KiB.
+    pub peak_kib: u64,
 }
 
 /// The settings that put a process on the local RabbitMQ under its own `prefix`, with queues the

@@ -75,26 +75,12 @@ async fn publish(account: AccountId, confirmed: watch::Sender<usize>) {
     connection.close(200, "done".into()).await.expect("closed");
 }
 
-/// The value of the sample `series` (name and labels, as printed) of a process's metrics; 0 when
-/// absent, as Prometheus leaves out label sets never counted.
-async fn metric(process: &Webhooks, series: &str) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", process.client.base_url()))
-        .await
-        .expect("/metrics answers")
-        .text()
-        .await
-        .expect("a text body");
-    text.lines()
-        .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
-        .map_or(0.0, |value| value.trim().parse().expect("a number"))
-}
-
 /// Waits until every router has `hooks` hooks in its index: each learns of them from the change
 /// notices on its own queue.
 async fn wait_for_index(routers: &[Webhooks], hooks: usize) {
     let deadline = tokio::time::Instant::now() + INDEX_PATIENCE;
     for router in routers {
-        while metric(router, "webhooks_router_hooks").await < hooks as f64 {
+        while router.metric("webhooks_router_hooks").await < hooks as f64 {
             assert!(tokio::time::Instant::now() < deadline, "a router did not index the hooks in {INDEX_PATIENCE:?}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -121,7 +107,7 @@ fn tally(requests: &[Captured]) -> HashMap<(String, String), usize> {
 async fn per_replica(processes: &[Webhooks], series: &str) -> Vec<f64> {
     let mut values = Vec::new();
     for process in processes {
-        values.push(metric(process, series).await);
+        values.push(process.metric(series).await);
     }
     values
 }

@@ -1,6 +1,7 @@
 //! Helpers shared by the tests of every crate: test databases and buses, accounts and hooks
 //! arranged in a store, the example Kazoo messages, an API server on port 0, a client that speaks
-//! Crossbar, a webhook receiver that records what it is sent, and captured logs.
+//! Crossbar, a webhook receiver that records what it is sent (or misbehaves), captured logs,
+//! and a TCP proxy that can cut a service off its database or broker.
 
 pub mod app;
 pub mod bench;
@@ -9,5 +10,6 @@ pub mod db;
 pub mod fixtures;
 pub mod http;
 pub mod logs;
+pub mod proxy;
 pub mod receiver;
 pub mod store;

@@ -1,0 +1,108 @@
+//! kill -9 of a router three times and of a dispatcher three times while events flow, each
+//! restarted at once: every event the broker confirmed reaches every hook, few callouts are
+//! repeated, and a repeated one carries its original's event id (receivers de-duplicate on
+//! `X-Event-ID`).
+
+use serde_json::json;
+use webhooks_model::ids::random_id;
+use webhooks_test_support::receiver::Receiver;
+
+use super::{
+    Cluster, Goals, Ledger, PATIENCE, Publisher, Role, Setup, events, figure, hook_document, latencies, latency_summary,
+};
+
+const SCENARIO: &str = "kill -9";
+/// Events per second: a rate this machine's debug build keeps up with (most deliveries within
+/// 100 ms), so the processes killed hold work in hand: a router events whose jobs it published,
+/// a dispatcher batches whose callouts it made, neither yet acknowledged.
+const RATE: f64 = 300.0;
+/// The processes killed, in turn, each once a further seventh of the events is published.
+const KILLS: [Role; 6] =
+    [Role::Router, Role::Dispatcher, Role::Router, Role::Dispatcher, Role::Router, Role::Dispatcher];
+/// Two accounts with two hooks each, one receiver per hook position.
+const ACCOUNTS: usize = 2;
+const POSITIONS: [usize; 2] = [0, 1];
+/// The most repeated callouts may make up of all callouts.
+const MAX_DUPLICATE_SHARE: f64 = 0.005;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_of_routers_and_dispatchers_loses_nothing_and_repeats_little_with_the_same_event_id() {
+    let events = events();
+    let run = random_id();
+    let ledger = Ledger::new(&run, vec![None; POSITIONS.len()]);
+    let mut receivers = Vec::new();
+    for position in POSITIONS {
+        receivers.push(Receiver::observing(200, ledger.observer(position)).await);
+    }
+    let hooks = receivers
+        .iter()
+        .enumerate()
+        .map(|(position, receiver)| hook_document(&format!("kill {position}"), &receiver.url("/"), json!({})))
+        .collect::<Vec<_>>();
+    let mut cluster = Cluster::start(Setup {
+        hooks: vec![hooks; ACCOUNTS],
+        database_via: None,
+        broker_via: None,
+        queue_expiry: None,
+    })
+    .await;
+
+    let mut publisher = Publisher::start(&run, &cluster.accounts, events, RATE);
+    let mut restarts = Vec::new();
+    for (kill, role) in KILLS.into_iter().enumerate() {
+        publisher.reached(events * (kill + 1) / (KILLS.len() + 1)).await;
+        restarts.push(cluster.crash_and_restart(role).await);
+    }
+    let published = publisher.finish().await;
+    let expected = published.expected(&POSITIONS, |_| true);
+    ledger.settle(&expected, PATIENCE).await;
+    let tally = ledger.tally(&expected);
+
+    figure(SCENARIO, published.summary());
+    figure(SCENARIO, tally);
+    figure(SCENARIO, latency_summary(&latencies(&ledger, &published, &expected)));
+    for restart in &restarts {
+        // Recovered once every event the broker had confirmed by the time the replacement was
+        // ready has arrived everywhere.
+        let confirmed_by_then: Vec<_> = expected
+            .iter()
+            .filter(|&&(sequence, _)| published.confirmed[sequence].is_some_and(|at| at <= restart.ready_at))
+            .collect();
+        let last_arrival = confirmed_by_then
+            .iter()
+            .map(|&&(sequence, position)| ledger.arrival(sequence, position).map(|arrival| arrival.at))
+            .collect::<Option<Vec<_>>>()
+            .and_then(|arrivals| arrivals.into_iter().max());
+        let recovered = last_arrival
+            .map_or("never".to_owned(), |at| format!("{:.2?}", at.saturating_duration_since(restart.killed_at)));
+        figure(
+            SCENARIO,
+            format!(
+                "{} at {:.1?}: replacement ready {:.2?} after the kill; the {} deliveries confirmed by then all \
+                 arrived {recovered} after it",
+                restart.killed,
+                restart.killed_at.duration_since(published.started),
+                restart.ready_at.duration_since(restart.killed_at),
+                confirmed_by_then.len(),
+            ),
+        );
+    }
+    figure(SCENARIO, cluster.memory_report());
+
+    let mut goals = Goals::new(SCENARIO);
+    goals.check(tally.lost == 0, format!("no confirmed event lost on any hook ({} lost)", tally.lost));
+    goals.check(
+        tally.duplicate_share() < MAX_DUPLICATE_SHARE,
+        format!(
+            "duplicates under {:.1}% of callouts ({:.2}%)",
+            MAX_DUPLICATE_SHARE * 100.0,
+            tally.duplicate_share() * 100.0
+        ),
+    );
+    goals.check(
+        tally.new_id == 0,
+        format!("every duplicate carries its original's X-Event-ID ({} carry a new one)", tally.new_id),
+    );
+    goals.check(tally.unexpected == 0, format!("no callout of an unknown event ({})", tally.unexpected));
+    goals.assert_all();
+}
