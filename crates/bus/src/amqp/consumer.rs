@@ -83,9 +83,12 @@ impl AmqpConsumer {
                         error = %error,
                         "cannot subscribe",
                     );
+                    // A new connection is subscribed on at once, not after the pause.
+                    let mut link = self.bus.inner.shared.link.subscribe();
                     tokio::select! {
                         () = shutdown.cancelled() => return None,
                         () = tokio::time::sleep(self.pause) => {}
+                        _ = link.changed() => {}
                     }
                     self.pause = (self.pause * 2).min(MAX_BACKOFF);
                 }
