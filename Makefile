@@ -17,12 +17,13 @@ test: deploy-check
 	tests/fuzz/run.sh
 
 # The fault suite of tests/e2e/faults at full size: each scenario publishes FAULTS_EVENTS events
-# (`make test` runs it with 2,000) and prints its figures.
+# (`make test` runs it with 2,000) and prints its figures. One scenario at a time: each loads
+# this machine as far as its figures mean anything.
 FAULTS_EVENTS ?= 20000
 faults:
 	tests/support/ensure-services.sh postgres rabbitmq
 	$(CARGO) build --workspace --bins
-	WEBHOOKS_FAULTS_EVENTS=$(FAULTS_EVENTS) $(CARGO) test -p webhooks-e2e --test e2e faults -- --nocapture
+	WEBHOOKS_FAULTS_EVENTS=$(FAULTS_EVENTS) $(CARGO) test -p webhooks-e2e --test e2e faults -- --nocapture --test-threads=1
 
 # A long run of the release build at a steady rate with 5% failing receivers: throughput, p99
 # latency, every process's memory over time, and any loss. SOAK_SECONDS=60 tries it for a minute;
