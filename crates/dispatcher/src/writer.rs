@@ -10,7 +10,7 @@
 //! deliveries handing them over with them), which is logged and counted. Only a crash during an
 //! outage loses what waits.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
 use prometheus::{IntCounter, IntGauge, Registry};
@@ -139,7 +139,7 @@ impl AttemptWriter {
     /// it holds is written or [`Bookkeeping::drain_timeout`] has passed.
     pub fn start(store: Store, settings: Bookkeeping, metrics: WriterMetrics) -> (Self, tokio::task::JoinHandle<()>) {
         let (requests, inbox) = mpsc::channel(QUEUE_DEPTH);
-        let writer = Writer { store, settings, metrics, waiting: VecDeque::new(), rows: 0 };
+        let writer = Writer { store, settings, metrics, waiting: VecDeque::new(), queued: 0, cleared: HashSet::new() };
         let task = tokio::spawn(writer.run(inbox));
         (Self { requests }, task)
     }
@@ -159,10 +159,14 @@ struct Writer {
     store: Store,
     settings: Bookkeeping,
     metrics: WriterMetrics,
-    /// What waits to be written, oldest first.
+    /// Attempt records and late failures waiting to be written, oldest first (their `cleared`
+    /// taken out into `cleared`).
     waiting: VecDeque<Records>,
-    /// Rows in `waiting`.
-    rows: usize,
+    /// Attempt records and late failures in `waiting`.
+    queued: usize,
+    /// Hooks whose failure counts successes cleared: one row a hook however many successes
+    /// it had meanwhile (each success of a busy hook clears the same count).
+    cleared: HashSet<WebhookId>,
 }
 
 impl Writer {
@@ -173,7 +177,7 @@ impl Writer {
         let mut open = true;
         let mut drain_until: Option<Instant> = None;
         loop {
-            if self.waiting.is_empty() {
+            if self.rows() == 0 {
                 if !open {
                     break;
                 }
@@ -184,7 +188,7 @@ impl Writer {
             }
             // Let others join the first waiting rows for a moment.
             let deadline = Instant::now() + self.settings.gather_for;
-            while open && self.rows < self.settings.batch_size {
+            while open && self.rows() < self.settings.batch_size {
                 tokio::select! {
                     next = inbox.recv() => match next {
                         Some(records) => self.keep(records),
@@ -198,7 +202,7 @@ impl Writer {
                     if let Some(since) = failing_since.take() {
                         tracing::info!(
                             waited_ms = since.elapsed().as_millis() as u64,
-                            still_waiting = self.rows,
+                            still_waiting = self.rows(),
                             "the database answers again; kept bookkeeping is being written"
                         );
                     }
@@ -208,13 +212,13 @@ impl Writer {
                     self.metrics.failed_writes.inc();
                     if failing_since.is_none() {
                         failing_since = Some(Instant::now());
-                        tracing::warn!(error = %error, waiting = self.rows, "bookkeeping not written; kept to try again");
+                        tracing::warn!(error = %error, waiting = self.rows(), "bookkeeping not written; kept to try again");
                     }
                     if !open {
                         let until = *drain_until.get_or_insert_with(|| Instant::now() + self.settings.drain_timeout);
                         if Instant::now() >= until {
                             tracing::error!(
-                                lost = self.rows,
+                                lost = self.rows(),
                                 "the database stayed unreachable at shutdown; bookkeeping lost"
                             );
                             break;
@@ -233,16 +237,16 @@ impl Writer {
         let retry_at = Instant::now() + backoff;
         let mut reported_full = false;
         loop {
-            if open && self.rows >= self.settings.capacity && !reported_full {
+            if open && self.rows() >= self.settings.capacity && !reported_full {
                 reported_full = true;
                 self.metrics.full.inc();
                 tracing::warn!(
-                    waiting = self.rows,
+                    waiting = self.rows(),
                     capacity = self.settings.capacity,
                     "bookkeeping waiting for the database is at its bound; deliveries wait for room"
                 );
             }
-            let room = open && self.rows < self.settings.capacity;
+            let room = open && self.rows() < self.settings.capacity;
             tokio::select! {
                 next = inbox.recv(), if room => match next {
                     Some(records) => self.keep(records),
@@ -253,15 +257,28 @@ impl Writer {
         }
     }
 
-    /// Adds `records` to what waits.
-    fn keep(&mut self, records: Records) {
-        self.rows += records.rows();
-        self.waiting.push_back(records);
-        self.metrics.waiting.set(i64::try_from(self.rows).unwrap_or(i64::MAX));
+    /// Rows waiting: attempt records, late failures and hooks whose counts to clear.
+    fn rows(&self) -> usize {
+        self.queued + self.cleared.len()
     }
 
-    /// Writes up to a batch of the oldest waiting rows: attempts, then the failures counted
-    /// late, then the cleared counts. What is written leaves the queue; on an error the rest
+    /// Adds `records` to what waits.
+    fn keep(&mut self, mut records: Records) {
+        self.cleared.extend(records.cleared.drain(..));
+        if records.rows() > 0 {
+            self.queued += records.rows();
+            self.waiting.push_back(records);
+        }
+        self.report_waiting();
+    }
+
+    /// Exports the number of rows waiting.
+    fn report_waiting(&self) {
+        self.metrics.waiting.set(i64::try_from(self.rows()).unwrap_or(i64::MAX));
+    }
+
+    /// Writes up to a batch of the oldest waiting attempts and late failures, then clears the
+    /// counts of every hook waiting for it. What is written leaves the queue; on an error the rest
     /// stays, in order. Inserting an attempt record again is harmless (its id is its key), so a
     /// write whose success went unheard is simply repeated.
     async fn write_some(&mut self) -> Result<(), StorageError> {
@@ -271,7 +288,6 @@ impl Writer {
             let records = &self.waiting[taken];
             batch.attempts.extend(records.attempts.iter().cloned());
             batch.failures.extend(records.failures.iter().cloned());
-            batch.cleared.extend(records.cleared.iter().cloned());
             taken += 1;
         }
         self.store.insert_attempts(&batch.attempts).await?;
@@ -283,16 +299,17 @@ impl Writer {
                 && let Some(position) = records.failures.iter().position(|kept| kept == failure)
             {
                 records.failures.remove(position);
-                self.rows -= 1;
+                self.queued -= 1;
             }
         }
-        batch.cleared.sort_unstable_by(|left, right| left.as_str().cmp(right.as_str()));
-        batch.cleared.dedup();
-        self.store.clear_failures_of(&batch.cleared).await?;
+        let mut cleared: Vec<WebhookId> = self.cleared.iter().cloned().collect();
+        cleared.sort_unstable_by(|left, right| left.as_str().cmp(right.as_str()));
+        self.store.clear_failures_of(&cleared).await?;
+        self.cleared.clear();
         for records in self.waiting.drain(..taken) {
-            self.rows -= records.rows();
+            self.queued -= records.rows();
         }
-        self.metrics.waiting.set(i64::try_from(self.rows).unwrap_or(i64::MAX));
+        self.report_waiting();
         Ok(())
     }
 }
