@@ -4,14 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use webhooks_model::ids::random_id;
 use webhooks_test_support::proxy::Proxy;
-use webhooks_test_support::receiver::Receiver;
 
 use super::{
-    Cluster, Goals, Ledger, PATIENCE, Publisher, RABBITMQ, Setup, events, figure, hook_document, latencies,
-    latency_summary, server_address, time_until,
+    Cluster, Goals, Ledger, PATIENCE, Publisher, RABBITMQ, Setup, events, figure, latencies, latency_summary,
+    recorded_hooks, server_address, time_until,
 };
 
 const SCENARIO: &str = "broker cut";
@@ -33,15 +31,7 @@ async fn a_broker_outage_of_20_s_loses_nothing_and_every_service_reconnects_with
     let run = random_id();
     let proxy = Proxy::start(server_address(RABBITMQ)).await;
     let ledger = Ledger::new(&run, vec![None; POSITIONS.len()]);
-    let mut receivers = Vec::new();
-    for position in POSITIONS {
-        receivers.push(Receiver::observing(200, ledger.observer(position)).await);
-    }
-    let hooks = receivers
-        .iter()
-        .enumerate()
-        .map(|(position, receiver)| hook_document(&format!("broker {position}"), &receiver.url("/"), json!({})))
-        .collect::<Vec<_>>();
+    let (_receivers, hooks) = recorded_hooks(&ledger, &POSITIONS, "broker").await;
     let cluster = Cluster::start(Setup {
         hooks: vec![hooks; ACCOUNTS],
         database_via: None,

@@ -3,12 +3,11 @@
 //! repeated, and a repeated one carries its original's event id (receivers de-duplicate on
 //! `X-Event-ID`).
 
-use serde_json::json;
 use webhooks_model::ids::random_id;
-use webhooks_test_support::receiver::Receiver;
 
 use super::{
-    Cluster, Goals, Ledger, PATIENCE, Publisher, Role, Setup, events, figure, hook_document, latencies, latency_summary,
+    Cluster, Goals, Ledger, PATIENCE, Publisher, Role, Setup, events, figure, latencies, latency_summary,
+    recorded_hooks,
 };
 
 const SCENARIO: &str = "kill -9";
@@ -34,15 +33,7 @@ async fn kill_9_of_routers_and_dispatchers_loses_nothing_and_repeats_little_with
     let events = events();
     let run = random_id();
     let ledger = Ledger::new(&run, vec![None; POSITIONS.len()]);
-    let mut receivers = Vec::new();
-    for position in POSITIONS {
-        receivers.push(Receiver::observing(200, ledger.observer(position)).await);
-    }
-    let hooks = receivers
-        .iter()
-        .enumerate()
-        .map(|(position, receiver)| hook_document(&format!("kill {position}"), &receiver.url("/"), json!({})))
-        .collect::<Vec<_>>();
+    let (_receivers, hooks) = recorded_hooks(&ledger, &POSITIONS, "kill").await;
     let mut cluster = Cluster::start(Setup {
         hooks: vec![hooks; ACCOUNTS],
         database_via: None,

@@ -36,7 +36,7 @@ use webhooks_test_support::bench::{percentile, persistent_json};
 use webhooks_test_support::bus::amqp_url;
 use webhooks_test_support::db::TestDatabase;
 use webhooks_test_support::fixtures::{call_event, channel_create_body};
-use webhooks_test_support::receiver::Captured;
+use webhooks_test_support::receiver::{Captured, Receiver};
 use webhooks_test_support::store::create_account;
 
 use crate::process::{Memory, Webhooks, rabbitmq, run_to_end};
@@ -287,6 +287,21 @@ pub fn server_address(server: &str) -> SocketAddr {
 
 /// A hook document: `name`, a `channel_create` hook posting JSON to `uri`, no retries unless
 /// `extra` sets them, and whatever else `extra` holds.
+/// One receiver answering 200 per position of `positions`, each recording into `ledger` at its
+/// position, and the documents of the hooks calling them, named `<name> <position>`.
+pub async fn recorded_hooks(ledger: &Arc<Ledger>, positions: &[usize], name: &str) -> (Vec<Receiver>, Vec<Value>) {
+    let mut receivers = Vec::new();
+    for &position in positions {
+        receivers.push(Receiver::observing(200, ledger.observer(position)).await);
+    }
+    let hooks = receivers
+        .iter()
+        .zip(positions)
+        .map(|(receiver, position)| hook_document(&format!("{name} {position}"), &receiver.url("/"), json!({})))
+        .collect();
+    (receivers, hooks)
+}
+
 pub fn hook_document(name: &str, uri: &str, extra: Value) -> Value {
     let mut document = json!({"name": name, "uri": uri, "hook": "channel_create", "http_verb": "post",
         "format": "json", "retries": 0});

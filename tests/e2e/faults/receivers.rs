@@ -8,6 +8,7 @@ use webhooks_test_support::receiver::{Receiver, Reply};
 
 use super::{
     Cluster, Goals, Ledger, PATIENCE, Publisher, Setup, events, figure, hook_document, latencies, latency_summary,
+    recorded_hooks,
 };
 
 const SCENARIO: &str = "misbehaving receivers";
@@ -25,10 +26,7 @@ async fn healthy_hooks_get_every_event_in_time_while_receivers_beside_them_hang_
     let events = events();
     let run = random_id();
     let ledger = Ledger::new(&run, vec![None; HEALTHY.len()]);
-    let mut healthy = Vec::new();
-    for position in HEALTHY {
-        healthy.push(Receiver::observing(200, ledger.observer(position)).await);
-    }
+    let (_healthy, mut hooks) = recorded_hooks(&ledger, &HEALTHY, "healthy").await;
     let misbehaving = [
         ("hanging", Receiver::start(|_, _| Reply::Hang).await),
         ("resetting", Receiver::resetting().await),
@@ -41,11 +39,6 @@ async fn healthy_hooks_get_every_event_in_time_while_receivers_beside_them_hang_
             .await,
         ),
     ];
-    let mut hooks: Vec<_> = healthy
-        .iter()
-        .enumerate()
-        .map(|(position, receiver)| hook_document(&format!("healthy {position}"), &receiver.url("/"), json!({})))
-        .collect();
     // Retried, so the misbehaving receivers keep being called after the events stop.
     hooks.extend(
         misbehaving.iter().map(|(name, receiver)| hook_document(name, &receiver.url("/"), json!({"retries": 2}))),
