@@ -91,14 +91,19 @@ impl Webhooks {
         }
     }
 
-    /// Its `/metrics`, after checking that `promtool check metrics` accepts them.
-    pub async fn checked_metrics(&self) -> String {
-        let text = reqwest::get(format!("{}/metrics", self.client.base_url()))
+    /// Its `/metrics` text, as served.
+    async fn metrics_text(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.client.base_url()))
             .await
             .expect("/metrics answers")
             .text()
             .await
-            .expect("a text body");
+            .expect("a text body")
+    }
+
+    /// Its `/metrics`, after checking that `promtool check metrics` accepts them.
+    pub async fn checked_metrics(&self) -> String {
+        let text = self.metrics_text().await;
         let mut promtool = Command::new("promtool")
             .args(["check", "metrics"])
             .stdin(Stdio::piped())
@@ -147,12 +152,7 @@ impl Webhooks {
     /// The value of the sample `series` (name and labels, as printed) of its metrics; 0 when
     /// absent, as Prometheus leaves out label sets never counted.
     pub async fn metric(&self, series: &str) -> f64 {
-        let text = reqwest::get(format!("{}/metrics", self.client.base_url()))
-            .await
-            .expect("/metrics answers")
-            .text()
-            .await
-            .expect("a text body");
+        let text = self.metrics_text().await;
         text.lines()
             .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
             .map_or(0.0, |value| value.trim().parse().expect("a number"))
