@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use moka::sync::Cache;
+use moka::future::Cache;
 use serde_json::json;
 use tracing::Instrument;
 use webhooks_bus::trace::continue_trace;
@@ -29,6 +29,7 @@ use webhooks_storage::{NewAttempt, StorageError, Store};
 use crate::cache::Refreshing;
 use crate::client::CalloutClient;
 use crate::delay::DelayQueues;
+use crate::failures::FailureCounter;
 use crate::metrics::DispatcherMetrics;
 use crate::request::{build_request, encode_payloads};
 use crate::settings::DispatcherSettings;
@@ -103,6 +104,8 @@ pub(crate) struct Engine {
     pub(crate) keys: Refreshing<WebhookId, Option<Arc<SigningKey>>>,
     /// Failure limits by account, kept likewise.
     pub(crate) limits: Refreshing<AccountId, FailureLimits>,
+    /// Counts failures in the store, one statement per hook at a time.
+    pub(crate) failures: FailureCounter,
     /// Whether a hook is enabled, as last read or as this dispatcher left it.
     pub(crate) hook_states: Cache<WebhookId, bool>,
     /// What it exports to Prometheus.
@@ -125,6 +128,7 @@ impl Engine {
             keys: Refreshing::new(settings.cache_ttl, settings.cache_keep_for),
             limits: Refreshing::new(settings.cache_ttl, settings.cache_keep_for),
             hook_states: Cache::builder().max_capacity(CACHE_CAPACITY).time_to_live(settings.hook_state_ttl).build(),
+            failures: FailureCounter::new(store.clone()),
             store,
             bus,
             client,
@@ -312,22 +316,20 @@ impl Engine {
     }
 
     /// Whether the job's hook may still be called. A hook this dispatcher saw disabled is
-    /// skipped at once; a retry also checks the store (cached briefly), because its hook may
-    /// have been disabled or deleted since the first attempt.
+    /// skipped at once; a retry also checks the store (cached briefly, and read once however many
+    /// retries of the hook ask together), because its hook may have been disabled or deleted
+    /// since the first attempt.
     async fn still_enabled(&self, job: &DeliveryJob) -> bool {
-        if let Some(enabled) = self.hook_states.get(&job.hook_id) {
-            return enabled;
-        }
         if job.attempt == 0 {
             // The router matched it moments ago against its current index.
-            return true;
+            return self.hook_states.get(&job.hook_id).await.unwrap_or(true);
         }
-        match self.store.webhook(&job.account_id, &job.hook_id).await {
-            Ok(found) => {
-                let enabled = found.is_some_and(|hook| hook.enabled);
-                self.hook_states.insert(job.hook_id.clone(), enabled);
-                enabled
-            }
+        let read = async {
+            let found = self.store.webhook(&job.account_id, &job.hook_id).await?;
+            Ok::<_, StorageError>(found.is_some_and(|hook| hook.enabled))
+        };
+        match self.hook_states.try_get_with_by_ref(&job.hook_id, read).await {
+            Ok(enabled) => enabled,
             Err(error) => {
                 // Delivering once too often beats dropping a retry over a passing outage.
                 tracing::warn!(error = %error, "hook state unavailable; retry delivered");
@@ -366,7 +368,7 @@ impl Engine {
         }
         let limits = self.limits_of(&job.account_id).await;
         let at_ms = unix_millis();
-        match self.store.record_failure(&job.account_id, &job.hook_id, at_ms, limits.window).await {
+        match self.failures.count(&job.account_id, &job.hook_id, at_ms, limits.window).await {
             Ok(failures) if limits.exceeded_by(failures) => {
                 tracing::debug!(failures, threshold = limits.threshold, "failure threshold reached");
                 self.disable(job, TOO_MANY_FAILURES).await
@@ -415,7 +417,7 @@ impl Engine {
     async fn disable(&self, job: &DeliveryJob, reason: &str) -> bool {
         match self.store.auto_disable_webhook(&job.account_id, &job.hook_id, reason).await {
             Ok(changed) => {
-                self.hook_states.insert(job.hook_id.clone(), false);
+                self.hook_states.insert(job.hook_id.clone(), false).await;
                 if changed {
                     self.metrics.hook_disabled();
                     tracing::info!(reason, "hook disabled");

@@ -21,6 +21,7 @@ mod cache;
 pub mod client;
 pub mod delay;
 mod engine;
+mod failures;
 pub mod metrics;
 pub mod request;
 pub mod retry_after;

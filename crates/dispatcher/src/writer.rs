@@ -208,6 +208,13 @@ impl Writer {
                     }
                     backoff = FIRST_BACKOFF;
                 }
+                Err(StorageError::Pool(error)) if open => {
+                    // Every connection stayed busy for the pool's whole wait: the database is
+                    // busy, not gone (once a connection fails, calls fail at once instead), so
+                    // the writer tries again at once rather than falling behind.
+                    self.metrics.failed_writes.inc();
+                    tracing::debug!(error = %error, waiting = self.rows(), "no connection free for bookkeeping; trying again");
+                }
                 Err(error) => {
                     self.metrics.failed_writes.inc();
                     if failing_since.is_none() {

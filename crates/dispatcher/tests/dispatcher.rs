@@ -938,8 +938,12 @@ async fn failure_counts_are_windowed_shared_and_cleared_on_both_databases() {
         store.clear_failures(&hook).await.expect("clear");
         assert_eq!(store.failure_count(&hook, 62_000, window).await.expect("count"), 0);
         assert_eq!(store.failure_count(&other, 3_000, window).await.expect("count"), 1);
+        // Several failures counted at once add up, and open a window with their count.
+        assert_eq!(store.record_failures(&account, &other, 4, 3_500, window).await.expect("count"), 5);
+        assert_eq!(store.record_failures(&account, &hook, 3, 63_000, window).await.expect("count"), 3);
+        store.clear_failures(&hook).await.expect("clear");
         store.clear_failures_of(std::slice::from_ref(&other)).await.expect("clear");
-        assert_eq!(store.failure_count(&other, 3_000, window).await.expect("count"), 0);
+        assert_eq!(store.failure_count(&other, 3_500, window).await.expect("count"), 0);
         store.record_failure(&account, &other, 5_000, window).await.expect("count");
         assert_eq!(store.prune_failures(6_000).await.expect("prune"), 1);
     }

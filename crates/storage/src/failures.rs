@@ -44,19 +44,19 @@ struct Counted {
 /// as it was before the statement, so the window test is the same for both columns.
 const RECORD_POSTGRES: &str = "\
     INSERT INTO webhook_failures AS f (hook_id, account_id, window_started_ms, failures, last_failure_ms) \
-    VALUES ($1, $2, $3, 1, $3) \
+    VALUES ($1, $2, $3, $5, $3) \
     ON CONFLICT (hook_id) DO UPDATE SET \
-        failures = CASE WHEN f.window_started_ms > $3 - $4 THEN f.failures + 1 ELSE 1 END, \
+        failures = CASE WHEN f.window_started_ms > $3 - $4 THEN f.failures + $5 ELSE $5 END, \
         window_started_ms = CASE WHEN f.window_started_ms > $3 - $4 THEN f.window_started_ms ELSE $3 END, \
         last_failure_ms = GREATEST(f.last_failure_ms, $3), \
         account_id = $2 \
     RETURNING failures";
 const RECORD_SQLITE: &str = "\
     INSERT INTO webhook_failures (hook_id, account_id, window_started_ms, failures, last_failure_ms) \
-    VALUES (?1, ?2, ?3, 1, ?3) \
+    VALUES (?1, ?2, ?3, ?5, ?3) \
     ON CONFLICT (hook_id) DO UPDATE SET \
         failures = CASE WHEN webhook_failures.window_started_ms > ?3 - ?4 \
-            THEN webhook_failures.failures + 1 ELSE 1 END, \
+            THEN webhook_failures.failures + ?5 ELSE ?5 END, \
         window_started_ms = CASE WHEN webhook_failures.window_started_ms > ?3 - ?4 \
             THEN webhook_failures.window_started_ms ELSE ?3 END, \
         last_failure_ms = MAX(webhook_failures.last_failure_ms, ?3), \
@@ -70,7 +70,6 @@ impl Store {
     /// Counts one failed attempt of `hook` (owned by `account`) made at `at_ms` (Unix
     /// milliseconds) and returns the failures counted in the hook's current window of length
     /// `window`, this one included. One statement, atomic across replicas.
-    #[tracing::instrument(level = "debug", skip_all, fields(account.id = %account, hook.id = %hook))]
     pub async fn record_failure(
         &self,
         account: &AccountId,
@@ -78,9 +77,25 @@ impl Store {
         at_ms: i64,
         window: Duration,
     ) -> Result<u64> {
+        self.record_failures(account, hook, 1, at_ms, window).await
+    }
+
+    /// Counts `count` failed attempts of `hook` at once, the latest made at `at_ms`, as
+    /// [`Store::record_failure`] counts one: a hook failing many times at once costs one
+    /// statement, not one each.
+    #[tracing::instrument(level = "debug", skip_all, fields(account.id = %account, hook.id = %hook, count))]
+    pub async fn record_failures(
+        &self,
+        account: &AccountId,
+        hook: &WebhookId,
+        count: u64,
+        at_ms: i64,
+        window: Duration,
+    ) -> Result<u64> {
         let account = account.to_string();
         let hook = hook.to_string();
         let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX / 4);
+        let count = i64::try_from(count).unwrap_or(i64::MAX / 4);
         self.run(move |connection| {
             let sql = match connection {
                 AnyConnection::Postgres(_) => RECORD_POSTGRES,
@@ -90,7 +105,8 @@ impl Store {
                 .bind::<Text, _>(&hook)
                 .bind::<Text, _>(&account)
                 .bind::<BigInt, _>(at_ms)
-                .bind::<BigInt, _>(window_ms);
+                .bind::<BigInt, _>(window_ms)
+                .bind::<BigInt, _>(count);
             // Run on the backend's own connection, the one the SQL was written for.
             let counted = match connection {
                 AnyConnection::Postgres(postgres) => query.get_result::<Counted>(postgres)?,
