@@ -43,6 +43,7 @@ deploy-check:
 	deploy/validate.sh
 
 lint:
+	tests/support/check-references.sh
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 

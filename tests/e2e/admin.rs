@@ -234,7 +234,7 @@ async fn limits_set_at_system_and_account_level_are_shown_and_read_as_the_dispat
         json!({"realm": "r.example",
                "webhooks": {"keep": 1, "attempt_failure_count": 2, "attempt_failure_expiry_ms": 5000}})
     );
-    // The dispatcher's reader of account limits (decision 15) sees them.
+    // The dispatcher's reader of account limits sees them.
     assert_eq!(
         FailureLimits::for_account(&stored.doc, configured),
         FailureLimits { threshold: 2, window: Duration::from_secs(5) }

@@ -1,7 +1,7 @@
 //! Events in, callouts out, through the real binary: Kazoo-format events published by a plain
-//! AMQP client reach a local receiver as the spec's exact requests, through separate `api`,
-//! `router` and `dispatcher` processes on RabbitMQ and PostgreSQL; and the same flow through
-//! `webhooks serve` on SQLite, with the events handed to `POST /v2/events`.
+//! AMQP client reach a local receiver as exactly the requests their example messages expect,
+//! through separate `api`, `router` and `dispatcher` processes on RabbitMQ and PostgreSQL; and the
+//! same flow through `webhooks serve` on SQLite, with the events handed to `POST /v2/events`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,4 +1,5 @@
-//! Every exchange, queue and binding the system uses, declared in this one place (spec 5.1).
+//! Every exchange, queue and binding the system uses, declared in this one place
+//! (docs/kazoo.md#bus-topology).
 //!
 //! Both backends apply the same [`Declarations`]: the AMQP backend turns each spec into
 //! `exchange.declare` / `queue.declare` / `queue.bind`, the in-process twin into its own tables.
@@ -20,7 +21,7 @@ pub const KAZOO_EXCHANGES: [&str; 4] = ["callevt", "configuration", "notificatio
 /// The routing key of the dispatch queue's binding on the jobs exchange.
 pub const DISPATCH_ROUTING_KEY: &str = "dispatch";
 
-/// Call events the router consumes (channel hooks and parking, spec 5.1).
+/// Call events the router consumes (channel hooks and parking).
 const CALL_EVENT_BINDINGS: [&str; 7] = [
     "call.CHANNEL_CREATE.*",
     "call.CHANNEL_ANSWER.*",
@@ -333,7 +334,7 @@ mod tests {
         let on = |exchange: &str| bindings.iter().filter(|(source, _)| *source == exchange).count();
         assert_eq!(on("callevt"), 7);
         assert_eq!(on("configuration"), 30, "three actions for each of the ten object types");
-        assert_eq!(on("notifications"), 38, "every notification type of spec table 9.2");
+        assert_eq!(on("notifications"), 38, "every notification type");
         assert_eq!(on("im"), 2);
         assert!(bindings.contains(&("configuration", "doc_edited.*.vmbox.*".to_owned())));
         assert!(bindings.contains(&("notifications", "notifications.voicemail.new".to_owned())));

@@ -1,6 +1,6 @@
 //! The HTTP client of callouts: one shared hyper client with keep-alive, rustls for https, a
 //! connect and a total timeout, no redirects (hyper's client never follows them), response bodies
-//! read up to a cap, and the SSRF guard (decision 23).
+//! read up to a cap, and the SSRF guard (docs/kazoo.md#target-checks).
 //!
 //! The guard sits where addresses are chosen: the resolver drops restricted addresses from what a
 //! name resolves to (and refuses the name when nothing is left), so the connector only ever

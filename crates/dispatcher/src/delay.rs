@@ -1,4 +1,4 @@
-//! Delay queues: where scheduled retries wait (decisions 1 and 5).
+//! Delay queues: where scheduled retries wait (docs/kazoo.md#retries).
 //!
 //! Each delay level of the retry policy is a durable queue `<prefix>.delay.<milliseconds>` with
 //! that message TTL, dead-lettering to the jobs exchange with the `dispatch` routing key, so an

@@ -38,11 +38,11 @@ use crate::writer::{AttemptWriter, Failure, Records};
 
 /// The exchange Kazoo publishes notifications on.
 pub const NOTIFICATIONS_EXCHANGE: &str = "notifications";
-/// The routing key of `webhook_disabled` (spec 7.3).
+/// The routing key of `webhook_disabled` (docs/kazoo.md#auto-disable).
 pub const WEBHOOK_DISABLED_ROUTING_KEY: &str = "notifications.webhook.disabled";
-/// The reason recorded when a hook failed too often (spec 7.3).
+/// The reason recorded when a hook failed too often, as Kazoo words it.
 pub const TOO_MANY_FAILURES: &str = "too many failed attempts";
-/// The reason recorded when a receiver answered `410 Gone` (decision 2).
+/// The reason recorded when a receiver answered `410 Gone` (docs/kazoo.md#auto-disable).
 pub const GONE: &str = "endpoint answered 410 gone";
 
 /// How long a batch whose retries could not be published waits before going back to the queue,
@@ -411,9 +411,9 @@ impl Engine {
         })
     }
 
-    /// Disables the job's hook with `reason` (spec 7.3): store, then announce the change to the
-    /// routers and publish `webhook_disabled`. Only the replica whose update disabled the hook
-    /// announces it. `true` when the hook is disabled afterwards.
+    /// Disables the job's hook with `reason` (docs/kazoo.md#auto-disable): store, then announce the
+    /// change to the routers and publish `webhook_disabled`. Only the replica whose update disabled
+    /// the hook announces it. `true` when the hook is disabled afterwards.
     async fn disable(&self, job: &DeliveryJob, reason: &str) -> bool {
         match self.store.auto_disable_webhook(&job.account_id, &job.hook_id, reason).await {
             Ok(changed) => {

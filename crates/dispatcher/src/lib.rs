@@ -1,5 +1,5 @@
 //! The dispatcher: takes the job batches the router publishes on the jobs exchange and makes the
-//! HTTP callouts (spec 6, 7 with the decisions of `decisions.md`).
+//! HTTP callouts (docs/kazoo.md#delivery, docs/kazoo.md#auto-disable).
 //!
 //! - Jobs of one batch are delivered concurrently, many batches are in flight (prefetch), and
 //!   callouts are bounded overall and per host.

@@ -1,4 +1,4 @@
-//! The HTTP request of one callout (spec 6.1, decisions 8 and 27), built from a job without I/O.
+//! The HTTP request of one callout (docs/kazoo.md#requests), built from a job without I/O.
 //!
 //! - `get`: the form-encoded payload in the query string, no body, no `Content-Type`.
 //! - `post`/`put` + `form-data`: the form-encoded payload, `application/x-www-form-urlencoded`.

@@ -8,9 +8,9 @@ use webhooks_model::retry::{FailureLimits, PolicyError, RetryPolicy};
 /// The dispatcher's settings. `Default` gives the documented defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DispatcherSettings {
-    /// TCP connect timeout of a callout (default 5 s; decision 6).
+    /// TCP connect timeout of a callout (default 5 s; docs/kazoo.md#timeouts).
     pub connect_timeout: Duration,
-    /// Whole-callout timeout: connect, send, and read the answer (default 15 s; decision 6).
+    /// Whole-callout timeout: connect, send, and read the answer (default 15 s; Kazoo had none).
     pub total_timeout: Duration,
     /// Job batches taken from the queue before any is acknowledged (default 256). A batch stays
     /// unacknowledged until its slowest callout ends, so with single-job batches throughput is
@@ -44,7 +44,7 @@ pub struct DispatcherSettings {
     /// Longest `Retry-After` honoured on 429 and 503; longer ones are cut (default 1 h).
     pub max_retry_after: Duration,
     /// Whether callouts may reach loopback, private, link-local and other internal addresses
-    /// (default false; decision 23).
+    /// (default false; docs/kazoo.md#target-checks).
     pub allow_private_targets: bool,
     /// Whether successful attempts are recorded too (default false; Kazoo's
     /// `log_successful_attempts`).
@@ -52,7 +52,7 @@ pub struct DispatcherSettings {
     /// Whether hooks failing too often, or answering `410 Gone`, are disabled (default true;
     /// Kazoo's `disable_disabler` inverted). When false, failures are not counted either.
     pub auto_disable: bool,
-    /// System failure limits, overridable per account (default 6 failures in 60 s; spec 7.2).
+    /// System failure limits, overridable per account (default 6 failures in 60 s, as in Kazoo).
     pub failure_limits: FailureLimits,
     /// Attempt records older than this are deleted (default 30 days).
     pub attempt_retention: Duration,

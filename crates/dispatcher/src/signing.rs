@@ -1,4 +1,4 @@
-//! Standard Webhooks signatures (decision 8): `webhook-id`, `webhook-timestamp` and
+//! Standard Webhooks signatures (docs/kazoo.md#signing): `webhook-id`, `webhook-timestamp` and
 //! `webhook-signature: v1,<base64 HMAC-SHA256>` over `"{id}.{timestamp}.{body}"`, keyed by the
 //! base64-decoded part of the hook's `whsec_` secret.
 

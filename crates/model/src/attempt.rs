@@ -1,4 +1,4 @@
-//! The attempt record (spec 2.2 with decisions 9 and 11): what the dispatcher stores for each
+//! The attempt record (docs/kazoo.md#attempt-records): what the dispatcher stores for each
 //! delivery attempt, built here from what was sent and what came back, so the record's shape is
 //! one pure function with its own tests.
 //!
@@ -13,8 +13,8 @@ use serde_json::{Map, Value};
 
 use crate::job::DeliveryJob;
 
-/// How an attempt ended: a closed set, stored with every attempt as `failure_class` (decision 2,
-/// and the "closed outcome enum" of the delivery pipeline).
+/// How an attempt ended: a closed set, stored with every attempt as `failure_class`; every class
+/// but `Success` is a failure, and every failure is retried (docs/kazoo.md#retries).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OutcomeClass {
     /// The server answered 2xx.
@@ -29,7 +29,7 @@ pub enum OutcomeClass {
     Dns,
     /// The TLS handshake failed (certificate, protocol).
     Tls,
-    /// The target resolved to an address hooks may not reach (decision 23).
+    /// The target resolved to an address hooks may not reach (docs/kazoo.md#target-checks).
     BlockedTarget,
     /// The connection broke while sending the request or reading the answer, or the answer was
     /// not HTTP.
@@ -63,7 +63,8 @@ impl OutcomeClass {
         }
     }
 
-    /// The class of an answer with `status`: success for any 2xx (decision 3).
+    /// The class of an answer with `status`: success for any 2xx (Kazoo took only 200, and 201
+    /// for PUT).
     pub fn of_status(status: u16) -> Self {
         if (200..300).contains(&status) { Self::Success } else { Self::HttpStatus }
     }
@@ -124,7 +125,7 @@ pub struct SentRequest<'a> {
 /// signature could no longer be compared with what the receiver logged.
 const EXACT_VALUE_HEADERS: &[&str] = &["webhook-signature"];
 
-/// The public fields of the attempt record of one attempt of `job` (spec 2.2, decisions 9, 11).
+/// The public fields of the attempt record of one attempt of `job` (docs/kazoo.md#attempt-records).
 ///
 /// `retries_left` is how many more attempts of this delivery will be made (0 when none will:
 /// success, exhausted retries, `410 Gone`, or a hook disabled meanwhile). `duration_ms` is the
@@ -180,7 +181,7 @@ pub fn attempt_document(
 }
 
 /// Attempts still allowed for `job`, this one included: `retries + 1 - attempt`, with `retries`
-/// bounded to the schema's 4 (decision 4) and never below 1.
+/// bounded to the schema's 4 and never below 1.
 pub fn remaining_attempts(job: &DeliveryJob) -> u8 {
     (job.retries.min(crate::retry::MAX_RETRIES) + 1).saturating_sub(job.attempt).max(1)
 }

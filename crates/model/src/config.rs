@@ -162,7 +162,7 @@ impl Default for RouterConfig {
     }
 }
 
-/// Dispatcher settings (decisions 4, 6 and spec 7 give the defaults).
+/// Dispatcher settings (defaults as in docs/kazoo.md: retries, timeouts, auto-disable).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct DispatcherConfig {

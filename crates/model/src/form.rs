@@ -1,4 +1,5 @@
-//! Form encoding of payloads for `form-data` hooks and GET query strings (spec 6.2, decision 27).
+//! Form encoding of payloads for `form-data` hooks and GET query strings
+//! (docs/kazoo.md#form-encoding).
 //!
 //! Kazoo's shape is kept (nested keys as `parent[child]`, arrays as `key[]`, payload key order,
 //! values encoded with `+` for space); its defects are fixed: keys are percent-encoded except

@@ -1,8 +1,9 @@
-//! Hook definitions (spec 2.3, 9.1): the hook types a webhook may subscribe to, their modifiers
-//! (the `custom_data` keys that filter events, spec 3.8) and the listing served by `GET /v2/webhooks`.
+//! Hook definitions (docs/kazoo.md#hook-definitions): the hook types a webhook may subscribe to,
+//! their modifiers (the `custom_data` keys that filter events, docs/kazoo.md#modifiers) and the
+//! listing served by `GET /v2/webhooks`.
 //!
-//! The definitions also install the `hook` enum into the webhook schema, as Kazoo does at start-up
-//! (spec 3.7), so the accepted hook types and the served list can never disagree.
+//! The definitions also install the `hook` enum into the webhook schema, as Kazoo does at start-up,
+//! so the accepted hook types and the served list can never disagree.
 
 use serde_json::{Map, Value};
 
@@ -17,7 +18,7 @@ pub const NOTIFICATIONS_HOOK: &str = "notifications";
 /// The hook type whose `type` modifier lists `all` followed by the configurable object types.
 pub const OBJECT_HOOK: &str = "object";
 
-/// Notification types only super-duper admins may see or subscribe to (spec 3.6, 3.8; decision 22).
+/// Notification types only super-duper admins may see or subscribe to (docs/kazoo.md#modifiers).
 pub const SUPER_ADMIN_ONLY_NOTIFICATION_TYPES: &[&str] = &["system_alert", "webhook_disabled"];
 
 /// The default definitions: exactly the `data` Kazoo serves to a super-duper admin.
@@ -215,7 +216,7 @@ fn parse_modifier(hook: &str, key: &str, definition: &Value) -> Result<Modifier,
         (Some("object"), Some(Value::Object(items))) => ModifierValues::KeyOf(items.keys().cloned().collect()),
         _ => return Err(malformed("expected type array with an items array or type object with an items object")),
     };
-    // Only the notification types carry an audience restriction (spec 3.6 names exactly these).
+    // Only the notification types carry an audience restriction (Kazoo restricts exactly these).
     let restricted = if hook == NOTIFICATIONS_HOOK {
         values.values().iter().filter(|value| is_super_admin_only_notification(value)).cloned().collect()
     } else {
@@ -232,7 +233,7 @@ pub struct HookDefinitions {
 }
 
 impl Default for HookDefinitions {
-    /// The default set of spec 9.1.
+    /// Kazoo's default set.
     fn default() -> Self {
         let data: Value = serde_json::from_str(DEFAULT_DEFINITIONS).expect("the embedded hook definitions are JSON");
         Self::from_json(&data).expect("the embedded hook definitions are valid")
@@ -257,7 +258,7 @@ impl HookDefinitions {
     }
 
     /// The same definitions with the `object` hook's `type` modifier listing `all` followed by
-    /// `object_types` (the `webhooks.object_types` setting of spec 2.4).
+    /// `object_types` (Kazoo's `webhooks.object_types` setting).
     pub fn with_object_types<S: AsRef<str>>(mut self, object_types: &[S]) -> Self {
         let items: Vec<String> =
             std::iter::once(ALL_HOOKS).chain(object_types.iter().map(AsRef::as_ref)).map(str::to_owned).collect();
@@ -323,13 +324,13 @@ fn hook_enum(definitions: &[HookDefinition]) -> Vec<String> {
 mod tests {
     use super::*;
 
-    /// The spec's `hook-definitions.json` `data`, of which `data/hook-definitions.json` is a copy.
-    fn spec_data() -> Value {
+    /// The embedded definitions: the `data` Kazoo serves to a super-duper admin.
+    fn kazoo_data() -> Value {
         serde_json::from_str(DEFAULT_DEFINITIONS).expect("the hook definitions are JSON")
     }
 
     #[test]
-    fn the_listing_is_sorted_descending_by_name_as_in_spec_9_1() {
+    fn the_listing_is_sorted_descending_by_name_as_kazoo_serves_it() {
         let ids: Vec<String> = HookDefinitions::default()
             .listing(false)
             .iter()
@@ -350,9 +351,9 @@ mod tests {
     }
 
     #[test]
-    fn an_admin_listing_equals_the_spec_data_in_order() {
+    fn an_admin_listing_equals_kazoos_data_in_order() {
         let listing = HookDefinitions::default().listing(true);
-        let expected = spec_data();
+        let expected = kazoo_data();
         assert_eq!(Value::Array(listing.clone()), expected);
         // Value equality ignores key order; the served text must not.
         assert_eq!(
@@ -364,7 +365,7 @@ mod tests {
     #[test]
     fn a_non_admin_listing_lacks_the_super_admin_only_notification_types() {
         let listing = HookDefinitions::default().listing(false);
-        let mut expected = spec_data();
+        let mut expected = kazoo_data();
         let items = expected[2]["modifiers"]["type"]["items"].as_object_mut().expect("notification types");
         assert!(items.shift_remove("system_alert").is_some());
         assert!(items.shift_remove("webhook_disabled").is_some());
@@ -376,14 +377,14 @@ mod tests {
 
     #[test]
     fn the_listing_is_sorted_whatever_the_registration_order() {
-        let mut reversed = spec_data();
+        let mut reversed = kazoo_data();
         reversed.as_array_mut().expect("an array").reverse();
         let definitions = HookDefinitions::from_json(&reversed).expect("valid definitions");
-        assert_eq!(Value::Array(definitions.listing(true)), spec_data());
+        assert_eq!(Value::Array(definitions.listing(true)), kazoo_data());
     }
 
     #[test]
-    fn the_hook_enum_is_all_plus_sorted_ids_as_the_spec_says() {
+    fn the_hook_enum_is_all_plus_the_sorted_ids() {
         let expected = [
             "all",
             "channel_answer",

@@ -7,7 +7,7 @@ use crate::ids::{AccountId, WebhookId};
 
 /// The Kazoo exchange that carries document changes.
 pub const CONFIGURATION_EXCHANGE: &str = "configuration";
-/// The routing key of Kazoo's bulk re-enable message (spec 3.9).
+/// The routing key of Kazoo's bulk re-enable message (docs/kazoo.md#bulk-re-enable).
 pub const REENABLE_ROUTING_KEY: &str = "configuration.doc_type_update.webhook";
 
 /// What happened to a document.

@@ -1,10 +1,11 @@
-//! Kazoo's notification types (spec 9.2): the `custom_data.type` values of `notifications` hooks,
-//! the bus routing key each one is published on, and the fields without which Kazoo drops it.
+//! Kazoo's notification types (docs/kazoo.md#notification-types): the `custom_data.type` values of
+//! `notifications` hooks, the bus routing key each one is published on, and the fields without
+//! which Kazoo drops it.
 //!
 //! One table serves the router (bindings, validation of incoming messages), the API (the modifier
 //! list of the `notifications` hook) and the samples, so they cannot drift apart.
 
-/// One notification type of spec 9.2.
+/// One notification type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NotificationType {
     /// The `Event-Name` of the message and the `custom_data.type` a hook filters on.
@@ -15,11 +16,12 @@ pub struct NotificationType {
     pub friendly_name: &'static str,
     /// Wire fields a message must carry; Kazoo drops it otherwise.
     pub required_fields: &'static [&'static str],
-    /// Only super-duper admins see this type in listings and error targets (spec 3.6, 3.8).
+    /// Only super-duper admins see this type in listings and error targets
+    /// (docs/kazoo.md#modifiers).
     pub super_admin_only: bool,
 }
 
-/// Fields any notification may carry beside its required ones (spec 9.2).
+/// Fields any notification may carry beside its required ones.
 pub const OPTIONAL_FIELDS: &[&str] =
     &["Account-DB", "Attachment-URL", "Bcc", "Cc", "From", "HTML", "Preview", "Reply-To", "Subject", "Text", "To"];
 
@@ -27,10 +29,11 @@ pub const OPTIONAL_FIELDS: &[&str] =
 pub const EVENT_CATEGORY: &str = "notification";
 
 /// Name of the callflow-triggered webhook notification, which is delivered to the hook it carries
-/// rather than to registered hooks (spec 5.3.3).
+/// rather than to registered hooks (docs/kazoo.md#callflow-webhook).
 pub const CALLFLOW_WEBHOOK: &str = "webhook";
 
-/// Shorthand for table rows, so the table below reads like the spec's.
+/// Shorthand for table rows, so the table below reads as one: name, routing key, friendly name,
+/// required fields.
 const fn row(
     name: &'static str,
     routing_key: &'static str,
@@ -40,7 +43,7 @@ const fn row(
     NotificationType { name, routing_key, friendly_name, required_fields, super_admin_only: false }
 }
 
-/// Every notification type, sorted by name (spec 9.2).
+/// Every notification type, sorted by name.
 pub const NOTIFICATION_TYPES: &[NotificationType] = &[
     row("account_zone_change", "notifications.account.zone_change", "Account Zone Change", &["Account-ID", "Zones"]),
     row(

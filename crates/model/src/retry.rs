@@ -1,5 +1,6 @@
-//! Delivery policy (decisions 1, 2, 4, 12, 14, 15): whether an attempt is retried and after how
-//! long, which delay queues hold the waiting retries, and when a hook is disabled for failing.
+//! Delivery policy (docs/kazoo.md#retries, docs/kazoo.md#auto-disable): whether an attempt is
+//! retried and after how long, which delay queues hold the waiting retries, and when a hook is
+//! disabled for failing.
 //!
 //! Everything here is a pure function of its inputs; randomness (jitter) comes in as a sample in
 //! `[0, 1)` so the rules can be tested exhaustively.
@@ -107,9 +108,9 @@ impl RetryPolicy {
     /// What follows attempt number `attempt` (0 for the first) of a hook allowing `retries`
     /// retries, given what it observed; `jitter_sample` is uniform in `[0, 1)`.
     ///
-    /// Every failure is retried while retries are left (decision 2): other statuses, timeouts,
-    /// connection, DNS and TLS errors alike. `410 Gone` is never retried. `429` and `503` wait
-    /// at least their (bounded) `Retry-After`.
+    /// Every failure is retried while retries are left (Kazoo retried only unanswered requests):
+    /// other statuses, timeouts, connection, DNS and TLS errors alike. `410 Gone` is never
+    /// retried. `429` and `503` wait at least their (bounded) `Retry-After`.
     pub fn decide(&self, observed: Observed, attempt: u8, retries: u8, jitter_sample: f64) -> Decision {
         let retry_after = match observed {
             Observed::Answered { status, .. } if (200..300).contains(&status) => return Decision::Delivered,
@@ -166,7 +167,7 @@ fn round_up_to_millis(duration: Duration) -> Duration {
     Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX))
 }
 
-/// How many failures within how long disable a hook (spec 7.2).
+/// How many failures within how long disable a hook (docs/kazoo.md#auto-disable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FailureLimits {
     /// Failures that disable the hook.
@@ -183,7 +184,7 @@ impl Default for FailureLimits {
 }
 
 impl FailureLimits {
-    /// The limits of the account whose document is `account_doc` (decision 15): its
+    /// The limits of the account whose document is `account_doc`: its
     /// `webhooks.attempt_failure_count` and `webhooks.attempt_failure_expiry_ms`, each falling
     /// back to `system` when missing or not a positive integer (numbers written as strings
     /// count, as Kazoo's configuration readers accept them).

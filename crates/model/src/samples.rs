@@ -1,9 +1,9 @@
-//! Sample payloads served by `GET /v2/webhooks/samples/{id}` (spec 9.3, decision 25).
+//! Sample payloads served by `GET /v2/webhooks/samples/{id}` (docs/kazoo.md#samples).
 //!
 //! Every sample is produced by the real parser and payload builder from an example bus message —
 //! the project's fixtures, embedded at compile time — so samples cannot drift from deliveries.
-//! Notification types without a fixture get a bus message synthesized from their required fields
-//! (spec 9.2), which the builder then turns into a payload like any other.
+//! Notification types without a fixture get a bus message synthesized from their required fields,
+//! which the builder then turns into a payload like any other.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -15,7 +15,7 @@ use crate::ids::AccountId;
 use crate::notifications::{CALLFLOW_WEBHOOK, NOTIFICATION_TYPES, NotificationType};
 use crate::payload::{HookView, PayloadContext, base_payload, finish_payload};
 
-/// The sample ids, sorted (spec 3.6).
+/// The sample ids, sorted, as Kazoo lists them.
 const SAMPLE_IDS: &[&str] = &[
     "webhooks_channel_answer",
     "webhooks_channel_bridge",
@@ -41,7 +41,7 @@ const FIXTURES: &[(&str, &str)] = &[
 /// The notification fixture; the other notification types are synthesized around it.
 const NOTIFICATION_FIXTURE: &str = include_str!("../fixtures/amqp-events/notification_voicemail_new.json");
 
-/// The parking events that share `PARK_PARKED`'s shape (spec 5.3.4).
+/// The parking events that share `PARK_PARKED`'s shape.
 const OTHER_PARKING_EVENTS: &[&str] = &["PARK_RETRIEVED", "PARK_ABANDONED"];
 
 /// Why the samples could not be built; only a broken embedded fixture can cause it, which the
@@ -123,7 +123,8 @@ fn build() -> Result<BTreeMap<&'static str, Vec<Value>>, SampleError> {
     let notification = Fixture::parse(NOTIFICATION_FIXTURE)?;
     let fixture_name = notification.body.get("Event-Name").and_then(Value::as_str).unwrap_or_default().to_owned();
     let list = samples.entry("webhooks_notifications").or_default();
-    // Registered hooks never receive the callflow webhook, so it has no sample (spec 5.3.3).
+    // Registered hooks never receive the callflow webhook, so it has no sample
+    // (docs/kazoo.md#callflow-webhook).
     for notification_type in NOTIFICATION_TYPES.iter().filter(|entry| entry.name != CALLFLOW_WEBHOOK) {
         if notification_type.name == fixture_name {
             list.push(notification.payload(&notification.body)?);
@@ -247,7 +248,7 @@ mod tests {
         let mut expected = sample("webhooks_object").expect("a sample").swap_remove(0);
         let fields = expected.as_object_mut().expect("an object");
         fields.shift_remove("cluster_id");
-        // `type` and `action` are filter keys, never copied into the payload (spec 5.4).
+        // `type` and `action` are filter keys, never copied into the payload.
         fields.insert("environment".into(), json!("staging"));
         fields.insert("cluster_id".into(), json!("cluster-1"));
         assert_eq!(Value::Object(delivery.payload), expected);

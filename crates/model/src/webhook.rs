@@ -1,5 +1,6 @@
-//! The webhook document (spec 2.1): validation of a client's `data` on create, POST and PATCH
-//! (spec 3.7, 3.8; decisions 19, 21-23), PATCH's merge, and the typed view of a validated document.
+//! The webhook document (docs/kazoo.md#webhook-document): validation of a client's `data` on
+//! create, POST and PATCH (docs/kazoo.md#validation), PATCH's merge, and the typed view of a
+//! validated document.
 //!
 //! Validation runs in two stages, as Crossbar's does: the schema stage (JSON schema, `uri`,
 //! `custom_request_headers`) collects every error it finds; the modifier stage only runs on a
@@ -17,10 +18,10 @@ use crate::errors::ValidationErrors;
 use crate::hooks::{ALL_HOOKS, DefinitionsError, HookDefinitions};
 
 /// The JSON schema (draft-04) of the webhook document's public fields. Its `hook` enum is replaced
-/// by the registered definitions' (spec 3.7) when a [`HookDefinitions`] is built.
+/// by the registered definitions' when a [`HookDefinitions`] is built.
 pub const WEBHOOK_SCHEMA: &str = include_str!("../../../proto-schemas/webhook.json");
 
-/// Public keys a client may send but that are never stored: they are derived on read (decision 19).
+/// Public keys a client may send but that are never stored: they are derived on read.
 pub const READ_ONLY_FIELDS: &[&str] = &["id", "disable_reason", "signed"];
 
 /// The write-only field holding a hook's Standard Webhooks signing secret: accepted from clients,
@@ -89,7 +90,7 @@ fn signing_secret_change(data: &Map<String, Value>, errors: &mut ValidationError
 pub const BLACKLISTED_HOSTS: &[&str] = &["localhost"];
 
 /// Request headers a hook may not set: the server sets them itself, they frame the message, or
-/// they carry the signature (decisions, "Compatibility facts from real clients"). Lower case.
+/// they carry the signature (docs/kazoo.md#custom-request-headers). Lower case.
 pub const RESERVED_REQUEST_HEADERS: &[&str] = &[
     "host",
     "content-length",
@@ -155,8 +156,8 @@ pub struct UnknownHttpVerb(pub String);
 impl FromStr for HttpVerb {
     type Err = UnknownHttpVerb;
 
-    /// Case-insensitive, as Kazoo's runtime reads stored documents (spec 2.1); the schema itself
-    /// only admits lower case.
+    /// Case-insensitive, as Kazoo's runtime reads stored documents (docs/kazoo.md#runtime-reading);
+    /// the schema itself only admits lower case.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         match text.to_ascii_lowercase().as_str() {
             "get" => Ok(Self::Get),
@@ -203,7 +204,7 @@ pub struct UnknownFormat(pub String);
 impl FromStr for Format {
     type Err = UnknownFormat;
 
-    /// Case-insensitive, as Kazoo's runtime reads stored documents (spec 2.1).
+    /// Case-insensitive, as Kazoo's runtime reads stored documents (docs/kazoo.md#runtime-reading).
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         match text.to_ascii_lowercase().as_str() {
             "form-data" => Ok(Self::FormData),
@@ -240,7 +241,8 @@ pub struct WebhookDocument {
 
 impl WebhookDocument {
     /// Reads the typed fields of a document that passed validation. The fallbacks are Kazoo's
-    /// runtime defaults (spec 2.1) and cannot trigger after validation filled the defaults.
+    /// runtime defaults (docs/kazoo.md#runtime-reading) and cannot trigger after validation filled
+    /// the defaults.
     fn from_validated(fields: Map<String, Value>) -> Self {
         let text = |key: &str| fields.get(key).and_then(Value::as_str);
         let flag = |key: &str, default: bool| fields.get(key).and_then(Value::as_bool).unwrap_or(default);
@@ -283,7 +285,7 @@ impl WebhookDocument {
         self.format
     }
 
-    /// Retries after the first attempt (decision 4), 0..=4.
+    /// Retries after the first attempt, 0..=4 (Kazoo's runtime counted attempts instead).
     pub fn retries(&self) -> u8 {
         self.retries
     }
@@ -343,8 +345,8 @@ const MAX_RETRIES: u8 = 4;
 ///
 /// Private keys and the read-only `id`/`disable_reason` are dropped; string numbers and booleans
 /// are coerced where the schema wants them (Kazoo's non-strict mode); defaults are filled in.
-/// Every schema-stage error is reported at once, in Crossbar's shape; modifier errors (spec 3.8,
-/// decision 22) are checked only once the schema stage passed.
+/// Every schema-stage error is reported at once, in Crossbar's shape; modifier errors
+/// (docs/kazoo.md#modifiers) are checked only once the schema stage passed.
 pub fn validate_webhook(
     data: &Map<String, Value>,
     ctx: &ValidationContext<'_>,
@@ -378,9 +380,10 @@ pub fn validate_webhook(
     Ok(WebhookDocument { signing_secret, ..WebhookDocument::from_validated(fields) })
 }
 
-/// PATCH's merge (spec 3.6): every key of `patch` replaces the stored one whole (nested objects
-/// included), a `null` removes it. Stored keys keep their position; new keys are appended. A
-/// `null` signing secret is kept: the secret is stored apart, and `null` is how a client removes it.
+/// PATCH's merge (docs/kazoo.md#patch-merge): every key of `patch` replaces the stored one whole
+/// (nested objects included), a `null` removes it. Stored keys keep their position; new keys are
+/// appended. A `null` signing secret is kept: the secret is stored apart, and `null` is how a
+/// client removes it.
 pub fn merge_patch(stored: &Map<String, Value>, patch: &Map<String, Value>) -> Map<String, Value> {
     let mut merged: Map<String, Value> = stored
         .iter()
@@ -561,7 +564,7 @@ fn embedded_ipv4(address: Ipv6Addr) -> Option<Ipv4Addr> {
     }
 }
 
-/// Header names, values and the reserved list (decisions, "Compatibility facts from real clients").
+/// Header names, values and the reserved list (docs/kazoo.md#custom-request-headers).
 /// Non-string values already failed the schema; their entry is left as is.
 fn check_request_headers(headers: &Map<String, Value>, errors: &mut ValidationErrors) {
     for (name, value) in headers {
@@ -617,7 +620,7 @@ fn is_header_value(value: &str) -> bool {
     value.chars().all(|character| character == '\t' || !character.is_control())
 }
 
-/// Spec 3.8 and decision 22: every modifier of the hook type must be set to an allowed value.
+/// Every modifier of the hook type must be set to an allowed value (docs/kazoo.md#modifiers).
 fn check_modifiers(fields: &Map<String, Value>, ctx: &ValidationContext<'_>) -> ValidationErrors {
     let mut errors = ValidationErrors::new();
     let Some(hook) = fields.get("hook").and_then(Value::as_str) else { return errors };
@@ -759,7 +762,7 @@ impl WebhookSchema {
     }
 }
 
-/// One schema error as Crossbar words it (spec 3.7): field path, rule, detail.
+/// One schema error as Crossbar words it: field path, rule, detail.
 fn crossbar_error(error: &jsonschema::ValidationError<'_>) -> (String, String, Value) {
     let mut path: Vec<String> = error.instance_path().iter().map(|segment| segment.to_string()).collect();
     let value = error.instance().as_ref().clone();

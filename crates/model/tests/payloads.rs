@@ -1,10 +1,11 @@
 //! Payload building, filters and form encoding against the project's fixtures
-//! (`crates/model/fixtures/amqp-events`) and the rules of spec 5.3, 5.4 and 6.2.
+//! (`crates/model/fixtures/amqp-events`) and the rules of docs/kazoo.md (hook types, per-hook
+//! finishing, form encoding).
 //!
-//! The fixtures are the project's copy of the spec's, updated where a decision changes the
-//! expected result: decision 26 adds `request` to the channel payloads (and to the form body of
-//! `CHANNEL_CREATE`); decision 27 changes nothing in the fixtures themselves (no key needs escaping
-//! and no hook URI has a query string), so its cases are unit tests below.
+//! The fixtures were written to Kazoo's behaviour and updated where this system deliberately
+//! differs: channel payloads carry `request` (and so does the form body of `CHANNEL_CREATE`); the
+//! form-encoding fixes change nothing in the fixtures themselves (no key needs escaping and no hook
+//! URI has a query string), so their cases are unit tests below.
 
 use std::path::PathBuf;
 
@@ -201,7 +202,7 @@ mod fixtures {
     }
 
     #[test]
-    fn decision_26_request_is_the_wire_string_and_sits_before_reseller_id() {
+    fn channel_payloads_carry_the_wire_request_string_before_reseller_id() {
         for file in ["CHANNEL_ANSWER.json", "CHANNEL_CREATE.json", "CHANNEL_DESTROY.json"] {
             let fixture = Fixture::load(file);
             let payload = fixture.delivered_payload();
@@ -602,7 +603,7 @@ mod notification_events {
     }
 
     #[test]
-    fn the_table_has_every_type_of_the_spec() {
+    fn the_table_has_all_38_kazoo_types() {
         assert_eq!(NOTIFICATION_TYPES.len(), 38);
         let webhook_disabled = notifications::by_name("webhook_disabled").expect("present");
         assert_eq!(webhook_disabled.routing_key, "notifications.webhook.disabled");
@@ -743,7 +744,7 @@ mod filters {
             (json!({"type": "all", "action": "all"}), true),
             (json!({"type": "device", "action": "all"}), false),
             (json!({"type": "user", "action": "doc_deleted"}), false),
-            // Decision 29: the missing filter key means all.
+            // Unlike Kazoo, a missing filter key means all.
             (json!({"type": "user"}), true),
             (json!({"action": "doc_created"}), true),
             (json!({"action": "doc_edited"}), false),
@@ -764,7 +765,7 @@ mod filters {
             (json!({"type": "voicemail_new"}), true),
             (json!({"type": "all"}), true),
             (json!({"type": "voicemail_saved"}), false),
-            // No decision changes this: custom_data without type matches nothing.
+            // As in Kazoo: custom_data without type matches nothing.
             (json!({"crm": "zendesk"}), false),
         ];
         for (custom_data, expected) in cases {
@@ -891,7 +892,7 @@ mod form_encoding {
     }
 
     #[test]
-    fn the_spec_examples_encode_as_documented() {
+    fn kazoos_examples_encode_identically() {
         assert_eq!(
             encode(json!({"foo": "bar", "fizz": "buzz", "arr": [1, 3, 5]})),
             "foo=bar&fizz=buzz&arr[]=1&arr[]=3&arr[]=5"
@@ -971,7 +972,7 @@ mod sample_payloads {
     }
 
     #[test]
-    fn the_ids_are_the_spec_list_sorted() {
+    fn the_ids_are_kazoos_list_sorted() {
         assert_eq!(
             samples::sample_ids(),
             [

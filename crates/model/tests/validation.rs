@@ -1,4 +1,4 @@
-//! Validation of webhook documents (spec 3.7, 3.8; decisions 4, 19, 21-23): every rule's exact
+//! Validation of webhook documents (docs/kazoo.md#validation): every rule's exact
 //! Crossbar error, coercion, defaults, the uri and header checks, modifiers and PATCH's merge.
 
 use std::sync::LazyLock;
@@ -156,7 +156,7 @@ fn all_schema_errors_are_reported_at_once() {
 }
 
 #[test]
-fn a_create_answers_the_spec_example_with_defaults_appended_in_order() {
+fn a_create_answers_kazoos_example_with_defaults_appended_in_order() {
     let document = accepted(json!({"name": "New Calls", "uri": "https://hooks.example.com/calls/new",
                                    "http_verb": "post", "hook": "channel_create", "retries": 3}));
     let expected = json!({"name": "New Calls", "uri": "https://hooks.example.com/calls/new", "http_verb": "post",
@@ -576,10 +576,10 @@ fn object_hooks_need_valid_type_and_action_modifiers() {
 
 #[test]
 fn notification_types_are_checked_and_restricted_ones_refused_to_non_admins() {
-    let spec: Value =
+    let definitions: Value =
         serde_json::from_str(include_str!("../data/hook-definitions.json")).expect("the definitions are JSON");
     let all_types: Vec<String> =
-        spec[2]["modifiers"]["type"]["items"].as_object().expect("notification types").keys().cloned().collect();
+        definitions[2]["modifiers"]["type"]["items"].as_object().expect("notification types").keys().cloned().collect();
     let visible: Vec<String> =
         all_types.iter().filter(|name| *name != "system_alert" && *name != "webhook_disabled").cloned().collect();
     assert_eq!(all_types.len(), visible.len() + 2);
@@ -591,7 +591,7 @@ fn notification_types_are_checked_and_restricted_ones_refused_to_non_admins() {
     assert_eq!(refused_as(RESELLER, notifications_hook("fax_sent")), unknown(&visible, "fax_sent"));
     assert_eq!(refused_as(ADMIN, notifications_hook("fax_sent")), unknown(&all_types, "fax_sent"));
 
-    // Decision 22: the restriction is enforced, not only cosmetic.
+    // Unlike Kazoo, the restriction is enforced, not only cosmetic.
     for restricted in ["system_alert", "webhook_disabled"] {
         assert_eq!(refused_as(RESELLER, notifications_hook(restricted)), unknown(&visible, restricted));
         validate_as(ADMIN, notifications_hook(restricted)).expect("an admin may subscribe");

@@ -1,5 +1,6 @@
 //! The in-memory hook index: the account tree and every enabled hook, arranged so that finding the
-//! hooks of an event costs one hash lookup and a scan of a few short vectors (spec 4.4, decision 30).
+//! hooks of an event costs one hash lookup and a scan of a few short vectors
+//! (docs/kazoo.md#hook-matching).
 //!
 //! Accounts are interned to `u32` slots; each slot keeps its ancestors (root first) as slot
 //! numbers, the hooks its account owns sorted by id, and two bit masks of the hook types present,
@@ -21,7 +22,7 @@ use webhooks_model::webhook::{Format, HttpVerb};
 use webhooks_storage::{Account, Webhook};
 
 /// The hook types events are routed to: the ten values a hook's `hook` field can take that some
-/// event reaches (spec 5.1). Other stored values never match an event, so the index skips them.
+/// event reaches. Other stored values never match an event, so the index skips them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HookType {
     /// `channel_create`.
@@ -142,7 +143,7 @@ pub struct IndexedHook {
     pub include_subaccounts: bool,
     /// `custom_data`: filters and extra payload fields.
     pub custom_data: Option<Box<Map<String, Value>>>,
-    /// The undocumented `modifiers` field (spec 5.4 step 1).
+    /// The undocumented `modifiers` field (docs/kazoo.md#per-hook-finishing).
     pub modifiers: Option<Box<Map<String, Value>>>,
     /// Extra request headers sent with every callout.
     pub custom_request_headers: Option<Box<Map<String, Value>>>,
@@ -313,7 +314,7 @@ struct Routing {
     /// Bits of the types among `hooks` with `include_subaccounts`.
     inherited_types: u16,
     /// Whether the account itself is known. A slot also exists for an account only named as an
-    /// ancestor or as a hook owner; events of such an account match nothing (spec 4.4).
+    /// ancestor or as a hook owner; events of such an account match nothing.
     present: bool,
     /// How many ancestors the account has.
     ancestors_len: u16,
@@ -467,7 +468,7 @@ impl HookIndex {
         routing.ancestors_len = u16::try_from(ancestors.len()).unwrap_or(u16::MAX);
     }
 
-    /// Forgets an account and every hook it owns (spec 8.3); returns how many hooks went. Its
+    /// Forgets an account and every hook it owns; returns how many hooks went. Its
     /// descendants keep naming it as an ancestor, harmlessly: it has no hooks left.
     pub fn remove_account(&mut self, id: &AccountId) -> usize {
         let Some(slot_number) = self.slot_number(id) else {
@@ -485,7 +486,8 @@ impl HookIndex {
     }
 
     /// Applies the stored state of a hook: enabled hooks of a routable type are added or
-    /// replaced, anything else is removed (decision 16: a disabled hook never fires).
+    /// replaced, anything else is removed: a disabled hook never fires
+    /// (docs/kazoo.md#hook-registry).
     pub fn upsert_hook(&mut self, webhook: &Webhook) {
         let hook = if webhook.enabled { IndexedHook::from_webhook(webhook) } else { None };
         let Some(hook) = hook else {
@@ -520,12 +522,12 @@ impl HookIndex {
     }
 
     /// Calls `visit` with every hook that receives `event` and the hook's owner, in delivery
-    /// order (spec 4.4): the event account's own hooks of the event's type or `all`, then, for
-    /// each ancestor from the root down to the parent, its hooks with `include_subaccounts` of
-    /// that type or `all`; each must also pass its type's filters ([`HookView::accepts`]). Within
-    /// one account, hooks of the event's type come before `all` hooks, hooks with
-    /// `include_subaccounts` first, then by id. An event without an account, of an unknown
-    /// account, or without a hook type (the callflow webhook) matches nothing.
+    /// order (docs/kazoo.md#hook-matching): the event account's own hooks of the event's type or
+    /// `all`, then, for each ancestor from the root down to the parent, its hooks with
+    /// `include_subaccounts` of that type or `all`; each must also pass its type's filters
+    /// ([`HookView::accepts`]). Within one account, hooks of the event's type come before `all`
+    /// hooks, hooks with `include_subaccounts` first, then by id. An event without an account, of
+    /// an unknown account, or without a hook type (the callflow webhook) matches nothing.
     pub fn for_each_match<'a>(&'a self, event: &KazooEvent, mut visit: impl FnMut(&'a AccountId, &'a IndexedHook)) {
         let Some(hook_type) = event.lookup_key().and_then(HookType::from_lookup_key) else {
             return;
@@ -573,7 +575,7 @@ impl HookIndex {
         hooks
     }
 
-    /// The reseller of a known account, for channel payloads (spec 4.1): its nearest ancestor
+    /// The reseller of a known account, for channel payloads: its nearest ancestor
     /// flagged as a reseller, else the root of its tree (the master), else itself when it is the
     /// root. `None` for an unknown account.
     pub fn reseller_of(&self, id: &AccountId) -> Option<&AccountId> {

@@ -1,4 +1,4 @@
-//! The event router: Kazoo events in, delivery jobs out (spec 5, 8; decisions 5, 16, 28-30).
+//! The event router: Kazoo events in, delivery jobs out (docs/kazoo.md#event-processing).
 //!
 //! The router consumes Kazoo's bus events from one shared durable queue, matches each against an
 //! in-memory [`index::HookIndex`] of accounts and enabled hooks, builds every matching hook's
@@ -8,7 +8,7 @@
 //! and reloaded in full every [`RouterSettings::reload_interval`] as a safety net.
 //!
 //! Delivery guarantee: an event is acknowledged only after every job it produced is confirmed by
-//! the broker, so a crash or a publish failure redelivers it and nothing is lost (decision 5);
+//! the broker, so a crash or a publish failure redelivers it and nothing is lost;
 //! a crash between the confirm and the acknowledgement produces duplicate jobs (at least once).
 //!
 //! Entry points: [`run`] for the binary, or [`Router::start`] then [`Router::run`] when the caller
@@ -32,7 +32,7 @@ pub const RELOAD_PAGE_SIZE: u32 = 1_000;
 /// The router's settings.
 #[derive(Debug, Clone)]
 pub struct RouterSettings {
-    /// The cluster id every payload carries (spec 5.4 step 3).
+    /// The cluster id every payload carries, set last over any other value.
     pub cluster_id: String,
     /// Unacknowledged events held at once; also the largest batch routed together.
     pub prefetch: u16,

@@ -1,6 +1,6 @@
-//! From one parsed event to its delivery jobs (spec 5.2): match the hooks, build the payload once,
-//! finish it per hook (spec 5.4), and describe each callout completely so the dispatcher reads
-//! nothing per job.
+//! From one parsed event to its delivery jobs (docs/kazoo.md#event-processing): match the hooks,
+//! build the payload once, finish it per hook (docs/kazoo.md#per-hook-finishing), and describe each
+//! callout completely so the dispatcher reads nothing per job.
 
 use serde_json::{Map, Value};
 use webhooks_model::event::{CallflowWebhookEvent, EventKind, KazooEvent};
@@ -16,7 +16,7 @@ use crate::index::{HookIndex, IndexedHook};
 /// What routing needs besides the event and the index.
 #[derive(Debug, Clone, Copy)]
 pub struct RouteContext<'a> {
-    /// The cluster id every payload carries (spec 5.4 step 3).
+    /// The cluster id every payload carries, set last over any other value.
     pub cluster_id: &'a str,
     /// CCV keys kept out of channel payloads.
     pub reserved_ccv_keys: &'a ReservedCcvKeys,
@@ -42,7 +42,7 @@ pub fn route(event: &KazooEvent, index: &HookIndex, cluster_id: &str, key: &Mess
 ///
 /// The base payload is built only when some hook matches, and then once for all of them: most
 /// events on a busy cluster concern accounts without hooks. The callflow `webhook` notification
-/// goes to the hook its message carries, not to indexed hooks (spec 5.3.3).
+/// goes to the hook its message carries, not to indexed hooks (docs/kazoo.md#callflow-webhook).
 pub fn route_into(
     event: &KazooEvent,
     key: &MessageKey,
@@ -118,8 +118,8 @@ fn job_for_hook(
     }
 }
 
-/// The job of a callflow `webhook` action: the hook built on the fly by the callflow (spec
-/// 5.3.3), payload = the call data normalized, finished like any hook's (spec 5.4).
+/// The job of a callflow `webhook` action (docs/kazoo.md#callflow-webhook): the hook built on the
+/// fly by the callflow, payload = the call data normalized, finished like any hook's.
 ///
 /// That hook's `_id` is Kazoo's gregorian-seconds string, not a hook id of ours, so the job gets a
 /// fresh hook id unless the message carries one of the right shape; it has no stored document, so

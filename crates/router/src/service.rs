@@ -161,8 +161,8 @@ pub struct Router {
     store: Store,
     bus: Bus,
     settings: RouterSettings,
-    /// The document types object hooks can name (decision 28): the topology's, so what is bound
-    /// and what is parsed agree.
+    /// The document types object hooks can name (docs/kazoo.md#object): the topology's, so what is
+    /// bound and what is parsed agree.
     object_types: Vec<String>,
     index: HookIndex,
     stats: Arc<RouterStats>,

@@ -58,7 +58,7 @@ fn account_id(text: &str) -> AccountId {
 #[test]
 fn every_fixture_routes_to_its_hook_with_exactly_the_expected_payload() {
     let fixtures = amqp_event_fixtures();
-    assert!(fixtures.len() >= 9, "expected the fixtures of spec 10, found {}", fixtures.len());
+    assert!(fixtures.len() >= 9, "expected the nine example messages, found {}", fixtures.len());
     for (name, fixture) in fixtures {
         let context = &fixture["context"];
         let event_account = account_id(context["account_id"].as_str().expect("context account"));

@@ -29,7 +29,7 @@ pub struct NewAttempt {
     pub hook_id: WebhookId,
     /// When the attempt was made, gregorian seconds.
     pub created: i64,
-    /// The attempt's public fields (spec 2.2).
+    /// The attempt's public fields (docs/kazoo.md#attempt-records).
     pub doc: Map<String, Value>,
     /// The job attempted, kept privately so the delivery can be resent or replayed.
     pub job: Option<DeliveryJob>,
@@ -46,7 +46,7 @@ pub struct Attempt {
     pub hook_id: WebhookId,
     /// When the attempt was made, gregorian seconds.
     pub created: i64,
-    /// The attempt's public fields (spec 2.2).
+    /// The attempt's public fields (docs/kazoo.md#attempt-records).
     pub doc: Map<String, Value>,
 }
 

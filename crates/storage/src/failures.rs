@@ -1,6 +1,7 @@
-//! Failure counts of the auto-disabler, shared by every dispatcher replica (decisions 12, 14, 15,
-//! 17): counting a failure is one atomic statement that returns the hook's count, so replicas
-//! behind the same queue reach the threshold together instead of each counting alone.
+//! Failure counts of the auto-disabler, shared by every dispatcher replica
+//! (docs/kazoo.md#auto-disable): counting a failure is one atomic statement that returns the hook's
+//! count, so replicas behind the same queue reach the threshold together instead of each counting
+//! alone.
 //!
 //! Each hook has at most one row: the window opened by its first counted failure and the failures
 //! counted since. A failure after the window has passed opens a new window with a count of 1. The
@@ -117,8 +118,8 @@ impl Store {
         .await
     }
 
-    /// Forgets the failures of `hook`: after a success (decision 14), when the auto-disabler
-    /// disables it (spec 7.3) and when it is re-enabled (decision 17).
+    /// Forgets the failures of `hook`: after a success, when the auto-disabler disables it and when
+    /// it is re-enabled (not on other edits).
     #[tracing::instrument(level = "debug", skip_all, fields(hook.id = %hook))]
     pub async fn clear_failures(&self, hook: &WebhookId) -> Result<()> {
         self.clear_failures_of(std::slice::from_ref(hook)).await
@@ -152,7 +153,7 @@ impl Store {
     }
 
     /// Disables the hook `hook` of `account` with `reason` if it is still enabled, and forgets its
-    /// failures (spec 7.3). `true` only for the call that disabled it, so when several replicas
+    /// failures. `true` only for the call that disabled it, so when several replicas
     /// reach the threshold together exactly one of them announces it.
     #[tracing::instrument(level = "debug", skip_all, fields(account.id = %account, hook.id = %hook))]
     pub async fn auto_disable_webhook(&self, account: &AccountId, hook: &WebhookId, reason: &str) -> Result<bool> {

@@ -1,5 +1,5 @@
-//! Standard Webhooks signing secrets of hooks (decision 8): stored apart from the documents so no
-//! document read or listing can return them, and removed with their hook.
+//! Standard Webhooks signing secrets of hooks (docs/kazoo.md#signing): stored apart from the
+//! documents so no document read or listing can return them, and removed with their hook.
 
 use diesel::prelude::*;
 use webhooks_model::ids::{AccountId, WebhookId};

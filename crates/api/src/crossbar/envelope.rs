@@ -163,7 +163,7 @@ pub(crate) fn render(status: StatusCode, data: &[u8], mut fields: Map<String, Va
     let mut response = HttpResponse::build(status);
     match meta.as_ref().and_then(|meta| meta.jsonp.as_deref()) {
         Some(callback) => {
-            // JSONP (spec 3.1): the envelope as the argument of the client's function.
+            // JSONP (`?jsonp=NAME`): the envelope as the argument of the client's function.
             let mut script = Vec::with_capacity(body.len() + callback.len() + 3);
             script.extend_from_slice(callback.as_bytes());
             script.push(b'(');

@@ -215,7 +215,7 @@ fn disable_reason(hook: &Webhook) -> Option<&str> {
     hook.disabled_reason.as_deref().filter(|_| !hook.enabled)
 }
 
-/// The listing summary of a hook (spec 3.6).
+/// The listing summary of a hook (docs/kazoo.md#listing-summary).
 fn summary(hook: &Webhook) -> Value {
     let mut fields = Map::new();
     fields.insert("id".into(), Value::String(hook.id.to_string()));

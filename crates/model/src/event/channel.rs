@@ -1,4 +1,4 @@
-//! Channel events from the media layer (spec 5.3.1).
+//! Channel events from the media layer (docs/kazoo.md#channel-events).
 
 use serde_json::{Map, Value};
 
@@ -39,7 +39,7 @@ impl ChannelEventName {
         }
     }
 
-    /// The upper-case key recorded as an attempt's `hook_event` (spec 2.2).
+    /// The upper-case key recorded as an attempt's `hook_event`.
     pub fn hook_event(self) -> &'static str {
         match self {
             Self::Create => "CHANNEL_CREATE",

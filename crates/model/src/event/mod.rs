@@ -1,4 +1,4 @@
-//! Kazoo bus messages parsed into typed events (spec 5.1-5.3).
+//! Kazoo bus messages parsed into typed events (docs/kazoo.md#hook-types).
 //!
 //! The router parses each message once with [`KazooEvent::parse`], finds candidate hooks by
 //! [`KazooEvent::lookup_key`], and hands the event to [`crate::payload`]. Parsing never rejects
@@ -56,20 +56,20 @@ pub enum EventError {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// A whole-database change (`db_created`, ...): not delivered (decision 28).
+    /// A whole-database change (`db_created`, ...): not delivered (docs/kazoo.md#object).
     #[error("database event '{0}' is not delivered")]
     DatabaseEvent(String),
-    /// A document change of a type no object hook can name (decision 28).
+    /// A document change of a type no object hook can name (docs/kazoo.md#object).
     #[error("changes of '{0}' documents are not delivered")]
     UnwatchedObjectType(String),
     /// An account document change seen in the account's own database; the copy in the `accounts`
-    /// database is the one delivered, so that each change reaches hooks once (decision 28).
+    /// database is the one delivered, so that each change reaches hooks once.
     #[error("account document changes are delivered from the accounts database only")]
     DuplicateAccountChange,
     /// A document change in a database that belongs to no account.
     #[error("database '{0}' belongs to no account")]
     NotAccountScoped(String),
-    /// A notification `Event-Name` that is not in the table of spec 9.2.
+    /// A notification `Event-Name` that is not in the notification table.
     #[error("unknown notification '{0}'")]
     UnknownNotification(String),
     /// A field makes the routing key the event would be published with longer than the broker
@@ -81,7 +81,7 @@ pub enum EventError {
         /// The length of the whole key, in bytes.
         length: usize,
     },
-    /// A notification lacks one of its required fields (spec 9.2); Kazoo drops it.
+    /// A notification lacks one of its required fields; Kazoo drops it.
     #[error("notification '{notification}' lacks required field '{field}'")]
     IncompleteNotification {
         /// The notification's name.
@@ -144,13 +144,13 @@ impl EventError {
 pub struct KazooEvent {
     /// What happened, with the fields the payload builder needs.
     pub kind: EventKind,
-    /// The account the event belongs to (E in spec 5.2). `None` means the message named no valid
+    /// The account the event belongs to. `None` means the message named no valid
     /// account: for channel events the router may still find it by the dialled number
     /// ([`ChannelEvent::dialled_number`]) and set it here; otherwise the event is dropped.
     pub account_id: Option<AccountId>,
 }
 
-/// The kinds of event webhooks deliver, one per hook type (spec 5.3).
+/// The kinds of event webhooks deliver, one per hook type (docs/kazoo.md#hook-types).
 #[derive(Debug, Clone, PartialEq)]
 #[expect(
     clippy::large_enum_variant,
@@ -161,7 +161,7 @@ pub enum EventKind {
     Channel(ChannelEvent),
     /// A document change on the `configuration` exchange.
     Object(ObjectEvent),
-    /// A notification of spec 9.2 (other than the callflow webhook).
+    /// A notification (other than the callflow webhook).
     Notification(NotificationEvent),
     /// The callflow `webhook` action: delivered only to the hook the message carries.
     CallflowWebhook(CallflowWebhookEvent),
@@ -173,7 +173,7 @@ pub enum EventKind {
     Mms(InstantMessage),
 }
 
-/// The fields of an inbound SMS or MMS that reach the payload (spec 5.3.5).
+/// The fields of an inbound SMS or MMS that reach the payload (docs/kazoo.md#sms-and-mms).
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstantMessage {
     /// `Message-ID`.
@@ -235,7 +235,7 @@ impl KazooEvent {
     }
 
     /// Parses a message; document changes are delivered only for `object_types` (the
-    /// `webhooks.object_types` setting, decision 28).
+    /// `webhooks.object_types` setting; docs/kazoo.md#object).
     ///
     /// The body is authoritative; the routing key only fills in what the body lacks (category,
     /// event name, document coordinates), because publishers always set both and a hand-published
@@ -294,7 +294,7 @@ impl KazooEvent {
         }
     }
 
-    /// The event key Kazoo records as `hook_event` (spec 2.2): `CHANNEL_CREATE` ... for channel
+    /// The event key Kazoo records as `hook_event`: `CHANNEL_CREATE` ... for channel
     /// events, else the hook type.
     pub fn hook_event(&self) -> &'static str {
         match &self.kind {
@@ -332,7 +332,7 @@ impl KazooEvent {
     }
 }
 
-/// Parking events: the payload is the message itself, so keep it whole (spec 5.3.4).
+/// Parking events: the payload is the message itself, so keep it whole (docs/kazoo.md#parking).
 fn parse_parking(body: &Map<String, Value>) -> Result<KazooEvent, EventError> {
     if text(body, "Call-ID").is_none() {
         return Err(EventError::MissingField("Call-ID"));
@@ -344,7 +344,7 @@ fn parse_parking(body: &Map<String, Value>) -> Result<KazooEvent, EventError> {
     Ok(KazooEvent { kind: EventKind::Parking(body.clone()), account_id })
 }
 
-/// Inbound SMS/MMS (spec 5.3.5).
+/// Inbound SMS/MMS (docs/kazoo.md#sms-and-mms).
 fn parse_instant_message(
     category: &str,
     segments: &[&str],
@@ -374,7 +374,7 @@ pub(crate) fn text<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a 
 }
 
 /// A string field as Kazoo reads it: numbers and booleans become their text; empty strings,
-/// `null` and structures count as absent (spec 5.3.1).
+/// `null` and structures count as absent.
 pub(crate) fn string_field(object: &Map<String, Value>, key: &str) -> Option<String> {
     object.get(key).and_then(string_value)
 }

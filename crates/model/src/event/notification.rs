@@ -1,4 +1,5 @@
-//! Notifications (spec 5.3.3): validated against the table of spec 9.2.
+//! Notifications (docs/kazoo.md#notifications): validated against the table of
+//! `crate::notifications`.
 
 use serde_json::{Map, Value};
 
@@ -10,7 +11,7 @@ use crate::notifications::{self, CALLFLOW_WEBHOOK, EVENT_CATEGORY, NotificationT
 /// normalized, so the message is kept as published.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NotificationEvent {
-    /// Its entry in the table of spec 9.2.
+    /// Its entry in the notification table.
     pub notification: &'static NotificationType,
     /// The bus message.
     pub message: Map<String, Value>,
@@ -25,7 +26,8 @@ pub struct CallflowWebhookEvent {
     pub data: Map<String, Value>,
 }
 
-/// Where Kazoo looks for a notification's account id, first match wins (spec 5.3.3 step 3).
+/// Where Kazoo looks for a notification's account id, first match wins
+/// (docs/kazoo.md#notifications).
 const ACCOUNT_ID_PATHS: &[&[&str]] = &[
     &["account_id"],
     &["account", "_id"],

@@ -1,4 +1,4 @@
-//! Document changes on the `configuration` exchange (spec 5.3.2, decision 28).
+//! Document changes on the `configuration` exchange (docs/kazoo.md#object).
 
 use serde_json::{Map, Value};
 

@@ -1,4 +1,4 @@
-//! Kazoo's routing-key conventions (spec 5.1).
+//! Kazoo's routing-key conventions (docs/kazoo.md#routing-keys).
 
 use serde_json::Value;
 

@@ -1,4 +1,4 @@
-//! Channel payloads (spec 5.3.1, decision 26).
+//! Channel payloads (docs/kazoo.md#channel-events).
 
 use serde_json::{Map, Value};
 
@@ -51,7 +51,7 @@ pub(super) fn payload(
     payload.insert("is_internal_leg".to_owned(), Value::Bool(event.is_loopback));
     insert_text(&mut payload, "other_leg_call_id", event.other_leg_call_id.as_deref());
     insert_text(&mut payload, "owner_id", event.owner_id.as_deref());
-    // Decision 26: the wire string is sent, where Kazoo only ever sent an object.
+    // The wire string is sent: Kazoo copied `Request` only when it was an object, so never sent it.
     if let Some(request) = &event.request {
         payload.insert("request".to_owned(), request.clone());
     }

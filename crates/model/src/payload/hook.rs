@@ -1,5 +1,5 @@
-//! What a hook contributes to delivery: its per-type filters (spec 5.3, decisions 28 and 29) and
-//! the per-hook finishing of the payload (spec 5.4).
+//! What a hook contributes to delivery: its per-type filters (docs/kazoo.md#hook-types) and the
+//! per-hook finishing of the payload (docs/kazoo.md#per-hook-finishing).
 
 use serde_json::{Map, Value};
 
@@ -16,7 +16,7 @@ pub struct HookView<'a> {
     pub hook_type: &'a str,
     /// `custom_data`: filter keys `type`/`action` and extra payload fields.
     pub custom_data: Option<&'a Map<String, Value>>,
-    /// The undocumented `modifiers` field (spec 5.4 step 1).
+    /// The undocumented `modifiers` field (docs/kazoo.md#per-hook-finishing).
     pub modifiers: Option<&'a Map<String, Value>>,
     /// When false, loopback legs of channel events are skipped.
     pub include_internal_legs: bool,
@@ -29,7 +29,7 @@ impl<'a> HookView<'a> {
         Self { hook_type, custom_data: None, modifiers: None, include_internal_legs: true }
     }
 
-    /// Reads a webhook document as Kazoo's runtime does (spec 2.1): a missing
+    /// Reads a webhook document as Kazoo's runtime does (docs/kazoo.md#runtime-reading): a missing
     /// `include_internal_legs` means true; `custom_data` and `modifiers` count only as objects.
     /// `None` when the document has no string `hook`.
     pub fn from_document(document: &'a Map<String, Value>) -> Option<Self> {
@@ -75,13 +75,13 @@ pub fn passes_filters<'c>(
         EventKind::Channel(channel) => include_internal_legs || !channel.is_loopback_leg(),
         _ if is_all => true,
         EventKind::Object(object) => custom_data().is_none_or(|custom_data| {
-            // Decision 29: a missing `type` or `action` means `all` rather than "never".
+            // Unlike Kazoo, a missing `type` or `action` means `all` rather than "never".
             filter_matches(custom_data.get("action"), object.action.as_str())
                 && filter_matches(custom_data.get("type"), &object.doc_type)
         }),
         EventKind::Notification(notification) => custom_data().is_none_or(|custom_data| {
             // Unlike object hooks, a notifications hook with `custom_data` but no `type` matches
-            // nothing: no decision changes Kazoo's behaviour here.
+            // nothing, as in Kazoo.
             custom_data.get("type").is_some_and(|wanted| filter_matches(Some(wanted), notification.notification.name))
         }),
         EventKind::CallflowWebhook(_) | EventKind::Parking(_) | EventKind::Sms(_) | EventKind::Mms(_) => true,
@@ -98,8 +98,8 @@ fn filter_matches(wanted: Option<&Value>, actual: &str) -> bool {
     }
 }
 
-/// The payload `hook` receives (spec 5.4): `None` when its modifiers reject the event, else a
-/// copy of `base` with `custom_data` merged and `cluster_id` set last.
+/// The payload `hook` receives (docs/kazoo.md#per-hook-finishing): `None` when its modifiers
+/// reject the event, else a copy of `base` with `custom_data` merged and `cluster_id` set last.
 pub fn finish_payload(base: &Map<String, Value>, hook: &HookView<'_>, cluster_id: &str) -> Option<Map<String, Value>> {
     // Check before copying: most rejections then cost no allocation.
     if let Some(modifiers) = hook.modifiers
@@ -121,8 +121,8 @@ pub fn finish_payload(base: &Map<String, Value>, hook: &HookView<'_>, cluster_id
     Some(payload)
 }
 
-/// Spec 5.4 step 1: every modifier whose key the payload has must match — a member of a non-empty
-/// array, anything for an empty array, else an equal value.
+/// Kazoo's `modifiers` check: every modifier whose key the payload has must match — a member of a
+/// non-empty array, anything for an empty array, else an equal value.
 pub fn modifiers_match(payload: &Map<String, Value>, modifiers: &Map<String, Value>) -> bool {
     modifiers.iter().all(|(key, wanted)| match (payload.get(key), wanted) {
         (None, _) => true,
@@ -131,7 +131,7 @@ pub fn modifiers_match(payload: &Map<String, Value>, modifiers: &Map<String, Val
     })
 }
 
-/// Spec 5.4 step 2: copies `custom_data` into the payload top level, leaving out the filter keys
+/// Copies `custom_data` into the payload top level, leaving out the filter keys
 /// `type` and `action`. Existing keys are overwritten in place; new keys are appended in reverse
 /// `custom_data` order, as Kazoo does, so form bodies match the original byte for byte.
 pub fn merge_custom_data(payload: &mut Map<String, Value>, custom_data: &Map<String, Value>) {

@@ -1,4 +1,5 @@
-//! Payload building (spec 5.3) and per-hook finishing (spec 5.4).
+//! Payload building (docs/kazoo.md#hook-types) and per-hook finishing
+//! (docs/kazoo.md#per-hook-finishing).
 //!
 //! The router builds the event's base payload once with [`base_payload`], then for each candidate
 //! hook checks [`HookView::accepts`] and calls [`finish_payload`], which copies the base only for
@@ -18,7 +19,7 @@ use crate::ids::AccountId;
 pub use hook::{HookView, finish_payload, merge_custom_data, modifiers_match, passes_filters};
 pub use normalize::{normalize_key, normalize_object, normalize_value};
 
-/// Kazoo's running default of `call_command.reserved_ccv_keys` (spec 5.3.1): CCVs that Kazoo uses
+/// Kazoo's running default of `call_command.reserved_ccv_keys`: CCVs that Kazoo uses
 /// internally and keeps out of `custom_channel_vars`.
 pub const DEFAULT_RESERVED_CCV_KEYS: &[&str] = &[
     "Account-ID",
@@ -50,7 +51,7 @@ pub const DEFAULT_RESERVED_CCV_KEYS: &[&str] = &[
     "Username",
 ];
 
-/// Message keys dropped from parking payloads before normalizing (spec 5.3.4).
+/// Message keys dropped from parking payloads before normalizing.
 const PARKING_DROPPED_KEYS: &[&str] =
     &["Node", "Msg-ID", "App-Version", "App-Name", "Event-Category", "Custom-Channel-Vars"];
 
@@ -89,7 +90,7 @@ impl Default for ReservedCcvKeys {
 /// Facts the payload needs that are not in the message.
 #[derive(Debug, Clone, Copy)]
 pub struct PayloadContext<'a> {
-    /// Reseller of the event's account (spec 4.1), for channel payloads.
+    /// Reseller of the event's account (docs/kazoo.md#accounts), for channel payloads.
     pub reseller_id: Option<&'a AccountId>,
     /// CCV keys kept out of `custom_channel_vars`.
     pub reserved_ccv_keys: &'a ReservedCcvKeys,
@@ -102,7 +103,7 @@ impl<'a> PayloadContext<'a> {
     }
 }
 
-/// The event's payload before any hook-specific change (spec 5.3), keys in Kazoo's order.
+/// The event's payload before any hook-specific change, keys in Kazoo's order.
 pub fn base_payload(event: &KazooEvent, context: &PayloadContext<'_>) -> Map<String, Value> {
     let account_id = event.account_id.as_ref();
     match &event.kind {
@@ -116,7 +117,7 @@ pub fn base_payload(event: &KazooEvent, context: &PayloadContext<'_>) -> Map<Str
     }
 }
 
-/// `{"id", "account_id", "action", "type"}` (spec 5.3.2).
+/// `{"id", "account_id", "action", "type"}`.
 fn object_payload(object: &ObjectEvent, account_id: Option<&AccountId>) -> Map<String, Value> {
     let mut payload = Map::new();
     payload.insert("id".to_owned(), Value::String(object.doc_id.clone()));
@@ -127,7 +128,7 @@ fn object_payload(object: &ObjectEvent, account_id: Option<&AccountId>) -> Map<S
 }
 
 /// The message normalized without its envelope and CCVs, with the account lifted out of the CCVs
-/// (spec 5.3.4). `parking_slot` stays whatever the publisher sent (a string).
+/// (docs/kazoo.md#parking). `parking_slot` stays whatever the publisher sent (a string).
 fn parking_payload(message: &Map<String, Value>, account_id: Option<&AccountId>) -> Map<String, Value> {
     let mut payload = Map::new();
     for (key, value) in message {
@@ -141,7 +142,7 @@ fn parking_payload(message: &Map<String, Value>, account_id: Option<&AccountId>)
     payload
 }
 
-/// `{"id", "account_id", "type", "from", "to", "body", "origin", "charges"}` (spec 5.3.5).
+/// `{"id", "account_id", "type", "from", "to", "body", "origin", "charges"}`.
 fn instant_message_payload(
     kind: &'static str,
     message: &InstantMessage,

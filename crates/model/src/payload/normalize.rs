@@ -1,4 +1,5 @@
-//! Kazoo's JSON normalization (spec 1), used for notification, parking and callflow payloads.
+//! Kazoo's JSON normalization (docs/kazoo.md#normalization), used for notification, parking and
+//! callflow payloads.
 
 use serde_json::{Map, Value};
 

@@ -1,4 +1,4 @@
--- Failure counts of the auto-disabler, shared by every dispatcher replica (decisions 12, 14, 15).
+-- Failure counts of the auto-disabler, shared by every dispatcher replica (docs/kazoo.md#auto-disable).
 -- One row per hook that failed recently: the window opened by its first counted failure and the
 -- failures counted in it. No foreign key: a failure may be counted after its hook was deleted;
 -- stale rows are pruned by age.

@@ -1,4 +1,4 @@
--- Failure counts of the auto-disabler (decisions 12, 14, 15): one row per hook that failed
+-- Failure counts of the auto-disabler (docs/kazoo.md#auto-disable): one row per hook that failed
 -- recently, with the window opened by its first counted failure and the failures counted in it.
 -- No foreign key: a failure may be counted after its hook was deleted; stale rows are pruned by age.
 CREATE TABLE webhook_failures (
