@@ -17,13 +17,15 @@
 pub mod index;
 pub mod route;
 mod service;
+mod stats;
 
 use std::time::Duration;
 
 use webhooks_model::config::RouterConfig;
 use webhooks_model::payload::ReservedCcvKeys;
 
-pub use crate::service::{EVENT_SPAN, Router, RouterStats, run};
+pub use crate::service::{EVENT_SPAN, Router, run};
+pub use crate::stats::RouterStats;
 
 /// Hooks read from the store per page when the index is (re)loaded: big enough to keep round
 /// trips few, small enough that a page of documents is a small fraction of the index.

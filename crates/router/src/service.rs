@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -25,6 +24,7 @@ use webhooks_storage::{StorageError, Store};
 
 use crate::index::{HookIndex, HookIndexBuilder};
 use crate::route::{RouteContext, route_into};
+use crate::stats::RouterStats;
 use crate::{RouterError, RouterSettings};
 
 /// Batches publishing at once: one confirming while the next is routed and published.
@@ -36,124 +36,6 @@ const RECONNECTION_CHECK: Duration = Duration::from_secs(1);
 const CHANGE_PREFETCH: u16 = 50;
 /// The name of the span of one event; at debug level (the binary exports it by name).
 pub const EVENT_SPAN: &str = "router.event";
-
-/// Counters of what the router did since it started, for tests, logs and metrics: each is a
-/// Prometheus counter, exported once [`RouterStats::register`] puts them in a registry.
-#[derive(Debug)]
-pub struct RouterStats {
-    events: IntCounter,
-    events_by_name: IntCounterVec,
-    jobs: IntCounter,
-    messages: IntCounter,
-    skipped: IntCounterVec,
-    dead_lettered: IntCounterVec,
-    publish_failures: IntCounter,
-    changes: IntCounter,
-    reloads: IntCounter,
-    hooks: IntGauge,
-}
-
-fn gauge_value(count: usize) -> i64 {
-    i64::try_from(count).unwrap_or(i64::MAX)
-}
-
-/// A counter with a constant, valid name: creating it cannot fail.
-fn counter(name: &str, help: &str) -> IntCounter {
-    IntCounter::new(name, help).expect("a valid constant metric name")
-}
-
-/// A counter by `reason`, with a constant, valid name.
-fn counter_vec(name: &str, help: &str) -> IntCounterVec {
-    IntCounterVec::new(Opts::new(name, help), &["reason"]).expect("a valid constant metric name")
-}
-
-impl Default for RouterStats {
-    fn default() -> Self {
-        Self {
-            events: counter("router_events_total", "Events received from the event queue."),
-            events_by_name: IntCounterVec::new(
-                Opts::new("router_events_routed_total", "Events routed, by Kazoo event name."),
-                &["event"],
-            )
-            .expect("a valid constant metric name"),
-            jobs: counter("router_jobs_published_total", "Delivery jobs published and confirmed."),
-            messages: counter("router_job_messages_total", "Job messages published and confirmed."),
-            skipped: counter_vec(
-                "router_events_skipped_total",
-                "Well-formed events not delivered (not for webhooks, or of no known account), by reason.",
-            ),
-            dead_lettered: counter_vec(
-                "router_events_dead_lettered_total",
-                "Malformed events sent to the dead-letter queue, by reason.",
-            ),
-            publish_failures: counter("router_publish_failures_total", "Batches whose jobs could not be published."),
-            changes: counter("router_changes_applied_total", "Change notices applied to the hook index."),
-            reloads: counter("router_index_reloads_total", "Full loads of the hook index."),
-            hooks: IntGauge::new("router_hooks", "Enabled hooks in the index.").expect("a valid constant metric name"),
-        }
-    }
-}
-
-impl RouterStats {
-    /// Puts every counter in `registry`.
-    pub fn register(&self, registry: &Registry) -> prometheus::Result<()> {
-        for counters in [&self.events_by_name, &self.skipped, &self.dead_lettered] {
-            registry.register(Box::new(counters.clone()))?;
-        }
-        registry.register(Box::new(self.hooks.clone()))?;
-        for counter in [&self.events, &self.jobs, &self.messages, &self.publish_failures, &self.changes, &self.reloads]
-        {
-            registry.register(Box::new(counter.clone()))?;
-        }
-        Ok(())
-    }
-
-    /// Events received (every delivery of the event queue, whatever became of it).
-    pub fn events(&self) -> u64 {
-        self.events.get()
-    }
-
-    /// Jobs published and confirmed.
-    pub fn jobs(&self) -> u64 {
-        self.jobs.get()
-    }
-
-    /// Job messages published and confirmed.
-    pub fn messages(&self) -> u64 {
-        self.messages.get()
-    }
-
-    /// Events acknowledged without routing for `reason` (an [`EventError::reason`](webhooks_model::event::EventError::reason), or
-    /// `no_account`, `unknown_account`).
-    pub fn skipped(&self, reason: &str) -> u64 {
-        self.skipped.with_label_values(&[reason]).get()
-    }
-
-    /// Malformed events sent to the dead-letter queue for `reason` (an [`EventError::reason`](webhooks_model::event::EventError::reason),
-    /// or `not_json`).
-    pub fn dead_lettered(&self, reason: &str) -> u64 {
-        self.dead_lettered.with_label_values(&[reason]).get()
-    }
-
-    /// Batches whose jobs could not be published (their events were requeued).
-    pub fn publish_failures(&self) -> u64 {
-        self.publish_failures.get()
-    }
-
-    /// Change notices applied to the index.
-    pub fn changes(&self) -> u64 {
-        self.changes.get()
-    }
-
-    /// Full loads of the index, the first one included.
-    pub fn reloads(&self) -> u64 {
-        self.reloads.get()
-    }
-
-    fn add(counter: &IntCounter, amount: usize) {
-        counter.inc_by(u64::try_from(amount).unwrap_or(u64::MAX));
-    }
-}
 
 /// A router that is ready: its index is loaded and its queues are consumed. Created by
 /// [`Router::start`]; does its work in [`Router::run`].
@@ -203,8 +85,8 @@ impl Router {
         let change_consumer = bus.consume(&change_queue, CHANGE_PREFETCH).await?;
         let stats = Arc::new(RouterStats::default());
         let index = load_index(&store, settings.reload_page_size).await?;
-        stats.reloads.inc();
-        stats.hooks.set(gauge_value(index.hook_count()));
+        stats.count_reload();
+        stats.set_hooks(index.hook_count());
         tracing::info!(hooks = index.hook_count(), accounts = index.account_count(), "hook index loaded");
         let event_queue = bus.topology().router_queue();
         let event_consumer = bus.consume(&event_queue, settings.prefetch).await?;
@@ -277,14 +159,14 @@ impl Router {
                     match loaded {
                         Ok(Ok(index)) => {
                             self.index = index;
-                            self.stats.reloads.inc();
+                            self.stats.count_reload();
                             for change in std::mem::take(&mut changes_during_reload) {
                                 if let Err(error) = self.apply(&change).await {
                                     tracing::warn!(error = %error, "cannot re-apply a change after a reload");
                                     reload_timer.reset_after(self.settings.retry_backoff);
                                 }
                             }
-                            self.stats.hooks.set(gauge_value(self.index.hook_count()));
+                            self.stats.set_hooks(self.index.hook_count());
                             tracing::info!(hooks = self.index.hook_count(), accounts = self.index.account_count(), "hook index reloaded");
                         }
                         Ok(Err(error)) => {
@@ -393,8 +275,8 @@ impl Router {
         acknowledge(delivery).await;
         match result {
             Ok(()) => {
-                self.stats.changes.inc();
-                self.stats.hooks.set(gauge_value(self.index.hook_count()));
+                self.stats.count_change();
+                self.stats.set_hooks(self.index.hook_count());
                 ChangeOutcome::Applied(change)
             }
             Err(error) => {
@@ -440,7 +322,7 @@ impl Router {
     /// its last delivery. Malformed events are dead-lettered at once.
     #[tracing::instrument(name = "router.batch", level = "debug", skip_all, fields(batch.size = batch.len(), jobs))]
     async fn process(&mut self, batch: Vec<Delivery>) {
-        RouterStats::add(&self.stats.events, batch.len());
+        self.stats.count_events(batch.len());
         let context =
             RouteContext { cluster_id: &self.settings.cluster_id, reserved_ccv_keys: &self.settings.reserved_ccv_keys };
         let published_at_ms = unix_millis().unsigned_abs();
@@ -477,7 +359,7 @@ impl Router {
                         span.in_scope(
                             || tracing::debug!(account.id = %account, "event of an unknown account; skipped"),
                         );
-                        self.stats.skipped.with_label_values(&["unknown_account"]).inc();
+                        self.stats.count_skipped("unknown_account");
                         continue;
                     }
                     // Every job of the event goes on in its trace, as a child of this span.
@@ -487,7 +369,7 @@ impl Router {
                             job.trace_parent = Some(trace_parent.clone());
                         }
                     }
-                    self.stats.events_by_name.with_label_values(&[event.event_name()]).inc();
+                    self.stats.count_routed(event.event_name());
                     span.record("event.name", event.event_name());
                     span.record("account.id", event.account_id.as_ref().map(field::display));
                     span.record("call.id", event.call_id());
@@ -502,11 +384,11 @@ impl Router {
                     );
                 }
                 Parsed::Skipped(reason) => {
-                    self.stats.skipped.with_label_values(&[reason]).inc();
+                    self.stats.count_skipped(reason);
                     pending.push(position);
                 }
                 Parsed::Malformed { reason, error } => {
-                    self.stats.dead_lettered.with_label_values(&[reason]).inc();
+                    self.stats.count_dead_lettered(reason);
                     if let Err(error) = self.bus.dead_letter(delivery, reason, &error).await {
                         // Unsettled, it is redelivered when the consumer goes away, and judged again.
                         tracing::warn!(routing_key = %delivery.routing_key, error = %error, "cannot dead-letter a malformed event");
@@ -582,8 +464,7 @@ impl Settle {
         }
         match published {
             Ok(()) => {
-                RouterStats::add(&self.stats.jobs, self.jobs);
-                RouterStats::add(&self.stats.messages, message_count);
+                self.stats.count_published(self.jobs, message_count);
                 if let Some(&last) = self.pending.last()
                     && let Err(error) = self.batch[last].ack_through().await
                 {
@@ -592,7 +473,7 @@ impl Settle {
                 }
             }
             Err(error) => {
-                self.stats.publish_failures.inc();
+                self.stats.count_publish_failure();
                 tracing::warn!(error = %error, events = self.pending.len(), jobs = self.jobs, "cannot publish jobs; requeueing the events");
                 for position in self.pending {
                     if let Err(error) = self.batch[position].requeue().await {
