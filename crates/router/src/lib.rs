@@ -14,6 +14,7 @@
 //! Entry points: [`run`] for the binary, or [`Router::start`] then [`Router::run`] when the caller
 //! must know that the router is ready (index loaded, queues consumed) before going on.
 
+mod batch;
 pub mod index;
 pub mod route;
 mod service;
@@ -24,7 +25,8 @@ use std::time::Duration;
 use webhooks_model::config::RouterConfig;
 use webhooks_model::payload::ReservedCcvKeys;
 
-pub use crate::service::{EVENT_SPAN, Router, run};
+pub use crate::batch::EVENT_SPAN;
+pub use crate::service::{Router, run};
 pub use crate::stats::RouterStats;
 
 /// Hooks read from the store per page when the index is (re)loaded: big enough to keep round

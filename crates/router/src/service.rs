@@ -5,25 +5,19 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::FutureExt;
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, field};
-use webhooks_bus::trace::continue_trace;
-use webhooks_bus::{Bus, Consumer, Delivery, Outgoing};
-use webhooks_model::event::{DEFAULT_OBJECT_TYPES, EventKind, KazooEvent, read_body};
-use webhooks_model::ids::{MessageKey, WebhookId};
-use webhooks_model::job::DeliveryJob;
+use tracing::Instrument;
+use webhooks_bus::{Bus, Consumer, Delivery};
+use webhooks_model::ids::WebhookId;
 use webhooks_model::notice::{Action, Change};
-use webhooks_model::time::unix_millis;
-use webhooks_model::trace::TraceId;
 use webhooks_storage::{StorageError, Store};
 
+use crate::batch::{BatchRouter, RoutedBatch};
 use crate::index::{HookIndex, HookIndexBuilder};
-use crate::route::{RouteContext, route_into};
 use crate::stats::RouterStats;
 use crate::{RouterError, RouterSettings};
 
@@ -34,8 +28,6 @@ const MAX_IN_FLIGHT: usize = 2;
 const RECONNECTION_CHECK: Duration = Duration::from_secs(1);
 /// Change notices held unacknowledged at once: they are applied one by one anyway.
 const CHANGE_PREFETCH: u16 = 50;
-/// The name of the span of one event; at debug level (the binary exports it by name).
-pub const EVENT_SPAN: &str = "router.event";
 
 /// A router that is ready: its index is loaded and its queues are consumed. Created by
 /// [`Router::start`]; does its work in [`Router::run`].
@@ -43,9 +35,7 @@ pub struct Router {
     store: Store,
     bus: Bus,
     settings: RouterSettings,
-    /// The document types object hooks can name (decision 28): the topology's, so what is bound
-    /// and what is parsed agree.
-    object_types: Vec<String>,
+    routing: BatchRouter,
     index: HookIndex,
     stats: Arc<RouterStats>,
     /// Kazoo events. Dropped with the router (even mid-batch), so the broker redelivers what was
@@ -90,15 +80,12 @@ impl Router {
         tracing::info!(hooks = index.hook_count(), accounts = index.account_count(), "hook index loaded");
         let event_queue = bus.topology().router_queue();
         let event_consumer = bus.consume(&event_queue, settings.prefetch).await?;
-        let object_types = match &bus.topology().object_types {
-            types if types.is_empty() => DEFAULT_OBJECT_TYPES.iter().map(|kind| (*kind).to_owned()).collect(),
-            types => types.clone(),
-        };
+        let routing = BatchRouter::new(bus.clone(), &settings, Arc::clone(&stats));
         Ok(Router {
             store,
             bus,
             settings,
-            object_types,
+            routing,
             index,
             stats,
             events: event_consumer,
@@ -210,19 +197,7 @@ impl Router {
                         }
                     }
                     self.in_flight.retain(|task| !task.is_finished());
-                    // Whatever else has arrived joins the batch: under load batches fill up and
-                    // cost one confirm wait and one acknowledgement; when idle, nothing waits.
-                    // At most half the prefetch, so the broker keeps streaming the other half
-                    // while this batch is routed and confirmed.
-                    let limit = usize::from(self.settings.prefetch).div_ceil(2);
-                    let mut batch = Vec::with_capacity(limit);
-                    batch.push(first);
-                    // `next` is cancel-safe: a delivery not ready now stays for the next poll.
-                    while batch.len() < limit
-                        && let Some(Some(delivery)) = self.events.next().now_or_never()
-                    {
-                        batch.push(delivery);
-                    }
+                    let batch = self.routing.gather(&mut self.events, first);
                     // After a failed publish, give the bus time to recover instead of spinning
                     // on requeued events.
                     let failures = self.stats.publish_failures();
@@ -322,116 +297,20 @@ impl Router {
     /// its last delivery. Malformed events are dead-lettered at once.
     #[tracing::instrument(name = "router.batch", level = "debug", skip_all, fields(batch.size = batch.len(), jobs))]
     async fn process(&mut self, batch: Vec<Delivery>) {
-        self.stats.count_events(batch.len());
-        let context =
-            RouteContext { cluster_id: &self.settings.cluster_id, reserved_ccv_keys: &self.settings.reserved_ccv_keys };
-        let published_at_ms = unix_millis().unsigned_abs();
-        let mut jobs: Vec<DeliveryJob> = Vec::new();
-        // Deliveries still to settle: all but the dead-lettered ones, which are settled at once.
-        let mut pending: Vec<usize> = Vec::with_capacity(batch.len());
-        for (position, delivery) in batch.iter().enumerate() {
-            // At debug level, so it costs nothing per event unless logs ask for it or spans are exported.
-            let span = tracing::debug_span!(
-                EVENT_SPAN,
-                trace_id = field::Empty,
-                event.name = field::Empty,
-                account.id = field::Empty,
-                call.id = field::Empty,
-                jobs = field::Empty,
-            );
-            // Kazoo publishers send no trace parent: their events' traces start here.
-            let trace = continue_trace(&span, delivery.trace_parent().as_ref());
-            let trace_id = trace.trace_id();
-            match span.in_scope(|| parse(delivery, &self.object_types, trace_id)) {
-                Parsed::Event(event) => {
-                    let first_job = jobs.len();
-                    let key = message_key(delivery);
-                    let routed =
-                        span.in_scope(|| route_into(&event, &key, &self.index, &context, published_at_ms, &mut jobs));
-                    pending.push(position);
-                    if routed == 0
-                        && let Some(account) = event.account_id.as_ref()
-                        && !matches!(event.kind, EventKind::CallflowWebhook(_))
-                        && !self.index.contains_account(account)
-                    {
-                        // As Kazoo does, an event of an account nobody knows is skipped; counted
-                        // apart, since a steady stream of them suggests a stale index.
-                        span.in_scope(
-                            || tracing::debug!(account.id = %account, "event of an unknown account; skipped"),
-                        );
-                        self.stats.count_skipped("unknown_account");
-                        continue;
-                    }
-                    // Every job of the event goes on in its trace, as a child of this span.
-                    if routed > 0 {
-                        let trace_parent = trace.to_string();
-                        for job in &mut jobs[first_job..] {
-                            job.trace_parent = Some(trace_parent.clone());
-                        }
-                    }
-                    self.stats.count_routed(event.event_name());
-                    span.record("event.name", event.event_name());
-                    span.record("account.id", event.account_id.as_ref().map(field::display));
-                    span.record("call.id", event.call_id());
-                    span.record("jobs", routed);
-                    tracing::trace!(
-                        trace_id = %trace_id,
-                        event.name = event.event_name(),
-                        account.id = ?event.account_id,
-                        call.id = event.call_id(),
-                        jobs = routed,
-                        "event routed",
-                    );
-                }
-                Parsed::Skipped(reason) => {
-                    self.stats.count_skipped(reason);
-                    pending.push(position);
-                }
-                Parsed::Malformed { reason, error } => {
-                    self.stats.count_dead_lettered(reason);
-                    if let Err(error) = self.bus.dead_letter(delivery, reason, &error).await {
-                        // Unsettled, it is redelivered when the consumer goes away, and judged again.
-                        tracing::warn!(routing_key = %delivery.routing_key, error = %error, "cannot dead-letter a malformed event");
-                    }
-                }
-            }
-        }
-        tracing::Span::current().record("jobs", jobs.len());
-        if pending.is_empty() {
+        let Some(routed) = self.routing.route(batch, &self.index).await else {
             return;
-        }
-        let job_count = jobs.len();
-        let messages = self.job_messages(jobs);
+        };
         let (done, last_done) = oneshot::channel();
         let outcome = Settle {
             bus: self.bus.clone(),
             stats: Arc::clone(&self.stats),
-            batch,
-            pending,
-            messages,
-            jobs: job_count,
+            routed,
             previous: self.last_done.replace(last_done),
             done,
         };
         // The publish and its confirms run in the background while the next batch is routed;
         // acknowledgements stay in batch order because each batch waits for the one before.
         self.in_flight.push_back(tokio::spawn(outcome.run().instrument(tracing::Span::current())));
-    }
-
-    /// The jobs as persistent messages of at most `max_jobs_per_message` jobs each, for the
-    /// dispatch queue.
-    fn job_messages(&self, jobs: Vec<DeliveryJob>) -> Vec<Outgoing> {
-        let per_message = self.settings.max_jobs_per_message.max(1);
-        let mut messages = Vec::with_capacity(jobs.len().div_ceil(per_message));
-        // Each job is moved once, in order: a batch of a busy fan-out holds tens of thousands.
-        let mut jobs = jobs.into_iter();
-        loop {
-            let chunk: Vec<DeliveryJob> = jobs.by_ref().take(per_message).collect();
-            if chunk.is_empty() {
-                return messages;
-            }
-            messages.push(Outgoing::job_batch(self.bus.topology(), chunk));
-        }
     }
 }
 
@@ -440,12 +319,7 @@ impl Router {
 struct Settle {
     bus: Bus,
     stats: Arc<RouterStats>,
-    batch: Vec<Delivery>,
-    /// Positions in `batch` still to settle (the dead-lettered ones are settled already).
-    pending: Vec<usize>,
-    messages: Vec<Outgoing>,
-    /// Jobs in `messages`.
-    jobs: usize,
+    routed: RoutedBatch,
     /// Fires when the previous batch is settled (or its task is gone).
     previous: Option<oneshot::Receiver<()>>,
     /// Fired once this batch is settled.
@@ -454,8 +328,9 @@ struct Settle {
 
 impl Settle {
     async fn run(self) {
-        let message_count = self.messages.len();
-        let published = self.bus.publish_all(self.messages).await;
+        let RoutedBatch { batch, pending, messages, jobs } = self.routed;
+        let message_count = messages.len();
+        let published = self.bus.publish_all(messages).await;
         // A multiple-acknowledgement covers every earlier delivery: the previous batch must be
         // settled first, or its events could be acknowledged before their jobs are confirmed.
         if let Some(previous) = self.previous {
@@ -464,9 +339,9 @@ impl Settle {
         }
         match published {
             Ok(()) => {
-                self.stats.count_published(self.jobs, message_count);
-                if let Some(&last) = self.pending.last()
-                    && let Err(error) = self.batch[last].ack_through().await
+                self.stats.count_published(jobs, message_count);
+                if let Some(&last) = pending.last()
+                    && let Err(error) = batch[last].ack_through().await
                 {
                     // The events will be redelivered and routed again: duplicates, never losses.
                     tracing::warn!(error = %error, "cannot acknowledge a routed batch");
@@ -474,9 +349,9 @@ impl Settle {
             }
             Err(error) => {
                 self.stats.count_publish_failure();
-                tracing::warn!(error = %error, events = self.pending.len(), jobs = self.jobs, "cannot publish jobs; requeueing the events");
-                for position in self.pending {
-                    if let Err(error) = self.batch[position].requeue().await {
+                tracing::warn!(error = %error, events = pending.len(), jobs, "cannot publish jobs; requeueing the events");
+                for position in pending {
+                    if let Err(error) = batch[position].requeue().await {
                         // The broker redelivers unacknowledged messages when the channel closes.
                         tracing::debug!(error = %error, "cannot requeue an event");
                     }
@@ -496,70 +371,6 @@ enum ChangeOutcome {
     Ignored,
     /// The store could not be read: the index may be stale.
     Failed,
-}
-
-/// What became of a delivery after parsing.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "built and matched at once per delivery, never stored: boxing would only add an allocation"
-)]
-enum Parsed {
-    /// An event to route.
-    Event(KazooEvent),
-    /// Acknowledged without routing, for this reason.
-    Skipped(&'static str),
-    /// To the dead-letter queue, for this reason, with the error in words.
-    Malformed {
-        /// A short code, for the metric and the dead letter's header.
-        reason: &'static str,
-        /// What is wrong.
-        error: String,
-    },
-}
-
-/// Parses one event delivery; logs what is not routed, with the event's trace.
-fn parse(delivery: &Delivery, object_types: &[String], trace_id: TraceId) -> Parsed {
-    let routing_key = delivery.routing_key.as_str();
-    let body = match delivery.body.read_with(|bytes| read_body(routing_key, bytes)) {
-        Ok(body) => body,
-        Err(error) => {
-            tracing::warn!(routing_key, trace_id = %trace_id, error = %error, "event body is not json; dead-lettering it");
-            return Parsed::Malformed { reason: "not_json", error: error.to_string() };
-        }
-    };
-    match KazooEvent::parse_with_object_types(routing_key, &body, object_types) {
-        Ok(event) if event.account_id.is_none() => {
-            // Kazoo would look the account up by the dialled number; not supported here.
-            tracing::debug!(
-                routing_key,
-                trace_id = %trace_id,
-                event.name = event.event_name(),
-                call.id = event.call_id(),
-                "event names no account; skipped",
-            );
-            Parsed::Skipped("no_account")
-        }
-        Ok(event) if matches!(event.kind, EventKind::CallflowWebhook(_)) || event.lookup_key().is_some() => {
-            Parsed::Event(event)
-        }
-        Ok(_) => Parsed::Skipped("not_delivered"),
-        Err(error) if error.is_ignored() => {
-            tracing::debug!(routing_key, trace_id = %trace_id, reason = %error, "event not delivered to webhooks");
-            Parsed::Skipped(error.reason())
-        }
-        Err(error) => {
-            tracing::warn!(routing_key, trace_id = %trace_id, error = %error, "malformed event; dead-lettering it");
-            Parsed::Malformed { reason: error.reason(), error: error.to_string() }
-        }
-    }
-}
-
-/// What identifies `delivery` however often the broker delivers it: its routing key and body.
-fn message_key(delivery: &Delivery) -> MessageKey {
-    MessageKey::written(&delivery.routing_key, |digest| {
-        // A digest takes every byte: writing into it cannot fail.
-        let _ = delivery.body.write_to(digest);
-    })
 }
 
 /// Reads every account, then every enabled hook page by page, into a fresh index.
