@@ -18,6 +18,7 @@ mod batch;
 pub mod index;
 pub mod route;
 mod service;
+mod settle;
 mod stats;
 
 use std::time::Duration;

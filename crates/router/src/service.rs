@@ -1,12 +1,10 @@
 //! The running router: one task owns the index and alternates between change notices, reloads
 //! and batches of events, so the index needs no lock and a change is applied between two batches.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
@@ -16,13 +14,12 @@ use webhooks_model::ids::WebhookId;
 use webhooks_model::notice::{Action, Change};
 use webhooks_storage::{StorageError, Store};
 
-use crate::batch::{BatchRouter, RoutedBatch};
+use crate::batch::BatchRouter;
 use crate::index::{HookIndex, HookIndexBuilder};
+use crate::settle::InFlight;
 use crate::stats::RouterStats;
 use crate::{RouterError, RouterSettings};
 
-/// Batches publishing at once: one confirming while the next is routed and published.
-const MAX_IN_FLIGHT: usize = 2;
 /// How often the router checks whether the bus reconnected (its change queue may have missed
 /// notices meanwhile).
 const RECONNECTION_CHECK: Duration = Duration::from_secs(1);
@@ -43,13 +40,7 @@ pub struct Router {
     events: Consumer,
     /// Change notices, on this router's private queue.
     changes: Consumer,
-    /// The batches still publishing or acknowledging, oldest first; each waits for the one
-    /// before it to be settled (`done`) before acknowledging.
-    in_flight: VecDeque<JoinHandle<()>>,
-    /// Fires when the newest batch in flight is settled.
-    last_done: Option<oneshot::Receiver<()>>,
-    /// [`RouterStats::publish_failures`] when the loop last looked.
-    failures_seen: u64,
+    in_flight: InFlight,
 }
 
 /// Runs a router until `shutdown` is cancelled: [`Router::start`] then [`Router::run`].
@@ -81,18 +72,17 @@ impl Router {
         let event_queue = bus.topology().router_queue();
         let event_consumer = bus.consume(&event_queue, settings.prefetch).await?;
         let routing = BatchRouter::new(bus.clone(), &settings, Arc::clone(&stats));
+        let in_flight = InFlight::new(bus.clone(), Arc::clone(&stats));
         Ok(Router {
             store,
             bus,
             settings,
             routing,
+            in_flight,
             index,
             stats,
             events: event_consumer,
             changes: change_consumer,
-            in_flight: VecDeque::new(),
-            last_done: None,
-            failures_seen: 0,
         })
     }
 
@@ -106,11 +96,7 @@ impl Router {
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), RouterError> {
         let result = self.serve(&shutdown).await;
         // The batches already routed are published and acknowledged before the consumers go.
-        while let Some(in_flight) = self.in_flight.pop_front() {
-            if let Err(error) = in_flight.await {
-                tracing::error!(error = %error, "publishing a batch failed");
-            }
-        }
+        self.in_flight.finish().await;
         tracing::info!(events = self.stats.events(), jobs = self.stats.jobs(), "router stopped");
         result
     }
@@ -189,20 +175,11 @@ impl Router {
                     let first = delivery.ok_or(RouterError::ConsumerClosed("event"))?;
                     // At most MAX_IN_FLIGHT batches publish at once: waiting here lets the next
                     // batch fill up rather than leave as a trickle of small messages.
-                    while self.in_flight.len() >= MAX_IN_FLIGHT
-                        && let Some(oldest) = self.in_flight.pop_front()
-                    {
-                        if let Err(error) = oldest.await {
-                            tracing::error!(error = %error, "publishing a batch failed");
-                        }
-                    }
-                    self.in_flight.retain(|task| !task.is_finished());
+                    self.in_flight.make_room().await;
                     let batch = self.routing.gather(&mut self.events, first);
                     // After a failed publish, give the bus time to recover instead of spinning
                     // on requeued events.
-                    let failures = self.stats.publish_failures();
-                    if failures != self.failures_seen {
-                        self.failures_seen = failures;
+                    if self.in_flight.take_failure() {
                         tokio::select! {
                             () = shutdown.cancelled() => {}
                             () = tokio::time::sleep(self.settings.retry_backoff) => {}
@@ -292,7 +269,7 @@ impl Router {
         Ok(())
     }
 
-    /// Routes a batch of events and starts publishing their jobs ([`Settle`]); the batch is
+    /// Routes a batch of events and starts publishing their jobs ([`InFlight::start`]); the batch is
     /// acknowledged only once every job is confirmed, with one multiple-acknowledgement through
     /// its last delivery. Malformed events are dead-lettered at once.
     #[tracing::instrument(name = "router.batch", level = "debug", skip_all, fields(batch.size = batch.len(), jobs))]
@@ -300,66 +277,7 @@ impl Router {
         let Some(routed) = self.routing.route(batch, &self.index).await else {
             return;
         };
-        let (done, last_done) = oneshot::channel();
-        let outcome = Settle {
-            bus: self.bus.clone(),
-            stats: Arc::clone(&self.stats),
-            routed,
-            previous: self.last_done.replace(last_done),
-            done,
-        };
-        // The publish and its confirms run in the background while the next batch is routed;
-        // acknowledgements stay in batch order because each batch waits for the one before.
-        self.in_flight.push_back(tokio::spawn(outcome.run().instrument(tracing::Span::current())));
-    }
-}
-
-/// The second half of a batch: publish its jobs, wait for the previous batch, then acknowledge
-/// (or requeue) this one.
-struct Settle {
-    bus: Bus,
-    stats: Arc<RouterStats>,
-    routed: RoutedBatch,
-    /// Fires when the previous batch is settled (or its task is gone).
-    previous: Option<oneshot::Receiver<()>>,
-    /// Fired once this batch is settled.
-    done: oneshot::Sender<()>,
-}
-
-impl Settle {
-    async fn run(self) {
-        let RoutedBatch { batch, pending, messages, jobs } = self.routed;
-        let message_count = messages.len();
-        let published = self.bus.publish_all(messages).await;
-        // A multiple-acknowledgement covers every earlier delivery: the previous batch must be
-        // settled first, or its events could be acknowledged before their jobs are confirmed.
-        if let Some(previous) = self.previous {
-            // An error only means the previous task is gone, which settles nothing more.
-            let _ = previous.await;
-        }
-        match published {
-            Ok(()) => {
-                self.stats.count_published(jobs, message_count);
-                if let Some(&last) = pending.last()
-                    && let Err(error) = batch[last].ack_through().await
-                {
-                    // The events will be redelivered and routed again: duplicates, never losses.
-                    tracing::warn!(error = %error, "cannot acknowledge a routed batch");
-                }
-            }
-            Err(error) => {
-                self.stats.count_publish_failure();
-                tracing::warn!(error = %error, events = pending.len(), jobs, "cannot publish jobs; requeueing the events");
-                for position in pending {
-                    if let Err(error) = batch[position].requeue().await {
-                        // The broker redelivers unacknowledged messages when the channel closes.
-                        tracing::debug!(error = %error, "cannot requeue an event");
-                    }
-                }
-            }
-        }
-        // The next batch may acknowledge now; nobody waiting is fine.
-        let _ = self.done.send(());
+        self.in_flight.start(routed);
     }
 }
 
