@@ -20,6 +20,7 @@ pub mod route;
 mod service;
 mod settle;
 mod stats;
+mod sync;
 
 use std::time::Duration;
 

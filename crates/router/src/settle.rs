@@ -44,7 +44,9 @@ impl InFlight {
         Self { bus, stats, tasks: VecDeque::new(), last_done: None, failed: false }
     }
 
-    /// Waits until another batch may start publishing.
+    /// Waits until another batch may start publishing: at most [`MAX_IN_FLIGHT`] publish at once,
+    /// and waiting here lets the next batch fill up rather than leave as a trickle of small
+    /// messages.
     pub(crate) async fn make_room(&mut self) {
         while self.tasks.len() >= MAX_IN_FLIGHT
             && let Some(oldest) = self.tasks.pop_front()
