@@ -49,7 +49,7 @@ pub(crate) struct RoutedBatch {
 }
 
 /// The jobs of the batch being routed, and what all its events are routed with.
-struct Jobs<'a> {
+struct BatchJobs<'a> {
     index: &'a HookIndex,
     context: RouteContext<'a>,
     /// The publication time every job of the batch carries.
@@ -94,7 +94,7 @@ impl BatchRouter {
     /// (every event was dead-lettered).
     pub(crate) async fn route(&self, batch: Vec<Delivery>, index: &HookIndex) -> Option<RoutedBatch> {
         self.stats.count_events(batch.len());
-        let mut jobs = Jobs {
+        let mut jobs = BatchJobs {
             index,
             context: RouteContext { cluster_id: &self.cluster_id, reserved_ccv_keys: &self.reserved_ccv_keys },
             published_at_ms: unix_millis().unsigned_abs(),
@@ -117,7 +117,7 @@ impl BatchRouter {
     }
 
     /// Routes one delivery into `jobs`; false when it was dead-lettered (settled already).
-    async fn route_delivery(&self, delivery: &Delivery, jobs: &mut Jobs<'_>) -> bool {
+    async fn route_delivery(&self, delivery: &Delivery, jobs: &mut BatchJobs<'_>) -> bool {
         // At debug level, so it costs nothing per event unless logs ask for it or spans are exported.
         let span = tracing::debug_span!(
             EVENT_SPAN,
@@ -141,7 +141,14 @@ impl BatchRouter {
     }
 
     /// Routes a parsed event into `jobs`, in its `span` and `trace`.
-    fn route_event(&self, event: &KazooEvent, delivery: &Delivery, span: &Span, trace: &TraceParent, jobs: &mut Jobs) {
+    fn route_event(
+        &self,
+        event: &KazooEvent,
+        delivery: &Delivery,
+        span: &Span,
+        trace: &TraceParent,
+        jobs: &mut BatchJobs<'_>,
+    ) {
         let key = message_key(delivery);
         let routed = span.in_scope(|| jobs.add(event, &key, trace));
         if routed == 0
@@ -194,7 +201,7 @@ impl BatchRouter {
     }
 }
 
-impl Jobs<'_> {
+impl BatchJobs<'_> {
     /// Adds the jobs of `event`, received as the message `key`, and returns how many.
     fn add(&mut self, event: &KazooEvent, key: &MessageKey, trace: &TraceParent) -> usize {
         let first_job = self.jobs.len();

@@ -36,12 +36,12 @@ pub(crate) struct InFlight {
     /// Fires when the newest batch in flight is settled.
     last_done: Option<oneshot::Receiver<()>>,
     /// A batch whose publish failed ended since [`InFlight::take_failure`] last looked.
-    failed: bool,
+    publish_failed: bool,
 }
 
 impl InFlight {
     pub(crate) fn new(bus: Bus, stats: Arc<RouterStats>) -> Self {
-        Self { bus, stats, tasks: VecDeque::new(), last_done: None, failed: false }
+        Self { bus, stats, tasks: VecDeque::new(), last_done: None, publish_failed: false }
     }
 
     /// Waits until another batch may start publishing: at most [`MAX_IN_FLIGHT`] publish at once,
@@ -51,14 +51,15 @@ impl InFlight {
         while self.tasks.len() >= MAX_IN_FLIGHT
             && let Some(oldest) = self.tasks.pop_front()
         {
-            self.failed |= failed(oldest.await);
+            self.publish_failed |= failed(oldest.await);
         }
     }
 
     /// Whether a publish failed since the last call; forgets the batches that have ended.
     pub(crate) fn take_failure(&mut self) -> bool {
-        let mut failure = std::mem::take(&mut self.failed);
+        let mut failure = std::mem::take(&mut self.publish_failed);
         self.tasks.retain_mut(|task| {
+            // A finished task's outcome is ready: one poll reads it.
             let Some(joined) = task.is_finished().then(|| task.now_or_never()).flatten() else {
                 return true;
             };
@@ -87,13 +88,13 @@ impl InFlight {
     /// Waits until every batch is settled.
     pub(crate) async fn finish(&mut self) {
         while let Some(task) = self.tasks.pop_front() {
+            // Too late to back off: only a panic is worth a word.
             failed(task.await);
         }
     }
 }
 
-/// Whether a batch's task ended with a failed publish; a task that did not end (it panicked) is
-/// logged.
+/// Whether a batch's task ended with a failed publish; a task that panicked is logged.
 fn failed(joined: Result<Published, JoinError>) -> bool {
     match joined {
         Ok(published) => published == Published::Failed,

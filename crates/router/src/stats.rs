@@ -115,18 +115,22 @@ impl RouterStats {
         self.reloads.get()
     }
 
+    /// Events received, `count` of them.
     pub(crate) fn count_events(&self, count: usize) {
         add(&self.events, count);
     }
 
+    /// An event routed.
     pub(crate) fn count_routed(&self, event_name: &str) {
         self.events_by_name.with_label_values(&[event_name]).inc();
     }
 
+    /// An event acknowledged without routing.
     pub(crate) fn count_skipped(&self, reason: &str) {
         self.skipped.with_label_values(&[reason]).inc();
     }
 
+    /// A malformed event sent to the dead-letter queue.
     pub(crate) fn count_dead_lettered(&self, reason: &str) {
         self.dead_lettered.with_label_values(&[reason]).inc();
     }
@@ -137,14 +141,17 @@ impl RouterStats {
         add(&self.messages, messages);
     }
 
+    /// A batch whose jobs could not be published.
     pub(crate) fn count_publish_failure(&self) {
         self.publish_failures.inc();
     }
 
+    /// A change notice applied.
     pub(crate) fn count_change(&self) {
         self.changes.inc();
     }
 
+    /// A full load of the index.
     pub(crate) fn count_reload(&self) {
         self.reloads.inc();
     }
