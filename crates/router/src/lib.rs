@@ -14,16 +14,22 @@
 //! Entry points: [`run`] for the binary, or [`Router::start`] then [`Router::run`] when the caller
 //! must know that the router is ready (index loaded, queues consumed) before going on.
 
+mod batch;
 pub mod index;
 pub mod route;
 mod service;
+mod settle;
+mod stats;
+mod sync;
 
 use std::time::Duration;
 
 use webhooks_model::config::RouterConfig;
 use webhooks_model::payload::ReservedCcvKeys;
 
-pub use crate::service::{EVENT_SPAN, Router, RouterStats, run};
+pub use crate::batch::EVENT_SPAN;
+pub use crate::service::{Router, run};
+pub use crate::stats::RouterStats;
 
 /// Hooks read from the store per page when the index is (re)loaded: big enough to keep round
 /// trips few, small enough that a page of documents is a small fraction of the index.
