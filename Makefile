@@ -46,6 +46,9 @@ lint:
 	tests/support/check-references.sh
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	command -v cargo-machete >/dev/null || $(CARGO) install cargo-machete --locked
+	$(CARGO) machete --skip-target-dir
+	CARGO=$(CARGO) tests/support/check-model-pure.sh
 
 fmt:
 	$(CARGO) fmt --all

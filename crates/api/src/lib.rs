@@ -23,6 +23,7 @@ use actix_web::web::Data;
 use actix_web::{App, HttpServer};
 use tokio_util::sync::CancellationToken;
 use webhooks_bus::{Bus, Outgoing};
+use webhooks_model::config::ApiConfig;
 use webhooks_model::hooks::HookDefinitions;
 use webhooks_model::ids::AccountId;
 use webhooks_model::notice::Change;
@@ -36,46 +37,14 @@ use crate::ops::Health;
 /// Settings of the API service.
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
+    /// The `[api]` section.
+    pub api: ApiConfig,
     /// This server's name in the envelope's `node`.
     pub node: String,
     /// Accept hook URIs naming loopback or private addresses (tests, private deployments).
     pub allow_private_targets: bool,
-    /// Largest accepted request body.
-    pub max_body_bytes: usize,
-    /// How long an auth token stays valid.
-    pub token_lifetime_seconds: u64,
-    /// Page length when the client names none (Crossbar's default is 50).
-    pub default_page_size: usize,
-    /// HTTP worker threads.
-    pub workers: usize,
-    /// How long an account read from the store serves authorization before it is read again.
-    /// Accounts never move in the tree; this bounds how long another replica's deletion of an
-    /// account takes to reach this one.
-    pub account_cache_seconds: u64,
-    /// How long an account's hook list is kept in memory. Change notices make every replica
-    /// forget a list at once; this bounds staleness only when a notice is lost.
-    pub listing_cache_seconds: u64,
     /// The `cluster_id` payloads carry (test callouts send one too).
     pub cluster_id: String,
-    /// How long a test callout waits for its attempt record before answering 202.
-    pub test_wait: Duration,
-}
-
-impl Default for ApiSettings {
-    fn default() -> Self {
-        Self {
-            node: "webhooks".into(),
-            allow_private_targets: false,
-            max_body_bytes: 1 << 20,
-            token_lifetime_seconds: 3600,
-            default_page_size: 50,
-            workers: 2,
-            account_cache_seconds: 5,
-            listing_cache_seconds: 60,
-            cluster_id: String::new(),
-            test_wait: Duration::from_secs(20),
-        }
-    }
 }
 
 /// Everything the handlers share.
@@ -101,13 +70,13 @@ impl ApiState {
         let candidate = hex::encode(rand::random::<[u8; 32]>());
         let secret = store.insert_setting_if_absent(TOKEN_SECRET_SETTING, &candidate).await?;
         Ok(Self {
-            tokens: TokenSigner::new(secret.as_bytes(), settings.token_lifetime_seconds),
+            tokens: TokenSigner::new(secret.as_bytes(), settings.api.token_lifetime_seconds),
             definitions: HookDefinitions::default(),
             node: Arc::from(settings.node.as_str()),
-            hook_lists: Arc::new(HookLists::new(Duration::from_secs(settings.listing_cache_seconds))),
+            hook_lists: Arc::new(HookLists::new(Duration::from_secs(settings.api.listing_cache_seconds))),
             accounts: moka::sync::Cache::builder()
                 .max_capacity(100_000)
-                .time_to_live(Duration::from_secs(settings.account_cache_seconds))
+                .time_to_live(Duration::from_secs(settings.api.account_cache_seconds))
                 .build(),
             settings,
             store,
@@ -193,7 +162,7 @@ pub async fn run(
     health: Health,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let workers = state.settings.workers.max(1);
+    let workers = state.settings.api.workers.max(1);
     let following = Arc::clone(&state.hook_lists).follow(state.bus.clone(), shutdown.clone()).await;
     tokio::spawn(following.map_err(std::io::Error::other)?);
     let state = Data::new(state);

@@ -2,7 +2,6 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
-use webhooks_api::ApiSettings;
 use webhooks_model::ids::{AccountId, WebhookId};
 use webhooks_storage::NewAttempt;
 use webhooks_test_support::app::TestApp;
@@ -817,7 +816,9 @@ async fn jsonp_wraps_the_envelope_for_safe_callback_names_only(app: TestApp) {
 /// An app refusing private targets, as deployed, taking bodies of the default 1 MiB.
 async fn deployed_app() -> TestApp {
     let bus = connect(Backend::InProcess, &unique_prefix("test-api-hostile")).await;
-    let settings = ApiSettings { allow_private_targets: false, max_body_bytes: 1 << 20, ..TestApp::settings() };
+    let mut settings = TestApp::settings();
+    settings.allow_private_targets = false;
+    settings.api.max_body_bytes = 1 << 20;
     TestApp::spawn_with(TestDatabase::sqlite().await, bus, settings).await
 }
 

@@ -7,12 +7,10 @@
 //! every level, and each test reads what concerns it.
 
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tracing_subscriber::util::SubscriberInitExt;
-use webhooks_api::ApiSettings;
 use webhooks_bus::DISPATCH_ROUTING_KEY;
 use webhooks_model::ids::{AccountId, WebhookId, random_id};
 use webhooks_test_support::app::TestApp;
@@ -86,7 +84,8 @@ async fn no_api_key_or_signing_secret_reaches_a_log_line_or_an_answer() {
     let logs = logs();
     let bus = connect(Backend::InProcess, &unique_prefix("test-secrets")).await;
     // No dispatcher runs: a test callout answers at once that it is pending.
-    let settings = ApiSettings { test_wait: Duration::ZERO, ..TestApp::settings() };
+    let mut settings = TestApp::settings();
+    settings.api.test_wait_seconds = 0;
     let app = TestApp::spawn_with(TestDatabase::sqlite().await, bus, settings).await;
     let mut jobs = Observer::bind(&app.bus, &app.bus.topology().jobs_exchange(), DISPATCH_ROUTING_KEY).await;
     let mut answers = Answers::default();

@@ -121,10 +121,7 @@ impl DispatcherSettings {
             allow_private_targets,
             log_successful_attempts: config.log_successful_attempts,
             auto_disable: config.auto_disable,
-            failure_limits: FailureLimits {
-                threshold: config.failure_threshold.max(1),
-                window: Duration::from_secs(config.failure_window_seconds.max(1)),
-            },
+            failure_limits: config.failure_limits(),
             attempt_retention: Duration::from_secs(config.attempt_retention_days.saturating_mul(24 * 3600)),
             prune_interval: Duration::from_secs(config.prune_interval_seconds.max(1)),
             max_response_body: config.max_response_body_bytes,
@@ -184,7 +181,11 @@ mod tests {
         assert!(!settings.allow_private_targets && !settings.log_successful_attempts && settings.auto_disable);
         assert_eq!(settings.attempt_retention, Duration::from_secs(2_592_000));
         assert!(settings.node.starts_with("webhooks-dispatcher@"));
-        assert_eq!(settings.retry_policy().expect("valid policy"), RetryPolicy::default());
+        let documented = [5, 30, 120, 600].map(Duration::from_secs).to_vec();
+        assert_eq!(
+            settings.retry_policy().expect("valid policy"),
+            RetryPolicy::new(documented, 0.2, Duration::from_secs(3600)).expect("valid policy")
+        );
     }
 
     #[test]

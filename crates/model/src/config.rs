@@ -1,15 +1,25 @@
 //! The settings of every service, as read from embedded defaults, an optional file and the
-//! environment (the binary does the reading; this is only their shape).
+//! environment (the binary does the reading; this is their shape, and the defaults).
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::retry::{DEFAULT_DELAYS, DEFAULT_JITTER, DEFAULT_MAX_RETRY_AFTER, FailureLimits};
+use crate::retry::FailureLimits;
 
-/// All settings. Every field has a default so a bare machine boots.
-#[derive(Clone, Deserialize)]
-#[serde(default)]
+/// The embedded defaults (`defaults.toml`): the value of every setting that has one, and the
+/// reference of every key. The binary reads them first, under any file and the environment.
+pub const DEFAULTS: &str = include_str!("defaults.toml");
+
+/// [`DEFAULTS`], parsed once.
+static DEFAULT_SETTINGS: LazyLock<Settings> =
+    LazyLock::new(|| toml::from_str(DEFAULTS).expect("the embedded defaults.toml is valid (see its test)"));
+
+/// All settings. The fields that are not optional have their value in [`DEFAULTS`], so a bare
+/// machine boots; `Default` gives those values.
+#[derive(Clone, PartialEq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 pub struct Settings {
     /// `sqlite://PATH` or `postgres://...`.
     pub database_url: String,
@@ -46,24 +56,9 @@ pub struct Settings {
 }
 
 impl Default for Settings {
+    /// The embedded defaults.
     fn default() -> Self {
-        Self {
-            database_url: "sqlite://webhooks.db".into(),
-            database_pool_size: 8,
-            listen: "127.0.0.1:8000".into(),
-            master_api_key: None,
-            node: None,
-            allow_private_targets: false,
-            log_format: LogFormat::Text,
-            amqp_url: None,
-            bus_prefix: "webhooks".into(),
-            bus_queue_expires_seconds: None,
-            cluster_id: None,
-            otel_endpoint: None,
-            api: ApiConfig::default(),
-            router: RouterConfig::default(),
-            dispatcher: DispatcherConfig::default(),
-        }
+        DEFAULT_SETTINGS.clone()
     }
 }
 
@@ -102,6 +97,7 @@ pub fn redact_url(url: &str) -> String {
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -110,9 +106,9 @@ pub enum LogFormat {
     Json,
 }
 
-/// REST API settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+/// REST API settings: the `[api]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 pub struct ApiConfig {
     /// HTTP worker threads.
     pub workers: usize,
@@ -120,33 +116,29 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Lifetime of auth tokens, in seconds.
     pub token_lifetime_seconds: u64,
-    /// Page length of listings when the client names none.
+    /// Page length of listings when the client names none (Crossbar's default is 50).
     pub default_page_size: usize,
-    /// Seconds an account read for authorization is reused before it is read again.
+    /// Seconds an account read for authorization is reused before it is read again. Accounts
+    /// never move in the tree; this bounds how long another replica's deletion of an account
+    /// takes to reach this one.
     pub account_cache_seconds: u64,
-    /// Seconds an account's hook list is kept in memory when no change notice arrives.
+    /// Seconds an account's hook list is kept in memory. Change notices make every replica
+    /// forget a list at once; this bounds staleness only when a notice is lost.
     pub listing_cache_seconds: u64,
     /// Seconds a test callout waits for its attempt record before answering 202.
     pub test_wait_seconds: u64,
 }
 
 impl Default for ApiConfig {
+    /// The embedded defaults.
     fn default() -> Self {
-        Self {
-            workers: 2,
-            max_body_bytes: 1 << 20,
-            token_lifetime_seconds: 3600,
-            default_page_size: 50,
-            account_cache_seconds: 5,
-            listing_cache_seconds: 60,
-            test_wait_seconds: 20,
-        }
+        DEFAULT_SETTINGS.api.clone()
     }
 }
 
-/// Router settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+/// Router settings: the `[router]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 pub struct RouterConfig {
     /// Unacknowledged events a router holds at once.
     pub prefetch: u16,
@@ -157,14 +149,15 @@ pub struct RouterConfig {
 }
 
 impl Default for RouterConfig {
+    /// The embedded defaults.
     fn default() -> Self {
-        Self { prefetch: 500, reload_interval_seconds: 300, max_jobs_per_message: 100 }
+        DEFAULT_SETTINGS.router.clone()
     }
 }
 
-/// Dispatcher settings (defaults as in docs/kazoo.md: retries, timeouts, auto-disable).
+/// Dispatcher settings: the `[dispatcher]` section (what the defaults follow of Kazoo: docs/kazoo.md#retries).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default)]
+#[cfg_attr(test, derive(serde::Serialize))]
 pub struct DispatcherConfig {
     /// TCP connect timeout of a callout, in seconds.
     pub connect_timeout_seconds: f64,
@@ -207,34 +200,125 @@ pub struct DispatcherConfig {
 }
 
 impl Default for DispatcherConfig {
+    /// The embedded defaults.
     fn default() -> Self {
-        let limits = FailureLimits::default();
-        Self {
-            connect_timeout_seconds: 5.0,
-            total_timeout_seconds: 15.0,
-            prefetch: 256,
-            concurrency: 1024,
-            max_connections_per_host: 64,
-            retry_delays_seconds: DEFAULT_DELAYS.iter().map(Duration::as_secs_f64).collect(),
-            retry_jitter: DEFAULT_JITTER,
-            max_retry_after_seconds: DEFAULT_MAX_RETRY_AFTER.as_secs(),
-            log_successful_attempts: false,
-            auto_disable: true,
-            failure_threshold: limits.threshold,
-            failure_window_seconds: limits.window.as_secs(),
-            attempt_retention_days: 30,
-            prune_interval_seconds: 3600,
-            max_response_body_bytes: 64 * 1024,
-            slow_lane_after_ms: 500,
-            slow_lane_prefetch: 256,
-            bookkeeping_capacity: 20_000,
+        DEFAULT_SETTINGS.dispatcher.clone()
+    }
+}
+
+impl DispatcherConfig {
+    /// The system failure limits these settings give; a zero acts as one.
+    pub fn failure_limits(&self) -> FailureLimits {
+        FailureLimits {
+            threshold: self.failure_threshold.max(1),
+            window: Duration::from_secs(self.failure_window_seconds.max(1)),
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
+
+    /// `text` with its commented-out examples (`# key = value`) made settings.
+    fn with_examples(text: &str) -> String {
+        let is_key = |key: &str| !key.is_empty() && key.bytes().all(|byte| byte.is_ascii_lowercase() || byte == b'_');
+        text.lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(example) if example.split_once(" = ").is_some_and(|(key, _)| is_key(key)) => example,
+                _ => line,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The leaves of `value` by their dotted path (`dispatcher.prefetch`); arrays are leaves.
+    fn leaves(value: serde_json::Value) -> BTreeMap<String, serde_json::Value> {
+        let mut found = BTreeMap::new();
+        let mut pending = vec![(String::new(), value)];
+        while let Some((path, value)) = pending.pop() {
+            match value {
+                serde_json::Value::Object(fields) => pending.extend(
+                    fields
+                        .into_iter()
+                        .map(|(key, value)| (if path.is_empty() { key } else { format!("{path}.{key}") }, value)),
+                ),
+                leaf => {
+                    found.insert(path, leaf);
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn defaults_toml_sets_every_setting_and_nothing_else() {
+        let document: toml::Table = toml::from_str(&with_examples(DEFAULTS)).expect("defaults.toml parses");
+        // A field that is not optional and has no value there fails here.
+        let settings: Settings = toml::Value::Table(document.clone()).try_into().expect("defaults.toml is read whole");
+        let written = leaves(serde_json::to_value(&document).expect("the document serialises"));
+        // Written back, the settings show an optional field without an example as null.
+        let read = leaves(serde_json::to_value(&settings).expect("settings serialise"));
+        let unread: Vec<_> = written.keys().filter(|key| !read.contains_key(*key)).collect();
+        assert!(unread.is_empty(), "keys of defaults.toml that no setting reads: {unread:?}");
+        let missing: Vec<_> = read.iter().filter(|(key, value)| written.get(*key) != Some(value)).collect();
+        assert!(missing.is_empty(), "settings whose value (or example) defaults.toml lacks or differs: {missing:?}");
+    }
+
+    #[test]
+    fn the_defaults_are_the_documented_values() {
+        let documented = Settings {
+            database_url: "sqlite://webhooks.db".into(),
+            database_pool_size: 8,
+            listen: "127.0.0.1:8000".into(),
+            master_api_key: None,
+            node: None,
+            allow_private_targets: false,
+            log_format: LogFormat::Text,
+            amqp_url: None,
+            bus_prefix: "webhooks".into(),
+            bus_queue_expires_seconds: None,
+            cluster_id: None,
+            otel_endpoint: None,
+            api: ApiConfig {
+                workers: 2,
+                max_body_bytes: 1 << 20,
+                token_lifetime_seconds: 3600,
+                default_page_size: 50,
+                account_cache_seconds: 5,
+                listing_cache_seconds: 60,
+                test_wait_seconds: 20,
+            },
+            router: RouterConfig { prefetch: 500, reload_interval_seconds: 300, max_jobs_per_message: 100 },
+            dispatcher: DispatcherConfig {
+                connect_timeout_seconds: 5.0,
+                total_timeout_seconds: 15.0,
+                prefetch: 256,
+                concurrency: 1024,
+                max_connections_per_host: 64,
+                retry_delays_seconds: vec![5.0, 30.0, 120.0, 600.0],
+                retry_jitter: 0.2,
+                max_retry_after_seconds: 3600,
+                log_successful_attempts: false,
+                auto_disable: true,
+                failure_threshold: 6,
+                failure_window_seconds: 60,
+                attempt_retention_days: 30,
+                prune_interval_seconds: 3600,
+                max_response_body_bytes: 64 * 1024,
+                slow_lane_after_ms: 500,
+                slow_lane_prefetch: 256,
+                bookkeeping_capacity: 20_000,
+            },
+        };
+        assert_eq!(Settings::default(), documented);
+        assert_eq!(
+            DispatcherConfig::default().failure_limits(),
+            FailureLimits { threshold: 6, window: Duration::from_secs(60) }
+        );
+    }
 
     #[test]
     fn passwords_are_redacted_from_database_urls() {

@@ -9,18 +9,10 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::config::DispatcherConfig;
+
 /// The most retries a hook can ask for (schema maximum): at most five attempts in all.
 pub const MAX_RETRIES: u8 = 4;
-
-/// The default waits before the 1st, 2nd, 3rd and 4th retry.
-pub const DEFAULT_DELAYS: [Duration; 4] =
-    [Duration::from_secs(5), Duration::from_secs(30), Duration::from_secs(120), Duration::from_secs(600)];
-
-/// The default jitter: each wait is stretched by up to this fraction of itself.
-pub const DEFAULT_JITTER: f64 = 0.2;
-
-/// The default bound on a server's `Retry-After`.
-pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// What one attempt observed, as far as the policy cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,12 +68,6 @@ pub struct RetryPolicy {
     jitter: f64,
     /// The longest `Retry-After` honoured; longer ones are cut to it.
     max_retry_after: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self { delays: DEFAULT_DELAYS.to_vec(), jitter: DEFAULT_JITTER, max_retry_after: DEFAULT_MAX_RETRY_AFTER }
-    }
 }
 
 impl RetryPolicy {
@@ -177,9 +163,9 @@ pub struct FailureLimits {
 }
 
 impl Default for FailureLimits {
-    /// Kazoo's system defaults: 6 failures in 60 s.
+    /// The limits of the default settings (Kazoo's system defaults: 6 failures in 60 s).
     fn default() -> Self {
-        Self { threshold: 6, window: Duration::from_secs(60) }
+        DispatcherConfig::default().failure_limits()
     }
 }
 
@@ -349,7 +335,6 @@ mod tests {
         assert_eq!(RetryPolicy::new(vec![Duration::ZERO], 0.2, hour), Err(PolicyError::ZeroDelay));
         assert_eq!(RetryPolicy::new(vec![hour], 1.5, hour), Err(PolicyError::Jitter(1.5)));
         assert_eq!(RetryPolicy::new(vec![hour], -0.1, hour), Err(PolicyError::Jitter(-0.1)));
-        assert_eq!(RetryPolicy::default().delays(), DEFAULT_DELAYS);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use tokio_util::sync::CancellationToken;
 use webhooks_api::ops::Health;
 use webhooks_api::{ApiSettings, ApiState};
 use webhooks_bus::{Bus, Topology};
+use webhooks_model::config::ApiConfig;
 use webhooks_storage::Store;
 
 use crate::db::TestDatabase;
@@ -52,13 +53,16 @@ impl TestApp {
     /// worker, 64 KiB bodies.
     pub fn settings() -> ApiSettings {
         ApiSettings {
+            api: ApiConfig {
+                workers: 1,
+                max_body_bytes: 64 * 1024,
+                // No dispatcher answers here: a test callout's wait is kept short.
+                test_wait_seconds: 2,
+                ..ApiConfig::default()
+            },
+            node: "webhooks".to_owned(),
             allow_private_targets: true,
-            workers: 1,
-            max_body_bytes: 64 * 1024,
             cluster_id: TEST_CLUSTER_ID.to_owned(),
-            // No dispatcher answers here: a test callout's wait is kept short.
-            test_wait: std::time::Duration::from_secs(2),
-            ..ApiSettings::default()
         }
     }
 

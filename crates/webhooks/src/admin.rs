@@ -371,7 +371,7 @@ async fn connect(settings: &Settings) -> anyhow::Result<Bus> {
 
 /// The bus at `url`.
 async fn connect_to(settings: &Settings, url: &str) -> anyhow::Result<Bus> {
-    Bus::connect(Some(url), crate::bus_topology(settings))
+    Bus::connect(Some(url), crate::settings::bus_topology(settings))
         .await
         .with_context(|| format!("connecting to {}", redact_url(url)))
 }
@@ -387,7 +387,7 @@ async fn announce(context: &Admin<'_>, change: &Change) -> anyhow::Result<()> {
         ));
     };
     let bus = connect_to(settings, url).await?;
-    let node = settings.node.clone().unwrap_or_else(crate::default_node);
+    let node = crate::settings::node(settings);
     let published = bus.publish(Outgoing::change_notice(change, &node)).await;
     bus.close().await;
     published.context("publishing the change notice")?;

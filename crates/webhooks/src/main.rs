@@ -12,15 +12,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use webhooks_api::ApiState;
 use webhooks_api::ops::{self, Health, Started};
-use webhooks_api::{ApiSettings, ApiState};
-use webhooks_bus::{Bus, Topology};
+use webhooks_bus::Bus;
 use webhooks_dispatcher::{DispatcherMetrics, DispatcherSettings};
 use webhooks_model::config::{Settings, redact_url};
 use webhooks_model::ids::random_id;
@@ -178,7 +177,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     listener.set_nonblocking(true).context("configuring the listener")?;
     let address = listener.local_addr().context("reading the listen address")?;
 
-    let topology = bus_topology(&settings);
+    let topology = settings::bus_topology(&settings);
     let bus = Bus::connect(settings.amqp_url.as_deref(), topology).await.with_context(|| match &settings.amqp_url {
         Some(url) => format!("connecting to {}", redact_url(url)),
         None => "starting the in-process bus".to_owned(),
@@ -232,7 +231,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         if let Some(key) = shown_key {
             announce_master_key(master.id.as_str(), &key);
         }
-        let state = ApiState::new(store, bus.clone(), api_settings(&settings, cluster_id))
+        let state = ApiState::new(store, bus.clone(), settings::api(&settings, cluster_id))
             .await
             .context("preparing the API")?;
         tracing::info!(listen = %address, master.id = %master.id, "API listening");
@@ -262,37 +261,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     outcome
 }
 
-/// The bus names and shapes of this system, the same in every process that connects.
-fn bus_topology(settings: &Settings) -> Topology {
-    Topology {
-        queue_expires: settings.bus_queue_expires_seconds.map(Duration::from_secs),
-        ..Topology::new(&settings.bus_prefix)
-    }
-}
-
-fn api_settings(settings: &Settings, cluster_id: String) -> ApiSettings {
-    ApiSettings {
-        node: settings.node.clone().unwrap_or_else(default_node),
-        allow_private_targets: settings.allow_private_targets,
-        max_body_bytes: settings.api.max_body_bytes,
-        token_lifetime_seconds: settings.api.token_lifetime_seconds,
-        default_page_size: settings.api.default_page_size,
-        workers: settings.api.workers,
-        account_cache_seconds: settings.api.account_cache_seconds,
-        listing_cache_seconds: settings.api.listing_cache_seconds,
-        cluster_id,
-        test_wait: Duration::from_secs(settings.api.test_wait_seconds),
-    }
-}
-
 /// The generated master key is shown exactly once, on the first start, on standard output.
 #[expect(clippy::print_stdout, reason = "the operator must see the generated key once, outside the logs")]
 fn announce_master_key(account_id: &str, key: &str) {
     println!("master account {account_id} created; its API key (shown only this once): {key}");
-}
-
-fn default_node() -> String {
-    std::env::var("HOSTNAME").ok().filter(|name| !name.is_empty()).unwrap_or_else(|| "webhooks".into())
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.

@@ -1,14 +1,15 @@
-//! Loads [`Settings`]: embedded defaults, then an optional file, then `WEBHOOKS_*` variables.
+//! Loads [`Settings`]: embedded defaults, then an optional file, then `WEBHOOKS_*` variables;
+//! and what the services and the operator commands derive from them alike.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::Context;
 use config::{Config, Environment, File, FileFormat};
-use webhooks_model::config::Settings;
-
-/// The embedded defaults, also the reference of every setting.
-const DEFAULTS: &str = include_str!("defaults.toml");
+use webhooks_api::ApiSettings;
+use webhooks_bus::Topology;
+use webhooks_model::config::{DEFAULTS, Settings};
 
 /// Settings holding lists, given in the environment as comma-separated values.
 const LIST_KEYS: &[&str] = &["dispatcher.retry_delays_seconds"];
@@ -38,6 +39,31 @@ fn build(file: Option<&Path>, variables: Option<HashMap<String, String>>) -> any
     config.try_deserialize().context("invalid settings")
 }
 
+/// The bus names and shapes of this system, the same in every process that connects.
+pub(crate) fn bus_topology(settings: &Settings) -> Topology {
+    Topology {
+        queue_expires: settings.bus_queue_expires_seconds.map(Duration::from_secs),
+        ..Topology::new(&settings.bus_prefix)
+    }
+}
+
+/// This server's name: `node`, else the `HOSTNAME` variable, else `webhooks`.
+pub(crate) fn node(settings: &Settings) -> String {
+    settings.node.clone().unwrap_or_else(|| {
+        std::env::var("HOSTNAME").ok().filter(|name| !name.is_empty()).unwrap_or_else(|| "webhooks".into())
+    })
+}
+
+/// The API's settings: its section, and the system-wide settings it applies.
+pub(crate) fn api(settings: &Settings, cluster_id: String) -> ApiSettings {
+    ApiSettings {
+        api: settings.api.clone(),
+        node: node(settings),
+        allow_private_targets: settings.allow_private_targets,
+        cluster_id,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -54,6 +80,7 @@ mod tests {
     fn the_embedded_defaults_are_the_built_in_ones() {
         let settings = with(&[]).expect("the defaults load");
         assert_eq!(settings.dispatcher, DispatcherConfig::default());
+        assert_eq!(settings, Settings::default());
         assert_eq!(
             (settings.database_url.as_str(), settings.listen.as_str()),
             ("sqlite://webhooks.db", "127.0.0.1:8000")

@@ -93,7 +93,7 @@ pub async fn middleware(
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let state = request.app_data::<Data<ApiState>>().cloned();
     let node: Arc<str> = state.as_ref().map_or_else(|| Arc::from("webhooks"), |state| state.node());
-    let limit = state.as_ref().map_or(1 << 20, |state| state.settings.max_body_bytes);
+    let limit = state.as_ref().map_or(1 << 20, |state| state.settings.api.max_body_bytes);
     let request_id = header_text(&request, &X_REQUEST_ID)
         .filter(|id| !id.is_empty() && id.len() <= 128)
         .unwrap_or_else(webhooks_model::ids::random_id);

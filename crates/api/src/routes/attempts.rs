@@ -138,7 +138,7 @@ pub async fn test(state: Data<ApiState>, scope: Scope, path: Path<(String, Strin
     let event_id = job.event_id.clone();
     publish(&state, vec![job]).await?;
     tracing::info!(account.id = %scope.account.id, hook.id = %hook.id, event.id = %event_id, "test callout sent");
-    let deadline = Instant::now() + state.settings.test_wait;
+    let deadline = Instant::now() + Duration::from_secs(state.settings.api.test_wait_seconds);
     loop {
         if let Some(attempt) = state.store.event_attempt(&hook.account_id, &hook.id, &event_id).await? {
             return Ok(Reply::ok(attempt_view(&attempt)).without_revision());
@@ -200,7 +200,7 @@ fn refusal(error: RedeliveryError, hook: &str, attempt: &str) -> ApiError {
 async fn list(state: &ApiState, scope: &Scope, hook: Option<&WebhookId>, query: &str) -> Result<Reply, ApiError> {
     let query = QueryParams::parse(query);
     let (from, to) = time_window(&query)?;
-    let page = query.page(state.settings.default_page_size)?;
+    let page = query.page(state.settings.api.default_page_size)?;
     let filters = query.filters();
     let found = state.store.list_attempts(&scope.account.id, hook, from, to, &page).await?;
     let items = found

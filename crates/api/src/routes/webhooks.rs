@@ -18,7 +18,7 @@ use crate::query::QueryParams;
 /// from the account's hook list in memory.
 pub async fn list(state: Data<ApiState>, scope: Scope, request: HttpRequest) -> Result<Reply, ApiError> {
     let query = QueryParams::parse(request.query_string());
-    let page = query.page(state.settings.default_page_size)?;
+    let page = query.page(state.settings.api.default_page_size)?;
     let filters = query.filters();
     if let Some(key) = &page.start_key {
         key.parse::<WebhookId>().map_err(|_| StorageError::InvalidStartKey)?;

@@ -25,7 +25,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use webhooks_api::ApiSettings;
 use webhooks_api::auth::{Claims, TokenSigner};
 use webhooks_bus::DISPATCH_ROUTING_KEY;
 use webhooks_model::ids::{AccountId, WebhookId, random_id};
@@ -590,7 +589,8 @@ impl Published {
 async fn every_route_answers_every_caller_as_the_access_rule_says(database: TestDatabase) {
     let bus = connect(Backend::InProcess, &unique_prefix("test-tenants")).await;
     // No dispatcher runs: a test callout answers 202 at once.
-    let settings = ApiSettings { test_wait: Duration::ZERO, ..TestApp::settings() };
+    let mut settings = TestApp::settings();
+    settings.api.test_wait_seconds = 0;
     let app = TestApp::spawn_with(database, bus, settings).await;
     let master_token = app.master_token().await;
     let mut published = Published {
