@@ -99,6 +99,7 @@ pub async fn run(
         batch_size: settings.attempt_batch_size,
         gather_for: settings.attempt_batch_delay,
         capacity: settings.bookkeeping_capacity,
+        capacity_bytes: settings.bookkeeping_capacity_bytes,
         drain_timeout: settings.drain_timeout,
     };
     let (writer, writer_task) = AttemptWriter::start(store.clone(), bookkeeping, metrics.writer.clone());

@@ -67,6 +67,9 @@ pub struct DispatcherSettings {
     /// Attempt records and failure-count changes kept at most while the database cannot be
     /// reached (default 20,000).
     pub bookkeeping_capacity: usize,
+    /// The same bound in bytes of attempt records (their request and response bodies above all)
+    /// and failures (default 64 MiB); whichever is reached first makes deliveries wait.
+    pub bookkeeping_capacity_bytes: usize,
     /// How long signing secrets and account limits are used before they are read again
     /// (default 30 s).
     pub cache_ttl: Duration,
@@ -128,6 +131,7 @@ impl DispatcherSettings {
             attempt_batch_size: 500,
             attempt_batch_delay: Duration::from_millis(5),
             bookkeeping_capacity: config.bookkeeping_capacity.max(1),
+            bookkeeping_capacity_bytes: config.bookkeeping_capacity_bytes.max(1),
             cache_ttl: Duration::from_secs(30),
             cache_keep_for: Duration::from_secs(3600),
             hook_state_ttl: Duration::from_secs(5),

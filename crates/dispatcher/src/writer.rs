@@ -6,9 +6,10 @@
 //! gathers what it is given for a few milliseconds and writes it in one go; when the database
 //! cannot be reached it keeps everything, in order, and tries again (every second, then less
 //! often), so an outage delays the attempt log without losing it or repeating a callout. What it
-//! keeps is bounded: once [`Bookkeeping::capacity`] rows wait, new ones wait for room (the
-//! deliveries handing them over with them), which is logged and counted. Only a crash during an
-//! outage loses what waits.
+//! keeps is bounded, in rows and in bytes (an attempt record may carry a response body of tens
+//! of KiB): once [`Bookkeeping::capacity`] rows or [`Bookkeeping::capacity_bytes`] wait, new
+//! ones wait for room (the deliveries handing them over with them), which is logged and counted.
+//! Only a crash during an outage loses what waits.
 
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
@@ -25,6 +26,8 @@ const QUEUE_DEPTH: usize = 1024;
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// The longest wait between two tries.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// What a row weighs beside the text it carries: ids, numbers, allocations.
+const ROW_OVERHEAD: usize = 256;
 
 /// A failure counted while the database could not be reached, to be added to the hook's count.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +58,27 @@ impl Records {
     fn rows(&self) -> usize {
         self.attempts.len() + self.failures.len() + self.cleared.len()
     }
+
+    /// About the memory the attempt records and failures take: the text of each record (its
+    /// request and response bodies above all) and an overhead per row. The kept job is not
+    /// counted: its payload is shared with the delivery's, which the broker holds anyway.
+    fn weight(&self) -> usize {
+        let attempts: usize = self.attempts.iter().map(|attempt| ROW_OVERHEAD + text_bytes(&attempt.doc)).sum();
+        attempts + self.failures.len() * ROW_OVERHEAD
+    }
+}
+
+/// The bytes of the keys and strings of `doc`, at every depth.
+fn text_bytes(doc: &serde_json::Map<String, serde_json::Value>) -> usize {
+    fn value_bytes(value: &serde_json::Value) -> usize {
+        match value {
+            serde_json::Value::String(text) => text.len(),
+            serde_json::Value::Array(items) => items.iter().map(value_bytes).sum(),
+            serde_json::Value::Object(map) => text_bytes(map),
+            _ => 8,
+        }
+    }
+    doc.iter().map(|(key, value)| key.len() + value_bytes(value)).sum()
 }
 
 /// How the writer batches, retries and bounds what it keeps.
@@ -66,6 +90,8 @@ pub struct Bookkeeping {
     pub gather_for: Duration,
     /// Rows kept at most while the database cannot be reached.
     pub capacity: usize,
+    /// Bytes of attempt records and failures kept at most, likewise (see [`Records::weight`]).
+    pub capacity_bytes: usize,
     /// On shutdown, how long the writer goes on trying to write what it still holds.
     pub drain_timeout: Duration,
 }
@@ -139,7 +165,15 @@ impl AttemptWriter {
     /// it holds is written or [`Bookkeeping::drain_timeout`] has passed.
     pub fn start(store: Store, settings: Bookkeeping, metrics: WriterMetrics) -> (Self, tokio::task::JoinHandle<()>) {
         let (requests, inbox) = mpsc::channel(QUEUE_DEPTH);
-        let writer = Writer { store, settings, metrics, waiting: VecDeque::new(), queued: 0, cleared: HashSet::new() };
+        let writer = Writer {
+            store,
+            settings,
+            metrics,
+            waiting: VecDeque::new(),
+            queued: 0,
+            weight: 0,
+            cleared: HashSet::new(),
+        };
         let task = tokio::spawn(writer.run(inbox));
         (Self { requests }, task)
     }
@@ -160,10 +194,12 @@ struct Writer {
     settings: Bookkeeping,
     metrics: WriterMetrics,
     /// Attempt records and late failures waiting to be written, oldest first (their `cleared`
-    /// taken out into `cleared`).
-    waiting: VecDeque<Records>,
+    /// taken out into `cleared`), each with its weight.
+    waiting: VecDeque<(Records, usize)>,
     /// Attempt records and late failures in `waiting`.
     queued: usize,
+    /// Their weight (see [`Records::weight`]).
+    weight: usize,
     /// Hooks whose failure counts successes cleared: one row a hook however many successes
     /// it had meanwhile (each success of a busy hook clears the same count).
     cleared: HashSet<WebhookId>,
@@ -188,7 +224,7 @@ impl Writer {
             }
             // Let others join the first waiting rows for a moment.
             let deadline = Instant::now() + self.settings.gather_for;
-            while open && self.rows() < self.settings.batch_size {
+            while open && self.rows() < self.settings.batch_size && !self.full() {
                 tokio::select! {
                     next = inbox.recv() => match next {
                         Some(records) => self.keep(records),
@@ -244,16 +280,19 @@ impl Writer {
         let retry_at = Instant::now() + backoff;
         let mut reported_full = false;
         loop {
-            if open && self.rows() >= self.settings.capacity && !reported_full {
+            let full = self.full();
+            if open && full && !reported_full {
                 reported_full = true;
                 self.metrics.full.inc();
                 tracing::warn!(
                     waiting = self.rows(),
+                    waiting_bytes = self.weight,
                     capacity = self.settings.capacity,
+                    capacity_bytes = self.settings.capacity_bytes,
                     "bookkeeping waiting for the database is at its bound; deliveries wait for room"
                 );
             }
-            let room = open && self.rows() < self.settings.capacity;
+            let room = open && !full;
             tokio::select! {
                 next = inbox.recv(), if room => match next {
                     Some(records) => self.keep(records),
@@ -269,12 +308,19 @@ impl Writer {
         self.queued + self.cleared.len()
     }
 
+    /// Whether what waits has reached either bound.
+    fn full(&self) -> bool {
+        self.rows() >= self.settings.capacity || self.weight >= self.settings.capacity_bytes
+    }
+
     /// Adds `records` to what waits.
     fn keep(&mut self, mut records: Records) {
         self.cleared.extend(records.cleared.drain(..));
         if records.rows() > 0 {
+            let weight = records.weight();
             self.queued += records.rows();
-            self.waiting.push_back(records);
+            self.weight += weight;
+            self.waiting.push_back((records, weight));
         }
         self.report_waiting();
     }
@@ -292,7 +338,7 @@ impl Writer {
         let mut batch = Records::default();
         let mut taken = 0;
         while taken < self.waiting.len() && batch.rows() < self.settings.batch_size {
-            let records = &self.waiting[taken];
+            let (records, _) = &self.waiting[taken];
             batch.attempts.extend(records.attempts.iter().cloned());
             batch.failures.extend(records.failures.iter().cloned());
             taken += 1;
@@ -301,22 +347,100 @@ impl Writer {
         for failure in &batch.failures {
             self.store.record_failure(&failure.account_id, &failure.hook_id, failure.at_ms, failure.window).await?;
             // Counted: it leaves the queue now, so a later step failing does not count it twice.
-            let holder = self.waiting.iter_mut().take(taken).find(|records| records.failures.contains(failure));
-            if let Some(records) = holder
+            let holder = self.waiting.iter_mut().take(taken).find(|(records, _)| records.failures.contains(failure));
+            if let Some((records, weight)) = holder
                 && let Some(position) = records.failures.iter().position(|kept| kept == failure)
             {
                 records.failures.remove(position);
                 self.queued -= 1;
+                *weight -= ROW_OVERHEAD;
+                self.weight -= ROW_OVERHEAD;
             }
         }
         let mut cleared: Vec<WebhookId> = self.cleared.iter().cloned().collect();
         cleared.sort_unstable_by(|left, right| left.as_str().cmp(right.as_str()));
         self.store.clear_failures_of(&cleared).await?;
         self.cleared.clear();
-        for records in self.waiting.drain(..taken) {
+        for (records, weight) in self.waiting.drain(..taken) {
             self.queued -= records.rows();
+            self.weight -= weight;
         }
         self.report_waiting();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use webhooks_storage::PageRequest;
+    use webhooks_test_support::db::TestDatabase;
+    use webhooks_test_support::store::kept_failure;
+
+    use super::*;
+
+    /// How long the test waits for the writer to get somewhere.
+    const PATIENCE: Duration = Duration::from_secs(20);
+
+    /// One failed attempt of `hook`, `event`, whose record carries a response body of `body` bytes.
+    fn attempt(account: &AccountId, hook: &WebhookId, event: usize, body: usize) -> Records {
+        let mut attempt = kept_failure(account, hook, &format!("event-{event}"));
+        attempt.doc.insert("response_body".into(), json!("x".repeat(body)));
+        Records { attempts: vec![attempt], ..Records::default() }
+    }
+
+    /// Waits until `done` holds, or fails the test with `what`.
+    async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
+        let deadline = Instant::now() + PATIENCE;
+        while !done().await {
+            assert!(Instant::now() < deadline, "{what} within {PATIENCE:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn through_an_outage_bookkeeping_waits_within_its_bound_in_rows_or_bytes_then_is_written() {
+        let (account, hook) = (AccountId::generate(), WebhookId::generate());
+        let large = attempt(&account, &hook, 0, 64 * 1024).weight();
+        // (rows, bytes, response body): ten records reach the bound either way.
+        for (capacity, capacity_bytes, body) in [(10, usize::MAX, 16), (usize::MAX, 10 * large, 64 * 1024)] {
+            let database = TestDatabase::postgres().await;
+            let store = database.store().await;
+            let settings = Bookkeeping {
+                batch_size: 500,
+                gather_for: Duration::from_millis(5),
+                capacity,
+                capacity_bytes,
+                drain_timeout: Duration::from_secs(5),
+            };
+            let metrics = WriterMetrics::default();
+            let (writer, task) = AttemptWriter::start(store.clone(), settings, metrics.clone());
+            database.set_reachable(false).await;
+            // Twenty handovers: ten are kept, the other ten wait in the writer's inbox...
+            for event in 0..20 {
+                writer.write(attempt(&account, &hook, event, body)).await.expect("handed over");
+            }
+            eventually("the bound is reached", async || metrics.full() == 1).await;
+            assert_eq!(metrics.waiting(), 10, "kept while the database is away: the bound, not more");
+            // ...and once the inbox is full too, a delivery handing its records over waits.
+            for event in 20..20 + QUEUE_DEPTH - 10 {
+                writer.write(attempt(&account, &hook, event, 16)).await.expect("handed over");
+            }
+            let waited =
+                tokio::time::timeout(Duration::from_millis(200), writer.write(attempt(&account, &hook, 0, 16)));
+            assert!(waited.await.is_err(), "a handover beyond the bound waits for room");
+
+            database.set_reachable(true).await;
+            let expected = 10 + QUEUE_DEPTH;
+            eventually("every record kept is written once the database answers", async || {
+                let page = PageRequest { start_key: None, page_size: None, ascending: false };
+                let written = store.list_attempts(&account, None, 0, i64::MAX, &page).await;
+                written.is_ok_and(|written| written.items.len() == expected)
+            })
+            .await;
+            drop(writer);
+            tokio::time::timeout(PATIENCE, task).await.expect("the writer stops").expect("no panic");
+            assert_eq!(metrics.waiting(), 0);
+        }
     }
 }

@@ -197,6 +197,8 @@ pub struct DispatcherConfig {
     /// Attempt records and failure-count changes kept in memory at most while the database
     /// cannot be reached; beyond it, deliveries wait for room.
     pub bookkeeping_capacity: usize,
+    /// The same bound in bytes of attempt records and failures.
+    pub bookkeeping_capacity_bytes: usize,
 }
 
 impl Default for DispatcherConfig {
@@ -311,6 +313,7 @@ mod tests {
                 slow_lane_after_ms: 500,
                 slow_lane_prefetch: 256,
                 bookkeeping_capacity: 20_000,
+                bookkeeping_capacity_bytes: 64 * 1024 * 1024,
             },
         };
         assert_eq!(Settings::default(), documented);
