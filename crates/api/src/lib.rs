@@ -2,7 +2,8 @@
 //! and the accounts and authentication they depend on.
 //!
 //! The binary hands [`run`] a bound listener, an [`ApiState`] and a shutdown token; tests drive
-//! [`app`] in-process.
+//! [`app`] in-process. The writes, re-enables, redeliveries and change notices behind the handlers
+//! are [`operations`], which the binary's operator commands call too.
 
 pub mod accounts;
 pub mod auth;
