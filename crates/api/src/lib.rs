@@ -2,13 +2,15 @@
 //! and the accounts and authentication they depend on.
 //!
 //! The binary hands [`run`] a bound listener, an [`ApiState`] and a shutdown token; tests drive
-//! [`app`] in-process.
+//! [`app`] in-process. The writes, re-enables, redeliveries and change notices behind the handlers
+//! are [`operations`], which the binary's operator commands call too.
 
 pub mod accounts;
 pub mod auth;
 pub mod crossbar;
 mod listing;
 pub mod metrics;
+pub mod operations;
 pub mod ops;
 pub mod query;
 mod routes;
@@ -22,7 +24,7 @@ use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::web::Data;
 use actix_web::{App, HttpServer};
 use tokio_util::sync::CancellationToken;
-use webhooks_bus::{Bus, Outgoing};
+use webhooks_bus::Bus;
 use webhooks_model::config::ApiConfig;
 use webhooks_model::hooks::HookDefinitions;
 use webhooks_model::ids::AccountId;
@@ -32,6 +34,7 @@ use webhooks_storage::{Account, StorageError, Store};
 use crate::auth::TokenSigner;
 use crate::listing::HookLists;
 use crate::metrics::ApiMetrics;
+use crate::operations::{Announcer, Committed};
 use crate::ops::Health;
 
 /// Settings of the API service.
@@ -52,6 +55,7 @@ pub struct ApiSettings {
 pub struct ApiState {
     store: Store,
     bus: Bus,
+    announcer: Announcer,
     tokens: TokenSigner,
     definitions: HookDefinitions,
     settings: ApiSettings,
@@ -69,10 +73,12 @@ impl ApiState {
     pub async fn new(store: Store, bus: Bus, settings: ApiSettings) -> Result<Self, StorageError> {
         let candidate = hex::encode(rand::random::<[u8; 32]>());
         let secret = store.insert_setting_if_absent(TOKEN_SECRET_SETTING, &candidate).await?;
+        let node = Arc::from(settings.node.as_str());
         Ok(Self {
             tokens: TokenSigner::new(secret.as_bytes(), settings.api.token_lifetime_seconds),
             definitions: HookDefinitions::default(),
-            node: Arc::from(settings.node.as_str()),
+            announcer: Announcer::new(bus.clone(), Arc::clone(&node)),
+            node,
             hook_lists: Arc::new(HookLists::new(Duration::from_secs(settings.api.listing_cache_seconds))),
             accounts: moka::sync::Cache::builder()
                 .max_capacity(100_000)
@@ -109,24 +115,16 @@ impl ApiState {
         Ok(Some(account))
     }
 
-    /// Tells every router about a committed change. The notice is published alongside the answer
-    /// rather than before it: waiting for the broker's confirmation cost a third of the API's write
-    /// throughput, and routers apply it within milliseconds either way. A failed publish does not
-    /// undo the change: routers also reload the store periodically.
-    pub(crate) async fn announce(&self, change: Change) {
-        // This replica's own lists first, so its next answer already shows the change.
-        self.hook_lists.forget(&change);
-        let (bus, notice) = (self.bus.clone(), Outgoing::change_notice(&change, &self.node));
-        tokio::spawn(async move {
-            if let Err(error) = bus.publish(notice).await {
-                tracing::warn!(error = %error, ?change, "change notice not published; routers apply it at their next reload");
-            }
-        });
-    }
-
-    /// Forgets a cached account after this replica changed or deleted it.
-    pub(crate) fn forget_account(&self, id: &AccountId) {
-        self.accounts.invalidate(id);
+    /// Tells every router about a committed write, and returns what the write returned. This
+    /// replica's own caches forget what the change concerns first, so its next answer already
+    /// shows it; the notice goes out alongside the answer ([`Committed::announce_later`]).
+    pub(crate) fn announce<T>(&self, committed: Committed<T>) -> T {
+        let change = committed.change();
+        self.hook_lists.forget(change);
+        if let Change::Account { id, .. } = change {
+            self.accounts.invalidate(id);
+        }
+        committed.announce_later(&self.announcer)
     }
 }
 
