@@ -137,7 +137,7 @@ pub async fn test(state: Data<ApiState>, scope: Scope, path: Path<(String, Strin
     let deadline = Instant::now() + Duration::from_secs(state.settings.api.test_wait_seconds);
     loop {
         if let Some(attempt) = state.store.event_attempt(&hook.account_id, &hook.id, &event_id).await? {
-            return Ok(Reply::ok(attempt_view(&attempt)).without_revision());
+            return Ok(Reply::ok(attempt_view(attempt)).without_revision());
         }
         if Instant::now() >= deadline {
             break;
@@ -196,9 +196,11 @@ async fn list(state: &ApiState, scope: &Scope, hook: Option<&WebhookId>, query: 
     let page = query.page(state.settings.api.default_page_size)?;
     let filters = query.filters();
     let found = state.store.list_attempts(&scope.account.id, hook, from, to, &page).await?;
+    // Each record is moved into its view, not copied: a listing without pagination may hold
+    // thousands, each with its request and response bodies.
     let items = found
         .items
-        .iter()
+        .into_iter()
         .filter(|attempt| filters.is_empty() || filters.accept(&stored_attempt(attempt)))
         .map(attempt_view)
         .collect();
@@ -207,9 +209,9 @@ async fn list(state: &ApiState, scope: &Scope, hook: Option<&WebhookId>, query: 
 
 /// The attempt's public fields plus `id` (what a resend names) and `timestamp` (its creation,
 /// gregorian seconds). The job kept with the record stays private.
-fn attempt_view(attempt: &Attempt) -> Value {
-    let mut fields = attempt.doc.clone();
-    fields.insert("id".into(), Value::String(attempt.id.clone()));
+fn attempt_view(attempt: Attempt) -> Value {
+    let mut fields = attempt.doc;
+    fields.insert("id".into(), Value::String(attempt.id));
     fields.insert("timestamp".into(), Value::from(attempt.created));
     Value::Object(fields)
 }
