@@ -20,8 +20,10 @@ use tracing::Instrument;
 use webhooks_model::errors::ValidationErrors;
 
 use super::error::ApiError;
+use webhooks_model::ids::AccountId;
+
 use crate::ApiState;
-use crate::auth::Claims;
+use crate::auth::authenticate;
 
 tokio::task_local! {
     static META: RequestMeta;
@@ -30,6 +32,7 @@ tokio::task_local! {
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const X_AUTH_TOKEN: HeaderName = HeaderName::from_static("x-auth-token");
 const X_PRETTY_PRINT: HeaderName = HeaderName::from_static("x-pretty-print");
+const X_AUTH_ACCOUNT_ID: HeaderName = HeaderName::from_static("x-auth-account-id");
 
 /// What the envelope of every response needs to know about its request.
 #[derive(Debug, Clone)]
@@ -40,8 +43,8 @@ pub struct RequestMeta {
     pub node: Arc<str>,
     /// The token the client sent, echoed as `auth_token`.
     pub auth_token: Option<String>,
-    /// The verified claims of that token.
-    pub claims: Option<Claims>,
+    /// The account that token acts as, once verified.
+    pub caller: Option<AccountId>,
     /// Pretty-print the response.
     pub pretty: bool,
     /// `?jsonp=<function>`: the response is that function called with the envelope.
@@ -51,7 +54,7 @@ pub struct RequestMeta {
 impl RequestMeta {
     /// True when the request carried a valid token.
     pub fn authenticated(&self) -> bool {
-        self.claims.is_some()
+        self.caller.is_some()
     }
 }
 
@@ -104,7 +107,7 @@ pub async fn middleware(
 
     let jsonp =
         query.iter().find(|(key, _)| key == "jsonp").map(|(_, name)| name.clone()).filter(|name| jsonp_safe(name));
-    let mut meta = RequestMeta { request_id, node, auth_token: None, claims: None, pretty, jsonp };
+    let mut meta = RequestMeta { request_id, node, auth_token: None, caller: None, pretty, jsonp };
     let mut early: Option<ApiError> = None;
 
     let body = if request.method() == Method::OPTIONS {
@@ -129,9 +132,13 @@ pub async fn middleware(
         .or_else(|| envelope_text("auth_token"))
         .filter(|token| !token.is_empty());
     if let Some(token) = token {
-        match state.as_ref().map(|state| state.tokens.verify(&token)) {
-            Some(Ok(claims)) => meta.claims = Some(claims),
-            _ => early = early.or(Some(ApiError::InvalidCredentials)),
+        let verified = match &state {
+            Some(state) => authenticate(state, &token, header_text(&request, &X_AUTH_ACCOUNT_ID).as_deref()).await,
+            None => Err(ApiError::InvalidCredentials),
+        };
+        match verified {
+            Ok(caller) => meta.caller = Some(caller),
+            Err(error) => early = early.or(Some(error)),
         }
         meta.auth_token = Some(token);
     }
