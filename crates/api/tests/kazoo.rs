@@ -291,3 +291,31 @@ async fn kazoo_mode_refuses_to_start_half_configured() {
     let down = KazooConfig { crossbar_url: crossbar, api_key: Some("key".into()), ..KazooConfig::default() };
     assert!(matches!(start(down).await, Ok(true)));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cors_preflight_allows_every_header_monster_ui_sends() {
+    let app = TestApp::spawn(TestDatabase::sqlite().await).await;
+    let requested = "content-type,x-auth-token,x-kazoo-cluster-id,if-match,x-http-method-override,cache-control";
+    let preflight = reqwest::Client::new()
+        .request(Method::OPTIONS, format!("{}{}", app.client.base_url(), hooks(&app.master_id)))
+        .header("Origin", "https://monster.example.com")
+        .header("Access-Control-Request-Method", "PUT")
+        .header("Access-Control-Request-Headers", requested)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(preflight.status(), StatusCode::OK);
+    let header = |name: &str| {
+        preflight.headers().get(name).and_then(|value| value.to_str().ok()).unwrap_or_default().to_ascii_lowercase()
+    };
+    let allowed: Vec<String> = header("access-control-allow-headers").split(',').map(|h| h.trim().to_owned()).collect();
+    for wanted in requested.split(',') {
+        assert!(allowed.iter().any(|header| header == wanted), "{wanted} not in {allowed:?}");
+    }
+    assert!(header("access-control-allow-methods").contains("put"));
+    assert_eq!(header("access-control-allow-origin"), "*");
+    let exposed = header("access-control-expose-headers");
+    for wanted in ["x-auth-token", "x-request-id", "x-kazoo-cluster-id", "location", "etag"] {
+        assert!(exposed.contains(wanted), "{wanted} not exposed: {exposed}");
+    }
+}

@@ -196,15 +196,17 @@ pub async fn middleware(
     headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     headers
         .insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS, HEAD, PATCH"));
+    // Crossbar's lists (Monster UI sends X-Kazoo-Cluster-ID when a cluster id is configured, and
+    // If-Match on conditional writes), and the headers this service reads besides.
     headers.insert(
         ACCESS_CONTROL_ALLOW_HEADERS,
         HeaderValue::from_static(
-            "Content-Type, Depth, User-Agent, X-Http-Method-Override, X-File-Size, X-Requested-With, If-Modified-Since, X-File-Name, Cache-Control, X-Auth-Token, X-Request-ID, X-Pretty-Print, Authorization",
+            "Content-Type, Depth, User-Agent, X-Http-Method-Override, X-File-Size, X-Requested-With, If-Modified-Since, X-File-Name, Cache-Control, X-Auth-Token, X-Kazoo-Cluster-ID, If-Match, X-Auth-Account-ID, X-Request-ID, X-Pretty-Print, Authorization",
         ),
     );
     headers.insert(
         ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("Content-Type, X-Auth-Token, X-Request-ID, Location, Etag, ETag"),
+        HeaderValue::from_static("Content-Type, X-Auth-Token, X-Request-ID, X-Kazoo-Cluster-ID, Location, Etag, ETag"),
     );
     headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
     Ok(response)
