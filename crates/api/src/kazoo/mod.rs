@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use moka::Expiry;
 use moka::future::Cache;
+use sha2::{Digest, Sha256};
 use webhooks_model::config::{InvalidPublicKeyEntry, KazooConfig};
 use webhooks_model::ids::AccountId;
 use webhooks_model::time::unix_seconds;
@@ -77,11 +78,20 @@ pub struct VerifiedToken {
     cached_until: Instant,
 }
 
+/// A token's SHA-256 digest: what verified tokens are cached by, so the cache holds 32 bytes per
+/// token rather than the bearer token itself (several hundred bytes).
+type TokenDigest = [u8; 32];
+
 /// Each verified token stays in the cache until its own `cached_until`.
 struct UntilCachedUntil;
 
-impl Expiry<String, Arc<VerifiedToken>> for UntilCachedUntil {
-    fn expire_after_create(&self, _: &String, token: &Arc<VerifiedToken>, created_at: Instant) -> Option<Duration> {
+impl Expiry<TokenDigest, Arc<VerifiedToken>> for UntilCachedUntil {
+    fn expire_after_create(
+        &self,
+        _: &TokenDigest,
+        token: &Arc<VerifiedToken>,
+        created_at: Instant,
+    ) -> Option<Duration> {
         Some(token.cached_until.saturating_duration_since(created_at))
     }
 }
@@ -92,7 +102,7 @@ pub struct KazooTokens {
     crossbar: Arc<CrossbarClient>,
     /// With `tokeninfo`: how long Crossbar's confirmation of a token holds.
     tokeninfo: Option<Duration>,
-    verified: Cache<String, Arc<VerifiedToken>>,
+    verified: Cache<TokenDigest, Arc<VerifiedToken>>,
 }
 
 impl std::fmt::Debug for KazooTokens {
@@ -142,15 +152,17 @@ impl KazooTokens {
     /// The verified token, from the cache when it was verified before.
     pub async fn verify(&self, token: &str) -> Result<Arc<VerifiedToken>, TokenRefusal> {
         let now = unix_seconds().unsigned_abs();
-        let valid = |verified: &VerifiedToken| verified.exp.is_none_or(|exp| exp > now);
-        if let Some(verified) = self.verified.get(token).await.filter(|verified| valid(verified)) {
-            return Ok(verified);
-        }
         // Requests arriving together with one new token share one verification.
-        self.verified
-            .try_get_with(token.to_owned(), self.verify_afresh(token, now))
+        let verified = self
+            .verified
+            .try_get_with(Sha256::digest(token).into(), self.verify_afresh(token, now))
             .await
-            .map_err(|refusal| (*refusal).clone())
+            .map_err(|refusal| (*refusal).clone())?;
+        // Cache times count from the whole second, so an entry can outlive its `exp` by a fraction.
+        if verified.exp.is_some_and(|exp| exp <= now) {
+            return Err(TokenRefusal::Expired);
+        }
+        Ok(verified)
     }
 
     /// Verifies `token` fully at `now` (Unix seconds): signature, expiry and, with `tokeninfo`,
