@@ -106,7 +106,7 @@ impl TokenSigner {
 /// The account `token` acts as: the one place where tokens are verified, our own HS256 ones in
 /// standalone mode and Kazoo's in Kazoo mode. In Kazoo mode, as in Crossbar, an
 /// `X-Auth-Account-ID` header (`account_header`) must name the token's account, and a token acting
-/// `as` another account may do so only for one of its descendants.
+/// `as` another account may do so only for one of its descendants (`docs/kazoo.md#kazoos-tokens`).
 pub(crate) async fn authenticate(
     state: &ApiState,
     token: &str,

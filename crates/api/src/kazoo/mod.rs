@@ -1,4 +1,5 @@
-//! Kazoo mode: the tokens Kazoo's Crossbar issues, verified here.
+//! Kazoo mode: the tokens Kazoo's Crossbar issues, verified here (their format, Crossbar's rules
+//! and what differs: `docs/kazoo.md#kazoos-tokens`).
 //!
 //! `crossbar` is the client of Crossbar's REST API (the master account's session, the signing
 //! keys, `tokeninfo`; the account reads of an account sync belong beside them); `keys` holds the
