@@ -12,7 +12,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use url::Url;
-use webhooks_model::config::KazooConfig;
+use webhooks_model::config::{KazooConfig, redact_url};
 
 /// Why a call to Crossbar failed.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +66,7 @@ pub struct CrossbarClient {
 impl std::fmt::Debug for CrossbarClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The API key and the session token are credentials.
-        f.debug_struct("CrossbarClient").field("base", &self.base.as_str()).finish_non_exhaustive()
+        f.debug_struct("CrossbarClient").field("base", &redact_url(self.base.as_str())).finish_non_exhaustive()
     }
 }
 
@@ -116,9 +116,11 @@ impl CrossbarClient {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.map_err(CrossbarError::Unreachable)?;
+        // The URL stays out of the error: the base URL may carry credentials.
+        let unreachable = |error: reqwest::Error| CrossbarError::Unreachable(error.without_url());
+        let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(CrossbarError::Unreachable)?;
+        let bytes = response.bytes().await.map_err(unreachable)?;
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if !status.is_success() {
             let message = body["message"].as_str().unwrap_or_default().to_owned();
@@ -138,7 +140,7 @@ impl CrossbarClient {
         let answer = self.send(Method::PUT, &["v2", "api_auth"], &[], None, Some(body)).await?;
         let token = answer["auth_token"].as_str().filter(|token| !token.is_empty());
         let token = token.ok_or_else(|| CrossbarError::Unexpected("api_auth answered no auth_token".into()))?;
-        tracing::info!(crossbar = %self.base, "logged in to Crossbar with the master API key");
+        tracing::info!(crossbar = %redact_url(self.base.as_str()), "logged in to Crossbar with the master API key");
         Ok(token.to_owned())
     }
 
