@@ -18,10 +18,9 @@ use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 use tracing::Instrument;
 use webhooks_model::errors::ValidationErrors;
-
-use super::error::ApiError;
 use webhooks_model::ids::AccountId;
 
+use super::error::ApiError;
 use crate::ApiState;
 use crate::auth::authenticate;
 
