@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod crossbar;
+pub mod kazoo;
 mod listing;
 pub mod metrics;
 pub mod operations;
@@ -25,13 +26,14 @@ use actix_web::web::Data;
 use actix_web::{App, HttpServer};
 use tokio_util::sync::CancellationToken;
 use webhooks_bus::Bus;
-use webhooks_model::config::ApiConfig;
+use webhooks_model::config::{ApiConfig, KazooConfig};
 use webhooks_model::hooks::HookDefinitions;
 use webhooks_model::ids::AccountId;
 use webhooks_model::notice::Change;
 use webhooks_storage::{Account, StorageError, Store};
 
 use crate::auth::TokenSigner;
+use crate::kazoo::{KazooSetupError, KazooTokens};
 use crate::listing::HookLists;
 use crate::metrics::ApiMetrics;
 use crate::operations::{Announcer, Committed};
@@ -48,6 +50,19 @@ pub struct ApiSettings {
     pub allow_private_targets: bool,
     /// The `cluster_id` payloads carry (test callouts send one too).
     pub cluster_id: String,
+    /// The `[kazoo]` section: Kazoo mode when its `crossbar_url` is set.
+    pub kazoo: KazooConfig,
+}
+
+/// Why the API cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiStartError {
+    /// The shared token secret could not be read or created.
+    #[error("reading the token secret: {0}")]
+    Storage(#[from] StorageError),
+    /// Kazoo mode is misconfigured.
+    #[error(transparent)]
+    Kazoo(#[from] KazooSetupError),
 }
 
 /// Everything the handlers share.
@@ -57,6 +72,8 @@ pub struct ApiState {
     bus: Bus,
     announcer: Announcer,
     tokens: TokenSigner,
+    /// Kazoo mode's token verification; `None` in standalone mode.
+    kazoo: Option<KazooTokens>,
     definitions: HookDefinitions,
     settings: ApiSettings,
     node: Arc<str>,
@@ -68,14 +85,16 @@ pub struct ApiState {
 const TOKEN_SECRET_SETTING: &str = "auth_token_secret";
 
 impl ApiState {
-    /// Builds the state, creating the shared token secret on first start. Changes are announced
-    /// and ingested events published on `bus`.
-    pub async fn new(store: Store, bus: Bus, settings: ApiSettings) -> Result<Self, StorageError> {
+    /// Builds the state, creating the shared token secret on first start, and in Kazoo mode
+    /// reading Kazoo's signing keys. Changes are announced and ingested events published on
+    /// `bus`.
+    pub async fn new(store: Store, bus: Bus, settings: ApiSettings) -> Result<Self, ApiStartError> {
         let candidate = hex::encode(rand::random::<[u8; 32]>());
         let secret = store.insert_setting_if_absent(TOKEN_SECRET_SETTING, &candidate).await?;
         let node = Arc::from(settings.node.as_str());
         Ok(Self {
             tokens: TokenSigner::new(secret.as_bytes(), settings.api.token_lifetime_seconds),
+            kazoo: KazooTokens::start(&settings.kazoo).await?,
             definitions: HookDefinitions::default(),
             announcer: Announcer::new(bus.clone(), Arc::clone(&node)),
             node,
@@ -98,6 +117,11 @@ impl ApiState {
     /// The token signer.
     pub fn tokens(&self) -> &TokenSigner {
         &self.tokens
+    }
+
+    /// Kazoo mode's token verification (and its Crossbar client); `None` in standalone mode.
+    pub fn kazoo(&self) -> Option<&KazooTokens> {
+        self.kazoo.as_ref()
     }
 
     pub(crate) fn node(&self) -> Arc<str> {
