@@ -2,11 +2,6 @@
 //! database of the PostgreSQL server at `WEBHOOKS_TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432`).
 
-// The test databases of the shared test-support crate, compiled in directly: that crate depends on
-// the API crate, and the store's tests should not need the API to build.
-#[path = "../../test-support/src/db.rs"]
-mod db;
-
 use std::collections::HashSet;
 
 use serde_json::{Map, Value, json};
@@ -15,8 +10,8 @@ use webhooks_model::webhook::SecretChange;
 use webhooks_storage::{
     Account, Backend, NewAccount, NewAttempt, NewWebhook, PageRequest, StorageError, Store, WebhookChange,
 };
-
-use crate::db::TestDatabase;
+use webhooks_test_support::db::TestDatabase;
+use webhooks_test_support::store::object;
 
 /// Generates `<test>::on_sqlite` and `<test>::on_postgres` for each named async test body.
 macro_rules! on_both_backends {
@@ -110,14 +105,6 @@ fn root(name: &str) -> NewAccount {
 /// A sub-account of `parent` with a random id and API key.
 fn child_of(parent: &Account, name: &str) -> NewAccount {
     NewAccount { parent: Some((parent.id.clone(), parent.tree.clone())), ..root(name) }
-}
-
-/// A JSON object literal as a document.
-fn object(value: Value) -> Map<String, Value> {
-    match value {
-        Value::Object(map) => map,
-        other => panic!("not an object: {other}"),
-    }
 }
 
 /// A new enabled `channel_create` hook of `account`.

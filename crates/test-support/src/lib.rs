@@ -1,8 +1,9 @@
 //! Helpers shared by the tests of every crate: test databases and buses, accounts and hooks
-//! arranged in a store, the example Kazoo messages, an API server on port 0, a client that speaks
+//! arranged in a store, the example Kazoo messages, an API server on port 0 (feature `api`), a client that speaks
 //! Crossbar, a webhook receiver that records what it is sent (or misbehaves), captured logs,
 //! and a TCP proxy that can cut a service off its database or broker.
 
+#[cfg(feature = "api")]
 pub mod app;
 pub mod bench;
 pub mod bus;
