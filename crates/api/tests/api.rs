@@ -8,32 +8,14 @@ use webhooks_test_support::app::TestApp;
 use webhooks_test_support::bus::{Backend, connect, unique_prefix};
 use webhooks_test_support::db::TestDatabase;
 use webhooks_test_support::store::create_hook;
+use webhooks_test_support::test_matrix;
 
 /// Who may do what: every route, caller and account.
 mod tenants;
 
-/// Runs an async test body on a fresh app over SQLite and over PostgreSQL.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                use super::*;
-
-                #[tokio::test(flavor = "multi_thread")]
-                async fn on_sqlite() {
-                    super::$name(TestApp::spawn(TestDatabase::sqlite().await).await).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread")]
-                async fn on_postgres() {
-                    super::$name(TestApp::spawn(TestDatabase::postgres().await).await).await;
-                }
-            }
-        )*
-    };
-}
-
-on_both_backends!(
+test_matrix!(
+    on_sqlite => TestApp::spawn(TestDatabase::sqlite().await).await,
+    on_postgres => TestApp::spawn(TestDatabase::postgres().await).await;
     a_hook_is_created_listed_fetched_replaced_patched_and_deleted,
     every_error_class_has_crossbar_status_and_shape,
     sibling_accounts_are_isolated_and_parents_reach_children,

@@ -14,10 +14,11 @@ use webhooks_model::trace::TraceParent;
 use webhooks_test_support::app::TestApp;
 use webhooks_test_support::bus::{Backend, connect, unique_prefix};
 use webhooks_test_support::db::TestDatabase;
-use webhooks_test_support::on_both_buses;
+use webhooks_test_support::test_matrix;
 
-on_both_buses!(
-    in_process, rabbitmq;
+test_matrix!(
+    in_process => Backend::InProcess,
+    rabbitmq => Backend::RabbitMq;
     an_event_whose_routing_key_would_be_too_long_is_refused_before_anything_is_published,
 );
 

@@ -10,50 +10,24 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use webhooks_bus::{Bus, BusError, Consumer, Delivery, Outgoing, Topology};
+use webhooks_bus::{Bus, BusError, Consumer, Delivery, Outgoing};
 use webhooks_model::trace::{TRACE_PARENT_HEADER, TraceParent};
+use webhooks_test_support::bus::{Backend, connect, unique_prefix};
+use webhooks_test_support::test_matrix;
 
 /// The longest any single step may take.
 const WAIT: Duration = Duration::from_secs(15);
 
-/// The broker the AMQP runs use.
-fn amqp_url() -> String {
-    std::env::var("WEBHOOKS_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
-}
-
-/// Which implementation a test runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    Amqp,
-    InProcess,
-}
-
-/// A topology no other test uses, whose queues vanish after the test.
-fn unique_topology() -> Topology {
-    let mut topology = Topology::new(&format!("test-bus-{}", uuid::Uuid::new_v4().simple()));
-    topology.queue_expires = Some(Duration::from_secs(60));
-    topology
-}
-
-/// Connects `backend` with `topology`.
-async fn connect(backend: Backend, topology: Topology) -> Bus {
-    // Logs go to the test's captured output, filtered by RUST_LOG (errors only by default).
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    let url = match backend {
-        Backend::Amqp => Some(amqp_url()),
-        Backend::InProcess => None,
-    };
-    within(Bus::connect(url.as_deref(), topology)).await.expect("the bus connects")
+/// A bus of `backend` on a topology no other test uses, whose queues vanish after the test.
+async fn new_bus(backend: Backend) -> Bus {
+    within(connect(backend, &unique_prefix("test-bus"))).await
 }
 
 /// A second handle on the same broker: a new connection on AMQP, a clone in-process (two
 /// in-process connects are two separate brokers).
 async fn second_handle(backend: Backend, bus: &Bus) -> Bus {
     match backend {
-        Backend::Amqp => connect(backend, bus.topology().clone()).await,
+        Backend::RabbitMq => within(connect(backend, &bus.topology().prefix)).await,
         Backend::InProcess => bus.clone(),
     }
 }
@@ -111,7 +85,7 @@ fn text(delivery: &Delivery) -> String {
 }
 
 async fn a_channel_create_event_reaches_the_router_queue_and_an_unbound_key_does_not(backend: Backend) {
-    let bus = connect(backend, unique_topology()).await;
+    let bus = new_bus(backend).await;
     let token = unique_token();
     let call_id = format!("{token}@203.0.113.10");
     let routing_key = format!("call.CHANNEL_CREATE.{token}%40203%2E0%2E113%2E10");
@@ -136,7 +110,7 @@ async fn a_channel_create_event_reaches_the_router_queue_and_an_unbound_key_does
 }
 
 async fn every_kind_of_kazoo_event_the_router_needs_reaches_the_router_queue(backend: Backend) {
-    let bus = connect(backend, unique_topology()).await;
+    let bus = new_bus(backend).await;
     let token = unique_token();
     let events = [
         ("callevt", format!("call.PARK_PARKED.{token}")),
@@ -156,7 +130,7 @@ async fn every_kind_of_kazoo_event_the_router_needs_reaches_the_router_queue(bac
 }
 
 async fn a_thousand_persistent_jobs_published_together_are_all_consumed(backend: Backend) {
-    let bus = connect(backend, unique_topology()).await;
+    let bus = new_bus(backend).await;
     let jobs: Vec<Outgoing> = (0..1000).map(|number| job_on(&bus, &number.to_string())).collect();
     within(bus.publish_all(jobs)).await.expect("publish all");
 
@@ -173,7 +147,7 @@ async fn a_thousand_persistent_jobs_published_together_are_all_consumed(backend:
 }
 
 async fn two_consumers_on_one_queue_split_the_messages_without_duplicates(backend: Backend) {
-    let bus = connect(backend, unique_topology()).await;
+    let bus = new_bus(backend).await;
     let queue = bus.topology().dispatch_queue();
     let jobs: Vec<Outgoing> = (0..200).map(|number| job_on(&bus, &number.to_string())).collect();
     within(bus.publish_all(jobs)).await.expect("publish all");
@@ -210,7 +184,7 @@ async fn two_consumers_on_one_queue_split_the_messages_without_duplicates(backen
 }
 
 async fn a_requeued_delivery_is_delivered_again_marked_redelivered(backend: Backend) {
-    let bus = connect(backend, unique_topology()).await;
+    let bus = new_bus(backend).await;
     within(bus.publish(job_on(&bus, "again"))).await.expect("publish");
     let mut consumer = within(bus.consume(&bus.topology().dispatch_queue(), 5)).await.expect("consume");
     let first = next(&mut consumer).await;
@@ -225,7 +199,7 @@ async fn a_requeued_delivery_is_delivered_again_marked_redelivered(backend: Back
 }
 
 async fn a_value_body_reads_back_equal_on_both_backends_and_as_its_json(backend: Backend) {
-    let bus = connect(backend, unique_topology()).await;
+    let bus = new_bus(backend).await;
     let topology = bus.topology().clone();
     let event = json!({"Event-Name": "CHANNEL_CREATE", "Call-ID": "c1", "Custom-Channel-Vars": {"Account-ID": "a"}});
     let message = Outgoing::persistent_value(&topology.jobs_exchange(), topology.dispatch_routing_key(), event.clone());
@@ -250,7 +224,7 @@ async fn a_value_body_reads_back_equal_on_both_backends_and_as_its_json(backend:
 }
 
 async fn a_trace_parent_travels_in_its_header_and_a_malformed_one_reads_as_none(backend: Backend) {
-    let bus = connect(backend, unique_topology()).await;
+    let bus = new_bus(backend).await;
     let trace: TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().expect("valid");
     within(bus.publish(job_on(&bus, "traced").with_trace_parent(&trace))).await.expect("publish");
     let mut malformed = job_on(&bus, "malformed");
@@ -277,7 +251,7 @@ async fn a_trace_parent_travels_in_its_header_and_a_malformed_one_reads_as_none(
 }
 
 async fn a_dead_lettered_event_lands_in_the_dead_letter_queue(backend: Backend) {
-    let bus = connect(backend, unique_topology()).await;
+    let bus = new_bus(backend).await;
     let token = unique_token();
     let routing_key = format!("call.CHANNEL_DESTROY.{token}");
     let malformed = format!("not json {token}");
@@ -298,7 +272,7 @@ async fn a_dead_lettered_event_lands_in_the_dead_letter_queue(backend: Backend) 
 }
 
 async fn an_unacked_delivery_of_a_dropped_consumer_is_redelivered_to_another(backend: Backend) {
-    let bus = connect(backend, unique_topology()).await;
+    let bus = new_bus(backend).await;
     let queue = bus.topology().dispatch_queue();
     within(bus.publish(job_on(&bus, "orphan"))).await.expect("publish");
     let mut first = within(bus.consume(&queue, 1)).await.expect("consume");
@@ -316,7 +290,7 @@ async fn an_unacked_delivery_of_a_dropped_consumer_is_redelivered_to_another(bac
 }
 
 async fn ack_through_settles_every_earlier_delivery_of_the_consumer(backend: Backend) {
-    let bus = connect(backend, unique_topology()).await;
+    let bus = new_bus(backend).await;
     let queue = bus.topology().dispatch_queue();
     let jobs: Vec<Outgoing> = (0..10).map(|number| job_on(&bus, &number.to_string())).collect();
     within(bus.publish_all(jobs)).await.expect("publish all");
@@ -348,7 +322,7 @@ async fn ack_through_settles_every_earlier_delivery_of_the_consumer(backend: Bac
 }
 
 async fn private_queues_of_two_handles_both_receive_a_change_notice(backend: Backend) {
-    let bus = connect(backend, unique_topology()).await;
+    let bus = new_bus(backend).await;
     let other = second_handle(backend, &bus).await;
     let bindings = bus.topology().change_notice_bindings();
     let mine = within(bus.private_queue(&bindings)).await.expect("private queue");
@@ -374,7 +348,7 @@ async fn private_queues_of_two_handles_both_receive_a_change_notice(backend: Bac
 }
 
 async fn a_message_in_a_delay_queue_reaches_the_target_queue_after_the_ttl(backend: Backend) {
-    let bus = connect(backend, unique_topology()).await;
+    let bus = new_bus(backend).await;
     let topology = bus.topology().clone();
     let delay_queue = format!("{}.delay.300", topology.prefix);
     let ttl = Duration::from_millis(300);
@@ -397,7 +371,7 @@ async fn a_message_in_a_delay_queue_reaches_the_target_queue_after_the_ttl(backe
 }
 
 async fn a_message_leaves_a_delay_queue_at_its_own_shorter_expiration(backend: Backend) {
-    let bus = connect(backend, unique_topology()).await;
+    let bus = new_bus(backend).await;
     let topology = bus.topology().clone();
     let delay_queue = format!("{}.delay.600000", topology.prefix);
     within(bus.declare_delay_queue(&delay_queue, 600_000, &topology.jobs_exchange(), topology.dispatch_routing_key()))
@@ -413,7 +387,7 @@ async fn a_message_leaves_a_delay_queue_at_its_own_shorter_expiration(backend: B
 }
 
 async fn a_job_that_no_queue_receives_is_refused_as_unroutable(backend: Backend) {
-    let bus = connect(backend, unique_topology()).await;
+    let bus = new_bus(backend).await;
     let lost = Outgoing { routing_key: "nowhere".to_owned(), ..job_on(&bus, "lost") };
     let result = within(bus.publish(lost)).await;
     assert!(matches!(result, Err(BusError::Unroutable { .. })), "got {result:?}");
@@ -423,7 +397,7 @@ async fn a_job_that_no_queue_receives_is_refused_as_unroutable(backend: Backend)
 }
 
 async fn publishing_to_a_missing_exchange_fails_and_the_bus_carries_on(backend: Backend) {
-    let bus = connect(backend, unique_topology()).await;
+    let bus = new_bus(backend).await;
     let nowhere = Outgoing::new(&format!("{}.missing", bus.topology().prefix), "dispatch", "{}");
     let result = within(bus.publish(nowhere)).await;
     assert!(matches!(result, Err(BusError::Publish { .. } | BusError::ExchangeNotFound(_))), "got {result:?}");
@@ -433,7 +407,7 @@ async fn publishing_to_a_missing_exchange_fails_and_the_bus_carries_on(backend: 
 }
 
 async fn a_queue_that_does_not_exist_cannot_be_consumed_or_measured(backend: Backend) {
-    let bus = connect(backend, unique_topology()).await;
+    let bus = new_bus(backend).await;
     let missing = format!("{}.missing", bus.topology().prefix);
     assert!(matches!(within(bus.consume(&missing, 1)).await, Err(BusError::QueueNotFound(_))));
     assert!(matches!(within(bus.queue_depth(&missing)).await, Err(BusError::QueueNotFound(_))));
@@ -442,13 +416,13 @@ async fn a_queue_that_does_not_exist_cannot_be_consumed_or_measured(backend: Bac
 }
 
 async fn a_routing_key_longer_than_amqp_allows_is_an_error_not_a_panic(backend: Backend) {
-    let bus = connect(backend, unique_topology()).await;
+    let bus = new_bus(backend).await;
     let long = Outgoing::new("callevt", &format!("call.CHANNEL_CREATE.{}", "x".repeat(300)), "{}");
     assert!(matches!(within(bus.publish(long)).await, Err(BusError::NameTooLong { .. })));
 }
 
 async fn closing_the_bus_ends_its_consumers(backend: Backend) {
-    let bus = connect(backend, unique_topology()).await;
+    let bus = new_bus(backend).await;
     let mut consumer = within(bus.consume(&bus.topology().dispatch_queue(), 1)).await.expect("consume");
     assert!(bus.is_connected());
     within(bus.close()).await;
@@ -457,29 +431,9 @@ async fn closing_the_bus_ends_its_consumers(backend: Backend) {
     assert!(matches!(within(bus.publish(job_on(&bus, "too late"))).await, Err(BusError::Closed)));
 }
 
-/// Generates one `#[tokio::test]` per backend for each behaviour above.
-macro_rules! on_both_backends {
-    ($($behaviour:ident),+ $(,)?) => {
-        mod in_process {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $behaviour() {
-                    super::$behaviour(super::Backend::InProcess).await;
-                }
-            )+
-        }
-        mod amqp {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $behaviour() {
-                    super::$behaviour(super::Backend::Amqp).await;
-                }
-            )+
-        }
-    };
-}
-
-on_both_backends!(
+test_matrix!(
+    in_process => Backend::InProcess,
+    rabbitmq => Backend::RabbitMq;
     a_channel_create_event_reaches_the_router_queue_and_an_unbound_key_does_not,
     every_kind_of_kazoo_event_the_router_needs_reaches_the_router_queue,
     a_thousand_persistent_jobs_published_together_are_all_consumed,
@@ -529,7 +483,7 @@ async fn close_connection_on_the_broker(connection_name: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_amqp_consumer_and_publisher_survive_a_connection_closed_by_the_broker() {
-    let bus = connect(Backend::Amqp, unique_topology()).await;
+    let bus = new_bus(Backend::RabbitMq).await;
     let topology = bus.topology().clone();
     let mut consumer = within(bus.consume(&topology.dispatch_queue(), 5)).await.expect("consume");
     within(bus.publish(job_on(&bus, "before"))).await.expect("publish");

@@ -26,12 +26,13 @@ use webhooks_test_support::bus::{Backend, Observer, PATIENCE, connect, eventuall
 use webhooks_test_support::db::TestDatabase;
 use webhooks_test_support::fixtures::amqp_event_fixtures;
 use webhooks_test_support::logs::{CapturedLogs, signing_secret};
-use webhooks_test_support::on_both_buses;
 use webhooks_test_support::receiver::{Captured, Receiver, Reply};
 use webhooks_test_support::store::{create_account, create_hook};
+use webhooks_test_support::test_matrix;
 
-on_both_buses!(
-    in_process, rabbitmq;
+test_matrix!(
+    in_process => Backend::InProcess,
+    rabbitmq => Backend::RabbitMq;
     every_fixture_callout_is_sent_byte_for_byte_as_expected,
     a_failing_endpoint_is_retried_with_backoff_until_it_succeeds,
     retries_stop_when_none_are_left,
@@ -905,79 +906,80 @@ async fn a_bus_closed_under_the_dispatcher_stops_it_with_an_error() {
     assert!(matches!(stopped.expect("no panic"), Err(DispatcherError::BusClosed)));
 }
 
-#[tokio::test]
-async fn failure_counts_are_windowed_shared_and_cleared_on_both_databases() {
-    for database in [TestDatabase::sqlite().await, TestDatabase::postgres().await] {
-        let store = database.store().await;
-        let account = AccountId::generate();
-        let hook = WebhookId::generate();
-        let other = WebhookId::generate();
-        let window = Duration::from_secs(60);
-        let mut counts = Vec::new();
-        for at in [1_000, 2_000, 3_000] {
-            counts.push(store.record_failure(&account, &hook, at, window).await.expect("count"));
-        }
-        assert_eq!(counts, [1, 2, 3]);
-        assert_eq!(store.record_failure(&account, &other, 3_000, window).await.expect("count"), 1);
-        // Past the window opened by the first failure, counting starts over.
-        assert_eq!(store.record_failure(&account, &hook, 61_001, window).await.expect("count"), 1);
-        assert_eq!(store.failure_count(&hook, 61_002, window).await.expect("count"), 1);
-        assert_eq!(store.failure_count(&hook, 200_000, window).await.expect("count"), 0);
-        // Concurrent failures are all counted.
-        let concurrent = (0..20).map(|_| {
-            let (store, account, hook) = (store.clone(), account.clone(), hook.clone());
-            tokio::spawn(async move { store.record_failure(&account, &hook, 62_000, window).await.expect("count") })
-        });
-        let mut seen = futures_util::future::join_all(concurrent)
-            .await
-            .into_iter()
-            .map(|result| result.expect("task"))
-            .collect::<Vec<_>>();
-        seen.sort_unstable();
-        assert_eq!(seen, (2..=21).collect::<Vec<u64>>());
-        store.clear_failures(&hook).await.expect("clear");
-        assert_eq!(store.failure_count(&hook, 62_000, window).await.expect("count"), 0);
-        assert_eq!(store.failure_count(&other, 3_000, window).await.expect("count"), 1);
-        // Several failures counted at once add up, and open a window with their count.
-        assert_eq!(store.record_failures(&account, &other, 4, 3_500, window).await.expect("count"), 5);
-        assert_eq!(store.record_failures(&account, &hook, 3, 63_000, window).await.expect("count"), 3);
-        store.clear_failures(&hook).await.expect("clear");
-        store.clear_failures_of(std::slice::from_ref(&other)).await.expect("clear");
-        assert_eq!(store.failure_count(&other, 3_500, window).await.expect("count"), 0);
-        store.record_failure(&account, &other, 5_000, window).await.expect("count");
-        assert_eq!(store.prune_failures(6_000).await.expect("prune"), 1);
+test_matrix!(
+    on_sqlite => TestDatabase::sqlite().await,
+    on_postgres => TestDatabase::postgres().await;
+    failure_counts_are_windowed_shared_and_cleared,
+    signing_secrets_belong_to_their_hook,
+);
+
+async fn failure_counts_are_windowed_shared_and_cleared(database: TestDatabase) {
+    let store = database.store().await;
+    let account = AccountId::generate();
+    let hook = WebhookId::generate();
+    let other = WebhookId::generate();
+    let window = Duration::from_secs(60);
+    let mut counts = Vec::new();
+    for at in [1_000, 2_000, 3_000] {
+        counts.push(store.record_failure(&account, &hook, at, window).await.expect("count"));
     }
+    assert_eq!(counts, [1, 2, 3]);
+    assert_eq!(store.record_failure(&account, &other, 3_000, window).await.expect("count"), 1);
+    // Past the window opened by the first failure, counting starts over.
+    assert_eq!(store.record_failure(&account, &hook, 61_001, window).await.expect("count"), 1);
+    assert_eq!(store.failure_count(&hook, 61_002, window).await.expect("count"), 1);
+    assert_eq!(store.failure_count(&hook, 200_000, window).await.expect("count"), 0);
+    // Concurrent failures are all counted.
+    let concurrent = (0..20).map(|_| {
+        let (store, account, hook) = (store.clone(), account.clone(), hook.clone());
+        tokio::spawn(async move { store.record_failure(&account, &hook, 62_000, window).await.expect("count") })
+    });
+    let mut seen = futures_util::future::join_all(concurrent)
+        .await
+        .into_iter()
+        .map(|result| result.expect("task"))
+        .collect::<Vec<_>>();
+    seen.sort_unstable();
+    assert_eq!(seen, (2..=21).collect::<Vec<u64>>());
+    store.clear_failures(&hook).await.expect("clear");
+    assert_eq!(store.failure_count(&hook, 62_000, window).await.expect("count"), 0);
+    assert_eq!(store.failure_count(&other, 3_000, window).await.expect("count"), 1);
+    // Several failures counted at once add up, and open a window with their count.
+    assert_eq!(store.record_failures(&account, &other, 4, 3_500, window).await.expect("count"), 5);
+    assert_eq!(store.record_failures(&account, &hook, 3, 63_000, window).await.expect("count"), 3);
+    store.clear_failures(&hook).await.expect("clear");
+    store.clear_failures_of(std::slice::from_ref(&other)).await.expect("clear");
+    assert_eq!(store.failure_count(&other, 3_500, window).await.expect("count"), 0);
+    store.record_failure(&account, &other, 5_000, window).await.expect("count");
+    assert_eq!(store.prune_failures(6_000).await.expect("prune"), 1);
 }
 
-#[tokio::test]
-async fn signing_secrets_belong_to_their_hook_on_both_databases() {
-    for database in [TestDatabase::sqlite().await, TestDatabase::postgres().await] {
-        let store = database.store().await;
-        let owner = AccountId::generate();
-        let stranger = AccountId::generate();
-        for id in [&owner, &stranger] {
-            create_account(&store, id, None, json!({})).await;
-        }
-        let hook = WebhookId::generate();
-        create_hook(&store, &hook, &owner, &json!({"name": "n", "uri": "https://example.com", "hook": "object"})).await;
-        assert_eq!(store.signing_secret(&hook).await.expect("read"), None);
-        assert!(!store.set_signing_secret(&stranger, &hook, Some("whsec_x")).await.expect("set"), "not the owner");
-        assert!(!store.set_signing_secret(&owner, &WebhookId::generate(), Some("whsec_x")).await.expect("set"));
-        assert!(store.set_signing_secret(&owner, &hook, Some("whsec_first")).await.expect("set"));
-        assert!(store.set_signing_secret(&owner, &hook, Some("whsec_second")).await.expect("set"));
-        assert_eq!(store.signing_secret(&hook).await.expect("read").as_deref(), Some("whsec_second"));
-        let signed = |store: Store, owner: AccountId, hook: WebhookId| async move {
-            store.webhook(&owner, &hook).await.expect("read").expect("exists").signed
-        };
-        assert!(signed(store.clone(), owner.clone(), hook.clone()).await, "the hook shows that it is signed");
-        assert!(store.set_signing_secret(&owner, &hook, None).await.expect("unset"));
-        assert_eq!(store.signing_secret(&hook).await.expect("read"), None);
-        assert!(!signed(store.clone(), owner.clone(), hook.clone()).await);
-        // A secret goes with its hook.
-        store.set_signing_secret(&owner, &hook, Some("whsec_third")).await.expect("set");
-        store.delete_webhook(&owner, &hook).await.expect("delete");
-        assert_eq!(store.signing_secret(&hook).await.expect("read"), None);
+async fn signing_secrets_belong_to_their_hook(database: TestDatabase) {
+    let store = database.store().await;
+    let owner = AccountId::generate();
+    let stranger = AccountId::generate();
+    for id in [&owner, &stranger] {
+        create_account(&store, id, None, json!({})).await;
     }
+    let hook = WebhookId::generate();
+    create_hook(&store, &hook, &owner, &json!({"name": "n", "uri": "https://example.com", "hook": "object"})).await;
+    assert_eq!(store.signing_secret(&hook).await.expect("read"), None);
+    assert!(!store.set_signing_secret(&stranger, &hook, Some("whsec_x")).await.expect("set"), "not the owner");
+    assert!(!store.set_signing_secret(&owner, &WebhookId::generate(), Some("whsec_x")).await.expect("set"));
+    assert!(store.set_signing_secret(&owner, &hook, Some("whsec_first")).await.expect("set"));
+    assert!(store.set_signing_secret(&owner, &hook, Some("whsec_second")).await.expect("set"));
+    assert_eq!(store.signing_secret(&hook).await.expect("read").as_deref(), Some("whsec_second"));
+    let signed = |store: Store, owner: AccountId, hook: WebhookId| async move {
+        store.webhook(&owner, &hook).await.expect("read").expect("exists").signed
+    };
+    assert!(signed(store.clone(), owner.clone(), hook.clone()).await, "the hook shows that it is signed");
+    assert!(store.set_signing_secret(&owner, &hook, None).await.expect("unset"));
+    assert_eq!(store.signing_secret(&hook).await.expect("read"), None);
+    assert!(!signed(store.clone(), owner.clone(), hook.clone()).await);
+    // A secret goes with its hook.
+    store.set_signing_secret(&owner, &hook, Some("whsec_third")).await.expect("set");
+    store.delete_webhook(&owner, &hook).await.expect("delete");
+    assert_eq!(store.signing_secret(&hook).await.expect("read"), None);
 }
 
 #[tokio::test]

@@ -30,9 +30,11 @@ use webhooks_test_support::bus::{Backend, Observer, PATIENCE, amqp_url, connect,
 use webhooks_test_support::db::TestDatabase;
 use webhooks_test_support::fixtures::amqp_event_fixtures;
 use webhooks_test_support::store::{create_account, create_hook};
+use webhooks_test_support::test_matrix;
 
-webhooks_test_support::on_both_buses!(
-    on_the_in_process_bus, on_rabbitmq;
+test_matrix!(
+    in_process => Backend::InProcess,
+    rabbitmq => Backend::RabbitMq;
     fixture_events_become_jobs_with_exactly_the_expected_payloads,
     two_routers_on_one_queue_route_each_event_exactly_once,
     jobs_travel_in_messages_of_at_most_the_set_size_with_none_lost,

@@ -12,29 +12,11 @@ use webhooks_storage::{
 };
 use webhooks_test_support::db::TestDatabase;
 use webhooks_test_support::store::object;
+use webhooks_test_support::test_matrix;
 
-/// Generates `<test>::on_sqlite` and `<test>::on_postgres` for each named async test body.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                use super::TestDatabase;
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn on_sqlite() {
-                    super::$name(TestDatabase::sqlite().await).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn on_postgres() {
-                    super::$name(TestDatabase::postgres().await).await;
-                }
-            }
-        )*
-    };
-}
-
-on_both_backends!(
+test_matrix!(
+    on_sqlite => TestDatabase::sqlite().await,
+    on_postgres => TestDatabase::postgres().await;
     migrating_again_and_from_several_tasks_at_once_succeeds,
     settings_keep_the_first_value_stored_even_under_concurrent_writers,
     bootstrapping_the_master_from_many_tasks_at_once_creates_exactly_one,

@@ -1,7 +1,8 @@
-//! Helpers shared by the tests of every crate: test databases and buses, accounts and hooks
-//! arranged in a store, the example Kazoo messages, an API server on port 0 (feature `api`), a client that speaks
-//! Crossbar, a webhook receiver that records what it is sent (or misbehaves), captured logs,
-//! and a TCP proxy that can cut a service off its database or broker.
+//! Helpers shared by the tests of every crate: test databases and buses, one test body run on
+//! each database or bus ([`test_matrix!`]), accounts and hooks arranged in a store, the example
+//! Kazoo messages, an API server on port 0 (feature `api`), a client that speaks Crossbar, a
+//! webhook receiver that records what it is sent (or misbehaves), captured logs, and a TCP proxy
+//! that can cut a service off its database or broker.
 
 #[cfg(feature = "api")]
 pub mod app;
@@ -11,6 +12,7 @@ pub mod db;
 pub mod fixtures;
 pub mod http;
 pub mod logs;
+mod matrix;
 pub mod proxy;
 pub mod receiver;
 pub mod store;

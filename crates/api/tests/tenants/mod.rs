@@ -36,20 +36,13 @@ use webhooks_test_support::bus::{Backend, Observer, connect, unique_prefix};
 use webhooks_test_support::db::TestDatabase;
 use webhooks_test_support::http::Answer;
 use webhooks_test_support::store::kept_failure;
+use webhooks_test_support::test_matrix;
 
-mod every_route_answers_every_caller_as_the_access_rule_says {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread")]
-    async fn on_sqlite() {
-        super::every_route_answers_every_caller_as_the_access_rule_says(TestDatabase::sqlite().await).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread")]
-    async fn on_postgres() {
-        super::every_route_answers_every_caller_as_the_access_rule_says(TestDatabase::postgres().await).await;
-    }
-}
+test_matrix!(
+    on_sqlite => TestDatabase::sqlite().await,
+    on_postgres => TestDatabase::postgres().await;
+    every_route_answers_every_caller_as_the_access_rule_says,
+);
 
 /// An account of the tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
