@@ -475,9 +475,9 @@ async fn through_serve(template: &Value) -> Vec<Row> {
     let (hundred_account, _) = client.create_account(&token, &master, "bench hundred hooks").await;
     let single = Receiver::counting(200).await;
     let hundred = Receiver::counting(200).await;
-    create_hook_via_api(client, &token, &single_account, &single.url("/single")).await;
+    client.create_hook(&token, &single_account, &api_hook(&single.url("/single"))).await;
     for index in 0..FAN_OUT {
-        create_hook_via_api(client, &token, &hundred_account, &hundred.url(&format!("/hook{index}"))).await;
+        client.create_hook(&token, &hundred_account, &api_hook(&hundred.url(&format!("/hook{index}")))).await;
     }
     println!("webhooks serve on SQLite, in-memory bus: {} hooks created through the API", FAN_OUT + 1);
     tokio::time::sleep(CHANGE_DELAY).await;
@@ -519,12 +519,9 @@ async fn through_serve(template: &Value) -> Vec<Row> {
     ]
 }
 
-/// `PUT /v2/accounts/{account}/webhooks` of a JSON `channel_create` hook to `uri`.
-async fn create_hook_via_api(client: &Client, token: &str, account: &str, uri: &str) {
-    let document = json!({"data": {"name": "bench", "uri": uri, "hook": "channel_create", "format": "json"}});
-    let created =
-        client.send(Method::PUT, &format!("/v2/accounts/{account}/webhooks"), Some(token), Some(&document)).await;
-    assert_eq!(created.status, StatusCode::CREATED, "create hook: {}", created.body);
+/// A JSON `channel_create` hook to `uri`, as created through the API.
+fn api_hook(uri: &str) -> Value {
+    json!({"name": "bench", "uri": uri, "hook": "channel_create", "format": "json"})
 }
 
 /// Hands `posts` (JSON arrays of events) to `POST /v2/events`, [`POSTS_IN_FLIGHT`] at once, for

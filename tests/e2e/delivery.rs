@@ -73,17 +73,8 @@ async fn create_fixture_hooks(
             let (path, _) = split_url(fixture["expected_http_request"]["url"].as_str().expect("a url"));
             let path = format!("/hook{}{path}", hooks.len());
             document.insert("uri".into(), json!(receiver.url(&path)));
-            let created = client
-                .send(
-                    Method::PUT,
-                    &format!("/v2/accounts/{owner}/webhooks"),
-                    Some(token),
-                    Some(&json!({"data": document})),
-                )
-                .await;
-            assert_eq!(created.status, StatusCode::CREATED, "{name}: {}", created.body);
-            let id = created.data()["id"].as_str().expect("an id").to_owned();
-            hooks.insert(key.clone(), (id, path));
+            let id = client.create_hook(token, &owner, &Value::Object(document)).await;
+            hooks.insert(key.clone(), (id.to_string(), path));
         }
         let (_, path) = &hooks[&key];
         cases.push(Case { name, fixture, path: path.clone() });

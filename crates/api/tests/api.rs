@@ -71,9 +71,15 @@ async fn a_database_outage_answers_503_at_once_and_the_api_recovers_by_itself() 
     assert_eq!(hooks, Some(1), "the create refused during the outage wrote nothing: {}", listed.body);
 }
 
+/// The hook most tests create.
+fn hook_document() -> Value {
+    json!({"name": "New Calls", "uri": "https://hooks.example.com/calls/new", "http_verb": "post",
+           "hook": "channel_create", "retries": 3})
+}
+
+/// [`hook_document`] in its envelope.
 fn hook_body() -> Value {
-    json!({"data": {"name": "New Calls", "uri": "https://hooks.example.com/calls/new", "http_verb": "post",
-                    "hook": "channel_create", "retries": 3}})
+    json!({"data": hook_document()})
 }
 
 fn path(account: &str, rest: &str) -> String {
@@ -276,9 +282,7 @@ async fn sibling_accounts_are_isolated_and_parents_reach_children(app: TestApp) 
     let left_token = client.token(&left_key).await;
     let right_token = client.token(&right_key).await;
 
-    let created = client.send(Method::PUT, &path(&left, ""), Some(&left_token), Some(&hook_body())).await;
-    assert_eq!(created.status, StatusCode::CREATED);
-    let hook = created.data()["id"].as_str().expect("an id").to_owned();
+    let hook = client.create_hook(&left_token, &left, &hook_document()).await;
 
     for (method, body) in [(Method::GET, None), (Method::PUT, Some(hook_body()))] {
         let answer = client.send(method, &path(&left, ""), Some(&right_token), body.as_ref()).await;
@@ -308,10 +312,8 @@ async fn listings_paginate_descending_and_filter(app: TestApp) {
     let mut ids = Vec::new();
     for index in 0..5 {
         let hook = if index % 2 == 0 { "channel_create" } else { "channel_answer" };
-        let body = json!({"data": {"name": format!("hook {index}"), "uri": "https://a.example/x", "hook": hook, "group": "g"}});
-        let created = client.send(Method::PUT, &path(account, ""), Some(&token), Some(&body)).await;
-        assert_eq!(created.status, StatusCode::CREATED);
-        ids.push(created.data()["id"].as_str().expect("an id").to_owned());
+        let document = json!({"name": format!("hook {index}"), "uri": "https://a.example/x", "hook": hook, "group": "g"});
+        ids.push(client.create_hook(&token, account, &document).await.to_string());
     }
     ids.sort();
     ids.reverse();

@@ -11,6 +11,7 @@ use webhooks_router::index::HookIndex;
 use webhooks_router::route::route;
 use webhooks_storage::{Account, Webhook};
 use webhooks_test_support::fixtures::amqp_event_fixtures;
+use webhooks_test_support::store::{hook_document, new_webhook};
 
 /// The key of a message routed once in a test: a fresh one per call, like distinct messages.
 fn key() -> MessageKey {
@@ -35,15 +36,15 @@ fn account(id: &AccountId, tree: &[&AccountId], doc: Value) -> Account {
 
 /// A stored hook built from a webhook document, the way the API stores it.
 fn webhook(id: &WebhookId, owner: &AccountId, doc: Value) -> Webhook {
-    let doc = doc.as_object().cloned().unwrap_or_default();
+    let stored = new_webhook(id, owner, &doc);
     Webhook {
-        id: id.clone(),
-        account_id: owner.clone(),
-        hook: doc.get("hook").and_then(Value::as_str).unwrap_or_default().to_owned(),
-        enabled: doc.get("enabled").and_then(Value::as_bool).unwrap_or(true),
-        include_subaccounts: doc.get("include_subaccounts").and_then(Value::as_bool).unwrap_or(false),
+        id: stored.id,
+        account_id: stored.account_id,
+        hook: stored.hook,
+        enabled: stored.enabled,
+        include_subaccounts: stored.include_subaccounts,
         disabled_reason: None,
-        doc,
+        doc: stored.doc,
         signed: false,
         revision: "1-00000000000000000000000000000000".to_owned(),
         created: 0,
@@ -149,12 +150,7 @@ impl Tree {
 
 /// A hook of `hook_type` owned by `owner` with extra document fields.
 fn hook(owner: &AccountId, hook_type: &str, extra: Value) -> Webhook {
-    let mut doc = json!({"name": format!("{hook_type} hook"), "uri": "https://hooks.example.com/x", "hook": hook_type,
-        "http_verb": "post", "format": "json", "retries": 1});
-    if let (Some(doc), Some(extra)) = (doc.as_object_mut(), extra.as_object()) {
-        doc.extend(extra.clone());
-    }
-    webhook(&WebhookId::generate(), owner, doc)
+    webhook(&WebhookId::generate(), owner, hook_document(hook_type, extra))
 }
 
 fn channel_event(account: &AccountId, event_name: &str, extra: Value) -> KazooEvent {

@@ -29,7 +29,7 @@ use webhooks_storage::{Account, Store, Webhook, WebhookChange};
 use webhooks_test_support::bus::{Backend, Observer, PATIENCE, amqp_url, connect, eventually, unique_prefix};
 use webhooks_test_support::db::TestDatabase;
 use webhooks_test_support::fixtures::amqp_event_fixtures;
-use webhooks_test_support::store::{create_account, create_hook};
+use webhooks_test_support::store::{create_account, create_hook, hook_document};
 use webhooks_test_support::test_matrix;
 
 test_matrix!(
@@ -153,12 +153,6 @@ async fn notify(bus: &Bus, change: &Change) {
     bus.publish(Outgoing::change_notice(change, "test-node")).await.expect("publish the notice");
 }
 
-/// A simple hook document of `hook_type`.
-fn hook_document(hook_type: &str) -> Value {
-    json!({"name": format!("{hook_type} hook"), "uri": "https://hooks.example.com/x", "hook": hook_type,
-           "http_verb": "post", "format": "json", "retries": 1})
-}
-
 /// A channel event of `account` with a unique call id: `(routing key, body)`.
 fn channel_event(account: &AccountId, event_name: &str, call_id: &str) -> (String, Vec<u8>) {
     let body = json!({"Event-Category": "call_event", "Event-Name": event_name, "Call-ID": call_id,
@@ -200,7 +194,7 @@ async fn one_hook_store() -> (TestDatabase, Store, AccountId, Webhook) {
     let store = database.store().await;
     let account = AccountId::generate();
     create_account(&store, &account, None, json!({})).await;
-    let hook = create_hook(&store, &WebhookId::generate(), &account, &hook_document("channel_create")).await;
+    let hook = create_hook(&store, &WebhookId::generate(), &account, &hook_document("channel_create", json!({}))).await;
     (database, store, account, hook)
 }
 
@@ -304,7 +298,7 @@ async fn two_routers_on_one_queue_route_each_event_exactly_once(backend: Backend
 async fn jobs_travel_in_messages_of_at_most_the_set_size_with_none_lost(backend: Backend) {
     let (_database, store, account, _hook) = one_hook_store().await;
     for _ in 1..7 {
-        create_hook(&store, &WebhookId::generate(), &account, &hook_document("channel_create")).await;
+        create_hook(&store, &WebhookId::generate(), &account, &hook_document("channel_create", json!({}))).await;
     }
     let bus = connect(backend, &unique_prefix("test-router")).await;
     let router = RunningRouter::start(&store, &bus, RouterSettings { max_jobs_per_message: 3, ..settings("cl") }).await;
@@ -528,7 +522,7 @@ async fn change_notice_scenario(backend: Backend, database: TestDatabase) {
     let parent = create_account(&store, &parent_id, None, json!({})).await;
     let account = AccountId::generate();
     create_account(&store, &account, Some(&parent), json!({})).await;
-    let sentinel = create_hook(&store, &WebhookId::generate(), &account, &hook_document("channel_create")).await;
+    let sentinel = create_hook(&store, &WebhookId::generate(), &account, &hook_document("channel_create", json!({}))).await;
     let prefix = unique_prefix("test-router");
     let bus = connect(backend, &prefix).await;
     let router = RunningRouter::start(&store, &bus, settings("cluster")).await;
@@ -556,8 +550,7 @@ async fn change_notice_scenario(backend: Backend, database: TestDatabase) {
 
     // Created on the parent with include_subaccounts: it receives the sub-account's events.
     let inherited = WebhookId::generate();
-    let mut document = hook_document("all");
-    document["include_subaccounts"] = json!(true);
+    let document = hook_document("all", json!({"include_subaccounts": true}));
     let created = create_hook(&store, &inherited, &parent_id, &document).await;
     applied(
         &bus,
@@ -594,7 +587,7 @@ async fn change_notice_scenario(backend: Backend, database: TestDatabase) {
         &router,
     )
     .await;
-    let replacement = create_hook(&store, &WebhookId::generate(), &account, &hook_document("channel_create")).await;
+    let replacement = create_hook(&store, &WebhookId::generate(), &account, &hook_document("channel_create", json!({}))).await;
     applied(
         &bus,
         Change::Webhook { action: Action::Created, id: replacement.id.clone(), account_id: account.clone() },
@@ -619,7 +612,7 @@ async fn change_notice_scenario(backend: Backend, database: TestDatabase) {
     // A hook of a new sub-account receives events once both notices are in.
     let newcomer = AccountId::generate();
     create_account(&store, &newcomer, Some(&parent), json!({})).await;
-    let newcomer_hook = create_hook(&store, &WebhookId::generate(), &newcomer, &hook_document("channel_create")).await;
+    let newcomer_hook = create_hook(&store, &WebhookId::generate(), &newcomer, &hook_document("channel_create", json!({}))).await;
     applied(&bus, Change::Account { action: Action::Created, id: newcomer.clone() }, &router).await;
     applied(
         &bus,
@@ -652,7 +645,7 @@ async fn a_periodic_reload_picks_up_hooks_changed_without_a_notice(backend: Back
     let router = RunningRouter::start(&store, &bus, fast).await;
     let mut jobs = Jobs::consume(&bus).await;
     for _ in 0..5 {
-        silent.push(create_hook(&store, &WebhookId::generate(), &account, &hook_document("channel_create")).await.id);
+        silent.push(create_hook(&store, &WebhookId::generate(), &account, &hook_document("channel_create", json!({}))).await.id);
     }
     let reloads = router.stats.reloads();
     eventually("two more reloads have run", || async { router.stats.reloads() >= reloads + 2 }).await;
@@ -667,7 +660,7 @@ async fn a_periodic_reload_picks_up_hooks_changed_without_a_notice(backend: Back
 
 async fn an_events_trace_goes_on_in_its_jobs_and_an_untraced_event_starts_one(backend: Backend) {
     let (_database, store, account, first) = one_hook_store().await;
-    let second = create_hook(&store, &WebhookId::generate(), &account, &hook_document("channel_create")).await;
+    let second = create_hook(&store, &WebhookId::generate(), &account, &hook_document("channel_create", json!({}))).await;
     let prefix = unique_prefix("test-router");
     let bus = connect(backend, &prefix).await;
     let router = RunningRouter::start(&store, &bus, settings("cluster")).await;

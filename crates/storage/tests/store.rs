@@ -11,7 +11,7 @@ use webhooks_storage::{
     Account, Backend, NewAccount, NewAttempt, NewWebhook, PageRequest, StorageError, Store, WebhookChange,
 };
 use webhooks_test_support::db::TestDatabase;
-use webhooks_test_support::store::object;
+use webhooks_test_support::store::{new_webhook, object};
 use webhooks_test_support::test_matrix;
 
 test_matrix!(
@@ -91,15 +91,8 @@ fn child_of(parent: &Account, name: &str) -> NewAccount {
 
 /// A new enabled `channel_create` hook of `account`.
 fn hook_of(account: &AccountId) -> NewWebhook {
-    NewWebhook {
-        id: WebhookId::generate(),
-        account_id: account.clone(),
-        hook: "channel_create".into(),
-        enabled: true,
-        include_subaccounts: false,
-        doc: object(json!({"name": "hook", "uri": "https://example.com/hook", "hook": "channel_create"})),
-        secret: SecretChange::Keep,
-    }
+    let document = json!({"name": "hook", "uri": "https://example.com/hook", "hook": "channel_create"});
+    new_webhook(&WebhookId::generate(), account, &document)
 }
 
 /// The change that keeps `hook` as it is.

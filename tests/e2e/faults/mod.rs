@@ -26,12 +26,11 @@ use std::time::{Duration, Instant};
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{Confirmation, Connection, ConnectionProperties};
-use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use webhooks_dispatcher::signing::SigningKey;
-use webhooks_model::ids::{AccountId, random_id};
+use webhooks_model::ids::{AccountId, WebhookId, random_id};
 use webhooks_test_support::bench::{percentile, persistent_json};
 use webhooks_test_support::bus::amqp_url;
 use webhooks_test_support::db::TestDatabase;
@@ -126,7 +125,7 @@ pub struct Cluster {
     /// The accounts.
     pub accounts: Vec<AccountId>,
     /// Each account's hook ids, by position.
-    pub hooks: Vec<Vec<String>>,
+    pub hooks: Vec<Vec<WebhookId>>,
     running: Vec<Running>,
     /// Processes killed, with their memory just before.
     gone: Vec<(String, Memory)>,
@@ -189,17 +188,7 @@ impl Cluster {
         for (account, documents) in cluster.accounts.clone().iter().zip(&setup.hooks) {
             let mut ids = Vec::new();
             for document in documents {
-                let created = cluster
-                    .api()
-                    .send(
-                        Method::PUT,
-                        &format!("/v2/accounts/{account}/webhooks"),
-                        Some(&cluster.token),
-                        Some(&json!({ "data": document })),
-                    )
-                    .await;
-                assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-                ids.push(created.data()["id"].as_str().expect("an id").to_owned());
+                ids.push(cluster.api().create_hook(&cluster.token, account.as_str(), document).await);
             }
             cluster.hooks.push(ids);
         }

@@ -301,7 +301,7 @@ impl World {
         let mut members = Vec::new();
         let mut attempts = Vec::new();
         for ((id, key, token), document) in accounts.into_iter().zip(documents) {
-            let hook = create_hook(app, master_token, &id).await;
+            let hook = client.create_hook(master_token, id.as_str(), &hook_document("fixture")).await;
             let event = random_id();
             let attempt = kept_failure(&id, &hook, &event);
             members.push(Member { id, document, key, token, hook, attempt: attempt.id.clone(), event });
@@ -397,26 +397,20 @@ struct Snapshot {
     attempts: Vec<Attempt>,
 }
 
-/// Creates a sub-account of `parent` with `data`; its id and API key.
-async fn create_account(app: &TestApp, token: &str, parent: &AccountId, data: &Value) -> (AccountId, String) {
-    let path = format!("/v2/accounts/{parent}");
-    let created = app.client.send(Method::PUT, &path, Some(token), Some(&json!({"data": data}))).await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    let id: AccountId = created.data()["id"].as_str().expect("an id").parse().expect("an account id");
-    let key = app.client.send(Method::GET, &format!("/v2/accounts/{id}/api_key"), Some(token), None).await;
-    (id, key.data()["api_key"].as_str().expect("a key").to_owned())
+/// Creates a sub-account of `parent` from `document`; its id and API key.
+async fn create_account(app: &TestApp, token: &str, parent: &AccountId, document: &Value) -> (AccountId, String) {
+    let (id, key) = app.client.create_account_from(token, parent.as_str(), document).await;
+    (id.parse().expect("an account id"), key)
 }
 
+/// A hook document named `name`.
+fn hook_document(name: &str) -> Value {
+    json!({"name": name, "uri": "http://127.0.0.1:9/matrix", "hook": "channel_create"})
+}
+
+/// [`hook_document`] in its envelope.
 fn hook_body(name: &str) -> Value {
-    json!({"data": {"name": name, "uri": "http://127.0.0.1:9/matrix", "hook": "channel_create"}})
-}
-
-/// A hook of `account`, created through the API by `token`.
-async fn create_hook(app: &TestApp, token: &str, account: &AccountId) -> WebhookId {
-    let path = format!("/v2/accounts/{account}/webhooks");
-    let created = app.client.send(Method::PUT, &path, Some(token), Some(&hook_body("fixture"))).await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    created.data()["id"].as_str().expect("an id").parse().expect("a hook id")
+    json!({"data": hook_document(name)})
 }
 
 /// One cell of the matrix.
@@ -654,7 +648,7 @@ async fn run(
     // A deletion takes a hook of its own, made for the cell.
     let fresh_hook = match (cell.route.effect, owner) {
         (Effect::DeletesHook, Owner::Tenant(tenant)) => {
-            let hook = create_hook(app, master, &world.member(tenant).id).await;
+            let hook = app.client.create_hook(master, world.member(tenant).id.as_str(), &hook_document("fixture")).await;
             *state = world.snapshot(app).await;
             Some(hook)
         }
