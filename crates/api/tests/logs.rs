@@ -4,7 +4,8 @@
 //! that must show it.
 //!
 //! A test binary has one global subscriber: this one captures everything, from every crate at
-//! every level, and each test reads what concerns it.
+//! every level, and each test reads what concerns it. Hence a binary of its own, apart from the
+//! other API tests (`tests/api`), whose helpers set a subscriber of their own.
 
 use std::sync::OnceLock;
 

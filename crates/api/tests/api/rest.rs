@@ -10,9 +10,6 @@ use webhooks_test_support::db::TestDatabase;
 use webhooks_test_support::store::create_hook;
 use webhooks_test_support::test_matrix;
 
-/// Who may do what: every route, caller and account.
-mod tenants;
-
 test_matrix!(
     on_sqlite => TestApp::spawn(TestDatabase::sqlite().await).await,
     on_postgres => TestApp::spawn(TestDatabase::postgres().await).await;
@@ -526,7 +523,7 @@ async fn attempts_are_listed_newest_first_within_the_window(app: TestApp) {
 
 async fn definitions_and_samples_need_no_token(app: TestApp) {
     let client = &app.client;
-    let expected: Value = serde_json::from_str(include_str!("../../model/data/hook-definitions.json")).expect("json");
+    let expected: Value = serde_json::from_str(include_str!("../../../model/data/hook-definitions.json")).expect("json");
     let anonymous = client.send(Method::GET, "/v2/webhooks", None, None).await;
     assert_eq!(anonymous.status, StatusCode::OK);
     assert_eq!(anonymous.body["page_size"], 9);

@@ -577,7 +577,7 @@ fn object_hooks_need_valid_type_and_action_modifiers() {
 #[test]
 fn notification_types_are_checked_and_restricted_ones_refused_to_non_admins() {
     let definitions: Value =
-        serde_json::from_str(include_str!("../data/hook-definitions.json")).expect("the definitions are JSON");
+        serde_json::from_str(include_str!("../../data/hook-definitions.json")).expect("the definitions are JSON");
     let all_types: Vec<String> =
         definitions[2]["modifiers"]["type"]["items"].as_object().expect("notification types").keys().cloned().collect();
     let visible: Vec<String> =
