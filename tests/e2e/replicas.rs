@@ -80,10 +80,7 @@ async fn publish(account: AccountId, confirmed: watch::Sender<usize>) {
 async fn wait_for_index(routers: &[Webhooks], hooks: usize) {
     let deadline = tokio::time::Instant::now() + INDEX_PATIENCE;
     for router in routers {
-        while router.metric("webhooks_router_hooks").await < hooks as f64 {
-            assert!(tokio::time::Instant::now() < deadline, "a router did not index the hooks in {INDEX_PATIENCE:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        router.wait_for_index(hooks, deadline).await;
     }
 }
 
