@@ -50,13 +50,14 @@ async fn a_test_reaches_the_endpoint_once_and_answers_with_the_recorded_attempt(
     let token = client.token(&key).await;
 
     // A working endpoint: one request with the sample, and the success record in the answer.
-    let ok = client.create_hook(
-        &token,
-        &account,
-        &json!({"name": "ok", "uri": receiver.url("/ok"), "hook": "channel_create", "format": "json",
+    let ok = client
+        .create_hook(
+            &token,
+            &account,
+            &json!({"name": "ok", "uri": receiver.url("/ok"), "hook": "channel_create", "format": "json",
                "custom_data": {"environment": "e2e"}, "retries": 3}),
-    )
-    .await;
+        )
+        .await;
     let answer =
         client.send(Method::PUT, &format!("/v2/accounts/{account}/webhooks/{ok}/test"), Some(&token), None).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
@@ -78,13 +79,14 @@ async fn a_test_reaches_the_endpoint_once_and_answers_with_the_recorded_attempt(
     assert_eq!(sent, expected);
 
     // A failing endpoint of a disabled hook: tested all the same, once, not retried, not counted.
-    let broken = client.create_hook(
-        &token,
-        &account,
-        &json!({"name": "broken", "uri": receiver.url("/broken"), "hook": "object", "enabled": false, "retries": 2,
+    let broken = client
+        .create_hook(
+            &token,
+            &account,
+            &json!({"name": "broken", "uri": receiver.url("/broken"), "hook": "object", "enabled": false, "retries": 2,
                "custom_data": {"type": "user", "action": "all"}}),
-    )
-    .await;
+        )
+        .await;
     let hook_path = format!("/v2/accounts/{account}/webhooks/{broken}");
     let answer = client.send(Method::PUT, &format!("{hook_path}/test"), Some(&token), None).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
@@ -104,8 +106,9 @@ async fn a_test_reaches_the_endpoint_once_and_answers_with_the_recorded_attempt(
     assert_eq!(listed[0], *answer.data());
 
     // An endpoint slower than the wait: 202 with the event id.
-    let slow =
-        client.create_hook(&token, &account, &json!({"name": "slow", "uri": receiver.url("/slow"), "hook": "all"})).await;
+    let slow = client
+        .create_hook(&token, &account, &json!({"name": "slow", "uri": receiver.url("/slow"), "hook": "all"}))
+        .await;
     let answer =
         client.send(Method::PUT, &format!("/v2/accounts/{account}/webhooks/{slow}/test"), Some(&token), None).await;
     assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);

@@ -89,9 +89,7 @@ impl Client {
 
     /// `PUT /v2/api_auth` with `api_key`; the token.
     pub async fn token(&self, api_key: &str) -> String {
-        let answer = self
-            .send(Method::PUT, "/v2/api_auth", None, Some(&json!({"data": {"api_key": api_key}})))
-            .await;
+        let answer = self.send(Method::PUT, "/v2/api_auth", None, Some(&json!({"data": {"api_key": api_key}}))).await;
         assert_eq!(answer.status, StatusCode::CREATED, "api_auth: {}", answer.body);
         answer.body["auth_token"].as_str().expect("a token").to_owned()
     }
@@ -104,8 +102,9 @@ impl Client {
     /// Creates a sub-account of `parent` from `document` (the envelope's `data`); its id and API
     /// key.
     pub async fn create_account_from(&self, token: &str, parent: &str, document: &Value) -> (String, String) {
-        let answer =
-            self.send(Method::PUT, &format!("/v2/accounts/{parent}"), Some(token), Some(&json!({"data": document}))).await;
+        let answer = self
+            .send(Method::PUT, &format!("/v2/accounts/{parent}"), Some(token), Some(&json!({"data": document})))
+            .await;
         assert_eq!(answer.status, StatusCode::CREATED, "create account: {}", answer.body);
         let id = answer.data()["id"].as_str().expect("an id").to_owned();
         let key = self.send(Method::GET, &format!("/v2/accounts/{id}/api_key"), Some(token), None).await;

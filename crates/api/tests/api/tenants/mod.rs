@@ -18,25 +18,27 @@
 //! that names nothing. `POST /v2/events` is the master's alone; the hook definitions, the samples
 //! and `PUT /v2/api_auth` answer anyone; writes on `/v2/webhooks...` are refused to everyone.
 
+mod cells;
+mod rule;
+mod world;
+
 use std::fmt;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use webhooks_api::auth::{Claims, TokenSigner};
 use webhooks_bus::DISPATCH_ROUTING_KEY;
-use webhooks_model::ids::{AccountId, WebhookId, random_id};
+use webhooks_model::ids::{AccountId, WebhookId};
 use webhooks_model::job::JobBatch;
-use webhooks_model::time::unix_seconds;
-use webhooks_storage::{Account, Attempt, PageRequest, Webhook};
+use webhooks_storage::{Account, Attempt, Webhook};
 use webhooks_test_support::app::TestApp;
 use webhooks_test_support::bus::{Backend, Observer, connect, unique_prefix};
 use webhooks_test_support::db::TestDatabase;
-use webhooks_test_support::http::Answer;
-use webhooks_test_support::store::kept_failure;
 use webhooks_test_support::test_matrix;
+
+use cells::{acted_on, body, every_credential_is_read_from_every_transport};
+use rule::{expected, routes};
+use world::hook_document;
 
 test_matrix!(
     on_sqlite => TestDatabase::sqlite().await,
@@ -185,69 +187,6 @@ impl Route {
     }
 }
 
-/// Every route and verb the API serves (and one unserved verb of several paths).
-fn routes() -> Vec<Route> {
-    use Access::{Account, Anyone, ApiKey, Deletion, Hook, Master, Nobody, NotServed};
-    use Effect::{
-        CreatesAccount, CreatesHook, DeletesAccount, DeletesHook, PublishesEvent, PublishesJob, Reads, Writes,
-    };
-    let route = |method: Method, path, access, success, effect| Route { method, path, access, success, effect };
-    let (ok, created, accepted) = (StatusCode::OK, StatusCode::CREATED, StatusCode::ACCEPTED);
-    // The "success" of a route nobody may call, never expected.
-    let never = StatusCode::FORBIDDEN;
-    vec![
-        route(Method::GET, "/v2/accounts/{A}/webhooks", Account, ok, Reads),
-        route(Method::PUT, "/v2/accounts/{A}/webhooks", Account, created, CreatesHook),
-        route(Method::PATCH, "/v2/accounts/{A}/webhooks", Account, ok, Writes),
-        route(Method::GET, "/v2/accounts/{A}/descendants/webhooks", Account, ok, Reads),
-        route(Method::PUT, "/v2/accounts/{A}/descendants/webhooks", Account, created, CreatesHook),
-        route(Method::PATCH, "/v2/accounts/{A}/descendants/webhooks", Account, ok, Writes),
-        route(Method::GET, "/v2/accounts/{A}/webhooks/attempts", Account, ok, Reads),
-        route(Method::GET, "/v2/accounts/{A}/webhooks/samples", Account, ok, Reads),
-        route(Method::GET, "/v2/accounts/{A}/webhooks/samples/webhooks_parking", Account, ok, Reads),
-        route(Method::GET, "/v2/accounts/{A}/webhooks/{H}", Hook, ok, Reads),
-        route(Method::POST, "/v2/accounts/{A}/webhooks/{H}", Hook, ok, Writes),
-        route(Method::PATCH, "/v2/accounts/{A}/webhooks/{H}", Hook, ok, Writes),
-        route(Method::DELETE, "/v2/accounts/{A}/webhooks/{H}", Hook, ok, DeletesHook),
-        route(Method::GET, "/v2/accounts/{A}/webhooks/{H}/attempts", Hook, ok, Reads),
-        route(Method::PUT, "/v2/accounts/{A}/webhooks/{H}/test", Hook, accepted, PublishesJob),
-        route(Method::PUT, "/v2/accounts/{A}/webhooks/{H}/attempts/replay", Hook, accepted, PublishesJob),
-        route(
-            Method::PUT,
-            "/v2/accounts/{A}/webhooks/{H}/attempts/{T}/resend",
-            Access::Attempt,
-            accepted,
-            PublishesJob,
-        ),
-        route(Method::GET, "/v2/accounts/{A}", Account, ok, Reads),
-        route(Method::PUT, "/v2/accounts/{A}", Account, created, CreatesAccount),
-        route(Method::POST, "/v2/accounts/{A}", Account, ok, Writes),
-        route(Method::PATCH, "/v2/accounts/{A}", Account, ok, Writes),
-        route(Method::DELETE, "/v2/accounts/{A}", Deletion, ok, DeletesAccount),
-        route(Method::GET, "/v2/accounts/{A}/children", Account, ok, Reads),
-        route(Method::GET, "/v2/accounts/{A}/descendants", Account, ok, Reads),
-        route(Method::GET, "/v2/accounts/{A}/api_key", Account, ok, Reads),
-        route(Method::PUT, "/v2/api_auth", ApiKey, created, Reads),
-        route(Method::POST, "/v2/events", Master, accepted, PublishesEvent),
-        route(Method::GET, "/v2/webhooks", Anyone, ok, Reads),
-        route(Method::PUT, "/v2/webhooks", Nobody, never, Writes),
-        route(Method::PATCH, "/v2/webhooks", Nobody, never, Writes),
-        route(Method::GET, "/v2/webhooks/samples", Anyone, ok, Reads),
-        route(Method::GET, "/v2/webhooks/samples/webhooks_parking", Anyone, ok, Reads),
-        route(Method::GET, "/v2/webhooks/anything", Nobody, never, Reads),
-        route(Method::POST, "/v2/webhooks/anything", Nobody, never, Writes),
-        route(Method::PATCH, "/v2/webhooks/anything", Nobody, never, Writes),
-        route(Method::DELETE, "/v2/webhooks/anything", Nobody, never, Writes),
-        route(Method::DELETE, "/v2/accounts/{A}/webhooks", NotServed("GET, PUT, PATCH"), never, Writes),
-        route(Method::POST, "/v2/accounts/{A}/webhooks/attempts", NotServed("GET"), never, Writes),
-        route(Method::PUT, "/v2/accounts/{A}/webhooks/{H}", NotServed("GET, POST, PATCH, DELETE"), never, Writes),
-        route(Method::GET, "/v2/accounts/{A}/webhooks/{H}/test", NotServed("PUT"), never, Reads),
-        route(Method::POST, "/v2/accounts/{A}/children", NotServed("GET"), never, Writes),
-        route(Method::DELETE, "/v2/api_auth", NotServed("PUT"), never, Writes),
-        route(Method::GET, "/v2/events", NotServed("POST"), never, Reads),
-    ]
-}
-
 /// A Standard Webhooks secret the matrix sets on hooks (writes must leave it alone when refused).
 const SECRET: &str = "whsec_dGVuYW50IG1hdHJpeCBzaWduaW5nIHNlY3JldA==";
 
@@ -276,141 +215,11 @@ struct World {
     stray_attempt: String,
 }
 
-impl World {
-    /// A new reseller, sub-account and unrelated account under the master of `app`, each (and
-    /// the master) with a hook and an attempt of it.
-    async fn build(app: &TestApp, master_token: &str) -> World {
-        let client = &app.client;
-        let master = app.master_id.parse::<AccountId>().expect("the master id");
-        let documents = [
-            json!({"name": "master"}),
-            json!({"name": "reseller", "is_reseller": true}),
-            json!({"name": "sub"}),
-            json!({"name": "unrelated"}),
-        ];
-        let (reseller, reseller_key) = create_account(app, master_token, &master, &documents[1]).await;
-        let reseller_token = client.token(&reseller_key).await;
-        let (sub, sub_key) = create_account(app, &reseller_token, &reseller, &documents[2]).await;
-        let (unrelated, unrelated_key) = create_account(app, master_token, &master, &documents[3]).await;
-        let accounts = [
-            (master, app.master_key.clone(), master_token.to_owned()),
-            (reseller, reseller_key, reseller_token),
-            (sub, sub_key.clone(), client.token(&sub_key).await),
-            (unrelated, unrelated_key.clone(), client.token(&unrelated_key).await),
-        ];
-        let mut members = Vec::new();
-        let mut attempts = Vec::new();
-        for ((id, key, token), document) in accounts.into_iter().zip(documents) {
-            let hook = client.create_hook(master_token, id.as_str(), &hook_document("fixture")).await;
-            let event = random_id();
-            let attempt = kept_failure(&id, &hook, &event);
-            members.push(Member { id, document, key, token, hook, attempt: attempt.id.clone(), event });
-            attempts.push(attempt);
-        }
-        app.store.insert_attempts(&attempts).await.expect("attempts stored");
-
-        let secret = app.store.setting("auth_token_secret").await.expect("read").expect("the token secret");
-        let master_id = &members[0].id;
-        let expired = TokenSigner::new(secret.as_bytes(), 0).issue(master_id);
-        let (header, rest) = master_token.split_once('.').expect("a token");
-        let (claims, signature) = rest.split_once('.').expect("a token");
-        let first = if signature.starts_with('A') { 'B' } else { 'A' };
-        let forged_signature = format!("{header}.{claims}.{first}{}", &signature[1..]);
-        assert_ne!(forged_signature, master_token);
-        let sub_signature = members[2].token.rsplit_once('.').expect("a token").1;
-        let now = unix_seconds().unsigned_abs();
-        let escalated = Claims { account_id: master_id.clone(), iat: now, exp: now + 3600 };
-        let escalated = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&escalated).expect("claims serialize"));
-        let forged_claims = format!("{header}.{escalated}.{sub_signature}");
-        World {
-            members,
-            expired,
-            forged_signature,
-            forged_claims,
-            unknown_account: AccountId::generate(),
-            unknown_key: webhooks_api::accounts::generate_api_key(),
-            stray_hook: WebhookId::generate(),
-            stray_attempt: random_id(),
-        }
-    }
-
-    fn member(&self, tenant: Tenant) -> &Member {
-        &self.members[tenant as usize]
-    }
-
-    fn token(&self, caller: Caller) -> Option<&str> {
-        match caller {
-            Caller::Token(tenant) => Some(&self.member(tenant).token),
-            Caller::Anonymous => None,
-            Caller::Expired => Some(&self.expired),
-            Caller::ForgedSignature => Some(&self.forged_signature),
-            Caller::ForgedClaims => Some(&self.forged_claims),
-        }
-    }
-
-    fn account_path(&self, target: Target) -> String {
-        match target {
-            Target::Tenant(tenant) => self.member(tenant).id.to_string(),
-            Target::Unknown => self.unknown_account.to_string(),
-            Target::Malformed => "nothex".into(),
-        }
-    }
-
-    fn hook(&self, owner: Owner) -> &WebhookId {
-        match owner {
-            Owner::Tenant(tenant) => &self.member(tenant).hook,
-            Owner::Nobody => &self.stray_hook,
-        }
-    }
-
-    fn attempt(&self, owner: Owner) -> &str {
-        match owner {
-            Owner::Tenant(tenant) => &self.member(tenant).attempt,
-            Owner::Nobody => &self.stray_attempt,
-        }
-    }
-
-    /// Everything the matrix could change: every account, and the hooks (with their secrets)
-    /// and attempts of the world's accounts.
-    async fn snapshot(&self, app: &TestApp) -> Snapshot {
-        let store = &app.store;
-        let everything = PageRequest::default();
-        let accounts = store.all_accounts().await.expect("accounts");
-        let mut hooks = Vec::new();
-        let mut attempts = Vec::new();
-        for member in &self.members {
-            for hook in store.list_webhooks(&member.id, &everything).await.expect("hooks").items {
-                let secret = store.signing_secret(&hook.id).await.expect("a secret");
-                hooks.push((hook, secret));
-            }
-            attempts
-                .extend(store.list_attempts(&member.id, None, 0, i64::MAX, &everything).await.expect("attempts").items);
-        }
-        Snapshot { accounts, hooks, attempts }
-    }
-}
-
 #[derive(Debug, PartialEq)]
 struct Snapshot {
     accounts: Vec<Account>,
     hooks: Vec<(Webhook, Option<String>)>,
     attempts: Vec<Attempt>,
-}
-
-/// Creates a sub-account of `parent` from `document`; its id and API key.
-async fn create_account(app: &TestApp, token: &str, parent: &AccountId, document: &Value) -> (AccountId, String) {
-    let (id, key) = app.client.create_account_from(token, parent.as_str(), document).await;
-    (id.parse().expect("an account id"), key)
-}
-
-/// A hook document named `name`.
-fn hook_document(name: &str) -> Value {
-    json!({"name": name, "uri": "http://127.0.0.1:9/matrix", "hook": "channel_create"})
-}
-
-/// [`hook_document`] in its envelope.
-fn hook_body(name: &str) -> Value {
-    json!({"data": hook_document(name)})
 }
 
 /// One cell of the matrix.
@@ -440,123 +249,6 @@ impl fmt::Display for Cell<'_> {
 enum Expected {
     Success(StatusCode),
     Refusal { status: StatusCode, message: &'static str, data: Value },
-}
-
-impl Expected {
-    fn refusal(status: StatusCode, message: &'static str, data: Value) -> Self {
-        Expected::Refusal { status, message, data }
-    }
-
-    fn invalid_token() -> Self {
-        Self::refusal(StatusCode::UNAUTHORIZED, "invalid credentials", json!({}))
-    }
-
-    fn no_token() -> Self {
-        Self::refusal(StatusCode::UNAUTHORIZED, "invalid_credentials", json!({"message": "invalid credentials"}))
-    }
-
-    fn forbidden() -> Self {
-        Self::refusal(StatusCode::FORBIDDEN, "forbidden", json!({"message": "forbidden"}))
-    }
-
-    fn unknown(id: &str) -> Self {
-        Self::refusal(StatusCode::NOT_FOUND, "bad_identifier", json!({"cause": id, "message": "bad identifier"}))
-    }
-}
-
-/// The access rule (see the module documentation), for one cell naming `hook`.
-fn expected(world: &World, cell: Cell<'_>, hook: &WebhookId) -> Expected {
-    if cell.caller.has_invalid_token() {
-        return Expected::invalid_token();
-    }
-    let route = cell.route;
-    let caller = match cell.caller {
-        Caller::Token(tenant) => Some(tenant),
-        _ => None,
-    };
-    match route.access {
-        Access::NotServed(_) => {
-            return Expected::refusal(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "invalid_method",
-                json!({"message": "method not allowed"}),
-            );
-        }
-        Access::Anyone => return Expected::Success(route.success),
-        Access::ApiKey if cell.target == Target::Unknown => return Expected::invalid_token(),
-        Access::ApiKey => return Expected::Success(route.success),
-        Access::Master | Access::Nobody => {
-            return match caller {
-                None => Expected::no_token(),
-                Some(Tenant::Master) if route.access == Access::Master => Expected::Success(route.success),
-                Some(_) => Expected::forbidden(),
-            };
-        }
-        Access::Account | Access::Hook | Access::Attempt | Access::Deletion => {}
-    }
-    let account = match cell.target {
-        Target::Malformed => {
-            return Expected::refusal(
-                StatusCode::NOT_FOUND,
-                "bad identifier",
-                json!({"message": "invalid account_id 'nothex'"}),
-            );
-        }
-        Target::Unknown => return Expected::unknown(world.unknown_account.as_str()),
-        Target::Tenant(tenant) => tenant,
-    };
-    let Some(caller) = caller else { return Expected::no_token() };
-    if !caller.may_act_on(account) {
-        return Expected::forbidden();
-    }
-    let owner = cell.owner.unwrap_or(Owner::Nobody);
-    match route.access {
-        Access::Hook if owner != Owner::Tenant(account) => Expected::unknown(hook.as_str()),
-        Access::Attempt if owner != Owner::Tenant(account) => Expected::unknown(world.attempt(owner)),
-        Access::Deletion if caller == account => Expected::forbidden(),
-        Access::Deletion if account.has_sub_accounts() => Expected::refusal(
-            StatusCode::BAD_REQUEST,
-            "account has descendants",
-            json!({"message": "delete the sub-accounts of this account first"}),
-        ),
-        _ => Expected::Success(route.success),
-    }
-}
-
-/// The request body of a cell.
-fn body(world: &World, cell: Cell<'_>) -> Option<Value> {
-    let route = cell.route;
-    let account = match cell.target {
-        Target::Tenant(tenant) => Some(world.member(tenant)),
-        _ => None,
-    };
-    Some(match (&route.method, route.path) {
-        (&Method::PUT, "/v2/api_auth") => {
-            let key = match cell.target {
-                Target::Tenant(tenant) => world.member(tenant).key.clone(),
-                _ => world.unknown_key.clone(),
-            };
-            json!({"data": {"api_key": key}})
-        }
-        (&Method::POST, "/v2/events") => json!({
-            "Event-Category": "call_event", "Event-Name": "CHANNEL_CREATE", "Call-ID": random_id(),
-            "Custom-Channel-Vars": {"Account-ID": world.member(Tenant::Sub).id}}),
-        (&Method::PUT, "/v2/accounts/{A}") => json!({"data": {"name": "created by the matrix"}}),
-        // The account as it was created: a replacement keeps the reseller's flag.
-        (&Method::POST, "/v2/accounts/{A}") => match account {
-            Some(member) => json!({"data": member.document}),
-            None => json!({"data": {"name": "nobody"}}),
-        },
-        (&Method::PATCH, "/v2/accounts/{A}") => json!({"data": {"matrix": "patched"}}),
-        (&Method::PATCH, path) if path.ends_with("/webhooks") => json!({"data": {"re-enable": true}}),
-        (&Method::PATCH, "/v2/accounts/{A}/webhooks/{H}") => {
-            json!({"data": {"name": "patched", "signing_secret": SECRET}})
-        }
-        (&Method::PUT, path) if path.ends_with("/replay") => json!({"data": {"since": 0}}),
-        (&Method::PUT, path) if path.ends_with("/test") || path.ends_with("/resend") => return None,
-        (&Method::PUT | &Method::POST | &Method::PATCH, _) => hook_body("written by the matrix"),
-        _ => return None,
-    })
 }
 
 /// Observers of what the API publishes: jobs for the dispatchers, and Kazoo's call events.
@@ -648,7 +340,8 @@ async fn run(
     // A deletion takes a hook of its own, made for the cell.
     let fresh_hook = match (cell.route.effect, owner) {
         (Effect::DeletesHook, Owner::Tenant(tenant)) => {
-            let hook = app.client.create_hook(master, world.member(tenant).id.as_str(), &hook_document("fixture")).await;
+            let hook =
+                app.client.create_hook(master, world.member(tenant).id.as_str(), &hook_document("fixture")).await;
             *state = world.snapshot(app).await;
             Some(hook)
         }
@@ -733,160 +426,4 @@ async fn run(
         assert!([StatusCode::OK, StatusCode::NOT_FOUND].contains(&removed.status), "{}", removed.body);
         *state = world.snapshot(app).await;
     }
-}
-
-/// Checks that an answered cell acted on the account, hook or attempt in its path (and, for the
-/// creations, only made the one document, which is then removed again).
-async fn acted_on(
-    app: &TestApp,
-    world: &World,
-    cell: Cell<'_>,
-    hook: &WebhookId,
-    answer: &Answer,
-) -> Result<(), String> {
-    let store = &app.store;
-    let master = &world.member(Tenant::Master).token;
-    let data = answer.data();
-    let account = match cell.target {
-        Target::Tenant(tenant) => Some(world.member(tenant)),
-        _ => None,
-    };
-    let ids = |items: &Value| -> Vec<String> {
-        items.as_array().into_iter().flatten().filter_map(|item| item["id"].as_str()).map(str::to_owned).collect()
-    };
-    let route = cell.route;
-    let check = |holds: bool, what: &str| if holds { Ok(()) } else { Err(format!("{what}: {data}")) };
-    match (&route.method, route.path) {
-        (_, path) if path.contains("{H}") && path.ends_with("/attempts") => {
-            let owner = account.ok_or("no account")?;
-            check(
-                data == &json!([{"event_id": owner.event, "result": "failure", "hook_id": hook.as_str(),
-                                   "id": owner.attempt, "timestamp": data[0]["timestamp"]}]),
-                "the hook's own attempt",
-            )
-        }
-        (&Method::GET, "/v2/accounts/{A}/webhooks/attempts") => {
-            let owner = account.ok_or("no account")?;
-            let events: Vec<&str> =
-                data.as_array().into_iter().flatten().filter_map(|item| item["event_id"].as_str()).collect();
-            check(events == [owner.event.as_str()], "the account's own attempts")
-        }
-        (&Method::GET, "/v2/accounts/{A}/webhooks" | "/v2/accounts/{A}/descendants/webhooks") => {
-            let owner = account.ok_or("no account")?;
-            let page = PageRequest::default();
-            let stored = store.list_webhooks(&owner.id, &page).await.map_err(|error| error.to_string())?;
-            let stored: Vec<String> = stored.items.iter().map(|hook| hook.id.to_string()).collect();
-            check(ids(data) == stored, "the account's own hooks")
-        }
-        (&Method::PUT, "/v2/accounts/{A}/webhooks" | "/v2/accounts/{A}/descendants/webhooks") => {
-            let owner = account.ok_or("no account")?;
-            let id: WebhookId = data["id"].as_str().and_then(|id| id.parse().ok()).ok_or("no hook id")?;
-            let stored = store.webhook(&owner.id, &id).await.map_err(|error| error.to_string())?;
-            check(stored.is_some(), "a hook of the account in the path")?;
-            let path = format!("/v2/accounts/{}/webhooks/{id}", owner.id);
-            let removed = app.client.send(Method::DELETE, &path, Some(master), None).await;
-            check(removed.status == StatusCode::OK, "removed again")
-        }
-        (&Method::GET | &Method::POST | &Method::PATCH, "/v2/accounts/{A}/webhooks/{H}") => {
-            check(data["id"] == hook.as_str(), "the hook in the path")
-        }
-        (&Method::DELETE, "/v2/accounts/{A}/webhooks/{H}") => {
-            let owner = account.ok_or("no account")?;
-            let stored = store.webhook(&owner.id, hook).await.map_err(|error| error.to_string())?;
-            check(data["id"] == hook.as_str() && stored.is_none(), "the hook in the path, deleted")
-        }
-        (_, path) if path.ends_with("/test") => {
-            check(data["status"] == "pending" && data["event_id"].is_string(), "a pending test")
-        }
-        (_, path) if path.ends_with("/replay") => check(data == &json!({"replayed": 1}), "one failure replayed"),
-        (_, path) if path.ends_with("/resend") => {
-            let owner = account.ok_or("no account")?;
-            check(data == &json!({"resent": 1, "event_id": owner.event}), "the attempt's event resent")
-        }
-        (&Method::GET | &Method::POST | &Method::PATCH, "/v2/accounts/{A}") => {
-            let owner = account.ok_or("no account")?;
-            check(data["id"] == owner.id.as_str(), "the account in the path")
-        }
-        (&Method::PUT, "/v2/accounts/{A}") => {
-            let owner = account.ok_or("no account")?;
-            let id: AccountId = data["id"].as_str().and_then(|id| id.parse().ok()).ok_or("no account id")?;
-            let stored = store.account(&id).await.map_err(|error| error.to_string())?;
-            check(stored.is_some_and(|child| child.parent_id.as_ref() == Some(&owner.id)), "a child of the account")?;
-            let removed = app.client.send(Method::DELETE, &format!("/v2/accounts/{id}"), Some(master), None).await;
-            check(removed.status == StatusCode::OK, "removed again")
-        }
-        (&Method::DELETE, "/v2/accounts/{A}") => {
-            let owner = account.ok_or("no account")?;
-            let stored = store.account(&owner.id).await.map_err(|error| error.to_string())?;
-            check(data["id"] == owner.id.as_str() && stored.is_none(), "the account in the path, deleted")
-        }
-        (&Method::GET, "/v2/accounts/{A}/children") => {
-            let owner = account.ok_or("no account")?;
-            let stored = store.children(&owner.id).await.map_err(|error| error.to_string())?;
-            check(ids(data) == stored.iter().map(|child| child.id.to_string()).collect::<Vec<_>>(), "its children")
-        }
-        (&Method::GET, "/v2/accounts/{A}/descendants") => {
-            let owner = account.ok_or("no account")?;
-            let stored = store.descendants(&owner.id).await.map_err(|error| error.to_string())?;
-            check(ids(data) == stored.iter().map(|child| child.id.to_string()).collect::<Vec<_>>(), "its descendants")
-        }
-        (&Method::GET, "/v2/accounts/{A}/api_key") => {
-            let owner = account.ok_or("no account")?;
-            check(data == &json!({"api_key": owner.key}), "its API key")
-        }
-        (&Method::PUT, "/v2/api_auth") => {
-            let owner = account.ok_or("no account")?;
-            check(data["account_id"] == owner.id.as_str() && answer.body["auth_token"].is_string(), "its token")
-        }
-        (&Method::POST, "/v2/events") => check(data == &json!({"accepted": 1}), "one event"),
-        _ => Ok(()),
-    }
-}
-
-/// Every credential, sent each way Crossbar reads a token (header, bearer, query string,
-/// envelope), answers as it does in the header.
-async fn every_credential_is_read_from_every_transport(
-    app: &TestApp,
-    world: &World,
-    failures: &mut Vec<String>,
-) -> usize {
-    let sub = &world.member(Tenant::Sub).id;
-    let path = format!("/v2/accounts/{sub}/webhooks");
-    let http = reqwest::Client::new();
-    let mut cells = 0;
-    for caller in CALLERS {
-        let Some(token) = world.token(caller) else { continue };
-        let allowed = matches!(caller, Caller::Token(tenant) if tenant.may_act_on(Tenant::Sub));
-        let url = format!("{}{path}", app.client.base_url());
-        let mut enveloped = hook_body("sent with a token in the envelope");
-        enveloped["auth_token"] = json!(token);
-        for (transport, request) in [
-            ("bearer", http.put(&url).bearer_auth(token).json(&hook_body("bearer"))),
-            ("query", http.put(format!("{url}?auth_token={token}")).json(&hook_body("query"))),
-            ("envelope", http.put(&url).json(&enveloped)),
-        ] {
-            cells += 1;
-            let response = request.send().await.expect("an answer");
-            let status = response.status();
-            let body: Value = response.json().await.unwrap_or(Value::Null);
-            let want = if caller.has_invalid_token() {
-                (StatusCode::UNAUTHORIZED, json!("invalid credentials"))
-            } else if allowed {
-                (StatusCode::CREATED, Value::Null)
-            } else {
-                (StatusCode::FORBIDDEN, json!("forbidden"))
-            };
-            if (status, body.get("message").cloned().unwrap_or(Value::Null)) != want {
-                failures.push(format!("{caller:?} PUT {path} with the token in the {transport}: {status} {body}"));
-            }
-            if let Some(id) = body["data"]["id"].as_str().filter(|_| status == StatusCode::CREATED) {
-                let removed = app
-                    .client
-                    .send(Method::DELETE, &format!("{path}/{id}"), Some(&world.member(Tenant::Master).token), None)
-                    .await;
-                assert_eq!(removed.status, StatusCode::OK, "{}", removed.body);
-            }
-        }
-    }
-    cells
 }
