@@ -6,13 +6,41 @@
 ///
 /// ```text
 /// test_matrix!(in_process => Backend::InProcess, rabbitmq => Backend::RabbitMq; publishes, consumes);
-/// test_matrix!(on_sqlite => TestDatabase::sqlite().await, on_postgres => TestDatabase::postgres().await; stores);
 /// ```
+///
+/// The usual matrices have a name of their own:
+/// - `test_matrix!(databases; body, ...)`: `body::on_sqlite` and `body::on_postgres`, each given
+///   a fresh [`TestDatabase`](crate::db::TestDatabase);
+/// - `test_matrix!(buses; body, ...)`: `body::in_process` and `body::rabbitmq`, given the
+///   [`Backend`](crate::bus::Backend);
+/// - `test_matrix!(apps; body, ...)` (feature `api`): `body::on_sqlite` and `body::on_postgres`,
+///   each given a `TestApp` over a fresh database.
 ///
 /// Each test runs on four worker threads, so the concurrency a test makes (tasks racing for one
 /// row, several consumers) is real even on a two-core machine.
 #[macro_export]
 macro_rules! test_matrix {
+    (databases; $($body:ident),* $(,)?) => {
+        $crate::test_matrix!(
+            on_sqlite => $crate::db::TestDatabase::sqlite().await,
+            on_postgres => $crate::db::TestDatabase::postgres().await;
+            $($body),*
+        );
+    };
+    (buses; $($body:ident),* $(,)?) => {
+        $crate::test_matrix!(
+            in_process => $crate::bus::Backend::InProcess,
+            rabbitmq => $crate::bus::Backend::RabbitMq;
+            $($body),*
+        );
+    };
+    (apps; $($body:ident),* $(,)?) => {
+        $crate::test_matrix!(
+            on_sqlite => $crate::app::TestApp::spawn($crate::db::TestDatabase::sqlite().await).await,
+            on_postgres => $crate::app::TestApp::spawn($crate::db::TestDatabase::postgres().await).await;
+            $($body),*
+        );
+    };
     ($($case:ident => $setup:expr),+ ; $($body:ident),* $(,)?) => {
         $crate::test_matrix!(@bodies [$($case => $setup),+] $($body)*);
     };
@@ -22,6 +50,8 @@ macro_rules! test_matrix {
     };
     (@body $body:ident [$($case:ident => $setup:expr),+]) => {
         mod $body {
+            // For setups naming the caller's items; the usual matrices name none.
+            #[allow(unused_imports)]
             use super::*;
 
             $(

@@ -4,14 +4,12 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use webhooks_model::ids::{AccountId, WebhookId};
 use webhooks_test_support::app::TestApp;
-use webhooks_test_support::db::TestDatabase;
 use webhooks_test_support::test_matrix;
 
 use crate::{hook_body, hook_document, path};
 
 test_matrix!(
-    on_sqlite => TestApp::spawn(TestDatabase::sqlite().await).await,
-    on_postgres => TestApp::spawn(TestDatabase::postgres().await).await;
+    apps;
     sibling_accounts_are_isolated_and_parents_reach_children,
     accounts_are_created_read_updated_and_deleted_with_their_hooks,
 );

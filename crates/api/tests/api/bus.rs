@@ -17,8 +17,7 @@ use webhooks_test_support::db::TestDatabase;
 use webhooks_test_support::test_matrix;
 
 test_matrix!(
-    in_process => Backend::InProcess,
-    rabbitmq => Backend::RabbitMq;
+    buses;
     an_event_whose_routing_key_would_be_too_long_is_refused_before_anything_is_published,
 );
 

@@ -4,14 +4,12 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use webhooks_test_support::app::TestApp;
-use webhooks_test_support::db::TestDatabase;
 use webhooks_test_support::test_matrix;
 
 use crate::{hook_body, path};
 
 test_matrix!(
-    on_sqlite => TestApp::spawn(TestDatabase::sqlite().await).await,
-    on_postgres => TestApp::spawn(TestDatabase::postgres().await).await;
+    apps;
     definitions_and_samples_need_no_token,
     real_client_habits_are_accepted,
     jsonp_wraps_the_envelope_for_safe_callback_names_only,

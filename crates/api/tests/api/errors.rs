@@ -11,8 +11,7 @@ use webhooks_test_support::test_matrix;
 use crate::{deployed_app, hook_body, path};
 
 test_matrix!(
-    on_sqlite => TestApp::spawn(TestDatabase::sqlite().await).await,
-    on_postgres => TestApp::spawn(TestDatabase::postgres().await).await;
+    apps;
     every_error_class_has_crossbar_status_and_shape,
 );
 

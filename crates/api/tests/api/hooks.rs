@@ -6,15 +6,13 @@ use serde_json::{Map, Value, json};
 use webhooks_model::ids::WebhookId;
 use webhooks_storage::NewAttempt;
 use webhooks_test_support::app::TestApp;
-use webhooks_test_support::db::TestDatabase;
 use webhooks_test_support::store::create_hook;
 use webhooks_test_support::test_matrix;
 
 use crate::{hook_body, path};
 
 test_matrix!(
-    on_sqlite => TestApp::spawn(TestDatabase::sqlite().await).await,
-    on_postgres => TestApp::spawn(TestDatabase::postgres().await).await;
+    apps;
     a_hook_is_created_listed_fetched_replaced_patched_and_deleted,
     listings_paginate_descending_and_filter,
     bulk_reenable_touches_only_auto_disabled_hooks,

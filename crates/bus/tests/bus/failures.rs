@@ -8,8 +8,7 @@ use webhooks_test_support::test_matrix;
 use crate::{job_on, new_bus, next, text, within};
 
 test_matrix!(
-    in_process => Backend::InProcess,
-    rabbitmq => Backend::RabbitMq;
+    buses;
     a_job_that_no_queue_receives_is_refused_as_unroutable,
     publishing_to_a_missing_exchange_fails_and_the_bus_carries_on,
     a_queue_that_does_not_exist_cannot_be_consumed_or_measured,

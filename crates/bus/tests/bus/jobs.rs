@@ -14,8 +14,7 @@ use webhooks_test_support::test_matrix;
 use crate::{job, job_on, new_bus, next, text, within};
 
 test_matrix!(
-    in_process => Backend::InProcess,
-    rabbitmq => Backend::RabbitMq;
+    buses;
     a_thousand_persistent_jobs_published_together_are_all_consumed,
     two_consumers_on_one_queue_split_the_messages_without_duplicates,
     a_requeued_delivery_is_delivered_again_marked_redelivered,

@@ -8,8 +8,7 @@ use webhooks_test_support::test_matrix;
 use crate::{new_bus, next, next_with, second_handle, text, unique_token, within};
 
 test_matrix!(
-    in_process => Backend::InProcess,
-    rabbitmq => Backend::RabbitMq;
+    buses;
     a_channel_create_event_reaches_the_router_queue_and_an_unbound_key_does_not,
     every_kind_of_kazoo_event_the_router_needs_reaches_the_router_queue,
     a_dead_lettered_event_lands_in_the_dead_letter_queue,

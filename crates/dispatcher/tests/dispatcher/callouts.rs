@@ -19,8 +19,7 @@ use webhooks_test_support::test_matrix;
 use crate::{World, random_event_id, settings};
 
 test_matrix!(
-    in_process => Backend::InProcess,
-    rabbitmq => Backend::RabbitMq;
+    buses;
     every_fixture_callout_is_sent_byte_for_byte_as_expected,
     callouts_carry_the_jobs_trace_with_a_span_of_their_own_unless_the_hook_sets_one,
     batches_are_acked_without_waiting_for_a_dead_host_whose_jobs_are_all_attempted,

@@ -19,15 +19,13 @@ use webhooks_test_support::test_matrix;
 use crate::{RunningDispatcher, World, publish_batch, random_event_id, settings};
 
 test_matrix!(
-    in_process => Backend::InProcess,
-    rabbitmq => Backend::RabbitMq;
+    buses;
     a_gone_endpoint_disables_its_hook_at_once_and_is_announced,
     the_failure_threshold_disables_the_hook_and_announces_it_once,
 );
 
 test_matrix!(
-    on_sqlite => TestDatabase::sqlite().await,
-    on_postgres => TestDatabase::postgres().await;
+    databases;
     failure_counts_are_windowed_shared_and_cleared,
 );
 

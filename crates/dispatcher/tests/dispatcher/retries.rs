@@ -15,8 +15,7 @@ use webhooks_test_support::test_matrix;
 use crate::{RunningDispatcher, World, settings};
 
 test_matrix!(
-    in_process => Backend::InProcess,
-    rabbitmq => Backend::RabbitMq;
+    buses;
     a_failing_endpoint_is_retried_with_backoff_until_it_succeeds,
     retries_stop_when_none_are_left,
     the_retries_of_a_batch_wait_together_in_one_message_per_delay_queue,

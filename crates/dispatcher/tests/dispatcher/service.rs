@@ -23,8 +23,7 @@ use webhooks_test_support::test_matrix;
 use crate::{World, attempts, random_event_id, settings};
 
 test_matrix!(
-    in_process => Backend::InProcess,
-    rabbitmq => Backend::RabbitMq;
+    buses;
     an_unreadable_job_batch_is_dead_lettered_with_its_reason_and_the_next_one_delivered,
 );
 

@@ -16,8 +16,7 @@ use webhooks_test_support::test_matrix;
 use crate::{World, settings};
 
 test_matrix!(
-    on_sqlite => TestDatabase::sqlite().await,
-    on_postgres => TestDatabase::postgres().await;
+    databases;
     signing_secrets_belong_to_their_hook,
 );
 

@@ -10,8 +10,7 @@ use webhooks_test_support::test_matrix;
 use crate::{account_ids, attempt, child_of, hook_of, page, revision_number, root, sorted};
 
 test_matrix!(
-    on_sqlite => TestDatabase::sqlite().await,
-    on_postgres => TestDatabase::postgres().await;
+    databases;
     accounts_three_levels_deep_report_their_tree_children_and_descendants,
     an_account_is_found_by_its_api_key_and_keys_are_unique,
     updating_an_account_replaces_its_name_and_fields_and_bumps_its_revision,

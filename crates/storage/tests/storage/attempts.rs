@@ -9,8 +9,7 @@ use webhooks_test_support::test_matrix;
 use crate::{attempt, hook_of, page, root};
 
 test_matrix!(
-    on_sqlite => TestDatabase::sqlite().await,
-    on_postgres => TestDatabase::postgres().await;
+    databases;
     attempt_listings_are_newest_first_within_an_inclusive_window_and_page_by_key,
     pruning_deletes_only_attempts_older_than_the_cutoff,
     many_attempts_are_inserted_at_once,

@@ -9,8 +9,7 @@ use webhooks_test_support::test_matrix;
 use crate::root;
 
 test_matrix!(
-    on_sqlite => TestDatabase::sqlite().await,
-    on_postgres => TestDatabase::postgres().await;
+    databases;
     migrating_again_and_from_several_tasks_at_once_succeeds,
     settings_keep_the_first_value_stored_even_under_concurrent_writers,
     bootstrapping_the_master_from_many_tasks_at_once_creates_exactly_one,

@@ -14,8 +14,7 @@ use webhooks_test_support::test_matrix;
 use crate::{account_ids, attempt, child_of, hook_of, page, revision_number, root, sorted, unchanged};
 
 test_matrix!(
-    on_sqlite => TestDatabase::sqlite().await,
-    on_postgres => TestDatabase::postgres().await;
+    databases;
     webhooks_are_created_read_updated_and_deleted_with_revision_checks,
     documents_keep_their_key_order_and_unknown_fields,
     webhook_listings_page_by_id_in_either_direction,

@@ -41,8 +41,7 @@ use rule::{expected, routes};
 use world::hook_document;
 
 test_matrix!(
-    on_sqlite => TestDatabase::sqlite().await,
-    on_postgres => TestDatabase::postgres().await;
+    databases;
     every_route_answers_every_caller_as_the_access_rule_says,
 );
 

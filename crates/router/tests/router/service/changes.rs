@@ -17,8 +17,7 @@ use webhooks_test_support::test_matrix;
 use super::{Jobs, RunningRouter, channel_event, notify, one_hook_store, publish, settings};
 
 test_matrix!(
-    in_process => Backend::InProcess,
-    rabbitmq => Backend::RabbitMq;
+    buses;
     change_notices_add_disable_delete_and_reenable_hooks_within_a_second,
     a_periodic_reload_picks_up_hooks_changed_without_a_notice,
 );

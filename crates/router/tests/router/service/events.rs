@@ -22,8 +22,7 @@ use super::{
 };
 
 test_matrix!(
-    in_process => Backend::InProcess,
-    rabbitmq => Backend::RabbitMq;
+    buses;
     fixture_events_become_jobs_with_exactly_the_expected_payloads,
     two_routers_on_one_queue_route_each_event_exactly_once,
     jobs_travel_in_messages_of_at_most_the_set_size_with_none_lost,
