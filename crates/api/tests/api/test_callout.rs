@@ -40,16 +40,11 @@ async fn expected_object_payload(app: &TestApp) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_test_sends_the_sample_once_whatever_the_state_and_answers_with_the_record() {
     let (app, token, account, mut jobs) = arrange().await;
-    let hook = app
-        .client
-        .create_hook(
-            &token,
-            account.as_str(),
-            &json!({"name": "orders", "uri": "http://127.0.0.1:9/orders", "hook": "object", "http_verb": "put",
-               "format": "json", "retries": 3, "enabled": false, "custom_request_headers": {"X-Tenant": "t1"},
-               "custom_data": {"type": "device", "action": "doc_deleted", "environment": "staging"}}),
-        )
-        .await;
+    let document = json!({"name": "orders", "uri": "http://127.0.0.1:9/orders", "hook": "object",
+                          "http_verb": "put", "format": "json", "retries": 3, "enabled": false,
+                          "custom_request_headers": {"X-Tenant": "t1"},
+                          "custom_data": {"type": "device", "action": "doc_deleted", "environment": "staging"}});
+    let hook = app.client.create_hook(&token, account.as_str(), &document).await;
     let path = format!("/v2/accounts/{account}/webhooks/{hook}/test");
 
     // The dispatcher's part: take the job and record its attempt, on a clock an hour behind (the
@@ -109,14 +104,8 @@ async fn a_test_sends_the_sample_once_whatever_the_state_and_answers_with_the_re
 #[tokio::test(flavor = "multi_thread")]
 async fn a_test_not_recorded_in_time_answers_202_with_its_event_id() {
     let (app, token, account, mut jobs) = arrange().await;
-    let hook = app
-        .client
-        .create_hook(
-            &token,
-            account.as_str(),
-            &json!({"name": "calls", "uri": "http://127.0.0.1:9/calls", "hook": "all", "http_verb": "get"}),
-        )
-        .await;
+    let document = json!({"name": "calls", "uri": "http://127.0.0.1:9/calls", "hook": "all", "http_verb": "get"});
+    let hook = app.client.create_hook(&token, account.as_str(), &document).await;
     let started = SystemTime::now();
     let answer =
         app.client.send(Method::PUT, &format!("/v2/accounts/{account}/webhooks/{hook}/test"), Some(&token), None).await;
