@@ -27,13 +27,6 @@ async fn arrange() -> (TestApp, String, AccountId, Observer) {
     (app, token, account.parse().expect("an account id"), jobs)
 }
 
-async fn create_hook(app: &TestApp, token: &str, account: &AccountId, document: Value) -> WebhookId {
-    let path = format!("/v2/accounts/{account}/webhooks");
-    let created = app.client.send(Method::PUT, &path, Some(token), Some(&json!({"data": document}))).await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    created.data()["id"].as_str().expect("an id").parse().expect("a hook id")
-}
-
 /// The first object sample as a hook with `custom_data` `{"environment": "staging"}` receives it.
 async fn expected_object_payload(app: &TestApp) -> Value {
     let samples = app.client.send(Method::GET, "/v2/webhooks/samples/webhooks_object", None, None).await;
@@ -47,15 +40,11 @@ async fn expected_object_payload(app: &TestApp) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_test_sends_the_sample_once_whatever_the_state_and_answers_with_the_record() {
     let (app, token, account, mut jobs) = arrange().await;
-    let hook = create_hook(
-        &app,
-        &token,
-        &account,
-        json!({"name": "orders", "uri": "http://127.0.0.1:9/orders", "hook": "object", "http_verb": "put",
-               "format": "json", "retries": 3, "enabled": false, "custom_request_headers": {"X-Tenant": "t1"},
-               "custom_data": {"type": "device", "action": "doc_deleted", "environment": "staging"}}),
-    )
-    .await;
+    let document = json!({"name": "orders", "uri": "http://127.0.0.1:9/orders", "hook": "object",
+                          "http_verb": "put", "format": "json", "retries": 3, "enabled": false,
+                          "custom_request_headers": {"X-Tenant": "t1"},
+                          "custom_data": {"type": "device", "action": "doc_deleted", "environment": "staging"}});
+    let hook = app.client.create_hook(&token, account.as_str(), &document).await;
     let path = format!("/v2/accounts/{account}/webhooks/{hook}/test");
 
     // The dispatcher's part: take the job and record its attempt, on a clock an hour behind (the
@@ -115,13 +104,8 @@ async fn a_test_sends_the_sample_once_whatever_the_state_and_answers_with_the_re
 #[tokio::test(flavor = "multi_thread")]
 async fn a_test_not_recorded_in_time_answers_202_with_its_event_id() {
     let (app, token, account, mut jobs) = arrange().await;
-    let hook = create_hook(
-        &app,
-        &token,
-        &account,
-        json!({"name": "calls", "uri": "http://127.0.0.1:9/calls", "hook": "all", "http_verb": "get"}),
-    )
-    .await;
+    let document = json!({"name": "calls", "uri": "http://127.0.0.1:9/calls", "hook": "all", "http_verb": "get"});
+    let hook = app.client.create_hook(&token, account.as_str(), &document).await;
     let started = SystemTime::now();
     let answer =
         app.client.send(Method::PUT, &format!("/v2/accounts/{account}/webhooks/{hook}/test"), Some(&token), None).await;
@@ -138,9 +122,14 @@ async fn a_test_not_recorded_in_time_answers_202_with_its_event_id() {
 #[tokio::test(flavor = "multi_thread")]
 async fn tests_that_cannot_be_sent_are_refused_and_publish_nothing() {
     let (app, token, account, mut jobs) = arrange().await;
-    let sms =
-        create_hook(&app, &token, &account, json!({"name": "texts", "uri": "http://127.0.0.1:9/texts", "hook": "sms"}))
-            .await;
+    let sms = app
+        .client
+        .create_hook(
+            &token,
+            account.as_str(),
+            &json!({"name": "texts", "uri": "http://127.0.0.1:9/texts", "hook": "sms"}),
+        )
+        .await;
     let path = |hook: &str| format!("/v2/accounts/{account}/webhooks/{hook}/test");
 
     let refused = app.client.send(Method::PUT, &path(sms.as_str()), Some(&token), None).await;

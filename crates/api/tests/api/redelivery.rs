@@ -64,13 +64,10 @@ async fn arrange() -> (TestApp, String, AccountId, WebhookId, Observer) {
     let master = app.master_token().await;
     let (account, key) = app.client.create_account(&master, &app.master_id, "owner").await;
     let token = app.client.token(&key).await;
-    let body = json!({"data": {"name": "n", "uri": "http://127.0.0.1:9/fixed", "hook": "channel_create",
-                               "http_verb": "put", "format": "json", "retries": 3,
-                               "custom_request_headers": {"X-Fixed": "yes"}}});
-    let created =
-        app.client.send(Method::PUT, &format!("/v2/accounts/{account}/webhooks"), Some(&token), Some(&body)).await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    let hook: WebhookId = created.data()["id"].as_str().expect("an id").parse().expect("a hook id");
+    let document = json!({"name": "n", "uri": "http://127.0.0.1:9/fixed", "hook": "channel_create",
+                          "http_verb": "put", "format": "json", "retries": 3,
+                          "custom_request_headers": {"X-Fixed": "yes"}});
+    let hook = app.client.create_hook(&token, &account, &document).await;
     let jobs = Observer::bind(&app.bus, &app.bus.topology().jobs_exchange(), DISPATCH_ROUTING_KEY).await;
     (app, token, account.parse().expect("an account id"), hook, jobs)
 }

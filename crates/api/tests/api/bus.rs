@@ -8,16 +8,16 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use webhooks_bus::Consumer;
-use webhooks_model::ids::{AccountId, WebhookId};
+use webhooks_model::ids::AccountId;
 use webhooks_model::notice::{Action, CONFIGURATION_EXCHANGE, Change};
 use webhooks_model::trace::TraceParent;
 use webhooks_test_support::app::TestApp;
 use webhooks_test_support::bus::{Backend, connect, unique_prefix};
 use webhooks_test_support::db::TestDatabase;
-use webhooks_test_support::on_both_buses;
+use webhooks_test_support::test_matrix;
 
-on_both_buses!(
-    in_process, rabbitmq;
+test_matrix!(
+    buses;
     an_event_whose_routing_key_would_be_too_long_is_refused_before_anything_is_published,
 );
 
@@ -74,9 +74,7 @@ async fn every_committed_write_is_announced_once_and_failed_ones_are_not() {
 
     let hooks = format!("/v2/accounts/{child}/webhooks");
     let body = json!({"data": {"name": "n", "uri": "http://127.0.0.1:9/n", "hook": "channel_create"}});
-    let created = client.send(Method::PUT, &hooks, Some(&token), Some(&body)).await;
-    assert_eq!(created.status, StatusCode::CREATED);
-    let id: WebhookId = created.data()["id"].as_str().expect("an id").parse().expect("a hook id");
+    let id = client.create_hook(&token, &child, &body["data"]).await;
     let hook = format!("{hooks}/{id}");
     let change = |action| Change::Webhook { action, id: id.clone(), account_id: child_id.clone() };
     assert_eq!(next_change(&mut notices).await, change(Action::Created));
