@@ -7,16 +7,21 @@
 
 use serde_json::{Map, Value};
 
-use crate::webhook::WebhookSchema;
+use crate::webhook::{HookType, WebhookSchema};
 
 /// The hook type that receives every event; it has no definition and no modifiers.
-pub const ALL_HOOKS: &str = "all";
+const ALL_HOOKS: &str = HookType::All.as_str();
 
 /// The hook type whose `type` modifier names notification types.
-pub const NOTIFICATIONS_HOOK: &str = "notifications";
+const NOTIFICATIONS_HOOK: &str = HookType::Notifications.as_str();
 
-/// The hook type whose `type` modifier lists `all` followed by the configurable object types.
-pub const OBJECT_HOOK: &str = "object";
+/// The hook type whose `type` modifier lists [`ANY_VALUE`] followed by the configurable object
+/// types.
+const OBJECT_HOOK: &str = HookType::Object.as_str();
+
+/// The `custom_data` filter value matching every object type, action or notification type: Kazoo
+/// spells it as the hook type that receives every event.
+pub const ANY_VALUE: &str = HookType::All.as_str();
 
 /// Notification types only super-duper admins may see or subscribe to (docs/kazoo.md#modifiers).
 pub const SUPER_ADMIN_ONLY_NOTIFICATION_TYPES: &[&str] = &["system_alert", "webhook_disabled"];
@@ -261,7 +266,7 @@ impl HookDefinitions {
     /// `object_types` (Kazoo's `webhooks.object_types` setting).
     pub fn with_object_types<S: AsRef<str>>(mut self, object_types: &[S]) -> Self {
         let items: Vec<String> =
-            std::iter::once(ALL_HOOKS).chain(object_types.iter().map(AsRef::as_ref)).map(str::to_owned).collect();
+            std::iter::once(ANY_VALUE).chain(object_types.iter().map(AsRef::as_ref)).map(str::to_owned).collect();
         if let Some(object) = self.definitions.iter_mut().find(|definition| definition.id == OBJECT_HOOK) {
             let served = object
                 .document

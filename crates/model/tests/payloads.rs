@@ -22,6 +22,7 @@ use webhooks_model::payload::{
     normalize_key, normalize_object,
 };
 use webhooks_model::samples;
+use webhooks_model::webhook::HookType;
 
 const ACCOUNT_ID: &str = "3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d";
 const RESELLER_ID: &str = "b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2";
@@ -184,7 +185,7 @@ mod fixtures {
         for fixture in Fixture::all() {
             let event = fixture.event();
             assert_eq!(event.account_id, Some(account(fixture.context("account_id"))), "{}", fixture.file);
-            assert_eq!(event.lookup_key(), fixture.hook()["hook"].as_str(), "{}", fixture.file);
+            assert_eq!(event.lookup_key().map(HookType::as_str), fixture.hook()["hook"].as_str(), "{}", fixture.file);
         }
     }
 
@@ -227,9 +228,9 @@ mod fixtures {
         for (file, expected) in expectations {
             let fixture = Fixture::load(file);
             let event = fixture.event();
-            let hook_type = fixture.hook()["hook"].as_str().expect("hook type");
+            let hook_type = fixture.hook()["hook"].as_str().and_then(HookType::parse).expect("hook type");
             assert_eq!(event.attempt_hook_event(hook_type), expected, "{file}");
-            assert_eq!(event.attempt_hook_event("all"), "all", "{file}");
+            assert_eq!(event.attempt_hook_event(HookType::All), "all", "{file}");
         }
     }
 }
@@ -323,7 +324,7 @@ mod channel {
     #[test]
     fn channel_disconnected_is_delivered_as_channel_destroy() {
         let event = parse("call.CHANNEL_DISCONNECTED.x", &channel_body("CHANNEL_DISCONNECTED"));
-        assert_eq!(event.lookup_key(), Some("channel_destroy"));
+        assert_eq!(event.lookup_key(), Some(HookType::ChannelDestroy));
         assert_eq!(event.hook_event(), "CHANNEL_DESTROY");
         assert_eq!(build(&event)["hook_event"], json!("channel_destroy"));
     }
@@ -352,7 +353,7 @@ mod channel {
         fields.remove("Event-Category");
         fields.remove("Event-Name");
         let event = parse("call.CHANNEL_ANSWER.abc", &body);
-        assert_eq!(event.lookup_key(), Some("channel_answer"));
+        assert_eq!(event.lookup_key(), Some(HookType::ChannelAnswer));
     }
 
     #[test]
@@ -470,7 +471,7 @@ mod object_events {
         let body = object_body("doc_created", "cdr", ACCOUNT_DB, "x");
         assert_eq!(KazooEvent::parse("k", &body), Err(EventError::UnwatchedObjectType("cdr".to_owned())));
         let event = KazooEvent::parse_with_object_types("k", &body, &["cdr".to_owned()]).expect("configured type");
-        assert_eq!(event.lookup_key(), Some("object"));
+        assert_eq!(event.lookup_key(), Some(HookType::Object));
         let device = object_body("doc_created", "device", ACCOUNT_DB, "x");
         assert!(KazooEvent::parse_with_object_types("k", &device, &["cdr"]).is_err());
     }
@@ -589,8 +590,8 @@ mod notification_events {
         assert!(matches!(event.kind, EventKind::CallflowWebhook(_)));
         assert_eq!(event.lookup_key(), None);
         assert_eq!(event.account_id, Some(account(ACCOUNT_ID)));
-        assert!(!HookView::new("all").accepts(&event), "registered hooks never receive it");
-        assert!(!HookView::new("notifications").accepts(&event));
+        assert!(!HookView::new(HookType::All).accepts(&event), "registered hooks never receive it");
+        assert!(!HookView::new(HookType::Notifications).accepts(&event));
 
         let EventKind::CallflowWebhook(webhook) = &event.kind else { panic!("callflow webhook") };
         let hook = HookView::from_document(&webhook.hook).expect("on-the-fly hook");
@@ -668,7 +669,7 @@ mod parking_and_messages {
             "Charges": "0.05", "Msg-ID": "x"
         });
         let event = parse("sms.inbound.offnet.m1", &body);
-        assert_eq!(event.lookup_key(), Some("sms"));
+        assert_eq!(event.lookup_key(), Some(HookType::Sms));
         assert_same_json(
             &build(&event),
             &json!({"id": "m1", "account_id": ACCOUNT_ID, "type": "sms", "from": "+14085550199",
@@ -679,7 +680,7 @@ mod parking_and_messages {
         mms["Event-Category"] = json!("mms");
         mms.as_object_mut().expect("object").remove("Charges");
         let event = parse("mms.inbound.offnet.m1", &mms);
-        assert_eq!(event.lookup_key(), Some("mms"));
+        assert_eq!(event.lookup_key(), Some(HookType::Mms));
         let payload = build(&event);
         assert_eq!(payload["type"], json!("mms"));
         assert!(!payload.contains_key("charges"));
@@ -732,7 +733,7 @@ mod filters {
     }
 
     fn object_hook(custom_data: &Map<String, Value>) -> HookView<'_> {
-        HookView { custom_data: Some(custom_data), ..HookView::new("object") }
+        HookView { custom_data: Some(custom_data), ..HookView::new(HookType::Object) }
     }
 
     #[test]
@@ -755,7 +756,7 @@ mod filters {
             let custom_data = object(custom_data);
             assert_eq!(object_hook(&custom_data).accepts(&user_created), expected, "{custom_data:?}");
         }
-        assert!(HookView::new("object").accepts(&user_created), "no custom_data passes");
+        assert!(HookView::new(HookType::Object).accepts(&user_created), "no custom_data passes");
     }
 
     #[test]
@@ -770,16 +771,16 @@ mod filters {
         ];
         for (custom_data, expected) in cases {
             let custom_data = object(custom_data);
-            let hook = HookView { custom_data: Some(&custom_data), ..HookView::new("notifications") };
+            let hook = HookView { custom_data: Some(&custom_data), ..HookView::new(HookType::Notifications) };
             assert_eq!(hook.accepts(&event), expected, "{custom_data:?}");
         }
-        assert!(HookView::new("notifications").accepts(&event), "no custom_data passes");
+        assert!(HookView::new(HookType::Notifications).accepts(&event), "no custom_data passes");
     }
 
     #[test]
     fn all_hooks_receive_every_kind_and_bypass_the_type_filters() {
         let narrow = object(json!({"type": "device", "action": "doc_deleted"}));
-        let all = HookView { custom_data: Some(&narrow), ..HookView::new("all") };
+        let all = HookView { custom_data: Some(&narrow), ..HookView::new(HookType::All) };
         for fixture in Fixture::all() {
             assert!(all.accepts(&fixture.event()), "{}", fixture.file);
         }
@@ -788,9 +789,19 @@ mod filters {
     #[test]
     fn hooks_of_another_type_do_not_receive_the_event() {
         let create = Fixture::load("CHANNEL_CREATE.json").event();
-        assert!(HookView::new("channel_create").accepts(&create));
-        assert!(HookView::new("CHANNEL_CREATE").accepts(&create), "hook types compare case-insensitively");
-        for other in ["channel_answer", "object", "notifications", "parking", "sms", "mms"] {
+        assert!(HookView::new(HookType::ChannelCreate).accepts(&create));
+        assert!(
+            HookView::new(HookType::parse("CHANNEL_CREATE").expect("a hook type")).accepts(&create),
+            "hook types compare case-insensitively"
+        );
+        for other in [
+            HookType::ChannelAnswer,
+            HookType::Object,
+            HookType::Notifications,
+            HookType::Parking,
+            HookType::Sms,
+            HookType::Mms,
+        ] {
             assert!(!HookView::new(other).accepts(&create), "{other}");
         }
     }
@@ -802,7 +813,7 @@ mod filters {
         let mut named_loopback = channel_body("CHANNEL_CREATE");
         named_loopback["Channel-Name"] = json!("loopback/1001-a");
         let external = parse("k", &channel_body("CHANNEL_CREATE"));
-        for hook_type in ["channel_create", "all"] {
+        for hook_type in [HookType::ChannelCreate, HookType::All] {
             let excluding = HookView { include_internal_legs: false, ..HookView::new(hook_type) };
             let including = HookView::new(hook_type);
             for body in [&loopback, &named_loopback] {
@@ -841,7 +852,7 @@ mod finishing {
         for (modifiers, expected) in cases {
             let modifiers = object(modifiers);
             assert_eq!(modifiers_match(&payload, &modifiers), expected, "{modifiers:?}");
-            let hook = HookView { modifiers: Some(&modifiers), ..HookView::new("channel_create") };
+            let hook = HookView { modifiers: Some(&modifiers), ..HookView::new(HookType::ChannelCreate) };
             assert_eq!(finish_payload(&payload, &hook, CLUSTER_ID).is_some(), expected, "{modifiers:?}");
         }
     }
@@ -862,7 +873,7 @@ mod finishing {
     #[test]
     fn cluster_id_is_set_last_and_always_wins() {
         let custom_data = object(json!({"cluster_id": "spoofed", "environment": "production"}));
-        let hook = HookView { custom_data: Some(&custom_data), ..HookView::new("channel_create") };
+        let hook = HookView { custom_data: Some(&custom_data), ..HookView::new(HookType::ChannelCreate) };
         let mut with_cluster = base();
         with_cluster.insert("cluster_id".to_owned(), json!("from-event"));
         for base in [base(), with_cluster] {
@@ -877,7 +888,7 @@ mod finishing {
     fn the_base_payload_is_left_untouched_for_the_next_hook() {
         let base = base();
         let custom_data = object(json!({"extra": "x"}));
-        let hook = HookView { custom_data: Some(&custom_data), ..HookView::new("channel_create") };
+        let hook = HookView { custom_data: Some(&custom_data), ..HookView::new(HookType::ChannelCreate) };
         let _ = finish_payload(&base, &hook, CLUSTER_ID);
         assert_eq!(base, super::finishing::base());
         assert!(!base.contains_key("extra"));

@@ -10,7 +10,6 @@
 //! The index is pure: the router loads it from the store and keeps it current from change notices.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 
 use serde_json::{Map, Value};
@@ -18,106 +17,20 @@ use webhooks_model::event::KazooEvent;
 use webhooks_model::ids::{AccountId, WebhookId};
 use webhooks_model::job::document_retries;
 use webhooks_model::payload::{HookView, passes_filters};
-use webhooks_model::webhook::{Format, HttpVerb};
+use webhooks_model::webhook::{Format, HookType, HttpVerb};
 use webhooks_storage::{Account, Webhook};
 
-/// The hook types events are routed to: the ten values a hook's `hook` field can take that some
-/// event reaches. Other stored values never match an event, so the index skips them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum HookType {
-    /// `channel_create`.
-    ChannelCreate,
-    /// `channel_answer`.
-    ChannelAnswer,
-    /// `channel_bridge`.
-    ChannelBridge,
-    /// `channel_destroy`.
-    ChannelDestroy,
-    /// `object`.
-    Object,
-    /// `notifications`.
-    Notifications,
-    /// `parking`.
-    Parking,
-    /// `sms`.
-    Sms,
-    /// `mms`.
-    Mms,
-    /// `all`: every event kind.
-    All,
+/// How many hook types there are.
+const TYPE_COUNT: usize = HookType::ALL_TYPES.len();
+
+/// A hook type's position in [`HookType::ALL_TYPES`], which is also the order of a slot's hooks.
+fn position(hook_type: HookType) -> usize {
+    hook_type as usize
 }
 
-impl HookType {
-    /// Every hook type.
-    pub const ALL_TYPES: [HookType; 10] = [
-        Self::ChannelCreate,
-        Self::ChannelAnswer,
-        Self::ChannelBridge,
-        Self::ChannelDestroy,
-        Self::Object,
-        Self::Notifications,
-        Self::Parking,
-        Self::Sms,
-        Self::Mms,
-        Self::All,
-    ];
-
-    /// The type named `text`, compared ASCII case-insensitively as Kazoo lower-cases stored values.
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL_TYPES.into_iter().find(|kind| kind.as_str().eq_ignore_ascii_case(text))
-    }
-
-    /// The type of an event's lookup key ([`KazooEvent::lookup_key`]): those are lower-case
-    /// literals, so an exact match does, without the case folding of [`HookType::parse`].
-    pub fn from_lookup_key(key: &str) -> Option<Self> {
-        match key {
-            "channel_create" => Some(Self::ChannelCreate),
-            "channel_answer" => Some(Self::ChannelAnswer),
-            "channel_bridge" => Some(Self::ChannelBridge),
-            "channel_destroy" => Some(Self::ChannelDestroy),
-            "object" => Some(Self::Object),
-            "notifications" => Some(Self::Notifications),
-            "parking" => Some(Self::Parking),
-            "sms" => Some(Self::Sms),
-            "mms" => Some(Self::Mms),
-            other => Self::parse(other),
-        }
-    }
-
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ChannelCreate => "channel_create",
-            Self::ChannelAnswer => "channel_answer",
-            Self::ChannelBridge => "channel_bridge",
-            Self::ChannelDestroy => "channel_destroy",
-            Self::Object => "object",
-            Self::Notifications => "notifications",
-            Self::Parking => "parking",
-            Self::Sms => "sms",
-            Self::Mms => "mms",
-            Self::All => "all",
-        }
-    }
-
-    /// How many types there are.
-    const COUNT: usize = Self::ALL_TYPES.len();
-
-    /// This type's position in [`HookType::ALL_TYPES`], which is also the order of a slot's hooks.
-    fn position(self) -> usize {
-        self as usize
-    }
-
-    /// This type's bit in a slot's type masks.
-    fn bit(self) -> u16 {
-        1 << (self as u16)
-    }
-}
-
-impl fmt::Display for HookType {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(self.as_str())
-    }
+/// A hook type's bit in a slot's type masks.
+fn bit(hook_type: HookType) -> u16 {
+    1 << (hook_type as u16)
 }
 
 /// What the router keeps of an enabled hook: what matching, payload finishing and the delivery
@@ -155,9 +68,9 @@ impl IndexedHook {
     pub fn from_webhook(webhook: &Webhook) -> Option<Self> {
         let hook_type = HookType::parse(&webhook.hook)?;
         let document = &webhook.doc;
-        // Reuse the model's reading of the filter fields so the router and samples agree.
-        let view = HookView::from_document(document);
-        let include_internal_legs = view.is_none_or(|view| view.include_internal_legs);
+        // The model's reading of the filter fields, so the router and samples agree.
+        let view = HookView::of(hook_type, document);
+        let boxed = |map: Option<&Map<String, Value>>| map.map(|map| Box::new(map.clone()));
         let object = |key: &str| document.get(key).and_then(Value::as_object).map(|map| Box::new(map.clone()));
         let text = |key: &str| document.get(key).and_then(Value::as_str);
         Some(Self {
@@ -167,10 +80,10 @@ impl IndexedHook {
             http_verb: text("http_verb").and_then(|verb| verb.parse().ok()).unwrap_or_default(),
             format: text("format").and_then(|format| format.parse().ok()).unwrap_or_default(),
             retries: document_retries(document.get("retries")),
-            include_internal_legs,
+            include_internal_legs: view.include_internal_legs,
             include_subaccounts: webhook.include_subaccounts,
-            custom_data: object("custom_data"),
-            modifiers: object("modifiers"),
+            custom_data: boxed(view.custom_data),
+            modifiers: boxed(view.modifiers),
             custom_request_headers: object("custom_request_headers"),
         })
     }
@@ -178,7 +91,7 @@ impl IndexedHook {
     /// The view the model's filters and payload finishing read.
     pub fn view(&self) -> HookView<'_> {
         HookView {
-            hook_type: self.hook_type.as_str(),
+            hook_type: self.hook_type,
             custom_data: self.custom_data.as_deref(),
             modifiers: self.modifiers.as_deref(),
             include_internal_legs: self.include_internal_legs,
@@ -321,7 +234,7 @@ struct Routing {
     /// Where its ancestors start in [`HookIndex::ancestor_pool`].
     ancestors_start: u32,
     /// Where each type's hooks start in `hooks`; the last entry is the length.
-    type_starts: [u32; HookType::COUNT + 1],
+    type_starts: [u32; TYPE_COUNT + 1],
     /// The enabled hooks the account owns, grouped by type (in [`HookType::ALL_TYPES`] order),
     /// within a type those with `include_subaccounts` first, then by id: matching reads only the
     /// groups of the event's type and `all`, and an ancestor only the start of each group.
@@ -330,8 +243,8 @@ struct Routing {
 
 /// The order of an account's hooks (see [`Routing::hooks`]).
 fn slot_order(left: &HookHead, right: &HookHead) -> std::cmp::Ordering {
-    (left.hook_type.position(), !left.include_subaccounts, &left.hook.id).cmp(&(
-        right.hook_type.position(),
+    (position(left.hook_type), !left.include_subaccounts, &left.hook.id).cmp(&(
+        position(right.hook_type),
         !right.include_subaccounts,
         &right.hook.id,
     ))
@@ -340,28 +253,28 @@ fn slot_order(left: &HookHead, right: &HookHead) -> std::cmp::Ordering {
 impl Routing {
     /// The hooks of one type.
     fn hooks_of(&self, hook_type: HookType) -> &[HookHead] {
-        let position = hook_type.position();
-        let (start, end) = (self.type_starts[position] as usize, self.type_starts[position + 1] as usize);
+        let at = position(hook_type);
+        let (start, end) = (self.type_starts[at] as usize, self.type_starts[at + 1] as usize);
         self.hooks.get(start..end).unwrap_or_default()
     }
 
     /// Recomputes the group starts and type masks after the hooks changed (they must be sorted).
     fn refresh(&mut self) {
         let (mut own, mut inherited) = (0, 0);
-        let mut counts = [0u32; HookType::COUNT];
+        let mut counts = [0u32; TYPE_COUNT];
         for hook in &self.hooks {
-            own |= hook.hook_type.bit();
+            own |= bit(hook.hook_type);
             if hook.include_subaccounts {
-                inherited |= hook.hook_type.bit();
+                inherited |= bit(hook.hook_type);
             }
-            counts[hook.hook_type.position()] += 1;
+            counts[position(hook.hook_type)] += 1;
         }
         let mut start = 0;
         for (position, count) in counts.iter().enumerate() {
             self.type_starts[position] = start;
             start += count;
         }
-        self.type_starts[HookType::COUNT] = start;
+        self.type_starts[TYPE_COUNT] = start;
         self.own_types = own;
         self.inherited_types = inherited;
     }
@@ -529,7 +442,7 @@ impl HookIndex {
     /// hooks, hooks with `include_subaccounts` first, then by id. An event without an account, of
     /// an unknown account, or without a hook type (the callflow webhook) matches nothing.
     pub fn for_each_match<'a>(&'a self, event: &KazooEvent, mut visit: impl FnMut(&'a AccountId, &'a IndexedHook)) {
-        let Some(hook_type) = event.lookup_key().and_then(HookType::from_lookup_key) else {
+        let Some(hook_type) = event.lookup_key() else {
             return;
         };
         let Some(slot_number) = event.account_id.as_ref().and_then(|account| self.slot_number(account)) else {
@@ -543,7 +456,7 @@ impl HookIndex {
         let groups = [hook_type, HookType::All];
         // An event never has lookup key `all`, but an `all` group must not be read twice.
         let groups = if hook_type == HookType::All { &groups[..1] } else { &groups[..] };
-        let wanted = groups.iter().fold(0, |mask, group| mask | group.bit());
+        let wanted = groups.iter().fold(0, |mask, group| mask | bit(*group));
         if routing.own_types & wanted != 0 {
             let owner = &self.slots[slot_number].id;
             for group in groups {
@@ -676,17 +589,6 @@ fn is_reseller(document: &Map<String, Value>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hook_types_parse_case_insensitively_and_unknown_types_are_refused() {
-        assert_eq!(HookType::parse("CHANNEL_create"), Some(HookType::ChannelCreate));
-        assert_eq!(HookType::parse("all"), Some(HookType::All));
-        assert_eq!(HookType::parse("callflow"), None);
-        for kind in HookType::ALL_TYPES {
-            assert_eq!(HookType::parse(kind.as_str()), Some(kind));
-            assert_eq!(HookType::from_lookup_key(kind.as_str()), Some(kind));
-        }
-    }
 
     #[test]
     fn id_keys_are_the_hexadecimal_value_of_the_id() {

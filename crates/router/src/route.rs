@@ -10,6 +10,7 @@ use webhooks_model::payload::{
     HookView, PayloadContext, ReservedCcvKeys, base_payload, finish_payload, modifiers_match,
 };
 use webhooks_model::time::unix_millis;
+use webhooks_model::webhook::HookType;
 
 use crate::index::{HookIndex, IndexedHook};
 
@@ -103,7 +104,7 @@ fn job_for_hook(
         event_id: key.event_id(&hook.id),
         hook_id: hook.id.clone(),
         account_id: owner.clone(),
-        hook_event: event.attempt_hook_event(hook.hook_type.as_str()).to_owned(),
+        hook_event: event.attempt_hook_event(hook.hook_type).to_owned(),
         uri: hook.uri.to_string(),
         http_verb: hook.http_verb,
         format: hook.format,
@@ -136,11 +137,7 @@ fn callflow_job(
     let hook = &callflow.hook;
     let text = |key: &str| hook.get(key).and_then(Value::as_str).filter(|value| !value.is_empty());
     text("uri")?;
-    let view = HookView::from_document(hook).unwrap_or_else(|| HookView {
-        custom_data: hook.get("custom_data").and_then(Value::as_object),
-        modifiers: hook.get("modifiers").and_then(Value::as_object),
-        ..HookView::new("notifications")
-    });
+    let view = HookView::from_document(hook).unwrap_or_else(|| HookView::of(HookType::Notifications, hook));
     let payload = finish_payload(&base_payload(event, &PayloadContext::new(None)), &view, context.cluster_id)?;
     let hook_id = text("_id").or_else(|| text("id")).and_then(|id| id.parse().ok()).unwrap_or_else(WebhookId::generate);
     let hook_event = event.attempt_hook_event(view.hook_type).to_owned();
@@ -162,7 +159,7 @@ mod tests {
     fn hooks_without_custom_data_share_one_payload_and_the_others_get_their_own() {
         let base = object(json!({"call_id": "c1", "call_direction": "inbound"}));
         let mut shared = None;
-        let plain = HookView::new("channel_create");
+        let plain = HookView::new(HookType::ChannelCreate);
         let first = payload_for(&base, &plain, "cl", &mut shared).expect("a payload");
         let second = payload_for(&base, &plain, "cl", &mut shared).expect("a payload");
         assert!(first.ptr_eq(&second));

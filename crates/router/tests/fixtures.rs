@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use webhooks_model::event::KazooEvent;
 use webhooks_model::ids::{AccountId, MessageKey, WebhookId};
 use webhooks_model::job::DeliveryJob;
-use webhooks_model::webhook::{Format, HttpVerb};
+use webhooks_model::webhook::{Format, HookType, HttpVerb};
 use webhooks_router::index::HookIndex;
 use webhooks_router::route::route;
 use webhooks_storage::{Account, Webhook};
@@ -104,7 +104,11 @@ fn every_fixture_routes_to_its_hook_with_exactly_the_expected_payload() {
         assert_eq!(job.uri, hook_doc["uri"], "{name}");
         assert_eq!(job.http_verb.as_str().to_ascii_uppercase(), request["method"], "{name}");
         assert_eq!(Value::from(job.format.as_str()), hook_doc["format"], "{name}");
-        assert_eq!(job.hook_event, event.attempt_hook_event(hook_doc["hook"].as_str().expect("hook type")), "{name}");
+        assert_eq!(
+            job.hook_event,
+            event.attempt_hook_event(hook_doc["hook"].as_str().and_then(HookType::parse).expect("hook type")),
+            "{name}"
+        );
         assert_eq!(job.custom_data.as_ref(), hook_doc["custom_data"].as_object(), "{name}");
         assert_eq!(job.attempt, 0);
         assert!(job.event_id.parse::<WebhookId>().is_ok(), "{name}: event id has the id shape");

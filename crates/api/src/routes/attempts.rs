@@ -15,6 +15,7 @@ use webhooks_model::job::{DeliveryJob, REDELIVERY_BATCH, job_for_document};
 use webhooks_model::payload::HookView;
 use webhooks_model::samples::test_delivery;
 use webhooks_model::time::{gregorian_now, parse_instant, unix_millis};
+use webhooks_model::webhook::HookType;
 use webhooks_storage::{Attempt, RedeliveryError, Webhook};
 
 use super::webhooks::{load, parse_hook_id};
@@ -154,8 +155,8 @@ pub async fn test(state: Data<ApiState>, scope: Scope, path: Path<(String, Strin
 
 /// The test callout of `hook`: its type's sample, finished for it, sent once.
 fn test_job(hook: &Webhook, cluster_id: &str) -> Result<DeliveryJob, ApiError> {
-    let view = HookView::from_document(&hook.doc).unwrap_or_else(|| HookView::new(&hook.hook));
-    let delivery = test_delivery(&view, cluster_id).ok_or_else(|| ApiError::Refused {
+    let view = HookType::parse(&hook.hook).map(|hook_type| HookView::of(hook_type, &hook.doc));
+    let delivery = view.and_then(|view| test_delivery(&view, cluster_id)).ok_or_else(|| ApiError::Refused {
         message: "no test payload",
         reason: format!("hooks of type {} have no sample payload to send", hook.hook),
     })?;

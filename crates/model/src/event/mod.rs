@@ -17,6 +17,7 @@ mod sparse;
 use serde_json::{Map, Number, Value};
 
 use crate::ids::AccountId;
+use crate::webhook::HookType;
 
 pub use channel::{ChannelEvent, ChannelEventName, InboundUserField};
 pub use notification::{CallflowWebhookEvent, NotificationEvent};
@@ -280,17 +281,17 @@ impl KazooEvent {
         }
     }
 
-    /// The hook type whose hooks receive this event (the value compared with a hook's `hook`
-    /// field, beside `all`). `None` for the callflow webhook, which registered hooks never receive.
-    pub fn lookup_key(&self) -> Option<&'static str> {
+    /// The hook type whose hooks receive this event (beside `all` hooks). `None` for the callflow
+    /// webhook, which registered hooks never receive.
+    pub fn lookup_key(&self) -> Option<HookType> {
         match &self.kind {
             EventKind::Channel(channel) => Some(channel.name.hook_type()),
-            EventKind::Object(_) => Some("object"),
-            EventKind::Notification(_) => Some("notifications"),
+            EventKind::Object(_) => Some(HookType::Object),
+            EventKind::Notification(_) => Some(HookType::Notifications),
             EventKind::CallflowWebhook(_) => None,
-            EventKind::Parking(_) => Some("parking"),
-            EventKind::Sms(_) => Some("sms"),
-            EventKind::Mms(_) => Some("mms"),
+            EventKind::Parking(_) => Some(HookType::Parking),
+            EventKind::Sms(_) => Some(HookType::Sms),
+            EventKind::Mms(_) => Some(HookType::Mms),
         }
     }
 
@@ -299,15 +300,14 @@ impl KazooEvent {
     pub fn hook_event(&self) -> &'static str {
         match &self.kind {
             EventKind::Channel(channel) => channel.name.hook_event(),
-            EventKind::CallflowWebhook(_) => "notifications",
-            _ => self.lookup_key().unwrap_or("notifications"),
+            _ => self.lookup_key().unwrap_or(HookType::Notifications).as_str(),
         }
     }
 
     /// The `hook_event` of an attempt record for a hook of type `hook_type`: Kazoo derives it from
     /// the hook, so an `all` hook records `all` whatever the event.
-    pub fn attempt_hook_event(&self, hook_type: &str) -> &'static str {
-        if hook_type.eq_ignore_ascii_case("all") { "all" } else { self.hook_event() }
+    pub fn attempt_hook_event(&self, hook_type: HookType) -> &'static str {
+        if hook_type == HookType::All { hook_type.as_str() } else { self.hook_event() }
     }
 
     /// The call the event is about, for logs: channel and parking events name one.

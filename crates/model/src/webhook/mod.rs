@@ -15,11 +15,15 @@ use serde_json::{Map, Value, json};
 use url::{Host, Url};
 
 use crate::errors::ValidationErrors;
-use crate::hooks::{ALL_HOOKS, DefinitionsError, HookDefinitions};
+use crate::hooks::{DefinitionsError, HookDefinitions};
+
+mod hook_type;
+
+pub use hook_type::HookType;
 
 /// The JSON schema (draft-04) of the webhook document's public fields. Its `hook` enum is replaced
 /// by the registered definitions' when a [`HookDefinitions`] is built.
-pub const WEBHOOK_SCHEMA: &str = include_str!("../../../proto-schemas/webhook.json");
+pub const WEBHOOK_SCHEMA: &str = include_str!("../../../../proto-schemas/webhook.json");
 
 /// Public keys a client may send but that are never stored: they are derived on read.
 pub const READ_ONLY_FIELDS: &[&str] = &["id", "disable_reason", "signed"];
@@ -624,7 +628,7 @@ fn is_header_value(value: &str) -> bool {
 fn check_modifiers(fields: &Map<String, Value>, ctx: &ValidationContext<'_>) -> ValidationErrors {
     let mut errors = ValidationErrors::new();
     let Some(hook) = fields.get("hook").and_then(Value::as_str) else { return errors };
-    if hook == ALL_HOOKS {
+    if hook == HookType::All.as_str() {
         return errors;
     }
     let custom_data = fields.get("custom_data").and_then(Value::as_object);
