@@ -29,7 +29,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tower_service::Service;
 use webhooks_model::attempt::{Answer, OutcomeClass};
-use webhooks_model::webhook::is_restricted_address;
+use webhooks_model::webhook::{CallbackUri, is_restricted_address};
 
 use crate::request::CalloutRequest;
 use crate::retry_after::parse_retry_after;
@@ -187,7 +187,7 @@ pub struct ClientSettings {
 pub struct CalloutClient {
     /// hyper's pooled client.
     client: Client<HttpsConnector<GuardedConnector>, Full<Bytes>>,
-    /// The hosts called, keyed by `scheme://authority`.
+    /// The hosts called, keyed by origin (`scheme://authority`).
     hosts: Arc<Mutex<HashMap<String, Arc<Host>>>>,
     /// The overall limit on callouts in flight.
     slots: Arc<Semaphore>,
@@ -225,16 +225,16 @@ impl CalloutClient {
         Ok(Self { client, hosts: Arc::default(), slots, settings: Arc::new(settings) })
     }
 
-    /// Whether the host of `url` is slow: its callouts have taken `slow_after` or more for
+    /// Whether the host of `uri` is slow: its callouts have taken `slow_after` or more for
     /// `slow_after` with none quicker (or the last one timed out), or its callouts in flight have
     /// gone `slow_after` without one ending.
     ///
     /// One slow answer is not enough: when this process stalls (a burst of large batches to
     /// parse on two cores), every callout in flight ends late at the same instant, and a busy but
     /// healthy host must not be sent to the slow lane for it.
-    pub fn host_is_slow(&self, url: &str) -> bool {
-        let Ok((_, key)) = target_of(url) else { return false };
-        let host = self.hosts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key).cloned();
+    pub fn host_is_slow(&self, uri: &CallbackUri) -> bool {
+        let Ok(callout) = uri.callout() else { return false };
+        let host = self.hosts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(callout.origin()).cloned();
         host.is_some_and(|host| host.is_slow(self.settings.slow_after))
     }
 
@@ -250,13 +250,16 @@ impl CalloutClient {
     /// dispatcher must not turn its own queueing into receivers' timeouts (and into auto-disabled
     /// hooks).
     pub async fn send(&self, request: &CalloutRequest) -> CalloutResult {
-        let (uri, key) = match target_of(&request.url) {
+        let target = match &request.target {
             Ok(target) => target,
-            Err(answer) => {
+            Err(why) => {
+                // Never stored by the API; possible in old documents.
+                let answer =
+                    Answer::ClientError { class: OutcomeClass::Connect, text: format!("failed_connect: {why}") };
                 return CalloutResult { answer, retry_after: None, duration: Duration::ZERO, host_saturated: false };
             }
         };
-        let host = self.host(&key);
+        let host = self.host(target.origin());
         let timeout = self.settings.total_timeout;
         let waiting = Instant::now();
         let mut acquiring = std::pin::pin!(host.slots.clone().acquire_owned());
@@ -274,7 +277,7 @@ impl CalloutClient {
         let in_flight = host.start();
         let started = Instant::now();
         let budget = timeout.saturating_sub(waited).max(timeout / 2);
-        let outcome = tokio::time::timeout(budget, self.exchange(request, uri)).await;
+        let outcome = tokio::time::timeout(budget, self.exchange(request, target.uri().clone())).await;
         let took = started.elapsed();
         in_flight.finish(match outcome {
             Ok(_) if took < self.settings.slow_after => Ended::Quick,
@@ -439,25 +442,6 @@ impl Drop for InFlight<'_> {
         let mut pace = self.host.pace();
         pace.in_flight = pace.in_flight.saturating_sub(1);
     }
-}
-
-/// The parsed URL of a callout and its host key (`scheme://authority`), or why it cannot be
-/// called.
-fn target_of(url: &str) -> Result<(Uri, String), Answer> {
-    let uri = url.parse::<Uri>().map_err(|error| invalid_target(&error.to_string()))?;
-    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
-        return Err(invalid_target("not an absolute URL"));
-    };
-    if !matches!(scheme, "http" | "https") {
-        return Err(invalid_target("scheme is not http or https"));
-    }
-    let key = format!("{scheme}://{authority}");
-    Ok((uri, key))
-}
-
-/// A target that cannot be called at all (never stored by the API; possible in old documents).
-fn invalid_target(why: &str) -> Answer {
-    Answer::ClientError { class: OutcomeClass::Connect, text: format!("failed_connect: invalid uri: {why}") }
 }
 
 /// Reads at most `cap` bytes of `body`; the rest is not read (the connection is then not reused).

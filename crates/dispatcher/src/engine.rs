@@ -235,7 +235,7 @@ impl Engine {
             tracing::debug!("hook disabled meanwhile; job dropped");
             return JobOutcome::default();
         }
-        if lane == Lane::Main && !job.test && self.client.host_is_slow(&job.uri) {
+        if lane == Lane::Main && !job.test && self.client.host_is_slow(&job.target.uri) {
             tracing::debug!("slow host; job moved to the slow lane");
             return JobOutcome { slow: Some(job.clone()), ..JobOutcome::default() };
         }
@@ -269,7 +269,7 @@ impl Engine {
         };
         // Our own queueing says nothing of the receiver: its callouts in flight are counted.
         let counts = !result.host_saturated;
-        let decision = self.policy.decide(observed, job.attempt, job.retries, rand::random::<f64>());
+        let decision = self.policy.decide(observed, job.attempt, job.target.retries, rand::random::<f64>());
         let mut outcome = JobOutcome::default();
         let mut retries_left = 0;
         // A test's outcome is only reported: the hook's state and failure count stay as they are.
@@ -288,7 +288,7 @@ impl Engine {
             Decision::Retry { delay } => {
                 if !(counts && self.count_failure(job, &mut outcome).await) {
                     outcome.retry = Some(self.retry(job, delay));
-                    retries_left = job.retries.min(MAX_RETRIES).saturating_sub(job.attempt);
+                    retries_left = job.target.retries.min(MAX_RETRIES).saturating_sub(job.attempt);
                 }
             }
             Decision::Exhausted => {

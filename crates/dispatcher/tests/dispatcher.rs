@@ -20,7 +20,7 @@ use webhooks_model::notice::{Action, Change};
 use webhooks_model::retry::FailureLimits;
 use webhooks_model::time::{gregorian_now, unix_millis, unix_seconds};
 use webhooks_model::trace::TraceParent;
-use webhooks_model::webhook::{Format, HttpVerb};
+use webhooks_model::webhook::{DeliveryTarget, Format, HttpVerb};
 use webhooks_storage::{PageRequest, Store};
 use webhooks_test_support::bus::{Backend, Observer, PATIENCE, connect, eventually, job_batch, unique_prefix};
 use webhooks_test_support::db::TestDatabase;
@@ -80,12 +80,8 @@ impl World {
             hook_id: id,
             account_id: self.account.clone(),
             hook_event: "object".into(),
-            uri: uri.to_owned(),
-            http_verb: verb,
-            format,
-            retries,
+            target: DeliveryTarget { uri: uri.into(), http_verb: verb, format, retries, custom_request_headers: None },
             attempt: 0,
-            custom_request_headers: Map::new(),
             custom_data: None,
             payload: json!({"id": "a1", "action": "doc_created", "type": "user"})
                 .as_object()
@@ -214,8 +210,8 @@ async fn every_fixture_callout_is_sent_byte_for_byte_as_expected(backend: Backen
         let format: Format = hook["format"].as_str().expect("format").parse().expect("a format");
         let mut job = world.hook(&receiver.url(&path), verb, format, 0).await;
         job.payload = fixture["expected_http_payload"].as_object().cloned().expect("payload").into();
-        job.custom_request_headers =
-            json!({"X-Tenant": name, "Authorization": "Bearer fixture"}).as_object().cloned().unwrap_or_default();
+        job.target.custom_request_headers =
+            json!({"X-Tenant": name, "Authorization": "Bearer fixture"}).as_object().cloned().map(Box::new);
         expectations.push((name, job.clone(), expected.clone(), path, query));
         jobs.push(job);
     }
@@ -233,7 +229,7 @@ async fn every_fixture_callout_is_sent_byte_for_byte_as_expected(backend: Backen
         assert_eq!(request.header("authorization"), Some("Bearer fixture"), "{name}: custom header");
         assert_eq!(request.header("content-type"), expected["headers"]["Content-Type"].as_str(), "{name}");
         assert_eq!(request.header("webhook-signature"), None, "{name}: unsigned hooks are not signed");
-        match (expected["method"].as_str(), job.format) {
+        match (expected["method"].as_str(), job.target.format) {
             (Some("GET"), _) => assert!(request.body.is_empty(), "{name}: GET has no body"),
             (_, Format::FormData) => {
                 assert_eq!(Some(String::from_utf8_lossy(&request.body).as_ref()), expected["body"].as_str(), "{name}");
@@ -742,7 +738,7 @@ async fn private_targets_are_refused_unless_allowed() {
     world.publish(jobs.clone()).await;
     for job in &jobs {
         let recorded = world.wait_for_attempts(&job.hook_id, 1).await;
-        assert_eq!(recorded[0]["failure_class"], "blocked_target", "{}", job.uri);
+        assert_eq!(recorded[0]["failure_class"], "blocked_target", "{}", job.target.uri);
         assert_eq!(recorded[0]["reason"], "kazoo http client error");
         let text = recorded[0]["client_error"].as_str().expect("client_error");
         assert!(text.starts_with("blocked_target: ") && text.contains("not a public address"), "{text}");
@@ -1082,7 +1078,7 @@ async fn attempt_records_keep_their_job_privately_and_a_resend_delivers_it_again
     let receiver = Receiver::answering(500).await;
     let dispatcher = world.dispatcher(settings()).await;
     let mut job = world.hook(&receiver.url("/kept"), HttpVerb::Put, Format::Json, 1).await;
-    job.custom_request_headers = json!({"X-Custom": "1"}).as_object().cloned().unwrap_or_default();
+    job.target.custom_request_headers = json!({"X-Custom": "1"}).as_object().cloned().map(Box::new);
     world.publish(vec![job.clone()]).await;
     world.wait_for_attempts(&job.hook_id, 2).await;
 
@@ -1126,7 +1122,7 @@ async fn callouts_carry_the_jobs_trace_with_a_span_of_their_own_unless_the_hook_
     let own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
     let mut hook_set = world.hook(&receiver.url("/hook-set"), HttpVerb::Post, Format::Json, 0).await;
     hook_set.trace_parent = Some(inbound.to_string());
-    hook_set.custom_request_headers = json!({"traceparent": own}).as_object().cloned().unwrap_or_default();
+    hook_set.target.custom_request_headers = json!({"traceparent": own}).as_object().cloned().map(Box::new);
     let untraced = world.hook(&receiver.url("/untraced"), HttpVerb::Get, Format::FormData, 0).await;
     world.publish(vec![traced.clone(), hook_set.clone(), untraced.clone()]).await;
     let received = receiver.wait_for(4, PATIENCE).await;

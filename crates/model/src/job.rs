@@ -13,8 +13,8 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::ids::{AccountId, WebhookId};
-use crate::retry::MAX_RETRIES;
-use crate::webhook::{DEFAULT_RETRIES, Format, HttpVerb};
+use crate::payload::custom_data;
+use crate::webhook::{CallbackUri, DeliveryTarget, Format, HttpVerb};
 
 /// A finished payload. The jobs of one event whose hooks receive the same payload share it, so
 /// that it is built, carried on the bus, read and encoded once for all of them.
@@ -138,7 +138,10 @@ impl<'de> Deserialize<'de> for Payload {
 
 /// One HTTP callout to make, with everything needed to make it and to record the attempt, so the
 /// dispatcher reads nothing per job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// On the wire its target's fields sit among its own, as they always have (see [`JobWire`]).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(from = "JobWire")]
 pub struct DeliveryJob {
     /// Identifies this event for this hook: sent as `X-Event-ID`, stable across retries.
     pub event_id: String,
@@ -148,35 +151,153 @@ pub struct DeliveryJob {
     pub account_id: AccountId,
     /// The attempt record's `hook_event` (`CHANNEL_CREATE`, `object`, ...).
     pub hook_event: String,
-    /// The hook's URI.
-    pub uri: String,
-    /// The hook's verb.
-    pub http_verb: HttpVerb,
-    /// The hook's body format.
-    pub format: Format,
-    /// Retries after the first attempt (0..=4).
-    pub retries: u8,
+    /// Where and how the hook is called.
+    pub target: DeliveryTarget,
     /// This attempt's number, 0 for the first.
-    #[serde(default)]
     pub attempt: u8,
-    /// Extra request headers of the hook.
-    #[serde(default, skip_serializing_if = "Map::is_empty")]
-    pub custom_request_headers: Map<String, Value>,
     /// The hook's `custom_data`, recorded on attempts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_data: Option<Map<String, Value>>,
     /// The payload the hook receives, shared with the event's other jobs that receive the same.
-    #[serde(with = "payload_slot")]
     pub payload: Payload,
     /// When the router published the job, Unix milliseconds (delivery latency).
     pub published_at_ms: u64,
     /// A test callout (`PUT .../webhooks/{id}/test`): always recorded, never retried, and it
     /// leaves the hook's failure count and state alone.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub test: bool,
     /// The W3C `traceparent` of the event's trace, carried to the callout.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_parent: Option<String>,
+}
+
+/// The event side of a delivery job: which event, recorded as which `hook_event`, with which
+/// payload, published when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobEvent {
+    /// Identifies the event for the hook (see [`DeliveryJob::event_id`]).
+    pub event_id: String,
+    /// The attempt record's `hook_event`.
+    pub hook_event: String,
+    /// The payload, finished for the hook.
+    pub payload: Payload,
+    /// When the job is published, Unix milliseconds.
+    pub published_at_ms: u64,
+}
+
+impl DeliveryJob {
+    /// The first attempt of delivering `event` to the hook `hook_id` of `account_id`, called as
+    /// `target` says; the hook's `custom_data` is recorded on its attempts.
+    pub fn new(
+        event: JobEvent,
+        hook_id: WebhookId,
+        account_id: AccountId,
+        target: DeliveryTarget,
+        custom_data: Option<Map<String, Value>>,
+    ) -> Self {
+        let JobEvent { event_id, hook_event, payload, published_at_ms } = event;
+        Self {
+            event_id,
+            hook_id,
+            account_id,
+            hook_event,
+            target,
+            attempt: 0,
+            custom_data,
+            payload,
+            published_at_ms,
+            test: false,
+            trace_parent: None,
+        }
+    }
+}
+
+/// A job as it travels and is kept with attempt records: flat, the target's fields in the order
+/// jobs have always been written. Read through this shape; [`DeliveryJob`]'s `Serialize` writes
+/// the same one without copying.
+#[derive(Deserialize)]
+struct JobWire {
+    event_id: String,
+    hook_id: WebhookId,
+    account_id: AccountId,
+    hook_event: String,
+    uri: CallbackUri,
+    http_verb: HttpVerb,
+    format: Format,
+    retries: u8,
+    #[serde(default)]
+    attempt: u8,
+    #[serde(default)]
+    custom_request_headers: Map<String, Value>,
+    #[serde(default)]
+    custom_data: Option<Map<String, Value>>,
+    #[serde(with = "payload_slot")]
+    payload: Payload,
+    published_at_ms: u64,
+    #[serde(default)]
+    test: bool,
+    #[serde(default)]
+    trace_parent: Option<String>,
+}
+
+impl From<JobWire> for DeliveryJob {
+    fn from(wire: JobWire) -> Self {
+        let custom_request_headers =
+            (!wire.custom_request_headers.is_empty()).then(|| Box::new(wire.custom_request_headers));
+        Self {
+            event_id: wire.event_id,
+            hook_id: wire.hook_id,
+            account_id: wire.account_id,
+            hook_event: wire.hook_event,
+            target: DeliveryTarget {
+                uri: wire.uri,
+                http_verb: wire.http_verb,
+                format: wire.format,
+                retries: wire.retries,
+                custom_request_headers,
+            },
+            attempt: wire.attempt,
+            custom_data: wire.custom_data,
+            payload: wire.payload,
+            published_at_ms: wire.published_at_ms,
+            test: wire.test,
+            trace_parent: wire.trace_parent,
+        }
+    }
+}
+
+impl Serialize for DeliveryJob {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let target = &self.target;
+        let headers = target.custom_request_headers.as_deref().filter(|headers| !headers.is_empty());
+        let mut job = serializer.serialize_struct("DeliveryJob", 15)?;
+        job.serialize_field("event_id", &self.event_id)?;
+        job.serialize_field("hook_id", &self.hook_id)?;
+        job.serialize_field("account_id", &self.account_id)?;
+        job.serialize_field("hook_event", &self.hook_event)?;
+        job.serialize_field("uri", &target.uri)?;
+        job.serialize_field("http_verb", &target.http_verb)?;
+        job.serialize_field("format", &target.format)?;
+        job.serialize_field("retries", &target.retries)?;
+        job.serialize_field("attempt", &self.attempt)?;
+        match headers {
+            Some(headers) => job.serialize_field("custom_request_headers", headers)?,
+            None => job.skip_field("custom_request_headers")?,
+        }
+        match &self.custom_data {
+            Some(custom_data) => job.serialize_field("custom_data", custom_data)?,
+            None => job.skip_field("custom_data")?,
+        }
+        job.serialize_field("payload", &payload_slot::Slot(&self.payload))?;
+        job.serialize_field("published_at_ms", &self.published_at_ms)?;
+        if self.test {
+            job.serialize_field("test", &self.test)?;
+        } else {
+            job.skip_field("test")?;
+        }
+        match &self.trace_parent {
+            Some(trace_parent) => job.serialize_field("trace_parent", trace_parent)?,
+            None => job.skip_field("trace_parent")?,
+        }
+        job.end()
+    }
 }
 
 /// The body of one bus message: several jobs travel together, so one event fanning out to many
@@ -301,7 +422,16 @@ mod payload_slot {
         }
     }
 
-    pub(super) fn serialize<S: Serializer>(payload: &Payload, serializer: S) -> Result<S::Ok, S::Error> {
+    /// A payload written as its slot.
+    pub(super) struct Slot<'a>(pub(super) &'a Payload);
+
+    impl Serialize for Slot<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serialize(self.0, serializer)
+        }
+    }
+
+    fn serialize<S: Serializer>(payload: &Payload, serializer: S) -> Result<S::Ok, S::Error> {
         let position = CURRENT.with_borrow(|table| match table {
             Some(Table::Writing(positions)) => positions.get(&payload.addr()).copied(),
             _ => None,
@@ -342,65 +472,32 @@ mod payload_slot {
     }
 }
 
-/// A first attempt of `payload` for the hook `hook_id` of `account_id`, called as its stored
-/// document `hook` says now (URI, verb, format, retries, headers, custom data).
+/// The first attempt of delivering `event` to the hook `hook_id` of `account_id`, called as its
+/// stored document `hook` says now (URI, verb, format, retries, headers, custom data).
 pub fn job_for_document(
-    event_id: String,
+    event: JobEvent,
     hook_id: WebhookId,
     account_id: AccountId,
-    hook_event: String,
     hook: &Map<String, Value>,
-    payload: Payload,
-    published_at_ms: u64,
 ) -> DeliveryJob {
-    let text = |key: &str| hook.get(key).and_then(Value::as_str);
-    let object = |key: &str| hook.get(key).and_then(Value::as_object).cloned();
-    DeliveryJob {
-        event_id,
-        hook_id,
-        account_id,
-        hook_event,
-        uri: text("uri").unwrap_or_default().to_owned(),
-        http_verb: text("http_verb").and_then(|verb| verb.parse().ok()).unwrap_or_default(),
-        format: text("format").and_then(|format| format.parse().ok()).unwrap_or_default(),
-        retries: document_retries(hook.get("retries")),
-        attempt: 0,
-        custom_request_headers: object("custom_request_headers").unwrap_or_default(),
-        custom_data: object("custom_data"),
-        payload,
-        published_at_ms,
-        test: false,
-        trace_parent: None,
-    }
+    let target = DeliveryTarget::from_document(hook);
+    DeliveryJob::new(event, hook_id, account_id, target, custom_data(hook).cloned())
 }
 
 /// The job delivering `attempted` again to its hook as the hook's document `hook` says now (its
 /// owner may have fixed the endpoint since): the same event id, so receivers can de-duplicate,
 /// the same payload in the same trace, and the attempt counter back at the first attempt.
 pub fn redelivery(attempted: &DeliveryJob, hook: &Map<String, Value>, published_at_ms: u64) -> DeliveryJob {
+    let event = JobEvent {
+        event_id: attempted.event_id.clone(),
+        hook_event: attempted.hook_event.clone(),
+        payload: attempted.payload.clone(),
+        published_at_ms,
+    };
     DeliveryJob {
         trace_parent: attempted.trace_parent.clone(),
-        ..job_for_document(
-            attempted.event_id.clone(),
-            attempted.hook_id.clone(),
-            attempted.account_id.clone(),
-            attempted.hook_event.clone(),
-            hook,
-            attempted.payload.clone(),
-            published_at_ms,
-        )
+        ..job_for_document(event, attempted.hook_id.clone(), attempted.account_id.clone(), hook)
     }
-}
-
-/// `retries` of a stored hook document: a number (or the numeric string of older documents)
-/// clamped to the schema's range, else the schema default.
-pub fn document_retries(value: Option<&Value>) -> u8 {
-    let number = match value {
-        Some(Value::Number(number)) => number.as_u64(),
-        Some(Value::String(text)) => text.trim().parse::<u64>().ok(),
-        _ => None,
-    };
-    number.map_or(DEFAULT_RETRIES, |retries| u8::try_from(retries).unwrap_or(MAX_RETRIES).min(MAX_RETRIES))
 }
 
 #[cfg(test)]
@@ -415,12 +512,14 @@ mod tests {
             hook_id: "5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b".parse().expect("hook id"),
             account_id: "3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d".parse().expect("account id"),
             hook_event: "CHANNEL_CREATE".into(),
-            uri: "https://old.example.com/in".into(),
-            http_verb: HttpVerb::Get,
-            format: Format::FormData,
-            retries: 4,
+            target: DeliveryTarget {
+                uri: "https://old.example.com/in".into(),
+                http_verb: HttpVerb::Get,
+                format: Format::FormData,
+                retries: 4,
+                custom_request_headers: json!({"X-Old": "1"}).as_object().cloned().map(Box::new),
+            },
             attempt: 3,
-            custom_request_headers: json!({"X-Old": "1"}).as_object().cloned().unwrap_or_default(),
             custom_data: None,
             payload: json!({"call_id": "c1"}).as_object().cloned().unwrap_or_default().into(),
             published_at_ms: 10,
@@ -435,12 +534,14 @@ mod tests {
                           "custom_request_headers": {"X-New": "2"}, "custom_data": {"env": "prod"}});
         let again = redelivery(&attempted(), hook.as_object().expect("an object"), 99);
         let expected = DeliveryJob {
-            uri: "https://new.example.com/in".into(),
-            http_verb: HttpVerb::Put,
-            format: Format::Json,
-            retries: 1,
+            target: DeliveryTarget {
+                uri: "https://new.example.com/in".into(),
+                http_verb: HttpVerb::Put,
+                format: Format::Json,
+                retries: 1,
+                custom_request_headers: json!({"X-New": "2"}).as_object().cloned().map(Box::new),
+            },
             attempt: 0,
-            custom_request_headers: json!({"X-New": "2"}).as_object().cloned().unwrap_or_default(),
             custom_data: json!({"env": "prod"}).as_object().cloned(),
             published_at_ms: 99,
             ..attempted()
@@ -451,11 +552,34 @@ mod tests {
     #[test]
     fn missing_or_odd_hook_fields_fall_back_to_the_schema_defaults() {
         let again = redelivery(&attempted(), &Map::new(), 0);
-        assert_eq!((again.http_verb, again.format, again.retries), (HttpVerb::Post, Format::FormData, 2));
-        assert!(again.custom_request_headers.is_empty() && again.custom_data.is_none());
-        assert_eq!(document_retries(Some(&json!("3"))), 3);
-        assert_eq!(document_retries(Some(&json!(200))), MAX_RETRIES);
-        assert_eq!(document_retries(Some(&json!(true))), DEFAULT_RETRIES);
+        let target = &again.target;
+        assert_eq!((target.http_verb, target.format, target.retries), (HttpVerb::Post, Format::FormData, 2));
+        assert!(target.custom_request_headers.is_none() && again.custom_data.is_none());
+    }
+
+    #[test]
+    fn a_job_is_written_flat_with_its_target_among_its_fields() {
+        let text = concat!(
+            r#"{"event_id":"0a1b2c3d4e","hook_id":"5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b","#,
+            r#""account_id":"3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d","hook_event":"CHANNEL_CREATE","#,
+            r#""uri":"https://old.example.com/in","http_verb":"get","format":"form-data","retries":4,"attempt":3,"#,
+            r#""custom_request_headers":{"X-Old":"1"},"payload":{"call_id":"c1"},"published_at_ms":10,"#,
+            r#""trace_parent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}"#
+        );
+        assert_eq!(serde_json::to_string(&attempted()).expect("JSON"), text);
+        assert_eq!(serde_json::from_str::<DeliveryJob>(text).expect("a job"), attempted());
+        let plain = DeliveryJob {
+            target: DeliveryTarget { custom_request_headers: None, ..attempted().target },
+            test: true,
+            ..attempted()
+        };
+        let written = serde_json::to_value(&plain).expect("JSON");
+        assert!(written.get("custom_request_headers").is_none() && written["test"] == true);
+        let unreachable = json!({"uri": "no uri at all", "http_verb": "post", "format": "json", "retries": 0,
+                                 "event_id": "e", "hook_id": plain.hook_id, "account_id": plain.account_id,
+                                 "hook_event": "object", "payload": {}, "published_at_ms": 0});
+        let read: DeliveryJob = serde_json::from_value(unreachable).expect("any uri is read");
+        assert!(read.target.uri.callout().is_err());
     }
 
     #[test]

@@ -15,9 +15,8 @@ use std::hash::{BuildHasher, Hasher};
 use serde_json::{Map, Value};
 use webhooks_model::event::KazooEvent;
 use webhooks_model::ids::{AccountId, WebhookId};
-use webhooks_model::job::document_retries;
 use webhooks_model::payload::{HookView, passes_filters};
-use webhooks_model::webhook::{Format, HookType, HttpVerb};
+use webhooks_model::webhook::{DeliveryTarget, HookType};
 use webhooks_storage::{Account, Webhook};
 
 /// How many hook types there are.
@@ -42,14 +41,8 @@ pub struct IndexedHook {
     pub id: WebhookId,
     /// The hook type.
     pub hook_type: HookType,
-    /// The callback URI.
-    pub uri: Box<str>,
-    /// How the URI is called.
-    pub http_verb: HttpVerb,
-    /// How the body is encoded.
-    pub format: Format,
-    /// Retries after the first attempt (0..=4).
-    pub retries: u8,
+    /// Where and how its callouts go.
+    pub target: DeliveryTarget,
     /// When false, loopback legs of channel events are skipped.
     pub include_internal_legs: bool,
     /// Whether events of descendant accounts reach the hook.
@@ -58,8 +51,6 @@ pub struct IndexedHook {
     pub custom_data: Option<Box<Map<String, Value>>>,
     /// The undocumented `modifiers` field (docs/kazoo.md#per-hook-finishing).
     pub modifiers: Option<Box<Map<String, Value>>>,
-    /// Extra request headers sent with every callout.
-    pub custom_request_headers: Option<Box<Map<String, Value>>>,
 }
 
 impl IndexedHook {
@@ -71,20 +62,14 @@ impl IndexedHook {
         // The model's reading of the filter fields, so the router and samples agree.
         let view = HookView::of(hook_type, document);
         let boxed = |map: Option<&Map<String, Value>>| map.map(|map| Box::new(map.clone()));
-        let object = |key: &str| document.get(key).and_then(Value::as_object).map(|map| Box::new(map.clone()));
-        let text = |key: &str| document.get(key).and_then(Value::as_str);
         Some(Self {
             id: webhook.id.clone(),
             hook_type,
-            uri: text("uri").unwrap_or_default().into(),
-            http_verb: text("http_verb").and_then(|verb| verb.parse().ok()).unwrap_or_default(),
-            format: text("format").and_then(|format| format.parse().ok()).unwrap_or_default(),
-            retries: document_retries(document.get("retries")),
+            target: DeliveryTarget::from_document(document),
             include_internal_legs: view.include_internal_legs,
             include_subaccounts: webhook.include_subaccounts,
             custom_data: boxed(view.custom_data),
             modifiers: boxed(view.modifiers),
-            custom_request_headers: object("custom_request_headers"),
         })
     }
 

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 use webhooks_model::event::{CallflowWebhookEvent, EventKind, KazooEvent};
 use webhooks_model::ids::{AccountId, MessageKey, WebhookId};
-use webhooks_model::job::{DeliveryJob, Payload, job_for_document};
+use webhooks_model::job::{DeliveryJob, JobEvent, Payload, job_for_document};
 use webhooks_model::payload::{
     HookView, PayloadContext, ReservedCcvKeys, base_payload, finish_payload, modifiers_match,
 };
@@ -100,23 +100,14 @@ fn job_for_hook(
     payload: Payload,
     published_at_ms: u64,
 ) -> DeliveryJob {
-    DeliveryJob {
+    let event = JobEvent {
         event_id: key.event_id(&hook.id),
-        hook_id: hook.id.clone(),
-        account_id: owner.clone(),
         hook_event: event.attempt_hook_event(hook.hook_type).to_owned(),
-        uri: hook.uri.to_string(),
-        http_verb: hook.http_verb,
-        format: hook.format,
-        retries: hook.retries,
-        attempt: 0,
-        custom_request_headers: hook.custom_request_headers.as_deref().cloned().unwrap_or_default(),
-        custom_data: hook.custom_data.as_deref().cloned(),
         payload,
         published_at_ms,
-        test: false,
-        trace_parent: None,
-    }
+    };
+    let custom_data = hook.custom_data.as_deref().cloned();
+    DeliveryJob::new(event, hook.id.clone(), owner.clone(), hook.target.clone(), custom_data)
 }
 
 /// The job of a callflow `webhook` action (docs/kazoo.md#callflow-webhook): the hook built on the
@@ -140,9 +131,13 @@ fn callflow_job(
     let view = HookView::from_document(hook).unwrap_or_else(|| HookView::of(HookType::Notifications, hook));
     let payload = finish_payload(&base_payload(event, &PayloadContext::new(None)), &view, context.cluster_id)?;
     let hook_id = text("_id").or_else(|| text("id")).and_then(|id| id.parse().ok()).unwrap_or_else(WebhookId::generate);
-    let hook_event = event.attempt_hook_event(view.hook_type).to_owned();
-    let event_id = key.event_id(&hook_id);
-    Some(job_for_document(event_id, hook_id, account_id, hook_event, hook, payload.into(), published_at_ms))
+    let event = JobEvent {
+        event_id: key.event_id(&hook_id),
+        hook_event: event.attempt_hook_event(view.hook_type).to_owned(),
+        payload: payload.into(),
+        published_at_ms,
+    };
+    Some(job_for_document(event, hook_id, account_id, hook))
 }
 
 #[cfg(test)]

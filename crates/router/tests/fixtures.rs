@@ -101,9 +101,9 @@ fn every_fixture_routes_to_its_hook_with_exactly_the_expected_payload() {
         let request = &fixture["expected_http_request"];
         assert_eq!(job.hook_id.as_str(), request["headers"]["X-Hook-ID"], "{name}");
         assert_eq!(job.account_id.as_str(), request["headers"]["X-Account-ID"], "{name}");
-        assert_eq!(job.uri, hook_doc["uri"], "{name}");
-        assert_eq!(job.http_verb.as_str().to_ascii_uppercase(), request["method"], "{name}");
-        assert_eq!(Value::from(job.format.as_str()), hook_doc["format"], "{name}");
+        assert_eq!(job.target.uri.as_str(), hook_doc["uri"], "{name}");
+        assert_eq!(job.target.http_verb.as_str().to_ascii_uppercase(), request["method"], "{name}");
+        assert_eq!(Value::from(job.target.format.as_str()), hook_doc["format"], "{name}");
         assert_eq!(
             job.hook_event,
             event.attempt_hook_event(hook_doc["hook"].as_str().and_then(HookType::parse).expect("hook type")),
@@ -436,16 +436,19 @@ fn jobs_carry_the_hook_settings_and_an_event_id_per_hook() {
         route(&channel_event(&tree.child, "CHANNEL_CREATE", json!({})), &index, "the-cluster", &key());
     assert_eq!(jobs.len(), 2);
     let job = jobs.iter().find(|job| job.hook_id == first.id).expect("first hook routed");
-    assert_eq!((job.http_verb, job.format, job.retries), (HttpVerb::Put, Format::FormData, 4));
-    assert_eq!(job.custom_request_headers.get("X-Tenant"), Some(&json!("acme")));
+    assert_eq!((job.target.http_verb, job.target.format, job.target.retries), (HttpVerb::Put, Format::FormData, 4));
+    assert_eq!(
+        job.target.custom_request_headers.as_ref().and_then(|headers| headers.get("X-Tenant")),
+        Some(&json!("acme"))
+    );
     assert_eq!(job.payload["cluster_id"], "the-cluster", "the cluster id always wins");
     assert_eq!(job.payload["extra"], 1);
     assert_eq!(job.hook_event, "CHANNEL_CREATE");
     assert_eq!(job.account_id, tree.child);
     let other = jobs.iter().find(|job| job.hook_id == second.id).expect("second hook routed");
-    assert_eq!((other.http_verb, other.retries, other.hook_event.as_str()), (HttpVerb::Get, 0, "all"));
+    assert_eq!((other.target.http_verb, other.target.retries, other.hook_event.as_str()), (HttpVerb::Get, 0, "all"));
     assert_ne!(job.event_id, other.event_id);
-    assert!(other.custom_request_headers.is_empty() && other.custom_data.is_none());
+    assert!(other.target.custom_request_headers.is_none() && other.custom_data.is_none());
 }
 
 #[test]
@@ -483,8 +486,8 @@ fn the_callflow_webhook_goes_to_the_hook_its_message_carries() {
     assert_eq!(jobs.len(), 1, "registered hooks are not consulted");
     let job = &jobs[0];
     assert_ne!(job.hook_id, registered.id);
-    assert_eq!(job.uri, "https://crm.example.com/hook");
-    assert_eq!((job.http_verb, job.retries), (HttpVerb::Get, 3));
+    assert_eq!(job.target.uri.as_str(), "https://crm.example.com/hook");
+    assert_eq!((job.target.http_verb, job.target.retries), (HttpVerb::Get, 3));
     assert_eq!(job.account_id, tree.child);
     let expected: Map<String, Value> = serde_json::from_value(
         json!({"caller_id_number": "+14085550199", "call_id": "abc", "source": "callflow", "cluster_id": "cluster"}),

@@ -267,7 +267,7 @@ async fn fixture_scenario(backend: Backend, database: TestDatabase) {
         );
         assert_eq!(job.hook_id.as_str(), fixture["hook"]["id"]);
         assert_eq!(job.account_id.as_str(), fixture["expected_http_request"]["headers"]["X-Account-ID"]);
-        assert_eq!(job.uri, fixture["hook"]["uri"]);
+        assert_eq!(job.target.uri.as_str(), fixture["hook"]["uri"]);
     }
     router.stop().await;
 }

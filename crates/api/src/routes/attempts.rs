@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use webhooks_bus::Outgoing;
 use webhooks_model::errors::ValidationErrors;
 use webhooks_model::ids::{WebhookId, random_id};
-use webhooks_model::job::{DeliveryJob, REDELIVERY_BATCH, job_for_document};
+use webhooks_model::job::{DeliveryJob, JobEvent, REDELIVERY_BATCH, job_for_document};
 use webhooks_model::payload::HookView;
 use webhooks_model::samples::test_delivery;
 use webhooks_model::time::{gregorian_now, parse_instant, unix_millis};
@@ -160,16 +160,14 @@ fn test_job(hook: &Webhook, cluster_id: &str) -> Result<DeliveryJob, ApiError> {
         message: "no test payload",
         reason: format!("hooks of type {} have no sample payload to send", hook.hook),
     })?;
-    let mut job = job_for_document(
-        random_id(),
-        hook.id.clone(),
-        hook.account_id.clone(),
-        delivery.hook_event.to_owned(),
-        &hook.doc,
-        delivery.payload.into(),
-        unix_millis().unsigned_abs(),
-    );
-    job.retries = 0;
+    let event = JobEvent {
+        event_id: random_id(),
+        hook_event: delivery.hook_event.to_owned(),
+        payload: delivery.payload.into(),
+        published_at_ms: unix_millis().unsigned_abs(),
+    };
+    let mut job = job_for_document(event, hook.id.clone(), hook.account_id.clone(), &hook.doc);
+    job.target.retries = 0;
     job.test = true;
     Ok(job)
 }

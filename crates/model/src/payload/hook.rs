@@ -32,16 +32,11 @@ impl<'a> HookView<'a> {
     /// (docs/kazoo.md#runtime-reading): a missing `include_internal_legs` means true;
     /// `custom_data` and `modifiers` count only as objects.
     pub fn of(hook_type: HookType, document: &'a Map<String, Value>) -> Self {
-        let include_internal_legs = match document.get("include_internal_legs") {
-            Some(Value::Bool(flag)) => *flag,
-            Some(Value::String(text)) => !text.eq_ignore_ascii_case("false"),
-            _ => true,
-        };
         Self {
             hook_type,
-            custom_data: document.get("custom_data").and_then(Value::as_object),
+            custom_data: custom_data(document),
             modifiers: document.get("modifiers").and_then(Value::as_object),
-            include_internal_legs,
+            include_internal_legs: include_internal_legs(document),
         }
     }
 
@@ -64,6 +59,21 @@ impl<'a> HookView<'a> {
             return false;
         }
         passes_filters(event, is_all, self.include_internal_legs, || self.custom_data)
+    }
+}
+
+/// A stored hook document's `custom_data`, which counts only as an object.
+pub fn custom_data(document: &Map<String, Value>) -> Option<&Map<String, Value>> {
+    document.get("custom_data").and_then(Value::as_object)
+}
+
+/// A stored hook document's `include_internal_legs` as Kazoo's runtime reads it: true unless
+/// `false` (or the text `false`).
+pub fn include_internal_legs(document: &Map<String, Value>) -> bool {
+    match document.get("include_internal_legs") {
+        Some(Value::Bool(flag)) => *flag,
+        Some(Value::String(text)) => !text.eq_ignore_ascii_case("false"),
+        _ => true,
     }
 }
 

@@ -8,7 +8,6 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::str::FromStr;
 
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use serde_json::{Map, Value, json};
@@ -16,10 +15,15 @@ use url::{Host, Url};
 
 use crate::errors::ValidationErrors;
 use crate::hooks::{DefinitionsError, HookDefinitions};
+use crate::payload::{custom_data, include_internal_legs};
 
 mod hook_type;
+mod target;
+mod uri;
 
 pub use hook_type::HookType;
+pub use target::{DeliveryTarget, Format, HttpVerb, UnknownFormat, UnknownHttpVerb};
+pub use uri::{CallbackUri, CalloutUri, UncallableUri};
 
 /// The JSON schema (draft-04) of the webhook document's public fields. Its `hook` enum is replaced
 /// by the registered definitions' when a [`HookDefinitions`] is built.
@@ -122,102 +126,6 @@ pub fn is_private_key(key: &str) -> bool {
     key.starts_with('_') || key.starts_with("pvt_")
 }
 
-/// How a webhook calls its URI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HttpVerb {
-    /// Payload as query string.
-    Get,
-    /// Payload as body (the default).
-    #[default]
-    Post,
-    /// Payload as body.
-    Put,
-}
-
-impl HttpVerb {
-    /// The lower-case name stored in documents and attempt records.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Get => "get",
-            Self::Post => "post",
-            Self::Put => "put",
-        }
-    }
-}
-
-impl fmt::Display for HttpVerb {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A string that is not `get`, `post` or `put`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("'{0}' is not one of get, post, put")]
-pub struct UnknownHttpVerb(pub String);
-
-impl FromStr for HttpVerb {
-    type Err = UnknownHttpVerb;
-
-    /// Case-insensitive, as Kazoo's runtime reads stored documents (docs/kazoo.md#runtime-reading);
-    /// the schema itself only admits lower case.
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text.to_ascii_lowercase().as_str() {
-            "get" => Ok(Self::Get),
-            "post" => Ok(Self::Post),
-            "put" => Ok(Self::Put),
-            _ => Err(UnknownHttpVerb(text.to_owned())),
-        }
-    }
-}
-
-/// How a POST or PUT body is encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    /// `application/x-www-form-urlencoded` (the default).
-    #[default]
-    #[serde(rename = "form-data")]
-    FormData,
-    /// `application/json`.
-    Json,
-}
-
-impl Format {
-    /// The name stored in documents.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::FormData => "form-data",
-            Self::Json => "json",
-        }
-    }
-}
-
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A string that is not `form-data` or `json`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("'{0}' is not one of form-data, json")]
-pub struct UnknownFormat(pub String);
-
-impl FromStr for Format {
-    type Err = UnknownFormat;
-
-    /// Case-insensitive, as Kazoo's runtime reads stored documents (docs/kazoo.md#runtime-reading).
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text.to_ascii_lowercase().as_str() {
-            "form-data" => Ok(Self::FormData),
-            "json" => Ok(Self::Json),
-            _ => Err(UnknownFormat(text.to_owned())),
-        }
-    }
-}
-
 /// Who validates, against which definitions, under which target policy.
 #[derive(Debug, Clone, Copy)]
 pub struct ValidationContext<'a> {
@@ -235,9 +143,7 @@ pub struct ValidationContext<'a> {
 pub struct WebhookDocument {
     fields: Map<String, Value>,
     signing_secret: SecretChange,
-    http_verb: HttpVerb,
-    format: Format,
-    retries: u8,
+    target: DeliveryTarget,
     enabled: bool,
     include_internal_legs: bool,
     include_subaccounts: bool,
@@ -248,16 +154,11 @@ impl WebhookDocument {
     /// runtime defaults (docs/kazoo.md#runtime-reading) and cannot trigger after validation filled
     /// the defaults.
     fn from_validated(fields: Map<String, Value>) -> Self {
-        let text = |key: &str| fields.get(key).and_then(Value::as_str);
         let flag = |key: &str, default: bool| fields.get(key).and_then(Value::as_bool).unwrap_or(default);
         Self {
-            http_verb: text("http_verb").and_then(|verb| verb.parse().ok()).unwrap_or_default(),
-            format: text("format").and_then(|format| format.parse().ok()).unwrap_or_default(),
-            retries: fields.get("retries").and_then(Value::as_u64).map_or(DEFAULT_RETRIES, |retries| {
-                u8::try_from(retries).map_or(MAX_RETRIES, |retries| retries.min(MAX_RETRIES))
-            }),
+            target: DeliveryTarget::from_document(&fields),
             enabled: flag("enabled", true),
-            include_internal_legs: flag("include_internal_legs", true),
+            include_internal_legs: include_internal_legs(&fields),
             include_subaccounts: flag("include_subaccounts", false),
             signing_secret: SecretChange::Keep,
             fields,
@@ -269,29 +170,34 @@ impl WebhookDocument {
         self.text("name")
     }
 
-    /// The callback URL, as the client wrote it.
-    pub fn uri(&self) -> &str {
-        self.text("uri")
-    }
-
     /// The hook type (`all` or a definition id).
     pub fn hook(&self) -> &str {
         self.text("hook")
     }
 
+    /// Where and how the hook's callouts go.
+    pub fn target(&self) -> &DeliveryTarget {
+        &self.target
+    }
+
+    /// The callback URL, as the client wrote it.
+    pub fn uri(&self) -> &str {
+        self.target.uri.as_str()
+    }
+
     /// How the URI is called.
     pub fn http_verb(&self) -> HttpVerb {
-        self.http_verb
+        self.target.http_verb
     }
 
     /// How a POST/PUT body is encoded.
     pub fn format(&self) -> Format {
-        self.format
+        self.target.format
     }
 
     /// Retries after the first attempt, 0..=4 (Kazoo's runtime counted attempts instead).
     pub fn retries(&self) -> u8 {
-        self.retries
+        self.target.retries
     }
 
     /// Whether the hook fires.
@@ -311,12 +217,13 @@ impl WebhookDocument {
 
     /// Modifiers and extra payload fields, every value a string.
     pub fn custom_data(&self) -> Option<&Map<String, Value>> {
-        self.fields.get("custom_data").and_then(Value::as_object)
+        custom_data(&self.fields)
     }
 
-    /// Extra request headers (name to string value) sent with every callout.
+    /// Extra request headers (name to string value) sent with every callout; `None` when there
+    /// are none.
     pub fn custom_request_headers(&self) -> Option<&Map<String, Value>> {
-        self.fields.get("custom_request_headers").and_then(Value::as_object)
+        self.target.custom_request_headers.as_deref()
     }
 
     /// What the write does to the signing secret (kept out of [`WebhookDocument::fields`]).
@@ -339,11 +246,6 @@ impl WebhookDocument {
         self.fields.get(key).and_then(Value::as_str).unwrap_or_default()
     }
 }
-
-/// Schema default of `retries`, used only if a validated document somehow lacks it.
-pub(crate) const DEFAULT_RETRIES: u8 = 2;
-/// Schema maximum of `retries`.
-const MAX_RETRIES: u8 = 4;
 
 /// Validates a client's `data` for create, POST or PATCH (after [`merge_patch`]).
 ///
