@@ -280,7 +280,7 @@ async fn attempts_prune_deletes_only_the_old_records_and_counts_them() {
 /// (sent to the hook's old endpoint) unless `kept` is false.
 fn attempt_of(owner: &AccountId, hook: &WebhookId, event: &str, ago: i64, result: &str, kept: bool) -> NewAttempt {
     let job = DeliveryJob {
-        event_id: event.to_owned(),
+        event_id: event.into(),
         hook_id: hook.clone(),
         account_id: owner.clone(),
         hook_event: "CHANNEL_CREATE".into(),
@@ -383,7 +383,7 @@ async fn hooks_replay_counts_then_publishes_the_failed_deliveries_since_the_give
     let mut events = Vec::new();
     while events.len() < 120 {
         let (_, batch) = jobs.next_json::<JobBatch>().await;
-        events.extend(batch.jobs.into_iter().map(|job| (job.event_id, job.attempt)));
+        events.extend(batch.jobs.into_iter().map(|job| (job.event_id.to_string(), job.attempt)));
     }
     assert_eq!(events, (0..120).map(|n| (format!("f{n:03}"), 0)).collect::<Vec<_>>(), "oldest first, each once");
     assert!(jobs.quiet_for(Duration::from_millis(500)).await);

@@ -20,7 +20,7 @@ use webhooks_test_support::store::object;
 /// The job an earlier attempt made: the hook's old endpoint, a payload naming `event`.
 fn attempted(account: &AccountId, hook: &WebhookId, event: &str, attempt: u8) -> DeliveryJob {
     DeliveryJob {
-        event_id: event.to_owned(),
+        event_id: event.into(),
         hook_id: hook.clone(),
         account_id: account.clone(),
         hook_event: "CHANNEL_CREATE".into(),
@@ -219,7 +219,14 @@ async fn a_replay_sends_each_event_whose_latest_record_since_then_failed_once() 
     let sent: Vec<(String, Value, u8, String)> = batch
         .jobs
         .into_iter()
-        .map(|job| (job.event_id, Value::Object(job.payload.as_ref().clone()), job.attempt, job.target.uri.to_string()))
+        .map(|job| {
+            (
+                job.event_id.to_string(),
+                Value::Object(job.payload.as_ref().clone()),
+                job.attempt,
+                job.target.uri.to_string(),
+            )
+        })
         .collect();
     let fixed = "http://127.0.0.1:9/fixed".to_owned();
     assert_eq!(

@@ -73,7 +73,7 @@ async fn a_test_sends_the_sample_once_whatever_the_state_and_answers_with_the_re
                                "resp_status_code": "204", "test": true})),
             job: None,
         };
-        let records = [record(&random_id(), published), record(&job.event_id, published - 3600)];
+        let records = [record(&random_id(), published), record(job.event_id.as_str(), published - 3600)];
         app.store.insert_attempts(&records).await.expect("recorded");
         let [_, tested] = records;
         (job, tested.id)
@@ -101,7 +101,7 @@ async fn a_test_sends_the_sample_once_whatever_the_state_and_answers_with_the_re
         trace_parent: None,
     };
     assert_eq!(job, expected_job);
-    assert_eq!(job.event_id.len(), 32);
+    assert_eq!(job.event_id.as_str().len(), 32);
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     let data = answer.data();
     assert_eq!(

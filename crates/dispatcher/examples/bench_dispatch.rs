@@ -74,7 +74,7 @@ async fn bench() {
     let mut job = |uri: &str| {
         sequence += 1;
         DeliveryJob {
-            event_id: format!("{sequence:010x}"),
+            event_id: format!("{sequence:010x}").into(),
             hook_id: WebhookId::generate(),
             account_id: account.clone(),
             hook_event: "object".into(),

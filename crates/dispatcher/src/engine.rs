@@ -216,8 +216,7 @@ impl Engine {
         );
         // Each attempt is a span of its own in the job's trace (retries keep the job's trace
         // parent); a job from before traces were carried starts one.
-        let job_trace = job.trace_parent.as_deref().and_then(|trace| trace.parse().ok());
-        let trace_parent = continue_trace(&span, job_trace.as_ref());
+        let trace_parent = continue_trace(&span, job.trace_parent.as_ref());
         self.deliver_in_span(job, encoded, lane, &trace_parent).instrument(span).await
     }
 

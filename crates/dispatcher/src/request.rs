@@ -101,7 +101,7 @@ pub fn build_request(
     let mut headers = vec![
         ("X-Hook-ID".to_owned(), job.hook_id.to_string()),
         ("X-Account-ID".to_owned(), job.account_id.to_string()),
-        ("X-Event-ID".to_owned(), job.event_id.clone()),
+        ("X-Event-ID".to_owned(), job.event_id.to_string()),
     ];
     if let Some(content_type) = content_type {
         headers.push(("Content-Type".to_owned(), content_type.to_owned()));
@@ -118,9 +118,9 @@ pub fn build_request(
         headers.push((TRACE_PARENT_HEADER.to_owned(), trace_parent.to_string()));
     }
     if let Some(key) = key {
-        headers.push(("webhook-id".to_owned(), job.event_id.clone()));
+        headers.push(("webhook-id".to_owned(), job.event_id.to_string()));
         headers.push(("webhook-timestamp".to_owned(), timestamp.to_string()));
-        headers.push(("webhook-signature".to_owned(), key.sign(&job.event_id, timestamp, &body)));
+        headers.push(("webhook-signature".to_owned(), key.sign(job.event_id.as_str(), timestamp, &body)));
     }
     CalloutRequest { method, target, headers, body, skipped_headers }
 }

@@ -14,7 +14,7 @@ use webhooks_bus::{
 };
 use webhooks_dispatcher::delay::DelayQueues;
 use webhooks_dispatcher::{DispatcherError, DispatcherSettings, GONE, TOO_MANY_FAILURES};
-use webhooks_model::ids::{AccountId, WebhookId};
+use webhooks_model::ids::{AccountId, EventId, WebhookId};
 use webhooks_model::job::DeliveryJob;
 use webhooks_model::notice::{Action, Change};
 use webhooks_model::retry::FailureLimits;
@@ -138,8 +138,8 @@ async fn attempts(store: &Store, account: &AccountId, hook: &WebhookId) -> Vec<M
 }
 
 /// A Kazoo-like event id: 10 lowercase hex characters.
-fn random_event_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..10].to_owned()
+fn random_event_id() -> EventId {
+    uuid::Uuid::new_v4().simple().to_string()[..10].into()
 }
 
 /// Settings for tests: callouts to 127.0.0.1 allowed, short retry delays, every attempt logged.
@@ -528,7 +528,7 @@ async fn a_database_outage_stops_no_delivery_repeats_none_and_loses_no_record() 
     let mut sent = HashSet::new();
     for _ in 0..deliveries / 4 {
         let batch: Vec<DeliveryJob> = (0..4).map(|_| fresh(&signed)).collect();
-        sent.extend(batch.iter().map(|job| job.event_id.clone()));
+        sent.extend(batch.iter().map(|job| job.event_id.to_string()));
         world.publish(batch).await;
     }
     for _ in 0..failures {
@@ -1018,7 +1018,7 @@ async fn batches_are_acked_without_waiting_for_a_dead_host_whose_jobs_are_all_at
         live.push(world.hook(&healthy.url(&format!("/live{index}")), HttpVerb::Post, Format::Json, 0).await);
     }
     let fresh = |job: &DeliveryJob| DeliveryJob { event_id: random_event_id(), ..job.clone() };
-    let mut dead_events = HashSet::from([dead.event_id.clone()]);
+    let mut dead_events = HashSet::from([dead.event_id.to_string()]);
     let started = Instant::now();
     world.publish(vec![dead.clone()]).await;
     hanging.wait_for(1, PATIENCE).await;
@@ -1026,7 +1026,7 @@ async fn batches_are_acked_without_waiting_for_a_dead_host_whose_jobs_are_all_at
     tokio::time::sleep(Duration::from_millis(150)).await;
     for _ in 0..10 {
         let dead_job = fresh(&dead);
-        dead_events.insert(dead_job.event_id.clone());
+        dead_events.insert(dead_job.event_id.to_string());
         let mut batch = vec![dead_job];
         batch.extend(live.iter().map(fresh));
         world.publish(batch).await;
@@ -1118,10 +1118,10 @@ async fn callouts_carry_the_jobs_trace_with_a_span_of_their_own_unless_the_hook_
     let dispatcher = world.dispatcher(settings()).await;
     let inbound: TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().expect("valid");
     let mut traced = world.hook(&receiver.url("/traced"), HttpVerb::Post, Format::Json, 1).await;
-    traced.trace_parent = Some(inbound.to_string());
+    traced.trace_parent = Some(inbound);
     let own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
     let mut hook_set = world.hook(&receiver.url("/hook-set"), HttpVerb::Post, Format::Json, 0).await;
-    hook_set.trace_parent = Some(inbound.to_string());
+    hook_set.trace_parent = Some(inbound);
     hook_set.target.custom_request_headers = json!({"traceparent": own}).as_object().cloned().map(Box::new);
     let untraced = world.hook(&receiver.url("/untraced"), HttpVerb::Get, Format::FormData, 0).await;
     world.publish(vec![traced.clone(), hook_set.clone(), untraced.clone()]).await;

@@ -12,8 +12,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::ids::{AccountId, WebhookId};
+use crate::ids::{AccountId, EventId, WebhookId};
 use crate::payload::custom_data;
+use crate::trace::TraceParent;
 use crate::webhook::{CallbackUri, DeliveryTarget, Format, HttpVerb};
 
 /// A finished payload. The jobs of one event whose hooks receive the same payload share it, so
@@ -144,7 +145,7 @@ impl<'de> Deserialize<'de> for Payload {
 #[serde(from = "JobWire")]
 pub struct DeliveryJob {
     /// Identifies this event for this hook: sent as `X-Event-ID`, stable across retries.
-    pub event_id: String,
+    pub event_id: EventId,
     /// The hook.
     pub hook_id: WebhookId,
     /// The hook's owner, sent as `X-Account-ID`.
@@ -165,7 +166,7 @@ pub struct DeliveryJob {
     /// leaves the hook's failure count and state alone.
     pub test: bool,
     /// The W3C `traceparent` of the event's trace, carried to the callout.
-    pub trace_parent: Option<String>,
+    pub trace_parent: Option<TraceParent>,
 }
 
 /// The event side of a delivery job: which event, recorded as which `hook_event`, with which
@@ -173,7 +174,7 @@ pub struct DeliveryJob {
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobEvent {
     /// Identifies the event for the hook (see [`DeliveryJob::event_id`]).
-    pub event_id: String,
+    pub event_id: EventId,
     /// The attempt record's `hook_event`.
     pub hook_event: String,
     /// The payload, finished for the hook.
@@ -214,7 +215,7 @@ impl DeliveryJob {
 /// the same one without copying.
 #[derive(Deserialize)]
 struct JobWire {
-    event_id: String,
+    event_id: EventId,
     hook_id: WebhookId,
     account_id: AccountId,
     hook_event: String,
@@ -233,8 +234,40 @@ struct JobWire {
     published_at_ms: u64,
     #[serde(default)]
     test: bool,
-    #[serde(default)]
-    trace_parent: Option<String>,
+    #[serde(default, deserialize_with = "lenient_trace_parent")]
+    trace_parent: Option<TraceParent>,
+}
+
+/// Reads a job's `trace_parent`. Text that is no valid trace parent reads as none, as such text
+/// was always ignored: each attempt then starts a trace of its own.
+fn lenient_trace_parent<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<TraceParent>, D::Error> {
+    struct Lenient;
+
+    impl<'de> Visitor<'de> for Lenient {
+        type Value = Option<TraceParent>;
+
+        fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+            formatter.write_str("a traceparent string")
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            Ok(text.parse().ok())
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_str(self)
+        }
+    }
+
+    deserializer.deserialize_option(Lenient)
 }
 
 impl From<JobWire> for DeliveryJob {
@@ -495,7 +528,7 @@ pub fn redelivery(attempted: &DeliveryJob, hook: &Map<String, Value>, published_
         published_at_ms,
     };
     DeliveryJob {
-        trace_parent: attempted.trace_parent.clone(),
+        trace_parent: attempted.trace_parent,
         ..job_for_document(event, attempted.hook_id.clone(), attempted.account_id.clone(), hook)
     }
 }
@@ -524,7 +557,7 @@ mod tests {
             payload: json!({"call_id": "c1"}).as_object().cloned().unwrap_or_default().into(),
             published_at_ms: 10,
             test: false,
-            trace_parent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+            trace_parent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().ok(),
         }
     }
 
@@ -578,8 +611,14 @@ mod tests {
         let unreachable = json!({"uri": "no uri at all", "http_verb": "post", "format": "json", "retries": 0,
                                  "event_id": "e", "hook_id": plain.hook_id, "account_id": plain.account_id,
                                  "hook_event": "object", "payload": {}, "published_at_ms": 0});
-        let read: DeliveryJob = serde_json::from_value(unreachable).expect("any uri is read");
+        let read: DeliveryJob = serde_json::from_value(unreachable.clone()).expect("any uri is read");
         assert!(read.target.uri.callout().is_err());
+        let mut untraced = unreachable;
+        untraced["trace_parent"] = json!("not a trace parent");
+        let read: DeliveryJob = serde_json::from_value(untraced.clone()).expect("a malformed trace parent is read");
+        assert_eq!(read.trace_parent, None);
+        untraced["trace_parent"] = json!(7);
+        assert!(serde_json::from_value::<DeliveryJob>(untraced).is_err(), "a trace parent is text");
     }
 
     #[test]

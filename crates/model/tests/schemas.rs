@@ -260,7 +260,7 @@ fn delivery_jobs_and_batches_as_serialized_on_the_bus_validate() {
     let mut retried = jobs[0].clone();
     retried.attempt = 3;
     retried.target.custom_request_headers = json!({"X-Tenant": "acme"}).as_object().cloned().map(Box::new);
-    retried.trace_parent = Some(TraceParent::new_root().to_string());
+    retried.trace_parent = Some(TraceParent::new_root());
     jobs.push(retried);
     for job in &jobs {
         schemas.assert_valid("delivery_job.json", &serde_json::to_value(job).expect("a job serializes"));

@@ -54,7 +54,7 @@ pub async fn create_hook(store: &Store, id: &WebhookId, owner: &AccountId, docum
 /// nothing listens on, that kept its job (so it can be resent and replayed).
 pub fn kept_failure(account: &AccountId, hook: &WebhookId, event: &str) -> NewAttempt {
     let job = DeliveryJob {
-        event_id: event.to_owned(),
+        event_id: event.into(),
         hook_id: hook.clone(),
         account_id: account.clone(),
         hook_event: "CHANNEL_CREATE".into(),

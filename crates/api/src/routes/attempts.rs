@@ -10,7 +10,7 @@ use actix_web::web::{Data, Path};
 use serde_json::{Value, json};
 use webhooks_bus::Outgoing;
 use webhooks_model::errors::ValidationErrors;
-use webhooks_model::ids::{WebhookId, random_id};
+use webhooks_model::ids::{EventId, WebhookId};
 use webhooks_model::job::{DeliveryJob, JobEvent, REDELIVERY_BATCH, job_for_document};
 use webhooks_model::payload::HookView;
 use webhooks_model::samples::test_delivery;
@@ -141,7 +141,7 @@ pub async fn test(state: Data<ApiState>, scope: Scope, path: Path<(String, Strin
     tracing::info!(account.id = %scope.account.id, hook.id = %hook.id, event.id = %event_id, "test callout sent");
     let deadline = Instant::now() + Duration::from_secs(state.settings.api.test_wait_seconds);
     loop {
-        if let Some(attempt) = state.store.event_attempt(&hook.account_id, &hook.id, &event_id).await? {
+        if let Some(attempt) = state.store.event_attempt(&hook.account_id, &hook.id, event_id.as_str()).await? {
             return Ok(Reply::ok(attempt_view(&attempt)).without_revision());
         }
         if Instant::now() >= deadline {
@@ -161,7 +161,7 @@ fn test_job(hook: &Webhook, cluster_id: &str) -> Result<DeliveryJob, ApiError> {
         reason: format!("hooks of type {} have no sample payload to send", hook.hook),
     })?;
     let event = JobEvent {
-        event_id: random_id(),
+        event_id: EventId::random(),
         hook_event: delivery.hook_event.to_owned(),
         payload: delivery.payload.into(),
         published_at_ms: unix_millis().unsigned_abs(),
