@@ -13,14 +13,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use moka::future::Cache;
-use serde_json::json;
 use tracing::Instrument;
 use webhooks_bus::trace::continue_trace;
-use webhooks_bus::{Bus, BusError, Delivery, Outgoing};
+use webhooks_bus::{Bus, BusError, Delivery, NOTIFICATIONS_EXCHANGE, Outgoing, WEBHOOK_DISABLED_ROUTING_KEY};
 use webhooks_model::attempt::{Answer, SentRequest, attempt_document};
 use webhooks_model::ids::{AccountId, WebhookId, random_id};
 use webhooks_model::job::{DeliveryJob, JobBatch};
 use webhooks_model::notice::{Action, Change};
+use webhooks_model::notifications::WebhookDisabled;
 use webhooks_model::retry::{Decision, FailureLimits, MAX_RETRIES, Observed, RetryPolicy};
 use webhooks_model::time::{gregorian_now, unix_millis, unix_now, unix_seconds};
 use webhooks_model::trace::TraceParent;
@@ -36,10 +36,6 @@ use crate::settings::DispatcherSettings;
 use crate::signing::SigningKey;
 use crate::writer::{AttemptWriter, Failure, Records};
 
-/// The exchange Kazoo publishes notifications on.
-pub const NOTIFICATIONS_EXCHANGE: &str = "notifications";
-/// The routing key of `webhook_disabled` (docs/kazoo.md#auto-disable).
-pub const WEBHOOK_DISABLED_ROUTING_KEY: &str = "notifications.webhook.disabled";
 /// The reason recorded when a hook failed too often, as Kazoo words it.
 pub const TOO_MANY_FAILURES: &str = "too many failed attempts";
 /// The reason recorded when a receiver answered `410 Gone` (docs/kazoo.md#auto-disable).
@@ -437,19 +433,10 @@ impl Engine {
     fn disabled_messages(&self, job: &DeliveryJob) -> Vec<Outgoing> {
         let change =
             Change::Webhook { action: Action::Edited, id: job.hook_id.clone(), account_id: job.account_id.clone() };
-        let notification = json!({
-            "Account-ID": job.account_id,
-            "Hook-ID": job.hook_id,
-            "Event-Category": "notification",
-            "Event-Name": "webhook_disabled",
-            "App-Name": "webhooks",
-            "App-Version": env!("CARGO_PKG_VERSION"),
-            "Node": self.settings.node,
-            "Msg-ID": random_id(),
-        });
+        let notification = WebhookDisabled::new(&job.account_id, &job.hook_id, &self.settings.node);
         vec![
             Outgoing::change_notice(&change, &self.settings.node),
-            Outgoing::persistent(NOTIFICATIONS_EXCHANGE, WEBHOOK_DISABLED_ROUTING_KEY, notification.to_string()),
+            Outgoing::persistent(NOTIFICATIONS_EXCHANGE, WEBHOOK_DISABLED_ROUTING_KEY, notification.to_json()),
         ]
     }
 
