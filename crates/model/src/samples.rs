@@ -11,10 +11,10 @@ use std::sync::OnceLock;
 use serde_json::{Map, Value, json};
 
 use crate::event::{EventError, KazooEvent};
+use crate::hooks::HookType;
 use crate::ids::AccountId;
 use crate::notifications::{CALLFLOW_WEBHOOK, NOTIFICATION_TYPES, NotificationType};
 use crate::payload::{HookView, PayloadContext, base_payload, finish_payload};
-use crate::webhook::HookType;
 
 /// The sample ids, sorted, as Kazoo lists them.
 const SAMPLE_IDS: &[&str] = &[

@@ -15,6 +15,7 @@ use webhooks_model::event::{
     call_event_routing_key, read_body, read_event,
 };
 use webhooks_model::form;
+use webhooks_model::hooks::HookType;
 use webhooks_model::ids::AccountId;
 use webhooks_model::notifications::{self, NOTIFICATION_TYPES};
 use webhooks_model::payload::{
@@ -22,7 +23,6 @@ use webhooks_model::payload::{
     normalize_key, normalize_object,
 };
 use webhooks_model::samples;
-use webhooks_model::webhook::HookType;
 
 const ACCOUNT_ID: &str = "3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d";
 const RESELLER_ID: &str = "b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2";

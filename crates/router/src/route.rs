@@ -4,13 +4,13 @@
 
 use serde_json::{Map, Value};
 use webhooks_model::event::{CallflowWebhookEvent, EventKind, KazooEvent};
+use webhooks_model::hooks::HookType;
 use webhooks_model::ids::{AccountId, MessageKey, WebhookId};
 use webhooks_model::job::{DeliveryJob, JobEvent, Payload, job_for_document};
 use webhooks_model::payload::{
     HookView, PayloadContext, ReservedCcvKeys, base_payload, finish_payload, modifiers_match,
 };
 use webhooks_model::time::unix_millis;
-use webhooks_model::webhook::HookType;
 
 use crate::index::{HookIndex, IndexedHook};
 

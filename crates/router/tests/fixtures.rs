@@ -4,9 +4,10 @@
 
 use serde_json::{Map, Value, json};
 use webhooks_model::event::KazooEvent;
+use webhooks_model::hooks::HookType;
 use webhooks_model::ids::{AccountId, EventId, MessageKey, WebhookId};
 use webhooks_model::job::DeliveryJob;
-use webhooks_model::webhook::{Format, HookType, HttpVerb};
+use webhooks_model::webhook::{Format, HttpVerb};
 use webhooks_router::index::HookIndex;
 use webhooks_router::route::route;
 use webhooks_storage::{Account, Webhook};

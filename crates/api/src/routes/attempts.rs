@@ -10,12 +10,12 @@ use actix_web::web::{Data, Path};
 use serde_json::{Value, json};
 use webhooks_bus::Outgoing;
 use webhooks_model::errors::ValidationErrors;
+use webhooks_model::hooks::HookType;
 use webhooks_model::ids::{EventId, WebhookId};
 use webhooks_model::job::{DeliveryJob, JobEvent, REDELIVERY_BATCH, job_for_document};
 use webhooks_model::payload::HookView;
 use webhooks_model::samples::test_delivery;
 use webhooks_model::time::{gregorian_now, parse_instant, unix_millis};
-use webhooks_model::webhook::HookType;
 use webhooks_storage::{Attempt, RedeliveryError, Webhook};
 
 use super::webhooks::{load, parse_hook_id};

@@ -2,8 +2,9 @@
 
 use serde_json::{Map, Value};
 
-use super::{EventError, EventKind, KazooEvent, account_id_field, channel_vars, integer_value, is_true, string_value};
-use crate::webhook::HookType;
+use super::fields::{account_id_field, channel_vars, integer_value, is_true, string_value};
+use super::{EventError, EventKind, KazooEvent};
+use crate::hooks::HookType;
 
 /// The four channel events hooks can subscribe to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

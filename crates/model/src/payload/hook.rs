@@ -4,8 +4,7 @@
 use serde_json::{Map, Value};
 
 use crate::event::{EventKind, KazooEvent};
-use crate::hooks::ANY_VALUE;
-use crate::webhook::HookType;
+use crate::hooks::{ANY_VALUE, HookType};
 
 /// A borrowed view of the hook fields that filtering and finishing read, so that both the API's
 /// stored document and the router's in-memory hook can feed the builder without copying.

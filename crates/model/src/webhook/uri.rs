@@ -1,15 +1,102 @@
-//! A hook's callback URL as deliveries carry it: the text as stored, and the URI a callout is made
-//! to, parsed once with the `http` crate (the HTTP client's own type, so the request is built
-//! from it without parsing again).
+//! A hook's callback URL: the API's check of what a client writes (docs/kazoo.md#target-checks),
+//! and, as deliveries carry it, the text as stored and the URI a callout is made to, parsed once
+//! with the `http` crate (the HTTP client's own type, so the request is built from it without
+//! parsing again).
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
 use http::Uri;
 use http::uri::PathAndQuery;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use url::{Host, Url};
 
+use super::address::is_restricted_address;
 use crate::form;
+
+/// Host names refused as `uri` hosts whatever the configuration (`kazoo_web.client.blacklist.hosts`).
+pub const BLACKLISTED_HOSTS: &[&str] = &["localhost"];
+
+/// Why a `uri` is refused: reported to clients as Crossbar's `invalid client URL`, with this text
+/// as the `cause`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidCallbackUri {
+    /// Not an absolute URL.
+    #[error("not an absolute URL: {0}")]
+    Unparsable(#[from] url::ParseError),
+    /// Whitespace, control characters or backslashes, which other URL parsers would read
+    /// differently.
+    #[error("contains whitespace, control characters or backslashes")]
+    IllegalCharacters,
+    /// Only `http` and `https` are called.
+    #[error("scheme '{0}' is not http or https")]
+    Scheme(String),
+    /// User name or password in the URL: they would be stored and shown in clear.
+    #[error("carries credentials")]
+    Credentials,
+    /// No host to call.
+    #[error("has no host")]
+    NoHost,
+    /// Not written `scheme://host...`.
+    #[error("is not written scheme://host")]
+    NotHierarchical,
+    /// A host name on the blacklist.
+    #[error("host '{0}' is blacklisted")]
+    BlacklistedHost(String),
+    /// A literal address in a range [`is_restricted_address`] refuses.
+    #[error("address {0} is not a public address")]
+    RestrictedAddress(IpAddr),
+}
+
+/// Checks a hook `uri`: absolute `http`/`https`, no credentials, host not blacklisted, and no
+/// literal restricted address unless `allow_private_targets`. The WHATWG parser reads every
+/// IPv4 spelling (`2130706433`, `0x7f.0.0.1`, `0177.0.0.1`, `127.1`, percent-encoded, full-width
+/// digits) as the address it means, so each is judged by that address. Names are not resolved
+/// here; the dispatcher checks every address it actually connects to with the same function.
+pub fn check_callback_uri(uri: &str, allow_private_targets: bool) -> Result<Url, InvalidCallbackUri> {
+    // The URL parser silently strips or skips whitespace and control characters, and reads a
+    // backslash as a slash; refusing them keeps stored and called URL equal.
+    if uri.chars().any(|character| character.is_whitespace() || character.is_control() || character == '\\') {
+        return Err(InvalidCallbackUri::IllegalCharacters);
+    }
+    let url = Url::parse(uri)?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(InvalidCallbackUri::Scheme(url.scheme().to_owned()));
+    }
+    // The parser also finds a host in `http:a`, `http:/a` and `http:///a`; the dispatcher does not.
+    let authority = uri.get(url.scheme().len() + 1..).and_then(|rest| rest.strip_prefix("//"));
+    if authority.is_none_or(|authority| authority.is_empty() || authority.starts_with('/')) {
+        return Err(InvalidCallbackUri::NotHierarchical);
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(InvalidCallbackUri::Credentials);
+    }
+    let address = match url.host() {
+        None => return Err(InvalidCallbackUri::NoHost),
+        Some(Host::Domain(domain)) => {
+            // The parser lower-cases names; a trailing dot names the same host.
+            let name = domain.trim_end_matches('.');
+            // Names under `localhost` are loopback too (resolvers answer them so).
+            let blacklisted = BLACKLISTED_HOSTS
+                .iter()
+                .any(|host| name == *host || name.strip_suffix(host).is_some_and(|parent| parent.ends_with('.')));
+            if blacklisted {
+                return Err(InvalidCallbackUri::BlacklistedHost(name.to_owned()));
+            }
+            None
+        }
+        Some(Host::Ipv4(address)) => Some(IpAddr::V4(address)),
+        Some(Host::Ipv6(address)) => Some(IpAddr::V6(address)),
+    };
+    if let Some(address) = address
+        && !allow_private_targets
+        && is_restricted_address(address)
+    {
+        return Err(InvalidCallbackUri::RestrictedAddress(address));
+    }
+    Ok(url)
+}
 
 /// A hook's `uri`: the text as stored, which jobs carry and attempt records show, and the
 /// [`CalloutUri`] read from it on first use. Clones share both, so the jobs of one hook parse its

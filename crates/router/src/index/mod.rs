@@ -9,15 +9,19 @@
 //!
 //! The index is pure: the router loads it from the store and keeps it current from change notices.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
-
 use serde_json::{Map, Value};
 use webhooks_model::event::KazooEvent;
+use webhooks_model::hooks::HookType;
 use webhooks_model::ids::{AccountId, WebhookId};
-use webhooks_model::payload::{HookView, passes_filters};
-use webhooks_model::webhook::{DeliveryTarget, HookType};
 use webhooks_storage::{Account, Webhook};
+
+mod hook;
+mod ids;
+
+pub use hook::IndexedHook;
+
+use hook::HookHead;
+use ids::{IdMap, id_key};
 
 /// How many hook types there are.
 const TYPE_COUNT: usize = HookType::ALL_TYPES.len();
@@ -31,176 +35,6 @@ fn position(hook_type: HookType) -> usize {
 fn bit(hook_type: HookType) -> u16 {
     1 << (hook_type as u16)
 }
-
-/// What the router keeps of an enabled hook: what matching, payload finishing and the delivery
-/// job need, and nothing else. The rarely present objects are boxed so an absent one costs a word;
-/// the owner is the account the index files the hook under, so it is not repeated here.
-#[derive(Debug, Clone, PartialEq)]
-pub struct IndexedHook {
-    /// The hook id.
-    pub id: WebhookId,
-    /// The hook type.
-    pub hook_type: HookType,
-    /// Where and how its callouts go.
-    pub target: DeliveryTarget,
-    /// When false, loopback legs of channel events are skipped.
-    pub include_internal_legs: bool,
-    /// Whether events of descendant accounts reach the hook.
-    pub include_subaccounts: bool,
-    /// `custom_data`: filters and extra payload fields.
-    pub custom_data: Option<Box<Map<String, Value>>>,
-    /// The undocumented `modifiers` field (docs/kazoo.md#per-hook-finishing).
-    pub modifiers: Option<Box<Map<String, Value>>>,
-}
-
-impl IndexedHook {
-    /// The routing view of a stored hook; `None` when its type is one no event reaches. The
-    /// `enabled` column is not consulted here: the index decides what to do with disabled hooks.
-    pub fn from_webhook(webhook: &Webhook) -> Option<Self> {
-        let hook_type = HookType::parse(&webhook.hook)?;
-        let document = &webhook.doc;
-        // The model's reading of the filter fields, so the router and samples agree.
-        let view = HookView::of(hook_type, document);
-        let boxed = |map: Option<&Map<String, Value>>| map.map(|map| Box::new(map.clone()));
-        Some(Self {
-            id: webhook.id.clone(),
-            hook_type,
-            target: DeliveryTarget::from_document(document),
-            include_internal_legs: view.include_internal_legs,
-            include_subaccounts: webhook.include_subaccounts,
-            custom_data: boxed(view.custom_data),
-            modifiers: boxed(view.modifiers),
-        })
-    }
-
-    /// The view the model's filters and payload finishing read.
-    pub fn view(&self) -> HookView<'_> {
-        HookView {
-            hook_type: self.hook_type,
-            custom_data: self.custom_data.as_deref(),
-            modifiers: self.modifiers.as_deref(),
-            include_internal_legs: self.include_internal_legs,
-        }
-    }
-}
-
-/// What matching reads of a hook, 16 bytes, stored in line in the account's hook list so a
-/// group of hooks shares a cache line; the hook itself is read only once it matches (or when an
-/// object or notification filter reads its `custom_data`).
-#[derive(Debug, Clone, PartialEq)]
-struct HookHead {
-    /// The hook type.
-    hook_type: HookType,
-    /// Whether events of descendant accounts reach the hook.
-    include_subaccounts: bool,
-    /// When false, loopback legs of channel events are skipped.
-    include_internal_legs: bool,
-    /// The hook.
-    hook: Box<IndexedHook>,
-}
-
-impl HookHead {
-    fn new(hook: IndexedHook) -> Self {
-        Self {
-            hook_type: hook.hook_type,
-            include_subaccounts: hook.include_subaccounts,
-            include_internal_legs: hook.include_internal_legs,
-            hook: Box::new(hook),
-        }
-    }
-
-    /// [`HookView::accepts`] for this hook, which the index only asks of hooks of the event's type
-    /// or `all`.
-    fn accepts(&self, event: &KazooEvent) -> bool {
-        passes_filters(event, self.hook_type == HookType::All, self.include_internal_legs, || {
-            self.hook.custom_data.as_deref()
-        })
-    }
-}
-
-/// An id's 32 hex digits as one number: a compact, quickly hashed map key. Account and webhook
-/// ids are checked to be 32 lowercase hex digits, which always fit. This runs once per event, so
-/// it converts eight digits at a time instead of looping over characters.
-fn id_key(id: &str) -> u128 {
-    let bytes = id.as_bytes();
-    if bytes.len() != 32 {
-        // Unreachable for checked ids; any stable value will do.
-        return bytes.iter().fold(0u128, |key, byte| key.rotate_left(5) ^ u128::from(*byte));
-    }
-    bytes.chunks_exact(8).fold(0u128, |key, chunk| {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        (key << 32) | u128::from(hex_word(u64::from_be_bytes(word)))
-    })
-}
-
-/// Eight ASCII hex digits (first digit in the most significant byte) to their 32-bit value.
-fn hex_word(chunk: u64) -> u32 {
-    // '0'..'9' are 0x30..0x39 and 'a'..'f' / 'A'..'F' are 0x61../0x41..: the low nibble plus 9
-    // for letters (bit 6 set) is each digit's value.
-    let digits = (chunk & 0x0f0f_0f0f_0f0f_0f0f) + ((chunk >> 6) & 0x0101_0101_0101_0101) * 9;
-    // Pack neighbouring nibbles into bytes, bytes into 16-bit lanes, lanes into the result.
-    let bytes = (digits | (digits >> 4)) & 0x00ff_00ff_00ff_00ff;
-    let lanes = (bytes | (bytes >> 8)) & 0x0000_ffff_0000_ffff;
-    ((lanes | (lanes >> 16)) & 0xffff_ffff) as u32
-}
-
-/// Hashes the 128-bit id keys: ids are random, so one folded multiply with a per-index random
-/// seed mixes them well (and keeps crafted ids from colliding on purpose) at a fraction of
-/// SipHash's cost. This is the per-event hot path.
-#[derive(Debug, Clone, Copy)]
-struct IdHashBuilder {
-    seed: [u64; 2],
-}
-
-impl Default for IdHashBuilder {
-    fn default() -> Self {
-        Self { seed: [rand::random(), rand::random()] }
-    }
-}
-
-impl BuildHasher for IdHashBuilder {
-    type Hasher = IdHasher;
-
-    fn build_hasher(&self) -> IdHasher {
-        IdHasher { seed: self.seed, state: 0 }
-    }
-}
-
-/// See [`IdHashBuilder`].
-#[derive(Debug)]
-struct IdHasher {
-    seed: [u64; 2],
-    state: u64,
-}
-
-/// Multiplies as 128 bits and folds the halves together.
-fn folded_multiply(left: u64, right: u64) -> u64 {
-    let product = u128::from(left) * u128::from(right);
-    (product as u64) ^ ((product >> 64) as u64)
-}
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        // Not used by the u128 keys; kept correct for any other key type.
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.state = folded_multiply(self.state ^ u64::from_le_bytes(word) ^ self.seed[0], self.seed[1] | 1);
-        }
-    }
-
-    fn write_u128(&mut self, value: u128) {
-        self.state = folded_multiply((value as u64) ^ self.seed[0], ((value >> 64) as u64) ^ self.seed[1]);
-    }
-
-    fn finish(&self) -> u64 {
-        self.state
-    }
-}
-
-/// A map keyed by id keys.
-type IdMap = HashMap<u128, u32, IdHashBuilder>;
 
 /// What matching reads of an interned account, kept apart from what it does not read (the id
 /// and reseller flag, in [`Slot`]) so the walk up a tree touches as few cache lines as possible;
@@ -569,23 +403,4 @@ impl HookIndexBuilder {
 /// private `pvt_reseller`.
 fn is_reseller(document: &Map<String, Value>) -> bool {
     ["is_reseller", "pvt_reseller"].iter().any(|key| document.get(*key).and_then(Value::as_bool) == Some(true))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn id_keys_are_the_hexadecimal_value_of_the_id() {
-        let id = "0123456789abcdef0f1e2d3c4b5a6978";
-        assert_eq!(id_key(id), u128::from_str_radix(id, 16).expect("hex"));
-        assert_eq!(id_key("0123456789ABCDEF0F1E2D3C4B5A6978"), id_key(id));
-        assert_eq!(id_key("00000000000000000000000000000000"), 0);
-    }
-
-    #[test]
-    fn id_keys_of_distinct_ids_differ() {
-        assert_ne!(id_key("3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d"), id_key("3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8e"));
-        assert_eq!(id_key("ffffffffffffffffffffffffffffffff"), u128::MAX);
-    }
 }
