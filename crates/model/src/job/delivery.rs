@@ -17,7 +17,7 @@ use crate::webhook::{CallbackUri, DeliveryTarget, Format, HttpVerb};
 /// One HTTP callout to make, with everything needed to make it and to record the attempt, so the
 /// dispatcher reads nothing per job.
 ///
-/// On the wire its target's fields sit among its own, as they always have (see [`JobWire`]).
+/// On the wire its target's fields sit among its own, as they always have (see `JobWire`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(from = "JobWire")]
 pub struct DeliveryJob {
