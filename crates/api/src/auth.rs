@@ -1,5 +1,6 @@
-//! Authentication (signed, expiring tokens any replica can verify) and authorization (a token acts
-//! on its own account, its descendants, or anything when its account is a super-duper admin).
+//! Authentication (signed, expiring tokens any replica can verify: our own HS256 tokens, or in
+//! Kazoo mode Kazoo's, see [`crate::kazoo`]) and authorization (a token acts on its own account,
+//! its descendants, or anything when its account is a super-duper admin).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -102,6 +103,39 @@ impl TokenSigner {
     }
 }
 
+/// The account `token` acts as: the one place where tokens are verified, our own HS256 ones in
+/// standalone mode and Kazoo's in Kazoo mode. In Kazoo mode, as in Crossbar, an
+/// `X-Auth-Account-ID` header (`account_header`) must name the token's account, and a token acting
+/// `as` another account may do so only for one of its descendants (`docs/kazoo.md#kazoos-tokens`).
+pub(crate) async fn authenticate(
+    state: &ApiState,
+    token: &str,
+    account_header: Option<&str>,
+) -> Result<AccountId, ApiError> {
+    let Some(kazoo) = state.kazoo() else {
+        return state.tokens().verify(token).map(|claims| claims.account_id).map_err(|error| {
+            tracing::debug!(%error, "token refused");
+            ApiError::InvalidCredentials
+        });
+    };
+    let verified = kazoo.verify(token).await.map_err(|refusal| {
+        tracing::debug!(%refusal, "Kazoo token refused");
+        ApiError::InvalidCredentials
+    })?;
+    if account_header.is_some_and(|header| header != verified.account_id.as_str()) {
+        tracing::debug!(account.id = %verified.account_id, "X-Auth-Account-ID names another account");
+        return Err(ApiError::InvalidCredentials);
+    }
+    let Some(acting_as) = &verified.acting_as else { return Ok(verified.account_id.clone()) };
+    match state.account(acting_as).await? {
+        Some(account) if account.tree.contains(&verified.account_id) => Ok(account.id.clone()),
+        _ => {
+            tracing::debug!(account.id = %verified.account_id, acting_as = %acting_as, "`as` names no descendant");
+            Err(ApiError::InvalidCredentials)
+        }
+    }
+}
+
 /// True when `caller` may act on `account`: itself, an ancestor of it, or a super-duper admin.
 pub fn may_act_on(caller: &Account, account: &Account) -> bool {
     caller.superduper_admin || caller.id == account.id || account.tree.contains(&caller.id)
@@ -109,10 +143,10 @@ pub fn may_act_on(caller: &Account, account: &Account) -> bool {
 
 /// The account of the verified token, if the request carried one; its account must still exist.
 async fn caller(state: &ApiState) -> Result<Option<Arc<Account>>, ApiError> {
-    let Some(claims) = crossbar::current().and_then(|meta| meta.claims) else {
+    let Some(id) = crossbar::current().and_then(|meta| meta.caller) else {
         return Ok(None);
     };
-    match state.account(&claims.account_id).await? {
+    match state.account(&id).await? {
         Some(account) => Ok(Some(account)),
         None => Err(ApiError::InvalidCredentials),
     }

@@ -2,13 +2,16 @@
 //! and the accounts and authentication they depend on.
 //!
 //! The binary hands [`run`] a bound listener, an [`ApiState`] and a shutdown token; tests drive
-//! [`app`] in-process.
+//! [`app`] in-process. The writes, re-enables, redeliveries and change notices behind the handlers
+//! are [`operations`], which the binary's operator commands call too.
 
 pub mod accounts;
 pub mod auth;
 pub mod crossbar;
+pub mod kazoo;
 mod listing;
 pub mod metrics;
+pub mod operations;
 pub mod ops;
 pub mod query;
 mod routes;
@@ -22,16 +25,18 @@ use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::web::Data;
 use actix_web::{App, HttpServer};
 use tokio_util::sync::CancellationToken;
-use webhooks_bus::{Bus, Outgoing};
-use webhooks_model::config::ApiConfig;
+use webhooks_bus::Bus;
+use webhooks_model::config::{ApiConfig, KazooConfig};
 use webhooks_model::hooks::HookDefinitions;
 use webhooks_model::ids::AccountId;
 use webhooks_model::notice::Change;
 use webhooks_storage::{Account, StorageError, Store};
 
 use crate::auth::TokenSigner;
+use crate::kazoo::{KazooSetupError, KazooTokens};
 use crate::listing::HookLists;
 use crate::metrics::ApiMetrics;
+use crate::operations::{Announcer, Committed};
 use crate::ops::Health;
 
 /// Settings of the API service.
@@ -45,6 +50,19 @@ pub struct ApiSettings {
     pub allow_private_targets: bool,
     /// The `cluster_id` payloads carry (test callouts send one too).
     pub cluster_id: String,
+    /// The `[kazoo]` section: Kazoo mode when its `crossbar_url` is set.
+    pub kazoo: KazooConfig,
+}
+
+/// Why the API cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiStartError {
+    /// The shared token secret could not be read or created.
+    #[error("reading the token secret: {0}")]
+    Storage(#[from] StorageError),
+    /// Kazoo mode is misconfigured.
+    #[error(transparent)]
+    Kazoo(#[from] KazooSetupError),
 }
 
 /// Everything the handlers share.
@@ -52,7 +70,10 @@ pub struct ApiSettings {
 pub struct ApiState {
     store: Store,
     bus: Bus,
+    announcer: Announcer,
     tokens: TokenSigner,
+    /// Kazoo mode's token verification; `None` in standalone mode.
+    kazoo: Option<KazooTokens>,
     definitions: HookDefinitions,
     settings: ApiSettings,
     node: Arc<str>,
@@ -64,15 +85,19 @@ pub struct ApiState {
 const TOKEN_SECRET_SETTING: &str = "auth_token_secret";
 
 impl ApiState {
-    /// Builds the state, creating the shared token secret on first start. Changes are announced
-    /// and ingested events published on `bus`.
-    pub async fn new(store: Store, bus: Bus, settings: ApiSettings) -> Result<Self, StorageError> {
+    /// Builds the state, creating the shared token secret on first start, and in Kazoo mode
+    /// reading Kazoo's signing keys. Changes are announced and ingested events published on
+    /// `bus`.
+    pub async fn new(store: Store, bus: Bus, settings: ApiSettings) -> Result<Self, ApiStartError> {
         let candidate = hex::encode(rand::random::<[u8; 32]>());
         let secret = store.insert_setting_if_absent(TOKEN_SECRET_SETTING, &candidate).await?;
+        let node = Arc::from(settings.node.as_str());
         Ok(Self {
             tokens: TokenSigner::new(secret.as_bytes(), settings.api.token_lifetime_seconds),
+            kazoo: KazooTokens::start(&settings.kazoo).await?,
             definitions: HookDefinitions::default(),
-            node: Arc::from(settings.node.as_str()),
+            announcer: Announcer::new(bus.clone(), Arc::clone(&node)),
+            node,
             hook_lists: Arc::new(HookLists::new(Duration::from_secs(settings.api.listing_cache_seconds))),
             accounts: moka::sync::Cache::builder()
                 .max_capacity(100_000)
@@ -94,6 +119,11 @@ impl ApiState {
         &self.tokens
     }
 
+    /// Kazoo mode's token verification (and its Crossbar client); `None` in standalone mode.
+    pub fn kazoo(&self) -> Option<&KazooTokens> {
+        self.kazoo.as_ref()
+    }
+
     pub(crate) fn node(&self) -> Arc<str> {
         Arc::clone(&self.node)
     }
@@ -109,24 +139,16 @@ impl ApiState {
         Ok(Some(account))
     }
 
-    /// Tells every router about a committed change. The notice is published alongside the answer
-    /// rather than before it: waiting for the broker's confirmation cost a third of the API's write
-    /// throughput, and routers apply it within milliseconds either way. A failed publish does not
-    /// undo the change: routers also reload the store periodically.
-    pub(crate) async fn announce(&self, change: Change) {
-        // This replica's own lists first, so its next answer already shows the change.
-        self.hook_lists.forget(&change);
-        let (bus, notice) = (self.bus.clone(), Outgoing::change_notice(&change, &self.node));
-        tokio::spawn(async move {
-            if let Err(error) = bus.publish(notice).await {
-                tracing::warn!(error = %error, ?change, "change notice not published; routers apply it at their next reload");
-            }
-        });
-    }
-
-    /// Forgets a cached account after this replica changed or deleted it.
-    pub(crate) fn forget_account(&self, id: &AccountId) {
-        self.accounts.invalidate(id);
+    /// Tells every router about a committed write, and returns what the write returned. This
+    /// replica's own caches forget what the change concerns first, so its next answer already
+    /// shows it; the notice goes out alongside the answer ([`Committed::announce_later`]).
+    pub(crate) fn announce<T>(&self, committed: Committed<T>) -> T {
+        let change = committed.change();
+        self.hook_lists.forget(change);
+        if let Change::Account { id, .. } = change {
+            self.accounts.invalidate(id);
+        }
+        committed.announce_later(&self.announcer)
     }
 }
 

@@ -1,7 +1,8 @@
 //! Logs: with JSON output, a request's log lines carry its request id (the one the client sees in
 //! `X-Request-ID`), the authorized account, and the handler's own fields; and at every level,
 //! `trace` included, no API key or signing secret reaches a log line, nor any answer but the one
-//! that must show it.
+//! that must show it; in Kazoo mode, neither does Kazoo's master API key, the service's Crossbar
+//! session or a Kazoo token.
 //!
 //! A test binary has one global subscriber: this one captures everything, from every crate at
 //! every level, and each test reads what concerns it.
@@ -11,12 +12,14 @@ use std::sync::OnceLock;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tracing_subscriber::util::SubscriberInitExt;
-use webhooks_bus::DISPATCH_ROUTING_KEY;
+use webhooks_bus::{Bus, DISPATCH_ROUTING_KEY, Topology};
+use webhooks_model::config::KazooConfig;
 use webhooks_model::ids::{AccountId, WebhookId, random_id};
 use webhooks_test_support::app::TestApp;
 use webhooks_test_support::bus::{Backend, Observer, connect, unique_prefix};
 use webhooks_test_support::db::TestDatabase;
 use webhooks_test_support::http::Answer;
+use webhooks_test_support::kazoo::{self, CrossbarStandIn, MASTER_API_KEY};
 use webhooks_test_support::logs::{CapturedLogs, secret_forms, signing_secret};
 use webhooks_test_support::store::kept_failure;
 
@@ -211,5 +214,39 @@ async fn no_api_key_or_signing_secret_reaches_a_log_line_or_an_answer() {
     // Tokens are credentials too: echoed in the envelope as Crossbar does, but never logged.
     for token in [&master, &token] {
         assert!(!text.contains(token.as_str()), "a token is logged");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kazoo_mode_logs_no_master_api_key_session_or_token() {
+    let logs = logs();
+    let crossbar = CrossbarStandIn::start().await;
+    let kazoo = KazooConfig {
+        crossbar_url: Some(crossbar.url()),
+        api_key: Some(MASTER_API_KEY.to_owned()),
+        ..KazooConfig::default()
+    };
+    let bus = Bus::connect(None, Topology::new("webhooks")).await.expect("the in-process bus starts");
+    let settings = webhooks_api::ApiSettings { kazoo, ..TestApp::settings() };
+    let app = TestApp::spawn_with(TestDatabase::sqlite().await, bus, settings).await;
+    kazoo::create_tree(&app.store).await;
+    // A key reset makes the service log in a second time and verify a second token.
+    let tokens = [kazoo::token("user_auth"), kazoo::rotated_token("api_auth")];
+    let listing = format!("/v2/accounts/{}/webhooks", kazoo::SUB1);
+    assert_eq!(app.client.send(Method::GET, &listing, Some(&tokens[0]), None).await.status, StatusCode::OK);
+    crossbar.set_key(kazoo::KID, &kazoo::rotated_public_key_pem());
+    crossbar.end_sessions();
+    assert_eq!(app.client.send(Method::GET, &listing, Some(&tokens[1]), None).await.status, StatusCode::OK);
+
+    let sessions: Vec<String> =
+        crossbar.requests().iter().filter_map(|request| request.header("x-auth-token").map(str::to_owned)).collect();
+    assert!(sessions.len() >= 2, "two sessions were used: {sessions:?}");
+    let text = logs.text();
+    assert!(text.contains("logged in to Crossbar"), "logs are captured");
+    let secrets = std::iter::once(MASTER_API_KEY.to_owned()).chain(sessions).chain(tokens);
+    for secret in secrets {
+        for form in secret_forms(secret.as_bytes()) {
+            assert!(!text.contains(form.as_str()), "{secret} is logged as {form}");
+        }
     }
 }

@@ -1,11 +1,13 @@
 //! The settings of every service, as read from embedded defaults, an optional file and the
 //! environment (the binary does the reading; this is their shape, and the defaults).
 
+use std::path::PathBuf;
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::ids::AccountId;
 use crate::retry::FailureLimits;
 
 /// The embedded defaults (`defaults.toml`): the value of every setting that has one, and the
@@ -53,6 +55,8 @@ pub struct Settings {
     pub router: RouterConfig,
     /// Dispatcher settings.
     pub dispatcher: DispatcherConfig,
+    /// Kazoo mode: Kazoo's tokens (and, with them, Kazoo's Crossbar) instead of our own.
+    pub kazoo: KazooConfig,
 }
 
 impl Default for Settings {
@@ -81,6 +85,7 @@ impl std::fmt::Debug for Settings {
             .field("api", &self.api)
             .field("router", &self.router)
             .field("dispatcher", &self.dispatcher)
+            .field("kazoo", &self.kazoo)
             .finish()
     }
 }
@@ -218,6 +223,98 @@ impl DispatcherConfig {
     }
 }
 
+/// Kazoo mode: the `[kazoo]` section. The mode is on when `crossbar_url` is set; the API then
+/// accepts Kazoo's tokens instead of its own.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+pub struct KazooConfig {
+    /// Base URL of Kazoo's Crossbar (`http://crossbar:8000`); Kazoo mode is on when set.
+    pub crossbar_url: Option<String>,
+    /// The master account's API key, with which the service logs in to Crossbar to read keys.
+    pub api_key: Option<String>,
+    /// Token signing keys given here instead of fetched from Crossbar: `KID=PEM-file` each.
+    pub public_keys: Vec<String>,
+    /// Confirm every new token once with Crossbar's `tokeninfo` (refused when Crossbar cannot
+    /// be reached), so that a revoked Kazoo session stops working.
+    pub tokeninfo: bool,
+    /// The Kazoo master account, when it is not the super-duper admin account without ancestors.
+    pub master_account_id: Option<AccountId>,
+    /// Seconds between two fetches of signing keys caused by tokens (an unknown key id, or a
+    /// signature the known key refuses).
+    pub key_refetch_interval_seconds: u64,
+    /// Seconds a token confirmed by `tokeninfo` is taken as confirmed.
+    pub tokeninfo_cache_seconds: u64,
+    /// Verified tokens kept in memory, each until its expiry.
+    pub verified_tokens_capacity: u64,
+    /// Seconds a call to Crossbar may take, connecting included.
+    pub request_timeout_seconds: u64,
+}
+
+impl Default for KazooConfig {
+    /// The embedded defaults (Kazoo mode off).
+    fn default() -> Self {
+        DEFAULT_SETTINGS.kazoo.clone()
+    }
+}
+
+impl std::fmt::Debug for KazooConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The API key is a credential.
+        f.debug_struct("KazooConfig")
+            .field("crossbar_url", &self.crossbar_url.as_deref().map(redact_url))
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("public_keys", &self.public_keys)
+            .field("tokeninfo", &self.tokeninfo)
+            .field("master_account_id", &self.master_account_id)
+            .field("key_refetch_interval_seconds", &self.key_refetch_interval_seconds)
+            .field("tokeninfo_cache_seconds", &self.tokeninfo_cache_seconds)
+            .field("verified_tokens_capacity", &self.verified_tokens_capacity)
+            .field("request_timeout_seconds", &self.request_timeout_seconds)
+            .finish()
+    }
+}
+
+/// A `public_keys` entry that is not `KID=PEM-file`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("kazoo.public_keys: '{0}' is not KID=PEM-file")]
+pub struct InvalidPublicKeyEntry(pub String);
+
+impl KazooConfig {
+    /// True in Kazoo mode.
+    pub fn enabled(&self) -> bool {
+        self.crossbar_url.is_some()
+    }
+
+    /// The first Kazoo setting given while Kazoo mode is off: most likely a forgotten
+    /// `crossbar_url`, which would leave the service accepting its own tokens instead.
+    pub fn stray_setting(&self) -> Option<&'static str> {
+        if self.enabled() {
+            return None;
+        }
+        [
+            ("api_key", self.api_key.is_some()),
+            ("public_keys", !self.public_keys.is_empty()),
+            ("tokeninfo", self.tokeninfo),
+            ("master_account_id", self.master_account_id.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(name, set)| set.then_some(name))
+    }
+
+    /// The configured signing keys as (key id, PEM file) pairs.
+    pub fn public_key_files(&self) -> Result<Vec<(String, PathBuf)>, InvalidPublicKeyEntry> {
+        self.public_keys
+            .iter()
+            .map(|entry| match entry.split_once('=') {
+                Some((kid, file)) if !kid.trim().is_empty() && !file.trim().is_empty() => {
+                    Ok((kid.trim().to_owned(), PathBuf::from(file.trim())))
+                }
+                _ => Err(InvalidPublicKeyEntry(entry.clone())),
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -315,6 +412,17 @@ mod tests {
                 bookkeeping_capacity: 20_000,
                 bookkeeping_capacity_bytes: 64 * 1024 * 1024,
             },
+            kazoo: KazooConfig {
+                crossbar_url: None,
+                api_key: None,
+                public_keys: Vec::new(),
+                tokeninfo: false,
+                master_account_id: None,
+                key_refetch_interval_seconds: 60,
+                tokeninfo_cache_seconds: 60,
+                verified_tokens_capacity: 100_000,
+                request_timeout_seconds: 5,
+            },
         };
         assert_eq!(Settings::default(), documented);
         assert_eq!(
@@ -336,9 +444,43 @@ mod tests {
         let settings = Settings {
             master_api_key: Some("topsecret".into()),
             amqp_url: Some("amqp://user:hidden@mq/%2f".into()),
+            kazoo: KazooConfig {
+                crossbar_url: Some("http://user:concealed@crossbar:8000".into()),
+                api_key: Some("kazoosecret".into()),
+                ..KazooConfig::default()
+            },
             ..Settings::default()
         };
         let shown = format!("{settings:?}");
-        assert!(!shown.contains("topsecret") && !shown.contains("hidden"));
+        for secret in ["topsecret", "hidden", "concealed", "kazoosecret"] {
+            assert!(!shown.contains(secret), "{secret} shown in {shown}");
+        }
+        assert!(shown.contains("crossbar:8000"), "{shown}");
+    }
+
+    #[test]
+    fn kazoo_mode_is_on_with_a_crossbar_url_and_keys_are_kid_file_pairs() {
+        assert!(!KazooConfig::default().enabled());
+        assert_eq!(KazooConfig::default().stray_setting(), None);
+        let forgotten = KazooConfig { tokeninfo: true, ..KazooConfig::default() };
+        assert_eq!(forgotten.stray_setting(), Some("tokeninfo"));
+        let kazoo = KazooConfig {
+            crossbar_url: Some("http://crossbar:8000".into()),
+            public_keys: vec!["96247ed90b4bec8294c09ae6ece923a2=/etc/kazoo/key.pem".into(), " k2 = b.pem ".into()],
+            ..KazooConfig::default()
+        };
+        assert!(kazoo.enabled());
+        assert_eq!(kazoo.stray_setting(), None);
+        assert_eq!(
+            kazoo.public_key_files(),
+            Ok(vec![
+                ("96247ed90b4bec8294c09ae6ece923a2".to_owned(), PathBuf::from("/etc/kazoo/key.pem")),
+                ("k2".to_owned(), PathBuf::from("b.pem")),
+            ])
+        );
+        for wrong in ["no-equals", "=file.pem", "kid="] {
+            let kazoo = KazooConfig { public_keys: vec![wrong.into()], ..KazooConfig::default() };
+            assert_eq!(kazoo.public_key_files(), Err(InvalidPublicKeyEntry(wrong.into())));
+        }
     }
 }

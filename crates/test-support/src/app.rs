@@ -6,7 +6,7 @@ use tokio_util::sync::CancellationToken;
 use webhooks_api::ops::Health;
 use webhooks_api::{ApiSettings, ApiState};
 use webhooks_bus::{Bus, Topology};
-use webhooks_model::config::ApiConfig;
+use webhooks_model::config::{ApiConfig, KazooConfig};
 use webhooks_storage::Store;
 
 use crate::db::TestDatabase;
@@ -63,6 +63,7 @@ impl TestApp {
             node: "webhooks".to_owned(),
             allow_private_targets: true,
             cluster_id: TEST_CLUSTER_ID.to_owned(),
+            kazoo: KazooConfig::default(),
         }
     }
 

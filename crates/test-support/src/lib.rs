@@ -1,7 +1,8 @@
 //! Helpers shared by the tests of every crate: test databases and buses, accounts and hooks
 //! arranged in a store, the example Kazoo messages, an API server on port 0, a client that speaks
 //! Crossbar, a webhook receiver that records what it is sent (or misbehaves), captured logs,
-//! and a TCP proxy that can cut a service off its database or broker.
+//! a TCP proxy that can cut a service off its database or broker, and Kazoo's side of Kazoo
+//! mode (its tokens, its account tree, a Crossbar stand-in).
 
 pub mod app;
 pub mod bench;
@@ -9,6 +10,7 @@ pub mod bus;
 pub mod db;
 pub mod fixtures;
 pub mod http;
+pub mod kazoo;
 pub mod logs;
 pub mod proxy;
 pub mod receiver;

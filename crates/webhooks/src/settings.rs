@@ -12,7 +12,7 @@ use webhooks_bus::Topology;
 use webhooks_model::config::{DEFAULTS, Settings};
 
 /// Settings holding lists, given in the environment as comma-separated values.
-const LIST_KEYS: &[&str] = &["dispatcher.retry_delays_seconds"];
+const LIST_KEYS: &[&str] = &["dispatcher.retry_delays_seconds", "kazoo.public_keys"];
 
 /// Reads the settings; `WEBHOOKS_DATABASE_URL` sets `database_url`, `WEBHOOKS_API__WORKERS`
 /// sets `api.workers`, `WEBHOOKS_DISPATCHER__RETRY_DELAYS_SECONDS=1,5,30` a list.
@@ -61,6 +61,7 @@ pub(crate) fn api(settings: &Settings, cluster_id: String) -> ApiSettings {
         node: node(settings),
         allow_private_targets: settings.allow_private_targets,
         cluster_id,
+        kazoo: settings.kazoo.clone(),
     }
 }
 
@@ -108,6 +109,25 @@ mod tests {
             .expect("usable")
             .retry_delays;
         assert_eq!(delays[0], Duration::from_millis(500));
+    }
+
+    #[test]
+    fn kazoo_mode_is_set_by_variables() {
+        let settings = with(&[
+            ("WEBHOOKS_KAZOO__CROSSBAR_URL", "http://crossbar:8000"),
+            ("WEBHOOKS_KAZOO__API_KEY", "master-key"),
+            ("WEBHOOKS_KAZOO__PUBLIC_KEYS", "k1=/etc/k1.pem,k2=/etc/k2.pem"),
+            ("WEBHOOKS_KAZOO__TOKENINFO", "true"),
+            ("WEBHOOKS_KAZOO__MASTER_ACCOUNT_ID", "1f0e2d3c4b5a69788796a5b4c3d2e1f0"),
+        ])
+        .expect("the settings load");
+        let kazoo = &settings.kazoo;
+        assert!(kazoo.enabled() && kazoo.tokeninfo);
+        assert_eq!(kazoo.api_key.as_deref(), Some("master-key"));
+        assert_eq!(kazoo.public_keys, ["k1=/etc/k1.pem", "k2=/etc/k2.pem"]);
+        assert_eq!(kazoo.master_account_id.as_ref().map(|id| id.as_str()), Some("1f0e2d3c4b5a69788796a5b4c3d2e1f0"));
+        assert_eq!(api(&settings, String::new()).kazoo, settings.kazoo);
+        assert!(!with(&[]).expect("the defaults load").kazoo.enabled(), "off by default");
     }
 
     #[test]

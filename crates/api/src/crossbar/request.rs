@@ -18,10 +18,11 @@ use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 use tracing::Instrument;
 use webhooks_model::errors::ValidationErrors;
+use webhooks_model::ids::AccountId;
 
 use super::error::ApiError;
 use crate::ApiState;
-use crate::auth::Claims;
+use crate::auth::authenticate;
 
 tokio::task_local! {
     static META: RequestMeta;
@@ -30,6 +31,7 @@ tokio::task_local! {
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const X_AUTH_TOKEN: HeaderName = HeaderName::from_static("x-auth-token");
 const X_PRETTY_PRINT: HeaderName = HeaderName::from_static("x-pretty-print");
+const X_AUTH_ACCOUNT_ID: HeaderName = HeaderName::from_static("x-auth-account-id");
 
 /// What the envelope of every response needs to know about its request.
 #[derive(Debug, Clone)]
@@ -40,8 +42,8 @@ pub struct RequestMeta {
     pub node: Arc<str>,
     /// The token the client sent, echoed as `auth_token`.
     pub auth_token: Option<String>,
-    /// The verified claims of that token.
-    pub claims: Option<Claims>,
+    /// The account that token acts as, once verified.
+    pub caller: Option<AccountId>,
     /// Pretty-print the response.
     pub pretty: bool,
     /// `?jsonp=<function>`: the response is that function called with the envelope.
@@ -51,7 +53,7 @@ pub struct RequestMeta {
 impl RequestMeta {
     /// True when the request carried a valid token.
     pub fn authenticated(&self) -> bool {
-        self.claims.is_some()
+        self.caller.is_some()
     }
 }
 
@@ -104,7 +106,7 @@ pub async fn middleware(
 
     let jsonp =
         query.iter().find(|(key, _)| key == "jsonp").map(|(_, name)| name.clone()).filter(|name| jsonp_safe(name));
-    let mut meta = RequestMeta { request_id, node, auth_token: None, claims: None, pretty, jsonp };
+    let mut meta = RequestMeta { request_id, node, auth_token: None, caller: None, pretty, jsonp };
     let mut early: Option<ApiError> = None;
 
     let body = if request.method() == Method::OPTIONS {
@@ -129,9 +131,13 @@ pub async fn middleware(
         .or_else(|| envelope_text("auth_token"))
         .filter(|token| !token.is_empty());
     if let Some(token) = token {
-        match state.as_ref().map(|state| state.tokens.verify(&token)) {
-            Some(Ok(claims)) => meta.claims = Some(claims),
-            _ => early = early.or(Some(ApiError::InvalidCredentials)),
+        let verified = match &state {
+            Some(state) => authenticate(state, &token, header_text(&request, &X_AUTH_ACCOUNT_ID).as_deref()).await,
+            None => Err(ApiError::InvalidCredentials),
+        };
+        match verified {
+            Ok(caller) => meta.caller = Some(caller),
+            Err(error) => early = early.or(Some(error)),
         }
         meta.auth_token = Some(token);
     }
@@ -189,15 +195,17 @@ pub async fn middleware(
     headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     headers
         .insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS, HEAD, PATCH"));
+    // Crossbar's lists (Monster UI sends X-Kazoo-Cluster-ID when a cluster id is configured, and
+    // If-Match on conditional writes), and the headers this service reads besides.
     headers.insert(
         ACCESS_CONTROL_ALLOW_HEADERS,
         HeaderValue::from_static(
-            "Content-Type, Depth, User-Agent, X-Http-Method-Override, X-File-Size, X-Requested-With, If-Modified-Since, X-File-Name, Cache-Control, X-Auth-Token, X-Request-ID, X-Pretty-Print, Authorization",
+            "Content-Type, Depth, User-Agent, X-Http-Method-Override, X-File-Size, X-Requested-With, If-Modified-Since, X-File-Name, Cache-Control, X-Auth-Token, X-Kazoo-Cluster-ID, If-Match, X-Auth-Account-ID, X-Request-ID, X-Pretty-Print, Authorization",
         ),
     );
     headers.insert(
         ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("Content-Type, X-Auth-Token, X-Request-ID, Location, Etag, ETag"),
+        HeaderValue::from_static("Content-Type, X-Auth-Token, X-Request-ID, X-Kazoo-Cluster-ID, Location, Etag, ETag"),
     );
     headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
     Ok(response)

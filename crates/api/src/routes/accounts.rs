@@ -4,13 +4,12 @@ use actix_web::web::Data;
 use serde_json::{Map, Value, json};
 use webhooks_model::errors::ValidationErrors;
 use webhooks_model::ids::AccountId;
-use webhooks_model::notice::{Action, Change};
 use webhooks_storage::NewAccount;
 
-use crate::ApiState;
 use crate::accounts::{account_summary, account_view, generate_api_key};
 use crate::auth::Scope;
 use crate::crossbar::{ApiError, Envelope, PageInfo, Reply};
+use crate::{ApiState, operations};
 
 /// `PUT /v2/api_auth`: trades an account's API key for a token.
 pub async fn api_auth(state: Data<ApiState>, body: Envelope) -> Result<Reply, ApiError> {
@@ -54,9 +53,8 @@ pub async fn create_child(state: Data<ApiState>, scope: Scope, body: Envelope) -
         superduper_admin: false,
         doc,
     };
-    let account = state.store.insert_account(&new).await?;
+    let account = state.announce(operations::create_account(&state.store, &new).await?);
     tracing::info!(account.id = %account.id, parent.id = %scope.account.id, "account created");
-    state.announce(Change::Account { action: Action::Created, id: account.id.clone() }).await;
     Ok(Reply::created(account_view(&account), account.id.as_str(), &account.revision))
 }
 
@@ -84,13 +82,10 @@ pub async fn patch(state: Data<ApiState>, scope: Scope, body: Envelope) -> Resul
 }
 
 async fn update(state: &ApiState, scope: &Scope, name: &str, doc: &Map<String, Value>) -> Result<Reply, ApiError> {
-    let account = state
-        .store
-        .update_account(&scope.account.id, name, doc)
+    let updated = operations::update_account(&state.store, &scope.account.id, name, doc)
         .await?
         .ok_or_else(|| ApiError::BadIdentifier(scope.account.id.to_string()))?;
-    state.forget_account(&account.id);
-    state.announce(Change::Account { action: Action::Edited, id: account.id.clone() }).await;
+    let account = state.announce(updated);
     Ok(Reply::document(account_view(&account), &account.revision))
 }
 
@@ -101,12 +96,11 @@ pub async fn delete(state: Data<ApiState>, scope: Scope) -> Result<Reply, ApiErr
     if account.id == scope.caller.id {
         return Err(ApiError::Forbidden);
     }
-    if !state.store.delete_account(&account.id).await? {
-        return Err(ApiError::BadIdentifier(account.id.to_string()));
-    }
-    state.forget_account(&account.id);
+    let deleted = operations::delete_account(&state.store, &account.id)
+        .await?
+        .ok_or_else(|| ApiError::BadIdentifier(account.id.to_string()))?;
+    state.announce(deleted);
     tracing::info!(account.id = %account.id, "account deleted");
-    state.announce(Change::Account { action: Action::Deleted, id: account.id.clone() }).await;
     let mut view = account_view(account);
     if let Value::Object(fields) = &mut view {
         fields.insert("_read_only".into(), json!({"deleted": true}));

@@ -8,21 +8,21 @@ use actix_web::HttpRequest;
 use actix_web::http::StatusCode;
 use actix_web::web::{Data, Path};
 use serde_json::{Value, json};
-use webhooks_bus::Outgoing;
 use webhooks_model::errors::ValidationErrors;
 use webhooks_model::hooks::HookType;
 use webhooks_model::ids::{EventId, WebhookId};
-use webhooks_model::job::{DeliveryJob, JobEvent, REDELIVERY_BATCH, job_for_document};
+use webhooks_model::job::{DeliveryJob, JobEvent, job_for_document};
 use webhooks_model::payload::HookView;
 use webhooks_model::samples::test_delivery;
 use webhooks_model::time::{gregorian_now, parse_instant, unix_millis};
 use webhooks_storage::{Attempt, RedeliveryError, Webhook};
 
 use super::webhooks::{load, parse_hook_id};
-use crate::ApiState;
 use crate::auth::Scope;
 use crate::crossbar::{ApiError, Envelope, PageInfo, Reply};
+use crate::operations::Unpublished;
 use crate::query::QueryParams;
+use crate::{ApiState, operations};
 
 /// Crossbar's widest `created_from`..`created_to` span: 31 days and one hour.
 const MAXIMUM_RANGE: i64 = 2_682_000;
@@ -53,9 +53,7 @@ pub async fn resend(
 ) -> Result<Reply, ApiError> {
     let (_, raw_hook, attempt) = path.into_inner();
     let hook = parse_hook_id(&raw_hook)?;
-    let job = state
-        .store
-        .resend_job(&attempt, Some((&scope.account.id, &hook)), unix_millis().unsigned_abs())
+    let job = operations::resend(&state.store, &attempt, Some((&scope.account.id, &hook)))
         .await
         .map_err(|error| refusal(error, &raw_hook, &attempt))?;
     let event_id = job.event_id.clone();
@@ -112,9 +110,7 @@ pub async fn replay(
     };
     let raw_hook = &path.1;
     let hook = parse_hook_id(raw_hook)?;
-    let jobs = state
-        .store
-        .replay_jobs(&hook, Some(&scope.account.id), since, unix_millis().unsigned_abs())
+    let jobs = operations::replay(&state.store, &hook, Some(&scope.account.id), since)
         .await
         .map_err(|error| refusal(error, raw_hook, ""))?;
     let count = jobs.len();
@@ -142,7 +138,7 @@ pub async fn test(state: Data<ApiState>, scope: Scope, path: Path<(String, Strin
     let deadline = Instant::now() + Duration::from_secs(state.settings.api.test_wait_seconds);
     loop {
         if let Some(attempt) = state.store.event_attempt(&hook.account_id, &hook.id, event_id.as_str()).await? {
-            return Ok(Reply::ok(attempt_view(&attempt)).without_revision());
+            return Ok(Reply::ok(attempt_view(attempt)).without_revision());
         }
         if Instant::now() >= deadline {
             break;
@@ -172,13 +168,10 @@ fn test_job(hook: &Webhook, cluster_id: &str) -> Result<DeliveryJob, ApiError> {
     Ok(job)
 }
 
-/// Publishes `jobs` for the dispatchers, confirmed by the broker.
+/// Publishes `jobs` for the dispatchers ([`operations::publish_jobs`]).
 async fn publish(state: &ApiState, jobs: Vec<DeliveryJob>) -> Result<(), ApiError> {
-    let topology = state.bus.topology();
-    let messages =
-        jobs.chunks(REDELIVERY_BATCH).map(|chunk| Outgoing::job_batch(topology, chunk.to_vec())).collect::<Vec<_>>();
-    state.bus.publish_all(messages).await.map_err(|error| {
-        tracing::error!(error = %error, "redelivery jobs not published");
+    operations::publish_jobs(&state.bus, jobs, |_| {}).await.map_err(|Unpublished { source, .. }| {
+        tracing::error!(error = %source, "redelivery jobs not published");
         ApiError::Unavailable("the message bus did not accept the deliveries; nothing was sent")
     })
 }
@@ -202,9 +195,11 @@ async fn list(state: &ApiState, scope: &Scope, hook: Option<&WebhookId>, query: 
     let page = query.page(state.settings.api.default_page_size)?;
     let filters = query.filters();
     let found = state.store.list_attempts(&scope.account.id, hook, from, to, &page).await?;
+    // Each record is moved into its view, not copied: a listing without pagination may hold
+    // thousands, each with its request and response bodies.
     let items = found
         .items
-        .iter()
+        .into_iter()
         .filter(|attempt| filters.is_empty() || filters.accept(&stored_attempt(attempt)))
         .map(attempt_view)
         .collect();
@@ -213,9 +208,9 @@ async fn list(state: &ApiState, scope: &Scope, hook: Option<&WebhookId>, query: 
 
 /// The attempt's public fields plus `id` (what a resend names) and `timestamp` (its creation,
 /// gregorian seconds). The job kept with the record stays private.
-fn attempt_view(attempt: &Attempt) -> Value {
-    let mut fields = attempt.doc.clone();
-    fields.insert("id".into(), Value::String(attempt.id.clone()));
+fn attempt_view(attempt: Attempt) -> Value {
+    let mut fields = attempt.doc;
+    fields.insert("id".into(), Value::String(attempt.id));
     fields.insert("timestamp".into(), Value::from(attempt.created));
     Value::Object(fields)
 }

@@ -5,14 +5,13 @@ use actix_web::web::{Data, Path};
 use serde_json::{Map, Value, json};
 use webhooks_model::errors::ValidationErrors;
 use webhooks_model::ids::WebhookId;
-use webhooks_model::notice::{Action, Change};
 use webhooks_model::webhook::{ValidationContext, WebhookDocument, merge_patch, validate_webhook};
-use webhooks_storage::{NewWebhook, StorageError, Webhook, WebhookChange};
+use webhooks_storage::{StorageError, Webhook};
 
-use crate::ApiState;
 use crate::auth::Scope;
 use crate::crossbar::{ApiError, Envelope, PageInfo, Reply};
 use crate::query::QueryParams;
+use crate::{ApiState, operations};
 
 /// `GET /v2/accounts/{A}/webhooks`: hook summaries, descending by id, paginated and filtered,
 /// from the account's hook list in memory.
@@ -37,18 +36,10 @@ pub async fn list(state: Data<ApiState>, scope: Scope, request: HttpRequest) -> 
 /// `PUT /v2/accounts/{A}/webhooks`: validates and stores a new hook with a server-chosen id.
 pub async fn create(state: Data<ApiState>, scope: Scope, body: Envelope) -> Result<Reply, ApiError> {
     let document = validate(&state, &scope, body.data_object()?)?;
-    let new = NewWebhook {
-        id: WebhookId::generate(),
-        account_id: scope.account.id.clone(),
-        hook: document.hook().to_owned(),
-        enabled: document.enabled(),
-        include_subaccounts: document.include_subaccounts(),
-        secret: document.signing_secret().clone(),
-        doc: document.into_fields(),
-    };
-    let hook = state.store.insert_webhook(&new).await?;
+    let created =
+        operations::create_webhook(&state.store, WebhookId::generate(), scope.account.id.clone(), document).await?;
+    let hook = state.announce(created);
     tracing::info!(account.id = %hook.account_id, hook.id = %hook.id, "webhook created");
-    state.announce(hook_change(Action::Created, &hook)).await;
     Ok(Reply::created(public_view(&hook), hook.id.as_str(), &hook.revision))
 }
 
@@ -68,7 +59,7 @@ pub async fn replace(
 ) -> Result<Reply, ApiError> {
     let document = validate(&state, &scope, body.data_object()?)?;
     let stored = load(&state, &scope, &path.1).await?;
-    save(&state, &scope, &stored, document).await
+    save(&state, &stored, document).await
 }
 
 /// `PATCH /v2/accounts/{A}/webhooks/{id}`: shallow merge, then the same validation as a create.
@@ -82,19 +73,17 @@ pub async fn patch(
     let stored = load(&state, &scope, &path.1).await?;
     let merged = merge_patch(&current_fields(&stored), changes);
     let document = validate(&state, &scope, &merged)?;
-    save(&state, &scope, &stored, document).await
+    save(&state, &stored, document).await
 }
 
 /// `DELETE /v2/accounts/{A}/webhooks/{id}`: answers the deleted hook, marked read-only deleted.
 pub async fn delete(state: Data<ApiState>, scope: Scope, path: Path<(String, String)>) -> Result<Reply, ApiError> {
     let id = parse_hook_id(&path.1)?;
-    let hook = state
-        .store
-        .delete_webhook(&scope.account.id, &id)
+    let deleted = operations::delete_webhook(&state.store, &scope.account.id, &id)
         .await?
         .ok_or_else(|| ApiError::BadIdentifier(path.1.clone()))?;
+    let hook = state.announce(deleted);
     tracing::info!(account.id = %hook.account_id, hook.id = %hook.id, "webhook deleted");
-    state.announce(hook_change(Action::Deleted, &hook)).await;
     let mut view = public_view(&hook);
     if let Value::Object(fields) = &mut view {
         fields.insert("_read_only".into(), json!({"deleted": true}));
@@ -134,9 +123,9 @@ pub async fn reenable(
         }
     }
     let include_descendants = request.path().ends_with("/descendants/webhooks");
-    let count = state.store.reenable_webhooks(&scope.account.id, include_descendants).await?;
+    let reenabled = operations::reenable_hooks(&state.store, &scope.account.id, include_descendants).await?;
+    let count = state.announce(reenabled);
     tracing::info!(account.id = %scope.account.id, count, include_descendants, "auto-disabled webhooks re-enabled");
-    state.announce(Change::Reenabled { account_id: scope.account.id.clone(), descendants: include_descendants }).await;
     Ok(Reply::ok(Value::String("hooks updated".into())))
 }
 
@@ -159,30 +148,14 @@ pub(super) async fn load(state: &ApiState, scope: &Scope, raw_id: &str) -> Resul
     state.store.webhook(&scope.account.id, &id).await?.ok_or_else(|| ApiError::BadIdentifier(raw_id.to_owned()))
 }
 
-/// Stores a validated document over `stored`. Enabling a hook clears its auto-disable reason
-/// (and, in the store, its failure count).
-async fn save(state: &ApiState, scope: &Scope, stored: &Webhook, document: WebhookDocument) -> Result<Reply, ApiError> {
-    let disabled_reason = if document.enabled() { None } else { stored.disabled_reason.clone() };
-    let change = WebhookChange {
-        hook: document.hook().to_owned(),
-        enabled: document.enabled(),
-        include_subaccounts: document.include_subaccounts(),
-        disabled_reason,
-        secret: document.signing_secret().clone(),
-        doc: document.into_fields(),
-    };
-    let hook = state
-        .store
-        .update_webhook(&scope.account.id, &stored.id, &stored.revision, &change)
+/// Stores a validated document over `stored` ([`operations::update_webhook`]).
+async fn save(state: &ApiState, stored: &Webhook, document: WebhookDocument) -> Result<Reply, ApiError> {
+    let updated = operations::update_webhook(&state.store, stored, document)
         .await?
         .ok_or_else(|| ApiError::BadIdentifier(stored.id.to_string()))?;
+    let hook = state.announce(updated);
     tracing::info!(account.id = %hook.account_id, hook.id = %hook.id, "webhook updated");
-    state.announce(hook_change(Action::Edited, &hook)).await;
     Ok(Reply::document(public_view(&hook), &hook.revision))
-}
-
-fn hook_change(action: Action, hook: &Webhook) -> Change {
-    Change::Webhook { action, id: hook.id.clone(), account_id: hook.account_id.clone() }
 }
 
 /// The public document: stored fields, `id`, and the derived state: `disable_reason` for an
