@@ -211,7 +211,8 @@ impl Engine {
             http.status = tracing::field::Empty,
         );
         // Each attempt is a span of its own in the job's trace (retries keep the job's trace
-        // parent); a job from before traces were carried starts one.
+        // parent); a job without one (from before traces were carried, or carrying a malformed
+        // one) starts one.
         let trace_parent = continue_trace(&span, job.trace_parent.as_ref());
         self.deliver_in_span(job, encoded, lane, &trace_parent).instrument(span).await
     }
