@@ -11,7 +11,7 @@ use webhooks_model::job::{DeliveryJob, JobBatch};
 use webhooks_model::notice::{CONFIGURATION_EXCHANGE, Change, REENABLE_ROUTING_KEY};
 use webhooks_model::retry::FailureLimits;
 use webhooks_model::time::{gregorian_from_unix, gregorian_now, iso8601_from_unix, unix_millis, unix_seconds};
-use webhooks_model::webhook::{Format, HttpVerb};
+use webhooks_model::webhook::{DeliveryTarget, Format, HttpVerb};
 use webhooks_storage::{NewAttempt, PageRequest, Store};
 use webhooks_test_support::bus::{Backend, Observer, connect};
 use webhooks_test_support::db::TestDatabase;
@@ -280,16 +280,18 @@ async fn attempts_prune_deletes_only_the_old_records_and_counts_them() {
 /// (sent to the hook's old endpoint) unless `kept` is false.
 fn attempt_of(owner: &AccountId, hook: &WebhookId, event: &str, ago: i64, result: &str, kept: bool) -> NewAttempt {
     let job = DeliveryJob {
-        event_id: event.to_owned(),
+        event_id: event.into(),
         hook_id: hook.clone(),
         account_id: owner.clone(),
         hook_event: "CHANNEL_CREATE".into(),
-        uri: "https://old.example.com/in".into(),
-        http_verb: HttpVerb::Post,
-        format: Format::FormData,
-        retries: 2,
+        target: DeliveryTarget {
+            uri: "https://old.example.com/in".into(),
+            http_verb: HttpVerb::Post,
+            format: Format::FormData,
+            retries: 2,
+            custom_request_headers: Some(Box::new(serde_json::Map::new())),
+        },
         attempt: 2,
-        custom_request_headers: serde_json::Map::new(),
         custom_data: None,
         payload: object(json!({"call_id": event})).into(),
         published_at_ms: 1,
@@ -326,7 +328,10 @@ async fn attempts_resend_publishes_the_kept_job_to_the_hook_as_configured_now() 
     let (_, batch) = jobs.next_json::<JobBatch>().await;
     assert_eq!(batch.jobs.len(), 1);
     let job = &batch.jobs[0];
-    assert_eq!((job.event_id.as_str(), job.attempt, job.uri.as_str()), ("e1", 0, "https://hooks.example.com/resent"));
+    assert_eq!(
+        (job.event_id.as_str(), job.attempt, job.target.uri.as_str()),
+        ("e1", 0, "https://hooks.example.com/resent")
+    );
     assert_eq!(Value::Object(job.payload.as_ref().clone()), json!({"call_id": "e1"}));
 
     let mut env = vec![("WEBHOOKS_DATABASE_URL", database.url().to_owned())];
@@ -378,7 +383,7 @@ async fn hooks_replay_counts_then_publishes_the_failed_deliveries_since_the_give
     let mut events = Vec::new();
     while events.len() < 120 {
         let (_, batch) = jobs.next_json::<JobBatch>().await;
-        events.extend(batch.jobs.into_iter().map(|job| (job.event_id, job.attempt)));
+        events.extend(batch.jobs.into_iter().map(|job| (job.event_id.to_string(), job.attempt)));
     }
     assert_eq!(events, (0..120).map(|n| (format!("f{n:03}"), 0)).collect::<Vec<_>>(), "oldest first, each once");
     assert!(jobs.quiet_for(Duration::from_millis(500)).await);

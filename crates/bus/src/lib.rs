@@ -34,7 +34,9 @@ pub use body::{Body, MessageValue};
 pub use error::{AmqpError, BusError};
 pub use memory::InProcessBus;
 pub use topic::topic_matches;
-pub use topology::{DISPATCH_ROUTING_KEY, KAZOO_EXCHANGES, Topology};
+pub use topology::{
+    DISPATCH_ROUTING_KEY, KAZOO_EXCHANGES, NOTIFICATIONS_EXCHANGE, Topology, WEBHOOK_DISABLED_ROUTING_KEY,
+};
 
 /// The content type of a message that does not say otherwise.
 pub const DEFAULT_CONTENT_TYPE: &str = "application/json";

@@ -9,14 +9,22 @@ use std::time::Duration;
 
 use webhooks_model::event::DEFAULT_OBJECT_TYPES;
 use webhooks_model::notice::{CONFIGURATION_EXCHANGE, REENABLE_ROUTING_KEY};
-use webhooks_model::notifications::NOTIFICATION_TYPES;
+use webhooks_model::notifications::{NOTIFICATION_TYPES, WEBHOOK_DISABLED};
 
 /// Kazoo's exchanges that the router listens on, all of kind topic.
 ///
 /// They are declared exactly as Kazoo declares them (non-durable, not auto-delete), because
 /// RabbitMQ refuses a redeclaration with other attributes and would close our channel; declaring
 /// them at all lets the system run (and be tested) without a Kazoo on the broker.
-pub const KAZOO_EXCHANGES: [&str; 4] = ["callevt", "configuration", "notifications", "im"];
+pub const KAZOO_EXCHANGES: [&str; 4] = ["callevt", CONFIGURATION_EXCHANGE, NOTIFICATIONS_EXCHANGE, "im"];
+
+/// Kazoo's exchange of notifications: the router listens to it, and the dispatcher publishes
+/// `webhook_disabled` on it.
+pub const NOTIFICATIONS_EXCHANGE: &str = "notifications";
+
+/// The routing key of `webhook_disabled`, published when a hook is auto-disabled
+/// (docs/kazoo.md#auto-disable).
+pub const WEBHOOK_DISABLED_ROUTING_KEY: &str = WEBHOOK_DISABLED.routing_key;
 
 /// The routing key of the dispatch queue's binding on the jobs exchange.
 pub const DISPATCH_ROUTING_KEY: &str = "dispatch";
@@ -103,9 +111,9 @@ impl Topology {
         let documents = self.object_types.iter().flat_map(|kind| {
             ["doc_created", "doc_edited", "doc_deleted"]
                 .into_iter()
-                .map(move |action| ("configuration", format!("{action}.*.{kind}.*")))
+                .map(move |action| (CONFIGURATION_EXCHANGE, format!("{action}.*.{kind}.*")))
         });
-        let notifications = NOTIFICATION_TYPES.iter().map(|kind| ("notifications", kind.routing_key.to_owned()));
+        let notifications = NOTIFICATION_TYPES.iter().map(|kind| (NOTIFICATIONS_EXCHANGE, kind.routing_key.to_owned()));
         let messages = INSTANT_MESSAGE_BINDINGS.iter().map(|key| ("im", (*key).to_owned()));
         calls.chain(documents).chain(notifications).chain(messages).collect()
     }

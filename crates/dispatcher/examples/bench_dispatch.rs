@@ -10,13 +10,13 @@
 use std::time::{Duration, Instant};
 
 use mimalloc::MiMalloc;
-use serde_json::{Map, json};
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use webhooks_bus::Bus;
 use webhooks_dispatcher::DispatcherSettings;
 use webhooks_model::ids::{AccountId, WebhookId};
 use webhooks_model::job::DeliveryJob;
-use webhooks_model::webhook::{Format, HttpVerb};
+use webhooks_model::webhook::{DeliveryTarget, Format, HttpVerb};
 use webhooks_test_support::bench::percentile;
 use webhooks_test_support::bus::{amqp_url, job_batch, topology, unique_prefix};
 use webhooks_test_support::db::TestDatabase;
@@ -74,16 +74,18 @@ async fn bench() {
     let mut job = |uri: &str| {
         sequence += 1;
         DeliveryJob {
-            event_id: format!("{sequence:010x}"),
+            event_id: format!("{sequence:010x}").into(),
             hook_id: WebhookId::generate(),
             account_id: account.clone(),
             hook_event: "object".into(),
-            uri: uri.to_owned(),
-            http_verb: HttpVerb::Post,
-            format: Format::Json,
-            retries: 0,
+            target: DeliveryTarget {
+                uri: uri.into(),
+                http_verb: HttpVerb::Post,
+                format: Format::Json,
+                retries: 0,
+                custom_request_headers: None,
+            },
             attempt: 0,
-            custom_request_headers: Map::new(),
             custom_data: None,
             payload: json!({"seq": sequence, "type": "user", "action": "doc_edited"})
                 .as_object()
@@ -137,7 +139,8 @@ async fn bench() {
 /// every job addressed to it; returns deliveries per second and the elapsed time.
 async fn deliver(bus: &Bus, healthy: &Receiver, batches: Vec<Vec<DeliveryJob>>) -> (f64, Duration) {
     let before = healthy.count();
-    let expected = batches.iter().flatten().filter(|job| job.uri.starts_with(&healthy.url("/"))).count();
+    let expected =
+        batches.iter().flatten().filter(|job| job.target.uri.as_str().starts_with(&healthy.url("/"))).count();
     let started = Instant::now();
     let messages: Vec<_> = batches.into_iter().map(|jobs| job_batch(bus, jobs)).collect();
     for chunk in messages.chunks(500) {

@@ -42,7 +42,7 @@ use webhooks_storage::{StorageError, Store};
 use crate::client::{CalloutClient, ClientSettings, ClientSetupError};
 use crate::delay::DelayQueues;
 use crate::engine::{Engine, Lane};
-pub use crate::engine::{GONE, NOTIFICATIONS_EXCHANGE, TOO_MANY_FAILURES, WEBHOOK_DISABLED_ROUTING_KEY};
+pub use crate::engine::{GONE, TOO_MANY_FAILURES};
 pub use crate::metrics::DispatcherMetrics;
 pub use crate::settings::{DispatcherSettings, SettingError};
 use crate::writer::{AttemptWriter, Bookkeeping};

@@ -17,7 +17,7 @@ use serde_json::Value;
 use webhooks_model::form;
 use webhooks_model::job::{DeliveryJob, Payload};
 use webhooks_model::trace::{TRACE_PARENT_HEADER, TraceParent};
-use webhooks_model::webhook::{Format, HttpVerb};
+use webhooks_model::webhook::{CalloutUri, Format, HttpVerb, UncallableUri};
 
 use crate::signing::SigningKey;
 
@@ -26,8 +26,8 @@ use crate::signing::SigningKey;
 pub struct CalloutRequest {
     /// `GET`, `POST` or `PUT`.
     pub method: Method,
-    /// The full URL (for GET with the payload in the query string).
-    pub url: String,
+    /// Where it goes (for GET with the payload in the query string), or why it cannot go anywhere.
+    pub target: Result<CalloutUri, UncallableUri>,
     /// Headers in the order sent, with their case as sent.
     pub headers: Vec<(String, String)>,
     /// The exact body bytes (empty for GET).
@@ -48,7 +48,7 @@ pub enum Encoding {
 impl Encoding {
     /// How `job`'s payload travels.
     pub fn of(job: &DeliveryJob) -> Self {
-        match (job.http_verb, job.format) {
+        match (job.target.http_verb, job.target.format) {
             (HttpVerb::Get, _) | (_, Format::FormData) => Self::Form,
             (_, Format::Json) => Self::Json,
         }
@@ -86,29 +86,28 @@ pub fn build_request(
     key: Option<&SigningKey>,
     timestamp: i64,
 ) -> CalloutRequest {
-    let (method, url, body, content_type) = match (job.http_verb, job.format) {
+    let callout = job.target.uri.callout().cloned().map_err(Clone::clone);
+    let (method, target, body, content_type) = match (job.target.http_verb, job.target.format) {
         // A form is ASCII.
         (HttpVerb::Get, _) => (
             Method::GET,
-            form::join_query(&job.uri, std::str::from_utf8(&encoded).unwrap_or_default()),
+            callout.and_then(|callout| callout.with_query(std::str::from_utf8(&encoded).unwrap_or_default())),
             Bytes::new(),
             None,
         ),
-        (verb, Format::FormData) => {
-            (method_of(verb), job.uri.clone(), encoded, Some("application/x-www-form-urlencoded"))
-        }
-        (verb, Format::Json) => (method_of(verb), job.uri.clone(), encoded, Some("application/json")),
+        (verb, Format::FormData) => (method_of(verb), callout, encoded, Some("application/x-www-form-urlencoded")),
+        (verb, Format::Json) => (method_of(verb), callout, encoded, Some("application/json")),
     };
     let mut headers = vec![
         ("X-Hook-ID".to_owned(), job.hook_id.to_string()),
         ("X-Account-ID".to_owned(), job.account_id.to_string()),
-        ("X-Event-ID".to_owned(), job.event_id.clone()),
+        ("X-Event-ID".to_owned(), job.event_id.to_string()),
     ];
     if let Some(content_type) = content_type {
         headers.push(("Content-Type".to_owned(), content_type.to_owned()));
     }
     let mut skipped_headers = Vec::new();
-    for (name, value) in &job.custom_request_headers {
+    for (name, value) in job.target.custom_request_headers.iter().flat_map(|headers| headers.iter()) {
         match custom_header(name, value) {
             Ok(value) => headers.push((name.clone(), value)),
             Err(why) => skipped_headers.push((name.clone(), why)),
@@ -119,11 +118,11 @@ pub fn build_request(
         headers.push((TRACE_PARENT_HEADER.to_owned(), trace_parent.to_string()));
     }
     if let Some(key) = key {
-        headers.push(("webhook-id".to_owned(), job.event_id.clone()));
+        headers.push(("webhook-id".to_owned(), job.event_id.to_string()));
         headers.push(("webhook-timestamp".to_owned(), timestamp.to_string()));
-        headers.push(("webhook-signature".to_owned(), key.sign(&job.event_id, timestamp, &body)));
+        headers.push(("webhook-signature".to_owned(), key.sign(job.event_id.as_str(), timestamp, &body)));
     }
-    CalloutRequest { method, url, headers, body, skipped_headers }
+    CalloutRequest { method, target, headers, body, skipped_headers }
 }
 
 /// The HTTP method of a body-carrying verb.
@@ -154,7 +153,8 @@ fn custom_header(name: &str, value: &Value) -> Result<String, &'static str> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::{Map, json};
+    use serde_json::json;
+    use webhooks_model::webhook::DeliveryTarget;
 
     use super::*;
 
@@ -164,12 +164,14 @@ mod tests {
             hook_id: "5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b".parse().expect("hook id"),
             account_id: "3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d".parse().expect("account id"),
             hook_event: "object".into(),
-            uri: "https://hooks.example.com/in".into(),
-            http_verb: verb,
-            format,
-            retries: 2,
+            target: DeliveryTarget {
+                uri: "https://hooks.example.com/in".into(),
+                http_verb: verb,
+                format,
+                retries: 2,
+                custom_request_headers: None,
+            },
             attempt: 0,
-            custom_request_headers: Map::new(),
             custom_data: None,
             payload: json!({"a": "x y", "b": {"c": 1}}).as_object().cloned().unwrap_or_default().into(),
             published_at_ms: 0,
@@ -198,6 +200,10 @@ mod tests {
         assert_eq!(encoded[0].as_ptr(), encoded[2].as_ptr());
     }
 
+    fn url(request: &CalloutRequest) -> String {
+        request.target.as_ref().map(|target| target.uri().to_string()).unwrap_or_default()
+    }
+
     fn names(request: &CalloutRequest) -> Vec<&str> {
         request.headers.iter().map(|(name, _)| name.as_str()).collect()
     }
@@ -206,7 +212,7 @@ mod tests {
     fn a_get_carries_the_payload_in_the_query_and_nothing_else() {
         let request = build_request(&job(HttpVerb::Get, Format::Json), &trace(), None, 0);
         assert_eq!(request.method, Method::GET);
-        assert_eq!(request.url, "https://hooks.example.com/in?a=x+y&b[c]=1");
+        assert_eq!(url(&request), "https://hooks.example.com/in?a=x+y&b[c]=1");
         assert!(request.body.is_empty());
         assert_eq!(names(&request), ["X-Hook-ID", "X-Account-ID", "X-Event-ID", "traceparent"]);
     }
@@ -214,7 +220,7 @@ mod tests {
     #[test]
     fn form_and_json_bodies_carry_their_content_type() {
         let form = build_request(&job(HttpVerb::Post, Format::FormData), &trace(), None, 0);
-        assert_eq!((form.method.as_str(), form.url.as_str()), ("POST", "https://hooks.example.com/in"));
+        assert_eq!((form.method.as_str(), url(&form).as_str()), ("POST", "https://hooks.example.com/in"));
         assert_eq!(form.body, "a=x+y&b[c]=1");
         assert_eq!(form.headers[3], ("Content-Type".into(), "application/x-www-form-urlencoded".into()));
         let json = build_request(&job(HttpVerb::Put, Format::Json), &trace(), None, 0);
@@ -227,13 +233,13 @@ mod tests {
     #[test]
     fn custom_headers_follow_ours_and_bad_ones_are_skipped() {
         let mut job = job(HttpVerb::Post, Format::Json);
-        job.custom_request_headers = json!({
+        job.target.custom_request_headers = json!({
             "X-Tenant": "acme", "Authorization": "Bearer t", "content-type": "text/plain",
             "X-Event-Id": "forged", "X-Number": 5, "Bad Name": "v", "X-Bad-Value": "a\nb"
         })
         .as_object()
         .cloned()
-        .unwrap_or_default();
+        .map(Box::new);
         let request = build_request(&job, &trace(), None, 0);
         assert_eq!(
             &request.headers[4..],
@@ -251,13 +257,13 @@ mod tests {
     fn a_hooks_own_trace_parent_is_sent_instead_of_ours() {
         let mut job = job(HttpVerb::Post, Format::Json);
         let own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
-        job.custom_request_headers = json!({"TraceParent": own}).as_object().cloned().unwrap_or_default();
+        job.target.custom_request_headers = json!({"TraceParent": own}).as_object().cloned().map(Box::new);
         let request = build_request(&job, &trace(), None, 0);
         let sent: Vec<_> =
             request.headers.iter().filter(|(name, _)| name.eq_ignore_ascii_case("traceparent")).collect();
         assert_eq!(sent, [&("TraceParent".to_owned(), own.to_owned())]);
         // One the hook set but that cannot be sent leaves ours in place.
-        job.custom_request_headers = json!({"traceparent": "a\nb"}).as_object().cloned().unwrap_or_default();
+        job.target.custom_request_headers = json!({"traceparent": "a\nb"}).as_object().cloned().map(Box::new);
         let request = build_request(&job, &trace(), None, 0);
         assert_eq!(request.headers.last(), Some(&("traceparent".to_owned(), TRACE.to_owned())));
     }

@@ -142,8 +142,8 @@ pub fn attempt_document(
     doc.insert("hook_event".into(), Value::from(job.hook_event.as_str()));
     doc.insert("event_id".into(), Value::from(job.event_id.as_str()));
     // The hook's own URI: for GET the payload's query string is not part of it.
-    doc.insert("uri".into(), Value::from(job.uri.as_str()));
-    doc.insert("method".into(), Value::from(job.http_verb.as_str()));
+    doc.insert("uri".into(), Value::from(job.target.uri.as_str()));
+    doc.insert("method".into(), Value::from(job.target.http_verb.as_str()));
     doc.insert("req_headers".into(), Value::Object(recorded_headers(request.headers)));
     doc.insert("req_body".into(), Value::from(String::from_utf8_lossy(request.body).into_owned()));
     if let Some(custom_data) = &job.custom_data {
@@ -183,7 +183,7 @@ pub fn attempt_document(
 /// Attempts still allowed for `job`, this one included: `retries + 1 - attempt`, with `retries`
 /// bounded to the schema's 4 and never below 1.
 pub fn remaining_attempts(job: &DeliveryJob) -> u8 {
-    (job.retries.min(crate::retry::MAX_RETRIES) + 1).saturating_sub(job.attempt).max(1)
+    (job.target.retries.min(crate::retry::MAX_RETRIES) + 1).saturating_sub(job.attempt).max(1)
 }
 
 /// Headers as an object with lower-cased names and values, as Kazoo records them; a repeated
@@ -211,7 +211,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::webhook::{Format, HttpVerb};
+    use crate::webhook::{DeliveryTarget, Format, HttpVerb};
 
     fn job(verb: HttpVerb, retries: u8, attempt: u8) -> DeliveryJob {
         DeliveryJob {
@@ -219,12 +219,14 @@ mod tests {
             hook_id: "5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b".parse().expect("hook id"),
             account_id: "3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d".parse().expect("account id"),
             hook_event: "CHANNEL_CREATE".into(),
-            uri: "https://hooks.example.com/in?token=abc".into(),
-            http_verb: verb,
-            format: Format::FormData,
-            retries,
+            target: DeliveryTarget {
+                uri: "https://hooks.example.com/in?token=abc".into(),
+                http_verb: verb,
+                format: Format::FormData,
+                retries,
+                custom_request_headers: None,
+            },
             attempt,
-            custom_request_headers: Map::new(),
             custom_data: Some(json!({"environment": "production"}).as_object().cloned().unwrap_or_default()),
             payload: Default::default(),
             published_at_ms: 0,

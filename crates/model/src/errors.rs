@@ -65,3 +65,8 @@ impl std::fmt::Display for ValidationErrors {
 }
 
 impl std::error::Error for ValidationErrors {}
+
+/// Crossbar's field path: keys joined by dots, a dot inside a key written `%2E`.
+pub(crate) fn field_path<S: AsRef<str>>(segments: &[S]) -> String {
+    segments.iter().map(|segment| segment.as_ref().replace('.', "%2E")).collect::<Vec<_>>().join(".")
+}

@@ -99,6 +99,44 @@ kazoo_id!(
     WebhookId
 );
 
+/// Identifies one event for one hook: sent as `X-Event-ID` (and `webhook-id` when the callout is
+/// signed) and the same on every attempt, so a receiver can de-duplicate. This system writes
+/// them in Kazoo's id shape ([`MessageKey::event_id`], [`EventId::random`]); one read back is
+/// kept as it is, whatever its shape.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventId(String);
+
+impl EventId {
+    /// A fresh random id, for an event that has no message of its own (a test callout).
+    pub fn random() -> Self {
+        Self(random_id())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for EventId {
+    fn from(text: String) -> Self {
+        Self(text)
+    }
+}
+
+impl From<&str> for EventId {
+    fn from(text: &str) -> Self {
+        Self(text.to_owned())
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// What identifies one inbound bus message: a SHA-256 digest of its routing key and body. A
 /// message the broker delivers again (after a consumer crash or a lost acknowledgement) has the
 /// same key, so the deliveries derived from it get the same event ids.
@@ -133,12 +171,12 @@ impl MessageKey {
     /// The event id of this message's delivery to `hook`, in Kazoo's id shape: the first 128
     /// bits of SHA-256(key, hook id), as hex. Stable across redeliveries of the message, distinct
     /// per hook, so a receiver can de-duplicate on it.
-    pub fn event_id(&self, hook: &WebhookId) -> String {
+    pub fn event_id(&self, hook: &WebhookId) -> EventId {
         let mut hasher = Sha256::new();
         hasher.update(self.0);
         hasher.update(hook.as_str().as_bytes());
         let digest = hasher.finalize();
-        hex::encode(&digest[..16])
+        EventId(hex::encode(&digest[..16]))
     }
 }
 
@@ -168,7 +206,7 @@ mod tests {
         let other_hook = WebhookId::generate();
         let key = MessageKey::of("call.CHANNEL_CREATE.c1", br#"{"Call-ID":"c1"}"#);
         let id = key.event_id(&hook);
-        assert!(id.parse::<WebhookId>().is_ok(), "{id} has the Kazoo id shape");
+        assert!(id.as_str().parse::<WebhookId>().is_ok(), "{id} has the Kazoo id shape");
         assert_eq!(id, MessageKey::of("call.CHANNEL_CREATE.c1", br#"{"Call-ID":"c1"}"#).event_id(&hook));
         assert_ne!(id, key.event_id(&other_hook));
         assert_ne!(id, MessageKey::of("call.CHANNEL_CREATE.c1", br#"{"Call-ID":"c2"}"#).event_id(&hook));

@@ -10,6 +10,11 @@ pub const CONFIGURATION_EXCHANGE: &str = "configuration";
 /// The routing key of Kazoo's bulk re-enable message (docs/kazoo.md#bulk-re-enable).
 pub const REENABLE_ROUTING_KEY: &str = "configuration.doc_type_update.webhook";
 
+/// The `App-Name` of every message this system publishes.
+pub(crate) const APP_NAME: &str = "webhooks";
+/// The `App-Version` of every message this system publishes.
+pub(crate) const APP_VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// What happened to a document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -102,8 +107,8 @@ impl Change {
         };
         if let Value::Object(fields) = &mut body {
             fields.insert("Event-Category".into(), json!("configuration"));
-            fields.insert("App-Name".into(), json!("webhooks"));
-            fields.insert("App-Version".into(), json!(env!("CARGO_PKG_VERSION")));
+            fields.insert("App-Name".into(), json!(APP_NAME));
+            fields.insert("App-Version".into(), json!(APP_VERSION));
             fields.insert("Node".into(), json!(node));
             fields.insert("Msg-ID".into(), json!(msg_id));
         }

@@ -5,6 +5,11 @@
 //! One table serves the router (bindings, validation of incoming messages), the API (the modifier
 //! list of the `notifications` hook) and the samples, so they cannot drift apart.
 
+use serde::Serialize;
+
+use crate::ids::{AccountId, WebhookId, random_id};
+use crate::notice::{APP_NAME, APP_VERSION};
+
 /// One notification type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NotificationType {
@@ -206,14 +211,62 @@ pub const NOTIFICATION_TYPES: &[NotificationType] = &[
         ],
     ),
     row(CALLFLOW_WEBHOOK, "notifications.webhook.callflow", "Callflow Webhook Triggered", &["Data", "Hook"]),
-    NotificationType {
-        name: "webhook_disabled",
-        routing_key: "notifications.webhook.disabled",
-        friendly_name: "Webhook Disabled",
-        required_fields: &["Account-ID", "Hook-ID"],
-        super_admin_only: true,
-    },
+    WEBHOOK_DISABLED,
 ];
+
+/// `webhook_disabled`: a hook was disabled for failing (docs/kazoo.md#auto-disable).
+pub const WEBHOOK_DISABLED: NotificationType = NotificationType {
+    name: "webhook_disabled",
+    routing_key: "notifications.webhook.disabled",
+    friendly_name: "Webhook Disabled",
+    required_fields: &["Account-ID", "Hook-ID"],
+    super_admin_only: true,
+};
+
+/// The `webhook_disabled` notification of one hook, as Kazoo publishes it when it disables a
+/// hook (docs/kazoo.md#auto-disable): the owner and the hook, in Kazoo's usual envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WebhookDisabled<'a> {
+    #[serde(rename = "Account-ID")]
+    account_id: &'a AccountId,
+    #[serde(rename = "Hook-ID")]
+    hook_id: &'a WebhookId,
+    #[serde(rename = "Event-Category")]
+    event_category: &'static str,
+    #[serde(rename = "Event-Name")]
+    event_name: &'static str,
+    #[serde(rename = "App-Name")]
+    app_name: &'static str,
+    #[serde(rename = "App-Version")]
+    app_version: &'static str,
+    #[serde(rename = "Node")]
+    node: &'a str,
+    #[serde(rename = "Msg-ID")]
+    msg_id: String,
+}
+
+impl<'a> WebhookDisabled<'a> {
+    /// The notification that `node` disabled the hook `hook_id` of `account_id`, with a fresh
+    /// message id.
+    pub fn new(account_id: &'a AccountId, hook_id: &'a WebhookId, node: &'a str) -> Self {
+        Self {
+            account_id,
+            hook_id,
+            event_category: EVENT_CATEGORY,
+            event_name: WEBHOOK_DISABLED.name,
+            app_name: APP_NAME,
+            app_version: APP_VERSION,
+            node,
+            msg_id: random_id(),
+        }
+    }
+
+    /// The message body.
+    pub fn to_json(&self) -> String {
+        // Strings only: writing them cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
 
 /// The notification type named `name` (its `Event-Name`), if Kazoo has one.
 pub fn by_name(name: &str) -> Option<&'static NotificationType> {
@@ -241,5 +294,30 @@ mod tests {
             assert_eq!(by_routing_key(entry.routing_key), Some(entry));
         }
         assert_eq!(by_name("skel"), None);
+    }
+
+    #[test]
+    fn webhook_disabled_carries_the_owner_and_the_hook_in_kazoos_envelope() {
+        let (account, hook) = (AccountId::generate(), WebhookId::generate());
+        let written = WebhookDisabled::new(&account, &hook, "dispatcher@host").to_json();
+        let read: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&written).expect("JSON");
+        let keys: Vec<&str> = read.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            ["Account-ID", "Hook-ID", "Event-Category", "Event-Name", "App-Name", "App-Version", "Node", "Msg-ID"]
+        );
+        assert_eq!(
+            (read["Account-ID"].as_str(), read["Hook-ID"].as_str()),
+            (Some(account.as_str()), Some(hook.as_str()))
+        );
+        assert_eq!(
+            (read["Event-Category"].as_str(), read["Event-Name"].as_str()),
+            (Some("notification"), Some("webhook_disabled"))
+        );
+        assert_eq!((read["App-Name"].as_str(), read["Node"].as_str()), (Some("webhooks"), Some("dispatcher@host")));
+        assert!(read["Msg-ID"].as_str().is_some_and(|id| id.parse::<WebhookId>().is_ok()), "a Kazoo-shaped message id");
+        let missing: Vec<&&str> =
+            WEBHOOK_DISABLED.required_fields.iter().filter(|field| !read.contains_key(**field)).collect();
+        assert!(missing.is_empty(), "{missing:?}");
     }
 }

@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 use serde_json::{Map, Value, json};
 
 use crate::event::{EventError, KazooEvent};
+use crate::hooks::HookType;
 use crate::ids::AccountId;
 use crate::notifications::{CALLFLOW_WEBHOOK, NOTIFICATION_TYPES, NotificationType};
 use crate::payload::{HookView, PayloadContext, base_payload, finish_payload};
@@ -82,9 +83,8 @@ pub struct TestDelivery {
 /// except that its filters and modifiers do not reject it: a test always sends. `None` for a
 /// type without samples (sms, mms).
 pub fn test_delivery(hook: &HookView<'_>, cluster_id: &str) -> Option<TestDelivery> {
-    let hook_type = hook.hook_type.to_ascii_lowercase();
-    let sample_id =
-        if hook_type == "all" { "webhooks_channel_create".to_owned() } else { format!("webhooks_{hook_type}") };
+    let sample_type = if hook.hook_type == HookType::All { HookType::ChannelCreate } else { hook.hook_type };
+    let sample_id = format!("webhooks_{sample_type}");
     let text = if sample_id == "webhooks_notifications" {
         NOTIFICATION_FIXTURE
     } else {
@@ -241,8 +241,11 @@ mod tests {
         let custom_data = json!({"environment": "staging", "type": "device"});
         let custom_data = custom_data.as_object().expect("an object");
         let modifiers = json!({"call_direction": "no direction matches"});
-        let hook =
-            HookView { custom_data: Some(custom_data), modifiers: modifiers.as_object(), ..HookView::new("object") };
+        let hook = HookView {
+            custom_data: Some(custom_data),
+            modifiers: modifiers.as_object(),
+            ..HookView::new(HookType::Object)
+        };
         let delivery = test_delivery(&hook, "cluster-1").expect("object hooks have samples");
         assert_eq!(delivery.hook_event, "object");
         let mut expected = sample("webhooks_object").expect("a sample").swap_remove(0);
@@ -252,12 +255,12 @@ mod tests {
         fields.insert("environment".into(), json!("staging"));
         fields.insert("cluster_id".into(), json!("cluster-1"));
         assert_eq!(Value::Object(delivery.payload), expected);
-        let all = test_delivery(&HookView::new("ALL"), "c").expect("all hooks get a channel sample");
+        let all = test_delivery(&HookView::new(HookType::All), "c").expect("all hooks get a channel sample");
         assert_eq!(all.hook_event, "CHANNEL_CREATE");
         assert_eq!(
-            test_delivery(&HookView::new("notifications"), "c").map(|test| test.hook_event),
+            test_delivery(&HookView::new(HookType::Notifications), "c").map(|test| test.hook_event),
             Some("notifications")
         );
-        assert_eq!(test_delivery(&HookView::new("sms"), "c"), None);
+        assert_eq!(test_delivery(&HookView::new(HookType::Sms), "c"), None);
     }
 }

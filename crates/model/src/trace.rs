@@ -106,6 +106,13 @@ impl fmt::Display for TraceParent {
     }
 }
 
+/// Written as its text, version `00`.
+impl serde::Serialize for TraceParent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 impl FromStr for TraceParent {
     type Err = TraceParentError;
 

@@ -207,11 +207,8 @@ impl BatchJobs<'_> {
         let first_job = self.jobs.len();
         let routed = route_into(event, key, self.index, &self.context, self.published_at_ms, &mut self.jobs);
         // Every job of the event goes on in its trace, as a child of the event's span.
-        if routed > 0 {
-            let trace_parent = trace.to_string();
-            for job in &mut self.jobs[first_job..] {
-                job.trace_parent = Some(trace_parent.clone());
-            }
+        for job in &mut self.jobs[first_job..] {
+            job.trace_parent = Some(*trace);
         }
         routed
     }

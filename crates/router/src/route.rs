@@ -4,8 +4,9 @@
 
 use serde_json::{Map, Value};
 use webhooks_model::event::{CallflowWebhookEvent, EventKind, KazooEvent};
+use webhooks_model::hooks::HookType;
 use webhooks_model::ids::{AccountId, MessageKey, WebhookId};
-use webhooks_model::job::{DeliveryJob, Payload, job_for_document};
+use webhooks_model::job::{DeliveryJob, JobEvent, Payload, job_for_document};
 use webhooks_model::payload::{
     HookView, PayloadContext, ReservedCcvKeys, base_payload, finish_payload, modifiers_match,
 };
@@ -99,23 +100,14 @@ fn job_for_hook(
     payload: Payload,
     published_at_ms: u64,
 ) -> DeliveryJob {
-    DeliveryJob {
+    let event = JobEvent {
         event_id: key.event_id(&hook.id),
-        hook_id: hook.id.clone(),
-        account_id: owner.clone(),
-        hook_event: event.attempt_hook_event(hook.hook_type.as_str()).to_owned(),
-        uri: hook.uri.to_string(),
-        http_verb: hook.http_verb,
-        format: hook.format,
-        retries: hook.retries,
-        attempt: 0,
-        custom_request_headers: hook.custom_request_headers.as_deref().cloned().unwrap_or_default(),
-        custom_data: hook.custom_data.as_deref().cloned(),
+        hook_event: event.attempt_hook_event(hook.hook_type).to_owned(),
         payload,
         published_at_ms,
-        test: false,
-        trace_parent: None,
-    }
+    };
+    let custom_data = hook.custom_data.as_deref().cloned();
+    DeliveryJob::new(event, hook.id.clone(), owner.clone(), hook.target.clone(), custom_data)
 }
 
 /// The job of a callflow `webhook` action (docs/kazoo.md#callflow-webhook): the hook built on the
@@ -136,16 +128,16 @@ fn callflow_job(
     let hook = &callflow.hook;
     let text = |key: &str| hook.get(key).and_then(Value::as_str).filter(|value| !value.is_empty());
     text("uri")?;
-    let view = HookView::from_document(hook).unwrap_or_else(|| HookView {
-        custom_data: hook.get("custom_data").and_then(Value::as_object),
-        modifiers: hook.get("modifiers").and_then(Value::as_object),
-        ..HookView::new("notifications")
-    });
+    let view = HookView::from_document(hook).unwrap_or_else(|| HookView::of(HookType::Notifications, hook));
     let payload = finish_payload(&base_payload(event, &PayloadContext::new(None)), &view, context.cluster_id)?;
     let hook_id = text("_id").or_else(|| text("id")).and_then(|id| id.parse().ok()).unwrap_or_else(WebhookId::generate);
-    let hook_event = event.attempt_hook_event(view.hook_type).to_owned();
-    let event_id = key.event_id(&hook_id);
-    Some(job_for_document(event_id, hook_id, account_id, hook_event, hook, payload.into(), published_at_ms))
+    let event = JobEvent {
+        event_id: key.event_id(&hook_id),
+        hook_event: event.attempt_hook_event(view.hook_type).to_owned(),
+        payload: payload.into(),
+        published_at_ms,
+    };
+    Some(job_for_document(event, hook_id, account_id, hook))
 }
 
 #[cfg(test)]
@@ -162,7 +154,7 @@ mod tests {
     fn hooks_without_custom_data_share_one_payload_and_the_others_get_their_own() {
         let base = object(json!({"call_id": "c1", "call_direction": "inbound"}));
         let mut shared = None;
-        let plain = HookView::new("channel_create");
+        let plain = HookView::new(HookType::ChannelCreate);
         let first = payload_for(&base, &plain, "cl", &mut shared).expect("a payload");
         let second = payload_for(&base, &plain, "cl", &mut shared).expect("a payload");
         assert!(first.ptr_eq(&second));

@@ -4,7 +4,7 @@ use serde_json::{Map, Value, json};
 use webhooks_model::ids::{AccountId, WebhookId, random_id};
 use webhooks_model::job::DeliveryJob;
 use webhooks_model::time::gregorian_now;
-use webhooks_model::webhook::{Format, HttpVerb, SecretChange};
+use webhooks_model::webhook::{DeliveryTarget, Format, HttpVerb, SecretChange};
 use webhooks_storage::{Account, NewAccount, NewAttempt, NewWebhook, Store, Webhook};
 
 /// A JSON object literal as a document.
@@ -65,16 +65,18 @@ pub async fn create_hook(store: &Store, id: &WebhookId, owner: &AccountId, docum
 /// nothing listens on, that kept its job (so it can be resent and replayed).
 pub fn kept_failure(account: &AccountId, hook: &WebhookId, event: &str) -> NewAttempt {
     let job = DeliveryJob {
-        event_id: event.to_owned(),
+        event_id: event.into(),
         hook_id: hook.clone(),
         account_id: account.clone(),
         hook_event: "CHANNEL_CREATE".into(),
-        uri: "http://127.0.0.1:9/kept".into(),
-        http_verb: HttpVerb::Post,
-        format: Format::Json,
-        retries: 0,
+        target: DeliveryTarget {
+            uri: "http://127.0.0.1:9/kept".into(),
+            http_verb: HttpVerb::Post,
+            format: Format::Json,
+            retries: 0,
+            custom_request_headers: None,
+        },
         attempt: 0,
-        custom_request_headers: Map::new(),
         custom_data: None,
         payload: object(json!({"call_id": event})).into(),
         published_at_ms: 1,

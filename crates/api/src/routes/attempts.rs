@@ -9,8 +9,9 @@ use actix_web::http::StatusCode;
 use actix_web::web::{Data, Path};
 use serde_json::{Value, json};
 use webhooks_model::errors::ValidationErrors;
-use webhooks_model::ids::{WebhookId, random_id};
-use webhooks_model::job::{DeliveryJob, job_for_document};
+use webhooks_model::hooks::HookType;
+use webhooks_model::ids::{EventId, WebhookId};
+use webhooks_model::job::{DeliveryJob, JobEvent, job_for_document};
 use webhooks_model::payload::HookView;
 use webhooks_model::samples::test_delivery;
 use webhooks_model::time::{gregorian_now, parse_instant, unix_millis};
@@ -136,7 +137,7 @@ pub async fn test(state: Data<ApiState>, scope: Scope, path: Path<(String, Strin
     tracing::info!(account.id = %scope.account.id, hook.id = %hook.id, event.id = %event_id, "test callout sent");
     let deadline = Instant::now() + Duration::from_secs(state.settings.api.test_wait_seconds);
     loop {
-        if let Some(attempt) = state.store.event_attempt(&hook.account_id, &hook.id, &event_id).await? {
+        if let Some(attempt) = state.store.event_attempt(&hook.account_id, &hook.id, event_id.as_str()).await? {
             return Ok(Reply::ok(attempt_view(attempt)).without_revision());
         }
         if Instant::now() >= deadline {
@@ -150,21 +151,19 @@ pub async fn test(state: Data<ApiState>, scope: Scope, path: Path<(String, Strin
 
 /// The test callout of `hook`: its type's sample, finished for it, sent once.
 fn test_job(hook: &Webhook, cluster_id: &str) -> Result<DeliveryJob, ApiError> {
-    let view = HookView::from_document(&hook.doc).unwrap_or_else(|| HookView::new(&hook.hook));
-    let delivery = test_delivery(&view, cluster_id).ok_or_else(|| ApiError::Refused {
+    let view = HookType::parse(&hook.hook).map(|hook_type| HookView::of(hook_type, &hook.doc));
+    let delivery = view.and_then(|view| test_delivery(&view, cluster_id)).ok_or_else(|| ApiError::Refused {
         message: "no test payload",
         reason: format!("hooks of type {} have no sample payload to send", hook.hook),
     })?;
-    let mut job = job_for_document(
-        random_id(),
-        hook.id.clone(),
-        hook.account_id.clone(),
-        delivery.hook_event.to_owned(),
-        &hook.doc,
-        delivery.payload.into(),
-        unix_millis().unsigned_abs(),
-    );
-    job.retries = 0;
+    let event = JobEvent {
+        event_id: EventId::random(),
+        hook_event: delivery.hook_event.to_owned(),
+        payload: delivery.payload.into(),
+        published_at_ms: unix_millis().unsigned_abs(),
+    };
+    let mut job = job_for_document(event, hook.id.clone(), hook.account_id.clone(), &hook.doc);
+    job.target.retries = 0;
     job.test = true;
     Ok(job)
 }

@@ -5,12 +5,12 @@
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use webhooks_bus::DISPATCH_ROUTING_KEY;
 use webhooks_model::ids::{AccountId, WebhookId, random_id};
 use webhooks_model::job::{DeliveryJob, JobBatch};
 use webhooks_model::time::{gregorian_now, iso8601_from_unix, unix_seconds};
-use webhooks_model::webhook::{Format, HttpVerb};
+use webhooks_model::webhook::{DeliveryTarget, Format, HttpVerb};
 use webhooks_storage::NewAttempt;
 use webhooks_test_support::app::TestApp;
 use webhooks_test_support::bus::Observer;
@@ -20,16 +20,18 @@ use webhooks_test_support::store::object;
 /// The job an earlier attempt made: the hook's old endpoint, a payload naming `event`.
 fn attempted(account: &AccountId, hook: &WebhookId, event: &str, attempt: u8) -> DeliveryJob {
     DeliveryJob {
-        event_id: event.to_owned(),
+        event_id: event.into(),
         hook_id: hook.clone(),
         account_id: account.clone(),
         hook_event: "CHANNEL_CREATE".into(),
-        uri: "http://127.0.0.1:9/old".into(),
-        http_verb: HttpVerb::Get,
-        format: Format::FormData,
-        retries: 0,
+        target: DeliveryTarget {
+            uri: "http://127.0.0.1:9/old".into(),
+            http_verb: HttpVerb::Get,
+            format: Format::FormData,
+            retries: 0,
+            custom_request_headers: None,
+        },
         attempt,
-        custom_request_headers: Map::new(),
         custom_data: None,
         payload: object(json!({"call_id": event, "attempt": attempt})).into(),
         published_at_ms: 1,
@@ -90,12 +92,14 @@ async fn a_resend_publishes_the_stored_payload_to_the_hook_as_configured_now() {
     assert_eq!(
         job,
         DeliveryJob {
-            uri: "http://127.0.0.1:9/fixed".into(),
-            http_verb: HttpVerb::Put,
-            format: Format::Json,
-            retries: 3,
+            target: DeliveryTarget {
+                uri: "http://127.0.0.1:9/fixed".into(),
+                http_verb: HttpVerb::Put,
+                format: Format::Json,
+                retries: 3,
+                custom_request_headers: Some(Box::new(headers)),
+            },
             attempt: 0,
-            custom_request_headers: headers,
             published_at_ms: job.published_at_ms,
             test: false,
             trace_parent: None,
@@ -212,7 +216,14 @@ async fn a_replay_sends_each_event_whose_latest_record_since_then_failed_once() 
     let sent: Vec<(String, Value, u8, String)> = batch
         .jobs
         .into_iter()
-        .map(|job| (job.event_id, Value::Object(job.payload.as_ref().clone()), job.attempt, job.uri))
+        .map(|job| {
+            (
+                job.event_id.to_string(),
+                Value::Object(job.payload.as_ref().clone()),
+                job.attempt,
+                job.target.uri.to_string(),
+            )
+        })
         .collect();
     let fixed = "http://127.0.0.1:9/fixed".to_owned();
     assert_eq!(

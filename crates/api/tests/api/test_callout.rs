@@ -10,7 +10,7 @@ use webhooks_bus::DISPATCH_ROUTING_KEY;
 use webhooks_model::ids::{AccountId, WebhookId, random_id};
 use webhooks_model::job::{DeliveryJob, JobBatch};
 use webhooks_model::time::gregorian_from_unix;
-use webhooks_model::webhook::{Format, HttpVerb};
+use webhooks_model::webhook::{DeliveryTarget, Format, HttpVerb};
 use webhooks_storage::NewAttempt;
 use webhooks_test_support::app::{TEST_CLUSTER_ID, TestApp};
 use webhooks_test_support::bus::Observer;
@@ -62,7 +62,7 @@ async fn a_test_sends_the_sample_once_whatever_the_state_and_answers_with_the_re
                                "resp_status_code": "204", "test": true})),
             job: None,
         };
-        let records = [record(&random_id(), published), record(&job.event_id, published - 3600)];
+        let records = [record(&random_id(), published), record(job.event_id.as_str(), published - 3600)];
         app.store.insert_attempts(&records).await.expect("recorded");
         let [_, tested] = records;
         (job, tested.id)
@@ -75,12 +75,14 @@ async fn a_test_sends_the_sample_once_whatever_the_state_and_answers_with_the_re
         hook_id: hook.clone(),
         account_id: account.clone(),
         hook_event: "object".into(),
-        uri: "http://127.0.0.1:9/orders".into(),
-        http_verb: HttpVerb::Put,
-        format: Format::Json,
-        retries: 0,
+        target: DeliveryTarget {
+            uri: "http://127.0.0.1:9/orders".into(),
+            http_verb: HttpVerb::Put,
+            format: Format::Json,
+            retries: 0,
+            custom_request_headers: Some(Box::new(object(json!({"X-Tenant": "t1"})))),
+        },
         attempt: 0,
-        custom_request_headers: object(json!({"X-Tenant": "t1"})),
         custom_data: Some(object(json!({"type": "device", "action": "doc_deleted", "environment": "staging"}))),
         payload: object(expected_object_payload(&app).await).into(),
         published_at_ms: job.published_at_ms,
@@ -88,7 +90,7 @@ async fn a_test_sends_the_sample_once_whatever_the_state_and_answers_with_the_re
         trace_parent: None,
     };
     assert_eq!(job, expected_job);
-    assert_eq!(job.event_id.len(), 32);
+    assert_eq!(job.event_id.as_str().len(), 32);
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     let data = answer.data();
     assert_eq!(
@@ -115,7 +117,7 @@ async fn a_test_not_recorded_in_time_answers_202_with_its_event_id() {
     assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
     assert_eq!(answer.data(), &json!({"event_id": job.event_id, "status": "pending"}));
     // `all` hooks are tested with a call's creation.
-    assert_eq!((job.hook_event.as_str(), job.http_verb, job.test), ("CHANNEL_CREATE", HttpVerb::Get, true));
+    assert_eq!((job.hook_event.as_str(), job.target.http_verb, job.test), ("CHANNEL_CREATE", HttpVerb::Get, true));
     assert_eq!(job.payload["cluster_id"], TEST_CLUSTER_ID);
 }
 

@@ -51,8 +51,8 @@ async fn every_fixture_callout_is_sent_byte_for_byte_as_expected(backend: Backen
         let format: Format = hook["format"].as_str().expect("format").parse().expect("a format");
         let mut job = world.hook(&receiver.url(&path), verb, format, 0).await;
         job.payload = fixture["expected_http_payload"].as_object().cloned().expect("payload").into();
-        job.custom_request_headers =
-            json!({"X-Tenant": name, "Authorization": "Bearer fixture"}).as_object().cloned().unwrap_or_default();
+        job.target.custom_request_headers =
+            json!({"X-Tenant": name, "Authorization": "Bearer fixture"}).as_object().cloned().map(Box::new);
         expectations.push((name, job.clone(), expected.clone(), path, query));
         jobs.push(job);
     }
@@ -70,7 +70,7 @@ async fn every_fixture_callout_is_sent_byte_for_byte_as_expected(backend: Backen
         assert_eq!(request.header("authorization"), Some("Bearer fixture"), "{name}: custom header");
         assert_eq!(request.header("content-type"), expected["headers"]["Content-Type"].as_str(), "{name}");
         assert_eq!(request.header("webhook-signature"), None, "{name}: unsigned hooks are not signed");
-        match (expected["method"].as_str(), job.format) {
+        match (expected["method"].as_str(), job.target.format) {
             (Some("GET"), _) => assert!(request.body.is_empty(), "{name}: GET has no body"),
             (_, Format::FormData) => {
                 assert_eq!(Some(String::from_utf8_lossy(&request.body).as_ref()), expected["body"].as_str(), "{name}");
@@ -117,7 +117,7 @@ async fn private_targets_are_refused_unless_allowed() {
     world.publish(jobs.clone()).await;
     for job in &jobs {
         let recorded = world.wait_for_attempts(&job.hook_id, 1).await;
-        assert_eq!(recorded[0]["failure_class"], "blocked_target", "{}", job.uri);
+        assert_eq!(recorded[0]["failure_class"], "blocked_target", "{}", job.target.uri);
         assert_eq!(recorded[0]["reason"], "kazoo http client error");
         let text = recorded[0]["client_error"].as_str().expect("client_error");
         assert!(text.starts_with("blocked_target: ") && text.contains("not a public address"), "{text}");
@@ -207,11 +207,11 @@ async fn callouts_carry_the_jobs_trace_with_a_span_of_their_own_unless_the_hook_
     let dispatcher = world.dispatcher(settings()).await;
     let inbound: TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().expect("valid");
     let mut traced = world.hook(&receiver.url("/traced"), HttpVerb::Post, Format::Json, 1).await;
-    traced.trace_parent = Some(inbound.to_string());
+    traced.trace_parent = Some(inbound);
     let own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
     let mut hook_set = world.hook(&receiver.url("/hook-set"), HttpVerb::Post, Format::Json, 0).await;
-    hook_set.trace_parent = Some(inbound.to_string());
-    hook_set.custom_request_headers = json!({"traceparent": own}).as_object().cloned().unwrap_or_default();
+    hook_set.trace_parent = Some(inbound);
+    hook_set.target.custom_request_headers = json!({"traceparent": own}).as_object().cloned().map(Box::new);
     let untraced = world.hook(&receiver.url("/untraced"), HttpVerb::Get, Format::FormData, 0).await;
     world.publish(vec![traced.clone(), hook_set.clone(), untraced.clone()]).await;
     let received = receiver.wait_for(4, PATIENCE).await;
@@ -268,7 +268,7 @@ async fn batches_are_acked_without_waiting_for_a_dead_host_whose_jobs_are_all_at
         live.push(world.hook(&healthy.url(&format!("/live{index}")), HttpVerb::Post, Format::Json, 0).await);
     }
     let fresh = |job: &DeliveryJob| DeliveryJob { event_id: random_event_id(), ..job.clone() };
-    let mut dead_events = HashSet::from([dead.event_id.clone()]);
+    let mut dead_events = HashSet::from([dead.event_id.to_string()]);
     let started = Instant::now();
     world.publish(vec![dead.clone()]).await;
     hanging.wait_for(1, PATIENCE).await;
@@ -276,7 +276,7 @@ async fn batches_are_acked_without_waiting_for_a_dead_host_whose_jobs_are_all_at
     tokio::time::sleep(Duration::from_millis(150)).await;
     for _ in 0..10 {
         let dead_job = fresh(&dead);
-        dead_events.insert(dead_job.event_id.clone());
+        dead_events.insert(dead_job.event_id.to_string());
         let mut batch = vec![dead_job];
         batch.extend(live.iter().map(fresh));
         world.publish(batch).await;

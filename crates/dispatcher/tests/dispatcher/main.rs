@@ -15,9 +15,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use webhooks_bus::Bus;
 use webhooks_dispatcher::{DispatcherError, DispatcherSettings};
-use webhooks_model::ids::{AccountId, WebhookId};
+use webhooks_model::ids::{AccountId, EventId, WebhookId};
 use webhooks_model::job::DeliveryJob;
-use webhooks_model::webhook::{Format, HttpVerb};
+use webhooks_model::webhook::{DeliveryTarget, Format, HttpVerb};
 use webhooks_storage::{PageRequest, Store};
 use webhooks_test_support::bus::{Backend, PATIENCE, connect, eventually, job_batch, unique_prefix};
 use webhooks_test_support::db::TestDatabase;
@@ -59,12 +59,8 @@ impl World {
             hook_id: id,
             account_id: self.account.clone(),
             hook_event: "object".into(),
-            uri: uri.to_owned(),
-            http_verb: verb,
-            format,
-            retries,
+            target: DeliveryTarget { uri: uri.into(), http_verb: verb, format, retries, custom_request_headers: None },
             attempt: 0,
-            custom_request_headers: Map::new(),
             custom_data: None,
             payload: json!({"id": "a1", "action": "doc_created", "type": "user"})
                 .as_object()
@@ -121,8 +117,8 @@ async fn attempts(store: &Store, account: &AccountId, hook: &WebhookId) -> Vec<M
 }
 
 /// A Kazoo-like event id: 10 lowercase hex characters.
-fn random_event_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..10].to_owned()
+fn random_event_id() -> EventId {
+    uuid::Uuid::new_v4().simple().to_string()[..10].into()
 }
 
 /// Settings for tests: callouts to 127.0.0.1 allowed, short retry delays, every attempt logged.

@@ -74,7 +74,7 @@ async fn a_database_outage_stops_no_delivery_repeats_none_and_loses_no_record() 
     let mut sent = HashSet::new();
     for _ in 0..deliveries / 4 {
         let batch: Vec<DeliveryJob> = (0..4).map(|_| fresh(&signed)).collect();
-        sent.extend(batch.iter().map(|job| job.event_id.clone()));
+        sent.extend(batch.iter().map(|job| job.event_id.to_string()));
         world.publish(batch).await;
     }
     for _ in 0..failures {
@@ -171,7 +171,7 @@ async fn attempt_records_keep_their_job_privately_and_a_resend_delivers_it_again
     let receiver = Receiver::answering(500).await;
     let dispatcher = world.dispatcher(settings()).await;
     let mut job = world.hook(&receiver.url("/kept"), HttpVerb::Put, Format::Json, 1).await;
-    job.custom_request_headers = json!({"X-Custom": "1"}).as_object().cloned().unwrap_or_default();
+    job.target.custom_request_headers = json!({"X-Custom": "1"}).as_object().cloned().map(Box::new);
     world.publish(vec![job.clone()]).await;
     world.wait_for_attempts(&job.hook_id, 2).await;
 

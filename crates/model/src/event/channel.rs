@@ -2,7 +2,9 @@
 
 use serde_json::{Map, Value};
 
-use super::{EventError, EventKind, KazooEvent, account_id_field, channel_vars, integer_value, is_true, string_value};
+use super::fields::{account_id_field, channel_vars, integer_value, is_true, string_value};
+use super::{EventError, EventKind, KazooEvent};
+use crate::hooks::HookType;
 
 /// The four channel events hooks can subscribe to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -30,12 +32,12 @@ impl ChannelEventName {
     }
 
     /// The hook type receiving it, which is also the payload's `hook_event` value.
-    pub fn hook_type(self) -> &'static str {
+    pub fn hook_type(self) -> HookType {
         match self {
-            Self::Create => "channel_create",
-            Self::Answer => "channel_answer",
-            Self::Bridge => "channel_bridge",
-            Self::Destroy => "channel_destroy",
+            Self::Create => HookType::ChannelCreate,
+            Self::Answer => HookType::ChannelAnswer,
+            Self::Bridge => HookType::ChannelBridge,
+            Self::Destroy => HookType::ChannelDestroy,
         }
     }
 

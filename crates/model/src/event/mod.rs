@@ -8,7 +8,9 @@
 //! no hook can name, call events other than the four channel ones, ...) is an [`EventError`] too,
 //! so the caller has one place to drop it; [`EventError::is_ignored`] tells the two cases apart.
 
+mod body;
 mod channel;
+mod fields;
 mod notification;
 mod object;
 mod routing;
@@ -16,8 +18,12 @@ mod sparse;
 
 use serde_json::{Map, Number, Value};
 
+use crate::hooks::HookType;
 use crate::ids::AccountId;
 
+use fields::{account_id_field, channel_vars, number_value, string_field, text};
+
+pub use body::{read_body, read_event};
 pub use channel::{ChannelEvent, ChannelEventName, InboundUserField};
 pub use notification::{CallflowWebhookEvent, NotificationEvent};
 pub use object::{DEFAULT_OBJECT_TYPES, ObjectAction, ObjectEvent, account_id_from_database};
@@ -190,43 +196,6 @@ pub struct InstantMessage {
     pub charges: Option<Number>,
 }
 
-/// The JSON body of a message received with `routing_key`, read as far as [`KazooEvent::parse`]
-/// needs: a channel event keeps only the fields it reads, the others are skipped unparsed; any
-/// other message is read whole. Parsing either gives the same event.
-pub fn read_body(routing_key: &str, body: &[u8]) -> serde_json::Result<Value> {
-    let mut segments = routing_key.split('.');
-    let channel_key =
-        segments.next() == Some("call") && segments.next().and_then(ChannelEventName::from_wire).is_some();
-    match channel_key.then(|| channel_fields(body, true)).flatten() {
-        Some(fields) => Ok(Value::Object(fields)),
-        None => serde_json::from_slice(body),
-    }
-}
-
-/// An event handed over as JSON text without a routing key (`POST /v2/events`), read as far as
-/// [`address`] and [`KazooEvent::parse`] need: as [`read_body`] does, a channel event (by its own
-/// `Event-Category` and `Event-Name`) keeps only the fields they read.
-pub fn read_event(body: &[u8]) -> serde_json::Result<Value> {
-    match channel_fields(body, false) {
-        Some(fields) => Ok(Value::Object(fields)),
-        None => serde_json::from_slice(body),
-    }
-}
-
-/// The fields of `body` a channel event needs, when it is one. The body is authoritative: one
-/// that says it is something else is not; one that says nothing is a channel event only when its
-/// routing key says so (`keyed`).
-fn channel_fields(body: &[u8], keyed: bool) -> Option<Map<String, Value>> {
-    let fields = sparse::read_object(body, &channel::FIELDS).ok()?;
-    let says = |key: &str, channel: fn(&str) -> bool| match text(&fields, key) {
-        Some(value) => channel(value),
-        None => keyed,
-    };
-    (says("Event-Category", |category| category == "call_event")
-        && says("Event-Name", |name| ChannelEventName::from_wire(name).is_some()))
-    .then_some(fields)
-}
-
 impl KazooEvent {
     /// Parses a message received with `routing_key`, treating Kazoo's default `object_types` as
     /// the document types object hooks can name.
@@ -280,17 +249,17 @@ impl KazooEvent {
         }
     }
 
-    /// The hook type whose hooks receive this event (the value compared with a hook's `hook`
-    /// field, beside `all`). `None` for the callflow webhook, which registered hooks never receive.
-    pub fn lookup_key(&self) -> Option<&'static str> {
+    /// The hook type whose hooks receive this event (beside `all` hooks). `None` for the callflow
+    /// webhook, which registered hooks never receive.
+    pub fn lookup_key(&self) -> Option<HookType> {
         match &self.kind {
             EventKind::Channel(channel) => Some(channel.name.hook_type()),
-            EventKind::Object(_) => Some("object"),
-            EventKind::Notification(_) => Some("notifications"),
+            EventKind::Object(_) => Some(HookType::Object),
+            EventKind::Notification(_) => Some(HookType::Notifications),
             EventKind::CallflowWebhook(_) => None,
-            EventKind::Parking(_) => Some("parking"),
-            EventKind::Sms(_) => Some("sms"),
-            EventKind::Mms(_) => Some("mms"),
+            EventKind::Parking(_) => Some(HookType::Parking),
+            EventKind::Sms(_) => Some(HookType::Sms),
+            EventKind::Mms(_) => Some(HookType::Mms),
         }
     }
 
@@ -299,15 +268,14 @@ impl KazooEvent {
     pub fn hook_event(&self) -> &'static str {
         match &self.kind {
             EventKind::Channel(channel) => channel.name.hook_event(),
-            EventKind::CallflowWebhook(_) => "notifications",
-            _ => self.lookup_key().unwrap_or("notifications"),
+            _ => self.lookup_key().unwrap_or(HookType::Notifications).as_str(),
         }
     }
 
     /// The `hook_event` of an attempt record for a hook of type `hook_type`: Kazoo derives it from
     /// the hook, so an `all` hook records `all` whatever the event.
-    pub fn attempt_hook_event(&self, hook_type: &str) -> &'static str {
-        if hook_type.eq_ignore_ascii_case("all") { "all" } else { self.hook_event() }
+    pub fn attempt_hook_event(&self, hook_type: HookType) -> &'static str {
+        if hook_type == HookType::All { hook_type.as_str() } else { self.hook_event() }
     }
 
     /// The call the event is about, for logs: channel and parking events name one.
@@ -366,89 +334,6 @@ fn parse_instant_message(
     let account_id = account_id_field(body.get("Account-ID"), "Account-ID")?;
     let kind = if category == "sms" { EventKind::Sms(message) } else { EventKind::Mms(message) };
     Ok(KazooEvent { kind, account_id })
-}
-
-/// A field that must be a non-empty JSON string to count (envelope fields, names).
-pub(crate) fn text<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    object.get(key).and_then(Value::as_str).filter(|value| !value.is_empty())
-}
-
-/// A string field as Kazoo reads it: numbers and booleans become their text; empty strings,
-/// `null` and structures count as absent.
-pub(crate) fn string_field(object: &Map<String, Value>, key: &str) -> Option<String> {
-    object.get(key).and_then(string_value)
-}
-
-/// See [`string_field`].
-pub(crate) fn string_value(value: &Value) -> Option<String> {
-    match value {
-        Value::String(text) if !text.is_empty() => Some(text.clone()),
-        Value::Number(number) => Some(number.to_string()),
-        Value::Bool(flag) => Some(flag.to_string()),
-        _ => None,
-    }
-}
-
-/// An integer field: numbers, and numeric strings such as `"31"` (real traffic has carried
-/// `Duration-Seconds` that way); fractional values are rounded like Kazoo's `to_integer`.
-pub(crate) fn integer_value(value: &Value) -> Option<i64> {
-    match value {
-        Value::Number(number) => number.as_i64().or_else(|| float_to_integer(number.as_f64()?)),
-        Value::String(text) => {
-            let text = text.trim();
-            text.parse::<i64>().ok().or_else(|| float_to_integer(text.parse::<f64>().ok()?))
-        }
-        _ => None,
-    }
-}
-
-/// Rounds a float to an integer when it is finite and within range.
-fn float_to_integer(value: f64) -> Option<i64> {
-    let rounded = value.round();
-    // i64::MAX as f64 rounds up to 2^63, so compare with a strict bound.
-    (rounded.is_finite() && rounded >= i64::MIN as f64 && rounded < i64::MAX as f64).then_some(rounded as i64)
-}
-
-/// A number field: JSON numbers as-is, numeric strings converted.
-fn number_value(value: &Value) -> Option<Number> {
-    match value {
-        Value::Number(number) => Some(number.clone()),
-        Value::String(text) => {
-            let text = text.trim();
-            text.parse::<i64>().ok().map(Number::from).or_else(|| text.parse::<f64>().ok().and_then(Number::from_f64))
-        }
-        _ => None,
-    }
-}
-
-/// Kazoo's truthiness for flags that arrive as booleans or as `"true"`.
-pub(crate) fn is_true(value: Option<&Value>) -> bool {
-    match value {
-        Some(Value::Bool(flag)) => *flag,
-        Some(Value::String(text)) => text.eq_ignore_ascii_case("true"),
-        _ => false,
-    }
-}
-
-/// The account id of a message's `field`: none when absent, `null` or empty (an event of no
-/// account, such as the carrier leg of an inbound call); an error when it is not a string
-/// (malformed) or not of Kazoo's id shape (it names no account).
-pub(crate) fn account_id_field(value: Option<&Value>, field: &'static str) -> Result<Option<AccountId>, EventError> {
-    match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) if text.is_empty() => Ok(None),
-        Some(Value::String(text)) => text.parse().map(Some).map_err(|_| EventError::UnknownAccountId(text.clone())),
-        Some(_) => Err(EventError::InvalidField { field, reason: "not a string" }),
-    }
-}
-
-/// `Custom-Channel-Vars`: none when absent or `null`; an error when not an object.
-pub(crate) fn channel_vars(value: Option<&Value>) -> Result<Option<&Map<String, Value>>, EventError> {
-    match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(ccvs)) => Ok(Some(ccvs)),
-        Some(_) => Err(EventError::InvalidField { field: "Custom-Channel-Vars", reason: "not an object" }),
-    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 
 use serde_json::{Map, Value};
 
-use super::{EventError, EventKind, KazooEvent, account_id_field, text};
+use super::fields::{account_id_field, text};
+use super::{EventError, EventKind, KazooEvent};
 use crate::ids::AccountId;
 use crate::notifications::{self, CALLFLOW_WEBHOOK, EVENT_CATEGORY, NotificationType};
 

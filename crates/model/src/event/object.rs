@@ -2,7 +2,8 @@
 
 use serde_json::{Map, Value};
 
-use super::{EventError, EventKind, KazooEvent, decode_routing_key_segment, text};
+use super::fields::text;
+use super::{EventError, EventKind, KazooEvent, decode_routing_key_segment};
 use crate::ids::AccountId;
 
 /// Kazoo's default `webhooks.object_types`: the document types an object hook can name.

@@ -2,7 +2,8 @@
 
 use serde_json::Value;
 
-use super::{EventError, text};
+use super::EventError;
+use super::fields::text;
 use crate::notifications;
 
 /// Encodes one routing-key segment as Kazoo does for call ids and document ids: letters, digits,

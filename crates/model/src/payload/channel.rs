@@ -58,7 +58,7 @@ pub(super) fn payload(
     insert_text(&mut payload, "reseller_id", context.reseller_id.map(AccountId::as_str));
     insert_integer(&mut payload, "timestamp", event.timestamp);
     insert_text(&mut payload, "to", event.to.as_deref());
-    payload.insert("hook_event".to_owned(), Value::from(event.name.hook_type()));
+    payload.insert("hook_event".to_owned(), Value::from(event.name.hook_type().as_str()));
     match event.name {
         ChannelEventName::Bridge => {
             insert_text(&mut payload, "original_number", event.original_number.as_deref());

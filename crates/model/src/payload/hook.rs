@@ -4,16 +4,14 @@
 use serde_json::{Map, Value};
 
 use crate::event::{EventKind, KazooEvent};
-
-/// The hook type that receives every event kind.
-const ALL: &str = "all";
+use crate::hooks::{ANY_VALUE, HookType};
 
 /// A borrowed view of the hook fields that filtering and finishing read, so that both the API's
 /// stored document and the router's in-memory hook can feed the builder without copying.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HookView<'a> {
-    /// The hook's `hook` field; compared ASCII case-insensitively, as Kazoo lower-cases it.
-    pub hook_type: &'a str,
+    /// The hook's type.
+    pub hook_type: HookType,
     /// `custom_data`: filter keys `type`/`action` and extra payload fields.
     pub custom_data: Option<&'a Map<String, Value>>,
     /// The undocumented `modifiers` field (docs/kazoo.md#per-hook-finishing).
@@ -25,40 +23,56 @@ pub struct HookView<'a> {
 impl<'a> HookView<'a> {
     /// A hook of `hook_type` with no custom data, no modifiers, and internal legs included (the
     /// defaults of a stored document).
-    pub fn new(hook_type: &'a str) -> Self {
+    pub fn new(hook_type: HookType) -> Self {
         Self { hook_type, custom_data: None, modifiers: None, include_internal_legs: true }
     }
 
-    /// Reads a webhook document as Kazoo's runtime does (docs/kazoo.md#runtime-reading): a missing
-    /// `include_internal_legs` means true; `custom_data` and `modifiers` count only as objects.
-    /// `None` when the document has no string `hook`.
-    pub fn from_document(document: &'a Map<String, Value>) -> Option<Self> {
-        let hook_type = document.get("hook").and_then(Value::as_str)?;
-        let include_internal_legs = match document.get("include_internal_legs") {
-            Some(Value::Bool(flag)) => *flag,
-            Some(Value::String(text)) => !text.eq_ignore_ascii_case("false"),
-            _ => true,
-        };
-        Some(Self {
+    /// A hook of `hook_type` stored as `document`, read as Kazoo's runtime reads it
+    /// (docs/kazoo.md#runtime-reading): a missing `include_internal_legs` means true;
+    /// `custom_data` and `modifiers` count only as objects.
+    pub fn of(hook_type: HookType, document: &'a Map<String, Value>) -> Self {
+        Self {
             hook_type,
-            custom_data: document.get("custom_data").and_then(Value::as_object),
+            custom_data: custom_data(document),
             modifiers: document.get("modifiers").and_then(Value::as_object),
-            include_internal_legs,
-        })
+            include_internal_legs: include_internal_legs(document),
+        }
+    }
+
+    /// [`HookView::of`] the type the document's `hook` names; `None` when it names none that
+    /// some event reaches.
+    pub fn from_document(document: &'a Map<String, Value>) -> Option<Self> {
+        let hook_type = document.get("hook").and_then(Value::as_str).and_then(HookType::parse)?;
+        Some(Self::of(hook_type, document))
     }
 
     /// True when this hook receives `event`: its type is the event's or `all`, the loopback filter
     /// passes for channel events, and the object/notification filters pass for hooks of those types
     /// (`all` hooks bypass them). Registered hooks never receive callflow webhook events.
     pub fn accepts(&self, event: &KazooEvent) -> bool {
-        let Some(lookup_key) = event.lookup_key() else {
+        let Some(event_type) = event.lookup_key() else {
             return false;
         };
-        let is_all = self.hook_type.eq_ignore_ascii_case(ALL);
-        if !is_all && !self.hook_type.eq_ignore_ascii_case(lookup_key) {
+        let is_all = self.hook_type == HookType::All;
+        if !is_all && self.hook_type != event_type {
             return false;
         }
         passes_filters(event, is_all, self.include_internal_legs, || self.custom_data)
+    }
+}
+
+/// A stored hook document's `custom_data`, which counts only as an object.
+pub fn custom_data(document: &Map<String, Value>) -> Option<&Map<String, Value>> {
+    document.get("custom_data").and_then(Value::as_object)
+}
+
+/// A stored hook document's `include_internal_legs` as Kazoo's runtime reads it: true unless
+/// `false` (or the text `false`).
+pub fn include_internal_legs(document: &Map<String, Value>) -> bool {
+    match document.get("include_internal_legs") {
+        Some(Value::Bool(flag)) => *flag,
+        Some(Value::String(text)) => !text.eq_ignore_ascii_case("false"),
+        _ => true,
     }
 }
 
@@ -93,7 +107,7 @@ pub fn passes_filters<'c>(
 fn filter_matches(wanted: Option<&Value>, actual: &str) -> bool {
     match wanted {
         None => true,
-        Some(Value::String(wanted)) => wanted == ALL || wanted == actual,
+        Some(Value::String(wanted)) => wanted == ANY_VALUE || wanted == actual,
         Some(_) => false,
     }
 }

@@ -16,7 +16,9 @@ use serde_json::{Map, Value};
 use crate::event::{EventKind, InstantMessage, KazooEvent, ObjectEvent};
 use crate::ids::AccountId;
 
-pub use hook::{HookView, finish_payload, merge_custom_data, modifiers_match, passes_filters};
+pub use hook::{
+    HookView, custom_data, finish_payload, include_internal_legs, merge_custom_data, modifiers_match, passes_filters,
+};
 pub use normalize::{normalize_key, normalize_object, normalize_value};
 
 /// Kazoo's running default of `call_command.reserved_ccv_keys`: CCVs that Kazoo uses

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use jsonschema::{Registry, Validator};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use webhooks_model::attempt::{Answer, OutcomeClass, SentRequest, attempt_document};
 use webhooks_model::event::{EventError, KazooEvent};
 use webhooks_model::ids::{AccountId, WebhookId};
@@ -15,7 +15,7 @@ use webhooks_model::job::{DeliveryJob, JobBatch};
 use webhooks_model::notice::{Action, Change};
 use webhooks_model::notifications::NOTIFICATION_TYPES;
 use webhooks_model::trace::TraceParent;
-use webhooks_model::webhook::{Format, HttpVerb};
+use webhooks_model::webhook::{DeliveryTarget, Format, HttpVerb};
 
 /// The base URI of every schema's `$id`: a reserved domain, since the schemas are files of this
 /// repository and never fetched.
@@ -235,12 +235,14 @@ fn fixture_jobs() -> Vec<DeliveryJob> {
                     channel if channel.starts_with("channel_") => channel.to_uppercase(),
                     other => other,
                 },
-                uri: text("uri"),
-                http_verb: text("http_verb").parse().expect("a verb"),
-                format: serde_json::from_value(hook["format"].clone()).expect("a format"),
-                retries: hook["retries"].as_u64().and_then(|retries| u8::try_from(retries).ok()).expect("retries"),
+                target: DeliveryTarget {
+                    uri: text("uri").into(),
+                    http_verb: text("http_verb").parse().expect("a verb"),
+                    format: serde_json::from_value(hook["format"].clone()).expect("a format"),
+                    retries: hook["retries"].as_u64().and_then(|retries| u8::try_from(retries).ok()).expect("retries"),
+                    custom_request_headers: None,
+                },
                 attempt: 0,
-                custom_request_headers: Map::new(),
                 custom_data: hook["custom_data"].as_object().cloned(),
                 payload: fixture["expected_http_payload"].as_object().cloned().expect("a payload").into(),
                 published_at_ms: 1_710_000_005_123,
@@ -257,8 +259,8 @@ fn delivery_jobs_and_batches_as_serialized_on_the_bus_validate() {
     let mut jobs = fixture_jobs();
     let mut retried = jobs[0].clone();
     retried.attempt = 3;
-    retried.custom_request_headers = json!({"X-Tenant": "acme"}).as_object().cloned().expect("an object");
-    retried.trace_parent = Some(TraceParent::new_root().to_string());
+    retried.target.custom_request_headers = json!({"X-Tenant": "acme"}).as_object().cloned().map(Box::new);
+    retried.trace_parent = Some(TraceParent::new_root());
     jobs.push(retried);
     for job in &jobs {
         schemas.assert_valid("delivery_job.json", &serde_json::to_value(job).expect("a job serializes"));
@@ -274,12 +276,14 @@ fn job(verb: HttpVerb, attempt: u8) -> DeliveryJob {
         hook_id: hook_id(),
         account_id: account(),
         hook_event: "CHANNEL_CREATE".into(),
-        uri: "https://hooks.example.com/new".into(),
-        http_verb: verb,
-        format: Format::Json,
-        retries: 4,
+        target: DeliveryTarget {
+            uri: "https://hooks.example.com/new".into(),
+            http_verb: verb,
+            format: Format::Json,
+            retries: 4,
+            custom_request_headers: None,
+        },
         attempt,
-        custom_request_headers: Map::new(),
         custom_data: Some(json!({"environment": "production"}).as_object().cloned().expect("an object")),
         payload: Default::default(),
         published_at_ms: 0,

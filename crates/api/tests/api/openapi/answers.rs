@@ -2,10 +2,10 @@
 //! status.
 
 use reqwest::{Method, StatusCode};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use webhooks_model::attempt::{Answer as CalloutAnswer, SentRequest, attempt_document};
 use webhooks_model::job::DeliveryJob;
-use webhooks_model::webhook::{Format, HttpVerb};
+use webhooks_model::webhook::{DeliveryTarget, Format, HttpVerb};
 use webhooks_storage::NewAttempt;
 use webhooks_test_support::app::TestApp;
 use webhooks_test_support::db::TestDatabase;
@@ -40,12 +40,14 @@ async fn real_answers_conform_to_the_description() {
         hook_id: id.parse().expect("a hook id"),
         account_id: account.parse().expect("an account id"),
         hook_event: "CHANNEL_CREATE".into(),
-        uri: "https://hooks.example.com/new".into(),
-        http_verb: HttpVerb::Post,
-        format: Format::FormData,
-        retries: 3,
+        target: DeliveryTarget {
+            uri: "https://hooks.example.com/new".into(),
+            http_verb: HttpVerb::Post,
+            format: Format::FormData,
+            retries: 3,
+            custom_request_headers: None,
+        },
         attempt: 0,
-        custom_request_headers: Map::new(),
         custom_data: created.data()["custom_data"].as_object().cloned(),
         payload: Default::default(),
         published_at_ms: 0,

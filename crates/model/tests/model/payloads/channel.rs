@@ -2,6 +2,7 @@
 //! each event adds.
 
 use super::*;
+use webhooks_model::hooks::HookType;
 
 #[test]
 fn reading_only_the_fields_an_event_needs_gives_the_same_event() {
@@ -89,7 +90,7 @@ fn unparseable_integers_and_empty_strings_are_left_out() {
 #[test]
 fn channel_disconnected_is_delivered_as_channel_destroy() {
     let event = parse("call.CHANNEL_DISCONNECTED.x", &channel_body("CHANNEL_DISCONNECTED"));
-    assert_eq!(event.lookup_key(), Some("channel_destroy"));
+    assert_eq!(event.lookup_key(), Some(HookType::ChannelDestroy));
     assert_eq!(event.hook_event(), "CHANNEL_DESTROY");
     assert_eq!(build(&event)["hook_event"], json!("channel_destroy"));
 }
@@ -118,7 +119,7 @@ fn the_routing_key_supplies_a_missing_envelope() {
     fields.remove("Event-Category");
     fields.remove("Event-Name");
     let event = parse("call.CHANNEL_ANSWER.abc", &body);
-    assert_eq!(event.lookup_key(), Some("channel_answer"));
+    assert_eq!(event.lookup_key(), Some(HookType::ChannelAnswer));
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! internal legs.
 
 use super::*;
+use webhooks_model::hooks::HookType;
 
 fn object_event(doc_type: &str, action: &str) -> KazooEvent {
     let mut body = Fixture::load("object_doc_created_user.json").body().clone();
@@ -11,7 +12,7 @@ fn object_event(doc_type: &str, action: &str) -> KazooEvent {
 }
 
 fn object_hook(custom_data: &Map<String, Value>) -> HookView<'_> {
-    HookView { custom_data: Some(custom_data), ..HookView::new("object") }
+    HookView { custom_data: Some(custom_data), ..HookView::new(HookType::Object) }
 }
 
 #[test]
@@ -34,7 +35,7 @@ fn object_hooks_filter_on_type_and_action() {
         let custom_data = object(custom_data);
         assert_eq!(object_hook(&custom_data).accepts(&user_created), expected, "{custom_data:?}");
     }
-    assert!(HookView::new("object").accepts(&user_created), "no custom_data passes");
+    assert!(HookView::new(HookType::Object).accepts(&user_created), "no custom_data passes");
 }
 
 #[test]
@@ -49,16 +50,16 @@ fn notification_hooks_filter_on_type() {
     ];
     for (custom_data, expected) in cases {
         let custom_data = object(custom_data);
-        let hook = HookView { custom_data: Some(&custom_data), ..HookView::new("notifications") };
+        let hook = HookView { custom_data: Some(&custom_data), ..HookView::new(HookType::Notifications) };
         assert_eq!(hook.accepts(&event), expected, "{custom_data:?}");
     }
-    assert!(HookView::new("notifications").accepts(&event), "no custom_data passes");
+    assert!(HookView::new(HookType::Notifications).accepts(&event), "no custom_data passes");
 }
 
 #[test]
 fn all_hooks_receive_every_kind_and_bypass_the_type_filters() {
     let narrow = object(json!({"type": "device", "action": "doc_deleted"}));
-    let all = HookView { custom_data: Some(&narrow), ..HookView::new("all") };
+    let all = HookView { custom_data: Some(&narrow), ..HookView::new(HookType::All) };
     for fixture in Fixture::all() {
         assert!(all.accepts(&fixture.event()), "{}", fixture.file);
     }
@@ -67,9 +68,19 @@ fn all_hooks_receive_every_kind_and_bypass_the_type_filters() {
 #[test]
 fn hooks_of_another_type_do_not_receive_the_event() {
     let create = Fixture::load("CHANNEL_CREATE.json").event();
-    assert!(HookView::new("channel_create").accepts(&create));
-    assert!(HookView::new("CHANNEL_CREATE").accepts(&create), "hook types compare case-insensitively");
-    for other in ["channel_answer", "object", "notifications", "parking", "sms", "mms"] {
+    assert!(HookView::new(HookType::ChannelCreate).accepts(&create));
+    assert!(
+        HookView::new(HookType::parse("CHANNEL_CREATE").expect("a hook type")).accepts(&create),
+        "hook types compare case-insensitively"
+    );
+    for other in [
+        HookType::ChannelAnswer,
+        HookType::Object,
+        HookType::Notifications,
+        HookType::Parking,
+        HookType::Sms,
+        HookType::Mms,
+    ] {
         assert!(!HookView::new(other).accepts(&create), "{other}");
     }
 }
@@ -81,7 +92,7 @@ fn loopback_legs_are_skipped_by_hooks_excluding_internal_legs() {
     let mut named_loopback = channel_body("CHANNEL_CREATE");
     named_loopback["Channel-Name"] = json!("loopback/1001-a");
     let external = parse("k", &channel_body("CHANNEL_CREATE"));
-    for hook_type in ["channel_create", "all"] {
+    for hook_type in [HookType::ChannelCreate, HookType::All] {
         let excluding = HookView { include_internal_legs: false, ..HookView::new(hook_type) };
         let including = HookView::new(hook_type);
         for body in [&loopback, &named_loopback] {

@@ -1,6 +1,7 @@
 //! Per-hook finishing: modifiers, `custom_data` and `cluster_id`, on a copy of the base payload.
 
 use super::*;
+use webhooks_model::hooks::HookType;
 
 fn base() -> Map<String, Value> {
     object(json!({"call_direction": "inbound", "call_id": "c1", "timestamp": 5, "hook_event": "channel_create"}))
@@ -23,7 +24,7 @@ fn modifiers_compare_values_and_array_membership() {
     for (modifiers, expected) in cases {
         let modifiers = object(modifiers);
         assert_eq!(modifiers_match(&payload, &modifiers), expected, "{modifiers:?}");
-        let hook = HookView { modifiers: Some(&modifiers), ..HookView::new("channel_create") };
+        let hook = HookView { modifiers: Some(&modifiers), ..HookView::new(HookType::ChannelCreate) };
         assert_eq!(finish_payload(&payload, &hook, CLUSTER_ID).is_some(), expected, "{modifiers:?}");
     }
 }
@@ -44,7 +45,7 @@ fn custom_data_drops_filters_overwrites_in_place_and_appends_in_reverse() {
 #[test]
 fn cluster_id_is_set_last_and_always_wins() {
     let custom_data = object(json!({"cluster_id": "spoofed", "environment": "production"}));
-    let hook = HookView { custom_data: Some(&custom_data), ..HookView::new("channel_create") };
+    let hook = HookView { custom_data: Some(&custom_data), ..HookView::new(HookType::ChannelCreate) };
     let mut with_cluster = base();
     with_cluster.insert("cluster_id".to_owned(), json!("from-event"));
     for base in [base(), with_cluster] {
@@ -59,7 +60,7 @@ fn cluster_id_is_set_last_and_always_wins() {
 fn the_base_payload_is_left_untouched_for_the_next_hook() {
     let base = base();
     let custom_data = object(json!({"extra": "x"}));
-    let hook = HookView { custom_data: Some(&custom_data), ..HookView::new("channel_create") };
+    let hook = HookView { custom_data: Some(&custom_data), ..HookView::new(HookType::ChannelCreate) };
     let _ = finish_payload(&base, &hook, CLUSTER_ID);
     assert_eq!(base, super::finishing::base());
     assert!(!base.contains_key("extra"));

@@ -2,6 +2,7 @@
 //! callflow webhook, the table of types.
 
 use super::*;
+use webhooks_model::hooks::HookType;
 
 fn voicemail() -> Value {
     Fixture::load("notification_voicemail_new.json").body().clone()
@@ -72,8 +73,8 @@ fn the_callflow_webhook_is_its_own_kind_for_its_own_hook_only() {
     assert!(matches!(event.kind, EventKind::CallflowWebhook(_)));
     assert_eq!(event.lookup_key(), None);
     assert_eq!(event.account_id, Some(account(ACCOUNT_ID)));
-    assert!(!HookView::new("all").accepts(&event), "registered hooks never receive it");
-    assert!(!HookView::new("notifications").accepts(&event));
+    assert!(!HookView::new(HookType::All).accepts(&event), "registered hooks never receive it");
+    assert!(!HookView::new(HookType::Notifications).accepts(&event));
 
     let EventKind::CallflowWebhook(webhook) = &event.kind else { panic!("callflow webhook") };
     let hook = HookView::from_document(&webhook.hook).expect("on-the-fly hook");

@@ -1,6 +1,7 @@
 //! Object events: which document changes are delivered, and their account and coordinates.
 
 use super::*;
+use webhooks_model::hooks::HookType;
 
 fn object_body(event_name: &str, doc_type: &str, database: &str, id: &str) -> Value {
     let mut body = Fixture::load("object_doc_created_user.json").body().clone();
@@ -30,7 +31,7 @@ fn only_the_configured_object_types_are_delivered() {
     let body = object_body("doc_created", "cdr", ACCOUNT_DB, "x");
     assert_eq!(KazooEvent::parse("k", &body), Err(EventError::UnwatchedObjectType("cdr".to_owned())));
     let event = KazooEvent::parse_with_object_types("k", &body, &["cdr".to_owned()]).expect("configured type");
-    assert_eq!(event.lookup_key(), Some("object"));
+    assert_eq!(event.lookup_key(), Some(HookType::Object));
     let device = object_body("doc_created", "device", ACCOUNT_DB, "x");
     assert!(KazooEvent::parse_with_object_types("k", &device, &["cdr"]).is_err());
 }

@@ -1,6 +1,7 @@
 //! Parking events and instant messages (SMS, MMS), and bodies of no known kind.
 
 use super::*;
+use webhooks_model::hooks::HookType;
 
 #[test]
 fn parking_keeps_the_slot_a_string_and_replaces_a_published_account_in_place() {
@@ -48,7 +49,7 @@ fn sms_and_mms_payloads_have_the_documented_shape() {
         "Charges": "0.05", "Msg-ID": "x"
     });
     let event = parse("sms.inbound.offnet.m1", &body);
-    assert_eq!(event.lookup_key(), Some("sms"));
+    assert_eq!(event.lookup_key(), Some(HookType::Sms));
     assert_same_json(
         &build(&event),
         &json!({"id": "m1", "account_id": ACCOUNT_ID, "type": "sms", "from": "+14085550199",
@@ -59,7 +60,7 @@ fn sms_and_mms_payloads_have_the_documented_shape() {
     mms["Event-Category"] = json!("mms");
     mms.as_object_mut().expect("object").remove("Charges");
     let event = parse("mms.inbound.offnet.m1", &mms);
-    assert_eq!(event.lookup_key(), Some("mms"));
+    assert_eq!(event.lookup_key(), Some(HookType::Mms));
     let payload = build(&event);
     assert_eq!(payload["type"], json!("mms"));
     assert!(!payload.contains_key("charges"));

@@ -7,7 +7,8 @@ mod matching;
 
 use serde_json::{Map, Value, json};
 use webhooks_model::event::KazooEvent;
-use webhooks_model::ids::{AccountId, MessageKey, WebhookId};
+use webhooks_model::hooks::HookType;
+use webhooks_model::ids::{AccountId, EventId, MessageKey, WebhookId};
 use webhooks_model::job::DeliveryJob;
 use webhooks_model::webhook::{Format, HttpVerb};
 use webhooks_router::index::HookIndex;
@@ -186,13 +187,17 @@ fn every_fixture_routes_to_its_hook_with_exactly_the_expected_payload() {
         let request = &fixture["expected_http_request"];
         assert_eq!(job.hook_id.as_str(), request["headers"]["X-Hook-ID"], "{name}");
         assert_eq!(job.account_id.as_str(), request["headers"]["X-Account-ID"], "{name}");
-        assert_eq!(job.uri, hook_doc["uri"], "{name}");
-        assert_eq!(job.http_verb.as_str().to_ascii_uppercase(), request["method"], "{name}");
-        assert_eq!(Value::from(job.format.as_str()), hook_doc["format"], "{name}");
-        assert_eq!(job.hook_event, event.attempt_hook_event(hook_doc["hook"].as_str().expect("hook type")), "{name}");
+        assert_eq!(job.target.uri.as_str(), hook_doc["uri"], "{name}");
+        assert_eq!(job.target.http_verb.as_str().to_ascii_uppercase(), request["method"], "{name}");
+        assert_eq!(Value::from(job.target.format.as_str()), hook_doc["format"], "{name}");
+        assert_eq!(
+            job.hook_event,
+            event.attempt_hook_event(hook_doc["hook"].as_str().and_then(HookType::parse).expect("hook type")),
+            "{name}"
+        );
         assert_eq!(job.custom_data.as_ref(), hook_doc["custom_data"].as_object(), "{name}");
         assert_eq!(job.attempt, 0);
-        assert!(job.event_id.parse::<WebhookId>().is_ok(), "{name}: event id has the id shape");
+        assert!(job.event_id.as_str().parse::<WebhookId>().is_ok(), "{name}: event id has the id shape");
     }
 }
 
@@ -273,16 +278,19 @@ fn jobs_carry_the_hook_settings_and_an_event_id_per_hook() {
         route(&channel_event(&tree.child, "CHANNEL_CREATE", json!({})), &index, "the-cluster", &key());
     assert_eq!(jobs.len(), 2);
     let job = jobs.iter().find(|job| job.hook_id == first.id).expect("first hook routed");
-    assert_eq!((job.http_verb, job.format, job.retries), (HttpVerb::Put, Format::FormData, 4));
-    assert_eq!(job.custom_request_headers.get("X-Tenant"), Some(&json!("acme")));
+    assert_eq!((job.target.http_verb, job.target.format, job.target.retries), (HttpVerb::Put, Format::FormData, 4));
+    assert_eq!(
+        job.target.custom_request_headers.as_ref().and_then(|headers| headers.get("X-Tenant")),
+        Some(&json!("acme"))
+    );
     assert_eq!(job.payload["cluster_id"], "the-cluster", "the cluster id always wins");
     assert_eq!(job.payload["extra"], 1);
     assert_eq!(job.hook_event, "CHANNEL_CREATE");
     assert_eq!(job.account_id, tree.child);
     let other = jobs.iter().find(|job| job.hook_id == second.id).expect("second hook routed");
-    assert_eq!((other.http_verb, other.retries, other.hook_event.as_str()), (HttpVerb::Get, 0, "all"));
+    assert_eq!((other.target.http_verb, other.target.retries, other.hook_event.as_str()), (HttpVerb::Get, 0, "all"));
     assert_ne!(job.event_id, other.event_id);
-    assert!(other.custom_request_headers.is_empty() && other.custom_data.is_none());
+    assert!(other.target.custom_request_headers.is_none() && other.custom_data.is_none());
 }
 
 #[test]
@@ -293,7 +301,7 @@ fn the_same_message_routed_again_gets_the_same_event_ids_and_another_message_oth
     let index = HookIndex::build(&tree.accounts(), &[first.clone(), second.clone()]);
     let event = channel_event(&tree.child, "CHANNEL_CREATE", json!({}));
     let message = key();
-    let ids = |key: &MessageKey| -> Vec<String> {
+    let ids = |key: &MessageKey| -> Vec<EventId> {
         let mut jobs = route(&event, &index, "cluster", key);
         jobs.sort_by(|left, right| left.hook_id.cmp(&right.hook_id));
         jobs.into_iter().map(|job| job.event_id).collect()
@@ -320,8 +328,8 @@ fn the_callflow_webhook_goes_to_the_hook_its_message_carries() {
     assert_eq!(jobs.len(), 1, "registered hooks are not consulted");
     let job = &jobs[0];
     assert_ne!(job.hook_id, registered.id);
-    assert_eq!(job.uri, "https://crm.example.com/hook");
-    assert_eq!((job.http_verb, job.retries), (HttpVerb::Get, 3));
+    assert_eq!(job.target.uri.as_str(), "https://crm.example.com/hook");
+    assert_eq!((job.target.http_verb, job.target.retries), (HttpVerb::Get, 3));
     assert_eq!(job.account_id, tree.child);
     let expected: Map<String, Value> = serde_json::from_value(
         json!({"caller_id_number": "+14085550199", "call_id": "abc", "source": "callflow", "cluster_id": "cluster"}),

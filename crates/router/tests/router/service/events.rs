@@ -97,7 +97,7 @@ async fn fixture_scenario(backend: Backend, database: TestDatabase) {
         );
         assert_eq!(job.hook_id.as_str(), fixture["hook"]["id"]);
         assert_eq!(job.account_id.as_str(), fixture["expected_http_request"]["headers"]["X-Account-ID"]);
-        assert_eq!(job.uri, fixture["hook"]["uri"]);
+        assert_eq!(job.target.uri.as_str(), fixture["hook"]["uri"]);
     }
     router.stop().await;
 }
@@ -373,8 +373,7 @@ async fn an_events_trace_goes_on_in_its_jobs_and_an_untraced_event_starts_one(ba
     for job in jobs.take(2 * cases.len()).await {
         let call =
             job.payload["call_id"].as_str().expect("a call id").trim_start_matches(&format!("{prefix}-")).to_owned();
-        let trace: TraceParent =
-            job.trace_parent.as_deref().expect("every job has a trace parent").parse().expect("valid");
+        let trace = job.trace_parent.expect("every job has a trace parent");
         assert!([&first.id, &second.id].contains(&&job.hook_id));
         traces.entry(call).or_default().insert(trace);
     }

@@ -7,123 +7,32 @@
 
 use serde_json::{Map, Value};
 
-use crate::webhook::WebhookSchema;
+mod error;
+mod hook_type;
+mod modifier;
+mod schema;
+
+pub use error::DefinitionsError;
+pub use hook_type::HookType;
+pub use modifier::{Modifier, ModifierValues, SUPER_ADMIN_ONLY_NOTIFICATION_TYPES, is_super_admin_only_notification};
+pub use schema::WEBHOOK_SCHEMA;
+pub(crate) use schema::WebhookSchema;
+
+use modifier::parse_modifier;
 
 /// The hook type that receives every event; it has no definition and no modifiers.
-pub const ALL_HOOKS: &str = "all";
+const ALL_HOOKS: &str = HookType::All.as_str();
 
-/// The hook type whose `type` modifier names notification types.
-pub const NOTIFICATIONS_HOOK: &str = "notifications";
+/// The hook type whose `type` modifier lists [`ANY_VALUE`] followed by the configurable object
+/// types.
+const OBJECT_HOOK: &str = HookType::Object.as_str();
 
-/// The hook type whose `type` modifier lists `all` followed by the configurable object types.
-pub const OBJECT_HOOK: &str = "object";
-
-/// Notification types only super-duper admins may see or subscribe to (docs/kazoo.md#modifiers).
-pub const SUPER_ADMIN_ONLY_NOTIFICATION_TYPES: &[&str] = &["system_alert", "webhook_disabled"];
+/// The `custom_data` filter value matching every object type, action or notification type: Kazoo
+/// spells it as the hook type that receives every event.
+pub const ANY_VALUE: &str = HookType::All.as_str();
 
 /// The default definitions: exactly the `data` Kazoo serves to a super-duper admin.
-const DEFAULT_DEFINITIONS: &str = include_str!("../data/hook-definitions.json");
-
-/// True when `notification_type` may only be used by super-duper admins.
-pub fn is_super_admin_only_notification(notification_type: &str) -> bool {
-    SUPER_ADMIN_ONLY_NOTIFICATION_TYPES.contains(&notification_type)
-}
-
-/// Why a set of hook definitions cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum DefinitionsError {
-    /// The definitions are not an array of objects.
-    #[error("hook definitions must be a JSON array of objects")]
-    NotAnArray,
-    /// A definition lacks one of its string fields.
-    #[error("hook definition #{index} has no string field '{field}'")]
-    MissingField {
-        /// Position of the definition in the array.
-        index: usize,
-        /// The missing field.
-        field: &'static str,
-    },
-    /// Two definitions share an id, or one is named like the reserved `all` type.
-    #[error("hook definition id '{0}' is used twice or reserved")]
-    DuplicateId(String),
-    /// A modifier is not `{"type": "array", "items": [strings]}` or `{"type": "object", "items": {..}}`.
-    #[error("modifier '{modifier}' of hook '{hook}' is malformed: {reason}")]
-    MalformedModifier {
-        /// The hook type.
-        hook: String,
-        /// The modifier key.
-        modifier: String,
-        /// What is wrong.
-        reason: &'static str,
-    },
-    /// The embedded webhook schema is not JSON.
-    #[error("the webhook schema is not JSON")]
-    SchemaJson(#[from] serde_json::Error),
-    /// The embedded webhook schema lacks a part the hook enum or defaults need.
-    #[error("the webhook schema has no {0}")]
-    SchemaShape(&'static str),
-    /// The webhook schema does not compile with these definitions' hook enum.
-    #[error("the webhook schema does not compile")]
-    SchemaCompile(#[source] Box<jsonschema::ValidationError<'static>>),
-}
-
-/// Which values a modifier accepts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ModifierValues {
-    /// `"type": "array"`: the value must be one of these items (the `object` hook).
-    OneOf(Vec<String>),
-    /// `"type": "object"`: the value must be a key of `items` (the `notifications` hook).
-    KeyOf(Vec<String>),
-}
-
-impl ModifierValues {
-    /// Every accepted value, in definition order.
-    pub fn values(&self) -> &[String] {
-        match self {
-            Self::OneOf(values) | Self::KeyOf(values) => values,
-        }
-    }
-}
-
-/// One `custom_data` key a hook type requires, with its accepted values.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Modifier {
-    key: String,
-    values: ModifierValues,
-    /// Values hidden from, and refused to, callers that are not super-duper admins.
-    restricted: Vec<String>,
-}
-
-impl Modifier {
-    /// The `custom_data` key.
-    pub fn key(&self) -> &str {
-        &self.key
-    }
-
-    /// Every value of the definition, restricted ones included.
-    pub fn values(&self) -> &ModifierValues {
-        &self.values
-    }
-
-    /// The values a caller may use, in definition order.
-    pub fn allowed(&self, superduper_admin: bool) -> Vec<&str> {
-        self.values
-            .values()
-            .iter()
-            .map(String::as_str)
-            .filter(|value| superduper_admin || !self.is_restricted(value))
-            .collect()
-    }
-
-    /// True when a caller may set the modifier to `value`.
-    pub fn accepts(&self, value: &str, superduper_admin: bool) -> bool {
-        self.values.values().iter().any(|allowed| allowed == value) && (superduper_admin || !self.is_restricted(value))
-    }
-
-    fn is_restricted(&self, value: &str) -> bool {
-        self.restricted.iter().any(|restricted| restricted == value)
-    }
-}
+const DEFAULT_DEFINITIONS: &str = include_str!("../../data/hook-definitions.json");
 
 /// One hook type: its served document and its parsed modifiers.
 #[derive(Debug, Clone)]
@@ -201,30 +110,6 @@ impl HookDefinition {
     }
 }
 
-fn parse_modifier(hook: &str, key: &str, definition: &Value) -> Result<Modifier, DefinitionsError> {
-    let malformed =
-        |reason| DefinitionsError::MalformedModifier { hook: hook.to_owned(), modifier: key.to_owned(), reason };
-    let items = definition.get("items");
-    let values = match (definition.get("type").and_then(Value::as_str), items) {
-        (Some("array"), Some(Value::Array(items))) => ModifierValues::OneOf(
-            items
-                .iter()
-                .map(|item| item.as_str().map(str::to_owned))
-                .collect::<Option<_>>()
-                .ok_or_else(|| malformed("array items must be strings"))?,
-        ),
-        (Some("object"), Some(Value::Object(items))) => ModifierValues::KeyOf(items.keys().cloned().collect()),
-        _ => return Err(malformed("expected type array with an items array or type object with an items object")),
-    };
-    // Only the notification types carry an audience restriction (Kazoo restricts exactly these).
-    let restricted = if hook == NOTIFICATIONS_HOOK {
-        values.values().iter().filter(|value| is_super_admin_only_notification(value)).cloned().collect()
-    } else {
-        Vec::new()
-    };
-    Ok(Modifier { key: key.to_owned(), values, restricted })
-}
-
 /// The registered hook types and the webhook schema built from them.
 #[derive(Debug, Clone)]
 pub struct HookDefinitions {
@@ -261,7 +146,7 @@ impl HookDefinitions {
     /// `object_types` (Kazoo's `webhooks.object_types` setting).
     pub fn with_object_types<S: AsRef<str>>(mut self, object_types: &[S]) -> Self {
         let items: Vec<String> =
-            std::iter::once(ALL_HOOKS).chain(object_types.iter().map(AsRef::as_ref)).map(str::to_owned).collect();
+            std::iter::once(ANY_VALUE).chain(object_types.iter().map(AsRef::as_ref)).map(str::to_owned).collect();
         if let Some(object) = self.definitions.iter_mut().find(|definition| definition.id == OBJECT_HOOK) {
             let served = object
                 .document
@@ -402,7 +287,7 @@ mod tests {
 
     #[test]
     fn the_schema_file_carries_the_default_hook_enum() {
-        let schema: Value = serde_json::from_str(crate::webhook::WEBHOOK_SCHEMA).expect("json");
+        let schema: Value = serde_json::from_str(WEBHOOK_SCHEMA).expect("json");
         let file_enum: Vec<String> =
             serde_json::from_value(schema["properties"]["hook"]["enum"].clone()).expect("strings");
         assert_eq!(file_enum, HookDefinitions::default().hook_enum());

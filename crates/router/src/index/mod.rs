@@ -9,300 +9,32 @@
 //!
 //! The index is pure: the router loads it from the store and keeps it current from change notices.
 
-use std::collections::HashMap;
-use std::fmt;
-use std::hash::{BuildHasher, Hasher};
-
 use serde_json::{Map, Value};
 use webhooks_model::event::KazooEvent;
+use webhooks_model::hooks::HookType;
 use webhooks_model::ids::{AccountId, WebhookId};
-use webhooks_model::job::document_retries;
-use webhooks_model::payload::{HookView, passes_filters};
-use webhooks_model::webhook::{Format, HttpVerb};
 use webhooks_storage::{Account, Webhook};
 
-/// The hook types events are routed to: the ten values a hook's `hook` field can take that some
-/// event reaches. Other stored values never match an event, so the index skips them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum HookType {
-    /// `channel_create`.
-    ChannelCreate,
-    /// `channel_answer`.
-    ChannelAnswer,
-    /// `channel_bridge`.
-    ChannelBridge,
-    /// `channel_destroy`.
-    ChannelDestroy,
-    /// `object`.
-    Object,
-    /// `notifications`.
-    Notifications,
-    /// `parking`.
-    Parking,
-    /// `sms`.
-    Sms,
-    /// `mms`.
-    Mms,
-    /// `all`: every event kind.
-    All,
+mod hook;
+mod ids;
+
+pub use hook::IndexedHook;
+
+use hook::HookHead;
+use ids::{IdMap, id_key};
+
+/// How many hook types there are.
+const TYPE_COUNT: usize = HookType::ALL_TYPES.len();
+
+/// A hook type's position in [`HookType::ALL_TYPES`], which is also the order of a slot's hooks.
+fn position(hook_type: HookType) -> usize {
+    hook_type as usize
 }
 
-impl HookType {
-    /// Every hook type.
-    pub const ALL_TYPES: [HookType; 10] = [
-        Self::ChannelCreate,
-        Self::ChannelAnswer,
-        Self::ChannelBridge,
-        Self::ChannelDestroy,
-        Self::Object,
-        Self::Notifications,
-        Self::Parking,
-        Self::Sms,
-        Self::Mms,
-        Self::All,
-    ];
-
-    /// The type named `text`, compared ASCII case-insensitively as Kazoo lower-cases stored values.
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL_TYPES.into_iter().find(|kind| kind.as_str().eq_ignore_ascii_case(text))
-    }
-
-    /// The type of an event's lookup key ([`KazooEvent::lookup_key`]): those are lower-case
-    /// literals, so an exact match does, without the case folding of [`HookType::parse`].
-    pub fn from_lookup_key(key: &str) -> Option<Self> {
-        match key {
-            "channel_create" => Some(Self::ChannelCreate),
-            "channel_answer" => Some(Self::ChannelAnswer),
-            "channel_bridge" => Some(Self::ChannelBridge),
-            "channel_destroy" => Some(Self::ChannelDestroy),
-            "object" => Some(Self::Object),
-            "notifications" => Some(Self::Notifications),
-            "parking" => Some(Self::Parking),
-            "sms" => Some(Self::Sms),
-            "mms" => Some(Self::Mms),
-            other => Self::parse(other),
-        }
-    }
-
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ChannelCreate => "channel_create",
-            Self::ChannelAnswer => "channel_answer",
-            Self::ChannelBridge => "channel_bridge",
-            Self::ChannelDestroy => "channel_destroy",
-            Self::Object => "object",
-            Self::Notifications => "notifications",
-            Self::Parking => "parking",
-            Self::Sms => "sms",
-            Self::Mms => "mms",
-            Self::All => "all",
-        }
-    }
-
-    /// How many types there are.
-    const COUNT: usize = Self::ALL_TYPES.len();
-
-    /// This type's position in [`HookType::ALL_TYPES`], which is also the order of a slot's hooks.
-    fn position(self) -> usize {
-        self as usize
-    }
-
-    /// This type's bit in a slot's type masks.
-    fn bit(self) -> u16 {
-        1 << (self as u16)
-    }
+/// A hook type's bit in a slot's type masks.
+fn bit(hook_type: HookType) -> u16 {
+    1 << (hook_type as u16)
 }
-
-impl fmt::Display for HookType {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(self.as_str())
-    }
-}
-
-/// What the router keeps of an enabled hook: what matching, payload finishing and the delivery
-/// job need, and nothing else. The rarely present objects are boxed so an absent one costs a word;
-/// the owner is the account the index files the hook under, so it is not repeated here.
-#[derive(Debug, Clone, PartialEq)]
-pub struct IndexedHook {
-    /// The hook id.
-    pub id: WebhookId,
-    /// The hook type.
-    pub hook_type: HookType,
-    /// The callback URI.
-    pub uri: Box<str>,
-    /// How the URI is called.
-    pub http_verb: HttpVerb,
-    /// How the body is encoded.
-    pub format: Format,
-    /// Retries after the first attempt (0..=4).
-    pub retries: u8,
-    /// When false, loopback legs of channel events are skipped.
-    pub include_internal_legs: bool,
-    /// Whether events of descendant accounts reach the hook.
-    pub include_subaccounts: bool,
-    /// `custom_data`: filters and extra payload fields.
-    pub custom_data: Option<Box<Map<String, Value>>>,
-    /// The undocumented `modifiers` field (docs/kazoo.md#per-hook-finishing).
-    pub modifiers: Option<Box<Map<String, Value>>>,
-    /// Extra request headers sent with every callout.
-    pub custom_request_headers: Option<Box<Map<String, Value>>>,
-}
-
-impl IndexedHook {
-    /// The routing view of a stored hook; `None` when its type is one no event reaches. The
-    /// `enabled` column is not consulted here: the index decides what to do with disabled hooks.
-    pub fn from_webhook(webhook: &Webhook) -> Option<Self> {
-        let hook_type = HookType::parse(&webhook.hook)?;
-        let document = &webhook.doc;
-        // Reuse the model's reading of the filter fields so the router and samples agree.
-        let view = HookView::from_document(document);
-        let include_internal_legs = view.is_none_or(|view| view.include_internal_legs);
-        let object = |key: &str| document.get(key).and_then(Value::as_object).map(|map| Box::new(map.clone()));
-        let text = |key: &str| document.get(key).and_then(Value::as_str);
-        Some(Self {
-            id: webhook.id.clone(),
-            hook_type,
-            uri: text("uri").unwrap_or_default().into(),
-            http_verb: text("http_verb").and_then(|verb| verb.parse().ok()).unwrap_or_default(),
-            format: text("format").and_then(|format| format.parse().ok()).unwrap_or_default(),
-            retries: document_retries(document.get("retries")),
-            include_internal_legs,
-            include_subaccounts: webhook.include_subaccounts,
-            custom_data: object("custom_data"),
-            modifiers: object("modifiers"),
-            custom_request_headers: object("custom_request_headers"),
-        })
-    }
-
-    /// The view the model's filters and payload finishing read.
-    pub fn view(&self) -> HookView<'_> {
-        HookView {
-            hook_type: self.hook_type.as_str(),
-            custom_data: self.custom_data.as_deref(),
-            modifiers: self.modifiers.as_deref(),
-            include_internal_legs: self.include_internal_legs,
-        }
-    }
-}
-
-/// What matching reads of a hook, 16 bytes, stored in line in the account's hook list so a
-/// group of hooks shares a cache line; the hook itself is read only once it matches (or when an
-/// object or notification filter reads its `custom_data`).
-#[derive(Debug, Clone, PartialEq)]
-struct HookHead {
-    /// The hook type.
-    hook_type: HookType,
-    /// Whether events of descendant accounts reach the hook.
-    include_subaccounts: bool,
-    /// When false, loopback legs of channel events are skipped.
-    include_internal_legs: bool,
-    /// The hook.
-    hook: Box<IndexedHook>,
-}
-
-impl HookHead {
-    fn new(hook: IndexedHook) -> Self {
-        Self {
-            hook_type: hook.hook_type,
-            include_subaccounts: hook.include_subaccounts,
-            include_internal_legs: hook.include_internal_legs,
-            hook: Box::new(hook),
-        }
-    }
-
-    /// [`HookView::accepts`] for this hook, which the index only asks of hooks of the event's type
-    /// or `all`.
-    fn accepts(&self, event: &KazooEvent) -> bool {
-        passes_filters(event, self.hook_type == HookType::All, self.include_internal_legs, || {
-            self.hook.custom_data.as_deref()
-        })
-    }
-}
-
-/// An id's 32 hex digits as one number: a compact, quickly hashed map key. Account and webhook
-/// ids are checked to be 32 lowercase hex digits, which always fit. This runs once per event, so
-/// it converts eight digits at a time instead of looping over characters.
-fn id_key(id: &str) -> u128 {
-    let bytes = id.as_bytes();
-    if bytes.len() != 32 {
-        // Unreachable for checked ids; any stable value will do.
-        return bytes.iter().fold(0u128, |key, byte| key.rotate_left(5) ^ u128::from(*byte));
-    }
-    bytes.chunks_exact(8).fold(0u128, |key, chunk| {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        (key << 32) | u128::from(hex_word(u64::from_be_bytes(word)))
-    })
-}
-
-/// Eight ASCII hex digits (first digit in the most significant byte) to their 32-bit value.
-fn hex_word(chunk: u64) -> u32 {
-    // '0'..'9' are 0x30..0x39 and 'a'..'f' / 'A'..'F' are 0x61../0x41..: the low nibble plus 9
-    // for letters (bit 6 set) is each digit's value.
-    let digits = (chunk & 0x0f0f_0f0f_0f0f_0f0f) + ((chunk >> 6) & 0x0101_0101_0101_0101) * 9;
-    // Pack neighbouring nibbles into bytes, bytes into 16-bit lanes, lanes into the result.
-    let bytes = (digits | (digits >> 4)) & 0x00ff_00ff_00ff_00ff;
-    let lanes = (bytes | (bytes >> 8)) & 0x0000_ffff_0000_ffff;
-    ((lanes | (lanes >> 16)) & 0xffff_ffff) as u32
-}
-
-/// Hashes the 128-bit id keys: ids are random, so one folded multiply with a per-index random
-/// seed mixes them well (and keeps crafted ids from colliding on purpose) at a fraction of
-/// SipHash's cost. This is the per-event hot path.
-#[derive(Debug, Clone, Copy)]
-struct IdHashBuilder {
-    seed: [u64; 2],
-}
-
-impl Default for IdHashBuilder {
-    fn default() -> Self {
-        Self { seed: [rand::random(), rand::random()] }
-    }
-}
-
-impl BuildHasher for IdHashBuilder {
-    type Hasher = IdHasher;
-
-    fn build_hasher(&self) -> IdHasher {
-        IdHasher { seed: self.seed, state: 0 }
-    }
-}
-
-/// See [`IdHashBuilder`].
-#[derive(Debug)]
-struct IdHasher {
-    seed: [u64; 2],
-    state: u64,
-}
-
-/// Multiplies as 128 bits and folds the halves together.
-fn folded_multiply(left: u64, right: u64) -> u64 {
-    let product = u128::from(left) * u128::from(right);
-    (product as u64) ^ ((product >> 64) as u64)
-}
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        // Not used by the u128 keys; kept correct for any other key type.
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.state = folded_multiply(self.state ^ u64::from_le_bytes(word) ^ self.seed[0], self.seed[1] | 1);
-        }
-    }
-
-    fn write_u128(&mut self, value: u128) {
-        self.state = folded_multiply((value as u64) ^ self.seed[0], ((value >> 64) as u64) ^ self.seed[1]);
-    }
-
-    fn finish(&self) -> u64 {
-        self.state
-    }
-}
-
-/// A map keyed by id keys.
-type IdMap = HashMap<u128, u32, IdHashBuilder>;
 
 /// What matching reads of an interned account, kept apart from what it does not read (the id
 /// and reseller flag, in [`Slot`]) so the walk up a tree touches as few cache lines as possible;
@@ -321,7 +53,7 @@ struct Routing {
     /// Where its ancestors start in [`HookIndex::ancestor_pool`].
     ancestors_start: u32,
     /// Where each type's hooks start in `hooks`; the last entry is the length.
-    type_starts: [u32; HookType::COUNT + 1],
+    type_starts: [u32; TYPE_COUNT + 1],
     /// The enabled hooks the account owns, grouped by type (in [`HookType::ALL_TYPES`] order),
     /// within a type those with `include_subaccounts` first, then by id: matching reads only the
     /// groups of the event's type and `all`, and an ancestor only the start of each group.
@@ -330,8 +62,8 @@ struct Routing {
 
 /// The order of an account's hooks (see [`Routing::hooks`]).
 fn slot_order(left: &HookHead, right: &HookHead) -> std::cmp::Ordering {
-    (left.hook_type.position(), !left.include_subaccounts, &left.hook.id).cmp(&(
-        right.hook_type.position(),
+    (position(left.hook_type), !left.include_subaccounts, &left.hook.id).cmp(&(
+        position(right.hook_type),
         !right.include_subaccounts,
         &right.hook.id,
     ))
@@ -340,28 +72,28 @@ fn slot_order(left: &HookHead, right: &HookHead) -> std::cmp::Ordering {
 impl Routing {
     /// The hooks of one type.
     fn hooks_of(&self, hook_type: HookType) -> &[HookHead] {
-        let position = hook_type.position();
-        let (start, end) = (self.type_starts[position] as usize, self.type_starts[position + 1] as usize);
+        let at = position(hook_type);
+        let (start, end) = (self.type_starts[at] as usize, self.type_starts[at + 1] as usize);
         self.hooks.get(start..end).unwrap_or_default()
     }
 
     /// Recomputes the group starts and type masks after the hooks changed (they must be sorted).
     fn refresh(&mut self) {
         let (mut own, mut inherited) = (0, 0);
-        let mut counts = [0u32; HookType::COUNT];
+        let mut counts = [0u32; TYPE_COUNT];
         for hook in &self.hooks {
-            own |= hook.hook_type.bit();
+            own |= bit(hook.hook_type);
             if hook.include_subaccounts {
-                inherited |= hook.hook_type.bit();
+                inherited |= bit(hook.hook_type);
             }
-            counts[hook.hook_type.position()] += 1;
+            counts[position(hook.hook_type)] += 1;
         }
         let mut start = 0;
         for (position, count) in counts.iter().enumerate() {
             self.type_starts[position] = start;
             start += count;
         }
-        self.type_starts[HookType::COUNT] = start;
+        self.type_starts[TYPE_COUNT] = start;
         self.own_types = own;
         self.inherited_types = inherited;
     }
@@ -529,7 +261,7 @@ impl HookIndex {
     /// hooks, hooks with `include_subaccounts` first, then by id. An event without an account, of
     /// an unknown account, or without a hook type (the callflow webhook) matches nothing.
     pub fn for_each_match<'a>(&'a self, event: &KazooEvent, mut visit: impl FnMut(&'a AccountId, &'a IndexedHook)) {
-        let Some(hook_type) = event.lookup_key().and_then(HookType::from_lookup_key) else {
+        let Some(hook_type) = event.lookup_key() else {
             return;
         };
         let Some(slot_number) = event.account_id.as_ref().and_then(|account| self.slot_number(account)) else {
@@ -543,7 +275,7 @@ impl HookIndex {
         let groups = [hook_type, HookType::All];
         // An event never has lookup key `all`, but an `all` group must not be read twice.
         let groups = if hook_type == HookType::All { &groups[..1] } else { &groups[..] };
-        let wanted = groups.iter().fold(0, |mask, group| mask | group.bit());
+        let wanted = groups.iter().fold(0, |mask, group| mask | bit(*group));
         if routing.own_types & wanted != 0 {
             let owner = &self.slots[slot_number].id;
             for group in groups {
@@ -671,34 +403,4 @@ impl HookIndexBuilder {
 /// private `pvt_reseller`.
 fn is_reseller(document: &Map<String, Value>) -> bool {
     ["is_reseller", "pvt_reseller"].iter().any(|key| document.get(*key).and_then(Value::as_bool) == Some(true))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hook_types_parse_case_insensitively_and_unknown_types_are_refused() {
-        assert_eq!(HookType::parse("CHANNEL_create"), Some(HookType::ChannelCreate));
-        assert_eq!(HookType::parse("all"), Some(HookType::All));
-        assert_eq!(HookType::parse("callflow"), None);
-        for kind in HookType::ALL_TYPES {
-            assert_eq!(HookType::parse(kind.as_str()), Some(kind));
-            assert_eq!(HookType::from_lookup_key(kind.as_str()), Some(kind));
-        }
-    }
-
-    #[test]
-    fn id_keys_are_the_hexadecimal_value_of_the_id() {
-        let id = "0123456789abcdef0f1e2d3c4b5a6978";
-        assert_eq!(id_key(id), u128::from_str_radix(id, 16).expect("hex"));
-        assert_eq!(id_key("0123456789ABCDEF0F1E2D3C4B5A6978"), id_key(id));
-        assert_eq!(id_key("00000000000000000000000000000000"), 0);
-    }
-
-    #[test]
-    fn id_keys_of_distinct_ids_differ() {
-        assert_ne!(id_key("3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d"), id_key("3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8e"));
-        assert_eq!(id_key("ffffffffffffffffffffffffffffffff"), u128::MAX);
-    }
 }

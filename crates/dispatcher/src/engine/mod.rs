@@ -13,16 +13,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use moka::future::Cache;
-use serde_json::json;
 use tracing::Instrument;
 use webhooks_bus::trace::continue_trace;
 use webhooks_bus::{Bus, BusError, Delivery, Outgoing};
 use webhooks_model::attempt::{Answer, SentRequest, attempt_document};
 use webhooks_model::ids::{AccountId, WebhookId, random_id};
 use webhooks_model::job::{DeliveryJob, JobBatch};
-use webhooks_model::notice::{Action, Change};
 use webhooks_model::retry::{Decision, FailureLimits, MAX_RETRIES, Observed, RetryPolicy};
-use webhooks_model::time::{gregorian_now, unix_millis, unix_now, unix_seconds};
+use webhooks_model::time::{gregorian_now, unix_now, unix_seconds};
 use webhooks_model::trace::TraceParent;
 use webhooks_storage::{NewAttempt, StorageError, Store};
 
@@ -36,10 +34,8 @@ use crate::settings::DispatcherSettings;
 use crate::signing::SigningKey;
 use crate::writer::{AttemptWriter, Failure, Records};
 
-/// The exchange Kazoo publishes notifications on.
-pub const NOTIFICATIONS_EXCHANGE: &str = "notifications";
-/// The routing key of `webhook_disabled` (docs/kazoo.md#auto-disable).
-pub const WEBHOOK_DISABLED_ROUTING_KEY: &str = "notifications.webhook.disabled";
+mod disable;
+
 /// The reason recorded when a hook failed too often, as Kazoo words it.
 pub const TOO_MANY_FAILURES: &str = "too many failed attempts";
 /// The reason recorded when a receiver answered `410 Gone` (docs/kazoo.md#auto-disable).
@@ -215,9 +211,9 @@ impl Engine {
             http.status = tracing::field::Empty,
         );
         // Each attempt is a span of its own in the job's trace (retries keep the job's trace
-        // parent); a job from before traces were carried starts one.
-        let job_trace = job.trace_parent.as_deref().and_then(|trace| trace.parse().ok());
-        let trace_parent = continue_trace(&span, job_trace.as_ref());
+        // parent); a job without one (from before traces were carried, or carrying a malformed
+        // one) starts one.
+        let trace_parent = continue_trace(&span, job.trace_parent.as_ref());
         self.deliver_in_span(job, encoded, lane, &trace_parent).instrument(span).await
     }
 
@@ -235,7 +231,7 @@ impl Engine {
             tracing::debug!("hook disabled meanwhile; job dropped");
             return JobOutcome::default();
         }
-        if lane == Lane::Main && !job.test && self.client.host_is_slow(&job.uri) {
+        if lane == Lane::Main && !job.test && self.client.host_is_slow(&job.target.uri) {
             tracing::debug!("slow host; job moved to the slow lane");
             return JobOutcome { slow: Some(job.clone()), ..JobOutcome::default() };
         }
@@ -269,7 +265,7 @@ impl Engine {
         };
         // Our own queueing says nothing of the receiver: its callouts in flight are counted.
         let counts = !result.host_saturated;
-        let decision = self.policy.decide(observed, job.attempt, job.retries, rand::random::<f64>());
+        let decision = self.policy.decide(observed, job.attempt, job.target.retries, rand::random::<f64>());
         let mut outcome = JobOutcome::default();
         let mut retries_left = 0;
         // A test's outcome is only reported: the hook's state and failure count stay as they are.
@@ -288,7 +284,7 @@ impl Engine {
             Decision::Retry { delay } => {
                 if !(counts && self.count_failure(job, &mut outcome).await) {
                     outcome.retry = Some(self.retry(job, delay));
-                    retries_left = job.retries.min(MAX_RETRIES).saturating_sub(job.attempt);
+                    retries_left = job.target.retries.min(MAX_RETRIES).saturating_sub(job.attempt);
                 }
             }
             Decision::Exhausted => {
@@ -357,101 +353,6 @@ impl Engine {
                 }
             },
         })
-    }
-
-    /// Counts a failure of the job's hook across replicas and disables the hook at the
-    /// threshold. `true` when the hook is now disabled (so no retry follows). When the store
-    /// cannot be reached, the failure goes into `outcome`, for the writer to count later.
-    async fn count_failure(&self, job: &DeliveryJob, outcome: &mut JobOutcome) -> bool {
-        if !self.settings.auto_disable {
-            return false;
-        }
-        let limits = self.limits_of(&job.account_id).await;
-        let at_ms = unix_millis();
-        match self.failures.count(&job.account_id, &job.hook_id, at_ms, limits.window).await {
-            Ok(failures) if limits.exceeded_by(failures) => {
-                tracing::debug!(failures, threshold = limits.threshold, "failure threshold reached");
-                self.disable(job, TOO_MANY_FAILURES).await
-            }
-            Ok(_) => false,
-            Err(error) if error.is_unavailable() => {
-                tracing::debug!(error = %error, "failure kept to be counted when the database answers");
-                let (account_id, hook_id) = (job.account_id.clone(), job.hook_id.clone());
-                outcome.failure = Some(Failure { account_id, hook_id, at_ms, window: limits.window });
-                false
-            }
-            Err(error) => {
-                tracing::warn!(error = %error, "failure not counted");
-                false
-            }
-        }
-    }
-
-    /// The failure limits of `account`: its own, else the system's, cached; the configured ones
-    /// when neither was ever read.
-    async fn limits_of(&self, account: &AccountId) -> FailureLimits {
-        match self.limits.get(account, self.read_limits(account)).await {
-            Ok(limits) => limits,
-            Err(error) => {
-                tracing::warn!(error = %error, "failure limits unavailable; configured limits used");
-                self.settings.failure_limits
-            }
-        }
-    }
-
-    /// The failure limits of `account`, from the store. Operators may store system limits
-    /// (`webhooks limits set`), else the configured ones apply; an account may set its own.
-    /// Read with the account, so both follow a change within the cache time.
-    async fn read_limits(&self, account: &AccountId) -> Result<FailureLimits, StorageError> {
-        let configured = self.settings.failure_limits;
-        let system = self.store.system_failure_limits(configured).await?.unwrap_or(configured);
-        Ok(match self.store.account(account).await? {
-            Some(found) => FailureLimits::for_account(&found.doc, system),
-            None => system,
-        })
-    }
-
-    /// Disables the job's hook with `reason` (docs/kazoo.md#auto-disable): store, then announce the
-    /// change to the routers and publish `webhook_disabled`. Only the replica whose update disabled
-    /// the hook announces it. `true` when the hook is disabled afterwards.
-    async fn disable(&self, job: &DeliveryJob, reason: &str) -> bool {
-        match self.store.auto_disable_webhook(&job.account_id, &job.hook_id, reason).await {
-            Ok(changed) => {
-                self.hook_states.insert(job.hook_id.clone(), false).await;
-                if changed {
-                    self.metrics.hook_disabled();
-                    tracing::info!(reason, "hook disabled");
-                    if let Err(error) = self.bus.publish_all(self.disabled_messages(job)).await {
-                        tracing::error!(error = %error, "hook disabled but not announced");
-                    }
-                }
-                true
-            }
-            Err(error) => {
-                tracing::error!(error = %error, reason, "hook not disabled");
-                false
-            }
-        }
-    }
-
-    /// The change notice routers drop the hook on, and Kazoo's `webhook_disabled` notification.
-    fn disabled_messages(&self, job: &DeliveryJob) -> Vec<Outgoing> {
-        let change =
-            Change::Webhook { action: Action::Edited, id: job.hook_id.clone(), account_id: job.account_id.clone() };
-        let notification = json!({
-            "Account-ID": job.account_id,
-            "Hook-ID": job.hook_id,
-            "Event-Category": "notification",
-            "Event-Name": "webhook_disabled",
-            "App-Name": "webhooks",
-            "App-Version": env!("CARGO_PKG_VERSION"),
-            "Node": self.settings.node,
-            "Msg-ID": random_id(),
-        });
-        vec![
-            Outgoing::change_notice(&change, &self.settings.node),
-            Outgoing::persistent(NOTIFICATIONS_EXCHANGE, WEBHOOK_DISABLED_ROUTING_KEY, notification.to_string()),
-        ]
     }
 
     /// The job's next attempt, to wait `delay`.
