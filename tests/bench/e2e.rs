@@ -1,5 +1,8 @@
 //! End-to-end benchmark: Kazoo events in, HTTP callouts out, beside the bus's own ceiling.
 //!
+//! One file over the usual length: the phases are one program, read top to bottom in the order
+//! they run.
+//!
 //! `cargo run --release -p webhooks-e2e --example bench_e2e` (or `make bench-e2e`, which first
 //! builds the `webhooks` binary and checks PostgreSQL and RabbitMQ). Phases, each a few seconds:
 //!

@@ -1,5 +1,8 @@
 //! Router benchmark: `cargo run --release -p webhooks-router --example bench_router`.
 //!
+//! One file over the usual length: the phases are one program, read top to bottom in the order
+//! they run.
+//!
 //! Phases, each bounded to a few seconds:
 //! (a) in-process matching and full routing throughput on one core, 100,000 hooks over 10,000
 //!     accounts in trees up to depth 4;
