@@ -4,6 +4,7 @@ mod admin;
 mod api;
 mod delivery;
 mod faults;
+mod first_start;
 mod process;
 mod replicas;
 mod test_callout;

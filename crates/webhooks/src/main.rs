@@ -213,6 +213,19 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         None => String::new(),
     };
+    // The master exists before the router loads its index, so that at a first start of `serve`
+    // the master's hooks are routed at once rather than after the next periodic reload.
+    let master = if command.runs_api() {
+        let (master, shown_key) = webhooks_api::accounts::bootstrap_master(&store, settings.master_api_key.as_deref())
+            .await
+            .context("creating the master account")?;
+        if let Some(key) = shown_key {
+            announce_master_key(master.id.as_str(), &key);
+        }
+        Some(master)
+    } else {
+        None
+    };
     if command.runs_router() {
         let cluster_id = cluster_id.clone();
         let router =
@@ -224,13 +237,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         let shutdown = shutdown.clone();
         services.spawn(async move { router.run(shutdown).await.context("the router failed") });
     }
-    if command.runs_api() {
-        let (master, shown_key) = webhooks_api::accounts::bootstrap_master(&store, settings.master_api_key.as_deref())
-            .await
-            .context("creating the master account")?;
-        if let Some(key) = shown_key {
-            announce_master_key(master.id.as_str(), &key);
-        }
+    if let Some(master) = master {
         let state = ApiState::new(store, bus.clone(), settings::api(&settings, cluster_id))
             .await
             .context("preparing the API")?;
