@@ -449,7 +449,7 @@ impl Engine {
             "Msg-ID": random_id(),
         });
         vec![
-            Outgoing::change_notice(&change, &self.settings.node),
+            Outgoing::change_notice(self.bus.topology(), &change, &self.settings.node),
             Outgoing::persistent(NOTIFICATIONS_EXCHANGE, WEBHOOK_DISABLED_ROUTING_KEY, notification.to_string()),
         ]
     }
