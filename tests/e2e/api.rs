@@ -46,9 +46,7 @@ async fn the_api_binary_on_postgres_serves_every_endpoint_to_a_real_client() {
 
     let hooks = format!("/v2/accounts/{alpha}/webhooks");
     let body = json!({"data": {"name": "answered", "uri": "http://127.0.0.1:9/answered", "hook": "channel_answer", "format": "json"}});
-    let created = client.send(Method::PUT, &hooks, Some(&alpha_token), Some(&body)).await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    let id = created.data()["id"].as_str().expect("an id").to_owned();
+    let id = client.create_hook(&alpha_token, &alpha, &body["data"]).await;
     let hook = format!("{hooks}/{id}");
 
     let listed = client.send(Method::GET, &hooks, Some(&alpha_token), None).await;

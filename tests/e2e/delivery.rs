@@ -21,7 +21,7 @@ use webhooks_test_support::store::create_account;
 use crate::process::{Webhooks, rabbitmq, run_to_end};
 
 const MASTER_KEY: &str = "e2e-delivery-master-key-0123456789";
-/// How long a change made through the API may take to reach the routers (the bound).
+/// How long a change made through the API may take to reach the routers.
 const CHANGE_DELAY: Duration = Duration::from_millis(1500);
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -73,17 +73,8 @@ async fn create_fixture_hooks(
             let (path, _) = split_url(fixture["expected_http_request"]["url"].as_str().expect("a url"));
             let path = format!("/hook{}{path}", hooks.len());
             document.insert("uri".into(), json!(receiver.url(&path)));
-            let created = client
-                .send(
-                    Method::PUT,
-                    &format!("/v2/accounts/{owner}/webhooks"),
-                    Some(token),
-                    Some(&json!({"data": document})),
-                )
-                .await;
-            assert_eq!(created.status, StatusCode::CREATED, "{name}: {}", created.body);
-            let id = created.data()["id"].as_str().expect("an id").to_owned();
-            hooks.insert(key.clone(), (id, path));
+            let id = client.create_hook(token, &owner, &Value::Object(document)).await;
+            hooks.insert(key.clone(), (id.to_string(), path));
         }
         let (_, path) = &hooks[&key];
         cases.push(Case { name, fixture, path: path.clone() });
@@ -165,20 +156,27 @@ async fn publish_over_http(client: &Client, token: &str, cases: &[Case]) {
     assert_eq!(answer.data()["accepted"], cases.len());
 }
 
-/// Disables the hook of the first case through the API; after the change delay, its events no
-/// longer arrive while the others still do.
+/// Waits until `router` has every hook of `hook_ids` but `disabled` of them in its index, within
+/// [`CHANGE_DELAY`].
+async fn wait_for_index(router: &Webhooks, hook_ids: &BTreeMap<String, String>, disabled: usize) {
+    router.wait_for_index(hook_ids.len() - disabled, tokio::time::Instant::now() + CHANGE_DELAY).await;
+}
+
+/// Disables the hook of the first case through the API; once `router` has applied the change,
+/// its events no longer arrive while the others still do.
 async fn disable_first_hook(
     client: &Client,
     token: &str,
     cases: &[Case],
     hook_ids: &BTreeMap<String, String>,
+    router: &Webhooks,
 ) -> usize {
     let first = &cases[0];
     let owner = first.fixture["hook"]["pvt_account_id"].as_str().expect("an owner");
     let path = format!("/v2/accounts/{owner}/webhooks/{}", hook_ids[&first.path]);
     let disabled = client.send(Method::PATCH, &path, Some(token), Some(&json!({"data": {"enabled": false}}))).await;
     assert_eq!(disabled.status, StatusCode::OK);
-    tokio::time::sleep(CHANGE_DELAY).await;
+    wait_for_index(router, hook_ids, 1).await;
     cases.iter().filter(|case| case.path != first.path).count()
 }
 
@@ -210,12 +208,12 @@ async fn separate_processes_over_rabbitmq_and_postgres_deliver_every_fixture_exa
     let token = api.client.token(MASTER_KEY).await;
     let receiver = Receiver::answering(200).await;
     let (cases, hook_ids) = create_fixture_hooks(&api.client, &token, &receiver).await;
-    tokio::time::sleep(CHANGE_DELAY).await;
+    wait_for_index(&router, &hook_ids, 0).await;
 
     publish_over_amqp(&cases).await;
     assert_delivered(&cases, &hook_ids, &receiver.wait_for(cases.len(), PATIENCE).await);
 
-    let still_delivered = disable_first_hook(&api.client, &token, &cases, &hook_ids).await;
+    let still_delivered = disable_first_hook(&api.client, &token, &cases, &hook_ids, &router).await;
     publish_over_amqp(&cases).await;
     let total = cases.len() + still_delivered;
     let received = receiver.wait_for(total, PATIENCE).await;
@@ -257,12 +255,12 @@ async fn serve_on_sqlite_delivers_every_fixture_handed_over_http() {
     let token = serve.client.token(MASTER_KEY).await;
     let receiver = Receiver::answering(200).await;
     let (cases, hook_ids) = create_fixture_hooks(&serve.client, &token, &receiver).await;
-    tokio::time::sleep(CHANGE_DELAY).await;
+    wait_for_index(&serve, &hook_ids, 0).await;
 
     publish_over_http(&serve.client, &token, &cases).await;
     assert_delivered(&cases, &hook_ids, &receiver.wait_for(cases.len(), PATIENCE).await);
 
-    let still_delivered = disable_first_hook(&serve.client, &token, &cases, &hook_ids).await;
+    let still_delivered = disable_first_hook(&serve.client, &token, &cases, &hook_ids, &serve).await;
     publish_over_http(&serve.client, &token, &cases).await;
     let total = cases.len() + still_delivered;
     receiver.wait_for(total, PATIENCE).await;

@@ -158,6 +158,20 @@ impl Webhooks {
             .map_or(0.0, |value| value.trim().parse().expect("a number"))
     }
 
+    /// Waits until the router of this process holds `hooks` enabled hooks in its index (its
+    /// `webhooks_router_hooks`): the changes made through the API have reached it. Fails the test
+    /// at `deadline`.
+    pub async fn wait_for_index(&self, hooks: usize, deadline: tokio::time::Instant) {
+        loop {
+            let indexed = self.metric("webhooks_router_hooks").await;
+            if indexed == hooks as f64 {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the router indexes {indexed} hooks, not {hooks}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Sends SIGTERM and waits for a clean exit.
     pub async fn stop(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().expect("still running");

@@ -80,10 +80,7 @@ async fn publish(account: AccountId, confirmed: watch::Sender<usize>) {
 async fn wait_for_index(routers: &[Webhooks], hooks: usize) {
     let deadline = tokio::time::Instant::now() + INDEX_PATIENCE;
     for router in routers {
-        while router.metric("webhooks_router_hooks").await < hooks as f64 {
-            assert!(tokio::time::Instant::now() < deadline, "a router did not index the hooks in {INDEX_PATIENCE:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        router.wait_for_index(hooks, deadline).await;
     }
 }
 
@@ -149,14 +146,9 @@ async fn two_replicas_of_each_service_deliver_every_event_exactly_once_while_one
     let mut hook_ids = Vec::new();
     for hook in 0..HOOKS {
         let uri = receiver.url(&format!("/hook{hook}"));
-        let document = json!({"data": {"name": format!("replica hook {hook}"), "uri": uri, "hook": "channel_create",
-            "http_verb": "post", "format": "json", "retries": 2}});
-        let created = apis[1]
-            .client
-            .send(Method::PUT, &format!("/v2/accounts/{account}/webhooks"), Some(&token), Some(&document))
-            .await;
-        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-        hook_ids.push(created.data()["id"].as_str().expect("an id").to_owned());
+        let document = json!({"name": format!("replica hook {hook}"), "uri": uri, "hook": "channel_create",
+            "http_verb": "post", "format": "json", "retries": 2});
+        hook_ids.push(apis[1].client.create_hook(&token, account.as_str(), &document).await.to_string());
     }
     wait_for_index(&routers, HOOKS).await;
 

@@ -9,7 +9,6 @@ use webhooks_model::ids::WebhookId;
 use webhooks_model::time::unix_millis;
 use webhooks_storage::Store;
 use webhooks_test_support::db::TestDatabase;
-use webhooks_test_support::http::Client;
 use webhooks_test_support::receiver::{Receiver, Reply};
 
 use crate::process::{Webhooks, run_to_end};
@@ -17,17 +16,9 @@ use crate::process::{Webhooks, run_to_end};
 const MASTER_KEY: &str = "e2e-test-callout-master-key-0123456789";
 const CLUSTER_ID: &str = "e2e-test-cluster";
 
-async fn create_hook(client: &Client, token: &str, account: &str, document: Value) -> String {
-    let path = format!("/v2/accounts/{account}/webhooks");
-    let created = client.send(Method::PUT, &path, Some(token), Some(&json!({"data": document}))).await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    created.data()["id"].as_str().expect("an id").to_owned()
-}
-
 /// Failures counted for `hook` within the last hour.
-async fn failures(store: &Store, hook: &str) -> u64 {
-    let hook: WebhookId = hook.parse().expect("a hook id");
-    store.failure_count(&hook, unix_millis(), Duration::from_secs(3600)).await.expect("counted")
+async fn failures(store: &Store, hook: &WebhookId) -> u64 {
+    store.failure_count(hook, unix_millis(), Duration::from_secs(3600)).await.expect("counted")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -59,14 +50,14 @@ async fn a_test_reaches_the_endpoint_once_and_answers_with_the_recorded_attempt(
     let token = client.token(&key).await;
 
     // A working endpoint: one request with the sample, and the success record in the answer.
-    let ok = create_hook(
-        client,
-        &token,
-        &account,
-        json!({"name": "ok", "uri": receiver.url("/ok"), "hook": "channel_create", "format": "json",
+    let ok = client
+        .create_hook(
+            &token,
+            &account,
+            &json!({"name": "ok", "uri": receiver.url("/ok"), "hook": "channel_create", "format": "json",
                "custom_data": {"environment": "e2e"}, "retries": 3}),
-    )
-    .await;
+        )
+        .await;
     let answer =
         client.send(Method::PUT, &format!("/v2/accounts/{account}/webhooks/{ok}/test"), Some(&token), None).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
@@ -88,14 +79,14 @@ async fn a_test_reaches_the_endpoint_once_and_answers_with_the_recorded_attempt(
     assert_eq!(sent, expected);
 
     // A failing endpoint of a disabled hook: tested all the same, once, not retried, not counted.
-    let broken = create_hook(
-        client,
-        &token,
-        &account,
-        json!({"name": "broken", "uri": receiver.url("/broken"), "hook": "object", "enabled": false, "retries": 2,
+    let broken = client
+        .create_hook(
+            &token,
+            &account,
+            &json!({"name": "broken", "uri": receiver.url("/broken"), "hook": "object", "enabled": false, "retries": 2,
                "custom_data": {"type": "user", "action": "all"}}),
-    )
-    .await;
+        )
+        .await;
     let hook_path = format!("/v2/accounts/{account}/webhooks/{broken}");
     let answer = client.send(Method::PUT, &format!("{hook_path}/test"), Some(&token), None).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
@@ -115,9 +106,9 @@ async fn a_test_reaches_the_endpoint_once_and_answers_with_the_recorded_attempt(
     assert_eq!(listed[0], *answer.data());
 
     // An endpoint slower than the wait: 202 with the event id.
-    let slow =
-        create_hook(client, &token, &account, json!({"name": "slow", "uri": receiver.url("/slow"), "hook": "all"}))
-            .await;
+    let slow = client
+        .create_hook(&token, &account, &json!({"name": "slow", "uri": receiver.url("/slow"), "hook": "all"}))
+        .await;
     let answer =
         client.send(Method::PUT, &format!("/v2/accounts/{account}/webhooks/{slow}/test"), Some(&token), None).await;
     assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);

@@ -5,7 +5,8 @@
 //! session or a Kazoo token.
 //!
 //! A test binary has one global subscriber: this one captures everything, from every crate at
-//! every level, and each test reads what concerns it.
+//! every level, and each test reads what concerns it. Hence a binary of its own, apart from the
+//! other API tests (`tests/api`), whose helpers set a subscriber of their own.
 
 use std::sync::OnceLock;
 

@@ -23,27 +23,6 @@ pub enum Backend {
     RabbitMq,
 }
 
-/// `on_both_buses!(in_process, rabbitmq; body, ...)` declares, for each async test body
-/// `body(Backend)`, a module `body` with one test per bus: `body::in_process` and `body::rabbitmq`.
-#[macro_export]
-macro_rules! on_both_buses {
-    ($in_process:ident, $rabbitmq:ident; $($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $in_process() {
-                    super::$name($crate::bus::Backend::InProcess).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $rabbitmq() {
-                    super::$name($crate::bus::Backend::RabbitMq).await;
-                }
-            }
-        )*
-    };
-}
-
 /// The broker tests use.
 pub fn amqp_url() -> String {
     std::env::var("WEBHOOKS_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())

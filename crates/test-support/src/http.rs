@@ -2,7 +2,8 @@
 
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
+use webhooks_model::ids::WebhookId;
 
 /// One answer: status, headers, and the body parsed as JSON (`Value::Null` when it is not JSON).
 #[derive(Debug, Clone)]
@@ -88,26 +89,33 @@ impl Client {
 
     /// `PUT /v2/api_auth` with `api_key`; the token.
     pub async fn token(&self, api_key: &str) -> String {
-        let answer = self
-            .send(Method::PUT, "/v2/api_auth", None, Some(&serde_json::json!({"data": {"api_key": api_key}})))
-            .await;
+        let answer = self.send(Method::PUT, "/v2/api_auth", None, Some(&json!({"data": {"api_key": api_key}}))).await;
         assert_eq!(answer.status, StatusCode::CREATED, "api_auth: {}", answer.body);
         answer.body["auth_token"].as_str().expect("a token").to_owned()
     }
 
     /// Creates a sub-account of `parent` named `name`; its id and API key.
     pub async fn create_account(&self, token: &str, parent: &str, name: &str) -> (String, String) {
+        self.create_account_from(token, parent, &json!({"name": name})).await
+    }
+
+    /// Creates a sub-account of `parent` from `document` (the envelope's `data`); its id and API
+    /// key.
+    pub async fn create_account_from(&self, token: &str, parent: &str, document: &Value) -> (String, String) {
         let answer = self
-            .send(
-                Method::PUT,
-                &format!("/v2/accounts/{parent}"),
-                Some(token),
-                Some(&serde_json::json!({"data": {"name": name}})),
-            )
+            .send(Method::PUT, &format!("/v2/accounts/{parent}"), Some(token), Some(&json!({"data": document})))
             .await;
         assert_eq!(answer.status, StatusCode::CREATED, "create account: {}", answer.body);
         let id = answer.data()["id"].as_str().expect("an id").to_owned();
         let key = self.send(Method::GET, &format!("/v2/accounts/{id}/api_key"), Some(token), None).await;
         (id, key.data()["api_key"].as_str().expect("a key").to_owned())
+    }
+
+    /// Creates a hook of `account` from `document` (the envelope's `data`) through the API; its id.
+    pub async fn create_hook(&self, token: &str, account: &str, document: &Value) -> WebhookId {
+        let path = format!("/v2/accounts/{account}/webhooks");
+        let answer = self.send(Method::PUT, &path, Some(token), Some(&json!({"data": document}))).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "create hook: {}", answer.body);
+        answer.data()["id"].as_str().expect("an id").parse().expect("a hook id")
     }
 }

@@ -30,24 +30,35 @@ pub async fn create_account(store: &Store, id: &AccountId, parent: Option<&Accou
         .expect("account created")
 }
 
-/// Creates hook `id` of `owner` from a webhook document: its `hook`, `enabled` and
-/// `include_subaccounts` fields are read from it, and its `id` and `pvt_*` fields left out of
-/// the stored document, as the API does.
-pub async fn create_hook(store: &Store, id: &WebhookId, owner: &AccountId, document: &Value) -> Webhook {
+/// A hook document of `hook_type` (named after it, calling `https://hooks.example.com/x` with a
+/// JSON `post` and one retry), with the fields of `extra` (an object) set over these.
+pub fn hook_document(hook_type: &str, extra: Value) -> Value {
+    let mut document = object(json!({"name": format!("{hook_type} hook"), "uri": "https://hooks.example.com/x",
+                                     "hook": hook_type, "http_verb": "post", "format": "json", "retries": 1}));
+    document.extend(object(extra));
+    Value::Object(document)
+}
+
+/// Hook `id` of `owner` from a webhook document, as the API stores it: its `hook`, `enabled` and
+/// `include_subaccounts` fields are read from it, and its `id` and `pvt_*` fields left out of the
+/// stored document.
+pub fn new_webhook(id: &WebhookId, owner: &AccountId, document: &Value) -> NewWebhook {
     let mut doc = object(document.clone());
     doc.retain(|key, _| key != "id" && !key.starts_with("pvt_"));
-    store
-        .insert_webhook(&NewWebhook {
-            id: id.clone(),
-            account_id: owner.clone(),
-            hook: doc.get("hook").and_then(Value::as_str).unwrap_or_default().to_owned(),
-            enabled: doc.get("enabled").and_then(Value::as_bool).unwrap_or(true),
-            include_subaccounts: doc.get("include_subaccounts").and_then(Value::as_bool).unwrap_or(false),
-            doc,
-            secret: SecretChange::Keep,
-        })
-        .await
-        .expect("hook created")
+    NewWebhook {
+        id: id.clone(),
+        account_id: owner.clone(),
+        hook: doc.get("hook").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        enabled: doc.get("enabled").and_then(Value::as_bool).unwrap_or(true),
+        include_subaccounts: doc.get("include_subaccounts").and_then(Value::as_bool).unwrap_or(false),
+        doc,
+        secret: SecretChange::Keep,
+    }
+}
+
+/// Creates hook `id` of `owner` from a webhook document (see [`new_webhook`]).
+pub async fn create_hook(store: &Store, id: &WebhookId, owner: &AccountId, document: &Value) -> Webhook {
+    store.insert_webhook(&new_webhook(id, owner, document)).await.expect("hook created")
 }
 
 /// A failed attempt of `hook` of `account` made a minute ago, delivering `event` to a port

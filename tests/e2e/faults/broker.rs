@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use webhooks_model::ids::random_id;
 use webhooks_test_support::proxy::Proxy;
 
-use super::{
-    Cluster, Goals, Ledger, PATIENCE, Publisher, RABBITMQ, Setup, events, figure, latencies, latency_summary,
-    recorded_hooks, server_address, time_until,
-};
+use super::cluster::{Cluster, Setup, recorded_hooks, server_address};
+use super::ledger::{Ledger, latencies, latency_summary};
+use super::publisher::Publisher;
+use super::{Goals, PATIENCE, RABBITMQ, events, figure, time_until};
 
 const SCENARIO: &str = "broker cut";
 /// Publishing lasts this long; the cut starts once a sixth of the events is published.

@@ -15,10 +15,10 @@ use webhooks_test_support::http::Answer;
 use webhooks_test_support::proxy::Proxy;
 use webhooks_test_support::receiver::Receiver;
 
-use super::{
-    Cluster, Goals, Ledger, PATIENCE, POSTGRES, Publisher, Role, SIGNING_SECRET, Setup, event_hash, events, figure,
-    hook_document, server_address, time_until,
-};
+use super::cluster::{Cluster, Role, Setup, hook_document, server_address};
+use super::ledger::{Ledger, event_hash};
+use super::publisher::Publisher;
+use super::{Goals, PATIENCE, POSTGRES, SIGNING_SECRET, events, figure, time_until};
 
 const SCENARIO: &str = "database cut";
 /// Publishing lasts this long; the cut starts once an eighth of the events is published.

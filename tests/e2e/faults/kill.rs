@@ -5,10 +5,10 @@
 
 use webhooks_model::ids::random_id;
 
-use super::{
-    Cluster, Goals, Ledger, PATIENCE, Publisher, Role, Setup, events, figure, latencies, latency_summary,
-    recorded_hooks,
-};
+use super::cluster::{Cluster, Role, Setup, recorded_hooks};
+use super::ledger::{Ledger, latencies, latency_summary};
+use super::publisher::Publisher;
+use super::{Goals, PATIENCE, events, figure};
 
 const SCENARIO: &str = "kill -9";
 /// Events per second: a rate this machine's debug build keeps up with (most deliveries within

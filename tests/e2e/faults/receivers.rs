@@ -6,10 +6,10 @@ use serde_json::json;
 use webhooks_model::ids::random_id;
 use webhooks_test_support::receiver::{Receiver, Reply};
 
-use super::{
-    Cluster, Goals, Ledger, PATIENCE, Publisher, Setup, events, figure, hook_document, latencies, latency_summary,
-    recorded_hooks,
-};
+use super::cluster::{Cluster, Setup, hook_document, recorded_hooks};
+use super::ledger::{Ledger, latencies, latency_summary};
+use super::publisher::Publisher;
+use super::{Goals, PATIENCE, events, figure};
 
 const SCENARIO: &str = "misbehaving receivers";
 /// Events per second: a rate this machine's debug build delivers to the healthy hooks within

@@ -12,10 +12,10 @@ use webhooks_model::ids::random_id;
 use webhooks_test_support::bench::percentile;
 use webhooks_test_support::receiver::Receiver;
 
-use super::{
-    Cluster, Goals, Ledger, PATIENCE, Publisher, QUEUE_EXPIRY, Setup, figure, hook_document, latencies,
-    latency_summary, mib, setting,
-};
+use super::cluster::{Cluster, Setup, hook_document};
+use super::ledger::{Ledger, latencies, latency_summary};
+use super::publisher::Publisher;
+use super::{Goals, PATIENCE, QUEUE_EXPIRY, figure, mib, setting};
 
 const SCENARIO: &str = "soak";
 /// Twenty accounts with one hook each; the first one's receiver answers 500 (5% of receivers).

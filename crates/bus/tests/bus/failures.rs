@@ -1,0 +1,121 @@
+//! What goes wrong: unroutable jobs, missing exchanges and queues, names too long, a closed bus,
+//! and a connection the broker closes.
+
+use webhooks_bus::{BusError, Outgoing};
+use webhooks_test_support::bus::Backend;
+use webhooks_test_support::test_matrix;
+
+use crate::{job_on, new_bus, next, text, within};
+
+test_matrix!(
+    buses;
+    a_job_that_no_queue_receives_is_refused_as_unroutable,
+    publishing_to_a_missing_exchange_fails_and_the_bus_carries_on,
+    a_queue_that_does_not_exist_cannot_be_consumed_or_measured,
+    a_routing_key_longer_than_amqp_allows_is_an_error_not_a_panic,
+    closing_the_bus_ends_its_consumers,
+);
+
+async fn a_job_that_no_queue_receives_is_refused_as_unroutable(backend: Backend) {
+    let bus = new_bus(backend).await;
+    let lost = Outgoing { routing_key: "nowhere".to_owned(), ..job_on(&bus, "lost") };
+    let result = within(bus.publish(lost)).await;
+    assert!(matches!(result, Err(BusError::Unroutable { .. })), "got {result:?}");
+    // The bus is still usable afterwards.
+    within(bus.publish(job_on(&bus, "found"))).await.expect("publish");
+    assert_eq!(within(bus.queue_depth(&bus.topology().dispatch_queue())).await.expect("depth"), 1);
+}
+
+async fn publishing_to_a_missing_exchange_fails_and_the_bus_carries_on(backend: Backend) {
+    let bus = new_bus(backend).await;
+    let nowhere = Outgoing::new(&format!("{}.missing", bus.topology().prefix), "dispatch", "{}");
+    let result = within(bus.publish(nowhere)).await;
+    assert!(matches!(result, Err(BusError::Publish { .. } | BusError::ExchangeNotFound(_))), "got {result:?}");
+    // On AMQP the broker closed the publishing channel; the next publish opens another.
+    within(bus.publish(job_on(&bus, "next"))).await.expect("publish");
+    assert_eq!(within(bus.queue_depth(&bus.topology().dispatch_queue())).await.expect("depth"), 1);
+}
+
+async fn a_queue_that_does_not_exist_cannot_be_consumed_or_measured(backend: Backend) {
+    let bus = new_bus(backend).await;
+    let missing = format!("{}.missing", bus.topology().prefix);
+    assert!(matches!(within(bus.consume(&missing, 1)).await, Err(BusError::QueueNotFound(_))));
+    assert!(matches!(within(bus.queue_depth(&missing)).await, Err(BusError::QueueNotFound(_))));
+    // Neither failure harmed the connection.
+    within(bus.publish(job_on(&bus, "still fine"))).await.expect("publish");
+}
+
+async fn a_routing_key_longer_than_amqp_allows_is_an_error_not_a_panic(backend: Backend) {
+    let bus = new_bus(backend).await;
+    let long = Outgoing::new("callevt", &format!("call.CHANNEL_CREATE.{}", "x".repeat(300)), "{}");
+    assert!(matches!(within(bus.publish(long)).await, Err(BusError::NameTooLong { .. })));
+}
+
+async fn closing_the_bus_ends_its_consumers(backend: Backend) {
+    let bus = new_bus(backend).await;
+    let mut consumer = within(bus.consume(&bus.topology().dispatch_queue(), 1)).await.expect("consume");
+    assert!(bus.is_connected());
+    within(bus.close()).await;
+    assert!(within(consumer.next()).await.is_none());
+    assert!(!bus.is_connected());
+    assert!(matches!(within(bus.publish(job_on(&bus, "too late"))).await, Err(BusError::Closed)));
+}
+
+/// Asks RabbitMQ to close the connection whose client-provided name is `connection_name`, with
+/// `rabbitmqctl` (only that connection: other tests share the broker). False without the tool.
+async fn close_connection_on_the_broker(connection_name: &str) -> bool {
+    let listed = tokio::process::Command::new("rabbitmqctl")
+        .args(["list_connections", "--quiet", "--no-table-headers", "pid", "client_properties"])
+        .output()
+        .await;
+    let Ok(listed) = listed else { return false };
+    let listing = String::from_utf8_lossy(&listed.stdout);
+    let quoted = format!("\"{connection_name}\"");
+    let pids: Vec<&str> = listing
+        .lines()
+        .filter(|line| line.contains(&quoted))
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    assert!(!pids.is_empty(), "connection {connection_name:?} not found in:\n{listing}");
+    for pid in pids {
+        let closed = tokio::process::Command::new("rabbitmqctl")
+            .args(["close_connection", pid, "closed by the bus test"])
+            .output()
+            .await
+            .expect("rabbitmqctl runs");
+        assert!(closed.status.success(), "rabbitmqctl close_connection failed: {closed:?}");
+    }
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_amqp_consumer_and_publisher_survive_a_connection_closed_by_the_broker() {
+    let bus = new_bus(Backend::RabbitMq).await;
+    let topology = bus.topology().clone();
+    let mut consumer = within(bus.consume(&topology.dispatch_queue(), 5)).await.expect("consume");
+    within(bus.publish(job_on(&bus, "before"))).await.expect("publish");
+    let before = next(&mut consumer).await;
+    within(before.ack()).await.expect("ack");
+
+    if !close_connection_on_the_broker(&format!("webhooks {}", topology.prefix)).await {
+        eprintln!("skipped: rabbitmqctl is not available to close the connection from the broker");
+        return;
+    }
+
+    // The first publish may race the broker's close; the bus reconnects underneath, so a publish
+    // succeeds again within the wait.
+    within(async {
+        while let Err(error) = bus.publish(job_on(&bus, "after")).await {
+            assert!(
+                matches!(error, BusError::Publish { .. } | BusError::Disconnected | BusError::Broker { .. }),
+                "unexpected error {error:?}"
+            );
+        }
+    })
+    .await;
+    let after = next(&mut consumer).await;
+    assert_eq!(text(&after), "after");
+    within(after.ack()).await.expect("ack");
+    assert!(bus.reconnections() >= 1);
+    assert!(bus.is_connected());
+}
