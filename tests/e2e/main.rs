@@ -5,6 +5,7 @@ mod api;
 mod delivery;
 mod faults;
 mod first_start;
+mod kazoo;
 mod process;
 mod replicas;
 mod test_callout;
