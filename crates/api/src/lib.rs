@@ -160,12 +160,15 @@ impl ApiState {
 
     /// An account, from the cache when it was read recently. Missing accounts are not cached.
     /// In Kazoo mode an account not copied yet is read from Crossbar, so that one Kazoo has just
-    /// created is known before its notice arrives.
+    /// created is known before its notice arrives; only for a request with a verified token, so
+    /// that anonymous requests naming made-up accounts cost Crossbar nothing.
     pub(crate) async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, StorageError> {
         if let Some(account) = self.accounts.get(id) {
             return Ok(Some(account));
         }
-        let stored = match (self.store.account(id).await?, &self.account_sync) {
+        let on_demand =
+            self.account_sync.as_ref().filter(|_| crossbar::current().is_some_and(|request| request.caller.is_some()));
+        let stored = match (self.store.account(id).await?, on_demand) {
             (None, Some(sync)) => sync.refresh(id).await.unwrap_or_else(|error| {
                 tracing::warn!(account.id = %id, %error, "an account unknown here cannot be read from Crossbar");
                 None

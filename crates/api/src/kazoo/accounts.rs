@@ -10,7 +10,7 @@
 //! - one by one on Kazoo's own notices (`doc_*.accounts.account.{A}` on `configuration`, whose
 //!   bodies carry no document, so the account is read again), taken from a queue the API
 //!   replicas share ([`AccountSync::follow`]);
-//! - on demand, when a request names an account not copied yet ([`AccountSync::refresh`]), so a
+//! - on demand, when a request with a verified token names an account not copied yet ([`AccountSync::refresh`]), so a
 //!   hook can be created on an account seconds after Kazoo created it.
 //!
 //! Parents are written before children. Each stored change is announced on this system's own

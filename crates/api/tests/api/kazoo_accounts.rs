@@ -208,3 +208,23 @@ async fn account_routes_answer_as_crossbar_without_the_accounts_module() {
     assert_eq!(read.status, StatusCode::OK, "{}", read.body);
     assert_eq!(read.data()["name"], "Acme Customer");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_is_read_on_demand_for_a_verified_token_only() {
+    let crossbar = CrossbarStandIn::start().await;
+    let app = kazoo_app(&crossbar, 300).await;
+    // No notice: Kazoo's was lost, and the next reconciliation is minutes away.
+    let account = AccountId::generate();
+    crossbar.put_account(account.as_str(), "Unannounced", Some(SIBLING), json!({}));
+    let path = format!("/v2/accounts/{account}/webhooks");
+
+    let anonymous = app.client.send(Method::GET, &path, None, None).await;
+    assert_eq!(anonymous.status, StatusCode::NOT_FOUND, "{}", anonymous.body);
+    let reads = |crossbar: &CrossbarStandIn| crossbar.count("GET", &format!("/v2/accounts/{account}"));
+    assert_eq!(reads(&crossbar), 0, "an anonymous request costs Crossbar nothing");
+
+    create_hook(&app, account.as_str(), &token("sibling_api_auth")).await;
+    assert_eq!(reads(&crossbar), 1);
+    let stored = app.store.account(&account).await.expect("the store answers").expect("copied on demand");
+    assert_eq!(stored.tree, [id(MASTER), id(SIBLING)]);
+}
