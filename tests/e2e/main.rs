@@ -4,6 +4,8 @@ mod admin;
 mod api;
 mod delivery;
 mod faults;
+mod first_start;
+mod kazoo;
 mod process;
 mod replicas;
 mod test_callout;

@@ -33,7 +33,7 @@ use webhooks_model::notice::Change;
 use webhooks_storage::{Account, StorageError, Store};
 
 use crate::auth::TokenSigner;
-use crate::kazoo::{KazooSetupError, KazooTokens};
+use crate::kazoo::{AccountSync, KazooSetupError, KazooTokens};
 use crate::listing::HookLists;
 use crate::metrics::ApiMetrics;
 use crate::operations::{Announcer, Committed};
@@ -74,6 +74,8 @@ pub struct ApiState {
     tokens: TokenSigner,
     /// Kazoo mode's token verification; `None` in standalone mode.
     kazoo: Option<KazooTokens>,
+    /// Kazoo mode's copy of Kazoo's accounts; `None` in standalone mode.
+    account_sync: Option<Arc<AccountSync>>,
     definitions: HookDefinitions,
     settings: ApiSettings,
     node: Arc<str>,
@@ -92,11 +94,29 @@ impl ApiState {
         let candidate = hex::encode(rand::random::<[u8; 32]>());
         let secret = store.insert_setting_if_absent(TOKEN_SECRET_SETTING, &candidate).await?;
         let node = Arc::from(settings.node.as_str());
+        let announcer = Announcer::new(bus.clone(), Arc::clone(&node));
+        let kazoo = KazooTokens::start(&settings.kazoo).await?;
+        let account_sync = match &kazoo {
+            Some(kazoo) if settings.kazoo.api_key.is_some() => Some(Arc::new(AccountSync::new(
+                store.clone(),
+                Arc::clone(kazoo.crossbar()),
+                announcer.clone(),
+                settings.kazoo.master_account_id.clone(),
+            ))),
+            Some(_) => {
+                tracing::warn!(
+                    "kazoo.api_key is not set: Kazoo's accounts cannot be read, so only accounts already stored are known"
+                );
+                None
+            }
+            None => None,
+        };
         Ok(Self {
             tokens: TokenSigner::new(secret.as_bytes(), settings.api.token_lifetime_seconds),
-            kazoo: KazooTokens::start(&settings.kazoo).await?,
+            kazoo,
+            account_sync,
             definitions: HookDefinitions::default(),
-            announcer: Announcer::new(bus.clone(), Arc::clone(&node)),
+            announcer,
             node,
             hook_lists: Arc::new(HookLists::new(Duration::from_secs(settings.api.listing_cache_seconds))),
             accounts: moka::sync::Cache::builder()
@@ -128,12 +148,34 @@ impl ApiState {
         Arc::clone(&self.node)
     }
 
+    /// Kazoo mode's copy of Kazoo's accounts; `None` in standalone mode.
+    pub fn account_sync(&self) -> Option<&Arc<AccountSync>> {
+        self.account_sync.as_ref()
+    }
+
+    /// True in Kazoo mode, where accounts are Kazoo's.
+    pub(crate) fn accounts_are_kazoos(&self) -> bool {
+        self.kazoo.is_some()
+    }
+
     /// An account, from the cache when it was read recently. Missing accounts are not cached.
+    /// In Kazoo mode an account not copied yet is read from Crossbar, so that one Kazoo has just
+    /// created is known before its notice arrives; only for a request with a verified token, so
+    /// that anonymous requests naming made-up accounts cost Crossbar nothing.
     pub(crate) async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, StorageError> {
         if let Some(account) = self.accounts.get(id) {
             return Ok(Some(account));
         }
-        let Some(account) = self.store.account(id).await? else { return Ok(None) };
+        let on_demand =
+            self.account_sync.as_ref().filter(|_| crossbar::current().is_some_and(|request| request.caller.is_some()));
+        let stored = match (self.store.account(id).await?, on_demand) {
+            (None, Some(sync)) => sync.refresh(id).await.unwrap_or_else(|error| {
+                tracing::warn!(account.id = %id, %error, "an account unknown here cannot be read from Crossbar");
+                None
+            }),
+            (stored, _) => stored,
+        };
+        let Some(account) = stored else { return Ok(None) };
         let account = Arc::new(account);
         self.accounts.insert(id.clone(), Arc::clone(&account));
         Ok(Some(account))
@@ -187,6 +229,15 @@ pub async fn run(
     let workers = state.settings.api.workers.max(1);
     let following = Arc::clone(&state.hook_lists).follow(state.bus.clone(), shutdown.clone()).await;
     tokio::spawn(following.map_err(std::io::Error::other)?);
+    if let Some(sync) = state.account_sync.clone() {
+        let interval = Duration::from_secs(state.settings.kazoo.accounts_reconcile_seconds);
+        let (bus, shutdown) = (state.bus.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(error) = sync.follow(bus, interval, shutdown).await {
+                tracing::error!(%error, "Kazoo's account notices cannot be followed; accounts are reconciled no more");
+            }
+        });
+    }
     let state = Data::new(state);
     let metrics = Data::new(ApiMetrics::register(health.registry()).map_err(std::io::Error::other)?);
     let health = Data::new(health);

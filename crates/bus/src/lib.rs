@@ -26,7 +26,7 @@ use std::fmt;
 use bytes::Bytes;
 use webhooks_model::ids::random_id;
 use webhooks_model::job::{DeliveryJob, JobBatch};
-use webhooks_model::notice::{CONFIGURATION_EXCHANGE, Change};
+use webhooks_model::notice::Change;
 use webhooks_model::trace::{TRACE_PARENT_HEADER, TraceParent};
 
 pub use amqp::AmqpBus;
@@ -102,11 +102,11 @@ impl Outgoing {
         Self::persistent_value(exchange, routing_key, JobBatch { jobs })
     }
 
-    /// The notice of `change` on Kazoo's configuration exchange, as Kazoo publishes document
-    /// changes; every router applies it to its index.
-    pub fn change_notice(change: &Change, node: &str) -> Self {
+    /// The notice of `change`, as Kazoo publishes document changes, on the exchange `topology`
+    /// gives it ([`Topology::change_notice_exchange`]); every router applies it to its index.
+    pub fn change_notice(topology: &Topology, change: &Change, node: &str) -> Self {
         let (routing_key, body) = change.to_message(node, &random_id());
-        Self::persistent(CONFIGURATION_EXCHANGE, &routing_key, body.to_string())
+        Self::persistent(&topology.change_notice_exchange(change), &routing_key, body.to_string())
     }
 
     /// `jobs` as one batch for the dispatch queue, as the router publishes delivery jobs.
@@ -245,7 +245,7 @@ impl Bus {
     /// consumer is dropped. After a reconnect the AMQP backend declares it again under the same
     /// name, but messages published while the connection was down are lost; watch
     /// [`Bus::reconnections`] to know when to resynchronise.
-    pub async fn private_queue(&self, bindings: &[(&str, String)]) -> Result<String, BusError> {
+    pub async fn private_queue<E: AsRef<str>>(&self, bindings: &[(E, String)]) -> Result<String, BusError> {
         match self {
             Self::Amqp(bus) => bus.private_queue(bindings).await,
             Self::InProcess(bus) => bus.private_queue(bindings),

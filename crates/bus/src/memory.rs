@@ -82,14 +82,17 @@ impl InProcessBus {
     }
 
     /// Declares and binds a new auto-delete queue.
-    pub(crate) fn private_queue(&self, bindings: &[(&str, String)]) -> Result<String, BusError> {
+    pub(crate) fn private_queue<E: AsRef<str>>(&self, bindings: &[(E, String)]) -> Result<String, BusError> {
         let broker = &self.inner.broker;
         broker.ensure_open()?;
         let name = self.inner.topology.private_queue_name();
         broker.declare_queue(self.inner.topology.private_queue(name.clone()))?;
         for (exchange, routing_key) in bindings {
-            let binding =
-                BindingSpec { queue: name.clone(), exchange: (*exchange).to_owned(), routing_key: routing_key.clone() };
+            let binding = BindingSpec {
+                queue: name.clone(),
+                exchange: exchange.as_ref().to_owned(),
+                routing_key: routing_key.clone(),
+            };
             if let Err(error) = broker.bind(binding) {
                 broker.delete_queue(&name);
                 return Err(error);

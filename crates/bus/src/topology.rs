@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use webhooks_model::event::DEFAULT_OBJECT_TYPES;
-use webhooks_model::notice::{CONFIGURATION_EXCHANGE, REENABLE_ROUTING_KEY};
+use webhooks_model::notice::{CONFIGURATION_EXCHANGE, Change, REENABLE_ROUTING_KEY};
 use webhooks_model::notifications::{NOTIFICATION_TYPES, WEBHOOK_DISABLED};
 
 /// Kazoo's exchanges that the router listens on, all of kind topic.
@@ -40,6 +40,10 @@ const CALL_EVENT_BINDINGS: [&str; 7] = [
     "call.PARK_ABANDONED.*",
 ];
 
+/// Account documents' changes in Kazoo's `<action>.<db>.<type>.<id>`: the `accounts` database's
+/// copy only (each account's own database holds a twin whose notices would double every change).
+const ACCOUNT_NOTICE_BINDING: &str = "*.accounts.account.*";
+
 /// Inbound messages the router consumes (sms and mms hooks).
 const INSTANT_MESSAGE_BINDINGS: [&str; 2] = ["sms.inbound.offnet.*", "mms.inbound.offnet.*"];
 
@@ -55,6 +59,11 @@ pub struct Topology {
     /// `x-expires` on our durable queues: a queue unused that long is deleted. Meant for tests,
     /// so their queues vanish; when set, our own exchanges are auto-delete for the same reason.
     pub queue_expires: Option<Duration>,
+    /// Kazoo mode: accounts are Kazoo's. Kazoo's account notices then go to
+    /// [`Topology::kazoo_accounts_queue`] for the account sync, and replicas hear of the synced
+    /// changes on [`Topology::accounts_exchange`], never on Kazoo's `configuration` exchange
+    /// (Kazoo's services flush caches on account notices there, and `object` hooks would fire).
+    pub accounts_from_kazoo: bool,
 }
 
 impl Topology {
@@ -64,6 +73,7 @@ impl Topology {
             prefix: prefix.to_owned(),
             object_types: DEFAULT_OBJECT_TYPES.iter().map(|kind| (*kind).to_owned()).collect(),
             queue_expires: None,
+            accounts_from_kazoo: false,
         }
     }
 
@@ -83,6 +93,29 @@ impl Topology {
     /// with [`DISPATCH_ROUTING_KEY`]. Durable; dead-letters to [`Topology::dead_letter_exchange`].
     pub fn dispatch_queue(&self) -> String {
         format!("{}.dispatch", self.prefix)
+    }
+
+    /// `<prefix>.accounts`: the durable topic exchange on which, in Kazoo mode, the account sync
+    /// announces the account changes it stored, in Kazoo's document-change format.
+    pub fn accounts_exchange(&self) -> String {
+        format!("{}.accounts", self.prefix)
+    }
+
+    /// `<prefix>.kazoo_accounts`: in Kazoo mode, the queue of Kazoo's own account notices,
+    /// shared by every API replica (competing consumers, so each notice is synced once). Durable,
+    /// so notices wait while no replica runs (Kazoo's exchange itself keeps nothing).
+    pub fn kazoo_accounts_queue(&self) -> String {
+        format!("{}.kazoo_accounts", self.prefix)
+    }
+
+    /// The exchange on which the notice of `change` goes: an account change goes to
+    /// [`Topology::accounts_exchange`] in Kazoo mode, every other notice to Kazoo's
+    /// `configuration` exchange, as Kazoo publishes document changes.
+    pub fn change_notice_exchange(&self, change: &Change) -> String {
+        match change {
+            Change::Account { .. } if self.accounts_from_kazoo => self.accounts_exchange(),
+            _ => CONFIGURATION_EXCHANGE.to_owned(),
+        }
     }
 
     /// The routing key that reaches [`Topology::dispatch_queue`] on the jobs exchange.
@@ -121,11 +154,15 @@ impl Topology {
     /// What a replica's private change-notice queue is bound to: hook documents (`webhook` in
     /// the `webhooks` database) and account documents, in Kazoo's `<action>.<db>.<type>.<id>`,
     /// and Kazoo's bulk re-enable message.
-    pub fn change_notice_bindings(&self) -> Vec<(&'static str, String)> {
+    /// In Kazoo mode account notices are taken from [`Topology::accounts_exchange`] instead, so
+    /// that a replica reads an account only once the sync has stored it.
+    pub fn change_notice_bindings(&self) -> Vec<(String, String)> {
+        let accounts =
+            if self.accounts_from_kazoo { self.accounts_exchange() } else { CONFIGURATION_EXCHANGE.to_owned() };
         vec![
-            (CONFIGURATION_EXCHANGE, "*.webhooks.webhook.*".to_owned()),
-            (CONFIGURATION_EXCHANGE, "*.accounts.account.*".to_owned()),
-            (CONFIGURATION_EXCHANGE, REENABLE_ROUTING_KEY.to_owned()),
+            (CONFIGURATION_EXCHANGE.to_owned(), "*.webhooks.webhook.*".to_owned()),
+            (accounts, ACCOUNT_NOTICE_BINDING.to_owned()),
+            (CONFIGURATION_EXCHANGE.to_owned(), REENABLE_ROUTING_KEY.to_owned()),
         ]
     }
 
@@ -158,9 +195,15 @@ impl Topology {
             durable: true,
             auto_delete,
         });
+        exchanges.push(ExchangeSpec {
+            name: self.accounts_exchange(),
+            kind: ExchangeKind::Topic,
+            durable: true,
+            auto_delete,
+        });
 
         let dead_letters = Some(DeadLetter { exchange: self.dead_letter_exchange(), routing_key: None });
-        let queues = vec![
+        let mut queues = vec![
             // Nothing consumes it and nothing dead-letters out of it: an operator looks.
             QueueSpec::durable(self.dead_letter_queue(), expires),
             // Events are work: a router that cannot parse one dead-letters it rather than drop it.
@@ -186,6 +229,14 @@ impl Topology {
             exchange: exchange.to_owned(),
             routing_key,
         }));
+        if self.accounts_from_kazoo {
+            queues.push(QueueSpec::durable(self.kazoo_accounts_queue(), expires));
+            bindings.push(BindingSpec {
+                queue: self.kazoo_accounts_queue(),
+                exchange: CONFIGURATION_EXCHANGE.to_owned(),
+                routing_key: ACCOUNT_NOTICE_BINDING.to_owned(),
+            });
+        }
         Declarations { exchanges, queues, bindings }
     }
 

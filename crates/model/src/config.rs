@@ -248,6 +248,9 @@ pub struct KazooConfig {
     pub verified_tokens_capacity: u64,
     /// Seconds a call to Crossbar may take, connecting included.
     pub request_timeout_seconds: u64,
+    /// Seconds between two reconciliations of the stored accounts with Crossbar's tree (each
+    /// API replica also reconciles at start and after each reconnection to the broker).
+    pub accounts_reconcile_seconds: u64,
 }
 
 impl Default for KazooConfig {
@@ -270,6 +273,7 @@ impl std::fmt::Debug for KazooConfig {
             .field("tokeninfo_cache_seconds", &self.tokeninfo_cache_seconds)
             .field("verified_tokens_capacity", &self.verified_tokens_capacity)
             .field("request_timeout_seconds", &self.request_timeout_seconds)
+            .field("accounts_reconcile_seconds", &self.accounts_reconcile_seconds)
             .finish()
     }
 }
@@ -422,6 +426,7 @@ mod tests {
                 tokeninfo_cache_seconds: 60,
                 verified_tokens_capacity: 100_000,
                 request_timeout_seconds: 5,
+                accounts_reconcile_seconds: 300,
             },
         };
         assert_eq!(Settings::default(), documented);

@@ -222,6 +222,86 @@ fn insert(connection: &mut AnyConnection, account: &NewAccount) -> Result<Accoun
     row.into_account()
 }
 
+/// What [`Store::sync_account`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synced {
+    /// The account was not stored: it is now.
+    Created,
+    /// Its name, document, flags or place in the tree changed.
+    Changed,
+    /// It was stored as given.
+    Unchanged,
+}
+
+/// Writes `account` over the stored one, or inserts it: name, document and super-admin flag are
+/// replaced, and a different parent moves the account with its whole subtree. Call inside a write
+/// transaction.
+fn sync(connection: &mut AnyConnection, account: &NewAccount) -> Result<(Account, Synced)> {
+    let Some(stored) = load(connection, account.id.as_str())? else {
+        return Ok((insert(connection, account)?, Synced::Created));
+    };
+    let tree: Vec<AccountId> =
+        account.parent.iter().flat_map(|(parent, tree)| tree.iter().chain([parent])).cloned().collect();
+    if stored.name == account.name
+        && stored.doc == account.doc
+        && stored.superduper_admin == account.superduper_admin
+        && stored.tree == tree
+    {
+        return Ok((stored, Synced::Unchanged));
+    }
+    if stored.tree != tree {
+        move_subtree(connection, account)?;
+    }
+    diesel::update(accounts::table.filter(accounts::id.eq(account.id.as_str())))
+        .set((
+            accounts::name.eq(&account.name),
+            accounts::doc.eq(render_document(&account.doc)),
+            accounts::superduper_admin.eq(account.superduper_admin),
+            accounts::modified.eq(gregorian_now()),
+            accounts::revision_number.eq(accounts::revision_number + 1),
+            accounts::revision_tag.eq(fresh_tag()),
+        ))
+        .execute(connection)?;
+    let synced = load(connection, account.id.as_str())?
+        .ok_or_else(|| StorageError::Corrupt(format!("account {} vanished inside its transaction", account.id)))?;
+    Ok((synced, Synced::Changed))
+}
+
+/// Puts the stored account `account.id` under `account.parent`, rewriting the paths of its whole
+/// subtree. [`StorageError::UnknownParent`] when the parent is not stored with the given tree, or
+/// lies inside the subtree.
+fn move_subtree(connection: &mut AnyConnection, account: &NewAccount) -> Result<()> {
+    let id = account.id.as_str();
+    let old_path = load_path(connection, id)?.ok_or_else(|| StorageError::Corrupt(format!("account {id}: no path")))?;
+    let new_path = match &account.parent {
+        Some((parent, parent_tree)) => {
+            let expected = parent_tree.iter().chain([parent]).fold(String::new(), |path, id| child_path(&path, id));
+            let parent_path = load_path(connection, parent.as_str())?
+                .filter(|stored| *stored == expected && !stored.starts_with(&old_path))
+                .ok_or_else(|| StorageError::UnknownParent(parent.to_string()))?;
+            child_path(&parent_path, &account.id)
+        }
+        None => child_path("", &account.id),
+    };
+    let end = subtree_end(&old_path);
+    let subtree: Vec<(String, String)> = accounts::table
+        .filter(accounts::path.ge(&old_path))
+        .filter(accounts::path.lt(&end))
+        .select((accounts::id, accounts::path))
+        .load(connection)?;
+    for (member, path) in subtree {
+        let moved = format!("{new_path}{}", &path[old_path.len()..]);
+        diesel::update(accounts::table.filter(accounts::id.eq(&member)))
+            .set(accounts::path.eq(moved))
+            .execute(connection)?;
+    }
+    let parent_id = account.parent.as_ref().map(|(parent, _)| parent.to_string());
+    diesel::update(accounts::table.filter(accounts::id.eq(id)))
+        .set(accounts::parent_id.eq(parent_id))
+        .execute(connection)?;
+    Ok(())
+}
+
 /// Accounts ordered by id.
 fn load_many<Q>(connection: &mut AnyConnection, query: Q) -> Result<Vec<Account>>
 where
@@ -281,6 +361,16 @@ impl Store {
     pub async fn insert_account(&self, account: &NewAccount) -> Result<Account> {
         let account = account.clone();
         self.run(move |connection| write_transaction(connection, |connection| insert(connection, &account))).await
+    }
+
+    /// Writes an account as another system of record has it ([`Synced`] says what changed):
+    /// inserted when it is not stored (with `account.api_key`), otherwise its name, document and
+    /// super-admin flag replaced and, when its parent differs, moved with its whole subtree.
+    /// [`StorageError::UnknownParent`] when the parent is not stored with the given tree.
+    #[tracing::instrument(level = "debug", skip_all, fields(account.id = %account.id))]
+    pub async fn sync_account(&self, account: &NewAccount) -> Result<(Account, Synced)> {
+        let account = account.clone();
+        self.run(move |connection| write_transaction(connection, |connection| sync(connection, &account))).await
     }
 
     /// One account.

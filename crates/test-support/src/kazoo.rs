@@ -133,6 +133,10 @@ struct Cluster {
     sessions: HashSet<String>,
     /// Tokens `tokeninfo` refuses.
     revoked: HashSet<String>,
+    /// Accounts by id: `(ancestors root first, Crossbar's data of the account)`.
+    accounts: BTreeMap<String, (Vec<String>, Value)>,
+    /// Rows of a `descendants` page; 0 is Crossbar's default, 50.
+    page_size: usize,
 }
 
 /// A Crossbar stand-in on 127.0.0.1: `PUT /v2/api_auth` (the master API key only),
@@ -173,6 +177,58 @@ impl CrossbarStandIn {
         self.cluster.lock().expect("cluster").revoked.insert(token.to_owned());
     }
 
+    /// Serves account `id` named `name` under `parent` (which it must serve already), with
+    /// Crossbar's `data` fields `extra` (`enabled`, `is_reseller`, `superduper_admin`, ...).
+    pub fn put_account(&self, id: &str, name: &str, parent: Option<&str>, extra: Value) {
+        let mut cluster = self.cluster.lock().expect("cluster");
+        let tree = match parent {
+            Some(parent) => {
+                let (tree, _) = cluster.accounts.get(parent).expect("the parent is served");
+                tree.iter().cloned().chain([parent.to_owned()]).collect()
+            }
+            None => Vec::new(),
+        };
+        let mut data = json!({"id": id, "name": name, "enabled": true});
+        if let (Value::Object(data), Value::Object(extra)) = (&mut data, extra) {
+            data.extend(extra);
+        }
+        cluster.accounts.insert(id.to_owned(), (tree, data));
+    }
+
+    /// Serves the fixture tree: the master (super-duper admin and reseller), the reseller under
+    /// it, sub1 and sub2 under the reseller, the sibling under the master.
+    pub fn put_fixture_tree(&self) {
+        self.put_account(MASTER, "Acme Voice", None, json!({"superduper_admin": true, "is_reseller": true}));
+        self.put_account(RESELLER, "Reseller One", Some(MASTER), json!({"is_reseller": true, "reseller_id": MASTER}));
+        self.put_account(SUB1, "Acme Customer", Some(RESELLER), json!({"reseller_id": RESELLER}));
+        self.put_account(SUB2, "Beta Customer", Some(RESELLER), json!({"reseller_id": RESELLER}));
+        self.put_account(SIBLING, "Direct Customer", Some(MASTER), json!({"reseller_id": MASTER}));
+    }
+
+    /// Moves account `id` under `parent`, rewriting the tree of its whole subtree, as
+    /// `POST /v2/accounts/{A}/move` does.
+    pub fn move_account(&self, id: &str, parent: &str) {
+        let mut cluster = self.cluster.lock().expect("cluster");
+        let new: Vec<String> = cluster.accounts[parent].0.iter().cloned().chain([parent.to_owned()]).collect();
+        for (member, (tree, _)) in &mut cluster.accounts {
+            if member == id {
+                tree.clone_from(&new);
+            } else if let Some(at) = tree.iter().position(|ancestor| ancestor == id) {
+                *tree = new.iter().cloned().chain(tree[at..].iter().cloned()).collect();
+            }
+        }
+    }
+
+    /// Forgets account `id`, as Kazoo's deletion does.
+    pub fn remove_account(&self, id: &str) {
+        self.cluster.lock().expect("cluster").accounts.remove(id);
+    }
+
+    /// Serves `descendants` `size` rows a page.
+    pub fn set_page_size(&self, size: usize) {
+        self.cluster.lock().expect("cluster").page_size = size;
+    }
+
     /// Everything it received.
     pub fn requests(&self) -> Vec<Captured> {
         self.receiver.requests()
@@ -211,6 +267,36 @@ fn json_reply(status: u16, body: &Value) -> Reply {
     Reply::Answer(status, vec![("content-type".into(), "application/json".into())], body.to_string())
 }
 
+/// Crossbar's answer for an account it does not have.
+fn bad_identifier(id: &str) -> Reply {
+    failure(404, "bad_identifier", json!({"cause": id, "message": "bad identifier"}))
+}
+
+/// Kazoo's data manager's notice of a change of account `id` on the `configuration` exchange
+/// (`event` is `doc_created`, `doc_edited` or `doc_deleted`), as in `bus/account_*.json` of the
+/// Kazoo fixtures: `(routing key, body)`; the body names the account, and carries no document.
+pub fn account_notice(event: &str, id: &str) -> (String, Value) {
+    let now = webhooks_model::time::gregorian_now();
+    let body = json!({
+        "ID": id,
+        "Origin-Cache": "kazoo_data_cache",
+        "Type": "account",
+        "Database": "accounts",
+        "Rev": format!("2-{}", uuid::Uuid::new_v4().simple()),
+        "Account-ID": id,
+        "Date-Modified": now,
+        "Date-Created": now,
+        "Is-Soft-Deleted": false,
+        "Event-Category": "configuration",
+        "Event-Name": event,
+        "App-Name": "datamgr",
+        "App-Version": "4.0.0",
+        "Node": "kazoo_apps@apps1.example.net",
+        "Msg-ID": uuid::Uuid::new_v4().simple().to_string(),
+    });
+    (format!("{event}.accounts.account.{id}"), body)
+}
+
 /// Answers one request as Crossbar would.
 fn answer(cluster: &mut Cluster, request: &Captured) -> Reply {
     let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
@@ -235,6 +321,41 @@ fn answer(cluster: &mut Cluster, request: &Captured) -> Reply {
             None => failure(404, "bad_identifier", json!({"cause": kid, "message": "bad identifier"})),
         },
         ("GET", ["v2", "auth", "keys", ..]) => unauthorized(),
+        ("GET", ["v2", "accounts", ..]) if !authenticated => unauthorized(),
+        ("GET", ["v2", "accounts", id]) => match cluster.accounts.get(*id) {
+            Some((_, data)) => success(200, data.clone(), None),
+            None => bad_identifier(id),
+        },
+        ("GET", ["v2", "accounts", id, "tree"]) => match cluster.accounts.get(*id) {
+            Some((tree, _)) => {
+                let named = |ancestor: &String| {
+                    let name = cluster.accounts.get(ancestor).map(|(_, data)| data["name"].clone());
+                    json!({"id": ancestor, "name": name.unwrap_or(Value::Null)})
+                };
+                success(200, Value::Array(tree.iter().map(named).collect()), None)
+            }
+            None => bad_identifier(id),
+        },
+        ("GET", ["v2", "accounts", id, "descendants"]) => {
+            if !cluster.accounts.contains_key(*id) {
+                return bad_identifier(id);
+            }
+            let start = request.query_param("start_key").unwrap_or_default();
+            let size = if cluster.page_size == 0 { 50 } else { cluster.page_size };
+            let mut rows = cluster
+                .accounts
+                .iter()
+                .filter(|(member, (tree, _))| member.as_str() >= start.as_str() && tree.iter().any(|a| a == id))
+                .map(|(member, (tree, data))| {
+                    json!({"id": member, "name": data["name"], "realm": data["realm"], "tree": tree})
+                });
+            let page: Vec<Value> = rows.by_ref().take(size).collect();
+            let mut reply = json!({"data": page, "page_size": page.len(), "status": "success"});
+            if let Some(next) = rows.next() {
+                reply["next_start_key"] = next["id"].clone();
+            }
+            json_reply(200, &reply)
+        }
         ("POST", ["v2", "auth", "tokeninfo"]) => {
             let token = body["data"]["token"].as_str().unwrap_or_default();
             let claims = token

@@ -213,6 +213,20 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         None => String::new(),
     };
+    // The master exists before the router loads its index, so that at a first start of `serve`
+    // the master's hooks are routed at once rather than after the next periodic reload. In
+    // Kazoo mode the accounts are Kazoo's: the API copies them, master included.
+    let master = if command.runs_api() && !settings.kazoo.enabled() {
+        let (master, shown_key) = webhooks_api::accounts::bootstrap_master(&store, settings.master_api_key.as_deref())
+            .await
+            .context("creating the master account")?;
+        if let Some(key) = shown_key {
+            announce_master_key(master.id.as_str(), &key);
+        }
+        Some(master)
+    } else {
+        None
+    };
     if command.runs_router() {
         let cluster_id = cluster_id.clone();
         let router =
@@ -225,16 +239,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         services.spawn(async move { router.run(shutdown).await.context("the router failed") });
     }
     if command.runs_api() {
-        let (master, shown_key) = webhooks_api::accounts::bootstrap_master(&store, settings.master_api_key.as_deref())
-            .await
-            .context("creating the master account")?;
-        if let Some(key) = shown_key {
-            announce_master_key(master.id.as_str(), &key);
-        }
         let state = ApiState::new(store, bus.clone(), settings::api(&settings, cluster_id))
             .await
             .context("preparing the API")?;
-        tracing::info!(listen = %address, master.id = %master.id, "API listening");
+        match &master {
+            Some(master) => tracing::info!(listen = %address, master.id = %master.id, "API listening"),
+            None => tracing::info!(listen = %address, "API listening, accounts from Kazoo"),
+        }
         let shutdown = shutdown.clone();
         services.spawn(
             async move { webhooks_api::run(listener, state, health, shutdown).await.context("serving the API") },

@@ -43,6 +43,7 @@ fn build(file: Option<&Path>, variables: Option<HashMap<String, String>>) -> any
 pub(crate) fn bus_topology(settings: &Settings) -> Topology {
     Topology {
         queue_expires: settings.bus_queue_expires_seconds.map(Duration::from_secs),
+        accounts_from_kazoo: settings.kazoo.enabled(),
         ..Topology::new(&settings.bus_prefix)
     }
 }

@@ -61,6 +61,8 @@ pub struct CrossbarClient {
     api_key: Option<String>,
     /// The master account's current auth token, once logged in.
     session: Mutex<Option<String>>,
+    /// The account the API key logged in as.
+    account_id: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for CrossbarClient {
@@ -87,7 +89,13 @@ impl CrossbarClient {
             .no_proxy()
             .build()
             .map_err(CrossbarError::Client)?;
-        Ok(Self { http, base, api_key: config.api_key.clone(), session: Mutex::new(None) })
+        Ok(Self {
+            http,
+            base,
+            api_key: config.api_key.clone(),
+            session: Mutex::new(None),
+            account_id: std::sync::OnceLock::new(),
+        })
     }
 
     /// The URL of `segments` (each percent-encoded as needed) under the base URL.
@@ -140,6 +148,10 @@ impl CrossbarClient {
         let answer = self.send(Method::PUT, &["v2", "api_auth"], &[], None, Some(body)).await?;
         let token = answer["auth_token"].as_str().filter(|token| !token.is_empty());
         let token = token.ok_or_else(|| CrossbarError::Unexpected("api_auth answered no auth_token".into()))?;
+        if let Some(account_id) = answer["data"]["account_id"].as_str() {
+            // The key is one account's for good: the first answer stands.
+            let _ = self.account_id.set(account_id.to_owned());
+        }
         tracing::info!(crossbar = %redact_url(self.base.as_str()), "logged in to Crossbar with the master API key");
         Ok(token.to_owned())
     }
@@ -170,6 +182,18 @@ impl CrossbarClient {
             }
             answered => answered,
         }
+    }
+
+    /// The account the configured API key logs in as (Crossbar's `api_auth` answer), logging in
+    /// when the service has not yet.
+    pub async fn own_account_id(&self) -> Result<String, CrossbarError> {
+        if self.account_id.get().is_none() {
+            self.session(None).await?;
+        }
+        self.account_id
+            .get()
+            .cloned()
+            .ok_or_else(|| CrossbarError::Unexpected("api_auth answered no account_id".into()))
     }
 
     /// The ids of the token signing keys (`GET /v2/auth/keys`).

@@ -7,6 +7,7 @@
 //! [`KazooTokens`] puts them together behind a cache of verified tokens, so a token costs one
 //! signature check (and, with `tokeninfo`, one call to Crossbar) however often it is used.
 
+pub mod accounts;
 pub mod crossbar;
 mod keys;
 mod token;
@@ -23,6 +24,7 @@ use webhooks_model::config::{InvalidPublicKeyEntry, KazooConfig};
 use webhooks_model::ids::AccountId;
 use webhooks_model::time::unix_seconds;
 
+pub use self::accounts::{AccountSync, Reconciled, SyncError};
 pub use self::crossbar::{CrossbarClient, CrossbarError};
 use self::keys::{Keys, PemError, PublicKey, Refetched};
 use self::token::SignedToken;

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use webhooks_bus::{Bus, BusError, Outgoing};
 use webhooks_model::notice::Change;
 
-pub use accounts::{create_account, delete_account, update_account};
+pub use accounts::{create_account, delete_account, sync_account, update_account};
 pub use hooks::{create_webhook, delete_webhook, reenable_hooks, update_webhook};
 pub use redelivery::{Unpublished, publish_jobs, replay, resend};
 
@@ -45,7 +45,7 @@ impl Announcer {
 
     /// Publishes the notice of `change` and waits for the broker's confirmation.
     pub async fn publish(&self, change: &Change) -> Result<(), BusError> {
-        self.bus.publish(Outgoing::change_notice(change, &self.node)).await
+        self.bus.publish(Outgoing::change_notice(self.bus.topology(), change, &self.node)).await
     }
 
     /// Publishes the notice of `change` without waiting for it; a failure is logged. Waiting for

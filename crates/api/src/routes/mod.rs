@@ -7,8 +7,11 @@ mod events;
 mod system;
 mod webhooks;
 
-use actix_web::web::{self, ServiceConfig};
+use actix_web::guard;
+use actix_web::http::Method;
+use actix_web::web::{self, Data, ServiceConfig};
 
+use crate::ApiState;
 use crate::crossbar::{ApiError, Reply};
 
 /// A handler refusing every method but `allow`.
@@ -18,6 +21,19 @@ fn not_allowed(allow: &'static str) -> actix_web::Route {
 
 async fn not_found() -> Result<Reply, ApiError> {
     Err(ApiError::NotFound)
+}
+
+/// In Kazoo mode accounts, their API keys and `api_auth` are Kazoo's: a write of an account,
+/// `GET .../api_key` and `PUT /v2/api_auth` answer 404 `not_found`, as Crossbar answers a path no
+/// loaded module serves, before any credential is looked at (a proxy in front sends these paths
+/// to Crossbar itself: docs/kazoo.md#accounts-in-kazoo-mode).
+fn kazoo_owns(writes_only: bool) -> actix_web::Route {
+    web::route()
+        .guard(guard::fn_guard(move |context| {
+            let kazoo_mode = context.app_data::<Data<ApiState>>().is_some_and(|state| state.accounts_are_kazoos());
+            kazoo_mode && !(writes_only && context.head().method == Method::GET)
+        }))
+        .to(not_found)
 }
 
 /// Registers every route. Paths are matched in order: the busiest come first, and specific paths
@@ -77,7 +93,10 @@ pub fn configure(config: &mut ServiceConfig) {
                 .default_service(not_allowed("PUT")),
         )
         .service(
-            web::resource("/v2/api_auth").route(web::put().to(accounts::api_auth)).default_service(not_allowed("PUT")),
+            web::resource("/v2/api_auth")
+                .route(kazoo_owns(false))
+                .route(web::put().to(accounts::api_auth))
+                .default_service(not_allowed("PUT")),
         )
         // System scope.
         .service(web::resource("/v2/events").route(web::post().to(events::ingest)).default_service(not_allowed("POST")))
@@ -109,6 +128,7 @@ pub fn configure(config: &mut ServiceConfig) {
         // Account scope: accounts.
         .service(
             web::resource(account)
+                .route(kazoo_owns(true))
                 .route(web::get().to(accounts::fetch))
                 .route(web::put().to(accounts::create_child))
                 .route(web::post().to(accounts::replace))
@@ -128,6 +148,7 @@ pub fn configure(config: &mut ServiceConfig) {
         )
         .service(
             web::resource(format!("{account}/api_key"))
+                .route(kazoo_owns(false))
                 .route(web::get().to(accounts::api_key))
                 .default_service(not_allowed("GET")),
         )

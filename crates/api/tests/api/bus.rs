@@ -22,7 +22,7 @@ test_matrix!(
 );
 
 /// A queue of `app`'s bus bound to `bindings`.
-async fn listen(app: &TestApp, bindings: &[(&str, String)]) -> Consumer {
+async fn listen<E: AsRef<str>>(app: &TestApp, bindings: &[(E, String)]) -> Consumer {
     let queue = app.bus.private_queue(bindings).await.expect("a private queue");
     app.bus.consume(&queue, 100).await.expect("a consumer")
 }

@@ -9,6 +9,8 @@ mod errors;
 mod hooks;
 /// Kazoo mode: Kazoo's tokens and keys, CORS for Monster UI.
 mod kazoo;
+/// Kazoo mode: accounts copied from Crossbar and Kazoo's notices, account routes refused.
+mod kazoo_accounts;
 mod openapi;
 mod redelivery;
 /// Who may do what: every route, caller and account.

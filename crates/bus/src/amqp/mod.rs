@@ -313,7 +313,7 @@ impl AmqpBus {
 
     /// Declares and binds a private queue, remembered for reconnects.
     #[tracing::instrument(name = "bus.private_queue", skip_all)]
-    pub(crate) async fn private_queue(&self, bindings: &[(&str, String)]) -> Result<String, BusError> {
+    pub(crate) async fn private_queue<E: AsRef<str>>(&self, bindings: &[(E, String)]) -> Result<String, BusError> {
         let topology = &self.inner.shared.topology;
         let name = topology.private_queue_name();
         let spec = topology.private_queue(name.clone());
@@ -321,7 +321,7 @@ impl AmqpBus {
             .iter()
             .map(|(exchange, routing_key)| BindingSpec {
                 queue: name.clone(),
-                exchange: (*exchange).to_owned(),
+                exchange: exchange.as_ref().to_owned(),
                 routing_key: routing_key.clone(),
             })
             .collect();

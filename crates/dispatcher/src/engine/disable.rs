@@ -95,7 +95,7 @@ impl Engine {
             Change::Webhook { action: Action::Edited, id: job.hook_id.clone(), account_id: job.account_id.clone() };
         let notification = WebhookDisabled::new(&job.account_id, &job.hook_id, &self.settings.node);
         vec![
-            Outgoing::change_notice(&change, &self.settings.node),
+            Outgoing::change_notice(self.bus.topology(), &change, &self.settings.node),
             Outgoing::persistent(NOTIFICATIONS_EXCHANGE, WEBHOOK_DISABLED_ROUTING_KEY, notification.to_json()),
         ]
     }

@@ -48,6 +48,9 @@ struct Routing {
     /// Whether the account itself is known. A slot also exists for an account only named as an
     /// ancestor or as a hook owner; events of such an account match nothing.
     present: bool,
+    /// The account is disabled (Kazoo's `enabled: false`): its hooks fire neither for its own
+    /// events nor for its descendants', so its type masks stay empty.
+    disabled: bool,
     /// How many ancestors the account has.
     ancestors_len: u16,
     /// Where its ancestors start in [`HookIndex::ancestor_pool`].
@@ -94,8 +97,7 @@ impl Routing {
             start += count;
         }
         self.type_starts[TYPE_COUNT] = start;
-        self.own_types = own;
-        self.inherited_types = inherited;
+        (self.own_types, self.inherited_types) = if self.disabled { (0, 0) } else { (own, inherited) };
     }
 
     /// Removes the hook `id` if present.
@@ -169,7 +171,8 @@ impl HookIndex {
         Some((&self.slots[owner].id, &head.hook))
     }
 
-    /// Adds or replaces an account: its ancestors and reseller flag. Its hooks are kept.
+    /// Adds or replaces an account: its ancestors, reseller and enabled flags. Its hooks are kept,
+    /// and fire only while it is enabled.
     pub fn upsert_account(&mut self, account: &Account) {
         let ancestors: Vec<u32> = account.tree.iter().map(|ancestor| self.intern(ancestor)).collect();
         let slot_number = self.intern(&account.id) as usize;
@@ -195,6 +198,8 @@ impl HookIndex {
         };
         let routing = &mut self.routing[slot_number];
         routing.present = true;
+        routing.disabled = document_flag(&account.doc, "enabled") == Some(false);
+        routing.refresh();
         routing.ancestors_start = ancestors_start;
         // Kazoo trees are a handful of levels deep; deeper ones are cut rather than wrapped.
         routing.ancestors_len = u16::try_from(ancestors.len()).unwrap_or(u16::MAX);
@@ -402,5 +407,10 @@ impl HookIndexBuilder {
 /// Whether an account document flags a reseller: `is_reseller` as clients write it, or Kazoo's
 /// private `pvt_reseller`.
 fn is_reseller(document: &Map<String, Value>) -> bool {
-    ["is_reseller", "pvt_reseller"].iter().any(|key| document.get(*key).and_then(Value::as_bool) == Some(true))
+    ["is_reseller", "pvt_reseller"].iter().any(|key| document_flag(document, key) == Some(true))
+}
+
+/// A boolean field of an account document.
+fn document_flag(document: &Map<String, Value>, key: &str) -> Option<bool> {
+    document.get(key).and_then(Value::as_bool)
 }

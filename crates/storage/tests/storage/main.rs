@@ -5,6 +5,7 @@
 mod accounts;
 mod attempts;
 mod database;
+mod sync;
 mod webhooks;
 
 use serde_json::{Map, json};

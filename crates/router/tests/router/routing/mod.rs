@@ -337,3 +337,25 @@ fn the_callflow_webhook_goes_to_the_hook_its_message_carries() {
     .expect("expected payload");
     assert_eq!(serde_json::to_string(&job.payload).ok(), serde_json::to_string(&expected).ok());
 }
+
+#[test]
+fn a_disabled_accounts_hooks_fire_neither_for_it_nor_for_its_descendants() {
+    let tree = Tree::new();
+    let own = hook(&tree.parent, "channel_create", json!({}));
+    let inherited = hook(&tree.parent, "channel_create", json!({"include_subaccounts": true}));
+    let mut index = HookIndex::build(&tree.accounts(), &[own.clone(), inherited.clone()]);
+    let parent_event = channel_event(&tree.parent, "CHANNEL_CREATE", json!({}));
+    let child_event = channel_event(&tree.child, "CHANNEL_CREATE", json!({}));
+    assert_eq!(receivers(&index, &child_event), std::slice::from_ref(&inherited.id));
+
+    let disabled = account(&tree.parent, &[&tree.master, &tree.reseller], json!({"enabled": false}));
+    index.upsert_account(&disabled);
+    assert!(receivers(&index, &parent_event).is_empty());
+    assert!(receivers(&index, &child_event).is_empty());
+    let rebuilt = HookIndex::build(&[disabled], &[own.clone(), inherited.clone()]);
+    assert!(receivers(&rebuilt, &parent_event).is_empty(), "a full reload keeps it silent");
+
+    index.upsert_account(&account(&tree.parent, &[&tree.master, &tree.reseller], json!({"enabled": true})));
+    assert_eq!(receivers(&index, &parent_event).len(), 2);
+    assert_eq!(receivers(&index, &child_event), [inherited.id]);
+}

@@ -134,7 +134,7 @@ async fn publish_traced_with_lapin(messages: &[(String, String, Vec<u8>, Option<
 
 /// Publishes a change notice as the API does.
 async fn notify(bus: &Bus, change: &Change) {
-    bus.publish(Outgoing::change_notice(change, "test-node")).await.expect("publish the notice");
+    bus.publish(Outgoing::change_notice(bus.topology(), change, "test-node")).await.expect("publish the notice");
 }
 
 /// A channel event of `account` with a unique call id: `(routing key, body)`.
