@@ -1,4 +1,5 @@
-//! Webhook documents.
+//! Webhook documents: their types, their rows, and the tenant-scoped queries and writes. The
+//! router's reads across accounts are in `index`.
 
 use diesel::prelude::*;
 use serde_json::{Map, Value};
@@ -15,6 +16,8 @@ use crate::page::{Page, PageRequest, split_page};
 use crate::revision::{Revision, fresh_tag};
 use crate::schema::webhooks;
 use crate::secrets::write_secret;
+
+mod index;
 
 /// A stored webhook.
 #[derive(Debug, Clone, PartialEq)]
@@ -386,76 +389,6 @@ impl Store {
                 }
                 Ok(u64::try_from(ids.len()).unwrap_or(u64::MAX))
             })
-        })
-        .await
-    }
-
-    /// Every enabled hook of every account, ordered by account and id.
-    pub async fn enabled_webhooks(&self) -> Result<Vec<Webhook>> {
-        self.run(|connection| {
-            let rows = webhooks::table
-                .filter(webhooks::enabled.eq(true))
-                .order((webhooks::account_id.asc(), webhooks::id.asc()))
-                .select(WebhookRow::as_select())
-                .load(connection)?;
-            into_webhooks(rows)
-        })
-        .await
-    }
-
-    /// One page of the enabled hooks of every account, by id ascending, starting after the hook
-    /// id `after` (from the start when `None`): the router loads its index page by page, so a
-    /// reload never holds every document at once.
-    pub async fn enabled_webhooks_page(&self, after: Option<&WebhookId>, limit: u32) -> Result<Vec<Webhook>> {
-        let after = after.map(ToString::to_string);
-        self.run(move |connection| {
-            let mut query = webhooks::table
-                .filter(webhooks::enabled.eq(true))
-                .order(webhooks::id.asc())
-                .limit(i64::from(limit))
-                .select(WebhookRow::as_select())
-                .into_boxed();
-            if let Some(after) = after {
-                query = query.filter(webhooks::id.gt(after));
-            }
-            into_webhooks(query.load(connection)?)
-        })
-        .await
-    }
-
-    /// A hook by id alone, whoever owns it (the router applying a change notice).
-    pub async fn webhook_by_id(&self, id: &WebhookId) -> Result<Option<Webhook>> {
-        let id = id.to_string();
-        self.run(move |connection| {
-            let rows = webhooks::table.filter(webhooks::id.eq(&id)).select(WebhookRow::as_select()).load(connection)?;
-            Ok(into_webhooks(rows)?.into_iter().next())
-        })
-        .await
-    }
-
-    /// The enabled hooks of an account, and of its descendants when `include_descendants`.
-    pub async fn enabled_webhooks_of(&self, account: &AccountId, include_descendants: bool) -> Result<Vec<Webhook>> {
-        let account = account.to_string();
-        self.run(move |connection| {
-            let rows = if include_descendants {
-                let Some(path) = load_path(connection, &account)? else {
-                    return Ok(Vec::new());
-                };
-                webhooks::table
-                    .filter(webhooks::account_id.eq_any(subtree_ids(path)))
-                    .filter(webhooks::enabled.eq(true))
-                    .order((webhooks::account_id.asc(), webhooks::id.asc()))
-                    .select(WebhookRow::as_select())
-                    .load(connection)?
-            } else {
-                webhooks::table
-                    .filter(webhooks::account_id.eq(&account))
-                    .filter(webhooks::enabled.eq(true))
-                    .order(webhooks::id.asc())
-                    .select(WebhookRow::as_select())
-                    .load(connection)?
-            };
-            into_webhooks(rows)
         })
         .await
     }

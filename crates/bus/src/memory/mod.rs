@@ -7,17 +7,25 @@
 //! dead-lettering, auto-delete queues, and redelivery of what a dropped consumer left unsettled.
 //! What it drops: durability (everything lives in memory), `x-expires`, and connections (so
 //! "exclusive" means nothing more than auto-delete).
+//!
+//! Here: the broker, its routing, expiry and dead-lettering; consumers and the settlement of
+//! their deliveries are in `consumer`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::topology::{BindingSpec, Declarations, ExchangeKind, QueueSpec, Topology};
-use crate::{Acker, Body, BusError, DEFAULT_CONTENT_TYPE, Delivery, Outgoing, Settlement, topic_matches};
+use crate::{Body, BusError, DEFAULT_CONTENT_TYPE, Outgoing, topic_matches};
+
+mod consumer;
+
+use consumer::ConsumerState;
+pub(crate) use consumer::{MemoryAcker, MemoryConsumer};
 
 /// The longest name AMQP allows; enforced here too so a name that works in-process works on
 /// RabbitMQ.
@@ -379,137 +387,6 @@ async fn expire(broker: Weak<Broker>, queue: Weak<Queue>, id: u64, ttl: Duration
     };
     if let Some(message) = expired {
         broker.dead_letter(&queue, message, "expired");
-    }
-}
-
-/// A subscription to an in-process queue.
-pub(crate) struct MemoryConsumer {
-    /// Shared with its deliveries.
-    state: Arc<ConsumerState>,
-    /// Keeps the bus open while consuming.
-    _bus: InProcessBus,
-}
-
-/// What a consumer and its deliveries share.
-struct ConsumerState {
-    /// For dead-lettering.
-    broker: Arc<Broker>,
-    /// The queue read.
-    queue: Arc<Queue>,
-    /// One permit per delivery that may be outstanding; `None` for no limit.
-    window: Option<Arc<Semaphore>>,
-    /// Delivered, not yet settled, by delivery tag. Each holds its prefetch permit.
-    unacked: Mutex<BTreeMap<u64, Held>>,
-    /// The next delivery tag.
-    next_tag: AtomicU64,
-}
-
-/// An unsettled delivery.
-struct Held {
-    /// The message, to requeue or dead-letter.
-    message: Message,
-    /// Released with the entry, freeing a prefetch slot.
-    _permit: Option<OwnedSemaphorePermit>,
-}
-
-impl MemoryConsumer {
-    /// The queue read.
-    pub(crate) fn queue(&self) -> &str {
-        &self.state.queue.spec.name
-    }
-
-    /// Waits for a prefetch slot and a message.
-    pub(crate) async fn next(&mut self) -> Option<Delivery> {
-        let state = &self.state;
-        let closed = &state.broker.closed;
-        let mut permit = match &state.window {
-            Some(window) => tokio::select! {
-                () = closed.cancelled() => return None,
-                permit = Arc::clone(window).acquire_owned() => Some(permit.ok()?),
-            },
-            None => None,
-        };
-        loop {
-            // Registered before looking, so a message enqueued in between still wakes us.
-            let arrived = state.queue.arrived.notified();
-            tokio::pin!(arrived);
-            arrived.as_mut().enable();
-            if closed.is_cancelled() {
-                return None;
-            }
-            // Taken and recorded without an await in between: cancelling next() loses nothing.
-            let message = lock(&state.queue.ready).pop_front();
-            if let Some(message) = message {
-                let tag = state.next_tag.fetch_add(1, Ordering::Relaxed);
-                lock(&state.unacked).insert(tag, Held { message: message.clone(), _permit: permit.take() });
-                return Some(Delivery {
-                    exchange: message.exchange,
-                    routing_key: message.routing_key,
-                    body: message.body,
-                    content_type: message.content_type,
-                    headers: message.headers,
-                    redelivered: message.redelivered,
-                    acker: Acker::InProcess(MemoryAcker { state: Arc::clone(state), tag }),
-                });
-            }
-            tokio::select! {
-                () = closed.cancelled() => return None,
-                () = &mut arrived => {}
-            }
-        }
-    }
-}
-
-impl Drop for MemoryConsumer {
-    fn drop(&mut self) {
-        // As when an AMQP channel closes: whatever was not settled goes back, in order, at the head.
-        let held = std::mem::take(&mut *lock(&self.state.unacked));
-        if !held.is_empty() {
-            let mut ready = lock(&self.state.queue.ready);
-            for (_, held) in held.into_iter().rev() {
-                let mut message = held.message;
-                message.redelivered = true;
-                ready.push_front(message);
-            }
-            drop(ready);
-            self.state.queue.arrived.notify_waiters();
-        }
-        let queue = &self.state.queue;
-        if queue.consumers.fetch_sub(1, Ordering::SeqCst) == 1 && queue.spec.auto_delete {
-            self.state.broker.delete_queue(&queue.spec.name);
-        }
-    }
-}
-
-/// Settles one in-process delivery.
-pub(crate) struct MemoryAcker {
-    /// Its consumer's bookkeeping.
-    state: Arc<ConsumerState>,
-    /// Its delivery tag.
-    tag: u64,
-}
-
-impl MemoryAcker {
-    /// Applies `settlement`; [`BusError::Stale`] if the delivery is no longer held.
-    pub(crate) fn settle(&self, settlement: Settlement) -> Result<(), BusError> {
-        let state = &self.state;
-        if settlement == Settlement::AckThrough {
-            let mut unacked = lock(&state.unacked);
-            if !unacked.contains_key(&self.tag) {
-                return Err(BusError::Stale);
-            }
-            let later = unacked.split_off(&(self.tag + 1));
-            // Dropping the earlier entries releases their prefetch permits.
-            drop(std::mem::replace(&mut *unacked, later));
-            return Ok(());
-        }
-        let held = lock(&state.unacked).remove(&self.tag).ok_or(BusError::Stale)?;
-        match settlement {
-            Settlement::Ack | Settlement::AckThrough => {}
-            Settlement::Requeue => Broker::requeue(&state.queue, held.message),
-            Settlement::DeadLetter => state.broker.dead_letter(&state.queue, held.message, "rejected"),
-        }
-        Ok(())
     }
 }
 

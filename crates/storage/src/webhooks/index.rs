@@ -1,0 +1,82 @@
+//! Reads for the router's index: enabled hooks across accounts, and a hook by id alone.
+
+use diesel::prelude::*;
+use webhooks_model::ids::{AccountId, WebhookId};
+
+use super::{Webhook, WebhookRow, into_webhooks};
+use crate::Store;
+use crate::accounts::{load_path, subtree_ids};
+use crate::error::Result;
+use crate::schema::webhooks;
+
+impl Store {
+    /// Every enabled hook of every account, ordered by account and id.
+    pub async fn enabled_webhooks(&self) -> Result<Vec<Webhook>> {
+        self.run(|connection| {
+            let rows = webhooks::table
+                .filter(webhooks::enabled.eq(true))
+                .order((webhooks::account_id.asc(), webhooks::id.asc()))
+                .select(WebhookRow::as_select())
+                .load(connection)?;
+            into_webhooks(rows)
+        })
+        .await
+    }
+
+    /// One page of the enabled hooks of every account, by id ascending, starting after the hook
+    /// id `after` (from the start when `None`): the router loads its index page by page, so a
+    /// reload never holds every document at once.
+    pub async fn enabled_webhooks_page(&self, after: Option<&WebhookId>, limit: u32) -> Result<Vec<Webhook>> {
+        let after = after.map(ToString::to_string);
+        self.run(move |connection| {
+            let mut query = webhooks::table
+                .filter(webhooks::enabled.eq(true))
+                .order(webhooks::id.asc())
+                .limit(i64::from(limit))
+                .select(WebhookRow::as_select())
+                .into_boxed();
+            if let Some(after) = after {
+                query = query.filter(webhooks::id.gt(after));
+            }
+            into_webhooks(query.load(connection)?)
+        })
+        .await
+    }
+
+    /// A hook by id alone, whoever owns it (the router applying a change notice).
+    pub async fn webhook_by_id(&self, id: &WebhookId) -> Result<Option<Webhook>> {
+        let id = id.to_string();
+        self.run(move |connection| {
+            let rows = webhooks::table.filter(webhooks::id.eq(&id)).select(WebhookRow::as_select()).load(connection)?;
+            Ok(into_webhooks(rows)?.into_iter().next())
+        })
+        .await
+    }
+
+    /// The enabled hooks of an account, and of its descendants when `include_descendants`.
+    pub async fn enabled_webhooks_of(&self, account: &AccountId, include_descendants: bool) -> Result<Vec<Webhook>> {
+        let account = account.to_string();
+        self.run(move |connection| {
+            let rows = if include_descendants {
+                let Some(path) = load_path(connection, &account)? else {
+                    return Ok(Vec::new());
+                };
+                webhooks::table
+                    .filter(webhooks::account_id.eq_any(subtree_ids(path)))
+                    .filter(webhooks::enabled.eq(true))
+                    .order((webhooks::account_id.asc(), webhooks::id.asc()))
+                    .select(WebhookRow::as_select())
+                    .load(connection)?
+            } else {
+                webhooks::table
+                    .filter(webhooks::account_id.eq(&account))
+                    .filter(webhooks::enabled.eq(true))
+                    .order(webhooks::id.asc())
+                    .select(WebhookRow::as_select())
+                    .load(connection)?
+            };
+            into_webhooks(rows)
+        })
+        .await
+    }
+}
