@@ -124,7 +124,7 @@ impl DispatcherSettings {
             allow_private_targets,
             log_successful_attempts: config.log_successful_attempts,
             auto_disable: config.auto_disable,
-            failure_limits: config.failure_limits(),
+            failure_limits: FailureLimits::from_config(config),
             attempt_retention: Duration::from_secs(config.attempt_retention_days.saturating_mul(24 * 3600)),
             prune_interval: Duration::from_secs(config.prune_interval_seconds.max(1)),
             max_response_body: config.max_response_body_bytes,

@@ -165,11 +165,19 @@ pub struct FailureLimits {
 impl Default for FailureLimits {
     /// The limits of the default settings (Kazoo's system defaults: 6 failures in 60 s).
     fn default() -> Self {
-        DispatcherConfig::default().failure_limits()
+        Self::from_config(&DispatcherConfig::default())
     }
 }
 
 impl FailureLimits {
+    /// The system failure limits the dispatcher's settings give; a zero acts as one.
+    pub fn from_config(config: &DispatcherConfig) -> Self {
+        Self {
+            threshold: config.failure_threshold.max(1),
+            window: Duration::from_secs(config.failure_window_seconds.max(1)),
+        }
+    }
+
     /// The limits of the account whose document is `account_doc`: its
     /// `webhooks.attempt_failure_count` and `webhooks.attempt_failure_expiry_ms`, each falling
     /// back to `system` when missing or not a positive integer (numbers written as strings
