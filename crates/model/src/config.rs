@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 use std::sync::LazyLock;
-use std::time::Duration;
 
 use serde::Deserialize;
 

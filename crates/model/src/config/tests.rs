@@ -1,6 +1,7 @@
 //! The defaults file against the settings' shape, and the documented values.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use super::*;
 use crate::retry::FailureLimits;
