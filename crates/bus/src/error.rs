@@ -92,8 +92,9 @@ pub enum BusError {
         #[source]
         source: AmqpError,
     },
-    /// The broker did not answer in time (a connection attempt, or confirmations while the broker
-    /// blocks publishers, e.g. under a memory alarm).
+    /// The broker did not answer in time (a connection attempt, confirmations while the broker
+    /// blocks publishers, e.g. under a memory alarm), or a settlement went unanswered as its
+    /// connection died.
     #[error("timed out: {operation}")]
     Timeout {
         /// What was attempted.

@@ -97,6 +97,12 @@ impl Proxy {
     }
 }
 
+/// `url` (of a database or a broker) with `server` (`host:port`) replaced by `proxy`.
+pub fn via(url: &str, server: &str, proxy: SocketAddr) -> String {
+    assert!(url.contains(server), "{url} does not name {server}, which the proxy forwards to");
+    url.replacen(server, &proxy.to_string(), 1)
+}
+
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.stop.cancel();

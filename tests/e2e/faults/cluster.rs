@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use webhooks_model::ids::{AccountId, WebhookId, random_id};
 use webhooks_test_support::db::TestDatabase;
+use webhooks_test_support::proxy::via;
 use webhooks_test_support::receiver::Receiver;
 use webhooks_test_support::store::create_account;
 
@@ -195,12 +196,6 @@ pub struct Restart {
     pub killed_at: Instant,
     /// When its replacement was ready.
     pub ready_at: Instant,
-}
-
-/// `url` with the server address `server` replaced by `proxy`.
-fn via(url: &str, server: &str, proxy: SocketAddr) -> String {
-    assert!(url.contains(server), "{url} does not name {server}, which the proxy forwards to");
-    url.replacen(server, &proxy.to_string(), 1)
 }
 
 /// The server address `server` (`host:port`).

@@ -3,13 +3,17 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use lapin::Channel;
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use lapin::types::AMQPValue;
 
 use super::{AmqpBus, MAX_BACKOFF, MIN_BACKOFF, lock};
 use crate::{Acker, BusError, Delivery, Settlement};
+
+/// How long settling a delivery may take. On a live connection it is a frame written at once; the
+/// bound only matters when the connection dies under it.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A consumer of one queue that subscribes again after failures.
 pub(crate) struct AmqpConsumer {
@@ -151,13 +155,19 @@ fn header_text(value: &AMQPValue) -> Option<String> {
     Some(text)
 }
 
-/// Settles a delivery through lapin.
+/// Settles a delivery through lapin, within [`SETTLE_TIMEOUT`].
 pub(crate) async fn settle(acker: &lapin::Acker, settlement: Settlement) -> Result<(), BusError> {
-    let (action, result) = match settlement {
-        Settlement::Ack => ("ack", acker.ack(BasicAckOptions { multiple: false }).await),
-        Settlement::AckThrough => ("ack", acker.ack(BasicAckOptions { multiple: true }).await),
-        Settlement::Requeue => ("requeue", acker.reject(BasicRejectOptions { requeue: true }).await),
-        Settlement::DeadLetter => ("dead-letter", acker.reject(BasicRejectOptions { requeue: false }).await),
+    let (action, settled) = match settlement {
+        Settlement::Ack => ("ack", acker.ack(BasicAckOptions { multiple: false }).boxed()),
+        Settlement::AckThrough => ("ack", acker.ack(BasicAckOptions { multiple: true }).boxed()),
+        Settlement::Requeue => ("requeue", acker.reject(BasicRejectOptions { requeue: true }).boxed()),
+        Settlement::DeadLetter => ("dead-letter", acker.reject(BasicRejectOptions { requeue: false }).boxed()),
+    };
+    // A settlement sent as the connection dies may never be answered by lapin; unbounded, it
+    // would hold its caller (and the router or dispatcher loop waiting on it) forever after the
+    // broker returns. The broker requeues what a dead channel had delivered anyway.
+    let Ok(result) = tokio::time::timeout(SETTLE_TIMEOUT, settled).await else {
+        return Err(BusError::Timeout { operation: "settle a delivery" });
     };
     match result {
         Ok(true) => Ok(()),

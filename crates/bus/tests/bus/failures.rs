@@ -1,11 +1,17 @@
 //! What goes wrong: unroutable jobs, missing exchanges and queues, names too long, a closed bus,
-//! and a connection the broker closes.
+//! a connection the broker closes, and one cut under deliveries being settled.
 
-use webhooks_bus::{BusError, Outgoing};
-use webhooks_test_support::bus::Backend;
+use std::collections::BTreeSet;
+
+use webhooks_bus::{Bus, BusError, Outgoing};
+use webhooks_test_support::bus::{Backend, amqp_url};
+use webhooks_test_support::proxy::{Proxy, via};
 use webhooks_test_support::test_matrix;
 
 use crate::{job_on, new_bus, next, text, within};
+
+/// The broker tests use, as the default test URL names it; a proxy forwards to it.
+const RABBITMQ: &str = "127.0.0.1:5672";
 
 test_matrix!(
     buses;
@@ -118,4 +124,42 @@ async fn an_amqp_consumer_and_publisher_survive_a_connection_closed_by_the_broke
     within(after.ack()).await.expect("ack");
     assert!(bus.reconnections() >= 1);
     assert!(bus.is_connected());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settling_deliveries_as_their_connection_is_cut_ends_promptly_and_the_broker_redelivers_them() {
+    const SENT: usize = 200;
+    let direct = new_bus(Backend::RabbitMq).await;
+    let topology = direct.topology().clone();
+    let proxy = Proxy::start(RABBITMQ.parse().expect("a socket address")).await;
+    let url = via(&amqp_url(), RABBITMQ, proxy.address());
+    let cut = within(Bus::connect(Some(&url), topology.clone())).await.expect("connect through the proxy");
+    let mut consumer = within(cut.consume(&topology.dispatch_queue(), 500)).await.expect("consume");
+    within(direct.publish_all((0..SENT).map(|n| job_on(&direct, &n.to_string())).collect())).await.expect("publish");
+    let mut held = Vec::new();
+    for _ in 0..SENT {
+        held.push(next(&mut consumer).await);
+    }
+
+    // Settled while the connection dies under them: each ends (most with an error) rather than
+    // wait forever for a connection that is gone.
+    proxy.cut();
+    let settled = held.iter().enumerate().map(|(n, delivery)| async move {
+        match n % 3 {
+            0 => delivery.ack().await,
+            1 => delivery.requeue().await,
+            _ => delivery.ack_through().await,
+        }
+    });
+    within(futures_util::future::join_all(settled)).await;
+
+    // The broker saw no settlement arrive: it has every message back for another consumer.
+    let mut other = within(direct.consume(&topology.dispatch_queue(), 500)).await.expect("consume");
+    let mut bodies = BTreeSet::new();
+    while bodies.len() < SENT {
+        let delivery = next(&mut other).await;
+        bodies.insert(text(&delivery));
+        within(delivery.ack()).await.expect("ack");
+    }
+    assert_eq!(bodies, (0..SENT).map(|n| n.to_string()).collect());
 }
