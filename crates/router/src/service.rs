@@ -94,11 +94,12 @@ impl Router {
         let first = first.ok_or(RouterError::ConsumerClosed("event"))?;
         self.in_flight.make_room().await;
         let batch = self.routing.gather(&mut self.events, first);
-        // After a failed publish, give the bus time to recover instead of spinning
-        // on requeued events.
-        if self.in_flight.take_failure() {
+        // After a failed publish, give the bus time to recover instead of spinning on requeued
+        // events; counted from the failure, so events arriving long after it (a broker back from
+        // an outage) are not held up.
+        if let Some(failed_at) = self.in_flight.last_failure() {
             // Cut short by a shutdown: the batch is still routed.
-            let _ = tokio::time::timeout(self.retry_backoff, shutdown.cancelled()).await;
+            let _ = tokio::time::timeout_at(failed_at + self.retry_backoff, shutdown.cancelled()).await;
         }
         self.process(batch).await;
         Ok(())

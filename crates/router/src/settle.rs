@@ -8,6 +8,7 @@ use std::sync::Arc;
 use futures_util::FutureExt;
 use tokio::sync::oneshot;
 use tokio::task::{JoinError, JoinHandle};
+use tokio::time::Instant;
 use tracing::Instrument;
 use webhooks_bus::{Bus, Delivery};
 
@@ -22,8 +23,8 @@ const MAX_IN_FLIGHT: usize = 2;
 enum Published {
     /// Every job confirmed; the events were acknowledged.
     Confirmed,
-    /// Some job not confirmed; the events were requeued.
-    Failed,
+    /// Some job not confirmed; the events were requeued, at this moment.
+    Failed(Instant),
 }
 
 /// The batches publishing or acknowledging.
@@ -35,13 +36,13 @@ pub(crate) struct InFlight {
     tasks: VecDeque<JoinHandle<Published>>,
     /// Fires when the newest batch in flight is settled.
     last_done: Option<oneshot::Receiver<()>>,
-    /// A batch whose publish failed ended since [`InFlight::take_failure`] last looked.
-    publish_failed: bool,
+    /// When the latest batch whose publish failed ended.
+    last_failure: Option<Instant>,
 }
 
 impl InFlight {
     pub(crate) fn new(bus: Bus, stats: Arc<RouterStats>) -> Self {
-        Self { bus, stats, tasks: VecDeque::new(), last_done: None, publish_failed: false }
+        Self { bus, stats, tasks: VecDeque::new(), last_done: None, last_failure: None }
     }
 
     /// Waits until another batch may start publishing: at most [`MAX_IN_FLIGHT`] publish at once,
@@ -51,22 +52,24 @@ impl InFlight {
         while self.tasks.len() >= MAX_IN_FLIGHT
             && let Some(oldest) = self.tasks.pop_front()
         {
-            self.publish_failed |= failed(oldest.await);
+            self.last_failure = self.last_failure.max(failed_at(oldest.await));
         }
     }
 
-    /// Whether a publish failed since the last call; forgets the batches that have ended.
-    pub(crate) fn take_failure(&mut self) -> bool {
-        let mut failure = std::mem::take(&mut self.publish_failed);
+    /// When the latest batch whose publish failed ended, if one did; forgets the batches that
+    /// have ended.
+    pub(crate) fn last_failure(&mut self) -> Option<Instant> {
+        let mut last = self.last_failure;
         self.tasks.retain_mut(|task| {
             // A finished task's outcome is ready: one poll reads it.
             let Some(joined) = task.is_finished().then(|| task.now_or_never()).flatten() else {
                 return true;
             };
-            failure |= failed(joined);
+            last = last.max(failed_at(joined));
             false
         });
-        failure
+        self.last_failure = last;
+        last
     }
 
     /// Publishes `routed`'s jobs in the background, then settles its events after the batch
@@ -89,18 +92,19 @@ impl InFlight {
     pub(crate) async fn finish(&mut self) {
         while let Some(task) = self.tasks.pop_front() {
             // Too late to back off: only a panic is worth a word.
-            failed(task.await);
+            failed_at(task.await);
         }
     }
 }
 
-/// Whether a batch's task ended with a failed publish; a task that panicked is logged.
-fn failed(joined: Result<Published, JoinError>) -> bool {
+/// When a batch's task ended with a failed publish, if it did; a task that panicked is logged.
+fn failed_at(joined: Result<Published, JoinError>) -> Option<Instant> {
     match joined {
-        Ok(published) => published == Published::Failed,
+        Ok(Published::Failed(at)) => Some(at),
+        Ok(Published::Confirmed) => None,
         Err(error) => {
             tracing::error!(error = %error, "publishing a batch failed");
-            false
+            None
         }
     }
 }
@@ -138,7 +142,7 @@ impl Settle {
                 self.stats.count_publish_failure();
                 tracing::warn!(error = %error, events = pending.len(), jobs, "cannot publish jobs; requeueing the events");
                 requeue(&batch, &pending).await;
-                Published::Failed
+                Published::Failed(Instant::now())
             }
         };
         // The next batch may acknowledge now; nobody waiting is fine.
