@@ -330,9 +330,9 @@ impl Writer {
         self.metrics.waiting.set(i64::try_from(self.rows()).unwrap_or(i64::MAX));
     }
 
-    /// Writes up to a batch of the oldest waiting attempts and late failures, then clears the
-    /// counts of every hook waiting for it. What is written leaves the queue; on an error the rest
-    /// stays, in order. Inserting an attempt record again is harmless (its id is its key), so a
+    /// Counts up to a batch of the oldest waiting late failures, clears the counts of every hook
+    /// waiting for it, then inserts the batch's attempt records. What is written leaves the
+    /// queue; on an error the rest stays, in order. Inserting an attempt record again is harmless (its id is its key), so a
     /// write whose success went unheard is simply repeated.
     async fn write_some(&mut self) -> Result<(), StorageError> {
         let mut batch = Records::default();
@@ -343,7 +343,6 @@ impl Writer {
             batch.failures.extend(records.failures.iter().cloned());
             taken += 1;
         }
-        self.store.insert_attempts(&batch.attempts).await?;
         for failure in &batch.failures {
             self.store.record_failure(&failure.account_id, &failure.hook_id, failure.at_ms, failure.window).await?;
             // Counted: it leaves the queue now, so a later step failing does not count it twice.
@@ -361,6 +360,10 @@ impl Writer {
         cleared.sort_unstable_by(|left, right| left.as_str().cmp(right.as_str()));
         self.store.clear_failures_of(&cleared).await?;
         self.cleared.clear();
+        // Last, so that a visible attempt record means its failure count is settled too: a
+        // client (or test) that sees a success's record and makes the hook fail again finds the
+        // count already cleared.
+        self.store.insert_attempts(&batch.attempts).await?;
         for (records, weight) in self.waiting.drain(..taken) {
             self.queued -= records.rows();
             self.weight -= weight;
