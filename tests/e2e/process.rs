@@ -42,7 +42,7 @@ impl Webhooks {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("WEBHOOKS_LISTEN", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", log_filter())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -206,7 +206,7 @@ pub fn rabbitmq(prefix: &str) -> [(&'static str, String); 3] {
 /// Runs `webhooks <args>` to completion; its exit status.
 pub async fn run_to_end(args: &[&str], env: &[(&str, String)]) -> std::process::ExitStatus {
     let mut command = Command::new(binary());
-    command.args(args).env_clear().env("RUST_LOG", "warn").stdout(Stdio::null());
+    command.args(args).env_clear().env("RUST_LOG", log_filter()).stdout(Stdio::null());
     for (key, value) in env {
         command.env(key, value);
     }
@@ -216,7 +216,7 @@ pub async fn run_to_end(args: &[&str], env: &[(&str, String)]) -> std::process::
 /// Runs `webhooks <args>` to completion; its exit status, standard output and standard error.
 pub async fn run_capturing(args: &[&str], env: &[(&str, String)]) -> (std::process::ExitStatus, String, String) {
     let mut command = Command::new(binary());
-    command.args(args).env_clear().env("RUST_LOG", "warn");
+    command.args(args).env_clear().env("RUST_LOG", log_filter());
     for (key, value) in env {
         command.env(key, value);
     }
@@ -224,4 +224,10 @@ pub async fn run_capturing(args: &[&str], env: &[(&str, String)]) -> (std::proce
         tokio::time::timeout(Duration::from_secs(60), command.output()).await.expect("finishes").expect("runs");
     let text = |bytes: Vec<u8>| String::from_utf8(bytes).expect("UTF-8 output");
     (output.status, text(output.stdout), text(output.stderr))
+}
+
+/// The log filter of the processes started: `WEBHOOKS_E2E_LOG` (e.g. `webhooks_router=debug`)
+/// when set, to look into a failing test; warnings and errors otherwise.
+fn log_filter() -> String {
+    std::env::var("WEBHOOKS_E2E_LOG").unwrap_or_else(|_| "warn".to_owned())
 }
