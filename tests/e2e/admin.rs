@@ -47,7 +47,7 @@ async fn hook(store: &Store, owner: &AccountId, name: &str, enabled: bool) -> We
 
 async fn fail(store: &Store, owner: &AccountId, hook: &WebhookId, times: usize) {
     for _ in 0..times {
-        store.record_failure(owner, hook, unix_millis(), MINUTE).await.expect("failure counted");
+        store.record_failures(owner, hook, 1, unix_millis(), MINUTE).await.expect("failure counted");
     }
 }
 

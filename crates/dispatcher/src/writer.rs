@@ -1,5 +1,6 @@
-//! The bookkeeping writer: attempt records, failures counted while the database was unreachable,
-//! and the failure counts successes clear, written in batches behind the deliveries.
+//! The bookkeeping writer: attempt records, failures counted while the database was unreachable
+//! (one row a hook, however many), and the failure counts successes clear, written in batches
+//! behind the deliveries.
 //!
 //! Deliveries hand their bookkeeping over and go on: a callout needs no database, so a batch is
 //! acknowledged once its retries are on the broker, whatever the database does. The writer
@@ -11,7 +12,7 @@
 //! ones wait for room (the deliveries handing them over with them), which is logged and counted.
 //! Only a crash during an outage loses what waits.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use prometheus::{IntCounter, IntGauge, Registry};
@@ -29,14 +30,17 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// What a row weighs beside the text it carries: ids, numbers, allocations.
 const ROW_OVERHEAD: usize = 256;
 
-/// A failure counted while the database could not be reached, to be added to the hook's count.
+/// Failures of a hook counted while the database could not be reached, to be added to the
+/// hook's count.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     /// The hook's owner.
     pub account_id: AccountId,
     /// The hook.
     pub hook_id: WebhookId,
-    /// When it failed, Unix milliseconds.
+    /// How many.
+    pub count: u64,
+    /// When the latest failed, Unix milliseconds.
     pub at_ms: i64,
     /// The account's failure window then.
     pub window: Duration,
@@ -172,6 +176,7 @@ impl AttemptWriter {
             waiting: VecDeque::new(),
             queued: 0,
             weight: 0,
+            failures: HashMap::new(),
             cleared: HashSet::new(),
         };
         let task = tokio::spawn(writer.run(inbox));
@@ -193,13 +198,16 @@ struct Writer {
     store: Store,
     settings: Bookkeeping,
     metrics: WriterMetrics,
-    /// Attempt records and late failures waiting to be written, oldest first (their `cleared`
-    /// taken out into `cleared`), each with its weight.
+    /// Attempt records waiting to be written, oldest first (their failures and `cleared` taken
+    /// out), each with its weight.
     waiting: VecDeque<(Records, usize)>,
-    /// Attempt records and late failures in `waiting`.
+    /// Attempt records in `waiting`.
     queued: usize,
     /// Their weight (see [`Records::weight`]).
     weight: usize,
+    /// Failures waiting to be counted, by hook: one row a hook, however long the outage and
+    /// however many callouts fail meanwhile.
+    failures: HashMap<WebhookId, Failure>,
     /// Hooks whose failure counts successes cleared: one row a hook however many successes
     /// it had meanwhile (each success of a busy hook clears the same count).
     cleared: HashSet<WebhookId>,
@@ -303,19 +311,33 @@ impl Writer {
         }
     }
 
-    /// Rows waiting: attempt records, late failures and hooks whose counts to clear.
+    /// Rows waiting: attempt records, hooks whose failures to count and hooks whose counts to
+    /// clear.
     fn rows(&self) -> usize {
-        self.queued + self.cleared.len()
+        self.queued + self.failures.len() + self.cleared.len()
     }
 
     /// Whether what waits has reached either bound.
     fn full(&self) -> bool {
-        self.rows() >= self.settings.capacity || self.weight >= self.settings.capacity_bytes
+        let weight = self.weight + self.failures.len() * ROW_OVERHEAD;
+        self.rows() >= self.settings.capacity || weight >= self.settings.capacity_bytes
     }
 
     /// Adds `records` to what waits.
     fn keep(&mut self, mut records: Records) {
         self.cleared.extend(records.cleared.drain(..));
+        for failure in records.failures.drain(..) {
+            match self.failures.get_mut(&failure.hook_id) {
+                Some(kept) => {
+                    kept.count += failure.count;
+                    kept.at_ms = kept.at_ms.max(failure.at_ms);
+                    kept.window = failure.window;
+                }
+                None => {
+                    self.failures.insert(failure.hook_id.clone(), failure);
+                }
+            }
+        }
         if records.rows() > 0 {
             let weight = records.weight();
             self.queued += records.rows();
@@ -330,30 +352,24 @@ impl Writer {
         self.metrics.waiting.set(i64::try_from(self.rows()).unwrap_or(i64::MAX));
     }
 
-    /// Counts up to a batch of the oldest waiting late failures, clears the counts of every hook
-    /// waiting for it, then inserts the batch's attempt records. What is written leaves the
-    /// queue; on an error the rest stays, in order. Inserting an attempt record again is harmless (its id is its key), so a
-    /// write whose success went unheard is simply repeated.
+    /// Counts the failures waiting, clears the counts of every hook waiting for it, then inserts
+    /// up to a batch of the oldest attempt records. What is written leaves the queue; on an
+    /// error the rest stays, in order. Inserting an attempt record again is harmless (its id is
+    /// its key), so a write whose success went unheard is simply repeated.
     async fn write_some(&mut self) -> Result<(), StorageError> {
-        let mut batch = Records::default();
+        let mut attempts = Vec::new();
         let mut taken = 0;
-        while taken < self.waiting.len() && batch.rows() < self.settings.batch_size {
-            let (records, _) = &self.waiting[taken];
-            batch.attempts.extend(records.attempts.iter().cloned());
-            batch.failures.extend(records.failures.iter().cloned());
+        while taken < self.waiting.len() && attempts.len() < self.settings.batch_size {
+            attempts.extend(self.waiting[taken].0.attempts.iter().cloned());
             taken += 1;
         }
-        for failure in &batch.failures {
-            self.store.record_failure(&failure.account_id, &failure.hook_id, failure.at_ms, failure.window).await?;
-            // Counted: it leaves the queue now, so a later step failing does not count it twice.
-            let holder = self.waiting.iter_mut().take(taken).find(|(records, _)| records.failures.contains(failure));
-            if let Some((records, weight)) = holder
-                && let Some(position) = records.failures.iter().position(|kept| kept == failure)
-            {
-                records.failures.remove(position);
-                self.queued -= 1;
-                *weight -= ROW_OVERHEAD;
-                self.weight -= ROW_OVERHEAD;
+        let counted: Vec<WebhookId> = self.failures.keys().cloned().collect();
+        for hook in counted {
+            if let Some(failure) = self.failures.get(&hook) {
+                let Failure { account_id, count, at_ms, window, .. } = failure;
+                self.store.record_failures(account_id, &hook, *count, *at_ms, *window).await?;
+                // Counted: it leaves now, so a later step failing does not count it twice.
+                self.failures.remove(&hook);
             }
         }
         let mut cleared: Vec<WebhookId> = self.cleared.iter().cloned().collect();
@@ -363,7 +379,7 @@ impl Writer {
         // Last, so that a visible attempt record means its failure count is settled too: a
         // client (or test) that sees a success's record and makes the hook fail again finds the
         // count already cleared.
-        self.store.insert_attempts(&batch.attempts).await?;
+        self.store.insert_attempts(&attempts).await?;
         for (records, weight) in self.waiting.drain(..taken) {
             self.queued -= records.rows();
             self.weight -= weight;
@@ -374,76 +390,4 @@ impl Writer {
 }
 
 #[cfg(test)]
-mod tests {
-    use serde_json::json;
-    use webhooks_storage::PageRequest;
-    use webhooks_test_support::db::TestDatabase;
-    use webhooks_test_support::store::kept_failure;
-
-    use super::*;
-
-    /// How long the test waits for the writer to get somewhere.
-    const PATIENCE: Duration = Duration::from_secs(20);
-
-    /// One failed attempt of `hook`, `event`, whose record carries a response body of `body` bytes.
-    fn attempt(account: &AccountId, hook: &WebhookId, event: usize, body: usize) -> Records {
-        let mut attempt = kept_failure(account, hook, &format!("event-{event}"));
-        attempt.doc.insert("response_body".into(), json!("x".repeat(body)));
-        Records { attempts: vec![attempt], ..Records::default() }
-    }
-
-    /// Waits until `done` holds, or fails the test with `what`.
-    async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
-        let deadline = Instant::now() + PATIENCE;
-        while !done().await {
-            assert!(Instant::now() < deadline, "{what} within {PATIENCE:?}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    #[tokio::test]
-    async fn through_an_outage_bookkeeping_waits_within_its_bound_in_rows_or_bytes_then_is_written() {
-        let (account, hook) = (AccountId::generate(), WebhookId::generate());
-        let large = attempt(&account, &hook, 0, 64 * 1024).weight();
-        // (rows, bytes, response body): ten records reach the bound either way.
-        for (capacity, capacity_bytes, body) in [(10, usize::MAX, 16), (usize::MAX, 10 * large, 64 * 1024)] {
-            let database = TestDatabase::postgres().await;
-            let store = database.store().await;
-            let settings = Bookkeeping {
-                batch_size: 500,
-                gather_for: Duration::from_millis(5),
-                capacity,
-                capacity_bytes,
-                drain_timeout: Duration::from_secs(5),
-            };
-            let metrics = WriterMetrics::default();
-            let (writer, task) = AttemptWriter::start(store.clone(), settings, metrics.clone());
-            database.set_reachable(false).await;
-            // Twenty handovers: ten are kept, the other ten wait in the writer's inbox...
-            for event in 0..20 {
-                writer.write(attempt(&account, &hook, event, body)).await.expect("handed over");
-            }
-            eventually("the bound is reached", async || metrics.full() == 1).await;
-            assert_eq!(metrics.waiting(), 10, "kept while the database is away: the bound, not more");
-            // ...and once the inbox is full too, a delivery handing its records over waits.
-            for event in 20..20 + QUEUE_DEPTH - 10 {
-                writer.write(attempt(&account, &hook, event, 16)).await.expect("handed over");
-            }
-            let waited =
-                tokio::time::timeout(Duration::from_millis(200), writer.write(attempt(&account, &hook, 0, 16)));
-            assert!(waited.await.is_err(), "a handover beyond the bound waits for room");
-
-            database.set_reachable(true).await;
-            let expected = 10 + QUEUE_DEPTH;
-            eventually("every record kept is written once the database answers", async || {
-                let page = PageRequest { start_key: None, page_size: None, ascending: false };
-                let written = store.list_attempts(&account, None, 0, i64::MAX, &page).await;
-                written.is_ok_and(|written| written.items.len() == expected)
-            })
-            .await;
-            drop(writer);
-            tokio::time::timeout(PATIENCE, task).await.expect("the writer stops").expect("no panic");
-            assert_eq!(metrics.waiting(), 0);
-        }
-    }
-}
+mod tests;

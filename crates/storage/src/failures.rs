@@ -68,22 +68,10 @@ const RECORD_SQLITE: &str = "\
 const DELETE_CHUNK: usize = 500;
 
 impl Store {
-    /// Counts one failed attempt of `hook` (owned by `account`) made at `at_ms` (Unix
-    /// milliseconds) and returns the failures counted in the hook's current window of length
-    /// `window`, this one included. One statement, atomic across replicas.
-    pub async fn record_failure(
-        &self,
-        account: &AccountId,
-        hook: &WebhookId,
-        at_ms: i64,
-        window: Duration,
-    ) -> Result<u64> {
-        self.record_failures(account, hook, 1, at_ms, window).await
-    }
-
-    /// Counts `count` failed attempts of `hook` at once, the latest made at `at_ms`, as
-    /// [`Store::record_failure`] counts one: a hook failing many times at once costs one
-    /// statement, not one each.
+    /// Counts `count` failed attempts of `hook` (owned by `account`), the latest made at `at_ms`
+    /// (Unix milliseconds), and returns the failures counted in the hook's current window of
+    /// length `window`, these included. One statement, atomic across replicas: a hook failing
+    /// many times at once costs one statement, not one each.
     #[tracing::instrument(level = "debug", skip_all, fields(account.id = %account, hook.id = %hook, count))]
     pub async fn record_failures(
         &self,

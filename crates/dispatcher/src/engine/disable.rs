@@ -32,7 +32,7 @@ impl Engine {
             Err(error) if error.is_unavailable() => {
                 tracing::debug!(error = %error, "failure kept to be counted when the database answers");
                 let (account_id, hook_id) = (job.account_id.clone(), job.hook_id.clone());
-                outcome.failure = Some(Failure { account_id, hook_id, at_ms, window: limits.window });
+                outcome.failure = Some(Failure { account_id, hook_id, count: 1, at_ms, window: limits.window });
                 false
             }
             Err(error) => {

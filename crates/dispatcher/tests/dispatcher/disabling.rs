@@ -184,18 +184,18 @@ async fn failure_counts_are_windowed_shared_and_cleared(database: TestDatabase) 
     let window = Duration::from_secs(60);
     let mut counts = Vec::new();
     for at in [1_000, 2_000, 3_000] {
-        counts.push(store.record_failure(&account, &hook, at, window).await.expect("count"));
+        counts.push(store.record_failures(&account, &hook, 1, at, window).await.expect("count"));
     }
     assert_eq!(counts, [1, 2, 3]);
-    assert_eq!(store.record_failure(&account, &other, 3_000, window).await.expect("count"), 1);
+    assert_eq!(store.record_failures(&account, &other, 1, 3_000, window).await.expect("count"), 1);
     // Past the window opened by the first failure, counting starts over.
-    assert_eq!(store.record_failure(&account, &hook, 61_001, window).await.expect("count"), 1);
+    assert_eq!(store.record_failures(&account, &hook, 1, 61_001, window).await.expect("count"), 1);
     assert_eq!(store.failure_count(&hook, 61_002, window).await.expect("count"), 1);
     assert_eq!(store.failure_count(&hook, 200_000, window).await.expect("count"), 0);
     // Concurrent failures are all counted.
     let concurrent = (0..20).map(|_| {
         let (store, account, hook) = (store.clone(), account.clone(), hook.clone());
-        tokio::spawn(async move { store.record_failure(&account, &hook, 62_000, window).await.expect("count") })
+        tokio::spawn(async move { store.record_failures(&account, &hook, 1, 62_000, window).await.expect("count") })
     });
     let mut seen = futures_util::future::join_all(concurrent)
         .await
@@ -213,6 +213,6 @@ async fn failure_counts_are_windowed_shared_and_cleared(database: TestDatabase) 
     store.clear_failures(&hook).await.expect("clear");
     store.clear_failures_of(std::slice::from_ref(&other)).await.expect("clear");
     assert_eq!(store.failure_count(&other, 3_500, window).await.expect("count"), 0);
-    store.record_failure(&account, &other, 5_000, window).await.expect("count");
+    store.record_failures(&account, &other, 1, 5_000, window).await.expect("count");
     assert_eq!(store.prune_failures(6_000).await.expect("prune"), 1);
 }

@@ -293,14 +293,14 @@ async fn a_secret_is_written_with_its_hook_and_enabling_a_hook_forgets_its_failu
     let disabled = WebhookChange { enabled: false, ..unchanged(&removed) };
     let disabled = store.update_webhook(&account.id, &new.id, &removed.revision, &disabled).await.expect("updates");
     let disabled = disabled.expect("exists");
-    store.record_failure(&account.id, &new.id, 1_000, window).await.expect("counts");
+    store.record_failures(&account.id, &new.id, 1, 1_000, window).await.expect("counts");
     let enabled = WebhookChange { enabled: true, ..unchanged(&disabled) };
     let enabled = store.update_webhook(&account.id, &new.id, &disabled.revision, &enabled).await.expect("updates");
     assert!(enabled.expect("exists").enabled);
     assert_eq!(store.failure_count(&new.id, 2_000, window).await.expect("counts"), 0);
 
     assert!(store.auto_disable_webhook(&account.id, &new.id, "too many failed attempts").await.expect("disables"));
-    store.record_failure(&account.id, &new.id, 3_000, window).await.expect("counts");
+    store.record_failures(&account.id, &new.id, 1, 3_000, window).await.expect("counts");
     assert_eq!(store.reenable_webhooks(&account.id, false).await.expect("re-enables"), 1);
     assert_eq!(store.failure_count(&new.id, 4_000, window).await.expect("counts"), 0);
 }
