@@ -5,8 +5,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use lapin::options::QueueDeleteOptions;
+use lapin::{Connection, ConnectionProperties};
 use serde_json::{Value, json};
+use webhooks_bus::Topology;
 use webhooks_model::ids::{AccountId, WebhookId, random_id};
+use webhooks_test_support::bus::amqp_url;
 use webhooks_test_support::db::TestDatabase;
 use webhooks_test_support::proxy::via;
 use webhooks_test_support::receiver::Receiver;
@@ -60,6 +64,8 @@ struct Running {
 pub struct Cluster {
     /// What the services run with.
     env: Vec<(&'static str, String)>,
+    /// Their topology's prefix.
+    prefix: String,
     /// A master token.
     pub token: String,
     /// The accounts.
@@ -95,7 +101,8 @@ impl Cluster {
             // deliveries, and a disabled hook would stop misbehaving.
             ("WEBHOOKS_DISPATCHER__FAILURE_THRESHOLD", "1000000".to_owned()),
         ];
-        for (key, value) in rabbitmq(&format!("e2e-faults-{}", random_id())) {
+        let prefix = format!("e2e-faults-{}", random_id());
+        for (key, value) in rabbitmq(&prefix) {
             let value = match (key, setup.broker_via) {
                 ("WEBHOOKS_AMQP_URL", Some(proxy)) => via(&value, RABBITMQ, proxy),
                 ("WEBHOOKS_BUS_QUEUE_EXPIRES_SECONDS", _) => {
@@ -114,6 +121,7 @@ impl Cluster {
             accounts.push(account);
         }
         let mut cluster = Cluster {
+            prefix,
             env,
             token: String::new(),
             accounts,
@@ -227,4 +235,27 @@ pub fn hook_document(name: &str, uri: &str, extra: Value) -> Value {
         document[key] = value;
     }
     document
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // Kazoo's exchanges are shared by every cluster on the broker: left behind, the router
+        // queue of a finished scenario would take a copy of every later scenario's events until
+        // it expires, and slow the broker down for them.
+        let queue = Topology::new(&self.prefix).router_queue();
+        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(delete_queue(&queue)));
+    }
+}
+
+/// Deletes `queue` from the broker; a failure is only reported, as the queue expires anyway.
+async fn delete_queue(queue: &str) {
+    let deleted = async {
+        let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await?;
+        let channel = connection.create_channel().await?;
+        channel.queue_delete(queue.into(), QueueDeleteOptions::default()).await?;
+        connection.close(200, "done".into()).await
+    };
+    if let Err(error) = deleted.await {
+        eprintln!("queue {queue} not deleted: {error}");
+    }
 }
