@@ -58,6 +58,25 @@ impl Client {
         self.finish(request).await
     }
 
+    /// Sends `method path` with exactly `headers` and an optional JSON body, as a browser would
+    /// (a `Content-Type` on a GET without a body included).
+    pub async fn send_as(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(String, String)],
+        body: Option<&Value>,
+    ) -> Answer {
+        let mut request = self.http.request(method, format!("{}{path}", self.base_url));
+        for (name, value) in headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        if let Some(body) = body {
+            request = request.body(body.to_string());
+        }
+        self.finish(request).await
+    }
+
     /// Sends a raw body with a content type.
     pub async fn send_raw(
         &self,

@@ -19,7 +19,7 @@ use webhooks_test_support::kazoo::{
 const KEY_PATH: &str = "/v2/auth/keys/96247ed90b4bec8294c09ae6ece923a2";
 
 /// Kazoo mode against `crossbar`, logging in with the master API key.
-fn kazoo_config(crossbar: &CrossbarStandIn) -> KazooConfig {
+pub(crate) fn kazoo_config(crossbar: &CrossbarStandIn) -> KazooConfig {
     KazooConfig {
         crossbar_url: Some(crossbar.url()),
         api_key: Some(MASTER_API_KEY.to_owned()),
@@ -28,7 +28,7 @@ fn kazoo_config(crossbar: &CrossbarStandIn) -> KazooConfig {
 }
 
 /// The API in Kazoo mode with `kazoo`, over `database`, holding the fixture account tree.
-async fn kazoo_app(database: TestDatabase, kazoo: KazooConfig) -> TestApp {
+pub(crate) async fn kazoo_app(database: TestDatabase, kazoo: KazooConfig) -> TestApp {
     let bus = Bus::connect(None, Topology::new("webhooks")).await.expect("the in-process bus starts");
     let app = TestApp::spawn_with(database, bus, webhooks_api::ApiSettings { kazoo, ..TestApp::settings() }).await;
     kazoo::create_tree(&app.store).await;

@@ -11,6 +11,8 @@ mod hooks;
 mod kazoo;
 /// Kazoo mode: accounts copied from Crossbar and Kazoo's notices, account routes refused.
 mod kazoo_accounts;
+/// Kazoo mode: the calls of Monster UI's webhooks app, replayed.
+mod monster_ui;
 mod openapi;
 mod redelivery;
 /// Who may do what: every route, caller and account.
