@@ -19,14 +19,15 @@ test: deploy-check
 	$(CARGO) test -p webhooks-e2e --test e2e faults:: -- --test-threads=1
 	tests/fuzz/run.sh
 
-# The fault suite of tests/e2e/faults at full size: each scenario publishes FAULTS_EVENTS events
-# (`make test` runs it with 2,000) and prints its figures. One scenario at a time: each loads
-# this machine as far as its figures mean anything.
+# The fault suite of tests/e2e/faults at full size, on the release build that is deployed: each
+# scenario publishes FAULTS_EVENTS events (`make test` runs it with 2,000, on the debug build) and
+# prints its figures. One scenario at a time: each loads this machine as far as its figures mean
+# anything.
 FAULTS_EVENTS ?= 20000
 faults:
 	tests/support/ensure-services.sh postgres rabbitmq
-	$(CARGO) build --workspace --bins
-	WEBHOOKS_FAULTS_EVENTS=$(FAULTS_EVENTS) $(CARGO) test -p webhooks-e2e --test e2e faults -- --nocapture --test-threads=1
+	$(CARGO) build --release -p webhooks
+	WEBHOOKS_FAULTS_EVENTS=$(FAULTS_EVENTS) $(CARGO) test --release -p webhooks-e2e --test e2e faults -- --nocapture --test-threads=1
 
 # A long run of the release build at a steady rate with 5% failing receivers: throughput, p99
 # latency, every process's memory over time, and any loss. SOAK_SECONDS=60 tries it for a minute;

@@ -201,7 +201,10 @@ async fn account_routes_answer_as_crossbar_without_the_accounts_module() {
     ] {
         let answer = app.client.send(method.clone(), path, Some(&master), body).await;
         assert_eq!(answer.status, StatusCode::NOT_FOUND, "{method} {path}: {}", answer.body);
+        // Crossbar's answer when no loaded module allows a method on a path.
+        assert_eq!(answer.body["error"], "404", "{method} {path}");
         assert_eq!(answer.body["message"], "not_found", "{method} {path}");
+        assert_eq!(answer.data(), &json!({"message": "not found"}), "{method} {path}");
         assert_eq!(answer.body["status"], "error");
     }
     let read = app.client.send(Method::GET, &sub1, Some(&master), None).await;
