@@ -69,6 +69,11 @@ impl Publisher {
         self.progress.wait_for(|&published| published >= count).await.expect("the publisher runs");
     }
 
+    /// Events published and answered so far.
+    pub fn answered(&self) -> usize {
+        *self.progress.borrow()
+    }
+
     /// Waits until every event is published; what was published.
     pub async fn finish(self) -> Published {
         self.task.await.expect("the publisher finishes")
