@@ -127,7 +127,8 @@ pub(crate) async fn authenticate(
         return Err(ApiError::InvalidCredentials);
     }
     let Some(acting_as) = &verified.acting_as else { return Ok(verified.account_id.clone()) };
-    match state.account(acting_as).await? {
+    // The token is verified: an account Kazoo created moments ago may be read from Crossbar.
+    match state.account_for(acting_as, true).await? {
         Some(account) if account.tree.contains(&verified.account_id) => Ok(account.id.clone()),
         _ => {
             tracing::debug!(account.id = %verified.account_id, acting_as = %acting_as, "`as` names no descendant");

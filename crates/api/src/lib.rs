@@ -163,11 +163,21 @@ impl ApiState {
     /// created is known before its notice arrives; only for a request with a verified token, so
     /// that anonymous requests naming made-up accounts cost Crossbar nothing.
     pub(crate) async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, StorageError> {
+        let verified = crossbar::current().is_some_and(|request| request.caller.is_some());
+        self.account_for(id, verified).await
+    }
+
+    /// [`ApiState::account`], for a request whose token is `verified` (or not) already: the
+    /// account a token names with `as` is read while the token is being turned into its caller.
+    pub(crate) async fn account_for(
+        &self,
+        id: &AccountId,
+        verified: bool,
+    ) -> Result<Option<Arc<Account>>, StorageError> {
         if let Some(account) = self.accounts.get(id) {
             return Ok(Some(account));
         }
-        let on_demand =
-            self.account_sync.as_ref().filter(|_| crossbar::current().is_some_and(|request| request.caller.is_some()));
+        let on_demand = self.account_sync.as_ref().filter(|_| verified);
         let stored = match (self.store.account(id).await?, on_demand) {
             (None, Some(sync)) => sync.refresh(id).await.unwrap_or_else(|error| {
                 tracing::warn!(account.id = %id, %error, "an account unknown here cannot be read from Crossbar");

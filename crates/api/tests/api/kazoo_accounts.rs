@@ -231,3 +231,24 @@ async fn an_account_is_read_on_demand_for_a_verified_token_only() {
     let stored = app.store.account(&account).await.expect("the store answers").expect("copied on demand");
     assert_eq!(stored.tree, [id(MASTER), id(SIBLING)]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_named_by_a_tokens_as_is_read_on_demand() {
+    let crossbar = CrossbarStandIn::start().await;
+    let app = kazoo_app(&crossbar, 300).await;
+    // Kazoo has just created it under the reseller; no notice has come yet.
+    let account = AccountId::generate();
+    crossbar.put_account(account.as_str(), "Brand New", Some(RESELLER), json!({}));
+    let mut claims = api_claims(RESELLER);
+    claims["as"] = json!({"account_id": account.as_str(), "owner_id": "8e248327b85591955749e53ea45b6baa"});
+    let acting = mint(&json!({"alg": "RS256", "typ": "JWT", "kid": KID}), &claims);
+
+    create_hook(&app, account.as_str(), &acting).await;
+    assert_eq!(crossbar.count("GET", &format!("/v2/accounts/{account}")), 1, "read once, for the token");
+    let stored = app.store.account(&account).await.expect("the store answers").expect("copied on demand");
+    assert_eq!(stored.tree, [id(MASTER), id(RESELLER)]);
+    // Acting as the new account, the reseller no longer reaches its own hooks.
+    let reseller =
+        app.client.send(Method::GET, &format!("/v2/accounts/{RESELLER}/webhooks"), Some(&acting), None).await;
+    assert_eq!(reseller.status, StatusCode::FORBIDDEN, "{}", reseller.body);
+}
