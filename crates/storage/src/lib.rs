@@ -18,6 +18,7 @@ mod attempts;
 mod connection;
 mod error;
 mod failures;
+mod locks;
 mod migrations;
 mod page;
 mod revision;
@@ -40,6 +41,7 @@ pub use crate::attempts::{Attempt, AttemptJob, NewAttempt, RedeliveryError};
 pub use crate::connection::Backend;
 use crate::connection::{AnyConnection, Manager, Target, enable_wal};
 pub use crate::error::{Result, StorageError};
+pub use crate::locks::AccountCopyLock;
 pub use crate::page::{Page, PageRequest};
 pub use crate::webhooks::{NewWebhook, Webhook, WebhookChange};
 

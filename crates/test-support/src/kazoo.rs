@@ -137,6 +137,8 @@ struct Cluster {
     accounts: BTreeMap<String, (Vec<String>, Value)>,
     /// Rows of a `descendants` page; 0 is Crossbar's default, 50.
     page_size: usize,
+    /// Accounts `descendants` leaves out, as a listing read before they were created does.
+    unlisted: HashSet<String>,
 }
 
 /// A Crossbar stand-in on 127.0.0.1: `PUT /v2/api_auth` (the master API key only),
@@ -222,6 +224,12 @@ impl CrossbarStandIn {
     /// Forgets account `id`, as Kazoo's deletion does.
     pub fn remove_account(&self, id: &str) {
         self.cluster.lock().expect("cluster").accounts.remove(id);
+    }
+
+    /// Leaves account `id` out of `descendants` listings, as one read just before Kazoo created
+    /// it would; it is still served on its own.
+    pub fn leave_out_of_listings(&self, id: &str) {
+        self.cluster.lock().expect("cluster").unlisted.insert(id.to_owned());
     }
 
     /// Serves `descendants` `size` rows a page.
@@ -345,7 +353,11 @@ fn answer(cluster: &mut Cluster, request: &Captured) -> Reply {
             let mut rows = cluster
                 .accounts
                 .iter()
-                .filter(|(member, (tree, _))| member.as_str() >= start.as_str() && tree.iter().any(|a| a == id))
+                .filter(|(member, (tree, _))| {
+                    member.as_str() >= start.as_str()
+                        && tree.iter().any(|a| a == id)
+                        && !cluster.unlisted.contains(member.as_str())
+                })
                 .map(|(member, (tree, data))| {
                     json!({"id": member, "name": data["name"], "realm": data["realm"], "tree": tree})
                 });

@@ -13,8 +13,12 @@
 //! - on demand, when a request with a verified token names an account not copied yet ([`AccountSync::refresh`]), so a
 //!   hook can be created on an account seconds after Kazoo created it.
 //!
-//! Parents are written before children. Each stored change is announced on this system's own
-//! accounts exchange (`Topology::accounts_exchange`), never on Kazoo's `configuration` exchange.
+//! Parents are written before children. Each account is read and written under its copy lock
+//! (`Store::lock_account_copy`, shared by the replicas on PostgreSQL), so replicas copying the
+//! same account take turns and the last write is of the latest read. A reconciliation reads
+//! again each stored account its listing lacks before removing it: the listing may predate it.
+//! Each stored change is announced on this system's own accounts exchange
+//! (`Topology::accounts_exchange`), never on Kazoo's `configuration` exchange.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -113,6 +117,14 @@ fn parse_tree(value: &Value) -> Result<Vec<AccountId>, SyncError> {
     rows.iter().map(|row| parse_id(if row.is_object() { &row["id"] } else { row })).collect()
 }
 
+/// What copying one account did.
+enum Copied {
+    /// Kazoo has it: stored as it is there.
+    Stored(Box<Account>),
+    /// Kazoo has it no longer: removed, with this many accounts (it and its stored descendants).
+    Removed(usize),
+}
+
 /// Copies Kazoo's accounts into the store (see the module's documentation).
 #[derive(Debug)]
 pub struct AccountSync {
@@ -198,9 +210,19 @@ impl AccountSync {
     /// no such account.
     pub async fn refresh(&self, id: &AccountId) -> Result<Option<Account>, SyncError> {
         let _writing = self.writing.lock().await;
+        Ok(match self.copy(id).await? {
+            Copied::Stored(account) => Some(*account),
+            Copied::Removed(_) => None,
+        })
+    }
+
+    /// Copies account `id` as Crossbar has it now: read and written under the account's copy
+    /// lock, so that no other replica's copy of it comes in between (an older read written last
+    /// would undo a deletion or a move).
+    async fn copy(&self, id: &AccountId) -> Result<Copied, SyncError> {
+        let _copying = self.store.lock_account_copy(id).await?;
         let Some(account) = self.read(id).await? else {
-            self.remove(id).await?;
-            return Ok(None);
+            return Ok(Copied::Removed(self.remove(id).await?));
         };
         for ancestor in &account.tree {
             if self.store.account(ancestor).await?.is_none() {
@@ -211,7 +233,7 @@ impl AccountSync {
                 self.write(&ancestor).await?;
             }
         }
-        Ok(Some(self.write(&account).await?.0))
+        Ok(Copied::Stored(Box::new(self.write(&account).await?.0)))
     }
 
     /// Makes the store hold exactly Kazoo's tree: the master and its descendants written,
@@ -243,6 +265,7 @@ impl AccountSync {
         let mut reconciled = Reconciled { accounts: rows.len(), ..Reconciled::default() };
         let mut kept = std::collections::HashSet::new();
         for (id, tree) in rows {
+            let _copying = self.store.lock_account_copy(&id).await?;
             let data = match self.crossbar.get(&["v2", "accounts", id.as_str()], &[]).await {
                 Ok(answer) => answer["data"].clone(),
                 // Deleted since it was listed.
@@ -258,11 +281,15 @@ impl AccountSync {
             }
             kept.insert(id);
         }
+        // Stored but not listed: deleted in Kazoo, or created after the listing was read (and
+        // copied since, on a notice or a request). Each is read again to tell which.
         let mut stale: Vec<Account> =
             self.store.all_accounts().await?.into_iter().filter(|account| !kept.contains(&account.id)).collect();
         stale.sort_by_key(|account| std::cmp::Reverse(account.tree.len()));
         for account in stale {
-            reconciled.removed += self.remove(&account.id).await?;
+            if let Copied::Removed(removed) = self.copy(&account.id).await? {
+                reconciled.removed += removed;
+            }
         }
         Ok(reconciled)
     }

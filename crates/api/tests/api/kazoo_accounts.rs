@@ -252,3 +252,25 @@ async fn an_account_named_by_a_tokens_as_is_read_on_demand() {
         app.client.send(Method::GET, &format!("/v2/accounts/{RESELLER}/webhooks"), Some(&acting), None).await;
     assert_eq!(reseller.status, StatusCode::FORBIDDEN, "{}", reseller.body);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reconciliation_keeps_an_account_created_after_its_listing() {
+    let crossbar = CrossbarStandIn::start().await;
+    let app = kazoo_app(&crossbar, 1).await;
+    // Kazoo creates an account a reconciliation's listing does not show yet; a request copies it.
+    let account = AccountId::generate();
+    crossbar.put_account(account.as_str(), "Just Created", Some(SIBLING), json!({}));
+    crossbar.leave_out_of_listings(account.as_str());
+    let hook = create_hook(&app, account.as_str(), &token("sibling_api_auth")).await;
+
+    let path = format!("/v2/accounts/{account}");
+    eventually("a reconciliation reads the unlisted account again", || {
+        let reads = crossbar.count("GET", &path);
+        async move { reads >= 2 }
+    })
+    .await;
+    let stored = app.store.account(&account).await.expect("the store answers");
+    assert!(stored.is_some(), "kept: Kazoo still has it");
+    let hooks = app.store.webhook(&account, &hook).await.expect("the store answers");
+    assert!(hooks.is_some(), "with its hook");
+}

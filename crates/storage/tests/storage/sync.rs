@@ -68,3 +68,28 @@ async fn synced_accounts_are_inserted_updated_and_moved_with_their_subtree(datab
     let cycle = account(&child, "renamed", &[&root, &right, &child, &grandchild]);
     assert!(matches!(store.sync_account(&cycle).await, Err(StorageError::UnknownParent(_))));
 }
+
+/// Two processes sharing PostgreSQL copy one account one at a time; other accounts do not wait.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_accounts_copy_lock_holds_across_processes() {
+    let database = TestDatabase::postgres().await;
+    let (first, second) = (database.store().await, Store::connect(database.url(), 2).await.expect("a second pool"));
+    let [account, other] = std::array::from_fn(|_| AccountId::generate());
+    let held = first.lock_account_copy(&account).await.expect("locked");
+
+    let waiting = tokio::spawn({
+        let (second, account) = (second.clone(), account.clone());
+        async move { second.lock_account_copy(&account).await.map(drop) }
+    });
+    let other_lock = second.lock_account_copy(&other).await.expect("another account is not held up");
+    drop(other_lock);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "the second process waits while the first holds the account");
+
+    drop(held);
+    tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+        .await
+        .expect("released when dropped")
+        .expect("the task ran")
+        .expect("then locked");
+}
