@@ -35,7 +35,8 @@ pub use error::{AmqpError, BusError};
 pub use memory::InProcessBus;
 pub use topic::topic_matches;
 pub use topology::{
-    DISPATCH_ROUTING_KEY, KAZOO_EXCHANGES, NOTIFICATIONS_EXCHANGE, Topology, WEBHOOK_DISABLED_ROUTING_KEY,
+    ACCOUNT_WAIT_MS, DISPATCH_ROUTING_KEY, KAZOO_EXCHANGES, NOTIFICATIONS_EXCHANGE, Topology,
+    WEBHOOK_DISABLED_ROUTING_KEY,
 };
 
 /// The content type of a message that does not say otherwise.
@@ -112,6 +113,17 @@ impl Outgoing {
     /// `jobs` as one batch for the dispatch queue, as the router publishes delivery jobs.
     pub fn job_batch(topology: &Topology, jobs: Vec<DeliveryJob>) -> Self {
         Self::jobs(&topology.jobs_exchange(), DISPATCH_ROUTING_KEY, jobs)
+    }
+
+    /// A persistent copy of `delivery` for `exchange`, with its routing key, content type,
+    /// headers and body.
+    pub fn copy_of(delivery: &Delivery, exchange: &str) -> Self {
+        // The body itself: a value the in-process twin carries stays unwritten.
+        let mut copy =
+            Self { body: delivery.body.clone(), ..Self::persistent(exchange, &delivery.routing_key, Bytes::new()) };
+        copy.content_type.clone_from(&delivery.content_type);
+        copy.headers.clone_from(&delivery.headers);
+        copy
     }
 
     /// The message carrying `trace` in its `traceparent` header, so its consumer continues the trace.
@@ -207,13 +219,7 @@ impl Bus {
     /// acknowledged once the broker has the copy. When the copy cannot be published, the delivery
     /// is rejected instead, so the broker dead-letters it without the reason: never lost.
     pub async fn dead_letter(&self, delivery: &Delivery, reason: &str, error: &str) -> Result<(), BusError> {
-        let mut copy = Outgoing::persistent(
-            &self.topology().dead_letter_exchange(),
-            &delivery.routing_key,
-            delivery.body.bytes().clone(),
-        );
-        copy.content_type.clone_from(&delivery.content_type);
-        copy.headers = delivery.headers.clone();
+        let mut copy = Outgoing::copy_of(delivery, &self.topology().dead_letter_exchange());
         copy.headers.extend([
             (DEAD_LETTER_REASON_HEADER.to_owned(), reason.to_owned()),
             (DEAD_LETTER_ERROR_HEADER.to_owned(), error.to_owned()),

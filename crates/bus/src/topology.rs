@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use webhooks_model::event::DEFAULT_OBJECT_TYPES;
+use webhooks_model::ids::AccountId;
 use webhooks_model::notice::{CONFIGURATION_EXCHANGE, Change, REENABLE_ROUTING_KEY};
 use webhooks_model::notifications::{NOTIFICATION_TYPES, WEBHOOK_DISABLED};
 
@@ -43,6 +44,15 @@ const CALL_EVENT_BINDINGS: [&str; 7] = [
 /// Account documents' changes in Kazoo's `<action>.<db>.<type>.<id>`: the `accounts` database's
 /// copy only (each account's own database holds a twin whose notices would double every change).
 const ACCOUNT_NOTICE_BINDING: &str = "*.accounts.account.*";
+
+/// How long an event of an account the router does not know yet waits on
+/// [`Topology::account_wait_exchange`] before it is routed again, in milliseconds: time for the
+/// account sync to read the account from Crossbar and the router to hear of it.
+pub const ACCOUNT_WAIT_MS: u64 = 1_000;
+
+/// The first words of an account lookup's routing key ([`Topology::account_lookup_routing_key`]);
+/// three words in all, so no binding of account notices (`*.accounts.account.*`) matches it.
+const ACCOUNT_LOOKUP_PREFIX: &str = "lookup.account.";
 
 /// Inbound messages the router consumes (sms and mms hooks).
 const INSTANT_MESSAGE_BINDINGS: [&str; 2] = ["sms.inbound.offnet.*", "mms.inbound.offnet.*"];
@@ -106,6 +116,31 @@ impl Topology {
     /// so notices wait while no replica runs (Kazoo's exchange itself keeps nothing).
     pub fn kazoo_accounts_queue(&self) -> String {
         format!("{}.kazoo_accounts", self.prefix)
+    }
+
+    /// `<prefix>.router.wait`: in Kazoo mode, the durable fanout exchange where the router puts
+    /// an event of an account it does not know yet. Its queue of the same name keeps each event
+    /// [`ACCOUNT_WAIT_MS`], then dead-letters it, with its own routing key, to
+    /// [`Topology::account_waited_exchange`].
+    pub fn account_wait_exchange(&self) -> String {
+        format!("{}.router.wait", self.prefix)
+    }
+
+    /// `<prefix>.router.waited`: the durable fanout exchange that takes the events back from the
+    /// wait to [`Topology::router_queue`].
+    pub fn account_waited_exchange(&self) -> String {
+        format!("{}.router.waited", self.prefix)
+    }
+
+    /// The routing key on [`Topology::accounts_exchange`] that asks the account sync to read
+    /// account `id` from Crossbar and announce it (`lookup.account.{ID}`).
+    pub fn account_lookup_routing_key(&self, id: &AccountId) -> String {
+        format!("{ACCOUNT_LOOKUP_PREFIX}{id}")
+    }
+
+    /// The account an account lookup's `routing_key` names; `None` for any other routing key.
+    pub fn account_lookup(&self, routing_key: &str) -> Option<AccountId> {
+        routing_key.strip_prefix(ACCOUNT_LOOKUP_PREFIX)?.parse().ok()
     }
 
     /// The exchange on which the notice of `change` goes: an account change goes to
@@ -236,8 +271,44 @@ impl Topology {
                 exchange: CONFIGURATION_EXCHANGE.to_owned(),
                 routing_key: ACCOUNT_NOTICE_BINDING.to_owned(),
             });
+            bindings.push(BindingSpec {
+                queue: self.kazoo_accounts_queue(),
+                exchange: self.accounts_exchange(),
+                routing_key: format!("{ACCOUNT_LOOKUP_PREFIX}*"),
+            });
+            self.declare_account_wait(&mut exchanges, &mut queues, &mut bindings);
         }
         Declarations { exchanges, queues, bindings }
+    }
+
+    /// The wait of events of accounts the router does not know yet: wait exchange, wait queue
+    /// (dead-lettering with the events' own routing keys), and the way back to the router queue.
+    fn declare_account_wait(
+        &self,
+        exchanges: &mut Vec<ExchangeSpec>,
+        queues: &mut Vec<QueueSpec>,
+        bindings: &mut Vec<BindingSpec>,
+    ) {
+        let auto_delete = self.queue_expires.is_some();
+        for name in [self.account_wait_exchange(), self.account_waited_exchange()] {
+            exchanges.push(ExchangeSpec { name, kind: ExchangeKind::Fanout, durable: true, auto_delete });
+        }
+        queues.push(QueueSpec {
+            message_ttl_ms: Some(ACCOUNT_WAIT_MS),
+            dead_letter: Some(DeadLetter { exchange: self.account_waited_exchange(), routing_key: None }),
+            ..QueueSpec::durable(self.account_wait_exchange(), self.queue_expires)
+        });
+        // Ignored by fanout exchanges.
+        bindings.push(BindingSpec {
+            queue: self.account_wait_exchange(),
+            exchange: self.account_wait_exchange(),
+            routing_key: String::new(),
+        });
+        bindings.push(BindingSpec {
+            queue: self.router_queue(),
+            exchange: self.account_waited_exchange(),
+            routing_key: String::new(),
+        });
     }
 
     /// A retry delay queue: messages wait `ttl_ms` (or their own shorter expiration), then the
@@ -398,6 +469,28 @@ mod tests {
         assert!(bindings.contains(&("configuration", "doc_edited.*.vmbox.*".to_owned())));
         assert!(bindings.contains(&("notifications", "notifications.voicemail.new".to_owned())));
         assert!(bindings.iter().all(|(exchange, _)| KAZOO_EXCHANGES.contains(exchange)));
+    }
+
+    #[test]
+    fn in_kazoo_mode_events_of_unknown_accounts_wait_and_lookups_reach_the_account_sync() {
+        let topology = Topology { accounts_from_kazoo: true, ..Topology::new("t") };
+        let declared = topology.declarations();
+        let wait = declared.queues.iter().find(|queue| queue.name == "t.router.wait").expect("a wait queue");
+        assert_eq!(wait.message_ttl_ms, Some(ACCOUNT_WAIT_MS));
+        let back = DeadLetter { exchange: "t.router.waited".to_owned(), routing_key: None };
+        assert_eq!(wait.dead_letter.as_ref(), Some(&back), "back with the event's own routing key");
+        let bound = |queue: &str, exchange: &str| {
+            declared.bindings.iter().any(|binding| binding.queue == queue && binding.exchange == exchange)
+        };
+        assert!(bound("t.router.wait", "t.router.wait") && bound("t.router", "t.router.waited"));
+        assert!(bound("t.kazoo_accounts", "t.accounts"));
+
+        let account: AccountId = "0123456789abcdef0123456789abcdef".parse().expect("an id");
+        let key = topology.account_lookup_routing_key(&account);
+        assert_eq!(key, "lookup.account.0123456789abcdef0123456789abcdef");
+        assert_eq!(topology.account_lookup(&key), Some(account));
+        assert_eq!(topology.account_lookup("doc_edited.accounts.account.0123456789abcdef0123456789abcdef"), None);
+        assert!(!Topology::new("t").declarations().queues.iter().any(|queue| queue.name == "t.router.wait"));
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! delivery jobs, which leave as `JobBatch` messages for the dispatch queue. Skipped events are
 //! counted by reason; malformed ones are dead-lettered at once.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::FutureExt;
+use tokio::time::Instant;
 use tracing::{Span, field};
 use webhooks_bus::trace::continue_trace;
 use webhooks_bus::{Bus, Consumer, Delivery, Outgoing};
@@ -17,6 +18,7 @@ use webhooks_model::trace::{TraceId, TraceParent};
 
 use crate::RouterSettings;
 use crate::index::HookIndex;
+use crate::lookup::{AccountLookups, Verdict, lookup_message, wait_message};
 use crate::route::{RouteContext, route_into};
 use crate::stats::RouterStats;
 
@@ -36,6 +38,9 @@ pub(crate) struct BatchRouter {
     /// The document types object hooks can name (docs/kazoo.md#object): the topology's, so what is
     /// bound and what is parsed agree.
     object_types: Vec<String>,
+    /// In Kazoo mode, the accounts asked for lately: events of accounts the index does not know
+    /// wait for them (`lookup`). Only the router's task takes the lock.
+    lookups: Option<Mutex<AccountLookups>>,
 }
 
 /// A routed batch, ready to publish: its jobs, and its events still to settle.
@@ -43,9 +48,13 @@ pub(crate) struct RoutedBatch {
     pub(crate) batch: Vec<Delivery>,
     /// Positions in `batch` still to settle (the dead-lettered ones are settled already).
     pub(crate) pending: Vec<usize>,
+    /// The job messages, then the events set to wait for their accounts and those accounts'
+    /// lookups.
     pub(crate) messages: Vec<Outgoing>,
     /// Jobs in `messages`.
     pub(crate) jobs: usize,
+    /// Job messages in `messages`.
+    pub(crate) job_messages: usize,
 }
 
 /// The jobs of the batch being routed, and what all its events are routed with.
@@ -55,6 +64,9 @@ struct BatchJobs<'a> {
     /// The publication time every job of the batch carries.
     published_at_ms: u64,
     jobs: Vec<DeliveryJob>,
+    /// Events set to wait for their accounts, and the lookups of those accounts: published with
+    /// the jobs, before the batch is acknowledged.
+    waiting: Vec<Outgoing>,
 }
 
 impl BatchRouter {
@@ -64,7 +76,7 @@ impl BatchRouter {
             types => types.clone(),
         };
         Self {
-            bus,
+            bus: bus.clone(),
             stats,
             cluster_id: settings.cluster_id.clone(),
             reserved_ccv_keys: settings.reserved_ccv_keys.clone(),
@@ -73,6 +85,7 @@ impl BatchRouter {
             // batch is routed and confirmed.
             batch_limit: usize::from(settings.prefetch).div_ceil(2),
             object_types,
+            lookups: bus.topology().accounts_from_kazoo.then(Mutex::default),
         }
     }
 
@@ -99,6 +112,7 @@ impl BatchRouter {
             context: RouteContext { cluster_id: &self.cluster_id, reserved_ccv_keys: &self.reserved_ccv_keys },
             published_at_ms: unix_millis().unsigned_abs(),
             jobs: Vec::new(),
+            waiting: Vec::new(),
         };
         // Deliveries still to settle: all but the dead-lettered ones, which are settled at once.
         let mut pending: Vec<usize> = Vec::with_capacity(batch.len());
@@ -107,13 +121,16 @@ impl BatchRouter {
                 pending.push(position);
             }
         }
-        let jobs = jobs.jobs;
+        let BatchJobs { jobs, waiting, .. } = jobs;
         Span::current().record("jobs", jobs.len());
         if pending.is_empty() {
             return None;
         }
         let job_count = jobs.len();
-        Some(RoutedBatch { batch, pending, messages: self.job_messages(jobs), jobs: job_count })
+        let mut messages = self.job_messages(jobs);
+        let job_messages = messages.len();
+        messages.extend(waiting);
+        Some(RoutedBatch { batch, pending, messages, jobs: job_count, job_messages })
     }
 
     /// Routes one delivery into `jobs`; false when it was dead-lettered (settled already).
@@ -154,6 +171,21 @@ impl BatchRouter {
         if routed == 0
             && let Some(account) = unknown_account(event, jobs.index)
         {
+            let verdict = self.lookups.as_ref().map(|lookups| {
+                lookups.lock().unwrap_or_else(PoisonError::into_inner).verdict(account, delivery, Instant::now())
+            });
+            if let Some(Verdict::Wait { ask }) = verdict {
+                span.in_scope(
+                    || tracing::debug!(account.id = %account, ask, "event of an account not known yet; waiting"),
+                );
+                let topology = self.bus.topology();
+                jobs.waiting.push(wait_message(topology, delivery));
+                if ask {
+                    jobs.waiting.push(lookup_message(topology, account));
+                }
+                self.stats.count_waiting();
+                return;
+            }
             // As Kazoo does, an event of an account nobody knows is skipped; counted apart, since
             // a steady stream of them suggests a stale index.
             span.in_scope(|| tracing::debug!(account.id = %account, "event of an unknown account; skipped"));

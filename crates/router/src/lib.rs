@@ -16,6 +16,7 @@
 
 mod batch;
 pub mod index;
+mod lookup;
 pub mod route;
 mod service;
 mod settle;

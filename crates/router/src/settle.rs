@@ -123,8 +123,7 @@ struct Settle {
 
 impl Settle {
     async fn run(self) -> Published {
-        let RoutedBatch { batch, pending, messages, jobs } = self.routed;
-        let message_count = messages.len();
+        let RoutedBatch { batch, pending, messages, jobs, job_messages } = self.routed;
         let published = self.bus.publish_all(messages).await;
         // A multiple-acknowledgement covers every earlier delivery: the previous batch must be
         // settled first, or its events could be acknowledged before their jobs are confirmed.
@@ -134,7 +133,7 @@ impl Settle {
         }
         let outcome = match published {
             Ok(()) => {
-                self.stats.count_published(jobs, message_count);
+                self.stats.count_published(jobs, job_messages);
                 acknowledge_through(&batch, &pending).await;
                 Published::Confirmed
             }

@@ -12,6 +12,7 @@ pub struct RouterStats {
     messages: IntCounter,
     skipped: IntCounterVec,
     dead_lettered: IntCounterVec,
+    waiting: IntCounter,
     publish_failures: IntCounter,
     changes: IntCounter,
     reloads: IntCounter,
@@ -51,6 +52,10 @@ impl Default for RouterStats {
                 "router_events_dead_lettered_total",
                 "Malformed events sent to the dead-letter queue, by reason.",
             ),
+            waiting: counter(
+                "router_events_awaiting_account_total",
+                "Events set to wait a moment for an account the router does not know yet (Kazoo mode).",
+            ),
             publish_failures: counter("router_publish_failures_total", "Batches whose jobs could not be published."),
             changes: counter("router_changes_applied_total", "Change notices applied to the hook index."),
             reloads: counter("router_index_reloads_total", "Full loads of the hook index."),
@@ -66,8 +71,15 @@ impl RouterStats {
             registry.register(Box::new(counters.clone()))?;
         }
         registry.register(Box::new(self.hooks.clone()))?;
-        for counter in [&self.events, &self.jobs, &self.messages, &self.publish_failures, &self.changes, &self.reloads]
-        {
+        for counter in [
+            &self.events,
+            &self.jobs,
+            &self.messages,
+            &self.waiting,
+            &self.publish_failures,
+            &self.changes,
+            &self.reloads,
+        ] {
             registry.register(Box::new(counter.clone()))?;
         }
         Ok(())
@@ -89,9 +101,15 @@ impl RouterStats {
     }
 
     /// Events acknowledged without routing for `reason` (an [`EventError::reason`](webhooks_model::event::EventError::reason), or
-    /// `no_account`, `unknown_account`).
+    /// `no_account`, `unknown_account`: in Kazoo mode after its wait, or at once when its account
+    /// was looked up lately and stayed unknown).
     pub fn skipped(&self, reason: &str) -> u64 {
         self.skipped.with_label_values(&[reason]).get()
+    }
+
+    /// Events set to wait for their accounts (Kazoo mode).
+    pub fn waiting(&self) -> u64 {
+        self.waiting.get()
     }
 
     /// Malformed events sent to the dead-letter queue for `reason` (an [`EventError::reason`](webhooks_model::event::EventError::reason),
@@ -128,6 +146,11 @@ impl RouterStats {
     /// An event acknowledged without routing.
     pub(crate) fn count_skipped(&self, reason: &str) {
         self.skipped.with_label_values(&[reason]).inc();
+    }
+
+    /// An event set to wait for its account.
+    pub(crate) fn count_waiting(&self) {
+        self.waiting.inc();
     }
 
     /// A malformed event sent to the dead-letter queue.

@@ -43,6 +43,11 @@ pub fn unique_prefix(what: &str) -> String {
 /// A bus of `backend` on `prefix`. Each call makes a new one: on RabbitMQ a connection of its
 /// own, like a separate node; in-process a separate broker (clone the bus to share one).
 pub async fn connect(backend: Backend, prefix: &str) -> Bus {
+    connect_to(backend, topology(prefix)).await
+}
+
+/// A bus of `backend` with `topology` (one of [`topology`]'s, changed): see [`connect`].
+pub async fn connect_to(backend: Backend, topology: Topology) -> Bus {
     // `RUST_LOG=webhooks_router=debug` (or any crate) shows its logs for a failing test.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -52,9 +57,7 @@ pub async fn connect(backend: Backend, prefix: &str) -> Bus {
         Backend::InProcess => None,
         Backend::RabbitMq => Some(amqp_url()),
     };
-    Bus::connect(url.as_deref(), topology(prefix))
-        .await
-        .unwrap_or_else(|error| panic!("cannot connect the bus: {error}"))
+    Bus::connect(url.as_deref(), topology).await.unwrap_or_else(|error| panic!("cannot connect the bus: {error}"))
 }
 
 /// Polls `condition` until it holds, failing the test after [`PATIENCE`].

@@ -10,8 +10,11 @@
 //! - one by one on Kazoo's own notices (`doc_*.accounts.account.{A}` on `configuration`, whose
 //!   bodies carry no document, so the account is read again), taken from a queue the API
 //!   replicas share ([`AccountSync::follow`]);
-//! - on demand, when a request with a verified token names an account not copied yet ([`AccountSync::refresh`]), so a
-//!   hook can be created on an account seconds after Kazoo created it.
+//! - on demand, when a request with a verified token names an account not copied yet
+//!   ([`AccountSync::refresh`]), so a hook can be created on an account seconds after Kazoo
+//!   created it, and when a router asks, on the same queue, for an account an event names and
+//!   its index lacks (`Topology::account_lookup_routing_key`): read, and announced even when
+//!   unchanged.
 //!
 //! Parents are written before children. Each account is read and written under its copy lock
 //! (`Store::lock_account_copy`, shared by the replicas on PostgreSQL), so replicas copying the
@@ -25,9 +28,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
-use webhooks_bus::{Bus, BusError, Delivery};
+use webhooks_bus::{Bus, BusError, Delivery, Topology};
 use webhooks_model::ids::AccountId;
-use webhooks_model::notice::Change;
+use webhooks_model::notice::{Action, Change};
 use webhooks_storage::{Account, NewAccount, StorageError, Store};
 
 use super::crossbar::{CrossbarClient, CrossbarError};
@@ -308,9 +311,29 @@ impl AccountSync {
         }
     }
 
-    /// Applies one of Kazoo's account notices: the account is read again (the notice carries no
+    /// Answers a router's lookup of account `id`, which an event named and the router does not
+    /// know: the account is read from Crossbar and announced, even when the store had it as
+    /// Crossbar has it (the router may have missed its notice).
+    async fn answer_lookup(&self, id: &AccountId) {
+        match self.refresh(id).await {
+            Ok(Some(_)) => {
+                let change = Change::Account { action: Action::Edited, id: id.clone() };
+                if let Err(error) = self.announcer.publish(&change).await {
+                    tracing::warn!(account.id = %id, %error, "account looked up but not announced");
+                }
+            }
+            Ok(None) => tracing::debug!(account.id = %id, "a router looked up an account Kazoo does not have"),
+            Err(error) => tracing::warn!(account.id = %id, %error, "a router's account lookup not answered"),
+        }
+    }
+
+    /// Applies one message of the account sync's queue: a router's account lookup, or one of
+    /// Kazoo's account notices, for which the account is read again (the notice carries no
     /// document). Only Kazoo's data manager's notices count.
-    async fn apply_notice(&self, delivery: &Delivery) {
+    async fn apply_notice(&self, delivery: &Delivery, topology: &Topology) {
+        if let Some(id) = topology.account_lookup(&delivery.routing_key) {
+            return self.answer_lookup(&id).await;
+        }
         let body: Value = serde_json::from_slice(delivery.body.bytes()).unwrap_or(Value::Null);
         if body["App-Name"] != "datamgr" {
             tracing::debug!(routing_key = %delivery.routing_key, "an account notice not from Kazoo's data manager is ignored");
@@ -349,7 +372,7 @@ impl AccountSync {
                 }
                 delivery = notices.next() => {
                     let Some(delivery) = delivery else { return Ok(()) };
-                    self.apply_notice(&delivery).await;
+                    self.apply_notice(&delivery, bus.topology()).await;
                     if let Err(error) = delivery.ack().await {
                         tracing::debug!(%error, "account notice not acknowledged; it comes again");
                     }

@@ -274,3 +274,27 @@ async fn a_reconciliation_keeps_an_account_created_after_its_listing() {
     let hooks = app.store.webhook(&account, &hook).await.expect("the store answers");
     assert!(hooks.is_some(), "with its hook");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_routers_lookup_copies_the_account_and_announces_it_even_unchanged() {
+    let crossbar = CrossbarStandIn::start().await;
+    let app = kazoo_app(&crossbar, 300).await;
+    let topology = app.bus.topology().clone();
+    let mut announced = Observer::bind(&app.bus, &topology.accounts_exchange(), "*.accounts.account.*").await;
+    // An event named an account Kazoo has just created; its notice has not come.
+    let account = AccountId::generate();
+    crossbar.put_account(account.as_str(), "Called Already", Some(SIBLING), json!({}));
+    let lookup = || Outgoing::new(&topology.accounts_exchange(), &topology.account_lookup_routing_key(&account), "{}");
+
+    app.bus.publish(lookup()).await.expect("published");
+    let (routing_key, _) = announced.next_mentioning(account.as_str()).await;
+    assert!(routing_key.ends_with(&format!(".accounts.account.{account}")), "{routing_key}");
+    let stored = app.store.account(&account).await.expect("the store answers").expect("copied");
+    assert_eq!(stored.tree, [id(MASTER), id(SIBLING)]);
+    // A router that missed the notice asks again: nothing to write, announced all the same.
+    while !announced.quiet_about(account.as_str(), Duration::from_millis(300)).await {}
+    app.bus.publish(lookup()).await.expect("published");
+    let (routing_key, _) = announced.next_mentioning(account.as_str()).await;
+    assert_eq!(routing_key, format!("doc_edited.accounts.account.{account}"));
+    assert_eq!(crossbar.count("GET", &format!("/v2/accounts/{account}")), 2, "read for each lookup");
+}

@@ -6,6 +6,7 @@
 //! Nothing sleeps to wait for work: tests poll for a condition with a deadline ([`eventually`]) or
 //! wait for the next message with a timeout.
 
+mod accounts;
 mod changes;
 mod events;
 
