@@ -211,14 +211,11 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::job::delivery::tests::attempted;
     use crate::webhook::{DeliveryTarget, Format, HttpVerb};
 
     fn job(verb: HttpVerb, retries: u8, attempt: u8) -> DeliveryJob {
         DeliveryJob {
-            event_id: "0a1b2c3d4e".into(),
-            hook_id: "5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b".parse().expect("hook id"),
-            account_id: "3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d".parse().expect("account id"),
-            hook_event: "CHANNEL_CREATE".into(),
             target: DeliveryTarget {
                 uri: "https://hooks.example.com/in?token=abc".into(),
                 http_verb: verb,
@@ -230,8 +227,8 @@ mod tests {
             custom_data: Some(json!({"environment": "production"}).as_object().cloned().unwrap_or_default()),
             payload: Default::default(),
             published_at_ms: 0,
-            test: false,
             trace_parent: None,
+            ..attempted()
         }
     }
 

@@ -239,12 +239,13 @@ pub fn redelivery(attempted: &DeliveryJob, hook: &Map<String, Value>, published_
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(crate) mod tests {
     use serde_json::json;
 
     use super::*;
 
-    pub(in crate::job) fn attempted() -> DeliveryJob {
+    /// A job of a channel event on its fourth attempt, for tests across the crate.
+    pub(crate) fn attempted() -> DeliveryJob {
         DeliveryJob {
             event_id: "0a1b2c3d4e".into(),
             hook_id: "5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b".parse().expect("hook id"),

@@ -2,7 +2,7 @@
 //! batches they travel in.
 
 mod batch;
-mod delivery;
+pub(crate) mod delivery;
 mod payload;
 mod slot;
 
