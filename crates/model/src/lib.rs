@@ -6,6 +6,7 @@
 
 pub mod attempt;
 pub mod config;
+pub mod couch;
 pub mod errors;
 pub mod event;
 pub mod form;

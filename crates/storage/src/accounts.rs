@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use webhooks_model::ids::AccountId;
 use webhooks_model::time::gregorian_now;
 
-use crate::connection::{AnyConnection, lock_for_transaction, write_transaction};
+use crate::connection::{AnyConnection, lock_for_transaction, transaction, write_transaction};
 use crate::error::{Result, StorageError, conflict_on_duplicate};
 use crate::revision::{Revision, fresh_tag};
 use crate::schema::{accounts, attempts, webhooks};
@@ -371,6 +371,34 @@ impl Store {
     pub async fn sync_account(&self, account: &NewAccount) -> Result<(Account, Synced)> {
         let account = account.clone();
         self.run(move |connection| write_transaction(connection, |connection| sync(connection, &account))).await
+    }
+
+    /// Writes many accounts as another system of record has them (each as
+    /// [`Store::sync_account`] does, parents before their children), in one transaction, rolled
+    /// back unless `commit`: a trial run sees what it would write, and writes nothing. Each
+    /// account's outcome; one whose parent is not stored fails alone
+    /// ([`StorageError::UnknownParent`]), any other error fails them all.
+    pub async fn sync_accounts(&self, accounts: Vec<NewAccount>, commit: bool) -> Result<Vec<Result<Synced>>> {
+        self.run(move |connection| {
+            transaction(connection, commit, |connection| {
+                let mut outcomes = Vec::with_capacity(accounts.len());
+                for account in &accounts {
+                    outcomes.push(match sync(connection, account) {
+                        Ok((_, synced)) => Ok(synced),
+                        Err(error @ StorageError::UnknownParent(_)) => Err(error),
+                        Err(error) => return Err(error),
+                    });
+                }
+                Ok(outcomes)
+            })
+        })
+        .await
+    }
+
+    /// Makes account `id` the master unless one is named already (an import of another system's
+    /// tree, before any start has created a master of its own); the master's id now.
+    pub async fn name_master_if_unset(&self, id: &AccountId) -> Result<String> {
+        self.insert_setting_if_absent(MASTER_ACCOUNT_SETTING, id.as_str()).await
     }
 
     /// One account.

@@ -140,6 +140,16 @@ pub(crate) fn write_transaction<T>(
     connection: &mut AnyConnection,
     work: impl FnOnce(&mut AnyConnection) -> Result<T>,
 ) -> Result<T> {
+    transaction(connection, true, work)
+}
+
+/// [`write_transaction`], rolled back even when `work` succeeds unless `commit`: a trial run
+/// (an import's `--dry-run`) sees what it would write, and writes nothing.
+pub(crate) fn transaction<T>(
+    connection: &mut AnyConnection,
+    commit: bool,
+    work: impl FnOnce(&mut AnyConnection) -> Result<T>,
+) -> Result<T> {
     match connection {
         AnyConnection::Sqlite(sqlite) => {
             AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
@@ -147,8 +157,12 @@ pub(crate) fn write_transaction<T>(
         AnyConnection::Postgres(_) => AnyConnection::begin_transaction(connection)?,
     }
     match work(connection) {
-        Ok(value) => {
+        Ok(value) if commit => {
             AnyConnection::commit_transaction(connection)?;
+            Ok(value)
+        }
+        Ok(value) => {
+            AnyConnection::rollback_transaction(connection)?;
             Ok(value)
         }
         Err(error) => {

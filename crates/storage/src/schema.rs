@@ -91,5 +91,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Where imported documents came from in Kazoo's CouchDB.
+    couch_imports (kind, source) {
+        /// What was imported (`webhook`).
+        kind -> Text,
+        /// The CouchDB document it came from (its id, and a suffix for a second hook of one).
+        source -> Text,
+        /// The id it has here.
+        local_id -> Text,
+        /// Its owner.
+        account_id -> Text,
+        /// The CouchDB revision imported last.
+        revision -> Text,
+    }
+}
+
 diesel::joinable!(webhooks -> accounts (account_id));
-diesel::allow_tables_to_appear_in_same_query!(settings, accounts, webhooks, attempts);
+diesel::allow_tables_to_appear_in_same_query!(settings, accounts, webhooks, attempts, couch_imports);

@@ -166,6 +166,18 @@ pub fn validate_webhook(
     data: &Map<String, Value>,
     ctx: &ValidationContext<'_>,
 ) -> Result<WebhookDocument, ValidationErrors> {
+    let document = validate_stored_webhook(data, ctx)?;
+    check_modifiers(&document.fields, ctx).into_result()?;
+    Ok(document)
+}
+
+/// [`validate_webhook`] without its modifier stage, for a document another system stored and
+/// would load as it is: Kazoo's own migration of legacy hooks writes `notifications` hooks
+/// without `custom_data.type`, which it loads and which never fire (docs/kazoo.md#notifications).
+pub fn validate_stored_webhook(
+    data: &Map<String, Value>,
+    ctx: &ValidationContext<'_>,
+) -> Result<WebhookDocument, ValidationErrors> {
     let schema = ctx.definitions.schema();
     let mut fields: Map<String, Value> = data
         .iter()
@@ -190,8 +202,6 @@ pub fn validate_webhook(
         check_request_headers(headers, &mut errors);
     }
     errors.into_result()?;
-
-    check_modifiers(&fields, ctx).into_result()?;
     Ok(WebhookDocument { signing_secret, ..WebhookDocument::from_validated(fields) })
 }
 

@@ -172,6 +172,62 @@ pub(crate) fn disable(
     Ok(updated > 0)
 }
 
+/// The hook `id`, whoever owns it.
+pub(crate) fn load_any(connection: &mut AnyConnection, id: &str) -> Result<Option<Webhook>> {
+    webhooks::table
+        .filter(webhooks::id.eq(id))
+        .select(WebhookRow::as_select())
+        .first(connection)
+        .optional()?
+        .map(WebhookRow::into_webhook)
+        .transpose()
+}
+
+/// Writes `new` as another system of record has it, with `disabled_reason`: inserted, or written
+/// over `current` (a hook of the same owner) as its next revision, its signing secret and failure
+/// count kept.
+pub(crate) fn write_as_given(
+    connection: &mut AnyConnection,
+    new: &NewWebhook,
+    disabled_reason: Option<String>,
+    current: Option<&Webhook>,
+) -> Result<()> {
+    let now = gregorian_now();
+    let Some(current) = current else {
+        let revision = Revision::first();
+        let row = WebhookRow {
+            id: new.id.to_string(),
+            account_id: new.account_id.to_string(),
+            hook: new.hook.clone(),
+            enabled: new.enabled,
+            include_subaccounts: new.include_subaccounts,
+            disabled_reason,
+            doc: render_document(&new.doc),
+            signed: false,
+            created: now,
+            modified: now,
+            revision_number: revision.number,
+            revision_tag: revision.tag,
+        };
+        diesel::insert_into(webhooks::table).values(&row).execute(connection).map_err(conflict_on_duplicate)?;
+        return Ok(());
+    };
+    let number = Revision::parse(&current.revision).map_or(1, |revision| revision.number + 1);
+    diesel::update(webhooks::table.filter(webhooks::id.eq(current.id.as_str())))
+        .set((
+            webhooks::hook.eq(&new.hook),
+            webhooks::enabled.eq(new.enabled),
+            webhooks::include_subaccounts.eq(new.include_subaccounts),
+            webhooks::disabled_reason.eq(disabled_reason),
+            webhooks::doc.eq(render_document(&new.doc)),
+            webhooks::modified.eq(now),
+            webhooks::revision_number.eq(number),
+            webhooks::revision_tag.eq(fresh_tag()),
+        ))
+        .execute(connection)?;
+    Ok(())
+}
+
 impl Store {
     /// Creates a webhook; [`StorageError::Conflict`] when the id is taken (by any account).
     #[tracing::instrument(level = "debug", skip_all, fields(account.id = %new.account_id, hook.id = %new.id))]

@@ -1,0 +1,283 @@
+//! Kazoo's CouchDB documents as an import reads them (docs/kazoo.md#couchdb-import).
+//!
+//! An account document carries Kazoo's view of the account under `pvt_` keys: `pvt_tree` (its
+//! ancestors, root first), `pvt_enabled`, `pvt_reseller`, `pvt_reseller_id`,
+//! `pvt_superduper_admin`, `pvt_api_key`. A hook document of Kazoo's `webhooks` database carries the client's fields as stored, and
+//! Kazoo's own under `_` and `pvt_`: `pvt_type` (`webhook`), `pvt_account_id` (the owner),
+//! `pvt_deleted` (soft-deleted, skipped as Kazoo skips it) and `pvt_disabled_message` (why the
+//! auto-disabler turned it off, which Crossbar shows as `disable_reason`). Documents written
+//! before Kazoo 4 may carry a legacy hook type, which Kazoo migrates when it loads them.
+
+use serde_json::{Map, Value};
+
+use crate::ids::AccountId;
+
+/// Hook types of old Kazoo releases and the notification type each becomes; a fax hook also
+/// gets a companion for the matching error notification (Kazoo's `webhooks_util` migration).
+const LEGACY_HOOK_TYPES: [(&str, &str, Option<&str>); 3] = [
+    ("callflow", "callflow", None),
+    ("inbound_fax", "inbound_fax", Some("inbound_fax_error")),
+    ("outbound_fax", "outbound_fax", Some("outbound_fax_error")),
+];
+
+/// One hook to import, read from a document of Kazoo's `webhooks` database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KazooHook {
+    /// What identifies it in Kazoo however often it is imported: the document id, followed by
+    /// `/` and the companion's notification type for the second hook of a legacy fax hook.
+    pub source: String,
+    /// The document's revision: a hook whose revision is the one imported last is unchanged.
+    pub revision: String,
+    /// The owner.
+    pub account_id: AccountId,
+    /// The client's fields, verbatim (private fields left out; a legacy type migrated).
+    pub fields: Map<String, Value>,
+    /// Why Kazoo's auto-disabler turned it off, if it did.
+    pub disabled_reason: Option<String>,
+}
+
+/// What a document read from Kazoo's CouchDB is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Read<T> {
+    /// What to import.
+    Found(T),
+    /// Nothing to import.
+    Skipped(Skip),
+}
+
+/// Why a document is nothing to import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// `_design/...`.
+    Design,
+    /// `pvt_type` is not the database's own type.
+    OtherType,
+    /// `pvt_deleted` is true: Kazoo deleted it (soft-deleted documents stay in CouchDB until
+    /// compacted away).
+    Deleted,
+}
+
+/// Why a document cannot be imported.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DocumentError {
+    /// No `_id` or `_rev`, or not an object at all.
+    #[error("not a CouchDB document (no _id or _rev)")]
+    NotADocument,
+    /// `pvt_account_id` is missing or not an account id.
+    #[error("pvt_account_id is missing or not an account id")]
+    NoOwner,
+    /// The id is no account id, or `pvt_tree` not a list of account ids.
+    #[error("the account id or pvt_tree is not made of account ids")]
+    BadTree,
+}
+
+/// An account of Kazoo's `accounts` database: what hooks need of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KazooAccount {
+    /// The account.
+    pub id: AccountId,
+    /// Its name.
+    pub name: String,
+    /// Its ancestors, root first (`pvt_tree`).
+    pub tree: Vec<AccountId>,
+    /// Its API key (`pvt_api_key`), so that the standalone `api_auth` accepts Kazoo's key.
+    pub api_key: Option<String>,
+    /// `pvt_superduper_admin`.
+    pub superduper_admin: bool,
+    /// What else is kept: `enabled` (`pvt_enabled`, enabled when missing), `is_reseller`
+    /// (`pvt_reseller`), `realm`, `reseller_id` (`pvt_reseller_id`): the keys the account sync
+    /// of Kazoo mode keeps from Crossbar.
+    pub doc: Map<String, Value>,
+}
+
+/// A CouchDB document of the type asked for, not deleted.
+struct Stored<'d> {
+    id: &'d str,
+    revision: &'d str,
+    fields: &'d Map<String, Value>,
+}
+
+/// `doc` if it is a document of type `kind`, or why it is skipped.
+fn document<'d>(doc: &'d Value, kind: &str) -> Result<Read<Stored<'d>>, DocumentError> {
+    let object = doc.as_object().ok_or(DocumentError::NotADocument)?;
+    let text = |key: &str| object.get(key).and_then(Value::as_str);
+    let (Some(id), Some(revision)) = (text("_id"), text("_rev")) else {
+        return Err(DocumentError::NotADocument);
+    };
+    if id.starts_with("_design/") {
+        return Ok(Read::Skipped(Skip::Design));
+    }
+    if text("pvt_type") != Some(kind) {
+        return Ok(Read::Skipped(Skip::OtherType));
+    }
+    if object.get("pvt_deleted").is_some_and(is_true) {
+        return Ok(Read::Skipped(Skip::Deleted));
+    }
+    Ok(Read::Found(Stored { id, revision, fields: object }))
+}
+
+/// Reads one document of Kazoo's `accounts` database.
+pub fn read_account_document(doc: &Value) -> Result<Read<KazooAccount>, DocumentError> {
+    let Stored { id, fields: object, .. } = match document(doc, "account")? {
+        Read::Found(found) => found,
+        Read::Skipped(skip) => return Ok(Read::Skipped(skip)),
+    };
+    let id: AccountId = id.parse().map_err(|_| DocumentError::BadTree)?;
+    let tree = match object.get("pvt_tree") {
+        None => Vec::new(),
+        Some(Value::Array(ancestors)) => ancestors
+            .iter()
+            .map(|ancestor| ancestor.as_str().and_then(|ancestor| ancestor.parse().ok()))
+            .collect::<Option<Vec<AccountId>>>()
+            .ok_or(DocumentError::BadTree)?,
+        Some(_) => return Err(DocumentError::BadTree),
+    };
+    let text = |key: &str| object.get(key).and_then(Value::as_str);
+    let mut kept = Map::new();
+    kept.insert("enabled".into(), Value::Bool(object.get("pvt_enabled").is_none_or(is_true)));
+    kept.insert("is_reseller".into(), Value::Bool(object.get("pvt_reseller").is_some_and(is_true)));
+    for (key, from) in [("realm", "realm"), ("reseller_id", "pvt_reseller_id")] {
+        if let Some(value) = text(from) {
+            kept.insert(key.into(), Value::String(value.to_owned()));
+        }
+    }
+    Ok(Read::Found(KazooAccount {
+        id,
+        name: text("name").unwrap_or_default().to_owned(),
+        tree,
+        api_key: text("pvt_api_key").map(str::to_owned),
+        superduper_admin: object.get("pvt_superduper_admin").is_some_and(is_true),
+        doc: kept,
+    }))
+}
+
+/// Reads one document of Kazoo's `webhooks` database: one hook, or two for a legacy fax hook.
+pub fn read_hook_document(doc: &Value) -> Result<Read<Vec<KazooHook>>, DocumentError> {
+    let Stored { id, revision, fields: object } = match document(doc, "webhook")? {
+        Read::Found(found) => found,
+        Read::Skipped(skip) => return Ok(Read::Skipped(skip)),
+    };
+    let text = |key: &str| object.get(key).and_then(Value::as_str);
+    let account_id: AccountId =
+        text("pvt_account_id").and_then(|owner| owner.parse().ok()).ok_or(DocumentError::NoOwner)?;
+    let mut fields: Map<String, Value> = object
+        .iter()
+        .filter(|(key, _)| !crate::webhook::is_private_key(key))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    let disabled_reason = text("pvt_disabled_message").map(str::to_owned);
+    let hook = |source: String, fields: Map<String, Value>| KazooHook {
+        source,
+        revision: revision.to_owned(),
+        account_id: account_id.clone(),
+        fields,
+        disabled_reason: disabled_reason.clone(),
+    };
+    let legacy = fields.get("hook").and_then(Value::as_str).and_then(|kind| {
+        LEGACY_HOOK_TYPES
+            .iter()
+            .find(|(legacy, _, _)| *legacy == kind)
+            .map(|(_, becomes, companion)| (*becomes, *companion))
+    });
+    let Some((becomes, companion)) = legacy else {
+        return Ok(Read::Found(vec![hook(id.to_owned(), fields)]));
+    };
+    // As Kazoo migrates them: a notifications hook with a top-level `type`.
+    fields.insert("hook".into(), Value::String("notifications".into()));
+    fields.insert("type".into(), Value::String(becomes.into()));
+    let mut hooks = Vec::with_capacity(2);
+    if let Some(companion) = companion {
+        let mut error_hook = fields.clone();
+        error_hook.insert("type".into(), Value::String(companion.into()));
+        hooks.push(hook(format!("{id}/{companion}"), error_hook));
+    }
+    hooks.insert(0, hook(id.to_owned(), fields));
+    Ok(Read::Found(hooks))
+}
+
+/// Kazoo's truthiness of a stored flag: `true` or `"true"`.
+fn is_true(value: &Value) -> bool {
+    matches!(value, Value::Bool(true)) || value.as_str() == Some("true")
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const OWNER: &str = "3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d";
+
+    fn hooks(doc: &Value) -> Vec<KazooHook> {
+        match read_hook_document(doc) {
+            Ok(Read::Found(hooks)) => hooks,
+            other => panic!("not hooks: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_hook_keeps_its_public_fields_verbatim_and_its_disable_message() {
+        let doc = json!({"_id": "a0b1", "_rev": "2-f4", "enabled": false, "group": "ops", "retries": "1",
+            "hook": "channel_create", "pvt_account_id": OWNER, "pvt_type": "webhook",
+            "pvt_disabled_message": "too many failed attempts", "pvt_created": 63_876_513_600_u64});
+        let [hook] = hooks(&doc).try_into().expect("one hook");
+        assert_eq!((hook.source.as_str(), hook.revision.as_str(), hook.account_id.as_str()), ("a0b1", "2-f4", OWNER));
+        assert_eq!(
+            Value::Object(hook.fields),
+            json!({"enabled": false, "group": "ops", "retries": "1", "hook": "channel_create"})
+        );
+        assert_eq!(hook.disabled_reason.as_deref(), Some("too many failed attempts"));
+    }
+
+    #[test]
+    fn design_other_and_deleted_documents_are_no_hooks() {
+        let not = |doc: Value| read_hook_document(&doc).expect("readable");
+        assert_eq!(not(json!({"_id": "_design/webhooks", "_rev": "1-a"})), Read::Skipped(Skip::Design));
+        assert_eq!(not(json!({"_id": "x", "_rev": "1-a", "pvt_type": "user"})), Read::Skipped(Skip::OtherType));
+        let deleted = json!({"_id": "x", "_rev": "1-a", "pvt_type": "webhook", "pvt_deleted": true});
+        assert_eq!(not(deleted), Read::Skipped(Skip::Deleted));
+    }
+
+    #[test]
+    fn documents_without_an_owner_or_a_revision_are_refused() {
+        let no_owner = json!({"_id": "x", "_rev": "1-a", "pvt_type": "webhook", "pvt_account_id": "nope"});
+        assert_eq!(read_hook_document(&no_owner), Err(DocumentError::NoOwner));
+        assert_eq!(read_hook_document(&json!({"_id": "x"})), Err(DocumentError::NotADocument));
+        assert_eq!(read_hook_document(&json!([1])), Err(DocumentError::NotADocument));
+    }
+
+    #[test]
+    fn an_account_keeps_its_tree_flags_and_api_key() {
+        let doc = json!({"_id": OWNER, "_rev": "7-31", "name": "Acme Customer", "pvt_type": "account",
+            "pvt_tree": ["1f0e2d3c4b5a69788796a5b4c3d2e1f0", "b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2"],
+            "pvt_reseller_id": "b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2", "realm": "acme.sip.example.net",
+            "pvt_api_key": "1cdd", "timezone": "America/Los_Angeles"});
+        let Ok(Read::Found(account)) = read_account_document(&doc) else { panic!("an account") };
+        assert_eq!((account.id.as_str(), account.name.as_str(), account.tree.len()), (OWNER, "Acme Customer", 2));
+        assert_eq!((account.api_key.as_deref(), account.superduper_admin), (Some("1cdd"), false));
+        assert_eq!(
+            Value::Object(account.doc),
+            json!({"enabled": true, "is_reseller": false, "realm": "acme.sip.example.net",
+                   "reseller_id": "b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2"})
+        );
+        let bad_tree = json!({"_id": OWNER, "_rev": "1-a", "pvt_type": "account", "pvt_tree": ["x"]});
+        assert_eq!(read_account_document(&bad_tree), Err(DocumentError::BadTree));
+        let disabled = json!({"_id": OWNER, "_rev": "1-a", "pvt_type": "account", "pvt_enabled": false});
+        let Ok(Read::Found(disabled)) = read_account_document(&disabled) else { panic!("an account") };
+        assert_eq!(disabled.doc["enabled"], false);
+    }
+
+    #[test]
+    fn legacy_hook_types_become_notifications_hooks_as_kazoo_migrates_them() {
+        let legacy = |kind: &str| json!({"_id": "c2d3", "_rev": "4-b7", "hook": kind, "pvt_type": "webhook", "pvt_account_id": OWNER});
+        let [callflow] = hooks(&legacy("callflow")).try_into().expect("one hook");
+        assert_eq!(Value::Object(callflow.fields), json!({"hook": "notifications", "type": "callflow"}));
+
+        let [fax, fax_error] = hooks(&legacy("inbound_fax")).try_into().expect("two hooks");
+        assert_eq!((fax.source.as_str(), fax.fields["type"].as_str()), ("c2d3", Some("inbound_fax")));
+        assert_eq!(fax_error.source, "c2d3/inbound_fax_error");
+        assert_eq!(Value::Object(fax_error.fields), json!({"hook": "notifications", "type": "inbound_fax_error"}));
+        let [_, outbound_error] = hooks(&legacy("outbound_fax")).try_into().expect("two hooks");
+        assert_eq!(outbound_error.fields["type"], "outbound_fax_error");
+    }
+}

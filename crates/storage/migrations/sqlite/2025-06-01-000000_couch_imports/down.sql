@@ -1,0 +1,1 @@
+DROP TABLE couch_imports;
