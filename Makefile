@@ -10,7 +10,7 @@ run:
 	$(CARGO) run
 
 test: deploy-check
-	tests/support/ensure-services.sh postgres rabbitmq promtool
+	tests/support/ensure-services.sh postgres rabbitmq promtool couchdb
 	python3 -m pip install --quiet --disable-pip-version-check standardwebhooks
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast -- --skip faults::

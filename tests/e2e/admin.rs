@@ -1,4 +1,4 @@
-//! The operator commands (`webhooks hooks|failures|limits|attempts ...`) run as an operator runs
+//! The operator commands (`webhooks hooks|failures|limits|attempts|import ...`) run as an operator runs
 //! them, against data arranged in PostgreSQL, with the store's state (and what they publish on
 //! RabbitMQ) checked afterwards.
 
@@ -14,6 +14,7 @@ use webhooks_model::time::{gregorian_from_unix, gregorian_now, iso8601_from_unix
 use webhooks_model::webhook::{DeliveryTarget, Format, HttpVerb};
 use webhooks_storage::{NewAttempt, PageRequest, Store};
 use webhooks_test_support::bus::{Backend, Observer, connect};
+use webhooks_test_support::couch::CouchStandIn;
 use webhooks_test_support::db::TestDatabase;
 use webhooks_test_support::store::{create_account, create_hook, object};
 
@@ -402,4 +403,52 @@ async fn hooks_replay_counts_then_publishes_the_failed_deliveries_since_the_give
     assert_eq!(status.code(), Some(1));
     assert!(stderr.contains("WEBHOOKS_AMQP_URL is not set"), "{stderr}");
     bus.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn import_brings_kazoos_tree_and_hooks_over_once_and_a_dry_run_writes_nothing() {
+    let database = TestDatabase::postgres().await;
+    let couch = CouchStandIn::start().await;
+    couch.put_fixtures("accounts", "accounts").await;
+    couch.put_fixtures("webhooks", "webhooks").await;
+    let import = ["import", "--couch", couch.url()];
+    let summary = |stdout: &str| -> Vec<Vec<String>> {
+        let lines = cells(stdout);
+        let header = lines.iter().position(|line| line.first().is_some_and(|cell| cell == "KIND")).expect("a summary");
+        lines[header..header + 3].to_vec()
+    };
+    let row = |cells: &[&str]| cells.iter().map(|cell| (*cell).to_owned()).collect::<Vec<_>>();
+    let header = row(&["KIND", "READ", "IMPORTED", "UPDATED", "UNCHANGED", "SKIPPED", "DELETED"]);
+
+    let dry = run_ok(&database, &[&import[..], &["--dry-run"]].concat(), &[]).await;
+    assert_eq!(
+        summary(&dry),
+        [
+            header.clone(),
+            row(&["accounts", "5", "5", "0", "0", "0", "0"]),
+            row(&["hooks", "12", "11", "0", "0", "1", "0"])
+        ]
+    );
+    assert!(
+        dry.starts_with("every document could be imported\n") && dry.ends_with("dry run: nothing written\n"),
+        "{dry}"
+    );
+    let store = database.store().await;
+    assert!(store.all_accounts().await.expect("the store answers").is_empty(), "nothing written");
+
+    let prefix = format!("e2e-import-{}", random_id());
+    let first = run_ok(&database, &import, &rabbitmq(&prefix)).await;
+    assert_eq!(
+        summary(&first)[1..],
+        [row(&["accounts", "5", "5", "0", "0", "0", "0"]), row(&["hooks", "12", "11", "0", "0", "1", "0"])]
+    );
+    assert!(first.ends_with("16 change notice(s) published: routers apply the changes now\n"), "{first}");
+    assert_eq!(store.all_accounts().await.expect("the store answers").len(), 5);
+
+    let second = run_ok(&database, &import, &rabbitmq(&prefix)).await;
+    assert_eq!(
+        summary(&second)[1..],
+        [row(&["accounts", "5", "0", "0", "5", "0", "0"]), row(&["hooks", "12", "0", "0", "11", "1", "0"])]
+    );
+    assert!(!second.contains("change notice"), "nothing to announce: {second}");
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the services the tests need answer on 127.0.0.1: starts them when installed but
 # stopped, installs them from Debian's packages when missing.
-# Usage: ensure-services.sh postgres [rabbitmq] [vhost:NAME] [promtool]
+# Usage: ensure-services.sh postgres [rabbitmq] [vhost:NAME] [promtool] [couchdb]
 set -euo pipefail
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -75,12 +75,22 @@ ensure_promtool() {
   apt_install --no-install-recommends prometheus
 }
 
+# The import tests start their own CouchDB stand-in, pouchdb-server (CouchDB's HTTP API served from
+# memory), one per test: here it is only installed, from the npm registry.
+ensure_couchdb() {
+  command -v pouchdb-server >/dev/null 2>&1 && return 0
+  command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+  echo "ensure-services: installing pouchdb-server"
+  npm install --global --silent pouchdb-server@4.2.0 >/dev/null
+}
+
 for service in "$@"; do
   case "$service" in
     postgres) ensure_postgres ;;
     rabbitmq) ensure_rabbitmq ;;
     vhost:*) ensure_vhost "${service#vhost:}" ;;
     promtool) ensure_promtool ;;
+    couchdb) ensure_couchdb ;;
     *) echo "ensure-services: unknown service $service" >&2; exit 2 ;;
   esac
 done

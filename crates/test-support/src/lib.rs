@@ -9,6 +9,7 @@
 pub mod app;
 pub mod bench;
 pub mod bus;
+pub mod couch;
 pub mod db;
 pub mod fixtures;
 pub mod http;

@@ -15,7 +15,13 @@ pub async fn create_webhook(
     account: AccountId,
     document: WebhookDocument,
 ) -> Result<Committed<Webhook>, StorageError> {
-    let new = NewWebhook {
+    let hook = store.insert_webhook(&new_webhook(id, account, document)).await?;
+    Ok(hook_committed(Action::Created, hook))
+}
+
+/// `document`, validated, as hook `id` of `account` to store.
+pub(crate) fn new_webhook(id: WebhookId, account: AccountId, document: WebhookDocument) -> NewWebhook {
+    NewWebhook {
         id,
         account_id: account,
         hook: document.hook().to_owned(),
@@ -23,9 +29,7 @@ pub async fn create_webhook(
         include_subaccounts: document.include_subaccounts(),
         secret: document.signing_secret().clone(),
         doc: document.into_fields(),
-    };
-    let hook = store.insert_webhook(&new).await?;
-    Ok(hook_committed(Action::Created, hook))
+    }
 }
 
 /// Stores `document`, validated, over `stored`, provided `stored` is still the current revision

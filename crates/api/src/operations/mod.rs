@@ -1,6 +1,6 @@
 //! The operations more than one entry point performs on hooks, accounts and deliveries: the REST
-//! API's handlers and the binary's operator commands call these same functions (and so will an
-//! import of Kazoo's CouchDB documents and a sync of Kazoo's accounts), so that a hook is written,
+//! API's handlers and the binary's operator commands call these same functions (and so do the
+//! import of Kazoo's CouchDB documents and the sync of Kazoo's accounts), so that a hook is written,
 //! re-enabled, announced or delivered again one way whoever asks.
 //!
 //! Each operation does its work in the store and returns what must then go on the bus, for the
@@ -19,6 +19,7 @@
 
 mod accounts;
 mod hooks;
+mod import;
 mod redelivery;
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use webhooks_model::notice::Change;
 
 pub use accounts::{create_account, delete_account, sync_account, update_account};
 pub use hooks::{create_webhook, delete_webhook, reenable_hooks, update_webhook};
+pub use import::{ImportError, ImportOptions, ImportReport, Problem, Tally, import_accounts, import_hooks};
 pub use redelivery::{Unpublished, publish_jobs, replay, resend};
 
 /// Publishes change notices on the bus in the name of `node` (a notice's `Node`).

@@ -7,6 +7,8 @@ mod bus;
 mod clients;
 mod errors;
 mod hooks;
+/// Kazoo's accounts and hooks imported from its CouchDB.
+mod import;
 /// Kazoo mode: Kazoo's tokens and keys, CORS for Monster UI.
 mod kazoo;
 /// Kazoo mode: accounts copied from Crossbar and Kazoo's notices, account routes refused.

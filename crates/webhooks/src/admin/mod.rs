@@ -7,6 +7,7 @@
 mod attempts;
 mod failures;
 mod hooks;
+mod import;
 mod limits;
 
 use std::fmt::Display;
@@ -26,6 +27,7 @@ use webhooks_storage::{Account, Store};
 use self::attempts::AttemptsCommand;
 use self::failures::FailuresCommand;
 use self::hooks::HooksCommand;
+use self::import::ImportCommand;
 use self::limits::LimitsCommand;
 
 /// The operator commands.
@@ -43,6 +45,8 @@ pub(crate) enum AdminCommand {
     /// The attempt log.
     #[command(subcommand)]
     Attempts(AttemptsCommand),
+    /// Imports Kazoo's hooks from its CouchDB; repeatable: it brings over what changed since.
+    Import(ImportCommand),
 }
 
 /// What a command works with.
@@ -65,6 +69,7 @@ pub(crate) async fn run(
         AdminCommand::Failures(command) => failures::run(&context, command).await,
         AdminCommand::Limits(command) => limits::run(&context, command).await,
         AdminCommand::Attempts(command) => attempts::run(&context, command).await,
+        AdminCommand::Import(command) => import::run(&context, command).await,
     }
 }
 

@@ -1,0 +1,195 @@
+//! The import of Kazoo's accounts and hooks from CouchDB (a `pouchdb-server` seeded with the
+//! Kazoo-shaped documents of `fixtures/kazoo/couchdb`), on SQLite and PostgreSQL: field by field,
+//! repeated, with changes and deletions in between, bad documents, and a dry run. No dispatcher
+//! runs: the hooks' addresses are stored, never called.
+
+use serde_json::{Map, Value, json};
+use webhooks_api::operations::{ImportOptions, ImportReport, Tally, import_accounts, import_hooks};
+use webhooks_model::hooks::HookDefinitions;
+use webhooks_model::ids::{AccountId, WebhookId};
+use webhooks_storage::Store;
+use webhooks_storage::couch::CouchDb;
+use webhooks_test_support::couch::{CouchStandIn, couch_fixtures};
+use webhooks_test_support::db::TestDatabase;
+use webhooks_test_support::test_matrix;
+
+test_matrix!(
+    databases;
+    kazoos_accounts_and_hooks_are_imported_field_by_field,
+    a_repeated_import_brings_over_changes_and_deletions_only,
+    bad_documents_are_reported_and_skipped_and_the_rest_imported,
+    a_dry_run_reports_and_writes_nothing,
+);
+
+const SUB1: &str = "3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d";
+const MASTER: &str = "1f0e2d3c4b5a69788796a5b4c3d2e1f0";
+
+/// Kazoo's CouchDB with the fixture accounts and hooks.
+async fn seeded() -> CouchStandIn {
+    let couch = CouchStandIn::start().await;
+    couch.put_fixtures("accounts", "accounts").await;
+    couch.put_fixtures("webhooks", "webhooks").await;
+    couch
+}
+
+/// Imports accounts and hooks as `webhooks import` does; `commit` false for a dry run.
+async fn import(store: &Store, couch: &CouchStandIn, commit: bool) -> ImportReport {
+    let definitions = HookDefinitions::default();
+    // Small pages, so that paging is exercised.
+    let options = ImportOptions { definitions: &definitions, allow_private_targets: false, batch_size: 4, commit };
+    let couch = CouchDb::new(couch.url()).expect("a CouchDB url");
+    let mut report = ImportReport::default();
+    import_accounts(store, &couch, options, &mut report).await.expect("accounts imported");
+    import_hooks(store, &couch, options, &mut report, |_| {}).await.expect("hooks imported");
+    report
+}
+
+fn tally(read: usize, imported: usize, updated: usize, unchanged: usize, skipped: usize, deleted: usize) -> Tally {
+    Tally { read, imported, updated, unchanged, skipped, deleted }
+}
+
+fn id<T: std::str::FromStr>(text: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    text.parse().expect("an id")
+}
+
+/// The public fields of a CouchDB document.
+fn public(doc: &Value) -> Map<String, Value> {
+    doc.as_object()
+        .expect("a document")
+        .iter()
+        .filter(|(key, _)| !key.starts_with(['_', 'p']))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+async fn kazoos_accounts_and_hooks_are_imported_field_by_field(database: TestDatabase) {
+    let store = database.store().await;
+    let couch = seeded().await;
+    let report = import(&store, &couch, true).await;
+    assert_eq!(report.accounts, tally(5, 5, 0, 0, 0, 0));
+    assert_eq!(report.hooks, tally(12, 11, 0, 0, 1, 0), "the soft-deleted hook is skipped: {:?}", report.problems);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert!(report.new_ids.is_empty());
+    assert_eq!(report.changes.len(), 16, "every account and hook is announced");
+
+    let sub1 = store.account(&id(SUB1)).await.expect("the store answers").expect("sub1 imported");
+    assert_eq!(sub1.name, "Acme Customer");
+    assert_eq!(sub1.tree, [id::<AccountId>(MASTER), id("b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2")]);
+    assert_eq!(
+        Value::Object(sub1.doc),
+        json!({"enabled": true, "is_reseller": false, "realm": "acme.sip.example.net",
+               "reseller_id": "b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2"})
+    );
+    assert_eq!(sub1.api_key, "1cddbb33e996535bc589ba5ee7398638a06de664d6c6428b343081c72be7beff", "Kazoo's API key");
+    let master = store.account(&id(MASTER)).await.expect("the store answers").expect("the master");
+    assert!(master.superduper_admin && master.tree.is_empty());
+    assert_eq!(store.setting("master_account_id").await.expect("the store answers").as_deref(), Some(MASTER));
+
+    for (name, doc) in couch_fixtures("webhooks") {
+        let hook_id: WebhookId = id(doc["_id"].as_str().expect("an id"));
+        let owner: AccountId = id(doc["pvt_account_id"].as_str().expect("an owner"));
+        let stored = store.webhook(&owner, &hook_id).await.expect("the store answers");
+        if name == "soft_deleted" {
+            assert!(stored.is_none(), "a soft-deleted hook is not imported");
+            continue;
+        }
+        let stored = stored.unwrap_or_else(|| panic!("{name} imported"));
+        let mut expected = public(&doc);
+        match name.as_str() {
+            // Kazoo's non-strict mode stores the number; its load-time migration makes a legacy
+            // hook a notifications hook with a top-level type.
+            "legacy_callflow_disabled" => {
+                expected.insert("retries".into(), json!(1));
+                expected.insert("hook".into(), json!("notifications"));
+                expected.insert("type".into(), json!("callflow"));
+            }
+            "disabled_auto" => assert_eq!(stored.disabled_reason.as_deref(), Some("too many failed attempts")),
+            _ => assert_eq!(stored.disabled_reason, None, "{name}"),
+        }
+        for (key, value) in &expected {
+            assert_eq!(stored.doc.get(key), Some(value), "{name}: {key}");
+        }
+        assert_eq!(stored.enabled, doc["enabled"] == true, "{name}");
+        assert_eq!(stored.hook, expected["hook"], "{name}");
+    }
+}
+
+async fn a_repeated_import_brings_over_changes_and_deletions_only(database: TestDatabase) {
+    let store = database.store().await;
+    let couch = seeded().await;
+    import(&store, &couch, true).await;
+
+    let again = import(&store, &couch, true).await;
+    assert_eq!((again.accounts, again.hooks), (tally(5, 0, 0, 5, 0, 0), tally(12, 0, 0, 11, 1, 0)));
+    assert!(again.changes.is_empty(), "nothing to announce: {:?}", again.changes);
+
+    // In Kazoo meanwhile: a hook renamed, one deleted through Crossbar (soft), one compacted away.
+    let fixtures = couch_fixtures("webhooks");
+    let doc =
+        |name: &str| fixtures.iter().find(|(file, _)| file == name).map(|(_, doc)| doc.clone()).expect("a fixture");
+    let mut renamed = doc("channel_answer");
+    renamed["name"] = json!("renamed in Kazoo");
+    couch.put("webhooks", &renamed).await;
+    let mut soft_deleted = doc("parking");
+    soft_deleted["pvt_deleted"] = json!(true);
+    couch.put("webhooks", &soft_deleted).await;
+    let gone = doc("channel_destroy");
+    couch.delete("webhooks", gone["_id"].as_str().expect("an id")).await;
+
+    let third = import(&store, &couch, true).await;
+    assert_eq!(third.hooks, tally(11, 0, 1, 8, 2, 2), "{:?}", third.problems);
+    assert_eq!(third.changes.len(), 3);
+    let owner: AccountId = id(SUB1);
+    let answer: WebhookId = id(renamed["_id"].as_str().expect("an id"));
+    let stored = store.webhook(&owner, &answer).await.expect("the store answers").expect("still there");
+    assert_eq!(stored.doc["name"], "renamed in Kazoo");
+    for deleted in [soft_deleted, gone] {
+        let deleted: WebhookId = id(deleted["_id"].as_str().expect("an id"));
+        assert!(store.webhook(&owner, &deleted).await.expect("the store answers").is_none());
+    }
+}
+
+async fn bad_documents_are_reported_and_skipped_and_the_rest_imported(database: TestDatabase) {
+    let store = database.store().await;
+    let couch = seeded().await;
+    let hook = |id: &str, owner: &str, uri: &str| {
+        json!({"_id": id, "pvt_type": "webhook", "pvt_account_id": owner, "name": id, "uri": uri,
+               "hook": "channel_create"})
+    };
+    couch.put("webhooks", &json!({"_id": "no-owner", "pvt_type": "webhook", "hook": "channel_create"})).await;
+    couch.put("webhooks", &hook("bad-uri", SUB1, "not a url")).await;
+    couch.put("webhooks", &hook("unknown-owner", "00000000000000000000000000000abc", "https://a.example.com/")).await;
+    couch.put("webhooks", &hook("legacy-id-1", SUB1, "https://hooks.example.com/legacy")).await;
+
+    let report = import(&store, &couch, true).await;
+    assert_eq!(report.hooks, tally(16, 12, 0, 0, 4, 0));
+    let reasons: Vec<(&str, &str)> =
+        report.problems.iter().map(|problem| (problem.source.as_str(), problem.reason.as_str())).collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(reasons.contains(&("no-owner", "pvt_account_id is missing or not an account id")), "{reasons:?}");
+    assert!(reasons.contains(&("unknown-owner", "its account (pvt_account_id) is not known here")), "{reasons:?}");
+    let (_, bad_uri) = reasons.iter().find(|(source, _)| *source == "bad-uri").expect("the bad uri reported");
+    assert!(bad_uri.starts_with("invalid hook: ") && bad_uri.contains("uri"), "{bad_uri}");
+
+    // A document id that is no hook id gets one, kept by the next import.
+    let [(source, new_id)] = report.new_ids.as_slice() else { panic!("one new id: {:?}", report.new_ids) };
+    assert_eq!(source, "legacy-id-1");
+    let stored = store.webhook(&id(SUB1), new_id).await.expect("the store answers").expect("imported");
+    assert_eq!(stored.doc["uri"], "https://hooks.example.com/legacy");
+    let again = import(&store, &couch, true).await;
+    assert!(again.new_ids.is_empty());
+    assert_eq!(again.hooks.unchanged, 12);
+}
+
+async fn a_dry_run_reports_and_writes_nothing(database: TestDatabase) {
+    let store = database.store().await;
+    let couch = seeded().await;
+    let report = import(&store, &couch, false).await;
+    assert_eq!((report.accounts, report.hooks), (tally(5, 5, 0, 0, 0, 0), tally(12, 11, 0, 0, 1, 0)));
+    assert!(store.account(&id(SUB1)).await.expect("the store answers").is_none(), "no account written");
+    assert_eq!(store.setting("master_account_id").await.expect("the store answers"), None);
+    assert!(store.imported_webhooks().await.expect("the store answers").is_empty(), "no hook written");
+}
