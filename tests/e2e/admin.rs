@@ -411,22 +411,28 @@ async fn import_brings_kazoos_tree_and_hooks_over_once_and_a_dry_run_writes_noth
     let couch = CouchStandIn::start().await;
     couch.put_fixtures("accounts", "accounts").await;
     couch.put_fixtures("webhooks", "webhooks").await;
+    couch.put_config_fixtures().await;
     let import = ["import", "--couch", couch.url()];
     let summary = |stdout: &str| -> Vec<Vec<String>> {
         let lines = cells(stdout);
         let header = lines.iter().position(|line| line.first().is_some_and(|cell| cell == "KIND")).expect("a summary");
-        lines[header..header + 3].to_vec()
+        lines[header..header + 4].to_vec()
     };
     let row = |cells: &[&str]| cells.iter().map(|cell| (*cell).to_owned()).collect::<Vec<_>>();
     let header = row(&["KIND", "READ", "IMPORTED", "UPDATED", "UNCHANGED", "SKIPPED", "DELETED"]);
 
     let dry = run_ok(&database, &[&import[..], &["--dry-run"]].concat(), &[]).await;
+    let accounts = |counts: [&str; 6]| row(&[&["accounts"][..], &counts[..]].concat());
+    let hooks = |counts: [&str; 6]| row(&[&["hooks"][..], &counts[..]].concat());
+    let limits = |counts: [&str; 6]| row(&[&["limits"][..], &counts[..]].concat());
+    // A dry run writes no account, so it weighs only the system's limits.
     assert_eq!(
         summary(&dry),
         [
-            header.clone(),
-            row(&["accounts", "5", "5", "0", "0", "0", "0"]),
-            row(&["hooks", "12", "11", "0", "0", "1", "0"])
+            header,
+            accounts(["5", "5", "0", "0", "0", "0"]),
+            hooks(["12", "11", "0", "0", "1", "0"]),
+            limits(["1", "1", "0", "0", "0", "0"]),
         ]
     );
     assert!(
@@ -440,7 +446,11 @@ async fn import_brings_kazoos_tree_and_hooks_over_once_and_a_dry_run_writes_noth
     let first = run_ok(&database, &import, &rabbitmq(&prefix)).await;
     assert_eq!(
         summary(&first)[1..],
-        [row(&["accounts", "5", "5", "0", "0", "0", "0"]), row(&["hooks", "12", "11", "0", "0", "1", "0"])]
+        [
+            accounts(["5", "5", "0", "0", "0", "0"]),
+            hooks(["12", "11", "0", "0", "1", "0"]),
+            limits(["3", "4", "0", "0", "0", "0"]),
+        ]
     );
     assert!(first.ends_with("16 change notice(s) published: routers apply the changes now\n"), "{first}");
     assert_eq!(store.all_accounts().await.expect("the store answers").len(), 5);
@@ -448,7 +458,11 @@ async fn import_brings_kazoos_tree_and_hooks_over_once_and_a_dry_run_writes_noth
     let second = run_ok(&database, &import, &rabbitmq(&prefix)).await;
     assert_eq!(
         summary(&second)[1..],
-        [row(&["accounts", "5", "0", "0", "5", "0", "0"]), row(&["hooks", "12", "0", "0", "11", "1", "0"])]
+        [
+            accounts(["5", "0", "0", "5", "0", "0"]),
+            hooks(["12", "0", "0", "11", "1", "0"]),
+            limits(["3", "0", "0", "4", "0", "0"]),
+        ]
     );
     assert!(!second.contains("change notice"), "nothing to announce: {second}");
 }

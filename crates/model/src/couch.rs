@@ -11,6 +11,7 @@
 use serde_json::{Map, Value};
 
 use crate::ids::AccountId;
+use crate::retry::{FAILURE_COUNT_KEY, FAILURE_EXPIRY_KEY};
 
 /// Hook types of old Kazoo releases and the notification type each becomes; a fax hook also
 /// gets a companion for the matching error notification (Kazoo's `webhooks_util` migration).
@@ -195,6 +196,27 @@ pub fn read_hook_document(doc: &Value) -> Result<Read<Vec<KazooHook>>, DocumentE
     Ok(Read::Found(hooks))
 }
 
+/// The database of account `id` as Kazoo names it in URLs: `account%2F3a%2F4b%2F5c6d...`.
+pub fn account_db(id: &AccountId) -> String {
+    let id = id.as_str();
+    format!("account%2F{}%2F{}%2F{}", &id[..2], &id[2..4], &id[4..])
+}
+
+/// The id of the webhooks app's settings of one account, in the account's database.
+pub const ACCOUNT_CONFIG_ID: &str = "configs_webhooks";
+/// The id of the system-wide settings document, in `system_config`.
+pub const SYSTEM_CONFIG_ID: &str = "webhooks";
+
+/// The failure limits a configuration holds (`attempt_failure_count`, `attempt_failure_expiry_ms`),
+/// as stored: an account's `configs_webhooks` document holds them at its top, the system's
+/// `system_config/webhooks` under `default`.
+pub fn failure_limits(config: &Value) -> Map<String, Value> {
+    [FAILURE_COUNT_KEY, FAILURE_EXPIRY_KEY]
+        .into_iter()
+        .filter_map(|key| config.get(key).map(|value| (key.to_owned(), value.clone())))
+        .collect()
+}
+
 /// Kazoo's truthiness of a stored flag: `true` or `"true"`.
 fn is_true(value: &Value) -> bool {
     matches!(value, Value::Bool(true)) || value.as_str() == Some("true")
@@ -265,6 +287,15 @@ mod tests {
         let disabled = json!({"_id": OWNER, "_rev": "1-a", "pvt_type": "account", "pvt_enabled": false});
         let Ok(Read::Found(disabled)) = read_account_document(&disabled) else { panic!("an account") };
         assert_eq!(disabled.doc["enabled"], false);
+    }
+
+    #[test]
+    fn account_databases_and_failure_limits_are_named_as_kazoo_names_them() {
+        let id: AccountId = OWNER.parse().expect("an id");
+        assert_eq!(account_db(&id), "account%2F3a%2F4b%2F5c6d7e8f9a0b1c2d3e4f5a6b7c8d");
+        let config = json!({"_id": "configs_webhooks", "attempt_failure_count": 10, "other": 1});
+        assert_eq!(Value::Object(failure_limits(&config)), json!({"attempt_failure_count": 10}));
+        assert!(failure_limits(&json!({})).is_empty());
     }
 
     #[test]

@@ -162,6 +162,14 @@ pub struct FailureLimits {
     pub window: Duration,
 }
 
+/// The object of an account document holding the account's own failure limits.
+pub const ACCOUNT_LIMITS_OBJECT: &str = "webhooks";
+/// Key of the failure threshold: in Kazoo's `webhooks` configuration (system and per account),
+/// in an account document's `webhooks` object, and in the stored system limits.
+pub const FAILURE_COUNT_KEY: &str = "attempt_failure_count";
+/// Key of the failure window in milliseconds, likewise.
+pub const FAILURE_EXPIRY_KEY: &str = "attempt_failure_expiry_ms";
+
 impl Default for FailureLimits {
     /// The limits of the default settings (Kazoo's system defaults: 6 failures in 60 s).
     fn default() -> Self {
@@ -183,13 +191,13 @@ impl FailureLimits {
     /// back to `system` when missing or not a positive integer (numbers written as strings
     /// count, as Kazoo's configuration readers accept them).
     pub fn for_account(account_doc: &Map<String, Value>, system: FailureLimits) -> FailureLimits {
-        let config = account_doc.get("webhooks").and_then(Value::as_object);
+        let config = account_doc.get(ACCOUNT_LIMITS_OBJECT).and_then(Value::as_object);
         let setting = |key: &str| config.and_then(|config| config.get(key)).and_then(positive_integer);
         FailureLimits {
-            threshold: setting("attempt_failure_count")
+            threshold: setting(FAILURE_COUNT_KEY)
                 .and_then(|count| u32::try_from(count).ok())
                 .unwrap_or(system.threshold),
-            window: setting("attempt_failure_expiry_ms").map(Duration::from_millis).unwrap_or(system.window),
+            window: setting(FAILURE_EXPIRY_KEY).map(Duration::from_millis).unwrap_or(system.window),
         }
     }
 

@@ -5,6 +5,7 @@ use std::fmt;
 use diesel::prelude::*;
 use serde_json::{Map, Value};
 use webhooks_model::ids::AccountId;
+use webhooks_model::retry::ACCOUNT_LIMITS_OBJECT;
 use webhooks_model::time::gregorian_now;
 
 use crate::connection::{AnyConnection, lock_for_transaction, transaction, write_transaction};
@@ -233,13 +234,20 @@ pub enum Synced {
     Unchanged,
 }
 
-/// Writes `account` over the stored one, or inserts it: name, document and super-admin flag are
-/// replaced, and a different parent moves the account with its whole subtree. Call inside a write
+/// Writes `account` over the stored one, or inserts it: name, document (but for the account's own
+/// failure limits, kept unless given) and super-admin flag are replaced, and a different parent
+/// moves the account with its whole subtree. Call inside a write
 /// transaction.
 fn sync(connection: &mut AnyConnection, account: &NewAccount) -> Result<(Account, Synced)> {
     let Some(stored) = load(connection, account.id.as_str())? else {
         return Ok((insert(connection, account)?, Synced::Created));
     };
+    // The account's own failure limits are set here, not in the other system's account document.
+    let mut own = account.clone();
+    if let Some(limits) = stored.doc.get(ACCOUNT_LIMITS_OBJECT) {
+        own.doc.entry(ACCOUNT_LIMITS_OBJECT).or_insert_with(|| limits.clone());
+    }
+    let account = &own;
     let tree: Vec<AccountId> =
         account.parent.iter().flat_map(|(parent, tree)| tree.iter().chain([parent])).cloned().collect();
     if stored.name == account.name

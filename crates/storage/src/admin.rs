@@ -7,7 +7,7 @@ use std::time::Duration;
 use diesel::prelude::*;
 use serde_json::{Map, Value};
 use webhooks_model::ids::{AccountId, WebhookId};
-use webhooks_model::retry::FailureLimits;
+use webhooks_model::retry::{ACCOUNT_LIMITS_OBJECT, FAILURE_COUNT_KEY, FAILURE_EXPIRY_KEY, FailureLimits};
 
 use crate::Store;
 use crate::connection::write_transaction;
@@ -18,11 +18,6 @@ use crate::settings;
 /// The system setting holding the system failure limits: a JSON object with the keys an
 /// account document's `webhooks` object takes ([`failure_limits_document`]).
 pub const FAILURE_LIMITS_SETTING: &str = "failure_limits";
-
-/// Key of the failure threshold, in an account's `webhooks` object and in the system setting.
-const THRESHOLD_KEY: &str = "attempt_failure_count";
-/// Key of the failure window in milliseconds, likewise.
-const WINDOW_KEY: &str = "attempt_failure_expiry_ms";
 
 /// The stored failure count of one hook.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,17 +74,18 @@ impl FailureRow {
 /// account document's `webhooks` object (the window in milliseconds).
 pub fn failure_limits_document(limits: FailureLimits) -> Map<String, Value> {
     let mut document = Map::new();
-    document.insert(THRESHOLD_KEY.into(), Value::from(limits.threshold));
-    document.insert(WINDOW_KEY.into(), Value::from(u64::try_from(limits.window.as_millis()).unwrap_or(u64::MAX)));
+    document.insert(FAILURE_COUNT_KEY.into(), Value::from(limits.threshold));
+    document
+        .insert(FAILURE_EXPIRY_KEY.into(), Value::from(u64::try_from(limits.window.as_millis()).unwrap_or(u64::MAX)));
     document
 }
 
 /// Whether an account document sets limits of its own (either key in its `webhooks` object).
 pub fn has_own_failure_limits(account_doc: &Map<String, Value>) -> bool {
     account_doc
-        .get("webhooks")
+        .get(ACCOUNT_LIMITS_OBJECT)
         .and_then(Value::as_object)
-        .is_some_and(|config| config.contains_key(THRESHOLD_KEY) || config.contains_key(WINDOW_KEY))
+        .is_some_and(|config| config.contains_key(FAILURE_COUNT_KEY) || config.contains_key(FAILURE_EXPIRY_KEY))
 }
 
 impl Store {
@@ -137,7 +133,7 @@ impl Store {
         let stored = serde_json::from_str::<Value>(&text)
             .map_err(|error| StorageError::Corrupt(format!("setting {FAILURE_LIMITS_SETTING}: {error}")))?;
         // The setting is shaped like an account's `webhooks` object, so the account reader parses it.
-        let wrapped = Map::from_iter([("webhooks".to_owned(), stored)]);
+        let wrapped = Map::from_iter([(ACCOUNT_LIMITS_OBJECT.to_owned(), stored)]);
         Ok(Some(FailureLimits::for_account(&wrapped, configured)))
     }
 

@@ -93,6 +93,11 @@ impl CouchDb {
         Ok(DocumentPage { docs, next })
     }
 
+    /// Document `id` of database `db`; `None` when either does not exist.
+    pub async fn document(&self, db: &str, id: &str) -> Result<Option<Value>, CouchError> {
+        self.get(&format!("/{db}/{id}"), &[]).await
+    }
+
     /// How many documents database `db` holds (design documents included); 0 when it does not
     /// exist.
     pub async fn doc_count(&self, db: &str) -> Result<u64, CouchError> {

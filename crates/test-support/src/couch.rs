@@ -86,6 +86,15 @@ impl CouchStandIn {
         documents
     }
 
+    /// The Kazoo configuration fixtures: `system_config/webhooks`, and the `configs_webhooks` of
+    /// the accounts that have one, each in its account's database (`pvt_account_db`).
+    pub async fn put_config_fixtures(&self) {
+        self.put_fixtures("system_config", "system_config").await;
+        for (_, doc) in couch_fixtures("configs_webhooks") {
+            self.put(doc["pvt_account_db"].as_str().expect("an account database"), &doc).await;
+        }
+    }
+
     /// The current revision of document `id` of `db`.
     async fn revision(&self, db: &str, id: &str) -> Option<String> {
         let answer =

@@ -1,6 +1,7 @@
 //! The import of Kazoo's accounts and hooks from its CouchDB `accounts` and `webhooks` databases
 //! (docs/kazoo.md#couchdb-import).
 //!
+//! Failure limits are imported as Kazoo applies them (docs/kazoo.md#couchdb-import).
 //! Accounts are written as Kazoo has them (created, changed or moved with their subtree), parents
 //! first, in one transaction; accounts gone from Kazoo are left to the operator. Hook documents are
 //! read a page at a time and written a batch per transaction, so memory grows only
@@ -10,12 +11,17 @@
 //! A repeated import leaves alone what is unchanged, writes again what changed, and deletes what
 //! CouchDB no longer has, among the hooks an import brought over only.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use webhooks_model::couch::{KazooAccount, KazooHook, Read, read_account_document, read_hook_document};
+use serde_json::{Map, Value};
+use webhooks_model::couch::{
+    ACCOUNT_CONFIG_ID, KazooAccount, KazooHook, Read, SYSTEM_CONFIG_ID, account_db, failure_limits,
+    read_account_document, read_hook_document,
+};
 use webhooks_model::hooks::HookDefinitions;
 use webhooks_model::ids::{AccountId, WebhookId};
 use webhooks_model::notice::{Action, Change};
+use webhooks_model::retry::{ACCOUNT_LIMITS_OBJECT, FAILURE_COUNT_KEY, FAILURE_EXPIRY_KEY, FailureLimits};
 use webhooks_model::webhook::{ValidationContext, validate_stored_webhook};
 use webhooks_storage::couch::{CouchDb, CouchError};
 use webhooks_storage::{ImportOutcome, ImportedWebhook, NewAccount, StorageError, Store, Synced};
@@ -26,6 +32,8 @@ use super::hooks::new_webhook;
 const WEBHOOKS_DB: &str = "webhooks";
 /// Kazoo's database of accounts (the aggregate copy of each account's own document).
 const ACCOUNTS_DB: &str = "accounts";
+/// Kazoo's database of system-wide settings.
+const SYSTEM_CONFIG_DB: &str = "system_config";
 
 /// Why an import stopped.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +93,8 @@ pub struct ImportReport {
     pub accounts: Tally,
     /// The hooks.
     pub hooks: Tally,
+    /// The failure limits: the system's, and each account's own.
+    pub limits: Tally,
     /// The documents not imported, and why.
     pub problems: Vec<Problem>,
     /// Hooks whose document id is no hook id, with the id each has here.
@@ -199,6 +209,75 @@ pub async fn import_accounts(
     Ok(())
 }
 
+/// Imports Kazoo's failure limits, counting into `report`: the system's
+/// (`system_config/webhooks`, under `default`) as the stored system limits (a key Kazoo lacks
+/// keeps the value in force here, `configured` when none is stored), and each stored account's as
+/// Kazoo applies them (its own `configs_webhooks`, else its reseller's; a key neither holds is
+/// the system's) into the account's `webhooks` object. An account for which Kazoo has neither
+/// document keeps what it has here.
+pub async fn import_limits(
+    store: &Store,
+    couch: &CouchDb,
+    options: ImportOptions<'_>,
+    configured: FailureLimits,
+    report: &mut ImportReport,
+) -> Result<(), ImportError> {
+    if let Some(system) = couch.document(SYSTEM_CONFIG_DB, SYSTEM_CONFIG_ID).await? {
+        report.limits.read += 1;
+        let limits = failure_limits(&system["default"]);
+        let current = store.system_failure_limits(configured).await?;
+        let wanted = FailureLimits::for_account(&webhooks_object(limits.clone()), current.unwrap_or(configured));
+        if limits.is_empty() {
+            report.limits.skipped += 1;
+        } else if current == Some(wanted) {
+            report.limits.unchanged += 1;
+        } else {
+            if options.commit {
+                store.set_system_failure_limits(wanted).await?;
+            }
+            report.limits.count_written(current.is_some());
+        }
+    }
+    let accounts = store.all_accounts().await?;
+    let mut own = HashMap::new();
+    for account in &accounts {
+        if let Some(config) = couch.document(&account_db(&account.id), ACCOUNT_CONFIG_ID).await? {
+            report.limits.read += 1;
+            own.insert(account.id.clone(), failure_limits(&config));
+        }
+    }
+    for account in accounts {
+        let reseller =
+            account.doc.get("reseller_id").and_then(Value::as_str).and_then(|id| id.parse::<AccountId>().ok());
+        let inherited = reseller.filter(|reseller| *reseller != account.id).and_then(|reseller| own.get(&reseller));
+        let Some(wanted) = own.get(&account.id).or(inherited) else { continue };
+        let before = account.doc.get(ACCOUNT_LIMITS_OBJECT).and_then(Value::as_object).cloned().unwrap_or_default();
+        let mut config = before.clone();
+        config.retain(|key, _| key != FAILURE_COUNT_KEY && key != FAILURE_EXPIRY_KEY);
+        config.extend(wanted.clone());
+        if config == before {
+            report.limits.unchanged += 1;
+            continue;
+        }
+        let had_limits = before.contains_key(FAILURE_COUNT_KEY) || before.contains_key(FAILURE_EXPIRY_KEY);
+        if options.commit {
+            let mut doc = account.doc.clone();
+            doc.insert(ACCOUNT_LIMITS_OBJECT.into(), Value::Object(config));
+            // Dispatchers read limits through their account cache; no router indexes them.
+            if let Some(updated) = super::update_account(store, &account.id, &account.name, &doc).await? {
+                updated.unannounced();
+            }
+        }
+        report.limits.count_written(had_limits);
+    }
+    Ok(())
+}
+
+/// `limits` as an account document's `webhooks` object, which [`FailureLimits::for_account`] reads.
+fn webhooks_object(limits: Map<String, Value>) -> Map<String, Value> {
+    Map::from_iter([(ACCOUNT_LIMITS_OBJECT.to_owned(), Value::Object(limits))])
+}
+
 /// `account` to store; an account without an API key in Kazoo gets a random one nobody knows.
 fn new_account(account: KazooAccount) -> NewAccount {
     NewAccount {
@@ -253,6 +332,17 @@ fn validated(hook: KazooHook, options: ImportOptions<'_>) -> Result<ImportedWebh
         revision: hook.revision,
         disabled_reason,
     })
+}
+
+impl Tally {
+    /// One written: over what was here (`updated`) or new.
+    fn count_written(&mut self, updated: bool) {
+        if updated {
+            self.updated += 1;
+        } else {
+            self.imported += 1;
+        }
+    }
 }
 
 impl ImportReport {

@@ -4,9 +4,10 @@
 //! runs: the hooks' addresses are stored, never called.
 
 use serde_json::{Map, Value, json};
-use webhooks_api::operations::{ImportOptions, ImportReport, Tally, import_accounts, import_hooks};
+use webhooks_api::operations::{ImportOptions, ImportReport, Tally, import_accounts, import_hooks, import_limits};
 use webhooks_model::hooks::HookDefinitions;
 use webhooks_model::ids::{AccountId, WebhookId};
+use webhooks_model::retry::FailureLimits;
 use webhooks_storage::Store;
 use webhooks_storage::couch::CouchDb;
 use webhooks_test_support::couch::{CouchStandIn, couch_fixtures};
@@ -19,6 +20,7 @@ test_matrix!(
     a_repeated_import_brings_over_changes_and_deletions_only,
     bad_documents_are_reported_and_skipped_and_the_rest_imported,
     a_dry_run_reports_and_writes_nothing,
+    failure_limits_are_imported_as_kazoo_applies_them_and_survive_a_repeated_import,
 );
 
 const SUB1: &str = "3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d";
@@ -41,6 +43,7 @@ async fn import(store: &Store, couch: &CouchStandIn, commit: bool) -> ImportRepo
     let mut report = ImportReport::default();
     import_accounts(store, &couch, options, &mut report).await.expect("accounts imported");
     import_hooks(store, &couch, options, &mut report, |_| {}).await.expect("hooks imported");
+    import_limits(store, &couch, options, FailureLimits::default(), &mut report).await.expect("limits imported");
     report
 }
 
@@ -192,4 +195,35 @@ async fn a_dry_run_reports_and_writes_nothing(database: TestDatabase) {
     assert!(store.account(&id(SUB1)).await.expect("the store answers").is_none(), "no account written");
     assert_eq!(store.setting("master_account_id").await.expect("the store answers"), None);
     assert!(store.imported_webhooks().await.expect("the store answers").is_empty(), "no hook written");
+}
+
+async fn failure_limits_are_imported_as_kazoo_applies_them_and_survive_a_repeated_import(database: TestDatabase) {
+    let store = database.store().await;
+    let couch = seeded().await;
+    couch.put_config_fixtures().await;
+    let report = import(&store, &couch, true).await;
+    assert_eq!(report.limits, tally(3, 4, 0, 0, 0, 0), "the system's, and three accounts'");
+    let system = store.system_failure_limits(FailureLimits::default()).await.expect("the store answers");
+    assert_eq!(system, Some(FailureLimits { threshold: 6, window: std::time::Duration::from_secs(60) }));
+    let limits = |account: &'static str| {
+        let store = store.clone();
+        async move {
+            let account = store.account(&id(account)).await.expect("the store answers").expect("imported");
+            account.doc.get("webhooks").cloned()
+        }
+    };
+    let reseller = json!({"attempt_failure_count": 3, "attempt_failure_expiry_ms": 300000});
+    assert_eq!(limits("b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2").await, Some(reseller.clone()), "its own");
+    assert_eq!(limits(SUB1).await, Some(reseller), "no document of its own: its reseller's");
+    assert_eq!(
+        limits("4c5d6e7f8091a2b3c4d5e6f708192a3b").await,
+        Some(json!({"attempt_failure_count": 10})),
+        "its own, partial"
+    );
+    assert_eq!(limits("9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b").await, None, "neither: the system's");
+
+    // The accounts written again as Kazoo has them keep the limits set here.
+    let again = import(&store, &couch, true).await;
+    assert_eq!((again.accounts.unchanged, again.limits), (5, tally(3, 0, 0, 4, 0, 0)));
+    assert_eq!(limits(SUB1).await.expect("kept")["attempt_failure_count"], 3);
 }

@@ -7,7 +7,11 @@ use webhooks_storage::{Account, NewAccount, StorageError, Store, Synced};
 use webhooks_test_support::db::TestDatabase;
 use webhooks_test_support::test_matrix;
 
-test_matrix!(databases; synced_accounts_are_inserted_updated_and_moved_with_their_subtree);
+test_matrix!(
+    databases;
+    synced_accounts_are_inserted_updated_and_moved_with_their_subtree,
+    a_synced_account_keeps_the_failure_limits_set_here,
+);
 
 fn account(id: &AccountId, name: &str, tree: &[&AccountId]) -> NewAccount {
     NewAccount {
@@ -92,4 +96,20 @@ async fn an_accounts_copy_lock_holds_across_processes() {
         .expect("released when dropped")
         .expect("the task ran")
         .expect("then locked");
+}
+
+/// The other system's document has no failure limits: those set here stay.
+async fn a_synced_account_keeps_the_failure_limits_set_here(database: TestDatabase) {
+    let store = database.store().await;
+    let root = AccountId::generate();
+    let (stored, _) = sync(&store, &account(&root, "root", &[])).await;
+    let mut doc = stored.doc.clone();
+    doc.insert("webhooks".into(), json!({"attempt_failure_count": 3}));
+    store.update_account(&root, "root", &doc).await.expect("the store answers").expect("updated");
+
+    let (again, synced) = sync(&store, &account(&root, "root", &[])).await;
+    assert_eq!(synced, Synced::Unchanged);
+    assert_eq!(again.doc["webhooks"], json!({"attempt_failure_count": 3}));
+    let (renamed, synced) = sync(&store, &account(&root, "renamed", &[])).await;
+    assert_eq!((synced, renamed.doc["webhooks"].clone()), (Synced::Changed, json!({"attempt_failure_count": 3})));
 }

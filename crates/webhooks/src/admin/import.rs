@@ -1,5 +1,5 @@
-//! `webhooks import --couch URL [--dry-run]`: Kazoo's accounts (standalone mode) and hooks, from
-//! its CouchDB.
+//! `webhooks import --couch URL [--dry-run]`: Kazoo's accounts (standalone mode), hooks and
+//! failure limits, from its CouchDB.
 
 use anyhow::Context;
 use clap::Args;
@@ -52,6 +52,9 @@ pub(super) async fn run(context: &Admin<'_>, command: ImportCommand) -> anyhow::
     .await
     .context("importing hooks")?;
     bar.finish_and_clear();
+    operations::import_limits(&context.store, &couch, options, context.dispatcher.failure_limits, &mut report)
+        .await
+        .context("importing failure limits")?;
     print_report(&report)?;
     if command.dry_run {
         return output("dry run: nothing written");
@@ -73,7 +76,7 @@ fn print_report(report: &ImportReport) -> anyhow::Result<()> {
         print_table(&new_ids, "")?;
     }
     let mut summary = table(["KIND", "READ", "IMPORTED", "UPDATED", "UNCHANGED", "SKIPPED", "DELETED"]);
-    for (kind, tally) in [("accounts", report.accounts), ("hooks", report.hooks)] {
+    for (kind, tally) in [("accounts", report.accounts), ("hooks", report.hooks), ("limits", report.limits)] {
         let Tally { read, imported, updated, unchanged, skipped, deleted } = tally;
         let counts = [read, imported, updated, unchanged, skipped, deleted].map(|count| count.to_string());
         summary.add_row([kind.to_owned()].into_iter().chain(counts));

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use webhooks_api::operations;
 use webhooks_model::ids::AccountId;
-use webhooks_model::retry::FailureLimits;
+use webhooks_model::retry::{ACCOUNT_LIMITS_OBJECT, FailureLimits};
 use webhooks_storage::admin::{failure_limits_document, has_own_failure_limits};
 
 use super::{Admin, existing_account, output, table};
@@ -77,9 +77,9 @@ async fn set(context: &Admin<'_>, limits: FailureLimits, account: Option<&Accoun
     };
     let owner = existing_account(store, id).await?;
     let mut doc = owner.doc;
-    let mut config = doc.get("webhooks").and_then(|config| config.as_object().cloned()).unwrap_or_default();
+    let mut config = doc.get(ACCOUNT_LIMITS_OBJECT).and_then(|config| config.as_object().cloned()).unwrap_or_default();
     config.extend(failure_limits_document(limits));
-    doc.insert("webhooks".into(), config.into());
+    doc.insert(ACCOUNT_LIMITS_OBJECT.into(), config.into());
     let updated = operations::update_account(store, id, &owner.name, &doc)
         .await
         .context("storing the account's failure limits")?
