@@ -10,7 +10,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::ids::AccountId;
+use crate::ids::{AccountId, WebhookId};
 use crate::retry::{FAILURE_COUNT_KEY, FAILURE_EXPIRY_KEY};
 
 /// Hook types of old Kazoo releases and the notification type each becomes; a fax hook also
@@ -70,6 +70,9 @@ pub enum DocumentError {
     /// The id is no account id, or `pvt_tree` not a list of account ids.
     #[error("the account id or pvt_tree is not made of account ids")]
     BadTree,
+    /// An attempt record lacks what it must have.
+    #[error("not an attempt record: {0}")]
+    BadAttempt(&'static str),
 }
 
 /// An account of Kazoo's `accounts` database: what hooks need of it.
@@ -161,11 +164,7 @@ pub fn read_hook_document(doc: &Value) -> Result<Read<Vec<KazooHook>>, DocumentE
     let text = |key: &str| object.get(key).and_then(Value::as_str);
     let account_id: AccountId =
         text("pvt_account_id").and_then(|owner| owner.parse().ok()).ok_or(DocumentError::NoOwner)?;
-    let mut fields: Map<String, Value> = object
-        .iter()
-        .filter(|(key, _)| !crate::webhook::is_private_key(key))
-        .map(|(key, value)| (key.clone(), value.clone()))
-        .collect();
+    let mut fields = public_fields(object);
     let disabled_reason = text("pvt_disabled_message").map(str::to_owned);
     let hook = |source: String, fields: Map<String, Value>| KazooHook {
         source,
@@ -200,6 +199,63 @@ pub fn read_hook_document(doc: &Value) -> Result<Read<Vec<KazooHook>>, DocumentE
 pub fn account_db(id: &AccountId) -> String {
     let id = id.as_str();
     format!("account%2F{}%2F{}%2F{}", &id[..2], &id[2..4], &id[4..])
+}
+
+/// The monthly databases of account `id` (Kazoo's MODBs, where it keeps attempt records) of the
+/// `months` months up to the one of `unix_seconds`, newest first: `account%2F...-YYYYMM`.
+pub fn monthly_dbs(id: &AccountId, unix_seconds: i64, months: u32) -> Vec<String> {
+    let date = time::OffsetDateTime::from_unix_timestamp(unix_seconds).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let (mut year, mut month) = (date.year(), u8::from(date.month()));
+    let mut dbs = Vec::new();
+    for _ in 0..months {
+        dbs.push(format!("{}-{year:04}{month:02}", account_db(id)));
+        (year, month) = if month == 1 { (year - 1, 12) } else { (year, month - 1) };
+    }
+    dbs
+}
+
+/// An attempt record of a monthly database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KazooAttempt {
+    /// Its id (Kazoo's are 32 hex characters, as here).
+    pub id: String,
+    /// The hook owner's account.
+    pub account_id: AccountId,
+    /// The hook.
+    pub hook_id: WebhookId,
+    /// When it was made, gregorian seconds.
+    pub created: i64,
+    /// Its public fields, verbatim.
+    pub fields: Map<String, Value>,
+}
+
+/// Reads one document of a monthly database: an attempt record (`pvt_type: webhook_attempt`), or
+/// nothing to import (the database holds the month's other records too).
+pub fn read_attempt_document(doc: &Value) -> Result<Read<KazooAttempt>, DocumentError> {
+    let Stored { id, fields: object, .. } = match document(doc, "webhook_attempt")? {
+        Read::Found(found) => found,
+        Read::Skipped(skip) => return Ok(Read::Skipped(skip)),
+    };
+    let is_id = id.len() == 32 && id.bytes().all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte));
+    if !is_id {
+        return Err(DocumentError::BadAttempt("_id is no 32-hex id"));
+    }
+    let text = |key: &str| object.get(key).and_then(Value::as_str);
+    let account_id = text("pvt_account_id").and_then(|owner| owner.parse().ok()).ok_or(DocumentError::NoOwner)?;
+    let hook_id =
+        text("hook_id").and_then(|hook| hook.parse().ok()).ok_or(DocumentError::BadAttempt("hook_id is no hook id"))?;
+    let created =
+        object.get("pvt_created").and_then(Value::as_i64).ok_or(DocumentError::BadAttempt("no pvt_created"))?;
+    Ok(Read::Found(KazooAttempt { id: id.to_owned(), account_id, hook_id, created, fields: public_fields(object) }))
+}
+
+/// The fields of a stored document clients see: all but `_` and `pvt_` ones.
+fn public_fields(object: &Map<String, Value>) -> Map<String, Value> {
+    object
+        .iter()
+        .filter(|(key, _)| !crate::webhook::is_private_key(key))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect()
 }
 
 /// The id of the webhooks app's settings of one account, in the account's database.
@@ -296,6 +352,30 @@ mod tests {
         let config = json!({"_id": "configs_webhooks", "attempt_failure_count": 10, "other": 1});
         assert_eq!(Value::Object(failure_limits(&config)), json!({"attempt_failure_count": 10}));
         assert!(failure_limits(&json!({})).is_empty());
+    }
+
+    #[test]
+    fn attempts_are_read_from_the_monthly_databases_of_the_months_asked_for() {
+        let id: AccountId = OWNER.parse().expect("an id");
+        // 2024-03-09T16:00:06Z.
+        let dbs = monthly_dbs(&id, 1_709_999_206, 3);
+        let db = "account%2F3a%2F4b%2F5c6d7e8f9a0b1c2d3e4f5a6b7c8d";
+        assert_eq!(dbs, [format!("{db}-202403"), format!("{db}-202402"), format!("{db}-202401")]);
+        assert_eq!(monthly_dbs(&id, 1_704_067_200, 2)[1], format!("{db}-202312"), "across a year");
+
+        let doc = json!({"_id": "8e160178ab76c5a7c0a2cd4d544409d7", "_rev": "1-cb", "pvt_type": "webhook_attempt",
+            "pvt_account_id": OWNER, "pvt_created": 63_877_219_206_i64, "hook_id": "5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b",
+            "result": "success", "resp_status_code": "200"});
+        let Ok(Read::Found(attempt)) = read_attempt_document(&doc) else { panic!("an attempt") };
+        assert_eq!((attempt.id.as_str(), attempt.created), ("8e160178ab76c5a7c0a2cd4d544409d7", 63_877_219_206));
+        assert_eq!(
+            Value::Object(attempt.fields),
+            json!({"hook_id": "5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b", "result": "success", "resp_status_code": "200"})
+        );
+        let other = json!({"_id": "x", "_rev": "1-a", "pvt_type": "cdr"});
+        assert_eq!(read_attempt_document(&other), Ok(Read::Skipped(Skip::OtherType)));
+        let bad = json!({"_id": "x", "_rev": "1-a", "pvt_type": "webhook_attempt"});
+        assert_eq!(read_attempt_document(&bad), Err(DocumentError::BadAttempt("_id is no 32-hex id")));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use webhooks_model::job::{DeliveryJob, redelivery};
 
 use crate::Store;
 use crate::accounts::{parse_document, render_document};
-use crate::connection::{AnyConnection, write_transaction};
+use crate::connection::{AnyConnection, transaction};
 use crate::error::{Result, StorageError};
 use crate::page::{Page, PageRequest, attempt_key, parse_attempt_key, split_page};
 use crate::schema::attempts;
@@ -136,8 +136,19 @@ impl Store {
     /// a write repeated after an unheard success stores nothing twice.
     #[tracing::instrument(level = "debug", skip_all, fields(count = attempts.len()))]
     pub async fn insert_attempts(&self, attempts: &[NewAttempt]) -> Result<()> {
+        self.write_attempts(attempts, true).await.map(drop)
+    }
+
+    /// Records attempts another system kept (an import), as [`Store::insert_attempts`] does, or,
+    /// unless `commit`, only finds out how many it would record; how many were not stored yet.
+    pub async fn import_attempts(&self, attempts: &[NewAttempt], commit: bool) -> Result<usize> {
+        self.write_attempts(attempts, commit).await
+    }
+
+    /// Inserts the attempts not stored yet, in one transaction committed if `commit`; how many.
+    async fn write_attempts(&self, attempts: &[NewAttempt], commit: bool) -> Result<usize> {
         if attempts.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let rows = attempts
             .iter()
@@ -156,12 +167,13 @@ impl Store {
             .collect::<serde_json::Result<Vec<_>>>()
             .map_err(|error| StorageError::Corrupt(format!("unserializable job: {error}")))?;
         self.run(move |connection| {
-            write_transaction(connection, |connection| {
+            transaction(connection, commit, |connection| {
+                let mut inserted = 0;
                 for chunk in rows.chunks(INSERT_CHUNK) {
                     // Multi-row INSERT is outside the subset diesel's multi-backend offers, so
                     // it is spelled per backend. A record already stored (a write repeated
                     // because its success went unheard) is left as it is.
-                    match connection {
+                    inserted += match connection {
                         AnyConnection::Postgres(postgres) => diesel::insert_into(attempts::table)
                             .values(chunk)
                             .on_conflict_do_nothing()
@@ -171,7 +183,7 @@ impl Store {
                         }
                     }?;
                 }
-                Ok(())
+                Ok(inserted)
             })
         })
         .await

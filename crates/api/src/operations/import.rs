@@ -15,8 +15,8 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 use webhooks_model::couch::{
-    ACCOUNT_CONFIG_ID, KazooAccount, KazooHook, Read, SYSTEM_CONFIG_ID, account_db, failure_limits,
-    read_account_document, read_hook_document,
+    ACCOUNT_CONFIG_ID, KazooAccount, KazooHook, Read, SYSTEM_CONFIG_ID, account_db, failure_limits, monthly_dbs,
+    read_account_document, read_attempt_document, read_hook_document,
 };
 use webhooks_model::hooks::HookDefinitions;
 use webhooks_model::ids::{AccountId, WebhookId};
@@ -24,7 +24,7 @@ use webhooks_model::notice::{Action, Change};
 use webhooks_model::retry::{ACCOUNT_LIMITS_OBJECT, FAILURE_COUNT_KEY, FAILURE_EXPIRY_KEY, FailureLimits};
 use webhooks_model::webhook::{ValidationContext, validate_stored_webhook};
 use webhooks_storage::couch::{CouchDb, CouchError};
-use webhooks_storage::{ImportOutcome, ImportedWebhook, NewAccount, StorageError, Store, Synced};
+use webhooks_storage::{ImportOutcome, ImportedWebhook, NewAccount, NewAttempt, StorageError, Store, Synced};
 
 use super::hooks::new_webhook;
 
@@ -95,6 +95,8 @@ pub struct ImportReport {
     pub hooks: Tally,
     /// The failure limits: the system's, and each account's own.
     pub limits: Tally,
+    /// The attempt records.
+    pub attempts: Tally,
     /// The documents not imported, and why.
     pub problems: Vec<Problem>,
     /// Hooks whose document id is no hook id, with the id each has here.
@@ -269,6 +271,56 @@ pub async fn import_limits(
             }
         }
         report.limits.count_written(had_limits);
+    }
+    Ok(())
+}
+
+/// Imports the attempt records of the `months` months up to the one of `unix_seconds` of every
+/// stored account, from its monthly databases, counting into `report`: a record stored already
+/// is left as it is (Kazoo never changes one). Imported records keep no delivery job, so they
+/// cannot be resent.
+pub async fn import_attempts(
+    store: &Store,
+    couch: &CouchDb,
+    options: ImportOptions<'_>,
+    months: u32,
+    unix_seconds: i64,
+    report: &mut ImportReport,
+) -> Result<(), ImportError> {
+    for account in store.all_accounts().await? {
+        for db in monthly_dbs(&account.id, unix_seconds, months) {
+            let mut start: Option<String> = None;
+            loop {
+                let page = couch.page(&db, start.as_deref(), options.batch_size.max(1)).await?;
+                let mut batch = Vec::with_capacity(page.docs.len());
+                for doc in &page.docs {
+                    report.attempts.read += 1;
+                    match read_attempt_document(doc) {
+                        Ok(Read::Found(attempt)) => batch.push(NewAttempt {
+                            id: attempt.id,
+                            account_id: attempt.account_id,
+                            hook_id: attempt.hook_id,
+                            created: attempt.created,
+                            doc: attempt.fields,
+                            job: None,
+                        }),
+                        Ok(Read::Skipped(_)) => report.attempts.skipped += 1,
+                        Err(error) => {
+                            report.attempts.skipped += 1;
+                            let source = format!("{db}/{}", document_id(doc));
+                            report.problems.push(Problem { source, reason: error.to_string() });
+                        }
+                    }
+                }
+                let inserted = store.import_attempts(&batch, options.commit).await?;
+                report.attempts.imported += inserted;
+                report.attempts.unchanged += batch.len() - inserted;
+                match page.next {
+                    Some(next) => start = Some(next),
+                    None => break,
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -30,7 +30,8 @@ use webhooks_model::notice::Change;
 pub use accounts::{create_account, delete_account, sync_account, update_account};
 pub use hooks::{create_webhook, delete_webhook, reenable_hooks, update_webhook};
 pub use import::{
-    ImportError, ImportOptions, ImportReport, Problem, Tally, import_accounts, import_hooks, import_limits,
+    ImportError, ImportOptions, ImportReport, Problem, Tally, import_accounts, import_attempts, import_hooks,
+    import_limits,
 };
 pub use redelivery::{Unpublished, publish_jobs, replay, resend};
 

@@ -4,12 +4,14 @@
 //! runs: the hooks' addresses are stored, never called.
 
 use serde_json::{Map, Value, json};
-use webhooks_api::operations::{ImportOptions, ImportReport, Tally, import_accounts, import_hooks, import_limits};
+use webhooks_api::operations::{
+    ImportOptions, ImportReport, Tally, import_accounts, import_attempts, import_hooks, import_limits,
+};
 use webhooks_model::hooks::HookDefinitions;
 use webhooks_model::ids::{AccountId, WebhookId};
 use webhooks_model::retry::FailureLimits;
-use webhooks_storage::Store;
 use webhooks_storage::couch::CouchDb;
+use webhooks_storage::{PageRequest, Store};
 use webhooks_test_support::couch::{CouchStandIn, couch_fixtures};
 use webhooks_test_support::db::TestDatabase;
 use webhooks_test_support::test_matrix;
@@ -21,6 +23,7 @@ test_matrix!(
     bad_documents_are_reported_and_skipped_and_the_rest_imported,
     a_dry_run_reports_and_writes_nothing,
     failure_limits_are_imported_as_kazoo_applies_them_and_survive_a_repeated_import,
+    attempt_records_of_the_months_asked_for_are_imported_once,
 );
 
 const SUB1: &str = "3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d";
@@ -60,10 +63,10 @@ where
 
 /// The public fields of a CouchDB document.
 fn public(doc: &Value) -> Map<String, Value> {
-    doc.as_object()
-        .expect("a document")
+    let object = doc.as_object().expect("a document");
+    object
         .iter()
-        .filter(|(key, _)| !key.starts_with(['_', 'p']))
+        .filter(|(key, _)| !key.starts_with('_') && !key.starts_with("pvt_"))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }
@@ -226,4 +229,42 @@ async fn failure_limits_are_imported_as_kazoo_applies_them_and_survive_a_repeate
     let again = import(&store, &couch, true).await;
     assert_eq!((again.accounts.unchanged, again.limits), (5, tally(3, 0, 0, 4, 0, 0)));
     assert_eq!(limits(SUB1).await.expect("kept")["attempt_failure_count"], 3);
+}
+
+async fn attempt_records_of_the_months_asked_for_are_imported_once(database: TestDatabase) {
+    let store = database.store().await;
+    let couch = seeded().await;
+    let fixtures = couch_fixtures("attempts");
+    for (_, doc) in &fixtures {
+        couch.put(doc["pvt_account_db"].as_str().expect("a monthly database"), doc).await;
+    }
+    // February's database: read only when two months are asked for in March 2024.
+    let mut older = fixtures[0].1.clone();
+    older["_id"] = json!("0123456789abcdef0123456789abcdef");
+    couch.put("account%2F3a%2F4b%2F5c6d7e8f9a0b1c2d3e4f5a6b7c8d-202402", &older).await;
+    import(&store, &couch, true).await;
+    let attempts = |months: u32| {
+        let (store, couch) = (store.clone(), CouchDb::new(couch.url()).expect("a CouchDB url"));
+        async move {
+            let definitions = HookDefinitions::default();
+            let options =
+                ImportOptions { definitions: &definitions, allow_private_targets: false, batch_size: 2, commit: true };
+            let mut report = ImportReport::default();
+            // 2024-03-15.
+            import_attempts(&store, &couch, options, months, 1_710_460_800, &mut report).await.expect("imported");
+            report.attempts
+        }
+    };
+
+    assert_eq!(attempts(1).await, tally(3, 3, 0, 0, 0, 0), "March's three");
+    let everything = PageRequest { start_key: None, page_size: None, ascending: true };
+    let stored = store.list_attempts(&id(SUB1), None, 0, i64::MAX, &everything).await.expect("listed").items;
+    let success = &fixtures.iter().find(|(name, _)| name == "success").expect("a success").1;
+    let imported = stored.iter().find(|attempt| attempt.id == success["_id"]).expect("the success imported");
+    assert_eq!(Value::Object(imported.doc.clone()), Value::Object(public(success)), "its public fields, verbatim");
+    assert_eq!(imported.created, success["pvt_created"].as_i64().expect("a time"));
+    assert_eq!(imported.hook_id.as_str(), success["hook_id"]);
+
+    assert_eq!(attempts(2).await, tally(4, 1, 0, 3, 0, 0), "February's one more; March's already there");
+    assert_eq!(attempts(0).await, tally(0, 0, 0, 0, 0, 0));
 }

@@ -1,5 +1,5 @@
-//! `webhooks import --couch URL [--dry-run]`: Kazoo's accounts (standalone mode), hooks and
-//! failure limits, from its CouchDB.
+//! `webhooks import --couch URL [--months N] [--dry-run]`: Kazoo's accounts (standalone mode),
+//! hooks, failure limits and recent attempt records, from its CouchDB.
 
 use anyhow::Context;
 use clap::Args;
@@ -22,6 +22,9 @@ pub(crate) struct ImportCommand {
     /// Kazoo's CouchDB (`http://user:password@couch.example.net:5984`).
     #[arg(long, value_name = "URL")]
     couch: String,
+    /// Attempt records of this many months are imported, the current one included.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=120))]
+    months: u32,
     /// Report what the import would do, and write nothing.
     #[arg(long)]
     dry_run: bool,
@@ -55,6 +58,10 @@ pub(super) async fn run(context: &Admin<'_>, command: ImportCommand) -> anyhow::
     operations::import_limits(&context.store, &couch, options, context.dispatcher.failure_limits, &mut report)
         .await
         .context("importing failure limits")?;
+    let now = webhooks_model::time::unix_seconds();
+    operations::import_attempts(&context.store, &couch, options, command.months, now, &mut report)
+        .await
+        .context("importing attempt records")?;
     print_report(&report)?;
     if command.dry_run {
         return output("dry run: nothing written");
@@ -76,7 +83,12 @@ fn print_report(report: &ImportReport) -> anyhow::Result<()> {
         print_table(&new_ids, "")?;
     }
     let mut summary = table(["KIND", "READ", "IMPORTED", "UPDATED", "UNCHANGED", "SKIPPED", "DELETED"]);
-    for (kind, tally) in [("accounts", report.accounts), ("hooks", report.hooks), ("limits", report.limits)] {
+    for (kind, tally) in [
+        ("accounts", report.accounts),
+        ("hooks", report.hooks),
+        ("limits", report.limits),
+        ("attempts", report.attempts),
+    ] {
         let Tally { read, imported, updated, unchanged, skipped, deleted } = tally;
         let counts = [read, imported, updated, unchanged, skipped, deleted].map(|count| count.to_string());
         summary.add_row([kind.to_owned()].into_iter().chain(counts));
