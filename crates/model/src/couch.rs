@@ -195,6 +195,58 @@ pub fn read_hook_document(doc: &Value) -> Result<Read<Vec<KazooHook>>, DocumentE
     Ok(Read::Found(hooks))
 }
 
+/// A hook to write into Kazoo's `webhooks` database (an export, or the mirror of a write).
+#[derive(Debug, Clone, Copy)]
+pub struct HookExport<'a> {
+    /// The hook.
+    pub id: &'a WebhookId,
+    /// Its owner.
+    pub account_id: &'a AccountId,
+    /// Its public fields.
+    pub fields: &'a Map<String, Value>,
+    /// Whether it fires.
+    pub enabled: bool,
+    /// Why the auto-disabler turned it off, if it did.
+    pub disabled_reason: Option<&'a str>,
+    /// Creation time, gregorian seconds.
+    pub created: i64,
+    /// Last write, gregorian seconds.
+    pub modified: i64,
+}
+
+/// `hook` as Kazoo's `webhooks` database holds it, written over `existing` (the document there
+/// now: its revision, and the private fields Kazoo wrote, such as who created it, are kept), so
+/// that Kazoo's app reads it as its own and its mailer finds the disable reason; `None` when
+/// `existing` holds the hook already. [`read_hook_document`] reads it back as it was.
+pub fn write_hook_document(hook: &HookExport<'_>, existing: Option<&Value>) -> Option<Value> {
+    let mut doc = existing.and_then(Value::as_object).cloned().unwrap_or_default();
+    doc.retain(|key, _| crate::webhook::is_private_key(key) && key != "pvt_disabled_message" && key != "pvt_deleted");
+    doc.extend(hook.fields.iter().map(|(key, value)| (key.clone(), value.clone())));
+    doc.insert("enabled".into(), Value::Bool(hook.enabled));
+    doc.insert("_id".into(), Value::String(hook.id.to_string()));
+    doc.insert("pvt_type".into(), Value::String("webhook".into()));
+    doc.insert("pvt_account_id".into(), Value::String(hook.account_id.to_string()));
+    doc.insert("pvt_account_db".into(), Value::String("webhooks".into()));
+    doc.entry("pvt_vsn").or_insert_with(|| Value::String("1".into()));
+    doc.entry("pvt_created").or_insert_with(|| Value::from(hook.created));
+    if let Some(reason) = hook.disabled_reason.filter(|_| !hook.enabled) {
+        doc.insert("pvt_disabled_message".into(), Value::String(reason.to_owned()));
+    }
+    let unchanged = |existing: &Map<String, Value>| {
+        let without_time = |doc: &Map<String, Value>| {
+            let mut doc = doc.clone();
+            doc.remove("pvt_modified");
+            doc
+        };
+        without_time(existing) == without_time(&doc)
+    };
+    if existing.and_then(Value::as_object).is_some_and(unchanged) {
+        return None;
+    }
+    doc.insert("pvt_modified".into(), Value::from(hook.modified));
+    Some(Value::Object(doc))
+}
+
 /// The database of account `id` as Kazoo names it in URLs: `account%2F3a%2F4b%2F5c6d...`.
 pub fn account_db(id: &AccountId) -> String {
     let id = id.as_str();
@@ -376,6 +428,41 @@ mod tests {
         assert_eq!(read_attempt_document(&other), Ok(Read::Skipped(Skip::OtherType)));
         let bad = json!({"_id": "x", "_rev": "1-a", "pvt_type": "webhook_attempt"});
         assert_eq!(read_attempt_document(&bad), Err(DocumentError::BadAttempt("_id is no 32-hex id")));
+    }
+
+    #[test]
+    fn an_exported_hook_reads_back_as_it_was_and_keeps_kazoos_private_fields() {
+        let (id, account) = ("5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b".parse().expect("an id"), OWNER.parse().expect("an id"));
+        let fields = json!({"name": "calls", "uri": "https://hooks.example.com/a", "hook": "channel_create",
+            "group": "ops"});
+        let hook = HookExport {
+            id: &id,
+            account_id: &account,
+            fields: fields.as_object().expect("fields"),
+            enabled: false,
+            disabled_reason: Some("too many failed attempts"),
+            created: 63_000_000_000,
+            modified: 63_000_000_100,
+        };
+        let existing = json!({"_id": id.as_str(), "_rev": "3-ab", "pvt_auth_user_id": "u1", "name": "old",
+            "custom_data": {"gone": true}, "pvt_type": "webhook", "pvt_account_id": OWNER, "pvt_created": 62_000_000_000_i64});
+        let written = write_hook_document(&hook, Some(&existing)).expect("changed");
+        assert_eq!(written["_rev"], "3-ab");
+        assert_eq!(written["pvt_auth_user_id"], "u1", "Kazoo's own fields kept");
+        assert_eq!(written["pvt_created"], 62_000_000_000_i64, "created when Kazoo created it");
+        assert!(written.get("custom_data").is_none(), "a field the hook no longer has is gone");
+        assert_eq!(
+            (written["pvt_disabled_message"].as_str(), written["enabled"].as_bool()),
+            (Some("too many failed attempts"), Some(false))
+        );
+        assert_eq!(write_hook_document(&hook, Some(&written)), None, "written already");
+
+        let Ok(Read::Found(read)) = read_hook_document(&written) else { panic!("a hook") };
+        let [read] = read.try_into().expect("one hook");
+        let mut expected = fields.as_object().cloned().expect("fields");
+        expected.insert("enabled".into(), json!(false));
+        assert_eq!((read.fields, read.disabled_reason.as_deref()), (expected, Some("too many failed attempts")));
+        assert_eq!(write_hook_document(&hook, None).expect("new")["pvt_created"], 63_000_000_000_i64);
     }
 
     #[test]

@@ -98,6 +98,51 @@ impl CouchDb {
         self.get(&format!("/{db}/{id}"), &[]).await
     }
 
+    /// The documents `ids` of database `db`, in their order; `None` for one that does not exist.
+    pub async fn documents(&self, db: &str, ids: &[String]) -> Result<Vec<Option<Value>>, CouchError> {
+        let path = format!("/{db}/_all_docs");
+        let body = serde_json::json!({ "keys": ids });
+        let Some(answer) =
+            self.send(self.client.post(self.url(&path)).query(&[("include_docs", "true")]).json(&body), &path).await?
+        else {
+            return Ok(vec![None; ids.len()]);
+        };
+        let rows = answer["rows"].as_array().cloned().unwrap_or_default();
+        Ok(rows.into_iter().map(|mut row| Some(row["doc"].take()).filter(Value::is_object)).collect())
+    }
+
+    /// Creates database `db` unless it exists.
+    pub async fn create_database(&self, db: &str) -> Result<(), CouchError> {
+        let path = format!("/{db}");
+        match self.send(self.client.put(self.url(&path)), &path).await {
+            Err(CouchError::Status { status: 412, .. }) | Ok(_) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Writes `docs` into database `db` (`_bulk_docs`: each over the revision it carries); for
+    /// each, in order, the error CouchDB gave it (`conflict` when its revision is not the
+    /// current one any more).
+    pub async fn save_all(&self, db: &str, docs: Vec<Value>) -> Result<Vec<Option<String>>, CouchError> {
+        let path = format!("/{db}/_bulk_docs");
+        let count = docs.len();
+        let answer =
+            self.send(self.client.post(self.url(&path)).json(&serde_json::json!({ "docs": docs })), &path).await?;
+        let rows = answer.and_then(|answer| answer.as_array().cloned()).unwrap_or_default();
+        let mut errors: Vec<Option<String>> =
+            rows.iter().map(|row| row["error"].as_str().map(|error| format!("{error}: {}", row["reason"]))).collect();
+        errors.resize(count, Some("no answer".to_owned()));
+        Ok(errors)
+    }
+
+    /// Deletes document `id` of `db`, whatever its revision; `false` when there was none.
+    pub async fn delete(&self, db: &str, id: &str) -> Result<bool, CouchError> {
+        let Some(current) = self.document(db, id).await? else { return Ok(false) };
+        let path = format!("/{db}/{id}");
+        let revision = current["_rev"].as_str().unwrap_or_default().to_owned();
+        Ok(self.send(self.client.delete(self.url(&path)).query(&[("rev", revision)]), &path).await?.is_some())
+    }
+
     /// How many documents database `db` holds (design documents included); 0 when it does not
     /// exist.
     pub async fn doc_count(&self, db: &str) -> Result<u64, CouchError> {
@@ -107,8 +152,17 @@ impl CouchDb {
 
     /// GETs `path`: its JSON, or `None` for a 404.
     async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Option<Value>, CouchError> {
+        self.send(self.client.get(self.url(path)).query(query), path).await
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends `request` (to `path`): the answer's JSON, or `None` for a 404.
+    async fn send(&self, request: reqwest::RequestBuilder, path: &str) -> Result<Option<Value>, CouchError> {
         let failed = |source| CouchError::Request { path: path.to_owned(), source };
-        let response = self.client.get(format!("{}{path}", self.base)).query(query).send().await.map_err(failed)?;
+        let response = request.send().await.map_err(failed)?;
         let status = response.status();
         if status == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);

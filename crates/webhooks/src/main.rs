@@ -52,7 +52,7 @@ enum Command {
     Dispatcher,
     /// Apply database migrations and exit.
     Migrate,
-    /// Operator commands (`hooks`, `failures`, `limits`, `attempts`, `import`).
+    /// Operator commands (`hooks`, `failures`, `limits`, `attempts`, `import`, `export`).
     #[command(flatten)]
     Admin(admin::AdminCommand),
 }

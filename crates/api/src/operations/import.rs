@@ -29,7 +29,7 @@ use webhooks_storage::{ImportOutcome, ImportedWebhook, NewAccount, NewAttempt, S
 use super::hooks::new_webhook;
 
 /// Kazoo's database of hooks.
-const WEBHOOKS_DB: &str = "webhooks";
+pub(super) const WEBHOOKS_DB: &str = "webhooks";
 /// Kazoo's database of accounts (the aggregate copy of each account's own document).
 const ACCOUNTS_DB: &str = "accounts";
 /// Kazoo's database of system-wide settings.

@@ -1,11 +1,12 @@
-//! The import of Kazoo's accounts and hooks from CouchDB (a `pouchdb-server` seeded with the
+//! The import of Kazoo's accounts, hooks, limits and attempts from CouchDB, and the export of
+//! hooks back into it (a `pouchdb-server` seeded with the
 //! Kazoo-shaped documents of `fixtures/kazoo/couchdb`), on SQLite and PostgreSQL: field by field,
 //! repeated, with changes and deletions in between, bad documents, and a dry run. No dispatcher
 //! runs: the hooks' addresses are stored, never called.
 
 use serde_json::{Map, Value, json};
 use webhooks_api::operations::{
-    ImportOptions, ImportReport, Tally, import_accounts, import_attempts, import_hooks, import_limits,
+    ImportOptions, ImportReport, Tally, export_hooks, import_accounts, import_attempts, import_hooks, import_limits,
 };
 use webhooks_model::hooks::HookDefinitions;
 use webhooks_model::ids::{AccountId, WebhookId};
@@ -24,6 +25,7 @@ test_matrix!(
     a_dry_run_reports_and_writes_nothing,
     failure_limits_are_imported_as_kazoo_applies_them_and_survive_a_repeated_import,
     attempt_records_of_the_months_asked_for_are_imported_once,
+    an_export_then_an_import_gives_the_same_hooks,
 );
 
 const SUB1: &str = "3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d";
@@ -267,4 +269,46 @@ async fn attempt_records_of_the_months_asked_for_are_imported_once(database: Tes
 
     assert_eq!(attempts(2).await, tally(4, 1, 0, 3, 0, 0), "February's one more; March's already there");
     assert_eq!(attempts(0).await, tally(0, 0, 0, 0, 0, 0));
+}
+
+async fn an_export_then_an_import_gives_the_same_hooks(database: TestDatabase) {
+    let store = database.store().await;
+    let kazoo = seeded().await;
+    import(&store, &kazoo, true).await;
+
+    // Back to a CouchDB holding Kazoo's accounts but no hook.
+    let back = CouchStandIn::start().await;
+    back.put_fixtures("accounts", "accounts").await;
+    let couch = CouchDb::new(back.url()).expect("a CouchDB url");
+    let (exported, refused) = export_hooks(&store, &couch, |_| {}).await.expect("exported");
+    assert_eq!((exported, refused.len()), (tally(11, 11, 0, 0, 0, 0), 0));
+    let (again, _) = export_hooks(&store, &couch, |_| {}).await.expect("exported");
+    assert_eq!(again, tally(11, 0, 0, 11, 0, 0), "nothing to write again");
+
+    let other = TestDatabase::sqlite().await.store().await;
+    let report = import(&other, &back, true).await;
+    assert_eq!(report.hooks, tally(11, 11, 0, 0, 0, 0), "{:?}", report.problems);
+    let everything = |store: Store| async move {
+        let mut hooks = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store.all_webhooks_page(after.as_ref(), 100).await.expect("the store answers");
+            hooks.extend(page.iter().map(|hook| {
+                (
+                    hook.id.clone(),
+                    hook.account_id.clone(),
+                    hook.hook.clone(),
+                    hook.enabled,
+                    hook.include_subaccounts,
+                    hook.disabled_reason.clone(),
+                    hook.doc.clone(),
+                )
+            }));
+            match page.last() {
+                Some(last) if page.len() == 100 => after = Some(last.id.clone()),
+                _ => return hooks,
+            }
+        }
+    };
+    assert_eq!(everything(other).await, everything(store).await);
 }

@@ -1,4 +1,5 @@
-//! Reads for the router's index: enabled hooks across accounts, and a hook by id alone.
+//! Reads across accounts: enabled hooks for the router's index, every hook for an export, and a
+//! hook by id alone.
 
 use diesel::prelude::*;
 use webhooks_model::ids::{AccountId, WebhookId};
@@ -27,14 +28,35 @@ impl Store {
     /// id `after` (from the start when `None`): the router loads its index page by page, so a
     /// reload never holds every document at once.
     pub async fn enabled_webhooks_page(&self, after: Option<&WebhookId>, limit: u32) -> Result<Vec<Webhook>> {
+        self.webhooks_page(after, limit, true).await
+    }
+
+    /// How many hooks there are, of every account.
+    pub async fn count_webhooks(&self) -> Result<usize> {
+        self.run(|connection| {
+            let count: i64 = webhooks::table.count().get_result(connection)?;
+            Ok(usize::try_from(count).unwrap_or(usize::MAX))
+        })
+        .await
+    }
+
+    /// One page of every hook, enabled or not, as [`Store::enabled_webhooks_page`] pages (an
+    /// export reads them so).
+    pub async fn all_webhooks_page(&self, after: Option<&WebhookId>, limit: u32) -> Result<Vec<Webhook>> {
+        self.webhooks_page(after, limit, false).await
+    }
+
+    async fn webhooks_page(&self, after: Option<&WebhookId>, limit: u32, enabled_only: bool) -> Result<Vec<Webhook>> {
         let after = after.map(ToString::to_string);
         self.run(move |connection| {
             let mut query = webhooks::table
-                .filter(webhooks::enabled.eq(true))
                 .order(webhooks::id.asc())
                 .limit(i64::from(limit))
                 .select(WebhookRow::as_select())
                 .into_boxed();
+            if enabled_only {
+                query = query.filter(webhooks::enabled.eq(true));
+            }
             if let Some(after) = after {
                 query = query.filter(webhooks::id.gt(after));
             }

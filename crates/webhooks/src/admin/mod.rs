@@ -5,6 +5,7 @@
 //! standard output; progress, on a terminal only, to standard error.
 
 mod attempts;
+mod export;
 mod failures;
 mod hooks;
 mod import;
@@ -25,6 +26,7 @@ use webhooks_model::ids::AccountId;
 use webhooks_storage::{Account, Store};
 
 use self::attempts::AttemptsCommand;
+use self::export::ExportCommand;
 use self::failures::FailuresCommand;
 use self::hooks::HooksCommand;
 use self::import::ImportCommand;
@@ -47,6 +49,9 @@ pub(crate) enum AdminCommand {
     Attempts(AttemptsCommand),
     /// Imports Kazoo's hooks from its CouchDB; repeatable: it brings over what changed since.
     Import(ImportCommand),
+    /// Writes every hook back into Kazoo's CouchDB, in Kazoo's format, so that Kazoo's own app
+    /// can take over again.
+    Export(ExportCommand),
 }
 
 /// What a command works with.
@@ -70,6 +75,7 @@ pub(crate) async fn run(
         AdminCommand::Limits(command) => limits::run(&context, command).await,
         AdminCommand::Attempts(command) => attempts::run(&context, command).await,
         AdminCommand::Import(command) => import::run(&context, command).await,
+        AdminCommand::Export(command) => export::run(&context, command).await,
     }
 }
 
