@@ -30,10 +30,11 @@ use webhooks_model::config::{ApiConfig, KazooConfig};
 use webhooks_model::hooks::HookDefinitions;
 use webhooks_model::ids::AccountId;
 use webhooks_model::notice::Change;
+use webhooks_storage::couch::CouchDb;
 use webhooks_storage::{Account, StorageError, Store};
 
 use crate::auth::TokenSigner;
-use crate::kazoo::{AccountSync, KazooSetupError, KazooTokens};
+use crate::kazoo::{AccountSync, CouchMirror, KazooSetupError, KazooTokens};
 use crate::listing::HookLists;
 use crate::metrics::ApiMetrics;
 use crate::operations::{Announcer, Committed};
@@ -245,6 +246,16 @@ pub async fn run(
         tokio::spawn(async move {
             if let Err(error) = sync.follow(bus, interval, shutdown).await {
                 tracing::error!(%error, "Kazoo's account notices cannot be followed; accounts are reconciled no more");
+            }
+        });
+    }
+    if let Some(url) = &state.settings.kazoo.couch_url {
+        let couch = CouchDb::new(url).map_err(std::io::Error::other)?;
+        let mirror = CouchMirror::new(state.store.clone(), couch);
+        let (bus, shutdown) = (state.bus.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(error) = mirror.follow(bus, shutdown).await {
+                tracing::error!(%error, "hook writes cannot be mirrored into CouchDB any more");
             }
         });
     }

@@ -74,6 +74,9 @@ pub struct Topology {
     /// changes on [`Topology::accounts_exchange`], never on Kazoo's `configuration` exchange
     /// (Kazoo's services flush caches on account notices there, and `object` hooks would fire).
     pub accounts_from_kazoo: bool,
+    /// Hook writes are mirrored into Kazoo's CouchDB: the hook change notices also go to
+    /// [`Topology::couch_mirror_queue`].
+    pub couch_mirror: bool,
 }
 
 impl Topology {
@@ -84,6 +87,7 @@ impl Topology {
             object_types: DEFAULT_OBJECT_TYPES.iter().map(|kind| (*kind).to_owned()).collect(),
             queue_expires: None,
             accounts_from_kazoo: false,
+            couch_mirror: false,
         }
     }
 
@@ -143,6 +147,13 @@ impl Topology {
         routing_key.strip_prefix(ACCOUNT_LOOKUP_PREFIX)?.parse().ok()
     }
 
+    /// `<prefix>.couch_mirror`: with [`Topology::couch_mirror`], the queue of hook change notices
+    /// the API replicas share to mirror hook writes into Kazoo's CouchDB (competing consumers, so
+    /// each write is mirrored once). Durable, so writes wait while CouchDB or every replica is down.
+    pub fn couch_mirror_queue(&self) -> String {
+        format!("{}.couch_mirror", self.prefix)
+    }
+
     /// The exchange on which the notice of `change` goes: an account change goes to
     /// [`Topology::accounts_exchange`] in Kazoo mode, every other notice to Kazoo's
     /// `configuration` exchange, as Kazoo publishes document changes.
@@ -194,11 +205,9 @@ impl Topology {
     pub fn change_notice_bindings(&self) -> Vec<(String, String)> {
         let accounts =
             if self.accounts_from_kazoo { self.accounts_exchange() } else { CONFIGURATION_EXCHANGE.to_owned() };
-        vec![
-            (CONFIGURATION_EXCHANGE.to_owned(), "*.webhooks.webhook.*".to_owned()),
-            (accounts, ACCOUNT_NOTICE_BINDING.to_owned()),
-            (CONFIGURATION_EXCHANGE.to_owned(), REENABLE_ROUTING_KEY.to_owned()),
-        ]
+        let mut bindings = hook_change_bindings();
+        bindings.push((accounts, ACCOUNT_NOTICE_BINDING.to_owned()));
+        bindings
     }
 
     /// Everything [`crate::Bus::connect`] declares, in dependency order.
@@ -278,6 +287,14 @@ impl Topology {
             });
             self.declare_account_wait(&mut exchanges, &mut queues, &mut bindings);
         }
+        if self.couch_mirror {
+            queues.push(QueueSpec::durable(self.couch_mirror_queue(), expires));
+            bindings.extend(hook_change_bindings().into_iter().map(|(exchange, routing_key)| BindingSpec {
+                queue: self.couch_mirror_queue(),
+                exchange,
+                routing_key,
+            }));
+        }
         Declarations { exchanges, queues, bindings }
     }
 
@@ -351,6 +368,15 @@ impl Topology {
     pub(crate) fn private_queue_name(&self) -> String {
         format!("{}.private.{}", self.prefix, uuid::Uuid::new_v4().simple())
     }
+}
+
+/// Where hook changes are announced: hook documents (`webhook` in the `webhooks` database) in
+/// Kazoo's `<action>.<db>.<type>.<id>`, and Kazoo's bulk re-enable message.
+fn hook_change_bindings() -> Vec<(String, String)> {
+    vec![
+        (CONFIGURATION_EXCHANGE.to_owned(), "*.webhooks.webhook.*".to_owned()),
+        (CONFIGURATION_EXCHANGE.to_owned(), REENABLE_ROUTING_KEY.to_owned()),
+    ]
 }
 
 /// The kinds of exchange the system uses.
@@ -491,6 +517,20 @@ mod tests {
         assert_eq!(topology.account_lookup(&key), Some(account));
         assert_eq!(topology.account_lookup("doc_edited.accounts.account.0123456789abcdef0123456789abcdef"), None);
         assert!(!Topology::new("t").declarations().queues.iter().any(|queue| queue.name == "t.router.wait"));
+    }
+
+    #[test]
+    fn the_couch_mirror_queue_takes_the_hook_changes_only_when_mirroring() {
+        let mirroring = Topology { couch_mirror: true, ..Topology::new("t") }.declarations();
+        let bound: Vec<&str> = mirroring
+            .bindings
+            .iter()
+            .filter(|binding| binding.queue == "t.couch_mirror")
+            .map(|binding| binding.routing_key.as_str())
+            .collect();
+        assert_eq!(bound, ["*.webhooks.webhook.*", REENABLE_ROUTING_KEY]);
+        assert!(mirroring.queues.iter().any(|queue| queue.name == "t.couch_mirror" && queue.durable));
+        assert!(!Topology::new("t").declarations().queues.iter().any(|queue| queue.name == "t.couch_mirror"));
     }
 
     #[test]

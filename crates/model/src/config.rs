@@ -239,6 +239,9 @@ pub struct KazooConfig {
     /// Seconds between two reconciliations of the stored accounts with Crossbar's tree (each
     /// API replica also reconciles at start and after each reconnection to the broker).
     pub accounts_reconcile_seconds: u64,
+    /// Kazoo's CouchDB (`http://user:password@couch:5984`): when set, every hook write is
+    /// mirrored into its `webhooks` database, where Kazoo's mailer reads disabled hooks.
+    pub couch_url: Option<String>,
 }
 
 impl Default for KazooConfig {
@@ -261,6 +264,7 @@ impl std::fmt::Debug for KazooConfig {
             .field("tokeninfo_cache_seconds", &self.tokeninfo_cache_seconds)
             .field("verified_tokens_capacity", &self.verified_tokens_capacity)
             .field("request_timeout_seconds", &self.request_timeout_seconds)
+            .field("couch_url", &self.couch_url.as_deref().map(redact_url))
             .field("accounts_reconcile_seconds", &self.accounts_reconcile_seconds)
             .finish()
     }
@@ -288,6 +292,7 @@ impl KazooConfig {
             ("public_keys", !self.public_keys.is_empty()),
             ("tokeninfo", self.tokeninfo),
             ("master_account_id", self.master_account_id.is_some()),
+            ("couch_url", self.couch_url.is_some()),
         ]
         .into_iter()
         .find_map(|(name, set)| set.then_some(name))

@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod crossbar;
 mod keys;
+mod mirror;
 mod token;
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ use webhooks_model::time::unix_seconds;
 pub use self::accounts::{AccountSync, Reconciled, SyncError};
 pub use self::crossbar::{CrossbarClient, CrossbarError};
 use self::keys::{Keys, PemError, PublicKey, Refetched};
+pub use self::mirror::CouchMirror;
 use self::token::SignedToken;
 pub use self::token::TokenRefusal;
 

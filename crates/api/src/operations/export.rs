@@ -4,6 +4,7 @@
 //! mailer reads a disabled hook.
 
 use webhooks_model::couch::{HookExport, write_hook_document};
+use webhooks_model::ids::WebhookId;
 use webhooks_storage::couch::CouchDb;
 use webhooks_storage::{Store, Webhook};
 
@@ -16,6 +17,8 @@ const PAGE: u32 = 500;
 /// revision and Kazoo's own private fields are kept) unless that holds it already; counts into
 /// `tally` (`imported`: new there, `updated`, `unchanged`) and returns the hooks CouchDB refused.
 pub async fn write_hooks(couch: &CouchDb, hooks: &[Webhook], tally: &mut Tally) -> Result<Vec<Problem>, ImportError> {
+    // Kazoo creates it when its app first starts; a cluster that never ran the app has none.
+    couch.create_database(WEBHOOKS_DB).await?;
     let ids: Vec<String> = hooks.iter().map(|hook| hook.id.to_string()).collect();
     let existing = couch.documents(WEBHOOKS_DB, &ids).await?;
     let mut docs = Vec::new();
@@ -52,6 +55,12 @@ pub async fn write_hooks(couch: &CouchDb, hooks: &[Webhook], tally: &mut Tally) 
     Ok(problems)
 }
 
+/// Deletes hook `id` from Kazoo's `webhooks` database, if it is there.
+pub async fn delete_hook_document(couch: &CouchDb, id: &WebhookId) -> Result<(), ImportError> {
+    couch.delete(WEBHOOKS_DB, id.as_str()).await?;
+    Ok(())
+}
+
 /// Exports every hook of `store` into Kazoo's `webhooks` database of `couch`, page by page;
 /// `progress` is told the hooks read so far after each page. The counts, and the hooks CouchDB
 /// refused.
@@ -60,7 +69,6 @@ pub async fn export_hooks(
     couch: &CouchDb,
     mut progress: impl FnMut(usize),
 ) -> Result<(Tally, Vec<Problem>), ImportError> {
-    couch.create_database(WEBHOOKS_DB).await?;
     let mut tally = Tally::default();
     let mut problems = Vec::new();
     let mut after = None;

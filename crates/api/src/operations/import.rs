@@ -35,15 +35,18 @@ const ACCOUNTS_DB: &str = "accounts";
 /// Kazoo's database of system-wide settings.
 const SYSTEM_CONFIG_DB: &str = "system_config";
 
-/// Why an import stopped.
+/// Why an import, an export or a write of the mirror stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    /// CouchDB could not be read.
+    /// CouchDB could not be read or written.
     #[error(transparent)]
     Couch(#[from] CouchError),
     /// The store failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// CouchDB refused a document.
+    #[error("CouchDB refused {0}")]
+    Refused(String),
 }
 
 /// How to import.

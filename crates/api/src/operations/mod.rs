@@ -29,7 +29,7 @@ use webhooks_bus::{Bus, BusError, Outgoing};
 use webhooks_model::notice::Change;
 
 pub use accounts::{create_account, delete_account, sync_account, update_account};
-pub use export::{export_hooks, write_hooks};
+pub use export::{delete_hook_document, export_hooks, write_hooks};
 pub use hooks::{create_webhook, delete_webhook, reenable_hooks, update_webhook};
 pub use import::{
     ImportError, ImportOptions, ImportReport, Problem, Tally, import_accounts, import_attempts, import_hooks,

@@ -13,6 +13,8 @@ mod import;
 mod kazoo;
 /// Kazoo mode: accounts copied from Crossbar and Kazoo's notices, account routes refused.
 mod kazoo_accounts;
+/// Kazoo mode: hook writes mirrored into Kazoo's CouchDB.
+mod mirror;
 /// Kazoo mode: the calls of Monster UI's webhooks app, replayed.
 mod monster_ui;
 mod openapi;

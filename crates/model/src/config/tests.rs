@@ -108,6 +108,7 @@ fn the_defaults_are_the_documented_values() {
             verified_tokens_capacity: 100_000,
             request_timeout_seconds: 5,
             accounts_reconcile_seconds: 300,
+            couch_url: None,
         },
     };
     assert_eq!(Settings::default(), documented);
