@@ -54,6 +54,10 @@ pub const ACCOUNT_WAIT_MS: u64 = 1_000;
 /// three words in all, so no binding of account notices (`*.accounts.account.*`) matches it.
 const ACCOUNT_LOOKUP_PREFIX: &str = "lookup.account.";
 
+/// Number documents' changes in Kazoo's `<action>.<db>.<type>.<id>` (the numbers database's copy and
+/// the assignee's alike).
+const NUMBER_NOTICE_BINDING: &str = "*.*.number.*";
+
 /// Inbound messages the router consumes (sms and mms hooks).
 const INSTANT_MESSAGE_BINDINGS: [&str; 2] = ["sms.inbound.offnet.*", "mms.inbound.offnet.*"];
 
@@ -74,9 +78,10 @@ pub struct Topology {
     /// changes on [`Topology::accounts_exchange`], never on Kazoo's `configuration` exchange
     /// (Kazoo's services flush caches on account notices there, and `object` hooks would fire).
     pub accounts_from_kazoo: bool,
-    /// Hook writes are mirrored into Kazoo's CouchDB: the hook change notices also go to
-    /// [`Topology::couch_mirror_queue`].
-    pub couch_mirror: bool,
+    /// Kazoo's CouchDB is known (`kazoo.couch_url`): hook writes are mirrored into it (the hook
+    /// change notices also go to [`Topology::couch_mirror_queue`]), and routers find the account
+    /// of a call by its number there (Kazoo's number notices reach the replicas' private queues).
+    pub kazoo_couch: bool,
 }
 
 impl Topology {
@@ -87,7 +92,7 @@ impl Topology {
             object_types: DEFAULT_OBJECT_TYPES.iter().map(|kind| (*kind).to_owned()).collect(),
             queue_expires: None,
             accounts_from_kazoo: false,
-            couch_mirror: false,
+            kazoo_couch: false,
         }
     }
 
@@ -147,7 +152,7 @@ impl Topology {
         routing_key.strip_prefix(ACCOUNT_LOOKUP_PREFIX)?.parse().ok()
     }
 
-    /// `<prefix>.couch_mirror`: with [`Topology::couch_mirror`], the queue of hook change notices
+    /// `<prefix>.couch_mirror`: with [`Topology::kazoo_couch`], the queue of hook change notices
     /// the API replicas share to mirror hook writes into Kazoo's CouchDB (competing consumers, so
     /// each write is mirrored once). Durable, so writes wait while CouchDB or every replica is down.
     pub fn couch_mirror_queue(&self) -> String {
@@ -207,6 +212,9 @@ impl Topology {
             if self.accounts_from_kazoo { self.accounts_exchange() } else { CONFIGURATION_EXCHANGE.to_owned() };
         let mut bindings = hook_change_bindings();
         bindings.push((accounts, ACCOUNT_NOTICE_BINDING.to_owned()));
+        if self.kazoo_couch {
+            bindings.push((CONFIGURATION_EXCHANGE.to_owned(), NUMBER_NOTICE_BINDING.to_owned()));
+        }
         bindings
     }
 
@@ -287,7 +295,7 @@ impl Topology {
             });
             self.declare_account_wait(&mut exchanges, &mut queues, &mut bindings);
         }
-        if self.couch_mirror {
+        if self.kazoo_couch {
             queues.push(QueueSpec::durable(self.couch_mirror_queue(), expires));
             bindings.extend(hook_change_bindings().into_iter().map(|(exchange, routing_key)| BindingSpec {
                 queue: self.couch_mirror_queue(),
@@ -521,7 +529,7 @@ mod tests {
 
     #[test]
     fn the_couch_mirror_queue_takes_the_hook_changes_only_when_mirroring() {
-        let mirroring = Topology { couch_mirror: true, ..Topology::new("t") }.declarations();
+        let mirroring = Topology { kazoo_couch: true, ..Topology::new("t") }.declarations();
         let bound: Vec<&str> = mirroring
             .bindings
             .iter()

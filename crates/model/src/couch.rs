@@ -310,6 +310,92 @@ fn public_fields(object: &Map<String, Value>) -> Map<String, Value> {
         .collect()
 }
 
+/// A dialled number in E.164 as Kazoo's default converters make it: a North American number of
+/// ten digits (with or without `1` or `+1`) gets `+1`, `011...` and `00...` (five digits at least
+/// after them) become `+...`, and a number of eight digits or more starting with 2-9 gets `+`;
+/// anything else is kept as it is.
+pub fn normalize_e164(number: &str) -> String {
+    let digits = |text: &str| !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit());
+    let national = |text: &str| {
+        let bytes = text.as_bytes();
+        bytes.len() == 10 && digits(text) && (b'2'..=b'9').contains(&bytes[0]) && (b'2'..=b'9').contains(&bytes[3])
+    };
+    let nanp = number.strip_prefix("+1").or_else(|| number.strip_prefix('1')).filter(|rest| national(rest));
+    if let Some(national) = nanp.or(Some(number).filter(|number| national(number))) {
+        return format!("+1{national}");
+    }
+    let international = number.strip_prefix("011").or_else(|| number.strip_prefix("00"));
+    if let Some(rest) = international.filter(|rest| rest.len() >= 5 && digits(rest)) {
+        return format!("+{rest}");
+    }
+    if number.len() >= 8 && digits(number) && number.as_bytes()[0] >= b'2' {
+        return format!("+{number}");
+    }
+    number.to_owned()
+}
+
+/// The database of Kazoo's number documents that holds `e164`: `numbers%2F` and the first five
+/// characters of the number, encoded (`+14155551234` is in `numbers%2F%2B1415`).
+pub fn numbers_db(e164: &str) -> String {
+    let head: String = e164.chars().take(5).collect();
+    format!("numbers%2F{}", encode_segment(&head))
+}
+
+/// The account a number document assigns its number to, when the number can take calls: assigned
+/// (`pvt_assigned_to`) and `in_service`, `port_in`, `port_out` or `reserved` (`pvt_state`).
+pub fn number_owner(doc: &Value) -> Option<AccountId> {
+    let state = doc.get("pvt_state").and_then(Value::as_str)?;
+    if !["in_service", "port_in", "port_out", "reserved"].contains(&state)
+        || doc.get("pvt_deleted").is_some_and(is_true)
+    {
+        return None;
+    }
+    doc.get("pvt_assigned_to").and_then(Value::as_str)?.parse().ok()
+}
+
+/// The number whose document a change notice's `routing_key` names
+/// (`doc_edited.numbers%2F%2B1415.number.%2B14155551234`: `+14155551234`); `None` for any other
+/// notice.
+pub fn changed_number(routing_key: &str) -> Option<String> {
+    let mut words = routing_key.split('.');
+    let (_action, _db, kind, id) = (words.next()?, words.next()?, words.next()?, words.next()?);
+    (kind == "number" && words.next().is_none()).then(|| decode_segment(id))
+}
+
+/// A path segment decoded: each `%XX` as its byte (a malformed one kept as it is).
+fn decode_segment(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let hex = bytes
+            .get(at + 1..at + 3)
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match (bytes[at], hex) {
+            (b'%', Some(byte)) => {
+                decoded.push(byte);
+                at += 3;
+            }
+            (byte, _) => {
+                decoded.push(byte);
+                at += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
+}
+
+/// `text` as one segment of a CouchDB path: bytes other than letters, digits and `-_.~` as `%XX`.
+pub fn encode_segment(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(byte).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
 /// The id of the webhooks app's settings of one account, in the account's database.
 pub const ACCOUNT_CONFIG_ID: &str = "configs_webhooks";
 /// The id of the system-wide settings document, in `system_config`.
@@ -463,6 +549,37 @@ mod tests {
         expected.insert("enabled".into(), json!(false));
         assert_eq!((read.fields, read.disabled_reason.as_deref()), (expected, Some("too many failed attempts")));
         assert_eq!(write_hook_document(&hook, None).expect("new")["pvt_created"], 63_000_000_000_i64);
+    }
+
+    #[test]
+    fn dialled_numbers_are_normalized_and_found_as_kazoo_finds_them() {
+        for (dialled, e164) in [
+            ("4155550100", "+14155550100"),
+            ("14155550100", "+14155550100"),
+            ("+14155550100", "+14155550100"),
+            ("011442071838750", "+442071838750"),
+            ("00442071838750", "+442071838750"),
+            ("442071838750", "+442071838750"),
+            ("+442071838750", "+442071838750"),
+            ("1001", "1001"),
+            ("0155550100", "0155550100"),
+        ] {
+            assert_eq!(normalize_e164(dialled), e164, "{dialled}");
+        }
+        assert_eq!(numbers_db("+14155551234"), "numbers%2F%2B1415");
+        assert_eq!(encode_segment("+14155551234"), "%2B14155551234");
+        assert_eq!(
+            changed_number("doc_edited.numbers%2F%2B1415.number.%2B14155551234").as_deref(),
+            Some("+14155551234")
+        );
+        assert_eq!(changed_number("doc_deleted.account%2F4c.undefined.%2B14155559876"), None);
+        assert_eq!(changed_number("doc_edited.webhooks.webhook.x"), None);
+
+        let number = |state: &str, assigned: Option<&str>| json!({"_id": "+14155550100", "pvt_state": state, "pvt_assigned_to": assigned});
+        assert_eq!(number_owner(&number("in_service", Some(OWNER))), OWNER.parse().ok());
+        assert_eq!(number_owner(&number("port_in", Some(OWNER))), OWNER.parse().ok());
+        assert_eq!(number_owner(&number("available", Some(OWNER))), None);
+        assert_eq!(number_owner(&number("in_service", None)), None);
     }
 
     #[test]

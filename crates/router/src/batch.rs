@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use tracing::{Span, field};
 use webhooks_bus::trace::continue_trace;
 use webhooks_bus::{Bus, Consumer, Delivery, Outgoing};
-use webhooks_model::event::{DEFAULT_OBJECT_TYPES, EventKind, KazooEvent, read_body};
+use webhooks_model::event::{DEFAULT_OBJECT_TYPES, EventKind, InboundUserField, KazooEvent, read_body};
 use webhooks_model::ids::{AccountId, MessageKey};
 use webhooks_model::job::DeliveryJob;
 use webhooks_model::payload::ReservedCcvKeys;
@@ -19,6 +19,7 @@ use webhooks_model::trace::{TraceId, TraceParent};
 use crate::RouterSettings;
 use crate::index::HookIndex;
 use crate::lookup::{AccountLookups, Verdict, lookup_message, wait_message};
+use crate::numbers::NumberOwners;
 use crate::route::{RouteContext, route_into};
 use crate::stats::RouterStats;
 
@@ -41,6 +42,9 @@ pub(crate) struct BatchRouter {
     /// In Kazoo mode, the accounts asked for lately: events of accounts the index does not know
     /// wait for them (`lookup`). Only the router's task takes the lock.
     lookups: Option<Mutex<AccountLookups>>,
+    /// With Kazoo's CouchDB, the owners of numbers: a call event naming no account is routed
+    /// to the account its dialled number belongs to.
+    numbers: Option<Arc<NumberOwners>>,
 }
 
 /// A routed batch, ready to publish: its jobs, and its events still to settle.
@@ -70,7 +74,12 @@ struct BatchJobs<'a> {
 }
 
 impl BatchRouter {
-    pub(crate) fn new(bus: Bus, settings: &RouterSettings, stats: Arc<RouterStats>) -> Self {
+    pub(crate) fn new(
+        bus: Bus,
+        settings: &RouterSettings,
+        stats: Arc<RouterStats>,
+        numbers: Option<Arc<NumberOwners>>,
+    ) -> Self {
         let object_types = match &bus.topology().object_types {
             types if types.is_empty() => DEFAULT_OBJECT_TYPES.iter().map(|kind| (*kind).to_owned()).collect(),
             types => types.clone(),
@@ -86,6 +95,7 @@ impl BatchRouter {
             batch_limit: usize::from(settings.prefetch).div_ceil(2),
             object_types,
             lookups: bus.topology().accounts_from_kazoo.then(Mutex::default),
+            numbers,
         }
     }
 
@@ -146,8 +156,19 @@ impl BatchRouter {
         );
         // Kazoo publishers send no trace parent: their events' traces start here.
         let trace = continue_trace(&span, delivery.trace_parent().as_ref());
-        match span.in_scope(|| parse(delivery, &self.object_types, trace.trace_id())) {
-            Parsed::Event(event) => self.route_event(&event, delivery, &span, &trace, jobs),
+        let by_number = self.numbers.is_some();
+        match span.in_scope(|| parse(delivery, &self.object_types, by_number, trace.trace_id())) {
+            Parsed::Event(mut event) => {
+                if event.account_id.is_none() {
+                    event.account_id = self.owner_of_number(&event).await;
+                    if event.account_id.is_none() {
+                        // As Kazoo does; counted apart, a number no account has in service.
+                        self.stats.count_skipped("unknown_number");
+                        return true;
+                    }
+                }
+                self.route_event(&event, delivery, &span, &trace, jobs);
+            }
             Parsed::Skipped(reason) => self.stats.count_skipped(reason),
             Parsed::Malformed { reason, error } => {
                 self.dead_letter(delivery, reason, &error).await;
@@ -246,6 +267,15 @@ impl BatchJobs<'_> {
     }
 }
 
+impl BatchRouter {
+    /// The account the dialled number of `event` (a call event naming no account) belongs to.
+    async fn owner_of_number(&self, event: &KazooEvent) -> Option<AccountId> {
+        let (EventKind::Channel(channel), Some(numbers)) = (&event.kind, &self.numbers) else { return None };
+        // Kazoo's default `stepswitch.inbound_user_field`.
+        numbers.owner(channel.dialled_number(InboundUserField::Request)?).await
+    }
+}
+
 /// The account `event` names when the index does not know it; a callflow notification names its
 /// hook instead, so its account is never unknown.
 fn unknown_account<'e>(event: &'e KazooEvent, index: &HookIndex) -> Option<&'e AccountId> {
@@ -275,7 +305,9 @@ enum Parsed {
 }
 
 /// Parses one event delivery; logs what is not routed, with the event's trace.
-fn parse(delivery: &Delivery, object_types: &[String], trace_id: TraceId) -> Parsed {
+/// With `by_number`, a call event naming no account is kept, for its account to be found by its
+/// dialled number.
+fn parse(delivery: &Delivery, object_types: &[String], by_number: bool, trace_id: TraceId) -> Parsed {
     let routing_key = delivery.routing_key.as_str();
     let body = match delivery.body.read_with(|bytes| read_body(routing_key, bytes)) {
         Ok(body) => body,
@@ -285,8 +317,8 @@ fn parse(delivery: &Delivery, object_types: &[String], trace_id: TraceId) -> Par
         }
     };
     match KazooEvent::parse_with_object_types(routing_key, &body, object_types) {
-        Ok(event) if event.account_id.is_none() => {
-            // Kazoo would look the account up by the dialled number; not supported here.
+        Ok(event) if event.account_id.is_none() && !(by_number && matches!(event.kind, EventKind::Channel(_))) => {
+            // Kazoo looks the account up by the dialled number: here only with its CouchDB.
             tracing::debug!(
                 routing_key,
                 trace_id = %trace_id,

@@ -17,6 +17,7 @@
 mod batch;
 pub mod index;
 mod lookup;
+mod numbers;
 pub mod route;
 mod service;
 mod settle;
@@ -27,6 +28,7 @@ use std::time::Duration;
 
 use webhooks_model::config::RouterConfig;
 use webhooks_model::payload::ReservedCcvKeys;
+use webhooks_storage::couch::CouchDb;
 
 pub use crate::batch::EVENT_SPAN;
 pub use crate::service::{Router, run};
@@ -35,6 +37,10 @@ pub use crate::stats::RouterStats;
 /// Hooks read from the store per page when the index is (re)loaded: big enough to keep round
 /// trips few, small enough that a page of documents is a small fraction of the index.
 pub const RELOAD_PAGE_SIZE: u32 = 1_000;
+
+/// How long a look-up of a number's owner in Kazoo's CouchDB may take: short, since the router
+/// waits for the answer before routing on ([`RouterSettings::numbers`]).
+pub const NUMBER_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The router's settings.
 #[derive(Debug, Clone)]
@@ -53,6 +59,9 @@ pub struct RouterSettings {
     pub retry_backoff: Duration,
     /// Hooks read from the store per page when the index is (re)loaded.
     pub reload_page_size: u32,
+    /// Kazoo's CouchDB (`kazoo.couch_url`), where the account of a call whose event names none
+    /// is found by the dialled number; without it such events are skipped.
+    pub numbers: Option<CouchDb>,
 }
 
 impl RouterSettings {
@@ -72,6 +81,7 @@ impl RouterSettings {
             reserved_ccv_keys: ReservedCcvKeys::default(),
             retry_backoff: Duration::from_secs(1),
             reload_page_size: RELOAD_PAGE_SIZE,
+            numbers: None,
         }
     }
 }

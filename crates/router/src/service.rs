@@ -9,6 +9,7 @@ use webhooks_bus::{Bus, Consumer, Delivery};
 use webhooks_storage::Store;
 
 use crate::batch::BatchRouter;
+use crate::numbers::NumberOwners;
 use crate::settle::InFlight;
 use crate::stats::RouterStats;
 use crate::sync::IndexSync;
@@ -48,11 +49,12 @@ impl Router {
     #[tracing::instrument(name = "router.start", skip_all, fields(bus.prefix = %bus.topology().prefix))]
     pub async fn start(store: Store, bus: Bus, settings: RouterSettings) -> Result<Router, RouterError> {
         let stats = Arc::new(RouterStats::default());
-        let sync = IndexSync::start(store, &bus, &settings, Arc::clone(&stats)).await?;
+        let numbers = settings.numbers.clone().map(|couch| Arc::new(NumberOwners::new(couch)));
+        let sync = IndexSync::start(store, &bus, &settings, Arc::clone(&stats), numbers.clone()).await?;
         let events = bus.consume(&bus.topology().router_queue(), settings.prefetch).await?;
         Ok(Router {
             sync,
-            routing: BatchRouter::new(bus.clone(), &settings, Arc::clone(&stats)),
+            routing: BatchRouter::new(bus.clone(), &settings, Arc::clone(&stats), numbers),
             in_flight: InFlight::new(bus, Arc::clone(&stats)),
             stats,
             events,

@@ -10,11 +10,13 @@ use tokio::task::{JoinError, JoinHandle};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tracing::Instrument;
 use webhooks_bus::{Bus, Consumer, Delivery};
+use webhooks_model::couch::changed_number;
 use webhooks_model::ids::WebhookId;
 use webhooks_model::notice::{Action, Change};
 use webhooks_storage::{StorageError, Store};
 
 use crate::index::{HookIndex, HookIndexBuilder};
+use crate::numbers::NumberOwners;
 use crate::stats::RouterStats;
 use crate::{RouterError, RouterSettings};
 
@@ -47,6 +49,8 @@ pub(crate) struct IndexSync {
     reconnection_check: Interval,
     /// The bus's reconnections when last checked.
     reconnections: u64,
+    /// The owners of numbers kept, forgotten on Kazoo's number notices.
+    numbers: Option<Arc<NumberOwners>>,
 }
 
 /// What the index's keeper has to handle next.
@@ -80,6 +84,7 @@ impl IndexSync {
         bus: &Bus,
         settings: &RouterSettings,
         stats: Arc<RouterStats>,
+        numbers: Option<Arc<NumberOwners>>,
     ) -> Result<Self, RouterError> {
         let change_queue = bus.private_queue(&bus.topology().change_notice_bindings()).await?;
         let changes = bus.consume(&change_queue, CHANGE_PREFETCH).await?;
@@ -102,6 +107,7 @@ impl IndexSync {
             reload_timer: reload_timer(settings.reload_interval),
             reconnection_check,
             reconnections: bus.reconnections(),
+            numbers,
         })
     }
 
@@ -157,6 +163,11 @@ impl IndexSync {
 
     /// Reads and applies one change notice, then acknowledges it.
     async fn read_change(&mut self, delivery: &Delivery) -> ChangeOutcome {
+        if let (Some(numbers), Some(number)) = (&self.numbers, changed_number(&delivery.routing_key)) {
+            numbers.forget(&number).await;
+            acknowledge(delivery).await;
+            return ChangeOutcome::Ignored;
+        }
         let Some(change) = parse_change(delivery) else {
             acknowledge(delivery).await;
             return ChangeOutcome::Ignored;

@@ -51,18 +51,23 @@ pub struct CouchDb {
     base: String,
 }
 
-/// How long one request may take.
+/// How long one request may take, unless said otherwise.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl CouchDb {
     /// The server at `url` (`http://user:password@host:5984`).
     pub fn new(url: &str) -> Result<Self, CouchError> {
+        Self::with_timeout(url, REQUEST_TIMEOUT)
+    }
+
+    /// The server at `url`, each request given at most `timeout`.
+    pub fn with_timeout(url: &str, timeout: Duration) -> Result<Self, CouchError> {
         let parsed = reqwest::Url::parse(url).map_err(|error| CouchError::InvalidUrl(error.to_string()))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(CouchError::InvalidUrl(format!("{url}: not http or https")));
         }
         let client = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(timeout)
             .build()
             .map_err(|error| CouchError::InvalidUrl(error.to_string()))?;
         Ok(Self { client, base: url.trim_end_matches('/').to_owned() })

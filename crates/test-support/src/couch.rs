@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
+use webhooks_model::couch::encode_segment;
 
 use crate::bus::PATIENCE;
 
@@ -55,7 +56,7 @@ impl CouchStandIn {
         let created = self.client.put(format!("{}/{db}", self.url)).send().await.expect("CouchDB answers").status();
         assert!(created.is_success() || created.as_u16() == 412, "database {db}: {created}");
         let id = doc["_id"].as_str().expect("a document with an _id");
-        let url = format!("{}/{db}/{}", self.url, encode(id));
+        let url = format!("{}/{db}/{}", self.url, encode_segment(id));
         let mut doc = doc.clone();
         let fields = doc.as_object_mut().expect("a document");
         fields.remove("_attachments");
@@ -72,7 +73,7 @@ impl CouchStandIn {
     /// Deletes document `id` of `db` for good, as CouchDB's compaction leaves a soft-deleted one.
     pub async fn delete(&self, db: &str, id: &str) {
         let revision = self.revision(db, id).await.expect("the document exists");
-        let url = format!("{}/{db}/{}", self.url, encode(id));
+        let url = format!("{}/{db}/{}", self.url, encode_segment(id));
         let answer = self.client.delete(url).query(&[("rev", revision)]).send().await.expect("CouchDB answers");
         assert!(answer.status().is_success(), "{db}/{id}: {}", answer.status());
     }
@@ -98,7 +99,7 @@ impl CouchStandIn {
     /// The current revision of document `id` of `db`.
     async fn revision(&self, db: &str, id: &str) -> Option<String> {
         let answer =
-            self.client.get(format!("{}/{db}/{}", self.url, encode(id))).send().await.expect("CouchDB answers");
+            self.client.get(format!("{}/{db}/{}", self.url, encode_segment(id))).send().await.expect("CouchDB answers");
         let doc: Value = answer.json().await.ok()?;
         doc["_rev"].as_str().map(str::to_owned)
     }
@@ -126,14 +127,4 @@ pub fn couch_fixtures(folder: &str) -> Vec<(String, Value)> {
         .collect();
     documents.sort_by(|(left, _), (right, _)| left.cmp(right));
     documents
-}
-
-/// A document id as one path segment.
-fn encode(id: &str) -> String {
-    id.bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(byte).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }

@@ -25,6 +25,7 @@ use webhooks_model::config::{Settings, redact_url};
 use webhooks_model::ids::random_id;
 use webhooks_router::{Router, RouterSettings};
 use webhooks_storage::Store;
+use webhooks_storage::couch::CouchDb;
 
 /// The settings key of the generated cluster id, shared by every replica through the store.
 const CLUSTER_ID_SETTING: &str = "cluster_id";
@@ -228,11 +229,15 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         None
     };
     if command.runs_router() {
-        let cluster_id = cluster_id.clone();
-        let router =
-            Router::start(store.clone(), bus.clone(), RouterSettings::from_config(&settings.router, cluster_id))
-                .await
-                .context("starting the router")?;
+        let mut router_settings = RouterSettings::from_config(&settings.router, cluster_id.clone());
+        router_settings.numbers = match &settings.kazoo.couch_url {
+            Some(url) => Some(
+                CouchDb::with_timeout(url, webhooks_router::NUMBER_LOOKUP_TIMEOUT)
+                    .with_context(|| format!("kazoo.couch_url {}", redact_url(url)))?,
+            ),
+            None => None,
+        };
+        let router = Router::start(store.clone(), bus.clone(), router_settings).await.context("starting the router")?;
         router.stats().register(health.registry()).context("registering the router's metrics")?;
         started.iter().for_each(Started::set);
         let shutdown = shutdown.clone();

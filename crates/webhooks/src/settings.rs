@@ -44,7 +44,7 @@ pub(crate) fn bus_topology(settings: &Settings) -> Topology {
     Topology {
         queue_expires: settings.bus_queue_expires_seconds.map(Duration::from_secs),
         accounts_from_kazoo: settings.kazoo.enabled(),
-        couch_mirror: settings.kazoo.couch_url.is_some(),
+        kazoo_couch: settings.kazoo.couch_url.is_some(),
         ..Topology::new(&settings.bus_prefix)
     }
 }

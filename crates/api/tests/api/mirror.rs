@@ -22,7 +22,7 @@ async fn mirroring_app(crossbar: &CrossbarStandIn, proxy: &Proxy) -> TestApp {
     crossbar.put_fixture_tree();
     let mut topology = topology(&unique_prefix("couch-mirror"));
     topology.accounts_from_kazoo = true;
-    topology.couch_mirror = true;
+    topology.kazoo_couch = true;
     let bus = Bus::connect(Some(&amqp_url()), topology).await.expect("RabbitMQ is reachable");
     let kazoo = KazooConfig {
         crossbar_url: Some(crossbar.url()),

@@ -9,6 +9,7 @@
 mod accounts;
 mod changes;
 mod events;
+mod numbers;
 
 use std::collections::HashMap;
 use std::sync::Arc;
