@@ -7,6 +7,7 @@ use std::sync::LazyLock;
 use serde::Deserialize;
 
 use crate::ids::AccountId;
+use crate::payload::PayloadCompat;
 
 /// The embedded defaults (`defaults.toml`): the value of every setting that has one, and the
 /// reference of every key. The binary reads them first, under any file and the environment.
@@ -242,6 +243,8 @@ pub struct KazooConfig {
     /// Kazoo's CouchDB (`http://user:password@couch:5984`): when set, every hook write is
     /// mirrored into its `webhooks` database, where Kazoo's mailer reads disabled hooks.
     pub couch_url: Option<String>,
+    /// Which Kazoo release's payloads receivers get: `master` (the default) or `4.3`.
+    pub payload_compat: PayloadCompat,
 }
 
 impl Default for KazooConfig {
@@ -265,6 +268,7 @@ impl std::fmt::Debug for KazooConfig {
             .field("verified_tokens_capacity", &self.verified_tokens_capacity)
             .field("request_timeout_seconds", &self.request_timeout_seconds)
             .field("couch_url", &self.couch_url.as_deref().map(redact_url))
+            .field("payload_compat", &self.payload_compat)
             .field("accounts_reconcile_seconds", &self.accounts_reconcile_seconds)
             .finish()
     }

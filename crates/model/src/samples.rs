@@ -14,7 +14,7 @@ use crate::event::{EventError, KazooEvent};
 use crate::hooks::HookType;
 use crate::ids::AccountId;
 use crate::notifications::{CALLFLOW_WEBHOOK, NOTIFICATION_TYPES, NotificationType};
-use crate::payload::{HookView, PayloadContext, base_payload, finish_payload};
+use crate::payload::{Finishing, HookView, PayloadContext, base_payload, finish_payload};
 
 /// The sample ids, sorted, as Kazoo lists them.
 const SAMPLE_IDS: &[&str] = &[
@@ -82,7 +82,7 @@ pub struct TestDelivery {
 /// hooks), finished for the hook as a delivery is (its `custom_data` merged, `cluster_id` last),
 /// except that its filters and modifiers do not reject it: a test always sends. `None` for a
 /// type without samples (sms, mms).
-pub fn test_delivery(hook: &HookView<'_>, cluster_id: &str) -> Option<TestDelivery> {
+pub fn test_delivery(hook: &HookView<'_>, finishing: &Finishing<'_>) -> Option<TestDelivery> {
     let sample_type = if hook.hook_type == HookType::All { HookType::ChannelCreate } else { hook.hook_type };
     let sample_id = format!("webhooks_{sample_type}");
     let text = if sample_id == "webhooks_notifications" {
@@ -93,7 +93,7 @@ pub fn test_delivery(hook: &HookView<'_>, cluster_id: &str) -> Option<TestDelive
     let fixture = Fixture::parse(text).ok()?;
     let event = KazooEvent::parse(&fixture.routing_key, &fixture.body).ok()?;
     let base = base_payload(&event, &PayloadContext::new(fixture.reseller_id.as_ref()));
-    let payload = finish_payload(&base, &HookView { modifiers: None, ..*hook }, cluster_id)?;
+    let payload = finish_payload(&base, &HookView { modifiers: None, ..*hook }, finishing)?;
     Some(TestDelivery { hook_event: event.hook_event(), payload })
 }
 
@@ -162,8 +162,8 @@ impl Fixture {
         let event = KazooEvent::parse(&self.routing_key, body)?;
         let hook_type = event.lookup_key().ok_or(SampleError::NoHookType)?;
         let base = base_payload(&event, &PayloadContext::new(self.reseller_id.as_ref()));
-        let payload =
-            finish_payload(&base, &HookView::new(hook_type), &self.cluster_id).ok_or(SampleError::NoHookType)?;
+        let payload = finish_payload(&base, &HookView::new(hook_type), &Finishing::new(&self.cluster_id))
+            .ok_or(SampleError::NoHookType)?;
         Ok(Value::Object(payload))
     }
 }
@@ -246,7 +246,7 @@ mod tests {
             modifiers: modifiers.as_object(),
             ..HookView::new(HookType::Object)
         };
-        let delivery = test_delivery(&hook, "cluster-1").expect("object hooks have samples");
+        let delivery = test_delivery(&hook, &Finishing::new("cluster-1")).expect("object hooks have samples");
         assert_eq!(delivery.hook_event, "object");
         let mut expected = sample("webhooks_object").expect("a sample").swap_remove(0);
         let fields = expected.as_object_mut().expect("an object");
@@ -255,12 +255,13 @@ mod tests {
         fields.insert("environment".into(), json!("staging"));
         fields.insert("cluster_id".into(), json!("cluster-1"));
         assert_eq!(Value::Object(delivery.payload), expected);
-        let all = test_delivery(&HookView::new(HookType::All), "c").expect("all hooks get a channel sample");
+        let all =
+            test_delivery(&HookView::new(HookType::All), &Finishing::new("c")).expect("all hooks get a channel sample");
         assert_eq!(all.hook_event, "CHANNEL_CREATE");
         assert_eq!(
-            test_delivery(&HookView::new(HookType::Notifications), "c").map(|test| test.hook_event),
+            test_delivery(&HookView::new(HookType::Notifications), &Finishing::new("c")).map(|test| test.hook_event),
             Some("notifications")
         );
-        assert_eq!(test_delivery(&HookView::new(HookType::Sms), "c"), None);
+        assert_eq!(test_delivery(&HookView::new(HookType::Sms), &Finishing::new("c")), None);
     }
 }

@@ -12,7 +12,7 @@ use webhooks_bus::{Bus, Consumer, Delivery, Outgoing};
 use webhooks_model::event::{DEFAULT_OBJECT_TYPES, EventKind, InboundUserField, KazooEvent, read_body};
 use webhooks_model::ids::{AccountId, MessageKey};
 use webhooks_model::job::DeliveryJob;
-use webhooks_model::payload::ReservedCcvKeys;
+use webhooks_model::payload::{Finishing, PayloadCompat, ReservedCcvKeys};
 use webhooks_model::time::unix_millis;
 use webhooks_model::trace::{TraceId, TraceParent};
 
@@ -32,6 +32,8 @@ pub(crate) struct BatchRouter {
     bus: Bus,
     stats: Arc<RouterStats>,
     cluster_id: String,
+    /// Which Kazoo release's payloads receivers get.
+    payload_compat: PayloadCompat,
     reserved_ccv_keys: ReservedCcvKeys,
     max_jobs_per_message: usize,
     /// Events routed together at most.
@@ -88,6 +90,7 @@ impl BatchRouter {
             bus: bus.clone(),
             stats,
             cluster_id: settings.cluster_id.clone(),
+            payload_compat: settings.payload_compat,
             reserved_ccv_keys: settings.reserved_ccv_keys.clone(),
             max_jobs_per_message: settings.max_jobs_per_message,
             // At most half the prefetch, so the broker keeps streaming the other half while this
@@ -119,7 +122,10 @@ impl BatchRouter {
         self.stats.count_events(batch.len());
         let mut jobs = BatchJobs {
             index,
-            context: RouteContext { cluster_id: &self.cluster_id, reserved_ccv_keys: &self.reserved_ccv_keys },
+            context: RouteContext {
+                finishing: Finishing { cluster_id: &self.cluster_id, compat: self.payload_compat },
+                reserved_ccv_keys: &self.reserved_ccv_keys,
+            },
             published_at_ms: unix_millis().unsigned_abs(),
             jobs: Vec::new(),
             waiting: Vec::new(),

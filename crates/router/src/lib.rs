@@ -27,7 +27,7 @@ mod sync;
 use std::time::Duration;
 
 use webhooks_model::config::RouterConfig;
-use webhooks_model::payload::ReservedCcvKeys;
+use webhooks_model::payload::{PayloadCompat, ReservedCcvKeys};
 use webhooks_storage::couch::CouchDb;
 
 pub use crate::batch::EVENT_SPAN;
@@ -55,6 +55,8 @@ pub struct RouterSettings {
     pub max_jobs_per_message: usize,
     /// CCV keys kept out of channel payloads (`call_command.reserved_ccv_keys`).
     pub reserved_ccv_keys: ReservedCcvKeys,
+    /// Which Kazoo release's payloads receivers get (`kazoo.payload_compat`).
+    pub payload_compat: PayloadCompat,
     /// Wait after a failed publish or reload before trying again, so an outage is not a busy loop.
     pub retry_backoff: Duration,
     /// Hooks read from the store per page when the index is (re)loaded.
@@ -79,6 +81,7 @@ impl RouterSettings {
             reload_interval: Duration::from_secs(config.reload_interval_seconds.max(1)),
             max_jobs_per_message: config.max_jobs_per_message.max(1),
             reserved_ccv_keys: ReservedCcvKeys::default(),
+            payload_compat: PayloadCompat::default(),
             retry_backoff: Duration::from_secs(1),
             reload_page_size: RELOAD_PAGE_SIZE,
             numbers: None,

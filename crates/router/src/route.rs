@@ -8,7 +8,7 @@ use webhooks_model::hooks::HookType;
 use webhooks_model::ids::{AccountId, MessageKey, WebhookId};
 use webhooks_model::job::{DeliveryJob, JobEvent, Payload, job_for_document};
 use webhooks_model::payload::{
-    HookView, PayloadContext, ReservedCcvKeys, base_payload, finish_payload, modifiers_match,
+    Finishing, HookView, PayloadContext, ReservedCcvKeys, base_payload, finish_payload, modifiers_match,
 };
 use webhooks_model::time::unix_millis;
 
@@ -17,8 +17,8 @@ use crate::index::{HookIndex, IndexedHook};
 /// What routing needs besides the event and the index.
 #[derive(Debug, Clone, Copy)]
 pub struct RouteContext<'a> {
-    /// The cluster id every payload carries, set last over any other value.
-    pub cluster_id: &'a str,
+    /// The cluster id every payload carries, and the release payloads follow.
+    pub finishing: Finishing<'a>,
     /// CCV keys kept out of channel payloads.
     pub reserved_ccv_keys: &'a ReservedCcvKeys,
 }
@@ -26,7 +26,7 @@ pub struct RouteContext<'a> {
 impl<'a> RouteContext<'a> {
     /// A context with Kazoo's default reserved CCV keys.
     pub fn new(cluster_id: &'a str) -> Self {
-        Self { cluster_id, reserved_ccv_keys: ReservedCcvKeys::kazoo_default() }
+        Self { finishing: Finishing::new(cluster_id), reserved_ccv_keys: ReservedCcvKeys::kazoo_default() }
     }
 }
 
@@ -65,7 +65,7 @@ pub fn route_into(
             let payload_context = PayloadContext { reseller_id, reserved_ccv_keys: context.reserved_ccv_keys };
             base_payload(event, &payload_context)
         });
-        if let Some(payload) = payload_for(base, &hook.view(), context.cluster_id, &mut shared) {
+        if let Some(payload) = payload_for(base, &hook.view(), &context.finishing, &mut shared) {
             jobs.push(job_for_hook(event, key, owner, hook, payload, published_at_ms));
         }
     });
@@ -77,16 +77,16 @@ pub fn route_into(
 fn payload_for(
     base: &Map<String, Value>,
     hook: &HookView<'_>,
-    cluster_id: &str,
+    finishing: &Finishing<'_>,
     shared: &mut Option<Payload>,
 ) -> Option<Payload> {
     if hook.custom_data.is_some_and(|custom_data| !custom_data.is_empty()) {
-        return finish_payload(base, hook, cluster_id).map(Payload::from);
+        return finish_payload(base, hook, finishing).map(Payload::from);
     }
     if let Some(shared) = shared {
         return hook.modifiers.is_none_or(|modifiers| modifiers_match(base, modifiers)).then(|| shared.clone());
     }
-    let payload = finish_payload(base, hook, cluster_id).map(Payload::from);
+    let payload = finish_payload(base, hook, finishing).map(Payload::from);
     shared.clone_from(&payload);
     payload
 }
@@ -129,7 +129,7 @@ fn callflow_job(
     let text = |key: &str| hook.get(key).and_then(Value::as_str).filter(|value| !value.is_empty());
     text("uri")?;
     let view = HookView::from_document(hook).unwrap_or_else(|| HookView::of(HookType::Notifications, hook));
-    let payload = finish_payload(&base_payload(event, &PayloadContext::new(None)), &view, context.cluster_id)?;
+    let payload = finish_payload(&base_payload(event, &PayloadContext::new(None)), &view, &context.finishing)?;
     let hook_id = text("_id").or_else(|| text("id")).and_then(|id| id.parse().ok()).unwrap_or_else(WebhookId::generate);
     let event = JobEvent {
         event_id: key.event_id(&hook_id),
@@ -155,8 +155,8 @@ mod tests {
         let base = object(json!({"call_id": "c1", "call_direction": "inbound"}));
         let mut shared = None;
         let plain = HookView::new(HookType::ChannelCreate);
-        let first = payload_for(&base, &plain, "cl", &mut shared).expect("a payload");
-        let second = payload_for(&base, &plain, "cl", &mut shared).expect("a payload");
+        let first = payload_for(&base, &plain, &Finishing::new("cl"), &mut shared).expect("a payload");
+        let second = payload_for(&base, &plain, &Finishing::new("cl"), &mut shared).expect("a payload");
         assert!(first.ptr_eq(&second));
         assert_eq!(
             Value::Object(first.as_ref().clone()),
@@ -165,14 +165,15 @@ mod tests {
 
         let custom_data = object(json!({"env": "prod"}));
         let custom = HookView { custom_data: Some(&custom_data), ..plain };
-        let own = payload_for(&base, &custom, "cl", &mut shared).expect("a payload");
+        let own = payload_for(&base, &custom, &Finishing::new("cl"), &mut shared).expect("a payload");
         assert_eq!((own.get("env"), first.get("env")), (Some(&json!("prod")), None));
 
         let outbound = object(json!({"call_direction": "outbound"}));
         let filtered = HookView { modifiers: Some(&outbound), ..plain };
-        assert_eq!(payload_for(&base, &filtered, "cl", &mut shared), None, "modifiers still filter");
+        assert_eq!(payload_for(&base, &filtered, &Finishing::new("cl"), &mut shared), None, "modifiers still filter");
         let inbound = object(json!({"call_direction": "inbound"}));
-        let kept = payload_for(&base, &HookView { modifiers: Some(&inbound), ..plain }, "cl", &mut shared);
+        let kept =
+            payload_for(&base, &HookView { modifiers: Some(&inbound), ..plain }, &Finishing::new("cl"), &mut shared);
         assert!(kept.is_some_and(|kept| kept.ptr_eq(&first)));
     }
 }

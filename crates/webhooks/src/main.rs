@@ -230,6 +230,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     };
     if command.runs_router() {
         let mut router_settings = RouterSettings::from_config(&settings.router, cluster_id.clone());
+        router_settings.payload_compat = settings.kazoo.payload_compat;
         router_settings.numbers = match &settings.kazoo.couch_url {
             Some(url) => Some(
                 CouchDb::with_timeout(url, webhooks_router::NUMBER_LOOKUP_TIMEOUT)

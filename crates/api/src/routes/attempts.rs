@@ -12,7 +12,7 @@ use webhooks_model::errors::ValidationErrors;
 use webhooks_model::hooks::HookType;
 use webhooks_model::ids::{EventId, WebhookId};
 use webhooks_model::job::{DeliveryJob, JobEvent, job_for_document};
-use webhooks_model::payload::HookView;
+use webhooks_model::payload::{Finishing, HookView};
 use webhooks_model::samples::test_delivery;
 use webhooks_model::time::{gregorian_now, parse_instant, unix_millis};
 use webhooks_storage::{Attempt, RedeliveryError, Webhook};
@@ -131,7 +131,8 @@ const TEST_POLL: Duration = Duration::from_millis(100);
 /// configured wait (the record then appears among the hook's attempts).
 pub async fn test(state: Data<ApiState>, scope: Scope, path: Path<(String, String)>) -> Result<Reply, ApiError> {
     let hook = load(&state, &scope, &path.1).await?;
-    let job = test_job(&hook, state.settings.cluster_id.as_str())?;
+    let finishing = Finishing { cluster_id: &state.settings.cluster_id, compat: state.settings.kazoo.payload_compat };
+    let job = test_job(&hook, &finishing)?;
     let event_id = job.event_id.clone();
     publish(&state, vec![job]).await?;
     tracing::info!(account.id = %scope.account.id, hook.id = %hook.id, event.id = %event_id, "test callout sent");
@@ -150,9 +151,9 @@ pub async fn test(state: Data<ApiState>, scope: Scope, path: Path<(String, Strin
 }
 
 /// The test callout of `hook`: its type's sample, finished for it, sent once.
-fn test_job(hook: &Webhook, cluster_id: &str) -> Result<DeliveryJob, ApiError> {
+fn test_job(hook: &Webhook, finishing: &Finishing<'_>) -> Result<DeliveryJob, ApiError> {
     let view = HookType::parse(&hook.hook).map(|hook_type| HookView::of(hook_type, &hook.doc));
-    let delivery = view.and_then(|view| test_delivery(&view, cluster_id)).ok_or_else(|| ApiError::Refused {
+    let delivery = view.and_then(|view| test_delivery(&view, finishing)).ok_or_else(|| ApiError::Refused {
         message: "no test payload",
         reason: format!("hooks of type {} have no sample payload to send", hook.hook),
     })?;

@@ -109,6 +109,7 @@ fn the_defaults_are_the_documented_values() {
             request_timeout_seconds: 5,
             accounts_reconcile_seconds: 300,
             couch_url: None,
+            payload_compat: PayloadCompat::Master,
         },
     };
     assert_eq!(Settings::default(), documented);

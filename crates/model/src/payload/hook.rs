@@ -112,9 +112,42 @@ fn filter_matches(wanted: Option<&Value>, actual: &str) -> bool {
     }
 }
 
+/// Which Kazoo release's payloads receivers get (docs/kazoo.md#per-hook-finishing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum PayloadCompat {
+    /// Kazoo's current payloads: `custom_data` merged without its filter keys `type` and `action`.
+    #[default]
+    #[serde(rename = "master")]
+    Master,
+    /// Kazoo 4.3's: `custom_data` merged whole, `type` and `action` included.
+    #[serde(rename = "4.3")]
+    Kazoo43,
+}
+
+/// What finishing a payload adds beyond the hook's own: the cluster id, and the release the
+/// payloads follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finishing<'a> {
+    /// The cluster id every payload carries, set last over any other value.
+    pub cluster_id: &'a str,
+    /// Which release's payloads.
+    pub compat: PayloadCompat,
+}
+
+impl<'a> Finishing<'a> {
+    /// Kazoo's current payloads for `cluster_id`.
+    pub fn new(cluster_id: &'a str) -> Self {
+        Self { cluster_id, compat: PayloadCompat::Master }
+    }
+}
+
 /// The payload `hook` receives (docs/kazoo.md#per-hook-finishing): `None` when its modifiers
 /// reject the event, else a copy of `base` with `custom_data` merged and `cluster_id` set last.
-pub fn finish_payload(base: &Map<String, Value>, hook: &HookView<'_>, cluster_id: &str) -> Option<Map<String, Value>> {
+pub fn finish_payload(
+    base: &Map<String, Value>,
+    hook: &HookView<'_>,
+    finishing: &Finishing<'_>,
+) -> Option<Map<String, Value>> {
     // Check before copying: most rejections then cost no allocation.
     if let Some(modifiers) = hook.modifiers
         && !modifiers_match(base, modifiers)
@@ -126,12 +159,12 @@ pub fn finish_payload(base: &Map<String, Value>, hook: &HookView<'_>, cluster_id
     let mut payload = Map::with_capacity(base.len() + extra);
     payload.clone_from(base);
     if let Some(custom_data) = hook.custom_data {
-        merge_custom_data(&mut payload, custom_data);
+        merge_custom_data(&mut payload, custom_data, finishing.compat);
     }
     // Removed first so it lands at the end even if `custom_data` or the event had one: receivers
     // and form bodies see the cluster's id last, and it always wins.
     payload.shift_remove("cluster_id");
-    payload.insert("cluster_id".to_owned(), Value::from(cluster_id));
+    payload.insert("cluster_id".to_owned(), Value::from(finishing.cluster_id));
     Some(payload)
 }
 
@@ -145,12 +178,13 @@ pub fn modifiers_match(payload: &Map<String, Value>, modifiers: &Map<String, Val
     })
 }
 
-/// Copies `custom_data` into the payload top level, leaving out the filter keys
-/// `type` and `action`. Existing keys are overwritten in place; new keys are appended in reverse
-/// `custom_data` order, as Kazoo does, so form bodies match the original byte for byte.
-pub fn merge_custom_data(payload: &mut Map<String, Value>, custom_data: &Map<String, Value>) {
+/// Copies `custom_data` into the payload top level, leaving out the filter keys `type` and
+/// `action` (but for Kazoo 4.3's payloads, which carry them). Existing keys are overwritten in
+/// place; new keys are appended in reverse `custom_data` order, as Kazoo does, so form bodies
+/// match the original byte for byte.
+pub fn merge_custom_data(payload: &mut Map<String, Value>, custom_data: &Map<String, Value>, compat: PayloadCompat) {
     for (key, value) in custom_data.iter().rev() {
-        if key == "type" || key == "action" {
+        if compat == PayloadCompat::Master && (key == "type" || key == "action") {
             continue;
         }
         payload.insert(key.clone(), value.clone());

@@ -17,7 +17,8 @@ use crate::event::{EventKind, InstantMessage, KazooEvent, ObjectEvent};
 use crate::ids::AccountId;
 
 pub use hook::{
-    HookView, custom_data, finish_payload, include_internal_legs, merge_custom_data, modifiers_match, passes_filters,
+    Finishing, HookView, PayloadCompat, custom_data, finish_payload, include_internal_legs, merge_custom_data,
+    modifiers_match, passes_filters,
 };
 pub use normalize::{normalize_key, normalize_object, normalize_value};
 

@@ -29,8 +29,8 @@ use webhooks_model::form;
 use webhooks_model::ids::AccountId;
 use webhooks_model::notifications::{self, NOTIFICATION_TYPES};
 use webhooks_model::payload::{
-    HookView, PayloadContext, ReservedCcvKeys, base_payload, finish_payload, merge_custom_data, modifiers_match,
-    normalize_key, normalize_object,
+    Finishing, HookView, PayloadCompat, PayloadContext, ReservedCcvKeys, base_payload, finish_payload,
+    merge_custom_data, modifiers_match, normalize_key, normalize_object,
 };
 use webhooks_model::samples;
 
@@ -90,7 +90,7 @@ impl Fixture {
         let base = base_payload(&event, &PayloadContext::new(Some(&reseller)));
         let hook = HookView::from_document(self.hook()).expect("hook type");
         assert!(hook.accepts(&event), "{}: the fixture's hook must accept its event", self.file);
-        finish_payload(&base, &hook, self.context("cluster_id")).expect("no modifier rejects")
+        finish_payload(&base, &hook, &Finishing::new(self.context("cluster_id"))).expect("no modifier rejects")
     }
 }
 

@@ -78,7 +78,7 @@ fn the_callflow_webhook_is_its_own_kind_for_its_own_hook_only() {
 
     let EventKind::CallflowWebhook(webhook) = &event.kind else { panic!("callflow webhook") };
     let hook = HookView::from_document(&webhook.hook).expect("on-the-fly hook");
-    let payload = finish_payload(&build(&event), &hook, CLUSTER_ID).expect("delivered");
+    let payload = finish_payload(&build(&event), &hook, &Finishing::new(CLUSTER_ID)).expect("delivered");
     assert_same_json(
         &payload,
         &json!({"call_id": "abc", "caller_id_name": "Bob", "source": "callflow", "cluster_id": CLUSTER_ID}),

@@ -5,14 +5,17 @@
 
 mod matching;
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value, json};
 use webhooks_model::event::KazooEvent;
 use webhooks_model::hooks::HookType;
 use webhooks_model::ids::{AccountId, EventId, MessageKey, WebhookId};
 use webhooks_model::job::DeliveryJob;
+use webhooks_model::payload::{Finishing, PayloadCompat};
 use webhooks_model::webhook::{Format, HttpVerb};
 use webhooks_router::index::HookIndex;
-use webhooks_router::route::route;
+use webhooks_router::route::{RouteContext, route, route_into};
 use webhooks_storage::{Account, Webhook};
 use webhooks_test_support::fixtures::amqp_event_fixtures;
 use webhooks_test_support::store::{hook_document, new_webhook};
@@ -358,4 +361,55 @@ fn a_disabled_accounts_hooks_fire_neither_for_it_nor_for_its_descendants() {
     index.upsert_account(&account(&tree.parent, &[&tree.master, &tree.reseller], json!({"enabled": true})));
     assert_eq!(receivers(&index, &parent_event).len(), 2);
     assert_eq!(receivers(&index, &child_event), [inherited.id]);
+}
+
+/// Kazoo 4.3 merged a hook's `custom_data` whole: its `type` and `action` reach the payload, the
+/// hook's `action: all` over the event's own (`object_doc_edited_user`), and a notification's
+/// `type` after the hook's other keys (`notification_voicemail_new`).
+#[test]
+fn kazoo_4_3_payloads_carry_custom_datas_type_and_action() {
+    let fixtures: HashMap<String, Value> = amqp_event_fixtures().into_iter().collect();
+    let route_as_4_3 = |name: &str| {
+        let fixture = &fixtures[name];
+        let context = &fixture["context"];
+        let tree: Vec<AccountId> = context["account_tree"]
+            .as_array()
+            .expect("tree")
+            .iter()
+            .map(|id| account_id(id.as_str().expect("id")))
+            .collect();
+        let mut accounts: Vec<Account> = tree
+            .iter()
+            .enumerate()
+            .map(|(depth, id)| account(id, &tree[..depth].iter().collect::<Vec<_>>(), json!({})))
+            .collect();
+        let event_account = account_id(context["account_id"].as_str().expect("account"));
+        accounts.push(account(&event_account, &tree.iter().collect::<Vec<_>>(), json!({})));
+        let hook = &fixture["hook"];
+        let hook_id: WebhookId = hook["id"].as_str().expect("hook id").parse().expect("hook id shape");
+        let owner = account_id(hook["pvt_account_id"].as_str().expect("owner"));
+        let index = HookIndex::build(&accounts, &[webhook(&hook_id, &owner, hook.clone())]);
+        let event = KazooEvent::parse(fixture["routing_key"].as_str().expect("key"), &fixture["body"]).expect("parses");
+        let cluster_id = context["cluster_id"].as_str().expect("cluster id");
+        let context = RouteContext {
+            finishing: Finishing { cluster_id, compat: PayloadCompat::Kazoo43 },
+            ..RouteContext::new(cluster_id)
+        };
+        let mut jobs = Vec::new();
+        route_into(&event, &key(), &index, &context, 0, &mut jobs);
+        let [job] = jobs.try_into().expect("one job");
+        (serde_json::to_value(&job.payload).expect("a payload"), fixture["expected_http_payload"].clone())
+    };
+
+    let (object, mut expected) = route_as_4_3("object_doc_edited_user.json");
+    expected["action"] = json!("all");
+    assert_eq!(object.to_string(), expected.to_string(), "key order included");
+
+    let (notification, master) = route_as_4_3("notification_voicemail_new.json");
+    let mut expected = master.as_object().cloned().expect("an object");
+    let cluster_id = expected.shift_remove("cluster_id").expect("a cluster id");
+    // Kazoo's merge appends custom data's keys in reverse: `crm` is there already, `type` comes last.
+    expected.insert("type".into(), json!("voicemail_new"));
+    expected.insert("cluster_id".into(), cluster_id);
+    assert_eq!(notification.to_string(), Value::Object(expected).to_string(), "key order included");
 }
