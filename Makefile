@@ -4,7 +4,7 @@ CARGO ?= cargo
 BENCH_VHOST ?= webhooks-bench
 BENCH_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/$(BENCH_VHOST)
 
-.PHONY: run test lint fmt faults soak bench-api bench-router bench-e2e bench deploy-check
+.PHONY: run test lint fmt faults soak bench-api bench-router bench-e2e bench-import bench deploy-check
 
 run:
 	$(CARGO) run
@@ -73,4 +73,10 @@ bench-e2e:
 	$(CARGO) build --release -p webhooks
 	WEBHOOKS_TEST_AMQP_URL=$(BENCH_AMQP_URL) $(CARGO) run --release -p webhooks-e2e --example bench_e2e
 
-bench: bench-api bench-router bench-e2e
+# `webhooks import` from a CouchDB stand-in into PostgreSQL: hooks/s, attempts/s, peak memory.
+bench-import:
+	tests/support/ensure-services.sh postgres couchdb
+	$(CARGO) build --release -p webhooks
+	$(CARGO) run --release -p webhooks-e2e --example bench_import
+
+bench: bench-api bench-router bench-e2e bench-import

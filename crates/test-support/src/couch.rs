@@ -70,6 +70,21 @@ impl CouchStandIn {
         written["rev"].as_str().expect("a revision").to_owned()
     }
 
+    /// Writes many new documents into `db` (created if needed) at once (`_bulk_docs`).
+    pub async fn put_all(&self, db: &str, docs: &[Value]) {
+        let created = self.client.put(format!("{}/{db}", self.url)).send().await.expect("CouchDB answers").status();
+        assert!(created.is_success() || created.as_u16() == 412, "database {db}: {created}");
+        let body = serde_json::json!({ "docs": docs });
+        let answer = self
+            .client
+            .post(format!("{}/{db}/_bulk_docs", self.url))
+            .json(&body)
+            .send()
+            .await
+            .expect("CouchDB answers");
+        assert!(answer.status().is_success(), "{db}: {}", answer.status());
+    }
+
     /// Deletes document `id` of `db` for good, as CouchDB's compaction leaves a soft-deleted one.
     pub async fn delete(&self, db: &str, id: &str) {
         let revision = self.revision(db, id).await.expect("the document exists");

@@ -1,0 +1,127 @@
+//! `make bench-import`: how fast `webhooks import` (the release binary) brings a Kazoo cluster's
+//! hooks and attempt records over from CouchDB (a `pouchdb-server`) into PostgreSQL, and how much
+//! memory it takes. Seeds 1,000 accounts, `WEBHOOKS_BENCH_HOOKS` hooks (default 100,000) and
+//! `WEBHOOKS_BENCH_ATTEMPTS` attempt records of this month (default 1,000,000), then runs the
+//! import twice: once without attempts (`--months 0`: accounts and hooks), once with (the hooks
+//! then unchanged, the attempts new). Prints documents per second and the peak resident memory.
+
+#![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
+
+#[path = "../e2e/process.rs"]
+#[allow(dead_code, reason = "the benchmark uses only part of the end-to-end helpers")]
+mod process;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use webhooks_model::couch::monthly_dbs;
+use webhooks_model::ids::{AccountId, WebhookId};
+use webhooks_model::time::unix_seconds;
+use webhooks_test_support::couch::CouchStandIn;
+use webhooks_test_support::db::TestDatabase;
+
+const ACCOUNTS: usize = 1_000;
+/// Documents written into CouchDB per request while seeding.
+const SEED_BATCH: usize = 5_000;
+
+fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() {
+    let (hooks, attempts) = (setting("WEBHOOKS_BENCH_HOOKS", 100_000), setting("WEBHOOKS_BENCH_ATTEMPTS", 1_000_000));
+    let couch = CouchStandIn::start().await;
+    let started = Instant::now();
+    let accounts = seed(&couch, hooks, attempts).await;
+    println!(
+        "seeded {ACCOUNTS} accounts, {hooks} hooks, {attempts} attempts in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    drop(accounts);
+
+    let database = TestDatabase::postgres().await;
+    let env = [("WEBHOOKS_DATABASE_URL", database.url().to_owned())];
+    let (hooks_time, hooks_peak) = measure(&["import", "--couch", couch.url(), "--months", "0"], &env).await;
+    println!(
+        "accounts and hooks: {:.1} s, {:.0} hooks/s (goal 5,000), peak RSS {} MiB (goal 200)",
+        hooks_time.as_secs_f64(),
+        hooks as f64 / hooks_time.as_secs_f64(),
+        hooks_peak / 1024
+    );
+    let (attempts_time, attempts_peak) = measure(&["import", "--couch", couch.url(), "--months", "1"], &env).await;
+    println!(
+        "attempts (hooks unchanged): {:.1} s, {:.0} attempts/s, peak RSS {} MiB (goal 200)",
+        attempts_time.as_secs_f64(),
+        attempts as f64 / attempts_time.as_secs_f64(),
+        attempts_peak / 1024
+    );
+}
+
+/// Seeds Kazoo's databases: a master and its accounts, the hooks spread over them, the attempt
+/// records in each account's monthly database of this month.
+async fn seed(couch: &CouchStandIn, hooks: usize, attempts: usize) -> Vec<AccountId> {
+    let master = AccountId::generate();
+    let accounts: Vec<AccountId> = (0..ACCOUNTS).map(|_| AccountId::generate()).collect();
+    let mut docs = vec![json!({"_id": master.as_str(), "name": "master", "pvt_type": "account", "pvt_tree": [],
+        "pvt_superduper_admin": true, "pvt_enabled": true})];
+    docs.extend(accounts.iter().enumerate().map(|(n, id)| {
+        json!({"_id": id.as_str(), "name": format!("account {n}"), "pvt_type": "account",
+               "pvt_tree": [master.as_str()], "pvt_enabled": true, "realm": format!("a{n}.example.net")})
+    }));
+    couch.put_all("accounts", &docs).await;
+    let hook = |n: usize| {
+        json!({"_id": WebhookId::generate().as_str(), "pvt_type": "webhook", "pvt_account_id": accounts[n % ACCOUNTS].as_str(),
+               "name": format!("hook {n}"), "uri": format!("https://hooks.example.com/{n}"), "hook": "channel_create",
+               "http_verb": "post", "format": "json", "retries": 2, "enabled": true,
+               "custom_data": {"crm": "zendesk"}, "pvt_created": 63_877_000_000_i64, "pvt_modified": 63_877_000_000_i64})
+    };
+    for start in (0..hooks).step_by(SEED_BATCH) {
+        let docs: Vec<Value> = (start..hooks.min(start + SEED_BATCH)).map(hook).collect();
+        couch.put_all("webhooks", &docs).await;
+    }
+    let per_account = attempts.div_ceil(ACCOUNTS);
+    for account in &accounts {
+        let db = monthly_dbs(account, unix_seconds(), 1).remove(0);
+        let docs: Vec<Value> = (0..per_account)
+            .map(|n| {
+                json!({"_id": WebhookId::generate().as_str(), "pvt_type": "webhook_attempt",
+                       "pvt_account_id": account.as_str(), "pvt_created": 63_877_000_000_i64 + n as i64,
+                       "hook_id": WebhookId::generate().as_str(), "result": "success", "resp_status_code": "200",
+                       "hook_event": "CHANNEL_CREATE", "method": "post", "uri": "https://hooks.example.com/x",
+                       "req_body": "{\"call_id\":\"c\"}", "resp_body": "ok"})
+            })
+            .collect();
+        for chunk in docs.chunks(SEED_BATCH) {
+            couch.put_all(&db, chunk).await;
+        }
+    }
+    accounts
+}
+
+/// Runs `webhooks <args>` to its end: how long it took, and its peak resident memory (KiB).
+async fn measure(args: &[&str], env: &[(&str, String)]) -> (Duration, u64) {
+    let mut command = tokio::process::Command::new(process::binary());
+    command.args(args).env_clear().env("RUST_LOG", "warn").stdout(Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let started = Instant::now();
+    let mut child = command.spawn().expect("the binary runs");
+    let pid = child.id().expect("a pid");
+    let mut peak = 0;
+    loop {
+        if let Some(status) = child.try_wait().expect("waits") {
+            assert!(status.success(), "webhooks {} failed", args.join(" "));
+            return (started.elapsed(), peak);
+        }
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let high = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse().ok());
+        peak = peak.max(high.unwrap_or(0));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
