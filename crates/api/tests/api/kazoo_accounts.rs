@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use webhooks_bus::{Bus, Outgoing};
+use webhooks_bus::{Bus, Outgoing, Topology};
 use webhooks_model::config::KazooConfig;
 use webhooks_model::ids::{AccountId, WebhookId};
 use webhooks_model::notice::CONFIGURATION_EXCHANGE;
@@ -21,16 +21,24 @@ use webhooks_test_support::kazoo::{
 /// The API in Kazoo mode against `crossbar` (which serves the fixture tree), on a RabbitMQ
 /// topology of its own, reconciling every `reconcile` seconds; returns once the tree is copied.
 async fn kazoo_app(crossbar: &CrossbarStandIn, reconcile: u64) -> TestApp {
+    kazoo_app_with(crossbar, |_, kazoo| kazoo.accounts_reconcile_seconds = reconcile).await
+}
+
+/// [`kazoo_app`], its topology and Kazoo settings changed by `configure` first.
+pub(crate) async fn kazoo_app_with(
+    crossbar: &CrossbarStandIn,
+    configure: impl FnOnce(&mut Topology, &mut KazooConfig),
+) -> TestApp {
     crossbar.put_fixture_tree();
     let mut topology = topology(&unique_prefix("kazoo-accounts"));
     topology.accounts_from_kazoo = true;
-    let bus = Bus::connect(Some(&amqp_url()), topology).await.expect("RabbitMQ is reachable");
-    let kazoo = KazooConfig {
+    let mut kazoo = KazooConfig {
         crossbar_url: Some(crossbar.url()),
         api_key: Some(MASTER_API_KEY.to_owned()),
-        accounts_reconcile_seconds: reconcile,
         ..KazooConfig::default()
     };
+    configure(&mut topology, &mut kazoo);
+    let bus = Bus::connect(Some(&amqp_url()), topology).await.expect("RabbitMQ is reachable");
     let settings = webhooks_api::ApiSettings { kazoo, ..TestApp::settings() };
     let app = TestApp::spawn_with(TestDatabase::sqlite().await, bus, settings).await;
     let store = app.store.clone();

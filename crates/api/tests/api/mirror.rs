@@ -6,40 +6,15 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use webhooks_bus::{Bus, Outgoing};
-use webhooks_model::config::KazooConfig;
+use webhooks_bus::Outgoing;
 use webhooks_model::ids::{AccountId, WebhookId};
 use webhooks_model::notice::{Action, Change};
 use webhooks_test_support::app::TestApp;
-use webhooks_test_support::bus::{amqp_url, eventually, topology, unique_prefix};
 use webhooks_test_support::couch::CouchStandIn;
-use webhooks_test_support::db::TestDatabase;
-use webhooks_test_support::kazoo::{CrossbarStandIn, MASTER_API_KEY, SIBLING, SUB1, token};
+use webhooks_test_support::kazoo::{CrossbarStandIn, SUB1, token};
 use webhooks_test_support::proxy::Proxy;
 
-/// The API in Kazoo mode against `crossbar`, mirroring into the CouchDB behind `proxy`.
-async fn mirroring_app(crossbar: &CrossbarStandIn, proxy: &Proxy) -> TestApp {
-    crossbar.put_fixture_tree();
-    let mut topology = topology(&unique_prefix("couch-mirror"));
-    topology.accounts_from_kazoo = true;
-    topology.kazoo_couch = true;
-    let bus = Bus::connect(Some(&amqp_url()), topology).await.expect("RabbitMQ is reachable");
-    let kazoo = KazooConfig {
-        crossbar_url: Some(crossbar.url()),
-        api_key: Some(MASTER_API_KEY.to_owned()),
-        couch_url: Some(format!("http://{}", proxy.address())),
-        ..KazooConfig::default()
-    };
-    let settings = webhooks_api::ApiSettings { kazoo, ..TestApp::settings() };
-    let app = TestApp::spawn_with(TestDatabase::sqlite().await, bus, settings).await;
-    let store = app.store.clone();
-    eventually("the fixture tree is copied", || {
-        let store = store.clone();
-        async move { store.account(&SIBLING.parse().expect("an id")).await.ok().flatten().is_some() }
-    })
-    .await;
-    app
-}
+use crate::kazoo_accounts::kazoo_app_with;
 
 /// Waits until CouchDB's copy of hook `id` satisfies `condition` (`None`: no document).
 async fn mirrored(
@@ -78,7 +53,11 @@ async fn hook_writes_reach_kazoos_couchdb_and_wait_while_it_is_unreachable() {
     let address = couch.url().trim_start_matches("http://").parse().expect("an address");
     let proxy = Proxy::start(address).await;
     let crossbar = CrossbarStandIn::start().await;
-    let app = mirroring_app(&crossbar, &proxy).await;
+    let app = kazoo_app_with(&crossbar, |topology, kazoo| {
+        topology.kazoo_couch = true;
+        kazoo.couch_url = Some(format!("http://{}", proxy.address()));
+    })
+    .await;
 
     let hook = create(&app, "mirrored").await;
     let doc = mirrored(&couch, &hook, "written", |doc: Option<&Value>| doc.is_some()).await.expect("a document");

@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 use webhooks_model::ids::{AccountId, WebhookId};
 
-use super::{Webhook, WebhookRow, into_webhooks};
+use super::{Webhook, WebhookRow, into_webhooks, load_any};
 use crate::Store;
 use crate::accounts::{load_path, subtree_ids};
 use crate::error::Result;
@@ -68,11 +68,7 @@ impl Store {
     /// A hook by id alone, whoever owns it (the router applying a change notice).
     pub async fn webhook_by_id(&self, id: &WebhookId) -> Result<Option<Webhook>> {
         let id = id.to_string();
-        self.run(move |connection| {
-            let rows = webhooks::table.filter(webhooks::id.eq(&id)).select(WebhookRow::as_select()).load(connection)?;
-            Ok(into_webhooks(rows)?.into_iter().next())
-        })
-        .await
+        self.run(move |connection| load_any(connection, &id)).await
     }
 
     /// The enabled hooks of an account, and of its descendants when `include_descendants`.

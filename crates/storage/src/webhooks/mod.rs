@@ -134,14 +134,21 @@ fn into_webhooks(rows: Vec<WebhookRow>) -> Result<Vec<Webhook>> {
 
 /// The hook `id` if `account` owns it.
 fn load(connection: &mut AnyConnection, account: &str, id: &str) -> Result<Option<Webhook>> {
-    webhooks::table
-        .filter(webhooks::account_id.eq(account))
-        .filter(webhooks::id.eq(id))
-        .select(WebhookRow::as_select())
-        .first(connection)
-        .optional()?
-        .map(WebhookRow::into_webhook)
-        .transpose()
+    load_owned(connection, Some(account), id)
+}
+
+/// The hook `id`, whoever owns it.
+pub(crate) fn load_any(connection: &mut AnyConnection, id: &str) -> Result<Option<Webhook>> {
+    load_owned(connection, None, id)
+}
+
+/// The hook `id`, if `owner` (when given) owns it.
+fn load_owned(connection: &mut AnyConnection, owner: Option<&str>, id: &str) -> Result<Option<Webhook>> {
+    let mut query = webhooks::table.filter(webhooks::id.eq(id)).select(WebhookRow::as_select()).into_boxed();
+    if let Some(owner) = owner {
+        query = query.filter(webhooks::account_id.eq(owner));
+    }
+    query.first(connection).optional()?.map(WebhookRow::into_webhook).transpose()
 }
 
 /// Disables hook `id` of `account` with `reason`, as a new revision. With `only_if_enabled` a hook
@@ -170,17 +177,6 @@ pub(crate) fn disable(
         ))
         .execute(connection)?;
     Ok(updated > 0)
-}
-
-/// The hook `id`, whoever owns it.
-pub(crate) fn load_any(connection: &mut AnyConnection, id: &str) -> Result<Option<Webhook>> {
-    webhooks::table
-        .filter(webhooks::id.eq(id))
-        .select(WebhookRow::as_select())
-        .first(connection)
-        .optional()?
-        .map(WebhookRow::into_webhook)
-        .transpose()
 }
 
 /// Writes `new` as another system of record has it, with `disabled_reason`: inserted, or written
