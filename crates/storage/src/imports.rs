@@ -2,6 +2,8 @@
 //! an import can be repeated: what is unchanged is left alone, what changed is written again, and
 //! what is gone from CouchDB is found.
 
+use std::collections::{HashMap, HashSet};
+
 use diesel::prelude::*;
 use webhooks_model::ids::{AccountId, WebhookId};
 
@@ -9,10 +11,13 @@ use crate::Store;
 use crate::connection::{AnyConnection, transaction};
 use crate::error::{Result, StorageError};
 use crate::schema::couch_imports;
-use crate::webhooks::{NewWebhook, load_any, write_as_given};
+use crate::webhooks::{NewWebhook, Webhook, insert_as_given, load_many, update_as_given};
 
 /// The `kind` of imported hooks.
 const WEBHOOK: &str = "webhook";
+/// Hooks imported per round of queries: their ids stay far below both backends' bound-variable
+/// limits in an `IN (...)` list or a multi-row insert.
+const IMPORT_CHUNK: usize = 500;
 
 /// A hook read from CouchDB, ready to write.
 #[derive(Debug, Clone)]
@@ -84,7 +89,11 @@ impl Store {
     pub async fn import_webhooks(&self, hooks: Vec<ImportedWebhook>, commit: bool) -> Result<Vec<ImportOutcome>> {
         self.run(move |connection| {
             transaction(connection, commit, |connection| {
-                hooks.iter().map(|hook| import_one(connection, hook)).collect::<Result<Vec<_>>>()
+                let mut outcomes = Vec::with_capacity(hooks.len());
+                for chunk in hooks.chunks(IMPORT_CHUNK) {
+                    outcomes.extend(import_chunk(connection, chunk)?);
+                }
+                Ok(outcomes)
             })
         })
         .await
@@ -148,47 +157,87 @@ impl ImportRow {
     }
 }
 
-/// Imports one hook inside the batch's transaction.
-fn import_one(connection: &mut AnyConnection, imported: &ImportedWebhook) -> Result<ImportOutcome> {
-    let known: Option<ImportRow> = couch_imports::table
+/// Imports a batch of at most [`IMPORT_CHUNK`] hooks inside its transaction: what is known of
+/// them is read in one query of each kind, new hooks are inserted together, and only changed
+/// hooks are written one at a time.
+fn import_chunk(connection: &mut AnyConnection, hooks: &[ImportedWebhook]) -> Result<Vec<ImportOutcome>> {
+    let sources: Vec<&str> = hooks.iter().map(|hook| hook.source.as_str()).collect();
+    let known: HashMap<String, ImportRow> = couch_imports::table
         .filter(couch_imports::kind.eq(WEBHOOK))
-        .filter(couch_imports::source.eq(&imported.source))
+        .filter(couch_imports::source.eq_any(&sources))
         .select(ImportRow::as_select())
-        .first(connection)
-        .optional()?;
-    let id: WebhookId = match &known {
-        Some(row) => row.local_id.parse().map_err(|_| StorageError::Corrupt(format!("import of {}", row.source)))?,
-        None => imported.source.parse().unwrap_or_else(|_| WebhookId::generate()),
+        .load(connection)?
+        .into_iter()
+        .map(|row: ImportRow| (row.source.clone(), row))
+        .collect();
+    let owners: HashSet<String> = {
+        let wanted: HashSet<&str> = hooks.iter().map(|hook| hook.hook.account_id.as_str()).collect();
+        let wanted: Vec<&str> = wanted.into_iter().collect();
+        crate::schema::accounts::table
+            .filter(crate::schema::accounts::id.eq_any(&wanted))
+            .select(crate::schema::accounts::id)
+            .load(connection)?
+            .into_iter()
+            .collect()
     };
-    let owners: i64 = crate::schema::accounts::table
-        .filter(crate::schema::accounts::id.eq(imported.hook.account_id.as_str()))
-        .count()
-        .get_result(connection)?;
-    if owners == 0 {
-        return Ok(ImportOutcome::UnknownOwner(id));
-    }
-    let current = load_any(connection, id.as_str())?;
-    if let Some(current) = &current {
-        if current.account_id != imported.hook.account_id {
-            return Ok(ImportOutcome::IdTaken(id));
-        }
-        if known.as_ref().is_some_and(|row| row.revision == imported.revision) {
-            return Ok(ImportOutcome::Unchanged(id));
-        }
-    }
-    let hook = NewWebhook { id: id.clone(), ..imported.hook.clone() };
-    write_as_given(connection, &hook, imported.disabled_reason.clone(), current.as_ref())?;
-    let row = ImportRow {
-        kind: WEBHOOK.to_owned(),
-        source: imported.source.clone(),
-        local_id: id.to_string(),
-        account_id: hook.account_id.to_string(),
-        revision: imported.revision.clone(),
+    let ids = hooks
+        .iter()
+        .map(|hook| match known.get(&hook.source) {
+            Some(row) => row.local_id.parse().map_err(|_| StorageError::Corrupt(format!("import of {}", row.source))),
+            None => Ok(hook.source.parse().unwrap_or_else(|_| WebhookId::generate())),
+        })
+        .collect::<Result<Vec<WebhookId>>>()?;
+    let current: HashMap<WebhookId, Webhook> = {
+        let wanted: Vec<&str> = ids.iter().map(WebhookId::as_str).collect();
+        load_many(connection, &wanted)?.into_iter().map(|hook| (hook.id.clone(), hook)).collect()
     };
+    let mut outcomes = Vec::with_capacity(hooks.len());
+    let mut inserts = Vec::new();
+    let mut rows = Vec::new();
+    for (imported, id) in hooks.iter().zip(ids) {
+        if !owners.contains(imported.hook.account_id.as_str()) {
+            outcomes.push(ImportOutcome::UnknownOwner(id));
+            continue;
+        }
+        let current = current.get(&id);
+        if let Some(current) = current {
+            if current.account_id != imported.hook.account_id {
+                outcomes.push(ImportOutcome::IdTaken(id));
+                continue;
+            }
+            if known.get(&imported.source).is_some_and(|row| row.revision == imported.revision) {
+                outcomes.push(ImportOutcome::Unchanged(id));
+                continue;
+            }
+        }
+        let hook = NewWebhook { id: id.clone(), ..imported.hook.clone() };
+        rows.push(ImportRow {
+            kind: WEBHOOK.to_owned(),
+            source: imported.source.clone(),
+            local_id: id.to_string(),
+            account_id: hook.account_id.to_string(),
+            revision: imported.revision.clone(),
+        });
+        match current {
+            Some(current) => {
+                update_as_given(connection, &hook, imported.disabled_reason.clone(), current)?;
+                outcomes.push(ImportOutcome::Updated(id));
+            }
+            None => {
+                inserts.push((hook, imported.disabled_reason.clone()));
+                outcomes.push(ImportOutcome::Created(id));
+            }
+        }
+    }
+    insert_as_given(connection, &inserts)?;
+    let written: Vec<&str> = rows.iter().map(|row| row.source.as_str()).collect();
     diesel::delete(
-        couch_imports::table.filter(couch_imports::kind.eq(WEBHOOK)).filter(couch_imports::source.eq(&row.source)),
+        couch_imports::table.filter(couch_imports::kind.eq(WEBHOOK)).filter(couch_imports::source.eq_any(&written)),
     )
     .execute(connection)?;
-    diesel::insert_into(couch_imports::table).values(&row).execute(connection)?;
-    Ok(if current.is_some() { ImportOutcome::Updated(id) } else { ImportOutcome::Created(id) })
+    match connection {
+        AnyConnection::Postgres(postgres) => diesel::insert_into(couch_imports::table).values(&rows).execute(postgres),
+        AnyConnection::Sqlite(sqlite) => diesel::insert_into(couch_imports::table).values(&rows).execute(sqlite),
+    }?;
+    Ok(outcomes)
 }

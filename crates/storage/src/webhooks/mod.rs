@@ -105,6 +105,25 @@ struct WebhookRow {
 }
 
 impl WebhookRow {
+    /// The first revision of `new`, created `now`.
+    fn new(new: &NewWebhook, disabled_reason: Option<String>, signed: bool, now: i64) -> Self {
+        let revision = Revision::first();
+        Self {
+            id: new.id.to_string(),
+            account_id: new.account_id.to_string(),
+            hook: new.hook.clone(),
+            enabled: new.enabled,
+            include_subaccounts: new.include_subaccounts,
+            disabled_reason,
+            doc: render_document(&new.doc),
+            signed,
+            created: now,
+            modified: now,
+            revision_number: revision.number,
+            revision_tag: revision.tag,
+        }
+    }
+
     /// The domain webhook; fails when the stored ids or document are unreadable.
     fn into_webhook(self) -> Result<Webhook> {
         let corrupt = |what: String| StorageError::Corrupt(format!("webhook {}: {what}", self.id));
@@ -179,35 +198,32 @@ pub(crate) fn disable(
     Ok(updated > 0)
 }
 
-/// Writes `new` as another system of record has it, with `disabled_reason`: inserted, or written
-/// over `current` (a hook of the same owner) as its next revision, its signing secret and failure
-/// count kept.
-pub(crate) fn write_as_given(
+/// Inserts `hooks` as another system of record has them, each with its auto-disable reason, in
+/// multi-row statements; [`StorageError::Conflict`] when an id is taken.
+pub(crate) fn insert_as_given(connection: &mut AnyConnection, hooks: &[(NewWebhook, Option<String>)]) -> Result<()> {
+    let now = gregorian_now();
+    let rows: Vec<WebhookRow> =
+        hooks.iter().map(|(new, reason)| WebhookRow::new(new, reason.clone(), false, now)).collect();
+    for chunk in rows.chunks(UPDATE_CHUNK) {
+        // Multi-row INSERT is outside the subset diesel's multi-backend offers, so it is spelled
+        // per backend.
+        match connection {
+            AnyConnection::Postgres(postgres) => diesel::insert_into(webhooks::table).values(chunk).execute(postgres),
+            AnyConnection::Sqlite(sqlite) => diesel::insert_into(webhooks::table).values(chunk).execute(sqlite),
+        }
+        .map_err(conflict_on_duplicate)?;
+    }
+    Ok(())
+}
+
+/// Writes `new` over `current` (a hook of the same owner) as another system of record has it,
+/// with `disabled_reason`, as its next revision, its signing secret and failure count kept.
+pub(crate) fn update_as_given(
     connection: &mut AnyConnection,
     new: &NewWebhook,
     disabled_reason: Option<String>,
-    current: Option<&Webhook>,
+    current: &Webhook,
 ) -> Result<()> {
-    let now = gregorian_now();
-    let Some(current) = current else {
-        let revision = Revision::first();
-        let row = WebhookRow {
-            id: new.id.to_string(),
-            account_id: new.account_id.to_string(),
-            hook: new.hook.clone(),
-            enabled: new.enabled,
-            include_subaccounts: new.include_subaccounts,
-            disabled_reason,
-            doc: render_document(&new.doc),
-            signed: false,
-            created: now,
-            modified: now,
-            revision_number: revision.number,
-            revision_tag: revision.tag,
-        };
-        diesel::insert_into(webhooks::table).values(&row).execute(connection).map_err(conflict_on_duplicate)?;
-        return Ok(());
-    };
     let number = Revision::parse(&current.revision).map_or(1, |revision| revision.number + 1);
     diesel::update(webhooks::table.filter(webhooks::id.eq(current.id.as_str())))
         .set((
@@ -216,7 +232,7 @@ pub(crate) fn write_as_given(
             webhooks::include_subaccounts.eq(new.include_subaccounts),
             webhooks::disabled_reason.eq(disabled_reason),
             webhooks::doc.eq(render_document(&new.doc)),
-            webhooks::modified.eq(now),
+            webhooks::modified.eq(gregorian_now()),
             webhooks::revision_number.eq(number),
             webhooks::revision_tag.eq(fresh_tag()),
         ))
@@ -224,26 +240,22 @@ pub(crate) fn write_as_given(
     Ok(())
 }
 
+/// The hooks among `ids`, whoever owns them.
+pub(crate) fn load_many(connection: &mut AnyConnection, ids: &[&str]) -> Result<Vec<Webhook>> {
+    let mut hooks = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(UPDATE_CHUNK) {
+        let rows: Vec<WebhookRow> =
+            webhooks::table.filter(webhooks::id.eq_any(chunk)).select(WebhookRow::as_select()).load(connection)?;
+        hooks.extend(into_webhooks(rows)?);
+    }
+    Ok(hooks)
+}
+
 impl Store {
     /// Creates a webhook; [`StorageError::Conflict`] when the id is taken (by any account).
     #[tracing::instrument(level = "debug", skip_all, fields(account.id = %new.account_id, hook.id = %new.id))]
     pub async fn insert_webhook(&self, new: &NewWebhook) -> Result<Webhook> {
-        let created = gregorian_now();
-        let revision = Revision::first();
-        let row = WebhookRow {
-            id: new.id.to_string(),
-            account_id: new.account_id.to_string(),
-            hook: new.hook.clone(),
-            enabled: new.enabled,
-            include_subaccounts: new.include_subaccounts,
-            disabled_reason: None,
-            doc: render_document(&new.doc),
-            signed: matches!(new.secret, SecretChange::Set(_)),
-            created,
-            modified: created,
-            revision_number: revision.number,
-            revision_tag: revision.tag,
-        };
+        let row = WebhookRow::new(new, None, matches!(new.secret, SecretChange::Set(_)), gregorian_now());
         let secret = new.secret.clone();
         self.run(move |connection| {
             write_transaction(connection, |connection| {
