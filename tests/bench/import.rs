@@ -1,9 +1,10 @@
 //! `make bench-import`: how fast `webhooks import` (the release binary) brings a Kazoo cluster's
 //! hooks and attempt records over from CouchDB (a `pouchdb-server`) into PostgreSQL, and how much
 //! memory it takes. Seeds 1,000 accounts, `WEBHOOKS_BENCH_HOOKS` hooks (default 100,000) and
-//! `WEBHOOKS_BENCH_ATTEMPTS` attempt records of this month (default 1,000,000), then runs the
+//! `WEBHOOKS_BENCH_ATTEMPTS` attempt records of this month (default 1,000,000), then, `WEBHOOKS_BENCH_RUNS` times (default 3) on a fresh database, runs the
 //! import twice: once without attempts (`--months 0`: accounts and hooks), once with (the hooks
-//! then unchanged, the attempts new). Prints documents per second and the peak resident memory.
+//! then unchanged, the attempts new). Prints documents per second and the peak resident memory of
+//! each run, then their medians and ranges.
 
 #![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
@@ -18,6 +19,7 @@ use serde_json::{Value, json};
 use webhooks_model::couch::monthly_dbs;
 use webhooks_model::ids::{AccountId, WebhookId};
 use webhooks_model::time::unix_seconds;
+use webhooks_test_support::bench::median;
 use webhooks_test_support::couch::CouchStandIn;
 use webhooks_test_support::db::TestDatabase;
 
@@ -41,22 +43,41 @@ async fn main() {
     );
     drop(accounts);
 
-    let database = TestDatabase::postgres().await;
-    let env = [("WEBHOOKS_DATABASE_URL", database.url().to_owned())];
-    let (hooks_time, hooks_peak) = measure(&["import", "--couch", couch.url(), "--months", "0"], &env).await;
-    println!(
-        "accounts and hooks: {:.1} s, {:.0} hooks/s (goal 5,000), peak RSS {} MiB (goal 200)",
-        hooks_time.as_secs_f64(),
-        hooks as f64 / hooks_time.as_secs_f64(),
-        hooks_peak / 1024
-    );
-    let (attempts_time, attempts_peak) = measure(&["import", "--couch", couch.url(), "--months", "1"], &env).await;
-    println!(
-        "attempts (hooks unchanged): {:.1} s, {:.0} attempts/s, peak RSS {} MiB (goal 200)",
-        attempts_time.as_secs_f64(),
-        attempts as f64 / attempts_time.as_secs_f64(),
-        attempts_peak / 1024
-    );
+    let runs = setting("WEBHOOKS_BENCH_RUNS", 3).max(1);
+    let (mut hook_rates, mut hook_peaks, mut attempt_rates, mut attempt_peaks) = (vec![], vec![], vec![], vec![]);
+    for run in 1..=runs {
+        // A fresh database a run: every run imports everything.
+        let database = TestDatabase::postgres().await;
+        let env = [("WEBHOOKS_DATABASE_URL", database.url().to_owned())];
+        let (time, peak) = measure(&["import", "--couch", couch.url(), "--months", "0"], &env).await;
+        hook_rates.push(hooks as f64 / time.as_secs_f64());
+        hook_peaks.push(peak as f64 / 1024.0);
+        println!(
+            "run {run}: accounts and hooks {:.1} s, {:.0} hooks/s, peak RSS {:.0} MiB",
+            time.as_secs_f64(),
+            hook_rates[run - 1],
+            hook_peaks[run - 1]
+        );
+        let (time, peak) = measure(&["import", "--couch", couch.url(), "--months", "1"], &env).await;
+        attempt_rates.push(attempts as f64 / time.as_secs_f64());
+        attempt_peaks.push(peak as f64 / 1024.0);
+        println!(
+            "run {run}: attempts (hooks unchanged) {:.1} s, {:.0} attempts/s, peak RSS {:.0} MiB",
+            time.as_secs_f64(),
+            attempt_rates[run - 1],
+            attempt_peaks[run - 1]
+        );
+    }
+    println!("hooks/s (goal 5,000): {}", spread(&mut hook_rates));
+    println!("peak RSS importing hooks, MiB (goal 200): {}", spread(&mut hook_peaks));
+    println!("attempts/s: {}", spread(&mut attempt_rates));
+    println!("peak RSS importing attempts, MiB (goal 200): {}", spread(&mut attempt_peaks));
+}
+
+/// The median and range of a few measurements.
+fn spread(values: &mut [f64]) -> String {
+    let median = median(values);
+    format!("median {median:.0}, range {:.0}-{:.0}", values[0], values[values.len() - 1])
 }
 
 /// Seeds Kazoo's databases: a master and its accounts, the hooks spread over them, the attempt

@@ -13,6 +13,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use futures_util::{StreamExt, TryStreamExt, stream};
 use serde_json::{Map, Value};
 use webhooks_model::couch::{
     ACCOUNT_CONFIG_ID, KazooAccount, KazooHook, Read, SYSTEM_CONFIG_ID, account_db, failure_limits, monthly_dbs,
@@ -34,6 +35,8 @@ pub(super) const WEBHOOKS_DB: &str = "webhooks";
 const ACCOUNTS_DB: &str = "accounts";
 /// Kazoo's database of system-wide settings.
 const SYSTEM_CONFIG_DB: &str = "system_config";
+/// Documents read from CouchDB at once where each is a request of its own.
+const CONCURRENT_READS: usize = 16;
 
 /// Why an import, an export or a write of the mirror stopped.
 #[derive(Debug, thiserror::Error)]
@@ -120,11 +123,9 @@ pub async fn import_hooks(
     mut progress: impl FnMut(usize),
 ) -> Result<(), ImportError> {
     let mut seen = HashSet::new();
-    let mut start: Option<String> = None;
-    loop {
-        let page = couch.page(WEBHOOKS_DB, start.as_deref(), options.batch_size.max(1)).await?;
-        let mut batch = Vec::with_capacity(page.docs.len());
-        for doc in &page.docs {
+    each_page(couch, WEBHOOKS_DB, options.batch_size, async |docs| {
+        let mut batch = Vec::with_capacity(docs.len());
+        for doc in &docs {
             report.hooks.read += 1;
             for hook in read(doc, report) {
                 seen.insert(hook.source.clone());
@@ -141,11 +142,9 @@ pub async fn import_hooks(
             report.count(source, account, outcome);
         }
         progress(report.hooks.read);
-        match page.next {
-            Some(next) => start = Some(next),
-            None => break,
-        }
-    }
+        Ok(())
+    })
+    .await?;
     let gone: Vec<_> =
         store.imported_webhooks().await?.into_iter().filter(|imported| !seen.contains(&imported.source)).collect();
     for deleted in store.delete_imported_webhooks(gone, options.commit).await? {
@@ -169,10 +168,8 @@ pub async fn import_accounts(
     report: &mut ImportReport,
 ) -> Result<(), ImportError> {
     let mut accounts: Vec<KazooAccount> = Vec::new();
-    let mut start: Option<String> = None;
-    loop {
-        let page = couch.page(ACCOUNTS_DB, start.as_deref(), options.batch_size.max(1)).await?;
-        for doc in &page.docs {
+    each_page(couch, ACCOUNTS_DB, options.batch_size, async |docs| {
+        for doc in &docs {
             report.accounts.read += 1;
             match read_account_document(doc) {
                 Ok(Read::Found(account)) => accounts.push(account),
@@ -180,11 +177,9 @@ pub async fn import_accounts(
                 Err(error) => report.skip_account(Problem { source: document_id(doc), reason: error.to_string() }),
             }
         }
-        match page.next {
-            Some(next) => start = Some(next),
-            None => break,
-        }
-    }
+        Ok(())
+    })
+    .await?;
     // Parents first: an account's tree is longer than each of its ancestors'.
     accounts.sort_by_key(|account| account.tree.len());
     let master =
@@ -244,11 +239,21 @@ pub async fn import_limits(
         }
     }
     let accounts = store.all_accounts().await?;
+    // One document an account: read several at a time, as a round trip costs far more than
+    // its document.
+    let configs: Vec<(AccountId, Option<Value>)> = stream::iter(&accounts)
+        .map(|account| async move {
+            let config = couch.document(&account_db(&account.id), ACCOUNT_CONFIG_ID).await?;
+            Ok::<_, CouchError>((account.id.clone(), config))
+        })
+        .buffer_unordered(CONCURRENT_READS)
+        .try_collect()
+        .await?;
     let mut own = HashMap::new();
-    for account in &accounts {
-        if let Some(config) = couch.document(&account_db(&account.id), ACCOUNT_CONFIG_ID).await? {
+    for (id, config) in configs {
+        if let Some(config) = config {
             report.limits.read += 1;
-            own.insert(account.id.clone(), failure_limits(&config));
+            own.insert(id, failure_limits(&config));
         }
     }
     for account in accounts {
@@ -281,7 +286,7 @@ pub async fn import_limits(
 /// Imports the attempt records of the `months` months up to the one of `unix_seconds` of every
 /// stored account, from its monthly databases, counting into `report`: a record stored already
 /// is left as it is (Kazoo never changes one). Imported records keep no delivery job, so they
-/// cannot be resent.
+/// cannot be resent. `progress` is told the records read so far after each page.
 pub async fn import_attempts(
     store: &Store,
     couch: &CouchDb,
@@ -289,14 +294,13 @@ pub async fn import_attempts(
     months: u32,
     unix_seconds: i64,
     report: &mut ImportReport,
+    mut progress: impl FnMut(usize),
 ) -> Result<(), ImportError> {
     for account in store.all_accounts().await? {
         for db in monthly_dbs(&account.id, unix_seconds, months) {
-            let mut start: Option<String> = None;
-            loop {
-                let page = couch.page(&db, start.as_deref(), options.batch_size.max(1)).await?;
-                let mut batch = Vec::with_capacity(page.docs.len());
-                for doc in &page.docs {
+            each_page(couch, &db, options.batch_size, async |docs| {
+                let mut batch = Vec::with_capacity(docs.len());
+                for doc in &docs {
                     report.attempts.read += 1;
                     match read_attempt_document(doc) {
                         Ok(Read::Found(attempt)) => batch.push(NewAttempt {
@@ -318,14 +322,40 @@ pub async fn import_attempts(
                 let inserted = store.import_attempts(&batch, options.commit).await?;
                 report.attempts.imported += inserted;
                 report.attempts.unchanged += batch.len() - inserted;
-                match page.next {
-                    Some(next) => start = Some(next),
-                    None => break,
-                }
-            }
+                progress(report.attempts.read);
+                Ok(())
+            })
+            .await?;
         }
     }
     Ok(())
+}
+
+/// Hands each page of `size` documents of database `db` to `handle`, in order, reading the next
+/// page while it handles one, so that CouchDB's answers and the writes here overlap.
+async fn each_page(
+    couch: &CouchDb,
+    db: &str,
+    size: usize,
+    mut handle: impl AsyncFnMut(Vec<Value>) -> Result<(), ImportError>,
+) -> Result<(), ImportError> {
+    let size = size.max(1);
+    let mut page = couch.page(db, None, size).await?;
+    loop {
+        let start = page.next.take();
+        let next = async {
+            match &start {
+                Some(start) => couch.page(db, Some(start), size).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (handled, next) = tokio::join!(handle(page.docs), next);
+        handled?;
+        match next? {
+            Some(next) => page = next,
+            None => return Ok(()),
+        }
+    }
 }
 
 /// `limits` as an account document's `webhooks` object, which [`FailureLimits::for_account`] reads.

@@ -253,7 +253,9 @@ async fn attempt_records_of_the_months_asked_for_are_imported_once(database: Tes
                 ImportOptions { definitions: &definitions, allow_private_targets: false, batch_size: 2, commit: true };
             let mut report = ImportReport::default();
             // 2024-03-15.
-            import_attempts(&store, &couch, options, months, 1_710_460_800, &mut report).await.expect("imported");
+            import_attempts(&store, &couch, options, months, 1_710_460_800, &mut report, |_| {})
+                .await
+                .expect("imported");
             report.attempts
         }
     };

@@ -9,7 +9,7 @@ use webhooks_model::config::redact_url;
 use webhooks_model::hooks::HookDefinitions;
 use webhooks_storage::couch::CouchDb;
 
-use super::{Admin, connect_to, output, print_table, progress, table};
+use super::{Admin, connect_to, output, print_table, progress, progress_of, table};
 
 /// Documents read, and hooks written in one transaction, at a time.
 const BATCH_SIZE: usize = 500;
@@ -59,9 +59,13 @@ pub(super) async fn run(context: &Admin<'_>, command: ImportCommand) -> anyhow::
         .await
         .context("importing failure limits")?;
     let now = webhooks_model::time::unix_seconds();
-    operations::import_attempts(&context.store, &couch, options, command.months, now, &mut report)
-        .await
-        .context("importing attempt records")?;
+    let bar = progress_of(None, "attempt records");
+    operations::import_attempts(&context.store, &couch, options, command.months, now, &mut report, |read| {
+        bar.set_position(u64::try_from(read).unwrap_or(u64::MAX));
+    })
+    .await
+    .context("importing attempt records")?;
+    bar.finish_and_clear();
     print_report(&report)?;
     if command.dry_run {
         return output("dry run: nothing written");

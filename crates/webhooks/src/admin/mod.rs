@@ -128,9 +128,17 @@ fn table<const N: usize>(header: [&str; N]) -> Table {
 
 /// A progress bar of `total` steps on standard error, drawn only when it is a terminal.
 fn progress(total: usize, what: &str) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(u64::try_from(total).ok(), ProgressDrawTarget::stderr());
-    // The template is constant and valid; were it not, the default style would do.
-    if let Ok(style) = ProgressStyle::with_template("{msg} {wide_bar} {pos}/{len}") {
+    progress_of(Some(total), what)
+}
+
+/// A progress bar of `total` steps, or a count of steps when the total is unknown, on standard
+/// error, drawn only when it is a terminal.
+fn progress_of(total: Option<usize>, what: &str) -> ProgressBar {
+    let bar =
+        ProgressBar::with_draw_target(total.and_then(|total| u64::try_from(total).ok()), ProgressDrawTarget::stderr());
+    let template = if total.is_some() { "{msg} {wide_bar} {pos}/{len}" } else { "{msg} {spinner} {pos}" };
+    // The templates are constant and valid; were one not, the default style would do.
+    if let Ok(style) = ProgressStyle::with_template(template) {
         bar.set_style(style);
     }
     bar.set_message(what.to_owned());
