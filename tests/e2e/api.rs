@@ -188,3 +188,41 @@ async fn serve_on_sqlite_prints_a_generated_master_key_once() {
     assert!(second.stop().await.success());
     let _ = std::fs::remove_file(&path);
 }
+
+/// With an admin address, the operational endpoints are served there and nowhere else: the API's
+/// port answers them as any unknown path; a lone dispatcher serves them there and binds nothing
+/// else.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_admin_address_keeps_probes_and_metrics_off_the_api_port() {
+    let database = TestDatabase::postgres().await;
+    let admin = format!("127.0.0.1:{}", crate::process::free_port());
+    let mut env = vec![("WEBHOOKS_DATABASE_URL", database.url().to_owned()), ("WEBHOOKS_ADMIN_LISTEN", admin.clone())];
+    let serve = Webhooks::start(&["serve"], &env).await;
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let public = reqwest::get(format!("{}{path}", serve.client.base_url())).await.expect("the API answers");
+        assert_eq!(public.status(), StatusCode::NOT_FOUND, "{path} on the API's port");
+        let served = reqwest::get(format!("http://{admin}{path}")).await.expect("the admin address answers");
+        assert_eq!(served.status(), StatusCode::OK, "{path} on the admin address");
+    }
+    assert!(serve.stop().await.success());
+
+    env.extend(rabbitmq(&format!("e2e-admin-{}", random_id())));
+    let listen = format!("127.0.0.1:{}", crate::process::free_port());
+    env.push(("WEBHOOKS_LISTEN", listen.clone()));
+    let mut dispatcher = tokio::process::Command::new(crate::process::binary())
+        .arg("dispatcher")
+        .env_clear()
+        .envs(env.iter().map(|(key, value)| (*key, value.as_str())))
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the dispatcher starts");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !reqwest::get(format!("http://{admin}/readyz")).await.is_ok_and(|answer| answer.status().is_success()) {
+        assert!(tokio::time::Instant::now() < deadline, "the dispatcher was not ready on its admin address");
+        assert!(dispatcher.try_wait().expect("waits").is_none(), "the dispatcher exited");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(tokio::net::TcpStream::connect(&listen).await.is_err(), "a lone dispatcher bound the API's address");
+    dispatcher.kill().await.expect("the dispatcher stops");
+}

@@ -46,3 +46,21 @@ async fn the_master_created_at_the_first_start_is_routed_at_once() {
     assert_eq!(received[0].path(), "/new");
     assert!(serve.stop().await.success());
 }
+
+/// With migrations left to `webhooks migrate` (runtime credentials without DDL rights), a service
+/// on a database that lacks them refuses to start and says what to run; once migrated, it starts.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_migrations_left_to_the_migrate_job_a_service_waits_for_them() {
+    let database = TestDatabase::postgres().await;
+    let env = [("WEBHOOKS_DATABASE_URL", database.url().to_owned()), ("WEBHOOKS_MIGRATE_ON_START", "false".to_owned())];
+    let (status, _, stderr) = crate::process::run_capturing(&["serve"], &env).await;
+    assert!(!status.success(), "a service started on an unmigrated database");
+    assert!(
+        stderr.contains("lacks migrations 20250101000000, ") && stderr.contains("run `webhooks migrate` first"),
+        "{stderr}"
+    );
+    assert!(crate::process::run_to_end(&["migrate"], &env).await.success(), "the migrate job runs regardless");
+    let serve = Webhooks::start(&["serve"], &env).await;
+    serve.wait_ready().await;
+    assert!(serve.stop().await.success());
+}

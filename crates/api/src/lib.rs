@@ -210,6 +210,7 @@ pub fn app(
     state: Data<ApiState>,
     health: Data<Health>,
     metrics: Data<ApiMetrics>,
+    with_ops: bool,
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -223,16 +224,21 @@ pub fn app(
         .app_data(state)
         .app_data(health)
         .app_data(metrics)
-        .configure(ops::configure)
+        .configure(|config| {
+            if with_ops {
+                ops::configure(config);
+            }
+        })
         .configure(routes::configure)
         .wrap(actix_web::middleware::from_fn(crossbar::middleware))
         .wrap(actix_web::middleware::from_fn(metrics::record))
 }
 
-/// Serves the API and the operational endpoints on `listener` until `shutdown` is cancelled,
-/// then drains in-flight requests.
+/// Serves the API on `listener`, and the operational endpoints on `admin` when given (else
+/// beside the API), until `shutdown` is cancelled, then drains in-flight requests.
 pub async fn run(
     listener: TcpListener,
+    admin: Option<TcpListener>,
     state: ApiState,
     health: Health,
     shutdown: CancellationToken,
@@ -261,12 +267,18 @@ pub async fn run(
     }
     let state = Data::new(state);
     let metrics = Data::new(ApiMetrics::register(health.registry()).map_err(std::io::Error::other)?);
+    let with_ops = admin.is_none();
+    let ops = admin.map(|admin| tokio::spawn(ops::run(admin, health.clone(), shutdown.clone())));
     let health = Data::new(health);
-    let server = HttpServer::new(move || app(state.clone(), health.clone(), metrics.clone()))
+    let server = HttpServer::new(move || app(state.clone(), health.clone(), metrics.clone(), with_ops))
         .workers(workers)
         .disable_signals()
         .shutdown_timeout(10)
         .listen(listener)?
         .run();
-    ops::serve_until(server, shutdown).await
+    let served = ops::serve_until(server, shutdown).await;
+    match ops {
+        Some(ops) => served.and(ops.await.map_err(std::io::Error::other)?),
+        None => served,
+    }
 }

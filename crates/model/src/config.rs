@@ -26,8 +26,12 @@ pub struct Settings {
     pub database_url: String,
     /// Database connections per process.
     pub database_pool_size: u32,
+    /// Apply missing migrations at start; else only check that none is missing.
+    pub migrate_on_start: bool,
     /// Address of the REST API.
     pub listen: String,
+    /// Address of `/healthz`, `/readyz` and `/metrics` when they are kept off the API's.
+    pub admin_listen: Option<String>,
     /// API key of the master account; generated once when unset.
     pub master_api_key: Option<String>,
     /// This server's name in responses and logs; the host name when unset.
@@ -71,7 +75,9 @@ impl std::fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("database_url", &redact_url(&self.database_url))
             .field("database_pool_size", &self.database_pool_size)
+            .field("migrate_on_start", &self.migrate_on_start)
             .field("listen", &self.listen)
+            .field("admin_listen", &self.admin_listen)
             .field("master_api_key", &self.master_api_key.as_ref().map(|_| "<redacted>"))
             .field("node", &self.node)
             .field("allow_private_targets", &self.allow_private_targets)

@@ -21,6 +21,9 @@ pub enum StorageError {
     /// Applying the embedded migrations failed.
     #[error("database migration failed: {0}")]
     Migration(String),
+    /// The database lacks migrations of this build, and applying them is left to others.
+    #[error("the database schema lacks migrations {} of this build: run `webhooks migrate` first", .0.join(", "))]
+    SchemaBehind(Vec<String>),
     /// The stored revision is not the expected one, or the id (or API key) is already in use.
     #[error("conflicting document revision or id")]
     Conflict,

@@ -153,6 +153,13 @@ impl Store {
         self.run(migrations::run).await
     }
 
+    /// Checks, without writing anything, that every migration of this build is applied;
+    /// [`StorageError::SchemaBehind`] names those that are not.
+    pub async fn check_schema(&self) -> Result<()> {
+        let missing = self.run(migrations::missing).await?;
+        if missing.is_empty() { Ok(()) } else { Err(StorageError::SchemaBehind(missing)) }
+    }
+
     /// Cheap liveness check of the database (`SELECT 1`).
     pub async fn ping(&self) -> Result<()> {
         self.run(|connection| {

@@ -1,7 +1,9 @@
 //! The embedded per-backend migrations and how they are applied.
 
 use diesel::RunQueryDsl;
-use diesel::sql_types::BigInt;
+use diesel::backend::Backend;
+use diesel::migration::MigrationSource;
+use diesel::sql_types::{BigInt, Text};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::connection::AnyConnection;
@@ -38,4 +40,43 @@ pub(crate) fn run(connection: &mut AnyConnection) -> Result<()> {
         tracing::info!(applied, "database migrations applied");
     }
     Ok(())
+}
+
+/// The versions of this backend's migrations that the database lacks, read without writing
+/// anything: a database whose migrations are applied by someone else (runtime credentials
+/// without DDL rights) is only checked. Versions the database has and this build does not (a
+/// newer build migrated it) are no obstacle.
+pub(crate) fn missing(connection: &mut AnyConnection) -> Result<Vec<String>> {
+    let applied = applied(connection)?;
+    let wanted = match connection {
+        AnyConnection::Postgres(_) => versions::<diesel::pg::Pg>(&POSTGRES),
+        AnyConnection::Sqlite(_) => versions::<diesel::sqlite::Sqlite>(&SQLITE),
+    }?;
+    Ok(wanted.into_iter().filter(|version| !applied.contains(version)).collect())
+}
+
+/// The versions the database records as applied; none when it has no record of any.
+fn applied(connection: &mut AnyConnection) -> Result<Vec<String>> {
+    #[derive(diesel::QueryableByName)]
+    struct Applied {
+        #[diesel(sql_type = Text)]
+        version: String,
+    }
+    // Diesel's own record of what it applied. Its `applied_migrations` would create the table
+    // when it is missing, which takes the rights this check is for doing without.
+    match diesel::sql_query("SELECT version FROM __diesel_schema_migrations").load::<Applied>(connection) {
+        Ok(rows) => Ok(rows.into_iter().map(|row| row.version).collect()),
+        Err(diesel::result::Error::DatabaseError(..)) => Ok(Vec::new()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The versions of `source`'s migrations.
+fn versions<DB: Backend>(source: &EmbeddedMigrations) -> Result<Vec<String>>
+where
+    EmbeddedMigrations: MigrationSource<DB>,
+{
+    let migrations =
+        MigrationSource::<DB>::migrations(source).map_err(|error| StorageError::Migration(error.to_string()))?;
+    Ok(migrations.iter().map(|migration| migration.name().version().to_string()).collect())
 }

@@ -80,7 +80,7 @@ impl TestApp {
         let address = listener.local_addr().expect("a local address");
         let shutdown = CancellationToken::new();
         let (health, _) = Health::new(store.clone(), bus.clone(), &[], Vec::new()).expect("the metrics register");
-        tokio::spawn(webhooks_api::run(listener, state, health, shutdown.clone()));
+        tokio::spawn(webhooks_api::run(listener, None, state, health, shutdown.clone()));
         Self {
             client: Client::new(&format!("http://{address}")),
             store,

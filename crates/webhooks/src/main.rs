@@ -156,7 +156,11 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     let store = Store::connect(&settings.database_url, settings.database_pool_size)
         .await
         .with_context(|| format!("connecting to {}", redact_url(&settings.database_url)))?;
-    store.migrate().await.context("applying migrations")?;
+    if settings.migrate_on_start || command == Command::Migrate {
+        store.migrate().await.context("applying migrations")?;
+    } else {
+        store.check_schema().await.context("checking the database schema")?;
+    }
     if command == Command::Migrate {
         tracing::info!("migrations applied");
         return Ok(());
@@ -174,8 +178,16 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    let listener = TcpListener::bind(&settings.listen).with_context(|| format!("binding {}", settings.listen))?;
-    listener.set_nonblocking(true).context("configuring the listener")?;
+    // Without the API, only the operational endpoints are served: on the admin address when
+    // one is set, else on the API's.
+    let admin = match &settings.admin_listen {
+        Some(admin) => Some(bind(admin)?),
+        None => None,
+    };
+    let (listener, admin) = match admin {
+        Some(admin) if !command.runs_api() => (admin, None),
+        admin => (bind(&settings.listen)?, admin),
+    };
     let address = listener.local_addr().context("reading the listen address")?;
 
     let topology = settings::bus_topology(&settings);
@@ -253,9 +265,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             None => tracing::info!(listen = %address, "API listening, accounts from Kazoo"),
         }
         let shutdown = shutdown.clone();
-        services.spawn(
-            async move { webhooks_api::run(listener, state, health, shutdown).await.context("serving the API") },
-        );
+        services.spawn(async move {
+            webhooks_api::run(listener, admin, state, health, shutdown).await.context("serving the API")
+        });
     } else {
         tracing::info!(listen = %address, "health endpoints listening");
         let shutdown = shutdown.clone();
@@ -276,6 +288,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     bus.close().await;
     tracing::info!("stopped");
     outcome
+}
+
+/// A listener on `address`, ready for the async runtime.
+fn bind(address: &str) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind(address).with_context(|| format!("binding {address}"))?;
+    listener.set_nonblocking(true).context("configuring the listener")?;
+    Ok(listener)
 }
 
 /// The generated master key is shown exactly once, on the first start, on standard output.

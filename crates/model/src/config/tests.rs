@@ -56,7 +56,9 @@ fn the_defaults_are_the_documented_values() {
     let documented = Settings {
         database_url: "sqlite://webhooks.db".into(),
         database_pool_size: 8,
+        migrate_on_start: true,
         listen: "127.0.0.1:8000".into(),
+        admin_listen: None,
         master_api_key: None,
         node: None,
         allow_private_targets: false,

@@ -13,6 +13,7 @@ test_matrix!(
     migrating_again_and_from_several_tasks_at_once_succeeds,
     settings_keep_the_first_value_stored_even_under_concurrent_writers,
     bootstrapping_the_master_from_many_tasks_at_once_creates_exactly_one,
+    a_schema_check_names_the_migrations_a_database_lacks,
 );
 
 async fn migrating_again_and_from_several_tasks_at_once_succeeds(database: TestDatabase) {
@@ -35,6 +36,30 @@ async fn migrating_again_and_from_several_tasks_at_once_succeeds(database: TestD
     assert_eq!(store.backend(), expected);
     let master = store.insert_account(&root("after migrations")).await.expect("tables exist");
     assert_eq!(store.account(&master.id).await.expect("reads"), Some(master));
+}
+
+async fn a_schema_check_names_the_migrations_a_database_lacks(database: TestDatabase) {
+    let backend = if database.url().starts_with("sqlite://") { "sqlite" } else { "postgres" };
+    let directory = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(backend);
+    // A migration's version is its directory's date and time, digits only.
+    let mut versions: Vec<String> = std::fs::read_dir(directory)
+        .expect("the migrations")
+        .map(|entry| {
+            let name = entry.expect("an entry").file_name().into_string().expect("a UTF-8 name");
+            name.split('_').next().expect("a version").replace('-', "")
+        })
+        .collect();
+    versions.sort();
+    let store = Store::connect(database.url(), 2).await.expect("connects");
+    for _ in 0..2 {
+        // Twice: the first check created nothing (not even diesel's record of migrations).
+        match store.check_schema().await {
+            Err(StorageError::SchemaBehind(missing)) => assert_eq!(missing, versions),
+            other => panic!("an unmigrated database passed the check: {other:?}"),
+        }
+    }
+    store.migrate().await.expect("migrates");
+    store.check_schema().await.expect("a migrated database passes");
 }
 
 async fn settings_keep_the_first_value_stored_even_under_concurrent_writers(database: TestDatabase) {
