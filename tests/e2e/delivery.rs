@@ -233,6 +233,12 @@ async fn separate_processes_over_rabbitmq_and_postgres_deliver_every_fixture_exa
     let delivered = format!(r#"webhooks_dispatcher_deliveries_total{{outcome="success",status="200"}} {total}"#);
     assert!(dispatcher_metrics.contains(&delivered), "{delivered} missing from:\n{dispatcher_metrics}");
     assert_eq!(metric(&dispatcher_metrics, "webhooks_dispatcher_delivery_latency_seconds_count"), total as f64);
+    let callouts = r#"webhooks_dispatcher_callout_duration_seconds_count{outcome="success"}"#;
+    assert_eq!(metric(&dispatcher_metrics, callouts), total as f64, "one duration a callout");
+    // Every crate takes the workspace's version.
+    let build = format!(r#"webhooks_build_info{{version="{}"}}"#, env!("CARGO_PKG_VERSION"));
+    assert_eq!(metric(&dispatcher_metrics, &build), 1.0);
+    assert!(metric(&dispatcher_metrics, "process_resident_memory_bytes") > 0.0);
 
     for process in [api, dispatcher, router] {
         assert!(process.stop().await.success(), "SIGTERM stops each service cleanly");

@@ -41,7 +41,9 @@ pub(crate) async fn record(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let metrics = request.app_data::<Data<ApiMetrics>>().cloned();
+    // Probes and scrapes would otherwise outnumber the clients' requests on a quiet API.
+    let metrics =
+        request.app_data::<Data<ApiMetrics>>().cloned().filter(|_| !crate::ops::is_operational(request.path()));
     let response = next.call(request).await?;
     if let Some(metrics) = metrics {
         let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());

@@ -1,9 +1,11 @@
 //! Operational endpoints served by every process: `GET /healthz` (the process is alive),
 //! `GET /readyz` (its database and bus are reachable and its services have started) and
 //! `GET /metrics` (Prometheus text: the services' own metrics, which they register in
-//! [`Health::registry`], and the process's database pool, bus connection and queue depths, read
-//! at each scrape). The API serves them beside its routes; the router and dispatcher processes
-//! serve them alone.
+//! [`Health::registry`]; the process's database pool, bus connection and queue depths, read at
+//! each scrape; `webhooks_build_info`; and the standard `process_*` metrics of CPU, memory and
+//! file descriptors, unprefixed as every exporter names them). The API serves them beside its
+//! routes, or on an admin address of their own; the router and dispatcher processes serve them
+//! alone.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -35,6 +37,8 @@ pub struct Health {
     bus: Bus,
     components: Arc<Vec<(&'static str, Arc<AtomicBool>)>>,
     registry: Registry,
+    /// The standard `process_*` metrics, which take no prefix.
+    process: Registry,
     gauges: ProcessGauges,
     /// The queues this process consumes, whose depth each scrape reports.
     queues: Arc<Vec<String>>,
@@ -104,7 +108,16 @@ impl Health {
         let started = flags.iter().map(|(_, flag)| Started(Arc::clone(flag))).collect();
         let registry = Registry::new_custom(Some(METRIC_PREFIX.to_owned()), None)?;
         let gauges = ProcessGauges::register(&registry)?;
-        let health = Self { store, bus, components: Arc::new(flags), registry, gauges, queues: Arc::new(queues) };
+        let build =
+            IntGaugeVec::new(Opts::new("build_info", "1, labelled with the running build's version."), &["version"])?;
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        registry.register(Box::new(build))?;
+        let process = Registry::new();
+        // The collector reads /proc, which only Linux has.
+        #[cfg(target_os = "linux")]
+        process.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+        let health =
+            Self { store, bus, components: Arc::new(flags), registry, process, gauges, queues: Arc::new(queues) };
         Ok((health, started))
     }
 
@@ -126,7 +139,9 @@ impl Health {
                 self.gauges.queue_depth.with_label_values(&[queue.as_str()]).set(i64::from(depth));
             }
         }
-        TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_else(|error| {
+        let mut families = self.registry.gather();
+        families.extend(self.process.gather());
+        TextEncoder::new().encode_to_string(&families).unwrap_or_else(|error| {
             tracing::error!(error = %error, "metrics not encoded");
             String::new()
         })
@@ -141,12 +156,21 @@ impl Health {
     }
 }
 
+/// The paths of the operational endpoints.
+const PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+/// Whether `path` is an operational endpoint's: probes and scrapes are not the API's traffic.
+pub(crate) fn is_operational(path: &str) -> bool {
+    PATHS.contains(&path)
+}
+
 /// Registers `/healthz`, `/readyz` and `/metrics`; `health` must be in the app data.
 pub fn configure(config: &mut ServiceConfig) {
+    let [healthz, readyz, scrape] = PATHS;
     config
-        .route("/healthz", web::get().to(alive))
-        .route("/readyz", web::get().to(ready))
-        .route("/metrics", web::get().to(metrics));
+        .route(healthz, web::get().to(alive))
+        .route(readyz, web::get().to(ready))
+        .route(scrape, web::get().to(metrics));
 }
 
 async fn metrics(health: Data<Health>) -> HttpResponse {

@@ -293,7 +293,7 @@ async fn ingested_events_continue_the_requests_trace_or_start_one() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn health_readiness_and_metrics_need_no_token() {
+async fn health_readiness_and_metrics_need_no_token_and_are_not_counted_as_api_requests() {
     let app = TestApp::spawn(TestDatabase::sqlite().await).await;
     let alive = app.client.send(Method::GET, "/healthz", None, None).await;
     assert_eq!((alive.status, &alive.body), (StatusCode::OK, &json!({"status": "ok"})));
@@ -306,14 +306,19 @@ async fn health_readiness_and_metrics_need_no_token() {
     let text = metrics.text().await.expect("a text body");
     // Routes are labelled by pattern, never by the ids in the path.
     for line in [
-        r#"webhooks_api_requests_total{method="GET",route="/healthz",status="200"} 1"#,
         r#"webhooks_api_requests_total{method="GET",route="/v2/accounts/{account_id}",status="404"} 1"#,
-        r#"webhooks_api_request_duration_seconds_count{method="GET",route="/healthz"} 1"#,
+        r#"webhooks_api_request_duration_seconds_count{method="GET",route="/v2/accounts/{account_id}"} 1"#,
         "webhooks_bus_connected 1",
         "webhooks_db_pool_connections ",
+        &format!(r#"webhooks_build_info{{version="{}"}} 1"#, env!("CARGO_PKG_VERSION")),
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "process_cpu_seconds_total ",
     ] {
         assert!(text.contains(line), "{line} missing from:\n{text}");
     }
+    // Probes and scrapes are not the API's traffic.
+    assert!(!text.contains(r#"route="/healthz""#) && !text.contains(r#"route="/metrics""#), "{text}");
     assert!(!text.contains("00000000000000000000000000000000"));
     let ready = app.client.send(Method::GET, "/readyz", None, None).await;
     assert_eq!(

@@ -252,7 +252,7 @@ impl Engine {
             let published = Duration::from_millis(job.published_at_ms);
             unix_now().saturating_sub(published)
         });
-        self.metrics.delivered(&result.answer, since_published);
+        self.metrics.delivered(&result.answer, result.duration, since_published);
         let observed = match &result.answer {
             Answer::Response { status, .. } => {
                 tracing::Span::current().record("http.status", status);
