@@ -44,34 +44,49 @@ async fn main() {
     drop(accounts);
 
     let runs = setting("WEBHOOKS_BENCH_RUNS", 3).max(1);
-    let (mut hook_rates, mut hook_peaks, mut attempt_rates, mut attempt_peaks) = (vec![], vec![], vec![], vec![]);
+    let mut hooks_phase = Phase { what: "accounts and hooks", unit: "hooks", documents: hooks, ..Phase::default() };
+    let mut attempts_phase =
+        Phase { what: "attempts (hooks unchanged)", unit: "attempts", documents: attempts, ..Phase::default() };
     for run in 1..=runs {
         // A fresh database a run: every run imports everything.
         let database = TestDatabase::postgres().await;
         let env = [("WEBHOOKS_DATABASE_URL", database.url().to_owned())];
-        let (time, peak) = measure(&["import", "--couch", couch.url(), "--months", "0"], &env).await;
-        hook_rates.push(hooks as f64 / time.as_secs_f64());
-        hook_peaks.push(peak as f64 / 1024.0);
+        hooks_phase.run(run, &["import", "--couch", couch.url(), "--months", "0"], &env).await;
+        attempts_phase.run(run, &["import", "--couch", couch.url(), "--months", "1"], &env).await;
+    }
+    println!("hooks/s (goal 5,000): {}", spread(&mut hooks_phase.rates));
+    println!("peak RSS importing hooks, MiB (goal 200): {}", spread(&mut hooks_phase.peaks));
+    println!("attempts/s: {}", spread(&mut attempts_phase.rates));
+    println!("peak RSS importing attempts, MiB (goal 200): {}", spread(&mut attempts_phase.peaks));
+}
+
+/// One kind of import, measured once a run.
+#[derive(Default)]
+struct Phase {
+    what: &'static str,
+    unit: &'static str,
+    /// The documents each run imports.
+    documents: usize,
+    /// Documents per second, a run each.
+    rates: Vec<f64>,
+    /// Peak resident memory in MiB, a run each.
+    peaks: Vec<f64>,
+}
+
+impl Phase {
+    /// Runs `webhooks <args>` and prints and keeps its figures.
+    async fn run(&mut self, run: usize, args: &[&str], env: &[(&str, String)]) {
+        let (time, peak) = measure(args, env).await;
+        let (rate, peak) = (self.documents as f64 / time.as_secs_f64(), peak as f64 / 1024.0);
+        self.rates.push(rate);
+        self.peaks.push(peak);
         println!(
-            "run {run}: accounts and hooks {:.1} s, {:.0} hooks/s, peak RSS {:.0} MiB",
+            "run {run}: {} {:.1} s, {rate:.0} {}/s, peak RSS {peak:.0} MiB",
+            self.what,
             time.as_secs_f64(),
-            hook_rates[run - 1],
-            hook_peaks[run - 1]
-        );
-        let (time, peak) = measure(&["import", "--couch", couch.url(), "--months", "1"], &env).await;
-        attempt_rates.push(attempts as f64 / time.as_secs_f64());
-        attempt_peaks.push(peak as f64 / 1024.0);
-        println!(
-            "run {run}: attempts (hooks unchanged) {:.1} s, {:.0} attempts/s, peak RSS {:.0} MiB",
-            time.as_secs_f64(),
-            attempt_rates[run - 1],
-            attempt_peaks[run - 1]
+            self.unit
         );
     }
-    println!("hooks/s (goal 5,000): {}", spread(&mut hook_rates));
-    println!("peak RSS importing hooks, MiB (goal 200): {}", spread(&mut hook_peaks));
-    println!("attempts/s: {}", spread(&mut attempt_rates));
-    println!("peak RSS importing attempts, MiB (goal 200): {}", spread(&mut attempt_peaks));
 }
 
 /// The median and range of a few measurements.
