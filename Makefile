@@ -4,7 +4,7 @@ CARGO ?= cargo
 BENCH_VHOST ?= webhooks-bench
 BENCH_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/$(BENCH_VHOST)
 
-.PHONY: run test lint fmt faults soak bench-api bench-router bench-e2e bench-import bench deploy-check
+.PHONY: run test lint audit fmt faults soak bench-api bench-router bench-e2e bench-import bench deploy-check
 
 run:
 	$(CARGO) run
@@ -44,6 +44,14 @@ soak:
 # Renders the Kubernetes manifests and validates them offline; no cluster or Docker needed.
 deploy-check:
 	deploy/validate.sh
+
+# Cargo.lock against an offline copy of the RustSec advisory database (ADVISORY_DB): fails on
+# any vulnerability. The copy is the one beside the project, else the workplace's.
+ADVISORY_DB ?= $(firstword $(wildcard ../shared/advisory-db /work/shared/advisory-db))
+audit:
+	@test -n "$(ADVISORY_DB)" || { echo "audit: no advisory database: set ADVISORY_DB to a copy of RustSec's advisory-db" >&2; exit 1; }
+	command -v cargo-audit >/dev/null || $(CARGO) install cargo-audit --locked
+	$(CARGO) audit --db $(ADVISORY_DB) --no-fetch --stale
 
 lint:
 	tests/support/check-references.sh
