@@ -6,6 +6,9 @@ pub enum BusError {
     /// The initial connection (or its topology) could not be established.
     #[error("cannot connect to the message broker")]
     Connect(#[source] AmqpError),
+    /// The broker URL names no address (it is empty, or only commas).
+    #[error("the message broker URL names no address")]
+    NoAddress,
     /// The broker refused a declaration (often: the object exists with other arguments).
     #[error("cannot declare {what} {name:?}")]
     Declare {

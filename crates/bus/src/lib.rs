@@ -168,12 +168,14 @@ impl fmt::Debug for Bus {
 }
 
 impl Bus {
-    /// Connects (`url` is `Some`, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`) or starts an
+    /// Connects (`url` is `Some`, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`, or several such
+    /// URLs separated by commas: the nodes of a cluster, tried in turn) or starts an
     /// in-process broker (`None`), then declares the whole topology: Kazoo's exchanges, the
     /// router queue and its bindings, the jobs exchange, the dispatch queue and the dead letters.
     ///
-    /// The first connection is not retried: a wrong URL or an absent broker fails here, for
-    /// the caller to report (or retry). Later connection losses are repaired in the background.
+    /// The first connection is not retried (beyond trying each address once): a wrong URL or
+    /// an absent broker fails here, for the caller to report (or retry). Later connection losses
+    /// are repaired in the background, starting with the address after the one lost.
     pub async fn connect(url: Option<&str>, topology: Topology) -> Result<Bus, BusError> {
         match url {
             Some(url) => Ok(Self::Amqp(AmqpBus::connect(url, topology).await?)),

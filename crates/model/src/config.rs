@@ -40,7 +40,8 @@ pub struct Settings {
     pub allow_private_targets: bool,
     /// `text` or `json` logs.
     pub log_format: LogFormat,
-    /// RabbitMQ URL (`amqp://user:pass@host:5672/%2f`); the in-process bus when unset.
+    /// RabbitMQ URL (`amqp://user:pass@host:5672/%2f`), or several separated by commas (the
+    /// nodes of a cluster, tried in turn); the in-process bus when unset.
     pub amqp_url: Option<String>,
     /// Prefix of this system's own exchanges and queues on the broker.
     pub bus_prefix: String,
@@ -97,6 +98,15 @@ impl std::fmt::Debug for Settings {
 
 /// The URL with any password replaced by `***`.
 pub fn redact_url(url: &str) -> String {
+    // Several broker addresses, separated by commas, are redacted one by one.
+    if url.split(',').filter(|part| part.contains("://")).count() > 1 {
+        return url.split(',').map(redact_one_url).collect::<Vec<_>>().join(",");
+    }
+    redact_one_url(url)
+}
+
+/// One URL with any password replaced by `***`.
+fn redact_one_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
     let Some((credentials, host)) = rest.rsplit_once('@') else { return url.to_owned() };
     match credentials.split_once(':') {

@@ -66,6 +66,11 @@ pub(super) async fn supervise(shared: Arc<Shared>) {
             }
             tracing::warn!(bus.prefix = %shared.topology.prefix, "connection to the message broker lost; reconnecting");
             shared.link.send_replace(None);
+            // Another node of a cluster first: the one just lost is likely down, and is tried
+            // again last.
+            let count = shared.urls.len();
+            let lost = shared.first_url.load(Ordering::Relaxed);
+            shared.first_url.store((lost + 1) % count, Ordering::Relaxed);
         }
         if !reconnect(&shared).await {
             return;
@@ -131,19 +136,36 @@ async fn reconnect(shared: &Arc<Shared>) -> bool {
     }
 }
 
-/// [`establish`], bounded by [`CONNECT_TIMEOUT`].
+/// [`establish`] at each of the broker's addresses in turn, from the first to try, each attempt
+/// bounded by [`CONNECT_TIMEOUT`]: the first that answers is kept, and tried first from then on.
 pub(super) async fn establish_in_time(shared: &Shared) -> Result<Link, BusError> {
-    tokio::time::timeout(CONNECT_TIMEOUT, establish(shared))
-        .await
-        .unwrap_or(Err(BusError::Timeout { operation: "connect to the message broker" }))
+    let count = shared.urls.len();
+    let first = shared.first_url.load(Ordering::Relaxed);
+    let mut failure = BusError::NoAddress;
+    for index in (first..first + count).map(|index| index % count) {
+        let attempt = tokio::time::timeout(CONNECT_TIMEOUT, establish(shared, &shared.urls[index])).await;
+        match attempt.unwrap_or(Err(BusError::Timeout { operation: "connect to the message broker" })) {
+            Ok(link) => {
+                shared.first_url.store(index, Ordering::Relaxed);
+                return Ok(link);
+            }
+            Err(error) => {
+                if count > 1 {
+                    // The index, not the URL: the URL carries the password.
+                    tracing::warn!(address = index + 1, of = count, error = %error, "broker address not answering");
+                }
+                failure = error;
+            }
+        }
+    }
+    Err(failure)
 }
 
-/// Opens a connection and declares everything on it: the topology, then what was declared since
-/// connecting (delay and private queues).
-async fn establish(shared: &Shared) -> Result<Link, BusError> {
+/// Opens a connection to `url` and declares everything on it: the topology, then what was
+/// declared since connecting (delay and private queues).
+async fn establish(shared: &Shared, url: &str) -> Result<Link, BusError> {
     let properties = ConnectionProperties::default().with_connection_name(shared.connection_name.as_str().into());
-    let connection =
-        Connection::connect(&shared.url, properties).await.map_err(|source| BusError::Connect(source.into()))?;
+    let connection = Connection::connect(url, properties).await.map_err(|source| BusError::Connect(source.into()))?;
     let channel = connection.create_channel().await.map_err(|source| BusError::Connect(source.into()))?;
     declare_all(&channel, &shared.topology.declarations()).await?;
     let (delay_queues, private_queues) = {

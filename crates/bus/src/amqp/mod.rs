@@ -15,7 +15,7 @@
 //! declarations in `declare`, message conversion for lapin in `message`, consuming in `consumer`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -77,8 +77,10 @@ impl Drop for Inner {
 
 /// State shared with the supervisor task.
 struct Shared {
-    /// Where to connect.
-    url: String,
+    /// The broker's addresses (a cluster's nodes), tried in turn.
+    urls: Vec<String>,
+    /// The address to try first: the one connected to, until its connection is lost.
+    first_url: AtomicUsize,
     /// What to declare.
     topology: Topology,
     /// Shown by RabbitMQ (`connection_name`), so operators (and tests) can find the connection.
@@ -115,9 +117,15 @@ impl AmqpBus {
     /// Connects, declares the topology and starts the supervisor.
     #[tracing::instrument(name = "bus.connect", skip_all, fields(bus.prefix = %topology.prefix))]
     pub(crate) async fn connect(url: &str, topology: Topology) -> Result<Self, BusError> {
+        let urls: Vec<String> =
+            url.split(',').map(str::trim).filter(|url| !url.is_empty()).map(str::to_owned).collect();
+        if urls.is_empty() {
+            return Err(BusError::NoAddress);
+        }
         let connection_name = format!("webhooks {}", topology.prefix);
         let shared = Arc::new(Shared {
-            url: url.to_owned(),
+            urls,
+            first_url: AtomicUsize::new(0),
             topology,
             connection_name,
             link: watch::channel(None).0,

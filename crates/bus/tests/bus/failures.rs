@@ -163,3 +163,42 @@ async fn settling_deliveries_as_their_connection_is_cut_ends_promptly_and_the_br
     }
     assert_eq!(bodies, (0..SENT).map(|n| n.to_string()).collect());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_several_broker_addresses_the_bus_connects_to_one_that_answers_and_moves_on_when_it_goes() {
+    let direct = new_bus(Backend::RabbitMq).await;
+    let topology = direct.topology().clone();
+    let (first, second) = (
+        Proxy::start(RABBITMQ.parse().expect("a socket address")).await,
+        Proxy::start(RABBITMQ.parse().expect("a socket address")).await,
+    );
+    // A node that does not answer at all is passed over, at start as later.
+    first.cut();
+    let urls = format!(
+        "{},{},{}",
+        via(&amqp_url(), RABBITMQ, first.address()),
+        via(&amqp_url(), RABBITMQ, second.address()),
+        via(&amqp_url(), RABBITMQ, "127.0.0.1:1".parse().expect("a socket address")),
+    );
+    let bus = within(Bus::connect(Some(&urls), topology.clone())).await.expect("connects through the second address");
+    let mut consumer = within(bus.consume(&topology.dispatch_queue(), 5)).await.expect("consume");
+    within(bus.publish(job_on(&bus, "through the second"))).await.expect("publish");
+    let delivery = next(&mut consumer).await;
+    assert_eq!(text(&delivery), "through the second");
+    within(delivery.ack()).await.expect("ack");
+
+    // The second node goes and the first comes back: the bus reconnects there, and consumes again.
+    first.restore();
+    second.cut();
+    within(async {
+        while bus.publish(job_on(&bus, "through the first")).await.is_err() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let delivery = next(&mut consumer).await;
+    assert_eq!(text(&delivery), "through the first");
+    within(delivery.ack()).await.expect("ack");
+    assert!(bus.reconnections() >= 1);
+    assert!(first.forwarded() > 0, "nothing went through the first address");
+}

@@ -127,6 +127,11 @@ fn passwords_are_redacted_from_database_urls() {
     assert_eq!(redact_url("postgres://user@db/x"), "postgres://user@db/x");
     assert_eq!(redact_url("sqlite://webhooks.db"), "sqlite://webhooks.db");
     assert_eq!(redact_url("amqp://guest:guest@127.0.0.1:5672/%2f"), "amqp://guest:***@127.0.0.1:5672/%2f");
+    assert_eq!(
+        redact_url("amqp://a:one@mq1:5672/%2f,amqp://a:two@mq2:5672/%2f"),
+        "amqp://a:***@mq1:5672/%2f,amqp://a:***@mq2:5672/%2f"
+    );
+    assert_eq!(redact_url("postgres://u:secret@db1,db2/x"), "postgres://u:***@db1,db2/x");
 }
 
 #[test]
