@@ -180,10 +180,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     tokio::spawn(stop_on_signal(shutdown.clone()));
     // Without the API, only the operational endpoints are served: on the admin address when
     // one is set, else on the API's.
-    let admin = match &settings.admin_listen {
-        Some(admin) => Some(bind(admin)?),
-        None => None,
-    };
+    let admin = settings.admin_listen.as_deref().map(bind).transpose()?;
     let (listener, admin) = match admin {
         Some(admin) if !command.runs_api() => (admin, None),
         admin => (bind(&settings.listen)?, admin),
