@@ -274,11 +274,11 @@ def check_manifests(path):
                 for key in ("queueName", "mode", "value"):
                     if key not in meta:
                         errors.append(f"{where}: its rabbitmq trigger lacks metadata.{key}")
-                # The queue the dispatchers consume: `<WEBHOOKS_BUS_PREFIX>.dispatch`.
-                prefix = env.get("WEBHOOKS_BUS_PREFIX") or "webhooks"
+                # The queue the dispatchers consume: `<WEBHOOKS_BUS__PREFIX>.dispatch`.
+                prefix = env.get("WEBHOOKS_BUS__PREFIX") or "webhooks"
                 if "queueName" in meta and meta["queueName"] != f"{prefix}.dispatch":
                     errors.append(f"{where}: queueName {meta['queueName']} is not {prefix}.dispatch, "
-                                  f"the queue of WEBHOOKS_BUS_PREFIX={prefix}")
+                                  f"the queue of WEBHOOKS_BUS__PREFIX={prefix}")
                 if "mode" in meta and meta["mode"] not in RABBITMQ_MODES:
                     errors.append(f"{where}: mode {meta['mode']} is none of {', '.join(RABBITMQ_MODES)}")
                 try:

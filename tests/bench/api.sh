@@ -36,8 +36,8 @@ export WEBHOOKS_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB"
 # Starts `webhooks api` (with any extra settings given as VAR=value arguments), waits until it answers.
 serve() {
   env WEBHOOKS_LISTEN="127.0.0.1:$PORT" WEBHOOKS_MASTER_API_KEY=$KEY RUST_LOG=warn WEBHOOKS_DATABASE_POOL_SIZE=16 \
-    WEBHOOKS_AMQP_URL=${WEBHOOKS_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f} WEBHOOKS_BUS_PREFIX=bench-api-$$ \
-    WEBHOOKS_BUS_QUEUE_EXPIRES_SECONDS=60 "$@" target/release/webhooks api &
+    WEBHOOKS_AMQP_URL=${WEBHOOKS_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f} WEBHOOKS_BUS__PREFIX=bench-api-$$ \
+    WEBHOOKS_BUS__QUEUE_EXPIRES_SECONDS=60 "$@" target/release/webhooks api &
   server=$!
   for _ in $(seq 1 100); do curl -sf "$BASE/v2/webhooks" >/dev/null && break; sleep 0.1; done
 }

@@ -7,6 +7,7 @@ mod faults;
 mod first_start;
 mod kazoo;
 mod process;
+mod queues;
 mod replicas;
 mod test_callout;
 mod traces;

@@ -198,8 +198,8 @@ pub struct Memory {
 pub fn rabbitmq(prefix: &str) -> [(&'static str, String); 3] {
     [
         ("WEBHOOKS_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned()),
-        ("WEBHOOKS_BUS_PREFIX", prefix.to_owned()),
-        ("WEBHOOKS_BUS_QUEUE_EXPIRES_SECONDS", "60".to_owned()),
+        ("WEBHOOKS_BUS__PREFIX", prefix.to_owned()),
+        ("WEBHOOKS_BUS__QUEUE_EXPIRES_SECONDS", "60".to_owned()),
     ]
 }
 

@@ -23,6 +23,28 @@ pub enum BusError {
     /// The in-process twin's equivalent of a refused declaration.
     #[error("queue {0:?} already exists with other arguments")]
     QueueConflict(String),
+    /// One of our queues exists with other arguments than this configuration declares: of the
+    /// other type (`bus.queue_type`), or declared otherwise by an earlier version. It is never
+    /// redeclared: deleting it would lose its messages.
+    #[error(
+        "queue {queue:?} exists on the broker with other arguments than this configuration declares \
+         ({detail}); convert it, keeping its messages, with `webhooks queues migrate` while no \
+         service consumes it, or set WEBHOOKS_BUS__QUEUE_TYPE to the type it has"
+    )]
+    QueueMismatch {
+        /// The queue.
+        queue: String,
+        /// The broker's words.
+        detail: String,
+    },
+    /// A queue to convert is still used: stopped services neither consume nor publish to it.
+    #[error("queue {queue:?} is in use ({why}): stop every service before `webhooks queues migrate`")]
+    QueueInUse {
+        /// The queue.
+        queue: String,
+        /// What uses it.
+        why: String,
+    },
     /// Publishing failed before the broker confirmed the message; it may or may not have been
     /// enqueued, so a retry may duplicate it.
     #[error("cannot publish to exchange {exchange:?} with routing key {routing_key:?}")]

@@ -35,7 +35,7 @@ pub use error::{AmqpError, BusError};
 pub use memory::InProcessBus;
 pub use topic::topic_matches;
 pub use topology::{
-    ACCOUNT_WAIT_MS, DISPATCH_ROUTING_KEY, KAZOO_EXCHANGES, NOTIFICATIONS_EXCHANGE, Topology,
+    ACCOUNT_WAIT_MS, DISPATCH_ROUTING_KEY, DelayQueue, KAZOO_EXCHANGES, NOTIFICATIONS_EXCHANGE, Topology,
     WEBHOOK_DISABLED_ROUTING_KEY,
 };
 
@@ -47,6 +47,29 @@ pub const DEAD_LETTER_REASON_HEADER: &str = "x-webhooks-reason";
 pub const DEAD_LETTER_ERROR_HEADER: &str = "x-webhooks-error";
 /// The header of a dead letter naming the exchange it was first published to.
 pub const DEAD_LETTER_EXCHANGE_HEADER: &str = "x-webhooks-original-exchange";
+
+/// A queue [`migrate_queues`] converted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMigration {
+    /// The queue.
+    pub queue: String,
+    /// The messages it holds again, now declared as configured.
+    pub messages: u64,
+}
+
+/// Converts each of the system's durable queues (those of `topology`, and `delay_queues`) that
+/// exists on the RabbitMQ broker at `url` with other arguments than `topology` declares, such as
+/// a classic queue once quorum queues are configured, keeping its messages (see
+/// `amqp/migrate.rs`). Every service must be stopped: a queue still consumed is refused with
+/// [`BusError::QueueInUse`]. The queues converted; none when everything was declared as
+/// configured already. Running it again after an interruption finishes the work.
+pub async fn migrate_queues(
+    url: &str,
+    topology: &Topology,
+    delay_queues: &[DelayQueue],
+) -> Result<Vec<QueueMigration>, BusError> {
+    amqp::migrate_queues(url, topology, delay_queues).await
+}
 
 /// A message to publish.
 #[derive(Debug, Clone)]
@@ -260,19 +283,10 @@ impl Bus {
         }
     }
 
-    /// Declares (idempotently) a durable queue whose messages wait `ttl_ms` (or their own shorter
-    /// [`Outgoing::expiration_ms`]) and are then dead-lettered to `target_exchange` with
-    /// `target_routing_key`: the dispatcher's retry delay queues. Publish to it through the
-    /// default exchange (`""`, routing key = queue name).
-    pub async fn declare_delay_queue(
-        &self,
-        name: &str,
-        ttl_ms: u64,
-        target_exchange: &str,
-        target_routing_key: &str,
-    ) -> Result<(), BusError> {
+    /// Declares (idempotently) `delay`, a queue retries wait in.
+    pub async fn declare_delay_queue(&self, delay: &DelayQueue) -> Result<(), BusError> {
         // Built once here, so both backends declare the very same queue.
-        let spec = self.topology().delay_queue(name, ttl_ms, target_exchange, target_routing_key);
+        let spec = self.topology().delay_queue(delay);
         match self {
             Self::Amqp(bus) => bus.declare_delay_queue(spec).await,
             Self::InProcess(bus) => bus.declare_delay_queue(spec),

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use webhooks_model::config::{BusConfig, QueueType};
 use webhooks_model::event::DEFAULT_OBJECT_TYPES;
 use webhooks_model::ids::AccountId;
 use webhooks_model::notice::{CONFIGURATION_EXCHANGE, Change, REENABLE_ROUTING_KEY};
@@ -73,6 +74,9 @@ pub struct Topology {
     /// `x-expires` on our durable queues: a queue unused that long is deleted. Meant for tests,
     /// so their queues vanish; when set, our own exchanges are auto-delete for the same reason.
     pub queue_expires: Option<Duration>,
+    /// The type of our durable queues. Private queues are always classic: a quorum queue can be
+    /// neither exclusive nor transient.
+    pub queue_type: QueueType,
     /// Kazoo mode: accounts are Kazoo's. Kazoo's account notices then go to
     /// [`Topology::kazoo_accounts_queue`] for the account sync, and replicas hear of the synced
     /// changes on [`Topology::accounts_exchange`], never on Kazoo's `configuration` exchange
@@ -91,6 +95,7 @@ impl Topology {
             prefix: prefix.to_owned(),
             object_types: DEFAULT_OBJECT_TYPES.iter().map(|kind| (*kind).to_owned()).collect(),
             queue_expires: None,
+            queue_type: BusConfig::default().queue_type,
             accounts_from_kazoo: false,
             kazoo_couch: false,
         }
@@ -257,10 +262,10 @@ impl Topology {
         let dead_letters = Some(DeadLetter { exchange: self.dead_letter_exchange(), routing_key: None });
         let mut queues = vec![
             // Nothing consumes it and nothing dead-letters out of it: an operator looks.
-            QueueSpec::durable(self.dead_letter_queue(), expires),
+            self.shared_queue(self.dead_letter_queue()),
             // Events are work: a router that cannot parse one dead-letters it rather than drop it.
-            QueueSpec { dead_letter: dead_letters.clone(), ..QueueSpec::durable(self.router_queue(), expires) },
-            QueueSpec { dead_letter: dead_letters, ..QueueSpec::durable(self.dispatch_queue(), expires) },
+            QueueSpec { dead_letter: dead_letters.clone(), ..self.shared_queue(self.router_queue()) },
+            QueueSpec { dead_letter: dead_letters, ..self.shared_queue(self.dispatch_queue()) },
         ];
 
         let mut bindings = vec![
@@ -282,7 +287,7 @@ impl Topology {
             routing_key,
         }));
         if self.accounts_from_kazoo {
-            queues.push(QueueSpec::durable(self.kazoo_accounts_queue(), expires));
+            queues.push(self.shared_queue(self.kazoo_accounts_queue()));
             bindings.push(BindingSpec {
                 queue: self.kazoo_accounts_queue(),
                 exchange: CONFIGURATION_EXCHANGE.to_owned(),
@@ -296,7 +301,7 @@ impl Topology {
             self.declare_account_wait(&mut exchanges, &mut queues, &mut bindings);
         }
         if self.kazoo_couch {
-            queues.push(QueueSpec::durable(self.couch_mirror_queue(), expires));
+            queues.push(self.shared_queue(self.couch_mirror_queue()));
             bindings.extend(hook_change_bindings().into_iter().map(|(exchange, routing_key)| BindingSpec {
                 queue: self.couch_mirror_queue(),
                 exchange,
@@ -321,7 +326,7 @@ impl Topology {
         queues.push(QueueSpec {
             message_ttl_ms: Some(ACCOUNT_WAIT_MS),
             dead_letter: Some(DeadLetter { exchange: self.account_waited_exchange(), routing_key: None }),
-            ..QueueSpec::durable(self.account_wait_exchange(), self.queue_expires)
+            ..self.shared_queue(self.account_wait_exchange())
         });
         // Ignored by fanout exchanges.
         bindings.push(BindingSpec {
@@ -336,22 +341,32 @@ impl Topology {
         });
     }
 
-    /// A retry delay queue: messages wait `ttl_ms` (or their own shorter expiration), then the
-    /// broker dead-letters them to `target_exchange` with `target_routing_key`.
-    pub(crate) fn delay_queue(
-        &self,
-        name: &str,
-        ttl_ms: u64,
-        target_exchange: &str,
-        target_routing_key: &str,
-    ) -> QueueSpec {
+    /// The declaration of `delay`.
+    pub(crate) fn delay_queue(&self, delay: &DelayQueue) -> QueueSpec {
         QueueSpec {
-            message_ttl_ms: Some(ttl_ms),
+            message_ttl_ms: Some(delay.ttl_ms),
             dead_letter: Some(DeadLetter {
-                exchange: target_exchange.to_owned(),
-                routing_key: Some(target_routing_key.to_owned()),
+                exchange: delay.target_exchange.clone(),
+                routing_key: Some(delay.target_routing_key.clone()),
             }),
-            ..QueueSpec::durable(name.to_owned(), self.queue_expires)
+            ..self.shared_queue(delay.name.clone())
+        }
+    }
+
+    /// A durable queue shared by every replica, of the configured type, without dead-lettering
+    /// or TTL.
+    fn shared_queue(&self, name: String) -> QueueSpec {
+        QueueSpec {
+            name,
+            durable: true,
+            // Shared by every replica.
+            exclusive: false,
+            // Work must wait for a consumer, not vanish with the last one.
+            auto_delete: false,
+            queue_type: self.queue_type,
+            dead_letter: None,
+            message_ttl_ms: None,
+            expires: self.queue_expires,
         }
     }
 
@@ -365,6 +380,7 @@ impl Topology {
             exclusive: true,
             // And as soon as its consumer goes away.
             auto_delete: true,
+            queue_type: QueueType::Classic,
             dead_letter: None,
             message_ttl_ms: None,
             expires: None,
@@ -376,6 +392,22 @@ impl Topology {
     pub(crate) fn private_queue_name(&self) -> String {
         format!("{}.private.{}", self.prefix, uuid::Uuid::new_v4().simple())
     }
+}
+
+/// A durable queue whose messages wait `ttl_ms` (or their own shorter
+/// [`crate::Outgoing::expiration_ms`]) and are then dead-lettered to `target_exchange` with
+/// `target_routing_key`: the dispatcher's retry delay queues. Messages reach it through the
+/// default exchange (`""`, routing key = queue name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DelayQueue {
+    /// Queue name.
+    pub name: String,
+    /// How long a message waits at most, in milliseconds.
+    pub ttl_ms: u64,
+    /// Where it goes then.
+    pub target_exchange: String,
+    /// With this routing key.
+    pub target_routing_key: String,
 }
 
 /// Where hook changes are announced: hook documents (`webhook` in the `webhooks` database) in
@@ -431,29 +463,14 @@ pub(crate) struct QueueSpec {
     pub(crate) exclusive: bool,
     /// Deleted when its last consumer is cancelled.
     pub(crate) auto_delete: bool,
+    /// `x-queue-type`.
+    pub(crate) queue_type: QueueType,
     /// `x-dead-letter-exchange` / `x-dead-letter-routing-key`.
     pub(crate) dead_letter: Option<DeadLetter>,
     /// `x-message-ttl` in milliseconds.
     pub(crate) message_ttl_ms: Option<u64>,
     /// `x-expires`.
     pub(crate) expires: Option<Duration>,
-}
-
-impl QueueSpec {
-    /// A durable, shared queue without dead-lettering or TTL.
-    fn durable(name: String, expires: Option<Duration>) -> Self {
-        Self {
-            name,
-            durable: true,
-            // Shared by every replica.
-            exclusive: false,
-            // Work must wait for a consumer, not vanish with the last one.
-            auto_delete: false,
-            dead_letter: None,
-            message_ttl_ms: None,
-            expires,
-        }
-    }
 }
 
 /// One binding of a queue to an exchange.
@@ -558,6 +575,9 @@ mod tests {
         let mut topology = Topology::new("t");
         let production = topology.declarations();
         assert!(production.queues.iter().all(|queue| queue.expires.is_none() && queue.durable));
+        assert!(production.queues.iter().all(|queue| queue.queue_type == QueueType::Quorum), "the default type");
+        let private = topology.private_queue(topology.private_queue_name());
+        assert_eq!(private.queue_type, QueueType::Classic, "exclusive and transient: never quorum");
         assert!(production.exchanges.iter().all(|exchange| !exchange.auto_delete));
         for queue in production.queues.iter().filter(|queue| queue.name != "t.dead_letter") {
             assert_eq!(queue.dead_letter.as_ref().map(|target| target.exchange.as_str()), Some("t.dead_letter"));

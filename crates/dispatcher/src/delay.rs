@@ -14,11 +14,8 @@
 
 use std::time::Duration;
 
-use webhooks_bus::{Bus, BusError, Topology};
+use webhooks_bus::{Bus, BusError, DISPATCH_ROUTING_KEY, DelayQueue, Topology};
 use webhooks_model::retry::RetryPolicy;
-
-/// The routing key of the dispatch queue on the jobs exchange.
-pub const DISPATCH_ROUTING_KEY: &str = "dispatch";
 
 /// How long a job may wait in the slow lane before it returns to the dispatch queue.
 pub const SLOW_LANE_TTL: Duration = Duration::from_secs(3600);
@@ -59,12 +56,24 @@ impl DelayQueues {
         format!("{}.dispatch.slow", self.prefix)
     }
 
+    /// Every level's queue and the slow lane.
+    pub fn queues(&self) -> Vec<DelayQueue> {
+        let levels = self.levels.iter().map(|level| (self.queue_name(*level), *level));
+        levels
+            .chain([(self.slow_lane(), SLOW_LANE_TTL)])
+            .map(|(name, ttl)| DelayQueue {
+                name,
+                ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+                target_exchange: self.jobs_exchange.clone(),
+                target_routing_key: DISPATCH_ROUTING_KEY.to_owned(),
+            })
+            .collect()
+    }
+
     /// Declares every level's queue and the slow lane (idempotent).
     pub async fn declare(&self, bus: &Bus) -> Result<(), BusError> {
-        let levels = self.levels.iter().map(|level| (self.queue_name(*level), *level));
-        for (queue, ttl) in levels.chain([(self.slow_lane(), SLOW_LANE_TTL)]) {
-            let ttl = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-            bus.declare_delay_queue(&queue, ttl, &self.jobs_exchange, DISPATCH_ROUTING_KEY).await?;
+        for queue in self.queues() {
+            bus.declare_delay_queue(&queue).await?;
         }
         Ok(())
     }

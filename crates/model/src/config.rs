@@ -43,16 +43,13 @@ pub struct Settings {
     /// RabbitMQ URL (`amqp://user:pass@host:5672/%2f`), or several separated by commas (the
     /// nodes of a cluster, tried in turn); the in-process bus when unset.
     pub amqp_url: Option<String>,
-    /// Prefix of this system's own exchanges and queues on the broker.
-    pub bus_prefix: String,
-    /// When set, the broker deletes our queues once unused this many seconds (tests and
-    /// short-lived deployments; pending retries are lost with their delay queue).
-    pub bus_queue_expires_seconds: Option<u64>,
     /// The cluster id every payload carries; generated once and stored when unset.
     pub cluster_id: Option<String>,
     /// Base URL of an OpenTelemetry collector's OTLP/HTTP receiver (`http://collector:4318`);
     /// spans are exported to it only when set.
     pub otel_endpoint: Option<String>,
+    /// How this system's own exchanges and queues are named and declared on the broker.
+    pub bus: BusConfig,
     /// REST API settings.
     pub api: ApiConfig,
     /// Router settings.
@@ -84,10 +81,9 @@ impl std::fmt::Debug for Settings {
             .field("allow_private_targets", &self.allow_private_targets)
             .field("log_format", &self.log_format)
             .field("amqp_url", &self.amqp_url.as_deref().map(redact_url))
-            .field("bus_prefix", &self.bus_prefix)
-            .field("bus_queue_expires_seconds", &self.bus_queue_expires_seconds)
             .field("cluster_id", &self.cluster_id)
             .field("otel_endpoint", &self.otel_endpoint.as_deref().map(redact_url))
+            .field("bus", &self.bus)
             .field("api", &self.api)
             .field("router", &self.router)
             .field("dispatcher", &self.dispatcher)
@@ -154,6 +150,38 @@ impl Default for ApiConfig {
     fn default() -> Self {
         DEFAULT_SETTINGS.api.clone()
     }
+}
+
+/// The broker objects' settings: the `[bus]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+pub struct BusConfig {
+    /// Prefix of this system's own exchanges and queues (Kazoo's keep their names).
+    pub prefix: String,
+    /// The type of this system's own durable queues.
+    pub queue_type: QueueType,
+    /// When set, the broker deletes our queues once unused this many seconds (tests and
+    /// short-lived deployments; pending retries are lost with their delay queue).
+    pub queue_expires_seconds: Option<u64>,
+}
+
+impl Default for BusConfig {
+    /// The embedded defaults.
+    fn default() -> Self {
+        DEFAULT_SETTINGS.bus.clone()
+    }
+}
+
+/// RabbitMQ's queue types, for the queues work waits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(rename_all = "lowercase")]
+pub enum QueueType {
+    /// Replicated over a cluster's nodes (Raft): a node's loss loses no message, and dead
+    /// letters are moved at least once.
+    Quorum,
+    /// On one node: gone while that node is down.
+    Classic,
 }
 
 /// Router settings: the `[router]` section.

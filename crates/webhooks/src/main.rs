@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use webhooks_api::ApiState;
 use webhooks_api::ops::{self, Health, Started};
 use webhooks_bus::Bus;
+use webhooks_dispatcher::delay::DelayQueues;
 use webhooks_dispatcher::{DispatcherMetrics, DispatcherSettings};
 use webhooks_model::config::{Settings, redact_url};
 use webhooks_model::ids::random_id;
@@ -53,9 +54,21 @@ enum Command {
     Dispatcher,
     /// Apply database migrations and exit.
     Migrate,
+    /// The broker's queues.
+    #[command(subcommand)]
+    Queues(QueuesCommand),
     /// Operator commands (`hooks`, `failures`, `limits`, `attempts`, `import`, `export`).
     #[command(flatten)]
     Admin(admin::AdminCommand),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+enum QueuesCommand {
+    /// Converts the system's queues that exist on the broker with other arguments than the
+    /// settings declare (classic queues once `bus.queue_type` is `quorum`, or the reverse),
+    /// keeping their messages. Run it with every service stopped; running it again finishes an
+    /// interrupted conversion.
+    Migrate,
 }
 
 impl Command {
@@ -66,6 +79,7 @@ impl Command {
             Self::Router => "router",
             Self::Dispatcher => "dispatcher",
             Self::Migrate => "migrate",
+            Self::Queues(_) => "queues",
             Self::Admin(_) => "admin",
         }
     }
@@ -85,6 +99,25 @@ impl Command {
     fn runs_a_service(&self) -> bool {
         self.runs_api() || self.runs_router() || self.runs_dispatcher()
     }
+}
+
+/// `webhooks queues migrate`: converts the queues declared otherwise, and says which.
+async fn migrate_queues(settings: &Settings, dispatcher: &DispatcherSettings) -> anyhow::Result<()> {
+    let url =
+        settings.amqp_url.as_deref().context("WEBHOOKS_AMQP_URL is not set: the in-process bus keeps no queues")?;
+    let topology = settings::bus_topology(settings);
+    let policy = dispatcher.retry_policy().context("invalid settings")?;
+    let delay_queues = DelayQueues::new(&topology, &policy).queues();
+    let migrated = webhooks_bus::migrate_queues(url, &topology, &delay_queues)
+        .await
+        .with_context(|| format!("converting the queues at {}", redact_url(url)))?;
+    if migrated.is_empty() {
+        admin::output("every queue is declared as configured: nothing to convert")?;
+    }
+    for migration in migrated {
+        admin::output(format_args!("{}: converted, {} messages kept", migration.queue, migration.messages))?;
+    }
+    Ok(())
 }
 
 /// Turns transparent huge pages off for this process. Where the kernel grants them by default,
@@ -129,7 +162,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let operator = matches!(command, Command::Admin(_));
+    let operator = matches!(command, Command::Admin(_) | Command::Queues(_));
     let code = match runtime.block_on(run(command, settings)) {
         Ok(()) => ExitCode::SUCCESS,
         // An operator reads one clear line, not a log record.
@@ -153,6 +186,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     // Settings are checked before anything connects, so a typo fails fast.
     let dispatcher_settings = DispatcherSettings::from_config(&settings.dispatcher, settings.allow_private_targets)
         .context("invalid settings")?;
+    if let Command::Queues(QueuesCommand::Migrate) = command {
+        return migrate_queues(&settings, &dispatcher_settings).await;
+    }
     let store = Store::connect(&settings.database_url, settings.database_pool_size)
         .await
         .with_context(|| format!("connecting to {}", redact_url(&settings.database_url)))?;

@@ -42,10 +42,11 @@ fn build(file: Option<&Path>, variables: Option<HashMap<String, String>>) -> any
 /// The bus names and shapes of this system, the same in every process that connects.
 pub(crate) fn bus_topology(settings: &Settings) -> Topology {
     Topology {
-        queue_expires: settings.bus_queue_expires_seconds.map(Duration::from_secs),
+        queue_expires: settings.bus.queue_expires_seconds.map(Duration::from_secs),
+        queue_type: settings.bus.queue_type,
         accounts_from_kazoo: settings.kazoo.enabled(),
         kazoo_couch: settings.kazoo.couch_url.is_some(),
-        ..Topology::new(&settings.bus_prefix)
+        ..Topology::new(&settings.bus.prefix)
     }
 }
 

@@ -19,6 +19,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often the supervisor looks at the connection even without an event (lapin does not
 /// report every way a connection can end as an event).
 const STATUS_POLL: Duration = Duration::from_secs(1);
+/// The pause before trying again a reconnection refused for a queue of other arguments.
+const MISMATCH_PAUSE: Duration = Duration::from_secs(10);
 
 /// One live connection.
 pub(super) struct Link {
@@ -118,6 +120,12 @@ async fn reconnect(shared: &Arc<Shared>) -> bool {
                 tracing::info!(bus.prefix = %shared.topology.prefix, attempt, "reconnected to the message broker");
                 return true;
             }
+            Err(error @ BusError::QueueMismatch { .. }) => {
+                // A queue replaced under a running service: only an operator can settle it, so
+                // it is said loudly, and tried again seldom.
+                tracing::error!(bus.prefix = %shared.topology.prefix, attempt, error = %error, "cannot reconnect to the message broker");
+                pause = MISMATCH_PAUSE;
+            }
             Err(error) => {
                 tracing::warn!(
                     bus.prefix = %shared.topology.prefix,
@@ -149,6 +157,8 @@ pub(super) async fn establish_in_time(shared: &Shared) -> Result<Link, BusError>
                 shared.first_url.store(index, Ordering::Relaxed);
                 return Ok(link);
             }
+            // The same queue on every node of a cluster: no other address can help.
+            Err(error @ BusError::QueueMismatch { .. }) => return Err(error),
             Err(error) => {
                 if count > 1 {
                     // The index, not the URL: the URL carries the password.

@@ -33,12 +33,14 @@ mod consumer;
 mod declare;
 mod link;
 mod message;
+mod migrate;
 
 use consumer::Subscription;
 pub(crate) use consumer::{AmqpConsumer, settle};
 use declare::{bind, close_quietly, declare_queue};
 use link::{Link, close_connection, establish_in_time, supervise};
 use message::{Prepared, short_string};
+pub(crate) use migrate::migrate_queues;
 
 /// First pause between reconnection (or re-subscription) attempts.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);

@@ -7,6 +7,7 @@
 mod failures;
 mod jobs;
 mod kazoo;
+mod queue_types;
 
 use std::future::Future;
 use std::time::Duration;

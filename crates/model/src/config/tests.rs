@@ -64,10 +64,9 @@ fn the_defaults_are_the_documented_values() {
         allow_private_targets: false,
         log_format: LogFormat::Text,
         amqp_url: None,
-        bus_prefix: "webhooks".into(),
-        bus_queue_expires_seconds: None,
         cluster_id: None,
         otel_endpoint: None,
+        bus: BusConfig { prefix: "webhooks".into(), queue_type: QueueType::Quorum, queue_expires_seconds: None },
         api: ApiConfig {
             workers: 2,
             max_body_bytes: 1 << 20,

@@ -152,6 +152,6 @@ fn print_table(table: &Table, empty: &str) -> anyhow::Result<()> {
 
 /// One line on standard output. Written rather than `println!`ed so that a closed pipe
 /// (`webhooks hooks list | head`) is an error, not a panic.
-fn output(text: impl Display) -> anyhow::Result<()> {
+pub(crate) fn output(text: impl Display) -> anyhow::Result<()> {
     writeln!(std::io::stdout().lock(), "{text}").context("writing to standard output")
 }
