@@ -1,10 +1,11 @@
 //! Queues of another type: a service started with quorum queues configured on a broker that has
 //! this system's queues as classic ones refuses to start, naming the queue and the way out;
-//! `webhooks queues migrate` converts them keeping their messages, after which it starts.
+//! `webhooks queues migrate` converts them keeping their messages, after which it starts. On the
+//! quorum tests' own vhost (`quorum_amqp_url`).
 
-use webhooks_bus::Outgoing;
+use webhooks_bus::{Bus, Outgoing, Topology};
 use webhooks_model::config::QueueType;
-use webhooks_test_support::bus::{Backend, connect_to, topology, unique_prefix};
+use webhooks_test_support::bus::{quorum_amqp_url, topology, unique_prefix};
 use webhooks_test_support::db::TestDatabase;
 
 use crate::process::{Webhooks, rabbitmq, run_capturing};
@@ -12,9 +13,8 @@ use crate::process::{Webhooks, rabbitmq, run_capturing};
 #[tokio::test(flavor = "multi_thread")]
 async fn classic_queues_stop_a_quorum_start_until_queues_migrate_converts_them() {
     let prefix = unique_prefix("e2e-queues");
-    let classic =
-        connect_to(Backend::RabbitMq, webhooks_bus::Topology { queue_type: QueueType::Classic, ..topology(&prefix) })
-            .await;
+    let classic = Topology { queue_type: QueueType::Classic, ..topology(&prefix) };
+    let classic = Bus::connect(Some(&quorum_amqp_url()), classic).await.expect("classic queues");
     let jobs = (0..2).map(|n| {
         Outgoing::persistent(
             &classic.topology().jobs_exchange(),
@@ -26,8 +26,11 @@ async fn classic_queues_stop_a_quorum_start_until_queues_migrate_converts_them()
     classic.close().await;
 
     let database = TestDatabase::sqlite().await;
-    let mut env = vec![("WEBHOOKS_DATABASE_URL", database.url().to_owned())];
+    let mut env =
+        vec![("WEBHOOKS_DATABASE_URL", database.url().to_owned()), ("WEBHOOKS_BUS__QUEUE_TYPE", "quorum".to_owned())];
     env.extend(rabbitmq(&prefix));
+    env.retain(|(key, _)| *key != "WEBHOOKS_AMQP_URL");
+    env.push(("WEBHOOKS_AMQP_URL", quorum_amqp_url()));
     let (status, _, stderr) = run_capturing(&["router"], &env).await;
     assert!(!status.success(), "a router started on classic queues");
     assert!(

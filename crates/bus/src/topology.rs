@@ -575,7 +575,9 @@ mod tests {
         let mut topology = Topology::new("t");
         let production = topology.declarations();
         assert!(production.queues.iter().all(|queue| queue.expires.is_none() && queue.durable));
-        assert!(production.queues.iter().all(|queue| queue.queue_type == QueueType::Quorum), "the default type");
+        assert!(production.queues.iter().all(|queue| queue.queue_type == QueueType::Classic), "the default type");
+        topology.queue_type = QueueType::Quorum;
+        assert!(topology.declarations().queues.iter().all(|queue| queue.queue_type == QueueType::Quorum));
         let private = topology.private_queue(topology.private_queue_name());
         assert_eq!(private.queue_type, QueueType::Classic, "exclusive and transient: never quorum");
         assert!(production.exchanges.iter().all(|exchange| !exchange.auto_delete));

@@ -28,6 +28,20 @@ pub fn amqp_url() -> String {
     std::env::var("WEBHOOKS_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
 }
 
+/// The vhost of the tests that declare quorum queues (see [`quorum_amqp_url`]); `make test`
+/// creates it.
+pub const QUORUM_VHOST: &str = "webhooks-quorum";
+
+/// The broker of the tests that declare quorum queues: `WEBHOOKS_TEST_QUORUM_AMQP_URL`, default
+/// the local RabbitMQ's [`QUORUM_VHOST`]. A vhost of their own because RabbitMQ 3.10 closes a
+/// publisher's channel (`INTERNAL_ERROR`) when a quorum queue bound to the exchange it publishes
+/// on is deleted as a message is routed to it: test queues expire while other tests publish on
+/// Kazoo's shared exchanges, which a vhost keeps apart.
+pub fn quorum_amqp_url() -> String {
+    std::env::var("WEBHOOKS_TEST_QUORUM_AMQP_URL")
+        .unwrap_or_else(|_| format!("amqp://guest:guest@127.0.0.1:5672/{QUORUM_VHOST}"))
+}
+
 /// A topology of its own for one test; unused queues vanish a minute after it.
 pub fn topology(prefix: &str) -> Topology {
     let mut topology = Topology::new(prefix);

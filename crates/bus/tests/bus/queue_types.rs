@@ -1,13 +1,25 @@
 //! Queue types on RabbitMQ: a queue that exists with the other type is refused by name, never
-//! redeclared, and `migrate_queues` converts it keeping its messages.
+//! redeclared, and `migrate_queues` converts it keeping its messages. On the quorum tests' own
+//! vhost (`quorum_amqp_url`).
 
 use std::collections::BTreeMap;
 
+use webhooks_bus::Topology;
 use webhooks_bus::{Bus, BusError, DelayQueue, Outgoing, QueueMigration, migrate_queues};
 use webhooks_model::config::QueueType;
-use webhooks_test_support::bus::{Backend, amqp_url, connect_to, topology, unique_prefix};
+use webhooks_test_support::bus::{quorum_amqp_url, topology, unique_prefix};
 
 use crate::{job, job_on, next, text, unique_token, within};
+
+/// A bus on the quorum tests' vhost with `topology`.
+async fn connect(topology: Topology) -> Result<Bus, BusError> {
+    within(Bus::connect(Some(&quorum_amqp_url()), topology)).await
+}
+
+/// `prefix`'s test topology with `queue_type`.
+fn typed(prefix: &str, queue_type: QueueType) -> Topology {
+    Topology { queue_type, ..topology(prefix) }
+}
 
 /// A delay queue of ten minutes under `prefix`: what waits in it stays there during a test.
 fn delay_queue(bus: &Bus) -> DelayQueue {
@@ -31,9 +43,7 @@ fn assert_refused(connected: Result<Bus, BusError>, queue: &str) {
 #[tokio::test]
 async fn classic_queues_are_refused_by_a_quorum_configuration_then_converted_with_their_messages() {
     let prefix = unique_prefix("test-queue-types");
-    let classic =
-        connect_to(Backend::RabbitMq, webhooks_bus::Topology { queue_type: QueueType::Classic, ..topology(&prefix) })
-            .await;
+    let classic = connect(typed(&prefix, QueueType::Classic)).await.expect("classic queues");
     let delay = delay_queue(&classic);
     within(classic.declare_delay_queue(&delay)).await.expect("a classic delay queue");
     let token = unique_token();
@@ -47,11 +57,11 @@ async fn classic_queues_are_refused_by_a_quorum_configuration_then_converted_wit
     within(classic.publish_all(messages)).await.expect("published to the classic queues");
     classic.close().await;
 
-    let quorum = topology(&prefix);
-    assert_eq!(quorum.queue_type, QueueType::Quorum, "the default");
-    assert_refused(within(Bus::connect(Some(&amqp_url()), quorum.clone())).await, &quorum.dead_letter_queue());
+    let quorum = typed(&prefix, QueueType::Quorum);
+    assert_refused(connect(quorum.clone()).await, &quorum.dead_letter_queue());
 
-    let migrated = within(migrate_queues(&amqp_url(), &quorum, std::slice::from_ref(&delay))).await.expect("converted");
+    let migrated =
+        within(migrate_queues(&quorum_amqp_url(), &quorum, std::slice::from_ref(&delay))).await.expect("converted");
     let kept: BTreeMap<String, u64> =
         migrated.into_iter().map(|QueueMigration { queue, messages }| (queue, messages)).collect();
     assert_eq!(kept.len(), 4, "{kept:?}");
@@ -61,7 +71,7 @@ async fn classic_queues_are_refused_by_a_quorum_configuration_then_converted_wit
     // Kazoo's exchanges are shared: other tests' call events may have reached the queue too.
     assert!(kept[&quorum.router_queue()] >= 1, "{kept:?}");
 
-    let bus = within(Bus::connect(Some(&amqp_url()), quorum.clone())).await.expect("the quorum queues are accepted");
+    let bus = connect(quorum.clone()).await.expect("the quorum queues are accepted");
     within(bus.declare_delay_queue(&delay)).await.expect("and the delay queue");
     let mut jobs = within(bus.consume(&quorum.dispatch_queue(), 10)).await.expect("consume");
     for n in 0..3 {
@@ -76,29 +86,25 @@ async fn classic_queues_are_refused_by_a_quorum_configuration_then_converted_wit
     bus.close().await;
 
     let again =
-        within(migrate_queues(&amqp_url(), &quorum, std::slice::from_ref(&delay))).await.expect("nothing to do");
+        within(migrate_queues(&quorum_amqp_url(), &quorum, std::slice::from_ref(&delay))).await.expect("nothing to do");
     assert!(again.is_empty(), "{again:?}");
 }
 
 #[tokio::test]
 async fn quorum_queues_are_refused_by_a_classic_configuration() {
     let prefix = unique_prefix("test-queue-types");
-    let quorum = connect_to(Backend::RabbitMq, topology(&prefix)).await;
-    quorum.close().await;
-    let classic = webhooks_bus::Topology { queue_type: QueueType::Classic, ..topology(&prefix) };
-    let queue = classic.dead_letter_queue();
-    assert_refused(within(Bus::connect(Some(&amqp_url()), classic)).await, &queue);
+    connect(typed(&prefix, QueueType::Quorum)).await.expect("quorum queues").close().await;
+    let classic = typed(&prefix, QueueType::Classic);
+    assert_refused(connect(classic.clone()).await, &classic.dead_letter_queue());
 }
 
 #[tokio::test]
 async fn a_queue_still_consumed_is_not_converted() {
     let prefix = unique_prefix("test-queue-types");
-    let classic =
-        connect_to(Backend::RabbitMq, webhooks_bus::Topology { queue_type: QueueType::Classic, ..topology(&prefix) })
-            .await;
+    let classic = connect(typed(&prefix, QueueType::Classic)).await.expect("classic queues");
     let _consumer = within(classic.consume(&classic.topology().dispatch_queue(), 1)).await.expect("consume");
-    let quorum = topology(&prefix);
-    let refused = within(migrate_queues(&amqp_url(), &quorum, &[])).await.expect_err("refused");
+    let quorum = typed(&prefix, QueueType::Quorum);
+    let refused = within(migrate_queues(&quorum_amqp_url(), &quorum, &[])).await.expect_err("refused");
     assert!(matches!(&refused, BusError::QueueInUse { queue, .. } if *queue == quorum.dispatch_queue()), "{refused}");
     classic.close().await;
 }

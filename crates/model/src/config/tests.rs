@@ -66,7 +66,7 @@ fn the_defaults_are_the_documented_values() {
         amqp_url: None,
         cluster_id: None,
         otel_endpoint: None,
-        bus: BusConfig { prefix: "webhooks".into(), queue_type: QueueType::Quorum, queue_expires_seconds: None },
+        bus: BusConfig { prefix: "webhooks".into(), queue_type: QueueType::Classic, queue_expires_seconds: None },
         api: ApiConfig {
             workers: 2,
             max_body_bytes: 1 << 20,
