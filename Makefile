@@ -4,19 +4,19 @@ CARGO ?= cargo
 BENCH_VHOST ?= webhooks-bench
 BENCH_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/$(BENCH_VHOST)
 
-.PHONY: run test lint audit fmt faults soak bench-api bench-router bench-e2e bench-import bench deploy-check
+.PHONY: run test lint audit fmt faults bench-cluster soak bench-api bench-router bench-e2e bench-import bench deploy-check
 
 run:
 	$(CARGO) run
 
 test: deploy-check
-	tests/support/ensure-services.sh postgres rabbitmq promtool couchdb
+	tests/support/ensure-services.sh postgres rabbitmq vhost:webhooks-quorum promtool couchdb
 	python3 -m pip install --quiet --disable-pip-version-check standardwebhooks
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast -- --skip faults::
 	# The fault scenarios load this machine as far as their figures mean anything: each runs
 	# alone, after the rest, in a process of its own, the one with the tightest latency goal first.
-	for scenario in receivers kill broker database; do \
+	for scenario in receivers kill broker database rabbit_cluster; do \
 		$(CARGO) test -p webhooks-e2e --test e2e faults::$$scenario:: -- --test-threads=1 || exit 1; \
 	done
 	tests/fuzz/run.sh
@@ -30,6 +30,14 @@ faults:
 	tests/support/ensure-services.sh postgres rabbitmq
 	$(CARGO) build --release -p webhooks
 	WEBHOOKS_FAULTS_EVENTS=$(FAULTS_EVENTS) $(CARGO) test --release -p webhooks-e2e --test e2e faults -- --nocapture --test-threads=1
+
+# The leader of the queues stopped and restarted in a RabbitMQ cluster of the test's own (three
+# nodes on this machine; the machine's RabbitMQ serves only the other tests) at full size, on the
+# release build: FAULTS_EVENTS events, what was lost, duplicated, and how soon deliveries resumed.
+bench-cluster:
+	tests/support/ensure-services.sh postgres rabbitmq
+	$(CARGO) build --release -p webhooks
+	WEBHOOKS_FAULTS_EVENTS=$(FAULTS_EVENTS) $(CARGO) test --release -p webhooks-e2e --test e2e faults::rabbit_cluster:: -- --nocapture --test-threads=1
 
 # A long run of the release build at a steady rate with 5% failing receivers: throughput, p99
 # latency, every process's memory over time, and any loss. SOAK_SECONDS=60 tries it for a minute;

@@ -2,8 +2,9 @@
 //! each database or bus ([`test_matrix!`]), accounts and hooks arranged in a store, the example
 //! Kazoo messages, an API server on port 0 (feature `api`), a client that speaks Crossbar, a
 //! webhook receiver that records what it is sent (or misbehaves), captured logs, a TCP proxy
-//! that can cut a service off its database or broker, and Kazoo's side of Kazoo mode (its
-//! tokens, its account tree, a Crossbar stand-in).
+//! that can cut a service off its database or broker, a RabbitMQ cluster of a test's own whose
+//! nodes it stops and restarts, and Kazoo's side of Kazoo mode (its tokens, its account tree, a
+//! Crossbar stand-in).
 
 #[cfg(feature = "api")]
 pub mod app;
@@ -17,5 +18,6 @@ pub mod kazoo;
 pub mod logs;
 mod matrix;
 pub mod proxy;
+pub mod rabbit_cluster;
 pub mod receiver;
 pub mod store;

@@ -1,5 +1,6 @@
-//! The system under test: its processes on PostgreSQL and RabbitMQ behind proxies, with the
-//! accounts and hooks of a scenario, crashed and restarted at will.
+//! The system under test: its processes on PostgreSQL and RabbitMQ behind proxies (or on a
+//! RabbitMQ cluster of the scenario's own), with the accounts and hooks of a scenario, crashed
+//! and restarted at will.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,6 +53,15 @@ pub struct Setup {
     pub queue_expiry: Option<Duration>,
 }
 
+/// Brokers of a scenario's own for the services, instead of the machine's RabbitMQ (see
+/// [`Cluster::start_on`]).
+pub struct Brokers {
+    /// The AMQP URL of each node of a cluster; the services try them in turn, from the first.
+    pub urls: Vec<String>,
+    /// Settings added to the services' environment (the bus's queue type, say).
+    pub env: Vec<(&'static str, String)>,
+}
+
 /// A running process of the cluster.
 struct Running {
     name: String,
@@ -77,6 +87,8 @@ pub struct Cluster {
     gone: Vec<(String, Memory)>,
     /// Processes started so far, to name the next one.
     started: usize,
+    /// Whether the services are on brokers of the scenario's own, thrown away with it.
+    own_brokers: bool,
     /// Dropped last: the processes go first.
     _database: TestDatabase,
 }
@@ -86,6 +98,17 @@ impl Cluster {
     /// through it, then starts a router and a dispatcher (which load the hooks at start) and
     /// waits until all three are ready.
     pub async fn start(setup: Setup) -> Cluster {
+        Cluster::start_with(setup, None).await
+    }
+
+    /// As [`Cluster::start`], with the services on `brokers` (`setup.broker_via` is then not
+    /// used). A separate constructor rather than a field of [`Setup`], so that the other
+    /// scenarios' setups stay as they are.
+    pub async fn start_on(setup: Setup, brokers: Brokers) -> Cluster {
+        Cluster::start_with(setup, Some(brokers)).await
+    }
+
+    async fn start_with(setup: Setup, brokers: Option<Brokers>) -> Cluster {
         let database = TestDatabase::postgres().await;
         let database_url = match setup.database_via {
             Some(proxy) => via(database.url(), POSTGRES, proxy),
@@ -103,15 +126,18 @@ impl Cluster {
         ];
         let prefix = format!("e2e-faults-{}", random_id());
         for (key, value) in rabbitmq(&prefix) {
-            let value = match (key, setup.broker_via) {
-                ("WEBHOOKS_AMQP_URL", Some(proxy)) => via(&value, RABBITMQ, proxy),
-                ("WEBHOOKS_BUS_QUEUE_EXPIRES_SECONDS", _) => {
+            let value = match (key, setup.broker_via, &brokers) {
+                ("WEBHOOKS_AMQP_URL", _, Some(brokers)) => brokers.urls.join(","),
+                ("WEBHOOKS_AMQP_URL", Some(proxy), None) => via(&value, RABBITMQ, proxy),
+                ("WEBHOOKS_BUS__QUEUE_EXPIRES_SECONDS", _, _) => {
                     setup.queue_expiry.unwrap_or(QUEUE_EXPIRY).as_secs().to_string()
                 }
                 _ => value,
             };
             env.push((key, value));
         }
+        let own_brokers = brokers.is_some();
+        env.extend(brokers.into_iter().flat_map(|brokers| brokers.env));
         assert!(run_to_end(&["migrate"], &env).await.success(), "migrations apply");
         let store = database.store().await;
         let mut accounts = Vec::new();
@@ -129,6 +155,7 @@ impl Cluster {
             running: Vec::new(),
             gone: Vec::new(),
             started: 0,
+            own_brokers,
             _database: database,
         };
         cluster.launch(Role::Api).await;
@@ -152,6 +179,11 @@ impl Cluster {
         self.started += 1;
         let name = format!("{} #{}", role.command(), self.started);
         self.running.push(Running { name, role, process });
+    }
+
+    /// The prefix of the services' topology (their queues' names).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// The (first) running process of `role`.
@@ -241,7 +273,10 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         // Kazoo's exchanges are shared by every cluster on the broker: left behind, the router
         // queue of a finished scenario would take a copy of every later scenario's events until
-        // it expires, and slow the broker down for them.
+        // it expires, and slow the broker down for them. Brokers of the scenario's own go with it.
+        if self.own_brokers {
+            return;
+        }
         let queue = Topology::new(&self.prefix).router_queue();
         tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(delete_queue(&queue)));
     }

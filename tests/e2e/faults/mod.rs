@@ -1,8 +1,10 @@
 //! Faults: the system measured against what it promises under crashes and outages. Separate
 //! `api`, `router` and `dispatcher` processes on PostgreSQL and RabbitMQ take Kazoo call events,
 //! published on `callevt` with publisher confirms, while routers and dispatchers are killed
-//! (`kill`), the broker or the database is cut away behind a proxy (`broker`, `database`), or
-//! receivers misbehave (`receivers`); `soak` runs the system at a steady rate for a long time.
+//! (`kill`), the broker or the database is cut away behind a proxy (`broker`, `database`),
+//! receivers misbehave (`receivers`), or the node leading the queues of a three-node RabbitMQ
+//! cluster of the scenario's own is stopped and started again (`rabbit_cluster`); `soak` runs
+//! the system at a steady rate for a long time.
 //! Each scenario prints its figures (deliveries lost, duplicates with the same and with a new
 //! event id, recovery times, the peak memory of every process) before asserting its goals.
 //!
@@ -17,6 +19,7 @@ mod database;
 mod kill;
 mod ledger;
 mod publisher;
+mod rabbit_cluster;
 mod receivers;
 mod soak;
 

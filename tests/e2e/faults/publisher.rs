@@ -48,7 +48,7 @@ impl Published {
 }
 
 /// Publishes call events to Kazoo's `callevt` exchange on the RabbitMQ server itself (never
-/// through a proxy), paced, with publisher confirms.
+/// through a proxy), or on a node of a scenario's own cluster, paced, with publisher confirms.
 pub struct Publisher {
     /// Events published and answered by the broker so far.
     progress: watch::Receiver<usize>,
@@ -59,8 +59,13 @@ impl Publisher {
     /// Starts publishing `count` events of run `run` at `rate` per second (as fast as the
     /// broker confirms when infinite), event `n` to `accounts[n % accounts.len()]`.
     pub fn start(run: &str, accounts: &[AccountId], count: usize, rate: f64) -> Publisher {
+        Publisher::start_on(&amqp_url(), run, accounts, count, rate)
+    }
+
+    /// As [`Publisher::start`], on the broker at `url`.
+    pub fn start_on(url: &str, run: &str, accounts: &[AccountId], count: usize, rate: f64) -> Publisher {
         let (sender, progress) = watch::channel(0);
-        let task = tokio::spawn(publish(run.to_owned(), accounts.to_vec(), count, rate, sender));
+        let task = tokio::spawn(publish(url.to_owned(), run.to_owned(), accounts.to_vec(), count, rate, sender));
         Publisher { progress, task }
     }
 
@@ -81,13 +86,14 @@ impl Publisher {
 }
 
 async fn publish(
+    url: String,
     run: String,
     accounts: Vec<AccountId>,
     count: usize,
     rate: f64,
     progress: watch::Sender<usize>,
 ) -> Published {
-    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("RabbitMQ answers");
+    let connection = Connection::connect(&url, ConnectionProperties::default()).await.expect("RabbitMQ answers");
     let channel = connection.create_channel().await.expect("a channel");
     channel.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
     let template = channel_create_body();
