@@ -231,7 +231,7 @@ impl IndexSync {
                 return self.retry_later();
             }
         };
-        self.index = index;
+        std::mem::replace(&mut self.index, index).retire();
         self.stats.count_reload();
         for change in changes {
             if let Err(error) = self.apply(&change).await {

@@ -149,6 +149,16 @@ impl HookIndex {
         builder.finish()
     }
 
+    /// Drops this index on a thread of its own. Freeing a million hooks takes seconds (longer on
+    /// a thread other than the one that allocated them), which must not hold up routing.
+    pub fn retire(self) {
+        let spawned = std::thread::Builder::new().name("index-retire".into()).spawn(move || drop(self));
+        if let Err(error) = spawned {
+            // The closure, and the index with it, was dropped here: only slower.
+            tracing::warn!(%error, "cannot start a thread to drop the old hook index");
+        }
+    }
+
     /// How many hooks the index holds.
     pub fn hook_count(&self) -> usize {
         self.owner_of_hook.len()

@@ -1,0 +1,744 @@
+//! The router's hook index at scale: `cargo run --release -p webhooks-router --example bench_scale`.
+//!
+//! 1,000,000 hooks over 100,000 accounts in trees five deep (root = depth 0, deepest = depth 5),
+//! measured against the goals of a large Kazoo cluster:
+//! 1. resident memory: the process's RSS growth for the built index, and its peak while the old
+//!    and the new index coexist during a reload (goal under 500 MB each);
+//! 2. full reload time (goal under 10 s), while a second thread routes as the router's task does:
+//!    it matches batches of events against the index it holds and takes the reloaded index
+//!    between two batches, retiring the old one (`HookIndex::retire`). How many events it matched
+//!    during the reload and its longest pause (the swap among them) show that routing goes on;
+//! 3. matching rate on one core (goal at least 1,500,000 events/s), events of random accounts;
+//! 4. change-notice apply latency, p50, p99 and max (goal p99 under 5 ms).
+//!
+//! A reload is the router's build path (`sync.rs`, `load_index`): a [`HookIndexBuilder`] given
+//! every account, then the hooks page by page ([`webhooks_router::RELOAD_PAGE_SIZE`]), then
+//! finished. The pages are generated in memory and only the builder's calls are timed: the
+//! store's read time is measured elsewhere (tests/bench).
+//!
+//! Times are wall-clock, what routing waits for, with the CPU time of the thread beside them where
+//! the machine may be shared; the matching rate on one core is per CPU second.
+//!
+//! `WEBHOOKS_BENCH_RUNS` runs (default 3), each in a process of its own on freshly generated
+//! accounts and hooks; each run's figures are printed, then each figure's median and range with
+//! its goal. Three runs take about two minutes.
+#![expect(clippy::print_stdout, reason = "a benchmark reports on stdout")]
+#![expect(clippy::unwrap_used, reason = "a benchmark fails loudly on setup errors")]
+
+/// The allocator of the production binary, so memory figures match it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::error::Error;
+use std::fmt::Debug;
+use std::hint::black_box;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, ExitCode, Stdio};
+use std::str::FromStr;
+use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::time::{Duration, Instant};
+
+use nix::time::{ClockId, clock_gettime};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Map, Value, json};
+use webhooks_model::event::KazooEvent;
+use webhooks_model::ids::{AccountId, WebhookId};
+use webhooks_router::RouterSettings;
+use webhooks_router::index::{HookIndex, HookIndexBuilder};
+use webhooks_storage::{Account, Webhook};
+use webhooks_test_support::bench::{median, percentile};
+
+/// Accounts in the synthetic cluster, roots included.
+const ACCOUNTS: usize = 100_000;
+/// Roots (masters) among them: independent trees of about a thousand accounts.
+const ROOTS: usize = 100;
+/// Deepest account below its root (root = depth 0).
+const MAX_DEPTH: usize = 5;
+/// Hooks spread over the accounts.
+const HOOKS: usize = 1_000_000;
+/// Hooks per page, as the router reads them from the store.
+const PAGE: usize = webhooks_router::RELOAD_PAGE_SIZE as usize;
+/// Random accounts events are given in turn: twice the accounts, so a pass is not cache-resident.
+const EVENT_ACCOUNTS: usize = 200_000;
+/// Parsed event templates those events are made from.
+const TEMPLATES: usize = 40;
+/// How long the matching rate is measured, in one-second slices.
+const PHASE: Duration = Duration::from_secs(5);
+/// Change notices applied per run.
+const NOTICES: usize = 20_000;
+
+/// Set in the process of one run: each run is a process of its own, so that its memory figures
+/// start from a fresh heap, not from one a previous run left.
+const RUN_VARIABLE: &str = "WEBHOOKS_BENCH_SCALE_RUN";
+/// Opens the line that carries a run's figures to the parent process.
+const FIGURES_TAG: &str = "figures:";
+
+fn main() -> ExitCode {
+    disable_transparent_huge_pages();
+    match std::env::var(RUN_VARIABLE).ok().and_then(|run| run.parse().ok()) {
+        Some(run) => {
+            let figures = run_once(run);
+            for section in METRICS.chunk_by(|left, right| left.section == right.section) {
+                let shown: Vec<String> = section.iter().map(|metric| metric.show((metric.value)(&figures))).collect();
+                println!("run {run} {}: {}", section[0].section, shown.join("; "));
+            }
+            let values: Vec<String> = METRICS.iter().map(|metric| (metric.value)(&figures).to_string()).collect();
+            println!("{FIGURES_TAG} {}", values.join(" "));
+            ExitCode::SUCCESS
+        }
+        None => run_all(),
+    }
+}
+
+/// Runs each run in a process of its own, then prints each figure's median and range.
+fn run_all() -> ExitCode {
+    let runs = std::env::var("WEBHOOKS_BENCH_RUNS").ok().and_then(|runs| runs.parse().ok()).unwrap_or(3).max(1);
+    println!(
+        "{HOOKS} hooks over {ACCOUNTS} accounts in {ROOTS} trees up to depth {MAX_DEPTH}; {runs} runs; \
+         reloads built in memory from pages of {PAGE} hooks (the store's read time is measured elsewhere)"
+    );
+    if thread_cpu_time().is_zero() {
+        println!("no thread CPU clock: CPU times are wall-clock times");
+    }
+    let mut runs_figures = Vec::new();
+    for run in 1..=runs {
+        match run_process(run) {
+            Ok(figures) => runs_figures.push(figures),
+            Err(error) => {
+                println!("run {run} failed: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    println!("over {runs} runs (the verdict on the median):");
+    for (position, metric) in METRICS.iter().enumerate() {
+        if position == 0 || METRICS[position - 1].section != metric.section {
+            println!("{}:", metric.section);
+        }
+        let mut values: Vec<f64> = runs_figures.iter().map(|figures| figures[position]).collect();
+        metric.summarize(&mut values);
+    }
+    ExitCode::SUCCESS
+}
+
+/// Runs `run` in a child process, passing its report on; returns its figures, in [`METRICS`] order.
+fn run_process(run: usize) -> Result<Vec<f64>, Box<dyn Error>> {
+    let mut child =
+        Command::new(std::env::current_exe()?).env(RUN_VARIABLE, run.to_string()).stdout(Stdio::piped()).spawn()?;
+    let stdout = child.stdout.take().ok_or("the run's output is not piped")?;
+    let mut figures = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        match line.strip_prefix(FIGURES_TAG) {
+            Some(values) => figures = Some(values.split_whitespace().map(str::parse).collect::<Result<Vec<f64>, _>>()?),
+            None => println!("{line}"),
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        return Err(format!("the run's process ended with {status}").into());
+    }
+    Ok(figures.filter(|values| values.len() == METRICS.len()).ok_or("the run reported no figures")?)
+}
+
+/// As the production binary does (crates/webhooks/src/main.rs), so that where the kernel grants
+/// huge pages by default the memory and build figures are still those of production.
+fn disable_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    if let Err(error) = nix::sys::prctl::set_thp_disable(true) {
+        println!("cannot turn transparent huge pages off ({error}): memory figures may be larger");
+    }
+}
+
+/// One run's figures; see [`METRICS`].
+struct Figures {
+    index_mb: f64,
+    reload_peak_mb: f64,
+    first_load_s: f64,
+    reload_s: f64,
+    reload_cpu_s: f64,
+    events_during_reload: f64,
+    rate_during_reload: f64,
+    longest_pause_ms: f64,
+    swap_ms: f64,
+    swap_cpu_ms: f64,
+    match_rate: f64,
+    match_rate_wall: f64,
+    hooks_per_event: f64,
+    apply_p50_ms: f64,
+    apply_p99_ms: f64,
+    apply_max_ms: f64,
+}
+
+/// One run on a cluster of its own: load, reload with routing alongside, matching, notices.
+fn run_once(run: usize) -> Figures {
+    // Events are matched in the router's batches: at most a prefetch's worth at once.
+    let batch = usize::from(RouterSettings::new("bench").prefetch);
+    let mut rng = StdRng::seed_from_u64(run as u64);
+    let accounts = accounts(&mut rng);
+    let depths = accounts.iter().fold([0usize; MAX_DEPTH + 1], |mut depths, account| {
+        depths[account.tree.len()] += 1;
+        depths
+    });
+    println!("run {run}: accounts by depth 0..={MAX_DEPTH}: {depths:?}");
+    let store = HookStore { accounts: &accounts, seed: rng.random() };
+    // Made before the baseline is read, so that only the index counts.
+    let mut events = Events::new(&accounts, &mut rng);
+    let notices = notices(&store, &mut rng);
+
+    let baseline_mb = resident_mb();
+    let (mut index, first_load) = load(&store, || {});
+    assert_eq!(index.hook_count(), HOOKS);
+    let index_mb = resident_mb() - baseline_mb;
+
+    let reload = reload(&store, index, &mut events, batch);
+    index = reload.index;
+    let matching = matching_rate(&index, &mut events, batch);
+    let latencies = apply_notices(&mut index, &notices);
+    Figures {
+        index_mb,
+        reload_peak_mb: reload.peak_mb - baseline_mb,
+        first_load_s: first_load.wall.as_secs_f64(),
+        reload_s: reload.build.wall.as_secs_f64(),
+        reload_cpu_s: reload.build.cpu.as_secs_f64(),
+        events_during_reload: reload.routed.events as f64,
+        rate_during_reload: reload.routed.events as f64 / reload.routed.elapsed.as_secs_f64(),
+        longest_pause_ms: reload.routed.longest_pause.as_secs_f64() * 1e3,
+        swap_ms: reload.routed.swap.wall.as_secs_f64() * 1e3,
+        swap_cpu_ms: reload.routed.swap.cpu.as_secs_f64() * 1e3,
+        match_rate: matching.per_cpu_second,
+        match_rate_wall: matching.per_second,
+        hooks_per_event: matching.hooks_per_event,
+        apply_p50_ms: percentile(&latencies, 0.50),
+        apply_p99_ms: percentile(&latencies, 0.99),
+        apply_max_ms: latencies.iter().copied().fold(0.0, f64::max),
+    }
+}
+
+/// A random id of Kazoo's shape, drawn from `rng` so that a run can draw the same one again.
+fn random_id<T: FromStr<Err: Debug>>(rng: &mut StdRng) -> T {
+    format!("{:032x}", rng.random::<u128>()).parse().unwrap()
+}
+
+/// Random trees: each account hangs under an earlier one that is not yet at the deepest level, so
+/// trees reach depth 5 and every depth is populated.
+fn accounts(rng: &mut StdRng) -> Vec<Account> {
+    let mut accounts: Vec<Account> = Vec::with_capacity(ACCOUNTS);
+    for position in 0..ACCOUNTS {
+        let tree = if position < ROOTS {
+            Vec::new()
+        } else {
+            loop {
+                let parent = &accounts[rng.random_range(0..position)];
+                if parent.tree.len() < MAX_DEPTH {
+                    let mut tree = parent.tree.clone();
+                    tree.push(parent.id.clone());
+                    break tree;
+                }
+            }
+        };
+        let reseller = tree.len() == 1 && rng.random_bool(0.5);
+        accounts.push(Account {
+            id: random_id(rng),
+            name: format!("account {position}"),
+            parent_id: tree.last().cloned(),
+            tree,
+            api_key: String::new(),
+            superduper_admin: false,
+            doc: object(json!({"is_reseller": reseller})),
+            created: 0,
+            modified: 0,
+            revision: "1-00000000000000000000000000000000".into(),
+        });
+    }
+    accounts
+}
+
+/// The fields of a JSON object literal.
+fn object(value: Value) -> Map<String, Value> {
+    value.as_object().cloned().unwrap()
+}
+
+/// Hook types with a weight: channel hooks dominate real installations.
+const HOOK_TYPES: &[(&str, u32)] = &[
+    ("channel_create", 20),
+    ("channel_answer", 15),
+    ("channel_bridge", 10),
+    ("channel_destroy", 20),
+    ("object", 10),
+    ("notifications", 10),
+    ("parking", 5),
+    ("sms", 3),
+    ("mms", 2),
+    ("all", 5),
+];
+
+fn random_hook_type(rng: &mut StdRng) -> &'static str {
+    let total: u32 = HOOK_TYPES.iter().map(|(_, weight)| weight).sum();
+    let mut pick = rng.random_range(0..total);
+    for (hook_type, weight) in HOOK_TYPES {
+        if pick < *weight {
+            return hook_type;
+        }
+        pick -= weight;
+    }
+    "all"
+}
+
+/// The stored hooks of a run, generated on demand rather than held: a hook is a function of its
+/// position (and revision), so every load reads the same hooks and a change notice can name
+/// one without the benchmark keeping a million documents around.
+struct HookStore<'a> {
+    accounts: &'a [Account],
+    seed: u64,
+}
+
+impl HookStore<'_> {
+    /// The hooks in pages, as a full load reads them.
+    fn pages(&self) -> impl Iterator<Item = Vec<Webhook>> + '_ {
+        (0..HOOKS).step_by(PAGE).map(|first| (first..HOOKS.min(first + PAGE)).map(|at| self.hook(at, 0)).collect())
+    }
+
+    /// What the id and owner of the hook at `position` are drawn from.
+    fn identity(&self, position: usize) -> StdRng {
+        // An odd multiplier keeps distinct positions distinct.
+        StdRng::seed_from_u64(self.seed ^ (position as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+    }
+
+    fn hook_id(&self, position: usize) -> WebhookId {
+        random_id(&mut self.identity(position))
+    }
+
+    /// The hook at `position` as `revision` left it: id and owner never change, an update redraws
+    /// the rest. An enabled hook with the fields real hooks carry.
+    fn hook(&self, position: usize, revision: u64) -> Webhook {
+        let mut identity = self.identity(position);
+        let id = random_id(&mut identity);
+        let owner = &self.accounts[identity.random_range(0..self.accounts.len())];
+        let rng = &mut StdRng::seed_from_u64(identity.random::<u64>() ^ revision);
+        let hook_type = random_hook_type(rng);
+        let include_subaccounts = rng.random_bool(0.3);
+        let mut doc = object(json!({
+            "name": format!("hook {position}"),
+            "uri": format!("https://hooks.example.com/{position}/{revision}"),
+            "hook": hook_type,
+            "http_verb": "post",
+            "format": "json",
+            "retries": 2,
+            "enabled": true,
+            "include_subaccounts": include_subaccounts,
+            "include_internal_legs": rng.random_bool(0.8),
+        }));
+        if hook_type == "object" {
+            doc.insert("custom_data".into(), json!({"type": "user", "action": "all"}));
+        } else if rng.random_bool(0.2) {
+            doc.insert("custom_data".into(), json!({"environment": "production"}));
+        }
+        if rng.random_bool(0.05) {
+            doc.insert("modifiers".into(), json!({"call_direction": "inbound"}));
+        }
+        if rng.random_bool(0.05) {
+            doc.insert("custom_request_headers".into(), json!({"X-Tenant": format!("t{position}")}));
+        }
+        Webhook {
+            id,
+            account_id: owner.id.clone(),
+            hook: hook_type.to_owned(),
+            enabled: true,
+            include_subaccounts,
+            disabled_reason: None,
+            doc,
+            signed: false,
+            revision: format!("{}-00000000000000000000000000000000", revision + 1),
+            created: 0,
+            modified: 0,
+        }
+    }
+}
+
+/// The CPU time of this thread, zero where it cannot be read. The machine may be shared: what a
+/// thread does is measured by its own CPU time, what routing waits for by the wall clock.
+fn thread_cpu_time() -> Duration {
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).map_or(Duration::ZERO, Duration::from)
+}
+
+/// Wall-clock and CPU time of this thread, summed over the work measured.
+#[derive(Default, Clone, Copy)]
+struct Elapsed {
+    wall: Duration,
+    cpu: Duration,
+}
+
+impl Elapsed {
+    /// Runs `work`, adding its times.
+    fn add<T>(&mut self, work: impl FnOnce() -> T) -> T {
+        let (cpu, wall) = (thread_cpu_time(), Instant::now());
+        let result = work();
+        self.wall += wall.elapsed();
+        self.cpu += thread_cpu_time().saturating_sub(cpu);
+        result
+    }
+
+    /// The CPU time, or the wall-clock time where it cannot be read.
+    fn cpu_or_wall(&self) -> Duration {
+        if self.cpu.is_zero() { self.wall } else { self.cpu }
+    }
+}
+
+/// A full load as the router's (`sync.rs`, `load_index`), from pages generated in memory; only the
+/// builder's calls are timed. `after_page` runs after each page, untimed.
+fn load(store: &HookStore<'_>, mut after_page: impl FnMut()) -> (HookIndex, Elapsed) {
+    let mut building = Elapsed::default();
+    let mut builder = building.add(|| HookIndexBuilder::new(store.accounts));
+    for page in store.pages() {
+        building.add(|| builder.add_hooks(&page));
+        after_page();
+    }
+    (building.add(|| builder.finish()), building)
+}
+
+/// What routing did while a reload ran.
+struct Routed {
+    events: u64,
+    /// From the start of routing to the swap.
+    elapsed: Duration,
+    /// The longest time between the ends of two batches, the swap included.
+    longest_pause: Duration,
+    /// Putting the reloaded index in place of the old one, which is retired.
+    swap: Elapsed,
+}
+
+/// A reload's figures, and the index it left in place.
+struct Reload {
+    index: HookIndex,
+    /// The builder's time.
+    build: Elapsed,
+    /// The largest RSS seen while the old and the new index coexisted.
+    peak_mb: f64,
+    routed: Routed,
+}
+
+/// Reloads the index while another thread routes with the current one, as the router does: its
+/// reload runs in a task of its own while its one task goes on routing.
+fn reload(store: &HookStore<'_>, index: HookIndex, events: &mut Events, batch: usize) -> Reload {
+    let (sender, reloaded) = mpsc::channel();
+    std::thread::scope(|scope| {
+        let routing = scope.spawn(move || route_until_reloaded(index, events, &reloaded, batch));
+        // Sampled after each page: the builder grows page by page.
+        let mut peak_mb = resident_mb();
+        let (new, build) = load(store, || peak_mb = peak_mb.max(resident_mb()));
+        peak_mb = peak_mb.max(resident_mb());
+        sender.send(new).unwrap();
+        let (index, routed) = routing.join().unwrap();
+        Reload { index, build, peak_mb, routed }
+    })
+}
+
+/// The router's task during a reload: it routes batches against the index it holds and, between
+/// two batches, takes the reloaded one in its place and retires the old one, as sync.rs's
+/// `on_reloaded` does.
+fn route_until_reloaded(
+    mut index: HookIndex,
+    events: &mut Events,
+    reloaded: &Receiver<HookIndex>,
+    batch: usize,
+) -> (HookIndex, Routed) {
+    let started = Instant::now();
+    let (mut routed, mut longest_pause, mut last) = (0, Duration::ZERO, started);
+    loop {
+        match reloaded.try_recv() {
+            Ok(new) => {
+                let mut swap = Elapsed::default();
+                swap.add(|| std::mem::replace(&mut index, new).retire());
+                let routed = Routed {
+                    events: routed,
+                    elapsed: started.elapsed(),
+                    longest_pause: longest_pause.max(last.elapsed()),
+                    swap,
+                };
+                return (index, routed);
+            }
+            Err(TryRecvError::Empty) => {}
+            Err(TryRecvError::Disconnected) => panic!("the reload ended without an index"),
+        }
+        routed += match_batch(&index, events, batch).0;
+        let now = Instant::now();
+        longest_pause = longest_pause.max(now - last);
+        last = now;
+    }
+}
+
+/// Matching figures.
+struct Matching {
+    per_cpu_second: f64,
+    per_second: f64,
+    hooks_per_event: f64,
+}
+
+/// The matching rate on this thread, per CPU second (one core, whatever else the machine runs) and
+/// per second, each the median of one-second slices; and the hooks matched per event.
+fn matching_rate(index: &HookIndex, events: &mut Events, batch: usize) -> Matching {
+    // One untimed second first: the first reads of a freshly built index (page faults) are not
+    // what a running router sees.
+    let warm_up = Instant::now();
+    while warm_up.elapsed() < Duration::from_secs(1) {
+        match_batch(index, events, batch);
+    }
+    let (mut routed, mut matched) = (0, 0);
+    let (mut per_cpu_second, mut per_second) = (Vec::new(), Vec::new());
+    let started = Instant::now();
+    while started.elapsed() < PHASE {
+        let mut slice = Elapsed::default();
+        let mut slice_events = 0;
+        while slice.wall < Duration::from_secs(1) {
+            let (events, matches) = slice.add(|| match_batch(index, events, batch));
+            slice_events += events;
+            matched += matches;
+        }
+        routed += slice_events;
+        per_cpu_second.push(slice_events as f64 / slice.cpu_or_wall().as_secs_f64());
+        per_second.push(slice_events as f64 / slice.wall.as_secs_f64());
+    }
+    Matching {
+        per_cpu_second: median(&mut per_cpu_second),
+        per_second: median(&mut per_second),
+        hooks_per_event: matched as f64 / routed as f64,
+    }
+}
+
+/// Matches the next `batch` events against `index`; returns how many events and matches.
+fn match_batch(index: &HookIndex, events: &mut Events, batch: usize) -> (u64, u64) {
+    let mut matches = 0;
+    let routed = events.next_batch(batch, |event| {
+        index.for_each_match(event, |owner, hook| {
+            black_box((owner, hook));
+            matches += 1;
+        });
+    });
+    (routed, matches)
+}
+
+/// A channel event body of `account`, Kazoo-shaped.
+fn channel_body(account: &AccountId, event_name: &str, sequence: usize) -> Value {
+    json!({
+        "Event-Category": "call_event",
+        "Event-Name": event_name,
+        "Call-ID": format!("call-{sequence}@203.0.113.10"),
+        "Call-Direction": if sequence.is_multiple_of(2) { "inbound" } else { "outbound" },
+        "Caller-ID-Name": "Bob Jones",
+        "Caller-ID-Number": "+14085550199",
+        "Callee-ID-Number": "+14155550100",
+        "Channel-Name": "sofia/sipinterface_1/+14085550199@203.0.113.10",
+        "Channel-Is-Loopback": sequence.is_multiple_of(10),
+        "Timestamp": 63877219205_i64,
+        "From": "+14085550199@203.0.113.10",
+        "To": "+14155550100@10.0.0.11:5060",
+        "Request": "+14155550100@10.0.0.11:5060",
+        "Custom-Channel-Vars": {"Account-ID": account, "Realm": "acme.sip.example.net", "Resource-ID": "r1"},
+    })
+}
+
+const CHANNEL_EVENTS: &[&str] = &["CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_BRIDGE", "CHANNEL_DESTROY"];
+
+/// The events matched: a few parsed templates (nine in ten channel events of the four kinds, one
+/// in ten document changes), each given in turn the next of a long list of random accounts. The
+/// router matches an event right after parsing it, so the event itself is hot in cache while the
+/// accounts and hooks it reaches are scattered: this reproduces both.
+struct Events {
+    templates: Vec<KazooEvent>,
+    accounts: Vec<Option<AccountId>>,
+    /// The next account of the list.
+    next: usize,
+}
+
+impl Events {
+    fn new(accounts: &[Account], rng: &mut StdRng) -> Self {
+        let mut random_account = || accounts[rng.random_range(0..accounts.len())].id.clone();
+        let templates = (0..TEMPLATES)
+            .map(|sequence| {
+                let account = random_account();
+                if sequence % 10 == 9 {
+                    let id = account.as_str();
+                    let database = format!("account%2F{}%2F{}%2F{}", &id[..2], &id[2..4], &id[4..]);
+                    let body = json!({"Event-Category": "configuration", "Event-Name": "doc_edited",
+                        "Type": "user", "ID": "u1", "Database": database});
+                    KazooEvent::parse(&format!("doc_edited.{database}.user.u1"), &body).unwrap()
+                } else {
+                    let name = CHANNEL_EVENTS[sequence % CHANNEL_EVENTS.len()];
+                    KazooEvent::parse(&format!("call.{name}.x"), &channel_body(&account, name, sequence)).unwrap()
+                }
+            })
+            .collect();
+        let accounts = (0..EVENT_ACCOUNTS).map(|_| Some(random_account())).collect();
+        Self { templates, accounts, next: 0 }
+    }
+
+    /// Calls `work` on each of the next `count` events; returns `count`.
+    fn next_batch(&mut self, count: usize, mut work: impl FnMut(&KazooEvent)) -> u64 {
+        let templates = self.templates.len();
+        for _ in 0..count {
+            let at = self.next;
+            self.next = (at + 1) % self.accounts.len();
+            let event = &mut self.templates[at % templates];
+            std::mem::swap(&mut event.account_id, &mut self.accounts[at]);
+            work(event);
+            std::mem::swap(&mut event.account_id, &mut self.accounts[at]);
+        }
+        count as u64
+    }
+}
+
+/// A change notice as the router applies it, carrying the document the store returns for it (the
+/// store's read is not measured here).
+enum Notice {
+    Hook(Webhook),
+    HookDeleted(WebhookId),
+    Account(Account),
+}
+
+/// The notices of a run: four in ten hook updates, two new hooks, one hook disabled, one deleted,
+/// two account updates (of the reseller flag).
+fn notices(store: &HookStore<'_>, rng: &mut StdRng) -> Vec<Notice> {
+    (0..NOTICES)
+        .map(|sequence| {
+            let existing = rng.random_range(0..HOOKS);
+            match rng.random_range(0..10) {
+                0..4 => Notice::Hook(store.hook(existing, 1 + sequence as u64)),
+                4..6 => Notice::Hook(store.hook(HOOKS + sequence, 0)),
+                6 => {
+                    let mut disabled = store.hook(existing, 0);
+                    disabled.enabled = false;
+                    Notice::Hook(disabled)
+                }
+                7 => Notice::HookDeleted(store.hook_id(existing)),
+                _ => {
+                    let mut account = store.accounts[rng.random_range(0..store.accounts.len())].clone();
+                    let reseller = account.doc.get("is_reseller").and_then(Value::as_bool).unwrap_or(false);
+                    account.doc.insert("is_reseller".into(), Value::Bool(!reseller));
+                    Notice::Account(account)
+                }
+            }
+        })
+        .collect()
+}
+
+/// Applies each notice to the live index as sync.rs (`IndexSync::apply`) does once the store
+/// returned the changed document: in place and without a lock, since the router's one task owns
+/// the index (service.rs). Not included: the store's read, and the wait for the batch in
+/// progress. Returns each one's time in milliseconds.
+fn apply_notices(index: &mut HookIndex, notices: &[Notice]) -> Vec<f64> {
+    notices
+        .iter()
+        .map(|notice| {
+            let started = Instant::now();
+            match notice {
+                Notice::Hook(webhook) => index.upsert_hook(webhook),
+                Notice::HookDeleted(id) => {
+                    index.remove_hook(id);
+                }
+                Notice::Account(account) => index.upsert_account(account),
+            }
+            started.elapsed().as_secs_f64() * 1e3
+        })
+        .collect()
+}
+
+/// `VmRSS` of this process, in MB (10^6 bytes, as the goal is written).
+fn resident_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kibibytes| kibibytes * 1024.0 / 1e6)
+}
+
+/// What a figure is held to.
+#[derive(Clone, Copy)]
+enum Goal {
+    Below(f64),
+    AtLeast(f64),
+    /// Context for another figure.
+    None,
+}
+
+/// A reported figure.
+struct Metric {
+    /// Which of the measurements it belongs to; figures of one are printed together.
+    section: &'static str,
+    name: &'static str,
+    unit: &'static str,
+    decimals: usize,
+    goal: Goal,
+    value: fn(&Figures) -> f64,
+}
+
+const fn metric(
+    section: &'static str,
+    name: &'static str,
+    unit: &'static str,
+    decimals: usize,
+    goal: Goal,
+    value: fn(&Figures) -> f64,
+) -> Metric {
+    Metric { section, name, unit, decimals, goal, value }
+}
+
+/// Every figure, in the order printed.
+const METRICS: &[Metric] = &[
+    metric("memory", "index resident", "MB", 0, Goal::Below(500.0), |run| run.index_mb),
+    metric("memory", "peak during a reload (old and new index)", "MB", 0, Goal::Below(500.0), |run| run.reload_peak_mb),
+    metric("reload", "first load build (nothing alongside)", "s", 2, Goal::None, |run| run.first_load_s),
+    metric("reload", "full reload build (routing alongside)", "s", 2, Goal::Below(10.0), |run| run.reload_s),
+    metric("reload", "full reload build, CPU time", "s", 2, Goal::None, |run| run.reload_cpu_s),
+    metric("reload", "events matched during the reload", "events", 0, Goal::AtLeast(1.0), |run| {
+        run.events_during_reload
+    }),
+    metric("reload", "matching rate during the reload", "events/s", 0, Goal::None, |run| run.rate_during_reload),
+    metric("reload", "longest routing pause during the reload", "ms", 1, Goal::None, |run| run.longest_pause_ms),
+    metric("reload", "swap (old index retired to a thread of its own)", "ms", 1, Goal::None, |run| run.swap_ms),
+    metric("reload", "swap, CPU time", "ms", 1, Goal::None, |run| run.swap_cpu_ms),
+    metric("matching", "rate on one core (per CPU second)", "events/s", 0, Goal::AtLeast(1_500_000.0), |run| {
+        run.match_rate
+    }),
+    metric("matching", "rate, wall clock", "events/s", 0, Goal::None, |run| run.match_rate_wall),
+    metric("matching", "hooks matched per event", "", 2, Goal::None, |run| run.hooks_per_event),
+    metric("notices", "apply p50", "ms", 4, Goal::None, |run| run.apply_p50_ms),
+    metric("notices", "apply p99", "ms", 4, Goal::Below(5.0), |run| run.apply_p99_ms),
+    metric("notices", "apply max", "ms", 3, Goal::None, |run| run.apply_max_ms),
+];
+
+impl Metric {
+    fn show(&self, value: f64) -> String {
+        format!("{} {value:.*} {}", self.name, self.decimals, self.unit).trim_end().to_owned()
+    }
+
+    fn met(&self, value: f64) -> bool {
+        match self.goal {
+            Goal::Below(goal) => value < goal,
+            Goal::AtLeast(goal) => value >= goal,
+            Goal::None => true,
+        }
+    }
+
+    /// The median and range of the runs' values, and the verdict on the median.
+    fn summarize(&self, values: &mut [f64]) {
+        let runs = values.len();
+        let runs_met = values.iter().filter(|value| self.met(**value)).count();
+        let median = median(values);
+        let (min, max) = (values[0], values[runs - 1]);
+        let decimals = self.decimals;
+        let spread = format!("median {median:.decimals$}, range {min:.decimals$}-{max:.decimals$} {}", self.unit);
+        let verdict = match self.goal {
+            Goal::None => "(context, no goal)".to_owned(),
+            Goal::Below(goal) | Goal::AtLeast(goal) => format!(
+                "goal {} {goal:.0} {}: {} ({runs_met} of {runs} runs)",
+                if matches!(self.goal, Goal::Below(_)) { "under" } else { "at least" },
+                self.unit,
+                if self.met(median) { "MET" } else { "NOT MET" },
+            ),
+        };
+        println!("  {}: {}; {verdict}", self.name, spread.trim_end());
+    }
+}
