@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde_json::{Value, json};
+use serde_json::json;
 use webhooks_model::event::KazooEvent;
 use webhooks_model::ids::{AccountId, MessageKey, WebhookId};
 use webhooks_model::time::unix_millis;
@@ -34,10 +34,15 @@ use webhooks_router::index::{HookIndex, HookIndexBuilder};
 use webhooks_router::route::{RouteContext, route_into};
 use webhooks_storage::{Account, Webhook};
 
+mod synthetic;
+use synthetic::{CHANNEL_EVENTS, accounts, channel_body, random_hook_type, resident_bytes};
+
 /// Accounts in the synthetic cluster.
 const ACCOUNTS: usize = 10_000;
 /// Hooks spread over them.
 const HOOKS: usize = 100_000;
+/// Roots (masters) among them, so trees are independent.
+const ROOTS: usize = 10;
 /// Deepest account below the root (root = depth 0).
 const MAX_DEPTH: usize = 4;
 /// Events per pass of the in-process phases, each of a random account.
@@ -51,7 +56,7 @@ const PHASE: Duration = Duration::from_secs(5);
 
 fn main() {
     let mut rng = StdRng::seed_from_u64(7);
-    let accounts = accounts(&mut rng);
+    let accounts = accounts(&mut rng, ACCOUNTS, ROOTS, MAX_DEPTH);
     let depth_histogram = accounts.iter().fold([0usize; MAX_DEPTH + 1], |mut histogram, account| {
         histogram[account.tree.len()] += 1;
         histogram
@@ -74,68 +79,6 @@ fn main() {
         "(d) memory: the index of {HOOKS} hooks holds {:.1} MB resident; during a reload (old and new index) {:.1} MB",
         memory.retained_mb, memory.peak_mb
     );
-}
-
-/// Random trees: each account hangs under an earlier one that is not yet at the deepest level, so
-/// trees reach depth 4 and every depth is populated.
-fn accounts(rng: &mut StdRng) -> Vec<Account> {
-    let mut accounts: Vec<Account> = Vec::with_capacity(ACCOUNTS);
-    for position in 0..ACCOUNTS {
-        let id = AccountId::generate();
-        let tree = if position < 10 {
-            // A handful of roots (masters) so trees are independent.
-            Vec::new()
-        } else {
-            loop {
-                let parent = &accounts[rng.random_range(0..position)];
-                if parent.tree.len() < MAX_DEPTH {
-                    let mut tree = parent.tree.clone();
-                    tree.push(parent.id.clone());
-                    break tree;
-                }
-            }
-        };
-        let reseller = tree.len() == 1 && rng.random_bool(0.5);
-        accounts.push(Account {
-            parent_id: tree.last().cloned(),
-            id,
-            name: format!("account {position}"),
-            tree,
-            api_key: String::new(),
-            superduper_admin: false,
-            doc: json!({"is_reseller": reseller}).as_object().cloned().unwrap_or_default(),
-            created: 0,
-            modified: 0,
-            revision: "1-00000000000000000000000000000000".into(),
-        });
-    }
-    accounts
-}
-
-/// Hook types with a weight: channel hooks dominate real installations.
-const HOOK_TYPES: &[(&str, u32)] = &[
-    ("channel_create", 20),
-    ("channel_answer", 15),
-    ("channel_bridge", 10),
-    ("channel_destroy", 20),
-    ("object", 10),
-    ("notifications", 10),
-    ("parking", 5),
-    ("sms", 3),
-    ("mms", 2),
-    ("all", 5),
-];
-
-fn random_hook_type(rng: &mut StdRng) -> &'static str {
-    let total: u32 = HOOK_TYPES.iter().map(|(_, weight)| weight).sum();
-    let mut pick = rng.random_range(0..total);
-    for (hook_type, weight) in HOOK_TYPES {
-        if pick < *weight {
-            return hook_type;
-        }
-        pick -= weight;
-    }
-    "all"
 }
 
 /// `count` enabled hooks on random accounts, with the fields real hooks carry.
@@ -185,28 +128,6 @@ fn webhooks(accounts: &[Account], count: usize, rng: &mut StdRng) -> Vec<Webhook
         })
         .collect()
 }
-
-/// A channel event body of `account`, Kazoo-shaped.
-fn channel_body(account: &AccountId, event_name: &str, sequence: usize) -> Value {
-    json!({
-        "Event-Category": "call_event",
-        "Event-Name": event_name,
-        "Call-ID": format!("call-{sequence}@203.0.113.10"),
-        "Call-Direction": if sequence.is_multiple_of(2) { "inbound" } else { "outbound" },
-        "Caller-ID-Name": "Bob Jones",
-        "Caller-ID-Number": "+14085550199",
-        "Callee-ID-Number": "+14155550100",
-        "Channel-Name": "sofia/sipinterface_1/+14085550199@203.0.113.10",
-        "Channel-Is-Loopback": sequence.is_multiple_of(10),
-        "Timestamp": 63877219205_i64,
-        "From": "+14085550199@203.0.113.10",
-        "To": "+14155550100@10.0.0.11:5060",
-        "Request": "+14155550100@10.0.0.11:5060",
-        "Custom-Channel-Vars": {"Account-ID": account, "Realm": "acme.sip.example.net", "Resource-ID": "r1"},
-    })
-}
-
-const CHANNEL_EVENTS: &[&str] = &["CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_BRIDGE", "CHANNEL_DESTROY"];
 
 /// The events of the in-process phases: a few parsed templates (nine in ten channel events of the
 /// four kinds, one in ten document changes), and a long list of random accounts each template is
@@ -337,14 +258,9 @@ fn memory_phase(accounts: &[Account], rng: &mut StdRng) -> Memory {
     Memory { retained_mb, peak_mb }
 }
 
-/// `VmRSS` of this process, in megabytes.
+/// `VmRSS` of this process, in MiB.
 fn resident_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kilobytes| kilobytes / 1024.0)
+    resident_bytes() / (1024.0 * 1024.0)
 }
 
 mod amqp {

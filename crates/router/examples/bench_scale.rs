@@ -30,11 +30,9 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::error::Error;
-use std::fmt::Debug;
 use std::hint::black_box;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
-use std::str::FromStr;
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
@@ -48,6 +46,9 @@ use webhooks_router::RouterSettings;
 use webhooks_router::index::{HookIndex, HookIndexBuilder};
 use webhooks_storage::{Account, Webhook};
 use webhooks_test_support::bench::{median, percentile};
+
+mod synthetic;
+use synthetic::{CHANNEL_EVENTS, accounts, channel_body, random_hook_type, random_id, resident_bytes};
 
 /// Accounts in the synthetic cluster, roots included.
 const ACCOUNTS: usize = 100_000;
@@ -176,7 +177,7 @@ fn run_once(run: usize) -> Figures {
     // Events are matched in the router's batches: at most a prefetch's worth at once.
     let batch = usize::from(RouterSettings::new("bench").prefetch);
     let mut rng = StdRng::seed_from_u64(run as u64);
-    let accounts = accounts(&mut rng);
+    let accounts = accounts(&mut rng, ACCOUNTS, ROOTS, MAX_DEPTH);
     let depths = accounts.iter().fold([0usize; MAX_DEPTH + 1], |mut depths, account| {
         depths[account.tree.len()] += 1;
         depths
@@ -216,74 +217,9 @@ fn run_once(run: usize) -> Figures {
     }
 }
 
-/// A random id of Kazoo's shape, drawn from `rng` so that a run can draw the same one again.
-fn random_id<T: FromStr<Err: Debug>>(rng: &mut StdRng) -> T {
-    format!("{:032x}", rng.random::<u128>()).parse().unwrap()
-}
-
-/// Random trees: each account hangs under an earlier one that is not yet at the deepest level, so
-/// trees reach depth 5 and every depth is populated.
-fn accounts(rng: &mut StdRng) -> Vec<Account> {
-    let mut accounts: Vec<Account> = Vec::with_capacity(ACCOUNTS);
-    for position in 0..ACCOUNTS {
-        let tree = if position < ROOTS {
-            Vec::new()
-        } else {
-            loop {
-                let parent = &accounts[rng.random_range(0..position)];
-                if parent.tree.len() < MAX_DEPTH {
-                    let mut tree = parent.tree.clone();
-                    tree.push(parent.id.clone());
-                    break tree;
-                }
-            }
-        };
-        let reseller = tree.len() == 1 && rng.random_bool(0.5);
-        accounts.push(Account {
-            id: random_id(rng),
-            name: format!("account {position}"),
-            parent_id: tree.last().cloned(),
-            tree,
-            api_key: String::new(),
-            superduper_admin: false,
-            doc: object(json!({"is_reseller": reseller})),
-            created: 0,
-            modified: 0,
-            revision: "1-00000000000000000000000000000000".into(),
-        });
-    }
-    accounts
-}
-
 /// The fields of a JSON object literal.
 fn object(value: Value) -> Map<String, Value> {
     value.as_object().cloned().unwrap()
-}
-
-/// Hook types with a weight: channel hooks dominate real installations.
-const HOOK_TYPES: &[(&str, u32)] = &[
-    ("channel_create", 20),
-    ("channel_answer", 15),
-    ("channel_bridge", 10),
-    ("channel_destroy", 20),
-    ("object", 10),
-    ("notifications", 10),
-    ("parking", 5),
-    ("sms", 3),
-    ("mms", 2),
-    ("all", 5),
-];
-
-fn random_hook_type(rng: &mut StdRng) -> &'static str {
-    let total: u32 = HOOK_TYPES.iter().map(|(_, weight)| weight).sum();
-    let mut pick = rng.random_range(0..total);
-    for (hook_type, weight) in HOOK_TYPES {
-        if pick < *weight {
-            return hook_type;
-        }
-        pick -= weight;
-    }
-    "all"
 }
 
 /// The stored hooks of a run, generated on demand rather than held: a hook is a function of its
@@ -519,28 +455,6 @@ fn match_batch(index: &HookIndex, events: &mut Events, batch: usize) -> (u64, u6
     (routed, matches)
 }
 
-/// A channel event body of `account`, Kazoo-shaped.
-fn channel_body(account: &AccountId, event_name: &str, sequence: usize) -> Value {
-    json!({
-        "Event-Category": "call_event",
-        "Event-Name": event_name,
-        "Call-ID": format!("call-{sequence}@203.0.113.10"),
-        "Call-Direction": if sequence.is_multiple_of(2) { "inbound" } else { "outbound" },
-        "Caller-ID-Name": "Bob Jones",
-        "Caller-ID-Number": "+14085550199",
-        "Callee-ID-Number": "+14155550100",
-        "Channel-Name": "sofia/sipinterface_1/+14085550199@203.0.113.10",
-        "Channel-Is-Loopback": sequence.is_multiple_of(10),
-        "Timestamp": 63877219205_i64,
-        "From": "+14085550199@203.0.113.10",
-        "To": "+14155550100@10.0.0.11:5060",
-        "Request": "+14155550100@10.0.0.11:5060",
-        "Custom-Channel-Vars": {"Account-ID": account, "Realm": "acme.sip.example.net", "Resource-ID": "r1"},
-    })
-}
-
-const CHANNEL_EVENTS: &[&str] = &["CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_BRIDGE", "CHANNEL_DESTROY"];
-
 /// The events matched: a few parsed templates (nine in ten channel events of the four kinds, one
 /// in ten document changes), each given in turn the next of a long list of random accounts. The
 /// router matches an event right after parsing it, so the event itself is hot in cache while the
@@ -646,12 +560,7 @@ fn apply_notices(index: &mut HookIndex, notices: &[Notice]) -> Vec<f64> {
 
 /// `VmRSS` of this process, in MB (10^6 bytes, as the goal is written).
 fn resident_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kibibytes| kibibytes * 1024.0 / 1e6)
+    resident_bytes() / 1e6
 }
 
 /// What a figure is held to.
