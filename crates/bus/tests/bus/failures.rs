@@ -196,7 +196,14 @@ async fn with_several_broker_addresses_the_bus_connects_to_one_that_answers_and_
         }
     })
     .await;
-    let delivery = next(&mut consumer).await;
+    // An acknowledgement is not answered: the first message's may have been cut off with the
+    // second address, and the broker then delivers that message again, marked as redelivered.
+    let mut delivery = next(&mut consumer).await;
+    if text(&delivery) == "through the second" {
+        assert!(delivery.redelivered, "only a redelivery of the unacknowledged message comes first");
+        within(delivery.ack()).await.expect("ack");
+        delivery = next(&mut consumer).await;
+    }
     assert_eq!(text(&delivery), "through the first");
     within(delivery.ack()).await.expect("ack");
     assert!(bus.reconnections() >= 1);
