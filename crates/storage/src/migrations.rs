@@ -3,7 +3,7 @@
 use diesel::RunQueryDsl;
 use diesel::backend::Backend;
 use diesel::migration::MigrationSource;
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::{BigInt, Bool, Text};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::connection::AnyConnection;
@@ -13,6 +13,9 @@ use crate::error::{Result, StorageError};
 const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 /// Migrations for SQLite.
 const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// The table in which diesel records the migrations it applied.
+const RECORD: &str = "__diesel_schema_migrations";
 
 /// The PostgreSQL advisory lock key held while migrating ("webhmigr" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7765_6268_6d69_6772;
@@ -62,13 +65,32 @@ fn applied(connection: &mut AnyConnection) -> Result<Vec<String>> {
         #[diesel(sql_type = Text)]
         version: String,
     }
-    // Diesel's own record of what it applied. Its `applied_migrations` would create the table
-    // when it is missing, which takes the rights this check is for doing without.
-    match diesel::sql_query("SELECT version FROM __diesel_schema_migrations").load::<Applied>(connection) {
-        Ok(rows) => Ok(rows.into_iter().map(|row| row.version).collect()),
-        Err(diesel::result::Error::DatabaseError(..)) => Ok(Vec::new()),
-        Err(error) => Err(error.into()),
+    if !has_record(connection)? {
+        return Ok(Vec::new());
     }
+    // Diesel's own record of what it applied. Its `applied_migrations` would create the table
+    // when it is missing, which takes the rights this check is for doing without. Any failure to
+    // read it (no right to, another shape) is reported: it says nothing of what is applied.
+    let rows = diesel::sql_query(format!("SELECT version FROM {RECORD}")).load::<Applied>(connection)?;
+    Ok(rows.into_iter().map(|row| row.version).collect())
+}
+
+/// Whether diesel's record of applied migrations exists, asked of the catalogue so that only its
+/// absence means "nothing applied".
+fn has_record(connection: &mut AnyConnection) -> Result<bool> {
+    #[derive(diesel::QueryableByName)]
+    struct Exists {
+        #[diesel(sql_type = Bool)]
+        present: bool,
+    }
+    let query = match connection {
+        AnyConnection::Postgres(_) => format!("SELECT to_regclass('{RECORD}') IS NOT NULL AS present"),
+        AnyConnection::Sqlite(_) => {
+            format!("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{RECORD}') AS present")
+        }
+    };
+    let rows = diesel::sql_query(query).load::<Exists>(connection)?;
+    Ok(rows.first().is_some_and(|row| row.present))
 }
 
 /// The versions of `source`'s migrations.

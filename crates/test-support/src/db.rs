@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use diesel::{Connection, PgConnection, RunQueryDsl};
+use diesel::{Connection, PgConnection, RunQueryDsl, SqliteConnection};
 use webhooks_storage::Store;
 
 /// The PostgreSQL server tests use unless `WEBHOOKS_TEST_POSTGRES_URL` names another.
@@ -88,6 +88,28 @@ impl TestDatabase {
         })
         .await
         .unwrap_or_else(|error| panic!("changing the test database panicked: {error}"));
+    }
+
+    /// Runs `sql` on this database over a connection of its own, outside any store: for a test
+    /// that needs the database in a state the store would never leave it in.
+    pub async fn execute(&self, sql: &str) {
+        let (url, sql) = (self.url.clone(), sql.to_owned());
+        tokio::task::spawn_blocking(move || {
+            // Two arms, as diesel's connections have no common object type.
+            let executed = match url.strip_prefix("sqlite://") {
+                Some(path) => {
+                    SqliteConnection::establish(path).map_err(|error| error.to_string()).and_then(|mut connection| {
+                        diesel::sql_query(&sql).execute(&mut connection).map_err(|error| error.to_string())
+                    })
+                }
+                None => PgConnection::establish(&url).map_err(|error| error.to_string()).and_then(|mut connection| {
+                    diesel::sql_query(&sql).execute(&mut connection).map_err(|error| error.to_string())
+                }),
+            };
+            executed.unwrap_or_else(|error| panic!("cannot run {sql:?} on the test database: {error}"));
+        })
+        .await
+        .unwrap_or_else(|error| panic!("running SQL on the test database panicked: {error}"));
     }
 
     /// A store connected to this database, migrated.

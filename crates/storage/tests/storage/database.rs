@@ -14,6 +14,7 @@ test_matrix!(
     settings_keep_the_first_value_stored_even_under_concurrent_writers,
     bootstrapping_the_master_from_many_tasks_at_once_creates_exactly_one,
     a_schema_check_names_the_migrations_a_database_lacks,
+    a_schema_check_reports_a_record_of_migrations_it_cannot_read,
 );
 
 async fn migrating_again_and_from_several_tasks_at_once_succeeds(database: TestDatabase) {
@@ -60,6 +61,17 @@ async fn a_schema_check_names_the_migrations_a_database_lacks(database: TestData
     }
     store.migrate().await.expect("migrates");
     store.check_schema().await.expect("a migrated database passes");
+}
+
+async fn a_schema_check_reports_a_record_of_migrations_it_cannot_read(database: TestDatabase) {
+    // A record that exists but cannot be read says nothing of what is applied: the check must
+    // fail with the database's reason, not call the schema empty.
+    let store = Store::connect(database.url(), 2).await.expect("connects");
+    database.execute("CREATE TABLE __diesel_schema_migrations (applied TEXT)").await;
+    match store.check_schema().await {
+        Err(StorageError::Query(error)) => assert!(error.to_string().contains("version"), "{error}"),
+        other => panic!("an unreadable record passed as a schema state: {other:?}"),
+    }
 }
 
 async fn settings_keep_the_first_value_stored_even_under_concurrent_writers(database: TestDatabase) {
