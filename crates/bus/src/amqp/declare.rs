@@ -6,8 +6,8 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, ErrorKind};
 use webhooks_model::config::QueueType;
 
-use super::REPLY_SUCCESS;
 use super::message::{long_string, short_string};
+use super::{REPLY_SUCCESS, is_not_found};
 use crate::BusError;
 use crate::topology::{BindingSpec, Declarations, ExchangeKind, ExchangeSpec, QueueSpec};
 
@@ -121,6 +121,25 @@ pub(super) async fn bind(channel: &Channel, binding: &BindingSpec) -> Result<(),
             name: format!("{} -> {} ({})", binding.exchange, binding.queue, binding.routing_key),
             source: source.into(),
         })
+}
+
+/// `queue` as the broker has it (ready messages and consumers), or `None` when it does not exist:
+/// a passive declaration, which answers whatever the queue's arguments. The channel is used up
+/// (a refusal closes it anyway), so it is closed here.
+pub(super) async fn passive_declare(
+    channel: Channel,
+    queue: &str,
+    operation: &'static str,
+) -> Result<Option<lapin::Queue>, BusError> {
+    let options = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+    match channel.queue_declare(short_string(queue, "queue name")?, options, FieldTable::default()).await {
+        Ok(declared) => {
+            close_quietly(&channel).await;
+            Ok(Some(declared))
+        }
+        Err(source) if is_not_found(&source) => Ok(None),
+        Err(source) => Err(BusError::Broker { operation, source: source.into() }),
+    }
 }
 
 /// Closes a helper channel; a failure only means it is already gone.

@@ -14,15 +14,11 @@
 //! Each message is acknowledged only once the broker confirmed its copy: an interruption can
 //! repeat a message, never lose one. A retry's own expiration starts again where it lands.
 
-use lapin::options::{
-    BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
-    QueueDeleteOptions,
-};
+use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Confirmation, Connection, ConnectionProperties};
 
-use super::declare::{bind, close_quietly, declare_exchange, declare_queue};
-use super::is_not_found;
+use super::declare::{bind, close_quietly, declare_exchange, declare_queue, passive_declare};
 use super::message::short_string;
 use crate::topology::{BindingSpec, DelayQueue, QueueSpec, Topology};
 use crate::{BusError, QueueMigration};
@@ -107,7 +103,7 @@ async fn migrate_queue(
     };
     close_quietly(&channel).await;
     if converted {
-        let consumers = look_up(connection, &spec.name).await?.map_or(0, |found| found.consumers);
+        let consumers = look_up(connection, &spec.name).await?.map_or(0, |found| found.consumer_count());
         if consumers > 0 {
             return Err(BusError::QueueInUse { queue: spec.name.clone(), why: format!("{consumers} consumers") });
         }
@@ -147,7 +143,7 @@ async fn empty_and_delete(connection: &Connection, from: &str, to: &str) -> Resu
     let mut moved = 0;
     for _ in 0..DELETE_TRIES {
         moved += move_messages(connection, from, to).await?;
-        if look_up(connection, from).await?.is_some_and(|found| found.messages > 0) {
+        if look_up(connection, from).await?.is_some_and(|found| found.message_count() > 0) {
             continue;
         }
         let channel = open(connection).await?;
@@ -208,27 +204,9 @@ async fn move_messages(connection: &Connection, from: &str, to: &str) -> Result<
     Ok(moved)
 }
 
-/// What a passive declaration tells of a queue.
-struct Found {
-    /// Ready messages.
-    messages: u32,
-    /// Consumers.
-    consumers: u32,
-}
-
-/// `queue`'s counts, or `None` when it does not exist (a passive declaration, which answers
-/// whatever the queue's arguments).
-async fn look_up(connection: &Connection, queue: &str) -> Result<Option<Found>, BusError> {
-    let channel = open(connection).await?;
-    let options = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
-    match channel.queue_declare(short_string(queue, "queue name")?, options, FieldTable::default()).await {
-        Ok(declared) => {
-            close_quietly(&channel).await;
-            Ok(Some(Found { messages: declared.message_count(), consumers: declared.consumer_count() }))
-        }
-        Err(source) if is_not_found(&source) => Ok(None),
-        Err(source) => Err(BusError::Broker { operation: "look a queue up", source: source.into() }),
-    }
+/// `queue` as the broker has it, or `None` when it does not exist.
+async fn look_up(connection: &Connection, queue: &str) -> Result<Option<lapin::Queue>, BusError> {
+    passive_declare(open(connection).await?, queue, "look a queue up").await
 }
 
 /// `queue.unbind` of a binding.

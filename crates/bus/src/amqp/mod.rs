@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions};
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions, BasicQosOptions};
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::FieldTable;
 use lapin::{Channel, Confirmation, ErrorKind};
@@ -37,7 +37,7 @@ mod migrate;
 
 use consumer::Subscription;
 pub(crate) use consumer::{AmqpConsumer, settle};
-use declare::{bind, close_quietly, declare_queue};
+use declare::{bind, close_quietly, declare_queue, passive_declare};
 use link::{Link, close_connection, establish_in_time, supervise};
 use message::{Prepared, short_string};
 pub(crate) use migrate::migrate_queues;
@@ -328,16 +328,9 @@ impl AmqpBus {
 
     /// Ready messages in `queue` (a passive declaration).
     pub(crate) async fn queue_depth(&self, queue: &str) -> Result<u32, BusError> {
-        let name = short_string(queue, "queue name")?;
         let channel = self.declaration_channel().await?;
-        let options = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
-        let declared = channel.queue_declare(name, options, FieldTable::default()).await;
-        close_quietly(&channel).await;
-        match declared {
-            Ok(declared) => Ok(declared.message_count()),
-            Err(source) if is_not_found(&source) => Err(BusError::QueueNotFound(queue.to_owned())),
-            Err(source) => Err(BusError::Broker { operation: "read a queue's depth", source: source.into() }),
-        }
+        let declared = passive_declare(channel, queue, "read a queue's depth").await?;
+        declared.map(|declared| declared.message_count()).ok_or_else(|| BusError::QueueNotFound(queue.to_owned()))
     }
 
     /// A fresh channel for declarations: a refused declaration closes its channel, and must not
