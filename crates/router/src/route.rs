@@ -100,14 +100,15 @@ fn job_for_hook(
     payload: Payload,
     published_at_ms: u64,
 ) -> DeliveryJob {
+    let hook_id = hook.id();
     let event = JobEvent {
-        event_id: key.event_id(&hook.id),
+        event_id: key.event_id(&hook_id),
         hook_event: event.attempt_hook_event(hook.hook_type).to_owned(),
         payload,
         published_at_ms,
     };
     let custom_data = hook.custom_data.as_deref().cloned();
-    DeliveryJob::new(event, hook.id.clone(), owner.clone(), hook.target.clone(), custom_data)
+    DeliveryJob::new(event, hook_id, owner.clone(), hook.target.clone(), custom_data)
 }
 
 /// The job of a callflow `webhook` action (docs/kazoo.md#callflow-webhook): the hook built on the

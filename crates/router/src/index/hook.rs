@@ -1,52 +1,93 @@
-//! What the index keeps of each enabled hook.
+//! What the index keeps of each enabled hook, and the compact entries matching scans.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use webhooks_model::event::KazooEvent;
 use webhooks_model::hooks::HookType;
 use webhooks_model::ids::WebhookId;
-use webhooks_model::payload::{HookView, passes_filters};
-use webhooks_model::webhook::DeliveryTarget;
+use webhooks_model::payload::HookView;
+use webhooks_model::webhook::{CallbackUri, DeliveryTarget};
 use webhooks_storage::Webhook;
 
+use super::ids::id_key;
+
+/// A JSON map of a hook, shared by every hook of the index whose map is written the same.
+pub type SharedMap = Arc<Map<String, Value>>;
+
 /// What the router keeps of an enabled hook: what matching, payload finishing and the delivery
-/// job need, and nothing else. The rarely present objects are boxed so an absent one costs a word;
-/// the owner is the account the index files the hook under, so it is not repeated here.
+/// job need, and nothing else. The id is kept as its number and the maps may be shared, so that
+/// a million of them fit in a few hundred megabytes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IndexedHook {
-    /// The hook id.
-    pub id: WebhookId,
+    /// The id's 32 hex digits as one number (16 bytes instead of a string's 56).
+    pub(super) key: u128,
+    /// The owner's slot number.
+    pub(super) owner: u32,
     /// The hook type.
     pub hook_type: HookType,
-    /// Where and how its callouts go.
-    pub target: DeliveryTarget,
     /// When false, loopback legs of channel events are skipped.
     pub include_internal_legs: bool,
     /// Whether events of descendant accounts reach the hook.
     pub include_subaccounts: bool,
+    /// Where and how its callouts go.
+    pub target: DeliveryTarget,
     /// `custom_data`: filters and extra payload fields.
-    pub custom_data: Option<Box<Map<String, Value>>>,
+    pub custom_data: Option<SharedMap>,
     /// The undocumented `modifiers` field (docs/kazoo.md#per-hook-finishing).
-    pub modifiers: Option<Box<Map<String, Value>>>,
+    pub modifiers: Option<SharedMap>,
 }
 
 impl IndexedHook {
-    /// The routing view of a stored hook; `None` when its type is one no event reaches. The
-    /// `enabled` column is not consulted here: the index decides what to do with disabled hooks.
-    pub fn from_webhook(webhook: &Webhook) -> Option<Self> {
+    /// The routing view of a stored hook, owned by the slot `owner`; `None` when its type is one
+    /// no event reaches. The `enabled` column is not consulted here: the index decides what to do
+    /// with disabled hooks. Maps equal to one `shared` already holds are shared with it.
+    pub(super) fn from_webhook(webhook: &Webhook, owner: u32, shared: Option<&mut SharedMaps>) -> Option<Self> {
         let hook_type = HookType::parse(&webhook.hook)?;
         let document = &webhook.doc;
         // The model's reading of the filter fields, so the router and samples agree.
         let view = HookView::of(hook_type, document);
-        let boxed = |map: Option<&Map<String, Value>>| map.map(|map| Box::new(map.clone()));
+        let (custom_data, modifiers) = match shared {
+            Some(shared) => (view.custom_data.map(|map| shared.get(map)), view.modifiers.map(|map| shared.get(map))),
+            None => (view.custom_data.cloned().map(Arc::new), view.modifiers.cloned().map(Arc::new)),
+        };
         Some(Self {
-            id: webhook.id.clone(),
+            key: id_key(webhook.id.as_str()),
+            owner,
             hook_type,
-            target: DeliveryTarget::from_document(document),
             include_internal_legs: view.include_internal_legs,
             include_subaccounts: webhook.include_subaccounts,
-            custom_data: boxed(view.custom_data),
-            modifiers: boxed(view.modifiers),
+            target: DeliveryTarget::from_document(document),
+            custom_data,
+            modifiers,
         })
+    }
+
+    /// What a position of the index's hook table holds while no hook does: nothing is shared with
+    /// it and no entry names it.
+    pub(super) fn vacant() -> Self {
+        Self {
+            key: 0,
+            owner: u32::MAX,
+            hook_type: HookType::All,
+            include_internal_legs: true,
+            include_subaccounts: false,
+            target: DeliveryTarget {
+                uri: CallbackUri::new(""),
+                http_verb: Default::default(),
+                format: Default::default(),
+                retries: 0,
+                custom_request_headers: None,
+            },
+            custom_data: None,
+            modifiers: None,
+        }
+    }
+
+    /// The hook id.
+    pub fn id(&self) -> WebhookId {
+        // Indexed ids are 32 lowercase hex digits, which this writes back exactly.
+        format!("{:032x}", self.key).parse().expect("32 hex digits are a webhook id")
     }
 
     /// The view the model's filters and payload finishing read.
@@ -60,36 +101,71 @@ impl IndexedHook {
     }
 }
 
-/// What matching reads of a hook, 16 bytes, stored in line in the account's hook list so a
-/// group of hooks shares a cache line; the hook itself is read only once it matches (or when an
-/// object or notification filter reads its `custom_data`).
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct HookHead {
-    /// The hook type.
-    pub(super) hook_type: HookType,
-    /// Whether events of descendant accounts reach the hook.
-    pub(super) include_subaccounts: bool,
-    /// When false, loopback legs of channel events are skipped.
-    pub(super) include_internal_legs: bool,
-    /// The hook.
-    pub(super) hook: Box<IndexedHook>,
+/// The JSON maps met while an index is built, by their text, so that hooks with equal maps share
+/// one. Equal means written the same, key order included: payloads follow the map's order.
+#[derive(Debug, Default)]
+pub(super) struct SharedMaps {
+    by_text: HashMap<String, SharedMap>,
 }
 
-impl HookHead {
-    pub(super) fn new(hook: IndexedHook) -> Self {
-        Self {
-            hook_type: hook.hook_type,
-            include_subaccounts: hook.include_subaccounts,
-            include_internal_legs: hook.include_internal_legs,
-            hook: Box::new(hook),
+impl SharedMaps {
+    /// The shared map equal to `map`, kept from now on if it is the first.
+    fn get(&mut self, map: &Map<String, Value>) -> SharedMap {
+        let text = Value::Object(map.clone()).to_string();
+        self.by_text.entry(text).or_insert_with(|| Arc::new(map.clone())).clone()
+    }
+}
+
+/// A hook as an account's lists hold it, 12 bytes: its position in the index's hook table, its
+/// owner's slot, and what matching reads of it besides `custom_data`, so that a scan reads the
+/// hook itself only once it matches (or when an object or notification filter needs `custom_data`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Entry {
+    /// The hook's position in the hook table.
+    pub(super) hook: u32,
+    /// The owner's slot number.
+    pub(super) owner: u32,
+    /// The type's position ([`TYPE_BITS`]), [`SUBACCOUNTS`] and [`INTERNAL_LEGS`].
+    flags: u32,
+}
+
+/// The bits of [`Entry::flags`] holding the type's position in [`HookType::ALL_TYPES`].
+const TYPE_BITS: u32 = 0b1111;
+/// Set for a hook with `include_subaccounts`.
+const SUBACCOUNTS: u32 = 1 << 4;
+/// Set for a hook with `include_internal_legs`.
+const INTERNAL_LEGS: u32 = 1 << 5;
+
+impl Entry {
+    /// The entry of `hook`, at position `at` of the hook table.
+    pub(super) fn new(at: u32, hook: &IndexedHook) -> Self {
+        let mut flags = hook.hook_type as u32;
+        if hook.include_subaccounts {
+            flags |= SUBACCOUNTS;
         }
+        if hook.include_internal_legs {
+            flags |= INTERNAL_LEGS;
+        }
+        Self { hook: at, owner: hook.owner, flags }
     }
 
-    /// [`HookView::accepts`] for this hook, which the index only asks of hooks of the event's type
-    /// or `all`.
-    pub(super) fn accepts(&self, event: &KazooEvent) -> bool {
-        passes_filters(event, self.hook_type == HookType::All, self.include_internal_legs, || {
-            self.hook.custom_data.as_deref()
-        })
+    /// The position of the hook's type in [`HookType::ALL_TYPES`].
+    pub(super) fn type_position(self) -> usize {
+        (self.flags & TYPE_BITS) as usize
+    }
+
+    /// Whether events of descendant accounts reach the hook.
+    pub(super) fn include_subaccounts(self) -> bool {
+        self.flags & SUBACCOUNTS != 0
+    }
+
+    /// When false, loopback legs of channel events are skipped.
+    pub(super) fn include_internal_legs(self) -> bool {
+        self.flags & INTERNAL_LEGS != 0
+    }
+
+    /// Whether the hook is of type `all`.
+    pub(super) fn is_all(self) -> bool {
+        self.type_position() == HookType::All as usize
     }
 }

@@ -1,4 +1,5 @@
-//! The index's map keys: account and hook ids as 128-bit numbers, hashed with a seeded multiply.
+//! The index's map keys: account and hook ids as 128-bit numbers, hashed with a seeded multiply;
+//! and the table finding a hook by its id.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -87,6 +88,109 @@ impl Hasher for IdHasher {
 /// A map keyed by id keys.
 pub(super) type IdMap = HashMap<u128, u32, IdHashBuilder>;
 
+/// A position of [`PositionTable::slots`] holding none.
+const EMPTY: u32 = u32::MAX;
+
+/// Hook id keys to positions in the index's hook table, in 4 bytes a hook: an open-addressing
+/// table (linear probing, at most half full) of positions only, the keys being read from the
+/// hooks themselves through `key_of`. A map holding the keys too would take 32 bytes a hook.
+#[derive(Debug, Clone, Default)]
+pub(super) struct PositionTable {
+    /// A power of two of positions, or none yet.
+    slots: Vec<u32>,
+    len: usize,
+    hasher: IdHashBuilder,
+}
+
+impl PositionTable {
+    /// How many keys the table holds.
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Makes room for `additional` more keys.
+    pub(super) fn reserve(&mut self, additional: usize, key_of: impl Fn(u32) -> u128) {
+        let wanted = (self.len + additional).saturating_mul(2).next_power_of_two().max(8);
+        if wanted <= self.slots.len() {
+            return;
+        }
+        let old = std::mem::replace(&mut self.slots, vec![EMPTY; wanted]);
+        for position in old.into_iter().filter(|&position| position != EMPTY) {
+            let at = self.free_slot(key_of(position));
+            self.slots[at] = position;
+        }
+    }
+
+    /// The position of `key`, if held.
+    pub(super) fn get(&self, key: u128, key_of: impl Fn(u32) -> u128) -> Option<u32> {
+        self.find(key, &key_of).map(|at| self.slots[at])
+    }
+
+    /// Adds `key` at `position`; the key must not be held already.
+    pub(super) fn insert(&mut self, key: u128, position: u32, key_of: impl Fn(u32) -> u128) {
+        self.reserve(1, &key_of);
+        let at = self.free_slot(key);
+        self.slots[at] = position;
+        self.len += 1;
+    }
+
+    /// Removes `key`; returns its position, if held.
+    pub(super) fn remove(&mut self, key: u128, key_of: impl Fn(u32) -> u128) -> Option<u32> {
+        let mut hole = self.find(key, &key_of)?;
+        let position = self.slots[hole];
+        self.len -= 1;
+        // Backward-shift deletion: a later key of the same run moves into the hole unless its own
+        // home lies after the hole, so every run stays unbroken and no tombstone is needed.
+        let mask = self.slots.len() - 1;
+        let mut next = hole;
+        loop {
+            next = (next + 1) & mask;
+            let moved = self.slots[next];
+            if moved == EMPTY {
+                break;
+            }
+            let home = self.home(key_of(moved));
+            if next.wrapping_sub(home) & mask >= next.wrapping_sub(hole) & mask {
+                self.slots[hole] = moved;
+                hole = next;
+            }
+        }
+        self.slots[hole] = EMPTY;
+        Some(position)
+    }
+
+    /// Where the probe for `key` starts.
+    fn home(&self, key: u128) -> usize {
+        (self.hasher.hash_one(key) as usize) & (self.slots.len() - 1)
+    }
+
+    /// The slot holding `key`.
+    fn find(&self, key: u128, key_of: &impl Fn(u32) -> u128) -> Option<usize> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut at = self.home(key);
+        loop {
+            match self.slots[at] {
+                EMPTY => return None,
+                position if key_of(position) == key => return Some(at),
+                _ => at = (at + 1) & mask,
+            }
+        }
+    }
+
+    /// The first empty slot of `key`'s probe; the table must have one.
+    fn free_slot(&self, key: u128) -> usize {
+        let mask = self.slots.len() - 1;
+        let mut at = self.home(key);
+        while self.slots[at] != EMPTY {
+            at = (at + 1) & mask;
+        }
+        at
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +207,27 @@ mod tests {
     fn id_keys_of_distinct_ids_differ() {
         assert_ne!(id_key("3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d"), id_key("3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8e"));
         assert_eq!(id_key("ffffffffffffffffffffffffffffffff"), u128::MAX);
+    }
+
+    #[test]
+    fn the_position_table_finds_every_key_through_growth_and_removals() {
+        let keys: Vec<u128> =
+            (0..2_000u128).map(|n| n.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834)).collect();
+        let key_of = |position: u32| keys[position as usize];
+        let mut table = PositionTable::default();
+        assert_eq!(table.get(keys[0], key_of), None);
+        for (position, key) in keys.iter().enumerate() {
+            table.insert(*key, position as u32, key_of);
+        }
+        assert_eq!(table.len(), keys.len());
+        for position in (0..keys.len()).step_by(3) {
+            assert_eq!(table.remove(keys[position], key_of), Some(position as u32));
+            assert_eq!(table.remove(keys[position], key_of), None);
+        }
+        for (position, key) in keys.iter().enumerate() {
+            let expected = (position % 3 != 0).then_some(position as u32);
+            assert_eq!(table.get(*key, key_of), expected, "key {position}");
+        }
+        assert_eq!(table.len(), keys.len() - keys.len().div_ceil(3));
     }
 }

@@ -1,11 +1,13 @@
 //! The in-memory hook index: the account tree and every enabled hook, arranged so that finding the
-//! hooks of an event costs one hash lookup and a scan of a few short vectors
+//! hooks of an event costs one hash lookup and the scan of one short list
 //! (docs/kazoo.md#hook-matching).
 //!
-//! Accounts are interned to `u32` slots; each slot keeps its ancestors (root first) as slot
-//! numbers, the hooks its account owns sorted by id, and two bit masks of the hook types present,
-//! so ancestors without a relevant hook are skipped without touching their hooks. Only what
-//! routing needs is kept per hook ([`IndexedHook`]), not the stored document.
+//! Accounts are interned to `u32` slots, hooks to positions in one table. Each slot keeps, per
+//! event type, the list of every hook an event of the account reaches before filters, in delivery
+//! order: its own hooks, then its ancestors' hooks with `include_subaccounts`. The lists are
+//! derived from each account's own hooks and are rebuilt for an account, and for the accounts
+//! below it, whenever a change could alter them. Only what routing needs is kept per hook
+//! ([`IndexedHook`]), not the stored document.
 //!
 //! The index is pure: the router loads it from the store and keeps it current from change notices.
 
@@ -13,15 +15,18 @@ use serde_json::{Map, Value};
 use webhooks_model::event::KazooEvent;
 use webhooks_model::hooks::HookType;
 use webhooks_model::ids::{AccountId, WebhookId};
+use webhooks_model::payload::passes_filters;
 use webhooks_storage::{Account, Webhook};
 
 mod hook;
 mod ids;
+#[cfg(test)]
+mod tests;
 
-pub use hook::IndexedHook;
+pub use hook::{IndexedHook, SharedMap};
 
-use hook::HookHead;
-use ids::{IdMap, id_key};
+use hook::{Entry, SharedMaps};
+use ids::{IdMap, PositionTable, id_key};
 
 /// How many hook types there are.
 const TYPE_COUNT: usize = HookType::ALL_TYPES.len();
@@ -31,89 +36,88 @@ fn position(hook_type: HookType) -> usize {
     hook_type as usize
 }
 
-/// A hook type's bit in a slot's type masks.
-fn bit(hook_type: HookType) -> u16 {
-    1 << (hook_type as u16)
+/// The groups of hooks an event of type `hook_type` reaches in each account: that type's, then
+/// `all`. An event never has type `all`, but an `all` group must not be read twice.
+fn groups(hook_type: HookType) -> &'static [HookType] {
+    const ALL: &[HookType] = &[HookType::All];
+    const TYPES: [[HookType; 2]; TYPE_COUNT] = {
+        let mut types = [[HookType::All; 2]; TYPE_COUNT];
+        let mut at = 0;
+        while at < TYPE_COUNT {
+            types[at][0] = HookType::ALL_TYPES[at];
+            at += 1;
+        }
+        types
+    };
+    if hook_type == HookType::All { ALL } else { &TYPES[position(hook_type)] }
 }
 
-/// What matching reads of an interned account, kept apart from what it does not read (the id
-/// and reseller flag, in [`Slot`]) so the walk up a tree touches as few cache lines as possible;
-/// most ancestors are skipped on their masks alone.
+/// The hooks of one type among an account's own hooks (sorted as [`Slot::own`] is).
+fn type_group(own: &[Entry], hook_type: HookType) -> &[Entry] {
+    let at = position(hook_type);
+    let start = own.partition_point(|entry| entry.type_position() < at);
+    let end = own.partition_point(|entry| entry.type_position() <= at);
+    &own[start..end]
+}
+
+/// What matching reads of an interned account: one cache line, then one list.
 #[derive(Debug, Clone, Default)]
+#[repr(align(64))]
 struct Routing {
-    /// Bits of the types among `hooks`.
-    own_types: u16,
-    /// Bits of the types among `hooks` with `include_subaccounts`.
-    inherited_types: u16,
+    /// Per event type, every hook an event of the account reaches before filters, in delivery
+    /// order (see [`HookIndex::for_each_match`]); grouped by type in [`HookType::ALL_TYPES`]
+    /// order.
+    entries: Box<[Entry]>,
+    /// Where each type's group starts in `entries`; the last one is the length.
+    starts: [u32; TYPE_COUNT + 1],
     /// Whether the account itself is known. A slot also exists for an account only named as an
     /// ancestor or as a hook owner; events of such an account match nothing.
     present: bool,
-    /// The account is disabled (Kazoo's `enabled: false`): its hooks fire neither for its own
-    /// events nor for its descendants', so its type masks stay empty.
-    disabled: bool,
-    /// How many ancestors the account has.
-    ancestors_len: u16,
-    /// Where its ancestors start in [`HookIndex::ancestor_pool`].
-    ancestors_start: u32,
-    /// Where each type's hooks start in `hooks`; the last entry is the length.
-    type_starts: [u32; TYPE_COUNT + 1],
-    /// The enabled hooks the account owns, grouped by type (in [`HookType::ALL_TYPES`] order),
-    /// within a type those with `include_subaccounts` first, then by id: matching reads only the
-    /// groups of the event's type and `all`, and an ancestor only the start of each group.
-    hooks: Vec<HookHead>,
-}
-
-/// The order of an account's hooks (see [`Routing::hooks`]).
-fn slot_order(left: &HookHead, right: &HookHead) -> std::cmp::Ordering {
-    (position(left.hook_type), !left.include_subaccounts, &left.hook.id).cmp(&(
-        position(right.hook_type),
-        !right.include_subaccounts,
-        &right.hook.id,
-    ))
 }
 
 impl Routing {
-    /// The hooks of one type.
-    fn hooks_of(&self, hook_type: HookType) -> &[HookHead] {
+    /// The group of one event type.
+    fn group(&self, hook_type: HookType) -> &[Entry] {
         let at = position(hook_type);
-        let (start, end) = (self.type_starts[at] as usize, self.type_starts[at + 1] as usize);
-        self.hooks.get(start..end).unwrap_or_default()
-    }
-
-    /// Recomputes the group starts and type masks after the hooks changed (they must be sorted).
-    fn refresh(&mut self) {
-        let (mut own, mut inherited) = (0, 0);
-        let mut counts = [0u32; TYPE_COUNT];
-        for hook in &self.hooks {
-            own |= bit(hook.hook_type);
-            if hook.include_subaccounts {
-                inherited |= bit(hook.hook_type);
-            }
-            counts[position(hook.hook_type)] += 1;
-        }
-        let mut start = 0;
-        for (position, count) in counts.iter().enumerate() {
-            self.type_starts[position] = start;
-            start += count;
-        }
-        self.type_starts[TYPE_COUNT] = start;
-        (self.own_types, self.inherited_types) = if self.disabled { (0, 0) } else { (own, inherited) };
-    }
-
-    /// Removes the hook `id` if present.
-    fn remove(&mut self, id: &WebhookId) {
-        self.hooks.retain(|existing| existing.hook.id != *id);
-        self.refresh();
+        let (start, end) = (self.starts[at] as usize, self.starts[at + 1] as usize);
+        self.entries.get(start..end).unwrap_or_default()
     }
 }
 
-/// The rest of an interned account.
+/// The rest of an interned account: what the lists are derived from.
 #[derive(Debug, Clone)]
 struct Slot {
     /// The account id.
     id: AccountId,
     /// The account document says the account is a reseller.
     is_reseller: bool,
+    /// The account is disabled (Kazoo's `enabled: false`): its hooks fire neither for its own
+    /// events nor for its descendants', so no list holds them.
+    disabled: bool,
+    /// How many ancestors the account has.
+    ancestors_len: u16,
+    /// Where its ancestors start in [`HookIndex::ancestor_pool`].
+    ancestors_start: u32,
+    /// The enabled hooks the account owns, grouped by type (in [`HookType::ALL_TYPES`] order),
+    /// within a type those with `include_subaccounts` first, then by id.
+    own: Vec<Entry>,
+    /// The slots naming this one among their ancestors, whose lists hold its hooks with
+    /// `include_subaccounts`.
+    dependents: Vec<u32>,
+}
+
+impl Slot {
+    fn new(id: AccountId) -> Self {
+        Self {
+            id,
+            is_reseller: false,
+            disabled: false,
+            ancestors_len: 0,
+            ancestors_start: 0,
+            own: Vec::new(),
+            dependents: Vec::new(),
+        }
+    }
 }
 
 /// The accounts and enabled hooks the router matches events against.
@@ -125,12 +129,17 @@ pub struct HookIndex {
     /// Per interned account, the rest (same numbering).
     slots: Vec<Slot>,
     /// Every account's ancestors (slot numbers, root first), one run per account: one allocation
-    /// instead of one per account, and neighbouring runs share cache lines.
+    /// instead of one per account.
     ancestor_pool: Vec<u32>,
     /// Account id key to slot number.
     slot_of_account: IdMap,
-    /// Hook id key to the owner's slot number.
-    owner_of_hook: IdMap,
+    /// Every hook, at a position that never changes while it is held; a removed hook's position
+    /// holds [`IndexedHook::vacant`] until it is reused.
+    hooks: Vec<IndexedHook>,
+    /// Positions of `hooks` holding no hook.
+    vacant: Vec<u32>,
+    /// Hook id key to position in `hooks`.
+    positions: PositionTable,
     /// Accounts known in their own right (not only referenced).
     present_accounts: usize,
 }
@@ -161,7 +170,7 @@ impl HookIndex {
 
     /// How many hooks the index holds.
     pub fn hook_count(&self) -> usize {
-        self.owner_of_hook.len()
+        self.positions.len()
     }
 
     /// How many accounts are known in their own right.
@@ -176,43 +185,31 @@ impl HookIndex {
 
     /// The hook with this id and its owner, if the index holds it.
     pub fn hook(&self, id: &WebhookId) -> Option<(&AccountId, &IndexedHook)> {
-        let owner = *self.owner_of_hook.get(&id_key(id.as_str()))? as usize;
-        let head = self.routing[owner].hooks.iter().find(|head| head.hook.id == *id)?;
-        Some((&self.slots[owner].id, &head.hook))
+        let hook = &self.hooks[self.hook_position(id)? as usize];
+        Some((&self.slots[hook.owner as usize].id, hook))
     }
 
     /// Adds or replaces an account: its ancestors, reseller and enabled flags. Its hooks are kept,
     /// and fire only while it is enabled.
     pub fn upsert_account(&mut self, account: &Account) {
-        let ancestors: Vec<u32> = account.tree.iter().map(|ancestor| self.intern(ancestor)).collect();
-        let slot_number = self.intern(&account.id) as usize;
-        self.slots[slot_number].is_reseller = is_reseller(&account.doc);
-        let routing = &self.routing[slot_number];
-        if !routing.present {
-            self.present_accounts += 1;
+        let (slot_number, previous) = self.place_account(account);
+        let ancestors = self.ancestors(slot_number).to_vec();
+        if previous.ancestors != ancestors {
+            for ancestor in &previous.ancestors {
+                self.slots[*ancestor as usize].dependents.retain(|&dependent| dependent as usize != slot_number);
+            }
+            for ancestor in &ancestors {
+                let dependents = &mut self.slots[*ancestor as usize].dependents;
+                if !dependents.contains(&(slot_number as u32)) {
+                    dependents.push(slot_number as u32);
+                }
+            }
+            self.rebuild(slot_number);
         }
-        let start = routing.ancestors_start as usize;
-        let current = self.ancestor_pool.get(start..start + usize::from(routing.ancestors_len));
-        let ancestors_start = if current == Some(ancestors.as_slice()) {
-            routing.ancestors_start
-        } else if usize::from(routing.ancestors_len) == ancestors.len() {
-            // Overwritten in place; a list of another length is appended, and the old run stays
-            // unused until the next full reload builds a fresh index (accounts never move in the
-            // tree through the API, so this is rare).
-            self.ancestor_pool[start..start + ancestors.len()].copy_from_slice(&ancestors);
-            routing.ancestors_start
-        } else {
-            let start = u32::try_from(self.ancestor_pool.len()).unwrap_or(u32::MAX);
-            self.ancestor_pool.extend_from_slice(&ancestors);
-            start
-        };
-        let routing = &mut self.routing[slot_number];
-        routing.present = true;
-        routing.disabled = document_flag(&account.doc, "enabled") == Some(false);
-        routing.refresh();
-        routing.ancestors_start = ancestors_start;
-        // Kazoo trees are a handful of levels deep; deeper ones are cut rather than wrapped.
-        routing.ancestors_len = u16::try_from(ancestors.len()).unwrap_or(u16::MAX);
+        if previous.disabled != self.slots[slot_number].disabled {
+            self.rebuild(slot_number);
+            self.rebuild_dependents(slot_number);
+        }
     }
 
     /// Forgets an account and every hook it owns; returns how many hooks went. Its
@@ -221,50 +218,74 @@ impl HookIndex {
         let Some(slot_number) = self.slot_number(id) else {
             return 0;
         };
-        if self.routing[slot_number].present {
+        if std::mem::take(&mut self.routing[slot_number].present) {
             self.present_accounts -= 1;
         }
-        self.slots[slot_number].is_reseller = false;
-        let hooks = std::mem::take(&mut self.routing[slot_number]).hooks;
-        for head in &hooks {
-            self.owner_of_hook.remove(&id_key(head.hook.id.as_str()));
+        for ancestor in self.ancestors(slot_number).to_vec() {
+            self.slots[ancestor as usize].dependents.retain(|&dependent| dependent as usize != slot_number);
         }
-        hooks.len()
+        let slot = &mut self.slots[slot_number];
+        (slot.is_reseller, slot.disabled, slot.ancestors_len) = (false, false, 0);
+        let own = std::mem::take(&mut slot.own);
+        for entry in &own {
+            let key = self.hooks[entry.hook as usize].key;
+            let hooks = &self.hooks;
+            self.positions.remove(key, |at| hooks[at as usize].key);
+            self.vacate(entry.hook);
+        }
+        self.rebuild(slot_number);
+        if own.iter().any(|entry| entry.include_subaccounts()) {
+            self.rebuild_dependents(slot_number);
+        }
+        own.len()
     }
 
     /// Applies the stored state of a hook: enabled hooks of a routable type are added or
     /// replaced, anything else is removed: a disabled hook never fires
     /// (docs/kazoo.md#hook-registry).
     pub fn upsert_hook(&mut self, webhook: &Webhook) {
-        let hook = if webhook.enabled { IndexedHook::from_webhook(webhook) } else { None };
-        let Some(hook) = hook else {
+        let hook = if webhook.enabled { IndexedHook::from_webhook(webhook, 0, None) } else { None };
+        let Some(mut hook) = hook else {
             self.remove_hook(&webhook.id);
             return;
         };
-        let key = id_key(hook.id.as_str());
-        let owner = self.intern(&webhook.account_id);
-        if let Some(previous_owner) = self.owner_of_hook.insert(key, owner)
-            && previous_owner != owner
-        {
-            // Hooks do not change owners through the API; a corrected store still must not leave
-            // the old copy firing.
-            self.routing[previous_owner as usize].remove(&hook.id);
+        hook.owner = self.intern(&webhook.account_id);
+        let Some(at) = self.hook_position(&webhook.id) else {
+            let at = self.store(hook);
+            let entry = Entry::new(at, &self.hooks[at as usize]);
+            self.insert_own(entry);
+            self.refresh(entry.owner as usize, entry.include_subaccounts());
+            return;
+        };
+        let before = Entry::new(at, &self.hooks[at as usize]);
+        self.hooks[at as usize] = hook;
+        let after = Entry::new(at, &self.hooks[at as usize]);
+        if before == after {
+            // Only what the lists do not hold changed.
+            return;
         }
-        let routing = &mut self.routing[owner as usize];
-        // The type or flag may have changed, moving the hook to another place in the order.
-        routing.hooks.retain(|existing| existing.hook.id != hook.id);
-        let head = HookHead::new(hook);
-        let position = routing.hooks.partition_point(|existing| slot_order(existing, &head).is_lt());
-        routing.hooks.insert(position, head);
-        routing.refresh();
+        // The type, a flag or (through a corrected store: hooks do not change owners through the
+        // API) the owner changed.
+        self.slots[before.owner as usize].own.retain(|entry| entry.hook != at);
+        self.insert_own(after);
+        if before.owner == after.owner {
+            self.refresh(after.owner as usize, before.include_subaccounts() || after.include_subaccounts());
+        } else {
+            self.refresh(before.owner as usize, before.include_subaccounts());
+            self.refresh(after.owner as usize, after.include_subaccounts());
+        }
     }
 
     /// Removes a hook; `true` when the index held it.
     pub fn remove_hook(&mut self, id: &WebhookId) -> bool {
-        let Some(owner) = self.owner_of_hook.remove(&id_key(id.as_str())) else {
+        let hooks = &self.hooks;
+        let Some(at) = self.positions.remove(id_key(id.as_str()), |at| hooks[at as usize].key) else {
             return false;
         };
-        self.routing[owner as usize].remove(id);
+        let entry = Entry::new(at, &self.hooks[at as usize]);
+        self.slots[entry.owner as usize].own.retain(|own| own.hook != at);
+        self.vacate(at);
+        self.refresh(entry.owner as usize, entry.include_subaccounts());
         true
     }
 
@@ -272,9 +293,10 @@ impl HookIndex {
     /// order (docs/kazoo.md#hook-matching): the event account's own hooks of the event's type or
     /// `all`, then, for each ancestor from the root down to the parent, its hooks with
     /// `include_subaccounts` of that type or `all`; each must also pass its type's filters
-    /// ([`HookView::accepts`]). Within one account, hooks of the event's type come before `all`
-    /// hooks, hooks with `include_subaccounts` first, then by id. An event without an account, of
-    /// an unknown account, or without a hook type (the callflow webhook) matches nothing.
+    /// ([`HookView::accepts`](webhooks_model::payload::HookView::accepts)). Within one account,
+    /// hooks of the event's type come before `all` hooks, hooks with `include_subaccounts` first,
+    /// then by id. A disabled account's hooks are left out. An event without an account, of an
+    /// unknown account, or without a hook type (the callflow webhook) matches nothing.
     pub fn for_each_match<'a>(&'a self, event: &KazooEvent, mut visit: impl FnMut(&'a AccountId, &'a IndexedHook)) {
         let Some(hook_type) = event.lookup_key() else {
             return;
@@ -286,31 +308,11 @@ impl HookIndex {
         if !routing.present {
             return;
         }
-        let receives = |head: &&HookHead| head.accepts(event);
-        let groups = [hook_type, HookType::All];
-        // An event never has lookup key `all`, but an `all` group must not be read twice.
-        let groups = if hook_type == HookType::All { &groups[..1] } else { &groups[..] };
-        let wanted = groups.iter().fold(0, |mask, group| mask | bit(*group));
-        if routing.own_types & wanted != 0 {
-            let owner = &self.slots[slot_number].id;
-            for group in groups {
-                routing.hooks_of(*group).iter().filter(receives).for_each(|head| visit(owner, &head.hook));
-            }
-        }
-        for &ancestor in self.ancestors(routing) {
-            let ancestor_routing = &self.routing[ancestor as usize];
-            if ancestor_routing.inherited_types & wanted == 0 {
-                continue;
-            }
-            let owner = &self.slots[ancestor as usize].id;
-            for group in groups {
-                // Inherited hooks lead each group, so the scan stops at the first other one.
-                ancestor_routing
-                    .hooks_of(*group)
-                    .iter()
-                    .take_while(|head| head.include_subaccounts)
-                    .filter(receives)
-                    .for_each(|head| visit(owner, &head.hook));
+        for entry in routing.group(hook_type) {
+            let hook = &self.hooks[entry.hook as usize];
+            // The hook itself is read only by the filters that need its `custom_data`.
+            if passes_filters(event, entry.is_all(), entry.include_internal_legs(), || hook.custom_data.as_deref()) {
+                visit(&self.slots[entry.owner as usize].id, hook);
             }
         }
     }
@@ -327,7 +329,7 @@ impl HookIndex {
     /// root. `None` for an unknown account.
     pub fn reseller_of(&self, id: &AccountId) -> Option<&AccountId> {
         let slot_number = self.slot_number(id).filter(|slot| self.routing[*slot].present)?;
-        let ancestors = self.ancestors(&self.routing[slot_number]);
+        let ancestors = self.ancestors(slot_number);
         let reseller = ancestors
             .iter()
             .rev()
@@ -339,9 +341,10 @@ impl HookIndex {
     }
 
     /// The ancestors of an account, root first.
-    fn ancestors(&self, routing: &Routing) -> &[u32] {
-        let start = routing.ancestors_start as usize;
-        self.ancestor_pool.get(start..start + usize::from(routing.ancestors_len)).unwrap_or_default()
+    fn ancestors(&self, slot_number: usize) -> &[u32] {
+        let slot = &self.slots[slot_number];
+        let start = slot.ancestors_start as usize;
+        self.ancestor_pool.get(start..start + usize::from(slot.ancestors_len)).unwrap_or_default()
     }
 
     /// The slot number of an account id, if interned.
@@ -354,19 +357,154 @@ impl HookIndex {
         let next = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
         let slot_number = *self.slot_of_account.entry(id_key(id.as_str())).or_insert(next);
         if slot_number == next {
-            self.slots.push(Slot { id: id.clone(), is_reseller: false });
+            self.slots.push(Slot::new(id.clone()));
             self.routing.push(Routing::default());
         }
         slot_number
     }
+
+    /// Sets an account's ancestors and flags, leaving the lists alone; returns its slot and what
+    /// the lists depend on as it was before.
+    fn place_account(&mut self, account: &Account) -> (usize, Placement) {
+        let mut ancestors: Vec<u32> = account.tree.iter().map(|ancestor| self.intern(ancestor)).collect();
+        // Kazoo trees are a handful of levels deep; deeper ones are cut rather than wrapped.
+        ancestors.truncate(usize::from(u16::MAX));
+        let slot_number = self.intern(&account.id) as usize;
+        let previous =
+            Placement { ancestors: self.ancestors(slot_number).to_vec(), disabled: self.slots[slot_number].disabled };
+        if !std::mem::replace(&mut self.routing[slot_number].present, true) {
+            self.present_accounts += 1;
+        }
+        let slot = &self.slots[slot_number];
+        let start = slot.ancestors_start as usize;
+        let ancestors_start = if previous.ancestors == ancestors {
+            slot.ancestors_start
+        } else if usize::from(slot.ancestors_len) == ancestors.len() {
+            // Overwritten in place; a list of another length is appended, and the old run stays
+            // unused until the next full reload builds a fresh index (accounts never move in the
+            // tree through the API, so this is rare).
+            self.ancestor_pool[start..start + ancestors.len()].copy_from_slice(&ancestors);
+            slot.ancestors_start
+        } else {
+            let start = u32::try_from(self.ancestor_pool.len()).unwrap_or(u32::MAX);
+            self.ancestor_pool.extend_from_slice(&ancestors);
+            start
+        };
+        let slot = &mut self.slots[slot_number];
+        slot.is_reseller = is_reseller(&account.doc);
+        slot.disabled = document_flag(&account.doc, "enabled") == Some(false);
+        slot.ancestors_start = ancestors_start;
+        slot.ancestors_len = u16::try_from(ancestors.len()).unwrap_or(u16::MAX);
+        (slot_number, previous)
+    }
+
+    /// The position of a hook, if held.
+    fn hook_position(&self, id: &WebhookId) -> Option<u32> {
+        self.positions.get(id_key(id.as_str()), |at| self.hooks[at as usize].key)
+    }
+
+    /// Puts `hook`, not held yet, at a free position and returns it.
+    fn store(&mut self, hook: IndexedHook) -> u32 {
+        let key = hook.key;
+        let at = match self.vacant.pop() {
+            Some(at) => {
+                self.hooks[at as usize] = hook;
+                at
+            }
+            None => {
+                self.hooks.push(hook);
+                u32::try_from(self.hooks.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        let hooks = &self.hooks;
+        self.positions.insert(key, at, |at| hooks[at as usize].key);
+        at
+    }
+
+    /// Frees a position no longer in the id table nor in any list.
+    fn vacate(&mut self, at: u32) {
+        self.hooks[at as usize] = IndexedHook::vacant();
+        self.vacant.push(at);
+    }
+
+    /// The order of an account's own hooks (see [`Slot::own`]).
+    fn own_order(&self, entry: &Entry) -> (usize, bool, u128) {
+        (entry.type_position(), !entry.include_subaccounts(), self.hooks[entry.hook as usize].key)
+    }
+
+    /// Inserts `entry` in its owner's own hooks, in order.
+    fn insert_own(&mut self, entry: Entry) {
+        let order = self.own_order(&entry);
+        let own = &self.slots[entry.owner as usize].own;
+        let at = own.partition_point(|existing| self.own_order(existing) < order);
+        self.slots[entry.owner as usize].own.insert(at, entry);
+    }
+
+    /// Rebuilds the lists after the own hooks of `slot_number` changed: its own, and its
+    /// dependents' when a changed hook had or has `include_subaccounts`.
+    fn refresh(&mut self, slot_number: usize, inherited: bool) {
+        self.rebuild(slot_number);
+        if inherited {
+            self.rebuild_dependents(slot_number);
+        }
+    }
+
+    /// Rebuilds the lists of the accounts naming `slot_number` among their ancestors.
+    fn rebuild_dependents(&mut self, slot_number: usize) {
+        for at in 0..self.slots[slot_number].dependents.len() {
+            let dependent = self.slots[slot_number].dependents[at];
+            self.rebuild(dependent as usize);
+        }
+    }
+
+    /// Derives the lists of `slot_number` from its own hooks (unless it is disabled) and its
+    /// enabled ancestors' hooks with `include_subaccounts`.
+    fn rebuild(&mut self, slot_number: usize) {
+        let slot = &self.slots[slot_number];
+        let own = (!slot.disabled).then_some(slot.own.as_slice());
+        let inherited: Vec<&[Entry]> = self
+            .ancestors(slot_number)
+            .iter()
+            .map(|&ancestor| &self.slots[ancestor as usize])
+            .filter(|ancestor| !ancestor.disabled && !ancestor.own.is_empty())
+            .map(|ancestor| ancestor.own.as_slice())
+            .collect();
+        let mut entries = Vec::new();
+        let mut starts = [0; TYPE_COUNT + 1];
+        for hook_type in HookType::ALL_TYPES {
+            starts[position(hook_type)] = u32::try_from(entries.len()).unwrap_or(u32::MAX);
+            for group in groups(hook_type) {
+                entries.extend_from_slice(own.map(|own| type_group(own, *group)).unwrap_or_default());
+            }
+            for ancestor in &inherited {
+                for group in groups(hook_type) {
+                    // Inherited hooks lead each group.
+                    let group = type_group(ancestor, *group);
+                    entries.extend(group.iter().take_while(|entry| entry.include_subaccounts()));
+                }
+            }
+        }
+        starts[TYPE_COUNT] = u32::try_from(entries.len()).unwrap_or(u32::MAX);
+        let routing = &mut self.routing[slot_number];
+        routing.entries = entries.into_boxed_slice();
+        routing.starts = starts;
+    }
+}
+
+/// What an account's lists depended on before [`HookIndex::place_account`] changed it.
+struct Placement {
+    ancestors: Vec<u32>,
+    disabled: bool,
 }
 
 /// Builds a [`HookIndex`] from hooks given in any number of slices (pages read from the store),
-/// sorting each account's hooks once at the end: inserting in order would be quadratic for
-/// accounts with many hooks.
+/// sorting each account's hooks and deriving every list once at the end: maintaining them hook by
+/// hook would be quadratic for accounts with many hooks or descendants. Equal JSON maps of
+/// different hooks are shared.
 #[derive(Debug)]
 pub struct HookIndexBuilder {
     index: HookIndex,
+    maps: SharedMaps,
 }
 
 impl HookIndexBuilder {
@@ -377,40 +515,64 @@ impl HookIndexBuilder {
         index.routing.reserve(accounts.len());
         index.slot_of_account.reserve(accounts.len());
         for account in accounts {
-            index.upsert_account(account);
+            index.place_account(account);
         }
-        Self { index }
+        Self { index, maps: SharedMaps::default() }
     }
 
     /// Adds the enabled hooks among `webhooks` (others are skipped, as by
     /// [`HookIndex::upsert_hook`]). A hook id given twice keeps its last state.
     pub fn add_hooks(&mut self, webhooks: &[Webhook]) {
         let index = &mut self.index;
-        index.owner_of_hook.reserve(webhooks.len());
+        let hooks = &index.hooks;
+        index.positions.reserve(webhooks.len(), |at| hooks[at as usize].key);
         for webhook in webhooks {
-            let hook = if webhook.enabled { IndexedHook::from_webhook(webhook) } else { None };
-            let key = id_key(webhook.id.as_str());
-            if let Some(previous_owner) = index.owner_of_hook.remove(&key) {
-                index.routing[previous_owner as usize].hooks.retain(|existing| existing.hook.id != webhook.id);
+            let hook = if webhook.enabled { IndexedHook::from_webhook(webhook, 0, Some(&mut self.maps)) } else { None };
+            if let Some(at) = index.hook_position(&webhook.id) {
+                let owner = index.hooks[at as usize].owner as usize;
+                index.slots[owner].own.retain(|entry| entry.hook != at);
+                let hooks = &index.hooks;
+                index.positions.remove(id_key(webhook.id.as_str()), |at| hooks[at as usize].key);
+                index.vacate(at);
             }
-            let Some(hook) = hook else {
+            let Some(mut hook) = hook else {
                 continue;
             };
-            let owner = index.intern(&webhook.account_id);
-            index.owner_of_hook.insert(key, owner);
-            index.routing[owner as usize].hooks.push(HookHead::new(hook));
+            hook.owner = index.intern(&webhook.account_id);
+            let at = index.store(hook);
+            let entry = Entry::new(at, &index.hooks[at as usize]);
+            index.slots[entry.owner as usize].own.push(entry);
         }
     }
 
     /// The finished index.
-    pub fn finish(mut self) -> HookIndex {
-        for routing in &mut self.index.routing {
-            routing.hooks.sort_unstable_by(slot_order);
-            routing.hooks.shrink_to_fit();
-            routing.refresh();
+    pub fn finish(self) -> HookIndex {
+        let mut index = self.index;
+        let mut slots = std::mem::take(&mut index.slots);
+        for slot in &mut slots {
+            slot.own.sort_unstable_by_key(|entry| index.own_order(entry));
+            slot.own.shrink_to_fit();
         }
-        self.index.ancestor_pool.shrink_to_fit();
-        self.index
+        for slot_number in 0..slots.len() {
+            let slot = &slots[slot_number];
+            let start = slot.ancestors_start as usize;
+            let ancestors = index.ancestor_pool.get(start..start + usize::from(slot.ancestors_len)).unwrap_or_default();
+            for &ancestor in ancestors {
+                slots[ancestor as usize].dependents.push(slot_number as u32);
+            }
+        }
+        for slot in &mut slots {
+            slot.dependents.sort_unstable();
+            slot.dependents.dedup();
+            slot.dependents.shrink_to_fit();
+        }
+        index.slots = slots;
+        for slot_number in 0..index.slots.len() {
+            index.rebuild(slot_number);
+        }
+        index.ancestor_pool.shrink_to_fit();
+        index.hooks.shrink_to_fit();
+        index
     }
 }
 

@@ -14,7 +14,7 @@ use webhooks_model::ids::{AccountId, EventId, MessageKey, WebhookId};
 use webhooks_model::job::DeliveryJob;
 use webhooks_model::payload::{Finishing, PayloadCompat};
 use webhooks_model::webhook::{Format, HttpVerb};
-use webhooks_router::index::HookIndex;
+use webhooks_router::index::{HookIndex, IndexedHook};
 use webhooks_router::route::{RouteContext, route, route_into};
 use webhooks_storage::{Account, Webhook};
 use webhooks_test_support::fixtures::amqp_event_fixtures;
@@ -141,7 +141,7 @@ fn voicemail_full(account: &AccountId) -> KazooEvent {
 
 /// The ids of the hooks that receive `event`, in delivery order.
 fn receivers(index: &HookIndex, event: &KazooEvent) -> Vec<WebhookId> {
-    index.matches(event).into_iter().map(|hook| hook.id.clone()).collect()
+    index.matches(event).into_iter().map(IndexedHook::id).collect()
 }
 
 #[test]
