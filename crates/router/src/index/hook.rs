@@ -1,6 +1,7 @@
 //! What the index keeps of each enabled hook, and the compact entries matching scans.
 
 use std::collections::HashMap;
+use std::ops::{Index, IndexMut};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -126,7 +127,7 @@ pub(super) struct Entry {
     /// The owner's slot number.
     pub(super) owner: u32,
     /// The type's position ([`TYPE_BITS`]), [`SUBACCOUNTS`] and [`INTERNAL_LEGS`].
-    flags: u32,
+    pub(super) flags: u32,
 }
 
 /// The bits of [`Entry::flags`] holding the type's position in [`HookType::ALL_TYPES`].
@@ -167,5 +168,65 @@ impl Entry {
     /// Whether the hook is of type `all`.
     pub(super) fn is_all(self) -> bool {
         self.type_position() == HookType::All as usize
+    }
+}
+
+/// How many hooks a chunk of [`Hooks`] holds.
+const CHUNK: usize = 1 << 12;
+
+/// The index's hooks at positions that never change while they are held, in chunks: growing never
+/// moves them, where one vector of a million hooks would copy 64 MB (and hold a change notice up
+/// for tens of milliseconds) each time it outgrew its allocation.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Hooks {
+    chunks: Vec<Vec<IndexedHook>>,
+}
+
+impl Hooks {
+    /// Appends `hook` and returns its position.
+    pub(super) fn push(&mut self, hook: IndexedHook) -> u32 {
+        if self.chunks.last().is_none_or(|chunk| chunk.len() == CHUNK) {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        let full_chunks = self.chunks.len() - 1;
+        let chunk = &mut self.chunks[full_chunks];
+        chunk.push(hook);
+        u32::try_from(full_chunks * CHUNK + chunk.len() - 1).unwrap_or(u32::MAX)
+    }
+}
+
+impl Index<u32> for Hooks {
+    type Output = IndexedHook;
+
+    fn index(&self, at: u32) -> &IndexedHook {
+        let at = at as usize;
+        &self.chunks[at / CHUNK][at % CHUNK]
+    }
+}
+
+impl IndexMut<u32> for Hooks {
+    fn index_mut(&mut self, at: u32) -> &mut IndexedHook {
+        let at = at as usize;
+        &mut self.chunks[at / CHUNK][at % CHUNK]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hooks_keep_their_positions_across_chunks() {
+        let mut hooks = Hooks::default();
+        for at in 0..(2 * CHUNK + 3) as u32 {
+            let mut hook = IndexedHook::vacant();
+            hook.owner = at;
+            assert_eq!(hooks.push(hook), at);
+        }
+        hooks[CHUNK as u32].owner = 7;
+        assert_eq!(
+            (hooks[0].owner, hooks[CHUNK as u32].owner, hooks[2 * CHUNK as u32 + 2].owner),
+            (0, 7, 2 * CHUNK as u32 + 2)
+        );
     }
 }

@@ -86,7 +86,7 @@ impl Hasher for IdHasher {
 }
 
 /// A map keyed by id keys.
-pub(super) type IdMap = HashMap<u128, u32, IdHashBuilder>;
+pub(super) type IdMap<V> = HashMap<u128, V, IdHashBuilder>;
 
 /// A position of [`PositionTable::slots`] holding none.
 const EMPTY: u32 = u32::MAX;

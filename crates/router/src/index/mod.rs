@@ -25,7 +25,7 @@ mod tests;
 
 pub use hook::{IndexedHook, SharedMap};
 
-use hook::{Entry, SharedMaps};
+use hook::{Entry, Hooks, SharedMaps};
 use ids::{IdMap, PositionTable, id_key};
 
 /// How many hook types there are.
@@ -60,28 +60,50 @@ fn type_group(own: &[Entry], hook_type: HookType) -> &[Entry] {
     &own[start..end]
 }
 
-/// What matching reads of an interned account: one cache line, then one list.
-#[derive(Debug, Clone, Default)]
-#[repr(align(64))]
-struct Routing {
-    /// Per event type, every hook an event of the account reaches before filters, in delivery
-    /// order (see [`HookIndex::for_each_match`]); grouped by type in [`HookType::ALL_TYPES`]
-    /// order.
-    entries: Box<[Entry]>,
-    /// Where each type's group starts in `entries`; the last one is the length.
-    starts: [u32; TYPE_COUNT + 1],
-    /// Whether the account itself is known. A slot also exists for an account only named as an
-    /// ancestor or as a hook owner; events of such an account match nothing.
-    present: bool,
-}
+/// Entries of an account's [`Lists`] header: three words each, for the starts of the groups.
+const HEADER: usize = (TYPE_COUNT + 1).div_ceil(3);
 
-impl Routing {
+/// What matching reads of an interned account, in one allocation so that an event costs one
+/// hash lookup and the reading of one short run of memory: per event type, every hook an event
+/// of the account reaches before filters, in delivery order (see [`HookIndex::for_each_match`]),
+/// grouped by type in [`HookType::ALL_TYPES`] order, after a header of [`HEADER`] entries whose
+/// words say where each group starts (the last one where they end). Empty for an account that
+/// reaches no hook, and for one not known in its own right, whose events match nothing.
+#[derive(Debug, Clone, Default)]
+struct Lists(Box<[Entry]>);
+
+impl Lists {
+    /// The lists of `groups`, where type position `n`'s group starts at `starts[n]`.
+    fn new(starts: &[u32; TYPE_COUNT + 1], groups: &[Entry]) -> Self {
+        if groups.is_empty() {
+            return Self::default();
+        }
+        let mut words = [0; HEADER * 3];
+        words[..starts.len()].copy_from_slice(starts);
+        let header = words.chunks_exact(3).map(|word| Entry { hook: word[0], owner: word[1], flags: word[2] });
+        Self(header.chain(groups.iter().copied()).collect())
+    }
+
     /// The group of one event type.
     fn group(&self, hook_type: HookType) -> &[Entry] {
+        let Some(header) = self.0.get(..HEADER) else {
+            return &[];
+        };
+        let word = |at: usize| {
+            let entry = header[at / 3];
+            [entry.hook, entry.owner, entry.flags][at % 3] as usize
+        };
         let at = position(hook_type);
-        let (start, end) = (self.starts[at] as usize, self.starts[at + 1] as usize);
-        self.entries.get(start..end).unwrap_or_default()
+        self.0.get(HEADER + word(at)..HEADER + word(at + 1)).unwrap_or_default()
     }
+}
+
+/// An interned account as [`HookIndex::accounts`] holds it: its lists are kept beside its slot
+/// number, so that finding an event's account finds its lists without another memory access.
+#[derive(Debug, Clone)]
+struct Interned {
+    slot: u32,
+    lists: Lists,
 }
 
 /// The rest of an interned account: what the lists are derived from.
@@ -89,6 +111,11 @@ impl Routing {
 struct Slot {
     /// The account id.
     id: AccountId,
+    /// Its key in [`HookIndex::accounts`].
+    key: u128,
+    /// Whether the account itself is known. A slot also exists for an account only named as an
+    /// ancestor or as a hook owner; events of such an account match nothing.
+    present: bool,
     /// The account document says the account is a reseller.
     is_reseller: bool,
     /// The account is disabled (Kazoo's `enabled: false`): its hooks fire neither for its own
@@ -107,9 +134,11 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(id: AccountId) -> Self {
+    fn new(id: AccountId, key: u128) -> Self {
         Self {
             id,
+            key,
+            present: false,
             is_reseller: false,
             disabled: false,
             ancestors_len: 0,
@@ -123,19 +152,17 @@ impl Slot {
 /// The accounts and enabled hooks the router matches events against.
 #[derive(Debug, Clone, Default)]
 pub struct HookIndex {
-    /// Per interned account, what matching reads; a slot number never changes while the index
-    /// lives.
-    routing: Vec<Routing>,
-    /// Per interned account, the rest (same numbering).
+    /// Per interned account (by slot number, which never changes while the index lives), what
+    /// the lists are derived from.
     slots: Vec<Slot>,
     /// Every account's ancestors (slot numbers, root first), one run per account: one allocation
     /// instead of one per account.
     ancestor_pool: Vec<u32>,
-    /// Account id key to slot number.
-    slot_of_account: IdMap,
+    /// Account id key to the account's slot number and lists.
+    accounts: IdMap<Interned>,
     /// Every hook, at a position that never changes while it is held; a removed hook's position
     /// holds [`IndexedHook::vacant`] until it is reused.
-    hooks: Vec<IndexedHook>,
+    hooks: Hooks,
     /// Positions of `hooks` holding no hook.
     vacant: Vec<u32>,
     /// Hook id key to position in `hooks`.
@@ -180,12 +207,12 @@ impl HookIndex {
 
     /// Whether the account is known.
     pub fn contains_account(&self, id: &AccountId) -> bool {
-        self.slot_number(id).is_some_and(|slot| self.routing[slot].present)
+        self.slot_number(id).is_some_and(|slot| self.slots[slot].present)
     }
 
     /// The hook with this id and its owner, if the index holds it.
     pub fn hook(&self, id: &WebhookId) -> Option<(&AccountId, &IndexedHook)> {
-        let hook = &self.hooks[self.hook_position(id)? as usize];
+        let hook = &self.hooks[self.hook_position(id)?];
         Some((&self.slots[hook.owner as usize].id, hook))
     }
 
@@ -194,7 +221,8 @@ impl HookIndex {
     pub fn upsert_account(&mut self, account: &Account) {
         let (slot_number, previous) = self.place_account(account);
         let ancestors = self.ancestors(slot_number).to_vec();
-        if previous.ancestors != ancestors {
+        let moved = previous.ancestors != ancestors;
+        if moved {
             for ancestor in &previous.ancestors {
                 self.slots[*ancestor as usize].dependents.retain(|&dependent| dependent as usize != slot_number);
             }
@@ -204,10 +232,14 @@ impl HookIndex {
                     dependents.push(slot_number as u32);
                 }
             }
+        }
+        let slot = &self.slots[slot_number];
+        let toggled = previous.disabled != slot.disabled;
+        let inherited = slot.own.iter().any(|entry| entry.include_subaccounts());
+        if moved || toggled || !previous.present {
             self.rebuild(slot_number);
         }
-        if previous.disabled != self.slots[slot_number].disabled {
-            self.rebuild(slot_number);
+        if toggled && inherited {
             self.rebuild_dependents(slot_number);
         }
     }
@@ -218,7 +250,7 @@ impl HookIndex {
         let Some(slot_number) = self.slot_number(id) else {
             return 0;
         };
-        if std::mem::take(&mut self.routing[slot_number].present) {
+        if std::mem::take(&mut self.slots[slot_number].present) {
             self.present_accounts -= 1;
         }
         for ancestor in self.ancestors(slot_number).to_vec() {
@@ -228,9 +260,9 @@ impl HookIndex {
         (slot.is_reseller, slot.disabled, slot.ancestors_len) = (false, false, 0);
         let own = std::mem::take(&mut slot.own);
         for entry in &own {
-            let key = self.hooks[entry.hook as usize].key;
+            let key = self.hooks[entry.hook].key;
             let hooks = &self.hooks;
-            self.positions.remove(key, |at| hooks[at as usize].key);
+            self.positions.remove(key, |at| hooks[at].key);
             self.vacate(entry.hook);
         }
         self.rebuild(slot_number);
@@ -252,14 +284,14 @@ impl HookIndex {
         hook.owner = self.intern(&webhook.account_id);
         let Some(at) = self.hook_position(&webhook.id) else {
             let at = self.store(hook);
-            let entry = Entry::new(at, &self.hooks[at as usize]);
+            let entry = Entry::new(at, &self.hooks[at]);
             self.insert_own(entry);
             self.refresh(entry.owner as usize, entry.include_subaccounts());
             return;
         };
-        let before = Entry::new(at, &self.hooks[at as usize]);
-        self.hooks[at as usize] = hook;
-        let after = Entry::new(at, &self.hooks[at as usize]);
+        let before = Entry::new(at, &self.hooks[at]);
+        self.hooks[at] = hook;
+        let after = Entry::new(at, &self.hooks[at]);
         if before == after {
             // Only what the lists do not hold changed.
             return;
@@ -279,10 +311,10 @@ impl HookIndex {
     /// Removes a hook; `true` when the index held it.
     pub fn remove_hook(&mut self, id: &WebhookId) -> bool {
         let hooks = &self.hooks;
-        let Some(at) = self.positions.remove(id_key(id.as_str()), |at| hooks[at as usize].key) else {
+        let Some(at) = self.positions.remove(id_key(id.as_str()), |at| hooks[at].key) else {
             return false;
         };
-        let entry = Entry::new(at, &self.hooks[at as usize]);
+        let entry = Entry::new(at, &self.hooks[at]);
         self.slots[entry.owner as usize].own.retain(|own| own.hook != at);
         self.vacate(at);
         self.refresh(entry.owner as usize, entry.include_subaccounts());
@@ -301,15 +333,12 @@ impl HookIndex {
         let Some(hook_type) = event.lookup_key() else {
             return;
         };
-        let Some(slot_number) = event.account_id.as_ref().and_then(|account| self.slot_number(account)) else {
+        let Some(interned) = event.account_id.as_ref().and_then(|account| self.accounts.get(&id_key(account.as_str())))
+        else {
             return;
         };
-        let routing = &self.routing[slot_number];
-        if !routing.present {
-            return;
-        }
-        for entry in routing.group(hook_type) {
-            let hook = &self.hooks[entry.hook as usize];
+        for entry in interned.lists.group(hook_type) {
+            let hook = &self.hooks[entry.hook];
             // The hook itself is read only by the filters that need its `custom_data`.
             if passes_filters(event, entry.is_all(), entry.include_internal_legs(), || hook.custom_data.as_deref()) {
                 visit(&self.slots[entry.owner as usize].id, hook);
@@ -328,7 +357,7 @@ impl HookIndex {
     /// flagged as a reseller, else the root of its tree (the master), else itself when it is the
     /// root. `None` for an unknown account.
     pub fn reseller_of(&self, id: &AccountId) -> Option<&AccountId> {
-        let slot_number = self.slot_number(id).filter(|slot| self.routing[*slot].present)?;
+        let slot_number = self.slot_number(id).filter(|slot| self.slots[*slot].present)?;
         let ancestors = self.ancestors(slot_number);
         let reseller = ancestors
             .iter()
@@ -349,16 +378,17 @@ impl HookIndex {
 
     /// The slot number of an account id, if interned.
     fn slot_number(&self, id: &AccountId) -> Option<usize> {
-        self.slot_of_account.get(&id_key(id.as_str())).map(|&slot| slot as usize)
+        self.accounts.get(&id_key(id.as_str())).map(|interned| interned.slot as usize)
     }
 
     /// The slot number of an account, creating a placeholder slot the first time it is named.
     fn intern(&mut self, id: &AccountId) -> u32 {
         let next = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
-        let slot_number = *self.slot_of_account.entry(id_key(id.as_str())).or_insert(next);
+        let key = id_key(id.as_str());
+        let slot_number =
+            self.accounts.entry(key).or_insert_with(|| Interned { slot: next, lists: Lists::default() }).slot;
         if slot_number == next {
-            self.slots.push(Slot::new(id.clone()));
-            self.routing.push(Routing::default());
+            self.slots.push(Slot::new(id.clone(), key));
         }
         slot_number
     }
@@ -370,9 +400,12 @@ impl HookIndex {
         // Kazoo trees are a handful of levels deep; deeper ones are cut rather than wrapped.
         ancestors.truncate(usize::from(u16::MAX));
         let slot_number = self.intern(&account.id) as usize;
-        let previous =
-            Placement { ancestors: self.ancestors(slot_number).to_vec(), disabled: self.slots[slot_number].disabled };
-        if !std::mem::replace(&mut self.routing[slot_number].present, true) {
+        let previous = Placement {
+            ancestors: self.ancestors(slot_number).to_vec(),
+            present: self.slots[slot_number].present,
+            disabled: self.slots[slot_number].disabled,
+        };
+        if !std::mem::replace(&mut self.slots[slot_number].present, true) {
             self.present_accounts += 1;
         }
         let slot = &self.slots[slot_number];
@@ -400,7 +433,7 @@ impl HookIndex {
 
     /// The position of a hook, if held.
     fn hook_position(&self, id: &WebhookId) -> Option<u32> {
-        self.positions.get(id_key(id.as_str()), |at| self.hooks[at as usize].key)
+        self.positions.get(id_key(id.as_str()), |at| self.hooks[at].key)
     }
 
     /// Puts `hook`, not held yet, at a free position and returns it.
@@ -408,28 +441,25 @@ impl HookIndex {
         let key = hook.key;
         let at = match self.vacant.pop() {
             Some(at) => {
-                self.hooks[at as usize] = hook;
+                self.hooks[at] = hook;
                 at
             }
-            None => {
-                self.hooks.push(hook);
-                u32::try_from(self.hooks.len() - 1).unwrap_or(u32::MAX)
-            }
+            None => self.hooks.push(hook),
         };
         let hooks = &self.hooks;
-        self.positions.insert(key, at, |at| hooks[at as usize].key);
+        self.positions.insert(key, at, |at| hooks[at].key);
         at
     }
 
     /// Frees a position no longer in the id table nor in any list.
     fn vacate(&mut self, at: u32) {
-        self.hooks[at as usize] = IndexedHook::vacant();
+        self.hooks[at] = IndexedHook::vacant();
         self.vacant.push(at);
     }
 
     /// The order of an account's own hooks (see [`Slot::own`]).
     fn own_order(&self, entry: &Entry) -> (usize, bool, u128) {
-        (entry.type_position(), !entry.include_subaccounts(), self.hooks[entry.hook as usize].key)
+        (entry.type_position(), !entry.include_subaccounts(), self.hooks[entry.hook].key)
     }
 
     /// Inserts `entry` in its owner's own hooks, in order.
@@ -461,6 +491,10 @@ impl HookIndex {
     /// enabled ancestors' hooks with `include_subaccounts`.
     fn rebuild(&mut self, slot_number: usize) {
         let slot = &self.slots[slot_number];
+        if !slot.present {
+            self.set_lists(slot_number, Lists::default());
+            return;
+        }
         let own = (!slot.disabled).then_some(slot.own.as_slice());
         let inherited: Vec<&[Entry]> = self
             .ancestors(slot_number)
@@ -485,15 +519,21 @@ impl HookIndex {
             }
         }
         starts[TYPE_COUNT] = u32::try_from(entries.len()).unwrap_or(u32::MAX);
-        let routing = &mut self.routing[slot_number];
-        routing.entries = entries.into_boxed_slice();
-        routing.starts = starts;
+        self.set_lists(slot_number, Lists::new(&starts, &entries));
+    }
+
+    /// Puts the lists of `slot_number` in place.
+    fn set_lists(&mut self, slot_number: usize, lists: Lists) {
+        if let Some(interned) = self.accounts.get_mut(&self.slots[slot_number].key) {
+            interned.lists = lists;
+        }
     }
 }
 
 /// What an account's lists depended on before [`HookIndex::place_account`] changed it.
 struct Placement {
     ancestors: Vec<u32>,
+    present: bool,
     disabled: bool,
 }
 
@@ -512,8 +552,7 @@ impl HookIndexBuilder {
     pub fn new(accounts: &[Account]) -> Self {
         let mut index = HookIndex::new();
         index.slots.reserve(accounts.len());
-        index.routing.reserve(accounts.len());
-        index.slot_of_account.reserve(accounts.len());
+        index.accounts.reserve(accounts.len());
         for account in accounts {
             index.place_account(account);
         }
@@ -525,14 +564,14 @@ impl HookIndexBuilder {
     pub fn add_hooks(&mut self, webhooks: &[Webhook]) {
         let index = &mut self.index;
         let hooks = &index.hooks;
-        index.positions.reserve(webhooks.len(), |at| hooks[at as usize].key);
+        index.positions.reserve(webhooks.len(), |at| hooks[at].key);
         for webhook in webhooks {
             let hook = if webhook.enabled { IndexedHook::from_webhook(webhook, 0, Some(&mut self.maps)) } else { None };
             if let Some(at) = index.hook_position(&webhook.id) {
-                let owner = index.hooks[at as usize].owner as usize;
+                let owner = index.hooks[at].owner as usize;
                 index.slots[owner].own.retain(|entry| entry.hook != at);
                 let hooks = &index.hooks;
-                index.positions.remove(id_key(webhook.id.as_str()), |at| hooks[at as usize].key);
+                index.positions.remove(id_key(webhook.id.as_str()), |at| hooks[at].key);
                 index.vacate(at);
             }
             let Some(mut hook) = hook else {
@@ -540,7 +579,7 @@ impl HookIndexBuilder {
             };
             hook.owner = index.intern(&webhook.account_id);
             let at = index.store(hook);
-            let entry = Entry::new(at, &index.hooks[at as usize]);
+            let entry = Entry::new(at, &index.hooks[at]);
             index.slots[entry.owner as usize].own.push(entry);
         }
     }
@@ -571,7 +610,6 @@ impl HookIndexBuilder {
             index.rebuild(slot_number);
         }
         index.ancestor_pool.shrink_to_fit();
-        index.hooks.shrink_to_fit();
         index
     }
 }
