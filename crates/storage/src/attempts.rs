@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 
 use diesel::prelude::*;
+use diesel::sql_types::BigInt;
 use serde_json::{Map, Value};
 use webhooks_model::ids::{AccountId, InvalidId, WebhookId};
 use webhooks_model::job::{DeliveryJob, redelivery};
@@ -17,6 +18,14 @@ use crate::schema::attempts;
 /// Rows per INSERT: 7 bound values each stays far below SQLite's and PostgreSQL's limits on
 /// bound variables per statement.
 const INSERT_CHUNK: usize = 1000;
+
+/// Records deleted per statement by [`Store::prune_attempts`].
+pub const PRUNE_BATCH: i64 = 5_000;
+
+/// One batch of a prune: the oldest records first, found through the index on `created`, so each
+/// batch starts where the last one ended instead of scanning past what it deleted.
+const PRUNE_SQL: &str =
+    "DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE created < $1 ORDER BY created LIMIT $2)";
 
 /// An attempt to record.
 #[derive(Debug, Clone, PartialEq)]
@@ -369,14 +378,32 @@ impl Store {
         .await
     }
 
-    /// Deletes the attempts created before `created_before` (gregorian seconds); returns how many.
+    /// Deletes the attempts created before `created_before` (gregorian seconds), oldest first,
+    /// [`PRUNE_BATCH`] at a time, each batch a statement of its own; returns how many.
+    ///
+    /// One statement deleting a million records held the writers' inserts up for hundreds of
+    /// milliseconds (and, on SQLite, would lock every writer out until it ended); a batch is short,
+    /// and the connection goes back to the pool between batches.
     #[tracing::instrument(level = "debug", skip_all, fields(created_before))]
     pub async fn prune_attempts(&self, created_before: i64) -> Result<u64> {
-        self.run(move |connection| {
-            let deleted =
-                diesel::delete(attempts::table.filter(attempts::created.lt(created_before))).execute(connection)?;
-            Ok(u64::try_from(deleted).unwrap_or(u64::MAX))
-        })
-        .await
+        let mut pruned = 0;
+        loop {
+            let deleted = self
+                .run(move |connection| {
+                    // A DELETE with a LIMIT is outside diesel's query builder, so it is spelled in
+                    // SQL both backends read alike.
+                    let query =
+                        diesel::sql_query(PRUNE_SQL).bind::<BigInt, _>(created_before).bind::<BigInt, _>(PRUNE_BATCH);
+                    Ok(match connection {
+                        AnyConnection::Postgres(postgres) => query.execute(postgres),
+                        AnyConnection::Sqlite(sqlite) => query.execute(sqlite),
+                    }?)
+                })
+                .await?;
+            pruned += u64::try_from(deleted).unwrap_or(u64::MAX);
+            if i64::try_from(deleted).unwrap_or(i64::MAX) < PRUNE_BATCH {
+                return Ok(pruned);
+            }
+        }
     }
 }

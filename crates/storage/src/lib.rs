@@ -39,7 +39,7 @@ use diesel::r2d2::{HandleError, Pool};
 use webhooks_model::time::unix_millis;
 
 pub use crate::accounts::{Account, NewAccount, Synced};
-pub use crate::attempts::{Attempt, AttemptJob, NewAttempt, RedeliveryError};
+pub use crate::attempts::{Attempt, AttemptJob, NewAttempt, PRUNE_BATCH, RedeliveryError};
 pub use crate::connection::Backend;
 use crate::connection::{AnyConnection, Manager, Target, enable_wal};
 pub use crate::error::{Result, StorageError};

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 use webhooks_model::ids::WebhookId;
-use webhooks_storage::StorageError;
+use webhooks_storage::{PRUNE_BATCH, StorageError};
 use webhooks_test_support::db::TestDatabase;
 use webhooks_test_support::test_matrix;
 
@@ -12,6 +12,7 @@ test_matrix!(
     databases;
     attempt_listings_are_newest_first_within_an_inclusive_window_and_page_by_key,
     pruning_deletes_only_attempts_older_than_the_cutoff,
+    pruning_in_batches_deletes_exactly_the_old_records,
     many_attempts_are_inserted_at_once,
     an_event_s_latest_attempt_of_a_hook_is_found_by_its_event_id,
 );
@@ -103,6 +104,33 @@ async fn pruning_deletes_only_attempts_older_than_the_cutoff(database: TestDatab
     let left = store.list_attempts(&owner.id, None, 0, 100, &page(None, None, true)).await.expect("lists");
     assert_eq!(left.items.iter().map(|record| record.created).collect::<Vec<_>>(), vec![30, 31]);
     assert_eq!(store.prune_attempts(30).await.expect("prunes"), 0);
+}
+
+async fn pruning_in_batches_deletes_exactly_the_old_records(database: TestDatabase) {
+    let store = database.store().await;
+    let owner = store.insert_account(&root("owner")).await.expect("inserts");
+    let hook = store.insert_webhook(&hook_of(&owner.id)).await.expect("inserts");
+    // Two and a half batches of old records, times repeating across the batches' edges, and as
+    // many at and after the cutoff.
+    let batch = usize::try_from(PRUNE_BATCH).expect("a small batch");
+    let old = batch * 5 / 2;
+    let records = (0..2 * old)
+        .map(|index| attempt(&owner.id, &hook.id, i64::try_from(index / 7).expect("small")))
+        .collect::<Vec<_>>();
+    store.insert_attempts(&records).await.expect("inserts");
+    let cutoff = i64::try_from(old / 7).expect("small");
+    let expected_left: Vec<&str> =
+        records.iter().filter(|record| record.created >= cutoff).map(|r| r.id.as_str()).collect();
+
+    let pruned = store.prune_attempts(cutoff).await.expect("prunes");
+    assert_eq!(pruned, u64::try_from(records.len() - expected_left.len()).expect("small"));
+    let left = store.list_attempts(&owner.id, None, 0, i64::MAX, &page(None, None, true)).await.expect("lists");
+    let mut left_ids: Vec<&str> = left.items.iter().map(|record| record.id.as_str()).collect();
+    let mut expected_left = expected_left;
+    left_ids.sort_unstable();
+    expected_left.sort_unstable();
+    assert_eq!(left_ids, expected_left, "exactly the records before the cutoff are gone");
+    assert_eq!(store.prune_attempts(cutoff).await.expect("prunes"), 0);
 }
 
 async fn many_attempts_are_inserted_at_once(database: TestDatabase) {
