@@ -97,8 +97,14 @@ bench-import:
 
 # The router's hook index at 1,000,000 hooks over 100,000 accounts five deep: memory, a reload
 # with routing going on, matching rate on one core, change-notice latency; three runs, each in a
-# process of its own, then medians and ranges beside the goals.
+# process of its own, then medians and ranges beside the goals. Then the attempt log on PostgreSQL
+# at 10,000,000 records (newest pages, descendants, a prune of a million with inserts alongside;
+# seeded once, three runs), and the API's load test on 100,000 accounts and 1,000,000 hooks beside
+# the same on an empty database (three runs of each).
 bench-scale:
+	tests/support/ensure-services.sh postgres vhost:$(BENCH_VHOST)
 	$(CARGO) run --release -p webhooks-router --example bench_scale
+	$(CARGO) run --release -p webhooks-storage --example bench_attempts
+	WEBHOOKS_AMQP_URL=$(BENCH_AMQP_URL) tests/bench/api-scale.sh
 
 bench: bench-api bench-router bench-e2e bench-import bench-scale
