@@ -112,7 +112,10 @@ pub(super) struct SharedMaps {
 impl SharedMaps {
     /// The shared map equal to `map`, kept from now on if it is the first.
     fn get(&mut self, map: &Map<String, Value>) -> SharedMap {
-        let text = Value::Object(map.clone()).to_string();
+        let Ok(text) = serde_json::to_string(map) else {
+            // Never for a map of JSON values; unshared then, which is only larger.
+            return Arc::new(map.clone());
+        };
         self.by_text.entry(text).or_insert_with(|| Arc::new(map.clone())).clone()
     }
 }

@@ -6,8 +6,10 @@
 //! event type, the list of every hook an event of the account reaches before filters, in delivery
 //! order: its own hooks, then its ancestors' hooks with `include_subaccounts`. The lists are
 //! derived from each account's own hooks and are rebuilt for an account, and for the accounts
-//! below it, whenever a change could alter them. Only what routing needs is kept per hook
-//! ([`IndexedHook`]), not the stored document.
+//! below it, whenever a change could alter them. The hooks of an account with very many
+//! descendants (a master, a large reseller) are read from it at match time instead ([`BROAD`]),
+//! so that changing one never rebuilds more than a few thousand lists. Only what routing needs
+//! is kept per hook ([`IndexedHook`]), not the stored document.
 //!
 //! The index is pure: the router loads it from the store and keeps it current from change notices.
 
@@ -60,41 +62,82 @@ fn type_group(own: &[Entry], hook_type: HookType) -> &[Entry] {
     &own[start..end]
 }
 
-/// Entries of an account's [`Lists`] header: three words each, for the starts of the groups.
-const HEADER: usize = (TYPE_COUNT + 1).div_ceil(3);
+/// The hooks with `include_subaccounts` of one type among an account's own hooks, which lead
+/// its group.
+fn inherited(own: &[Entry], hook_type: HookType) -> &[Entry] {
+    let group = type_group(own, hook_type);
+    &group[..group.partition_point(|entry| entry.include_subaccounts())]
+}
+
+/// An account named as an ancestor by more accounts than this is broad: its hooks with
+/// `include_subaccounts` are read from it when an event of a descendant is matched, rather than
+/// copied into each descendant's lists, so that a change to them rebuilds at most this many
+/// lists (a few milliseconds). Small in unit tests, so that both ways are exercised.
+const BROAD: usize = if cfg!(test) { 2 } else { 2048 };
+
+/// Entries of an account's [`Lists`] header: three words each, for the starts of the groups and
+/// how many ancestors are read at match time.
+const HEADER: usize = (TYPE_COUNT + 2).div_ceil(3);
+/// Entries of the header's extension, present when some ancestors are read at match time: where
+/// each group's own hooks end.
+const SPLITS: usize = TYPE_COUNT.div_ceil(3);
+
+/// Header entries holding `words`.
+fn header_entries(words: &[u32]) -> impl Iterator<Item = Entry> + '_ {
+    words.chunks(3).map(|word| Entry {
+        hook: word[0],
+        owner: word.get(1).copied().unwrap_or_default(),
+        flags: word.get(2).copied().unwrap_or_default(),
+    })
+}
 
 /// What matching reads of an interned account, in one allocation so that an event costs one
 /// hash lookup and the reading of one short run of memory: per event type, every hook an event
 /// of the account reaches before filters, in delivery order (see [`HookIndex::for_each_match`]),
-/// grouped by type in [`HookType::ALL_TYPES`] order, after a header of [`HEADER`] entries whose
-/// words say where each group starts (the last one where they end). Empty for an account that
-/// reaches no hook, and for one not known in its own right, whose events match nothing.
+/// but those of its first ancestors that are read at match time; grouped by type in
+/// [`HookType::ALL_TYPES`] order. A header of [`HEADER`] entries comes first, whose words say
+/// where each group starts (the last one where they end) and how many ancestors (root first)
+/// are read at match time; when there are any, [`SPLITS`] more entries say where each group's
+/// own hooks end, those ancestors' hooks coming between them and the rest. Empty for an account
+/// that reaches no hook, and for one not known in its own right, whose events match nothing.
 #[derive(Debug, Clone, Default)]
 struct Lists(Box<[Entry]>);
 
 impl Lists {
-    /// The lists of `groups`, where type position `n`'s group starts at `starts[n]`.
-    fn new(starts: &[u32; TYPE_COUNT + 1], groups: &[Entry]) -> Self {
-        if groups.is_empty() {
+    /// The lists of `groups`, where type position `n`'s group starts at `starts[n]` and its own
+    /// hooks end at `own_ends[n]`, after `live` ancestors read at match time.
+    fn new(starts: &[u32; TYPE_COUNT + 1], own_ends: &[u32; TYPE_COUNT], live: u32, groups: &[Entry]) -> Self {
+        if groups.is_empty() && live == 0 {
             return Self::default();
         }
-        let mut words = [0; HEADER * 3];
-        words[..starts.len()].copy_from_slice(starts);
-        let header = words.chunks_exact(3).map(|word| Entry { hook: word[0], owner: word[1], flags: word[2] });
-        Self(header.chain(groups.iter().copied()).collect())
+        let mut header: Vec<u32> = starts.iter().copied().chain([live]).collect();
+        if live > 0 {
+            header.resize(HEADER * 3, 0);
+            header.extend_from_slice(own_ends);
+        }
+        Self(header_entries(&header).chain(groups.iter().copied()).collect())
     }
 
-    /// The group of one event type.
-    fn group(&self, hook_type: HookType) -> &[Entry] {
+    /// The group of one event type: the account's own hooks, how many ancestors to read at match
+    /// time, and the hooks of its other ancestors.
+    fn group(&self, hook_type: HookType) -> (&[Entry], usize, &[Entry]) {
         let Some(header) = self.0.get(..HEADER) else {
-            return &[];
+            return (&[], 0, &[]);
         };
-        let word = |at: usize| {
-            let entry = header[at / 3];
+        let word = |entries: &[Entry], at: usize| {
+            let entry = entries[at / 3];
             [entry.hook, entry.owner, entry.flags][at % 3] as usize
         };
         let at = position(hook_type);
-        self.0.get(HEADER + word(at)..HEADER + word(at + 1)).unwrap_or_default()
+        let live = word(header, TYPE_COUNT + 1);
+        let first = if live == 0 { HEADER } else { HEADER + SPLITS };
+        let (start, end) = (first + word(header, at), first + word(header, at + 1));
+        let own_end = match self.0.get(HEADER..first) {
+            Some(splits) if live > 0 => first + word(splits, at),
+            _ => end,
+        };
+        let own = self.0.get(start..own_end).unwrap_or_default();
+        (own, live, self.0.get(own_end..end).unwrap_or_default())
     }
 }
 
@@ -129,11 +172,16 @@ struct Slot {
     /// within a type those with `include_subaccounts` first, then by id.
     own: Vec<Entry>,
     /// The slots naming this one among their ancestors, whose lists hold its hooks with
-    /// `include_subaccounts`.
+    /// `include_subaccounts` unless it is [`Slot::broad`].
     dependents: Vec<u32>,
 }
 
 impl Slot {
+    /// Whether its hooks are read at match time by its descendants (see [`BROAD`]).
+    fn broad(&self) -> bool {
+        self.dependents.len() > BROAD
+    }
+
     fn new(id: AccountId, key: u128) -> Self {
         Self {
             id,
@@ -223,15 +271,8 @@ impl HookIndex {
         let ancestors = self.ancestors(slot_number).to_vec();
         let moved = previous.ancestors != ancestors;
         if moved {
-            for ancestor in &previous.ancestors {
-                self.slots[*ancestor as usize].dependents.retain(|&dependent| dependent as usize != slot_number);
-            }
-            for ancestor in &ancestors {
-                let dependents = &mut self.slots[*ancestor as usize].dependents;
-                if !dependents.contains(&(slot_number as u32)) {
-                    dependents.push(slot_number as u32);
-                }
-            }
+            self.link(slot_number, &previous.ancestors, false);
+            self.link(slot_number, &ancestors, true);
         }
         let slot = &self.slots[slot_number];
         let toggled = previous.disabled != slot.disabled;
@@ -239,8 +280,8 @@ impl HookIndex {
         if moved || toggled || !previous.present {
             self.rebuild(slot_number);
         }
-        if toggled && inherited {
-            self.rebuild_dependents(slot_number);
+        if toggled {
+            self.refresh_dependents(slot_number, inherited);
         }
     }
 
@@ -253,9 +294,8 @@ impl HookIndex {
         if std::mem::take(&mut self.slots[slot_number].present) {
             self.present_accounts -= 1;
         }
-        for ancestor in self.ancestors(slot_number).to_vec() {
-            self.slots[ancestor as usize].dependents.retain(|&dependent| dependent as usize != slot_number);
-        }
+        let ancestors = self.ancestors(slot_number).to_vec();
+        self.link(slot_number, &ancestors, false);
         let slot = &mut self.slots[slot_number];
         (slot.is_reseller, slot.disabled, slot.ancestors_len) = (false, false, 0);
         let own = std::mem::take(&mut slot.own);
@@ -265,10 +305,7 @@ impl HookIndex {
             self.positions.remove(key, |at| hooks[at].key);
             self.vacate(entry.hook);
         }
-        self.rebuild(slot_number);
-        if own.iter().any(|entry| entry.include_subaccounts()) {
-            self.rebuild_dependents(slot_number);
-        }
+        self.refresh(slot_number, own.iter().any(|entry| entry.include_subaccounts()));
         own.len()
     }
 
@@ -337,13 +374,22 @@ impl HookIndex {
         else {
             return;
         };
-        for entry in interned.lists.group(hook_type) {
+        let mut offer = |entry: &Entry| {
             let hook = &self.hooks[entry.hook];
             // The hook itself is read only by the filters that need its `custom_data`.
             if passes_filters(event, entry.is_all(), entry.include_internal_legs(), || hook.custom_data.as_deref()) {
                 visit(&self.slots[entry.owner as usize].id, hook);
             }
+        };
+        let (own, live, copied) = interned.lists.group(hook_type);
+        own.iter().for_each(&mut offer);
+        let broad_ancestors = self.ancestors(interned.slot as usize).get(..live).unwrap_or_default();
+        for ancestor in broad_ancestors.iter().map(|&ancestor| &self.slots[ancestor as usize]) {
+            if !ancestor.disabled {
+                groups(hook_type).iter().flat_map(|group| inherited(&ancestor.own, *group)).for_each(&mut offer);
+            }
         }
+        copied.iter().for_each(&mut offer);
     }
 
     /// The hooks that receive `event`, in delivery order (see [`HookIndex::for_each_match`]).
@@ -474,8 +520,33 @@ impl HookIndex {
     /// dependents' when a changed hook had or has `include_subaccounts`.
     fn refresh(&mut self, slot_number: usize, inherited: bool) {
         self.rebuild(slot_number);
-        if inherited {
+        self.refresh_dependents(slot_number, inherited);
+    }
+
+    /// Rebuilds the dependents' lists after the hooks of `slot_number` with `include_subaccounts`
+    /// changed (`inherited`), or were turned on or off; those of a broad account are read at
+    /// match time, not copied.
+    fn refresh_dependents(&mut self, slot_number: usize, inherited: bool) {
+        if inherited && !self.slots[slot_number].broad() {
             self.rebuild_dependents(slot_number);
+        }
+    }
+
+    /// Adds `dependent` to the dependents of each of `ancestors`, or removes it. An ancestor
+    /// becoming broad, or no longer, changes the lists of all its dependents.
+    fn link(&mut self, dependent: usize, ancestors: &[u32], add: bool) {
+        let dependent = u32::try_from(dependent).unwrap_or(u32::MAX);
+        for &ancestor in ancestors {
+            let slot = &mut self.slots[ancestor as usize];
+            let was_broad = slot.broad();
+            if !add {
+                slot.dependents.retain(|&existing| existing != dependent);
+            } else if !slot.dependents.contains(&dependent) {
+                slot.dependents.push(dependent);
+            }
+            if slot.broad() != was_broad {
+                self.rebuild_dependents(ancestor as usize);
+            }
         }
     }
 
@@ -496,8 +567,11 @@ impl HookIndex {
             return;
         }
         let own = (!slot.disabled).then_some(slot.own.as_slice());
-        let inherited: Vec<&[Entry]> = self
-            .ancestors(slot_number)
+        let ancestors = self.ancestors(slot_number);
+        // Every ancestor down to the last broad one is read at match time, so that the order
+        // holds and no list copies a broad account's hooks.
+        let live = ancestors.iter().rposition(|&ancestor| self.slots[ancestor as usize].broad()).map_or(0, |at| at + 1);
+        let copied: Vec<&[Entry]> = ancestors[live..]
             .iter()
             .map(|&ancestor| &self.slots[ancestor as usize])
             .filter(|ancestor| !ancestor.disabled && !ancestor.own.is_empty())
@@ -505,21 +579,23 @@ impl HookIndex {
             .collect();
         let mut entries = Vec::new();
         let mut starts = [0; TYPE_COUNT + 1];
+        let mut own_ends = [0; TYPE_COUNT];
+        let length = |entries: &Vec<Entry>| u32::try_from(entries.len()).unwrap_or(u32::MAX);
         for hook_type in HookType::ALL_TYPES {
-            starts[position(hook_type)] = u32::try_from(entries.len()).unwrap_or(u32::MAX);
+            starts[position(hook_type)] = length(&entries);
             for group in groups(hook_type) {
                 entries.extend_from_slice(own.map(|own| type_group(own, *group)).unwrap_or_default());
             }
-            for ancestor in &inherited {
+            own_ends[position(hook_type)] = length(&entries);
+            for ancestor in &copied {
                 for group in groups(hook_type) {
-                    // Inherited hooks lead each group.
-                    let group = type_group(ancestor, *group);
-                    entries.extend(group.iter().take_while(|entry| entry.include_subaccounts()));
+                    entries.extend_from_slice(inherited(ancestor, *group));
                 }
             }
         }
-        starts[TYPE_COUNT] = u32::try_from(entries.len()).unwrap_or(u32::MAX);
-        self.set_lists(slot_number, Lists::new(&starts, &entries));
+        starts[TYPE_COUNT] = length(&entries);
+        let live = u32::try_from(live).unwrap_or(u32::MAX);
+        self.set_lists(slot_number, Lists::new(&starts, &own_ends, live, &entries));
     }
 
     /// Puts the lists of `slot_number` in place.
