@@ -120,6 +120,7 @@ impl Lists {
 
     /// The group of one event type: the account's own hooks, how many ancestors to read at match
     /// time, and the hooks of its other ancestors.
+    #[inline]
     fn group(&self, hook_type: HookType) -> (&[Entry], usize, &[Entry]) {
         let Some(header) = self.0.get(..HEADER) else {
             return (&[], 0, &[]);
@@ -374,22 +375,20 @@ impl HookIndex {
         else {
             return;
         };
-        let mut offer = |entry: &Entry| {
+        let (own, live, copied) = interned.lists.group(hook_type);
+        let broad_ancestors = self.ancestors(interned.slot as usize).get(..live).unwrap_or_default();
+        let read_live = broad_ancestors
+            .iter()
+            .map(|&ancestor| &self.slots[ancestor as usize])
+            .filter(|ancestor| !ancestor.disabled)
+            .flat_map(|ancestor| groups(hook_type).iter().flat_map(|group| inherited(&ancestor.own, *group)));
+        for entry in own.iter().chain(read_live).chain(copied) {
             let hook = &self.hooks[entry.hook];
             // The hook itself is read only by the filters that need its `custom_data`.
             if passes_filters(event, entry.is_all(), entry.include_internal_legs(), || hook.custom_data.as_deref()) {
                 visit(&self.slots[entry.owner as usize].id, hook);
             }
-        };
-        let (own, live, copied) = interned.lists.group(hook_type);
-        own.iter().for_each(&mut offer);
-        let broad_ancestors = self.ancestors(interned.slot as usize).get(..live).unwrap_or_default();
-        for ancestor in broad_ancestors.iter().map(|&ancestor| &self.slots[ancestor as usize]) {
-            if !ancestor.disabled {
-                groups(hook_type).iter().flat_map(|group| inherited(&ancestor.own, *group)).for_each(&mut offer);
-            }
         }
-        copied.iter().for_each(&mut offer);
     }
 
     /// The hooks that receive `event`, in delivery order (see [`HookIndex::for_each_match`]).
@@ -665,7 +664,8 @@ impl HookIndexBuilder {
         let mut index = self.index;
         let mut slots = std::mem::take(&mut index.slots);
         for slot in &mut slots {
-            slot.own.sort_unstable_by_key(|entry| index.own_order(entry));
+            // Each hook's id is read once: the hooks lie scattered in memory.
+            slot.own.sort_by_cached_key(|entry| index.own_order(entry));
             slot.own.shrink_to_fit();
         }
         for slot_number in 0..slots.len() {
