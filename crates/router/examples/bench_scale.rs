@@ -45,7 +45,7 @@ use webhooks_model::ids::{AccountId, WebhookId};
 use webhooks_router::RouterSettings;
 use webhooks_router::index::{HookIndex, HookIndexBuilder};
 use webhooks_storage::{Account, Webhook};
-use webhooks_test_support::bench::{median, percentile};
+use webhooks_test_support::bench::{Goal, Metric, median, percentile};
 
 mod synthetic;
 use synthetic::{CHANNEL_EVENTS, accounts, channel_body, random_hook_type, random_id, resident_bytes};
@@ -81,7 +81,7 @@ fn main() -> ExitCode {
         Some(run) => {
             let figures = run_once(run);
             for section in METRICS.chunk_by(|left, right| left.section == right.section) {
-                let shown: Vec<String> = section.iter().map(|metric| metric.show((metric.value)(&figures))).collect();
+                let shown: Vec<String> = section.iter().map(|metric| metric.show(&figures)).collect();
                 println!("run {run} {}: {}", section[0].section, shown.join("; "));
             }
             let values: Vec<String> = METRICS.iter().map(|metric| (metric.value)(&figures).to_string()).collect();
@@ -118,7 +118,7 @@ fn run_all() -> ExitCode {
             println!("{}:", metric.section);
         }
         let mut values: Vec<f64> = runs_figures.iter().map(|figures| figures[position]).collect();
-        metric.summarize(&mut values);
+        println!("  {}", metric.summary(&mut values));
     }
     ExitCode::SUCCESS
 }
@@ -563,91 +563,28 @@ fn resident_mb() -> f64 {
     resident_bytes() / 1e6
 }
 
-/// What a figure is held to.
-#[derive(Clone, Copy)]
-enum Goal {
-    Below(f64),
-    AtLeast(f64),
-    /// Context for another figure.
-    None,
-}
-
-/// A reported figure.
-struct Metric {
-    /// Which of the measurements it belongs to; figures of one are printed together.
-    section: &'static str,
-    name: &'static str,
-    unit: &'static str,
-    decimals: usize,
-    goal: Goal,
-    value: fn(&Figures) -> f64,
-}
-
-const fn metric(
-    section: &'static str,
-    name: &'static str,
-    unit: &'static str,
-    decimals: usize,
-    goal: Goal,
-    value: fn(&Figures) -> f64,
-) -> Metric {
-    Metric { section, name, unit, decimals, goal, value }
-}
-
 /// Every figure, in the order printed.
-const METRICS: &[Metric] = &[
-    metric("memory", "index resident", "MB", 0, Goal::Below(500.0), |run| run.index_mb),
-    metric("memory", "peak during a reload (old and new index)", "MB", 0, Goal::Below(500.0), |run| run.reload_peak_mb),
-    metric("reload", "first load build (nothing alongside)", "s", 2, Goal::None, |run| run.first_load_s),
-    metric("reload", "full reload build (routing alongside)", "s", 2, Goal::Below(10.0), |run| run.reload_s),
-    metric("reload", "full reload build, CPU time", "s", 2, Goal::None, |run| run.reload_cpu_s),
-    metric("reload", "events matched during the reload", "events", 0, Goal::AtLeast(1.0), |run| {
+const METRICS: &[Metric<Figures>] = &[
+    Metric::new("memory", "index resident", "MB", 0, Goal::Below(500.0), |run| run.index_mb),
+    Metric::new("memory", "peak during a reload (old and new index)", "MB", 0, Goal::Below(500.0), |run| {
+        run.reload_peak_mb
+    }),
+    Metric::new("reload", "first load build (nothing alongside)", "s", 2, Goal::None, |run| run.first_load_s),
+    Metric::new("reload", "full reload build (routing alongside)", "s", 2, Goal::Below(10.0), |run| run.reload_s),
+    Metric::new("reload", "full reload build, CPU time", "s", 2, Goal::None, |run| run.reload_cpu_s),
+    Metric::new("reload", "events matched during the reload", "events", 0, Goal::AtLeast(1.0), |run| {
         run.events_during_reload
     }),
-    metric("reload", "matching rate during the reload", "events/s", 0, Goal::None, |run| run.rate_during_reload),
-    metric("reload", "longest routing pause during the reload", "ms", 1, Goal::None, |run| run.longest_pause_ms),
-    metric("reload", "swap (old index retired to a thread of its own)", "ms", 1, Goal::None, |run| run.swap_ms),
-    metric("reload", "swap, CPU time", "ms", 1, Goal::None, |run| run.swap_cpu_ms),
-    metric("matching", "rate on one core (per CPU second)", "events/s", 0, Goal::AtLeast(1_500_000.0), |run| {
+    Metric::new("reload", "matching rate during the reload", "events/s", 0, Goal::None, |run| run.rate_during_reload),
+    Metric::new("reload", "longest routing pause during the reload", "ms", 1, Goal::None, |run| run.longest_pause_ms),
+    Metric::new("reload", "swap (old index retired to a thread of its own)", "ms", 1, Goal::None, |run| run.swap_ms),
+    Metric::new("reload", "swap, CPU time", "ms", 1, Goal::None, |run| run.swap_cpu_ms),
+    Metric::new("matching", "rate on one core (per CPU second)", "events/s", 0, Goal::AtLeast(1_500_000.0), |run| {
         run.match_rate
     }),
-    metric("matching", "rate, wall clock", "events/s", 0, Goal::None, |run| run.match_rate_wall),
-    metric("matching", "hooks matched per event", "", 2, Goal::None, |run| run.hooks_per_event),
-    metric("notices", "apply p50", "ms", 4, Goal::None, |run| run.apply_p50_ms),
-    metric("notices", "apply p99", "ms", 4, Goal::Below(5.0), |run| run.apply_p99_ms),
-    metric("notices", "apply max", "ms", 3, Goal::None, |run| run.apply_max_ms),
+    Metric::new("matching", "rate, wall clock", "events/s", 0, Goal::None, |run| run.match_rate_wall),
+    Metric::new("matching", "hooks matched per event", "", 2, Goal::None, |run| run.hooks_per_event),
+    Metric::new("notices", "apply p50", "ms", 4, Goal::None, |run| run.apply_p50_ms),
+    Metric::new("notices", "apply p99", "ms", 4, Goal::Below(5.0), |run| run.apply_p99_ms),
+    Metric::new("notices", "apply max", "ms", 3, Goal::None, |run| run.apply_max_ms),
 ];
-
-impl Metric {
-    fn show(&self, value: f64) -> String {
-        format!("{} {value:.*} {}", self.name, self.decimals, self.unit).trim_end().to_owned()
-    }
-
-    fn met(&self, value: f64) -> bool {
-        match self.goal {
-            Goal::Below(goal) => value < goal,
-            Goal::AtLeast(goal) => value >= goal,
-            Goal::None => true,
-        }
-    }
-
-    /// The median and range of the runs' values, and the verdict on the median.
-    fn summarize(&self, values: &mut [f64]) {
-        let runs = values.len();
-        let runs_met = values.iter().filter(|value| self.met(**value)).count();
-        let median = median(values);
-        let (min, max) = (values[0], values[runs - 1]);
-        let decimals = self.decimals;
-        let spread = format!("median {median:.decimals$}, range {min:.decimals$}-{max:.decimals$} {}", self.unit);
-        let verdict = match self.goal {
-            Goal::None => "(context, no goal)".to_owned(),
-            Goal::Below(goal) | Goal::AtLeast(goal) => format!(
-                "goal {} {goal:.0} {}: {} ({runs_met} of {runs} runs)",
-                if matches!(self.goal, Goal::Below(_)) { "under" } else { "at least" },
-                self.unit,
-                if self.met(median) { "MET" } else { "NOT MET" },
-            ),
-        };
-        println!("  {}: {}; {verdict}", self.name, spread.trim_end());
-    }
-}

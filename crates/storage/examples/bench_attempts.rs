@@ -52,7 +52,7 @@ use webhooks_model::payload::{Finishing, HookView};
 use webhooks_model::samples::test_delivery;
 use webhooks_model::time::gregorian_now;
 use webhooks_storage::{NewAttempt, PageRequest, Store};
-use webhooks_test_support::bench::{median, percentile};
+use webhooks_test_support::bench::{Goal, Metric, percentile};
 use webhooks_test_support::db::TestDatabase;
 
 /// Trees (roots) in the account forest.
@@ -149,14 +149,14 @@ async fn main() {
         let run_figures = run_once(&store, &forest, &mut rng, cutoff).await;
         println!("run {run}:");
         for metric in METRICS {
-            println!("  {}", metric.show((metric.value)(&run_figures)));
+            println!("  {}", metric.show(&run_figures));
         }
         figures.push(run_figures);
     }
     println!("over {runs} runs (the verdict on the median; load {}):", load_average());
     for metric in METRICS {
         let mut values: Vec<f64> = figures.iter().map(metric.value).collect();
-        metric.summarize(&mut values);
+        println!("  {}", metric.summary(&mut values));
     }
     drop(store);
     drop(database);
@@ -746,86 +746,50 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "unknown".to_owned())
 }
 
-/// What a figure is held to.
-#[derive(Clone, Copy)]
-enum Goal {
-    Below(f64),
-    /// Context for another figure.
-    None,
-}
-
-/// A reported figure.
-struct Metric {
-    name: &'static str,
-    unit: &'static str,
-    decimals: usize,
-    goal: Goal,
-    value: fn(&Figures) -> f64,
-}
-
-const fn metric(
-    name: &'static str,
-    unit: &'static str,
-    decimals: usize,
-    goal: Goal,
-    value: fn(&Figures) -> f64,
-) -> Metric {
-    Metric { name, unit, decimals, goal, value }
-}
-
 /// Every figure, in the order printed.
-const METRICS: &[Metric] = &[
-    metric("one hook's newest page, p50", "ms", 2, Goal::None, |run| run.hook_p50),
-    metric("one hook's newest page, p99", "ms", 2, Goal::Below(20.0), |run| run.hook_p99),
-    metric("records on a hook's newest page, mean", "", 1, Goal::None, |run| run.hook_rows),
-    metric("one account's newest page, p50", "ms", 2, Goal::None, |run| run.account_p50),
-    metric("one account's newest page, p99", "ms", 2, Goal::Below(50.0), |run| run.account_p99),
-    metric("a reseller's descendants (about 250), p50", "ms", 2, Goal::None, |run| run.reseller_descendants_p50),
-    metric("a reseller's descendants, p99", "ms", 2, Goal::None, |run| run.reseller_descendants_p99),
-    metric("a reseller's descendants' enabled hooks (about 2,500), p50", "ms", 1, Goal::None, |run| {
-        run.reseller_hooks_p50
+const METRICS: &[Metric<Figures>] = &[
+    Metric::new("attempt log", "one hook's newest page, p50", "ms", 2, Goal::None, |run| run.hook_p50),
+    Metric::new("attempt log", "one hook's newest page, p99", "ms", 2, Goal::Below(20.0), |run| run.hook_p99),
+    Metric::new("attempt log", "records on a hook's newest page, mean", "", 1, Goal::None, |run| run.hook_rows),
+    Metric::new("attempt log", "one account's newest page, p50", "ms", 2, Goal::None, |run| run.account_p50),
+    Metric::new("attempt log", "one account's newest page, p99", "ms", 2, Goal::Below(50.0), |run| run.account_p99),
+    Metric::new("attempt log", "a reseller's descendants (about 250), p50", "ms", 2, Goal::None, |run| {
+        run.reseller_descendants_p50
     }),
-    metric("a reseller's descendants' enabled hooks, p99", "ms", 1, Goal::None, |run| run.reseller_hooks_p99),
-    metric("a root's descendants (999), p50", "ms", 1, Goal::None, |run| run.root_descendants_p50),
-    metric("a root's descendants' enabled hooks (about 10,000), p50", "ms", 1, Goal::None, |run| run.root_hooks_p50),
-    metric("prune of the oldest records", "s", 1, Goal::Below(60.0), |run| run.prune_s),
-    metric("records pruned", "", 0, Goal::None, |run| run.pruned),
-    metric("insert of 50 records before the prune, p99", "ms", 1, Goal::None, |run| run.insert_before_p99),
-    metric("insert of 50 records before the prune, max", "ms", 1, Goal::None, |run| run.insert_before_max),
-    metric("insert of 50 records during the prune, p50", "ms", 1, Goal::None, |run| run.insert_during_p50),
-    metric("insert of 50 records during the prune, p99", "ms", 1, Goal::None, |run| run.insert_during_p99),
-    metric("insert of 50 records during the prune, max", "ms", 1, Goal::None, |run| run.insert_during_max),
-    metric("records inserted during the prune", "", 0, Goal::None, |run| run.inserted_during),
+    Metric::new("attempt log", "a reseller's descendants, p99", "ms", 2, Goal::None, |run| {
+        run.reseller_descendants_p99
+    }),
+    Metric::new(
+        "attempt log",
+        "a reseller's descendants' enabled hooks (about 2,500), p50",
+        "ms",
+        1,
+        Goal::None,
+        |run| run.reseller_hooks_p50,
+    ),
+    Metric::new("attempt log", "a reseller's descendants' enabled hooks, p99", "ms", 1, Goal::None, |run| {
+        run.reseller_hooks_p99
+    }),
+    Metric::new("attempt log", "a root's descendants (999), p50", "ms", 1, Goal::None, |run| run.root_descendants_p50),
+    Metric::new("attempt log", "a root's descendants' enabled hooks (about 10,000), p50", "ms", 1, Goal::None, |run| {
+        run.root_hooks_p50
+    }),
+    Metric::new("attempt log", "prune of the oldest records", "s", 1, Goal::Below(60.0), |run| run.prune_s),
+    Metric::new("attempt log", "records pruned", "", 0, Goal::None, |run| run.pruned),
+    Metric::new("attempt log", "insert of 50 records before the prune, p99", "ms", 1, Goal::None, |run| {
+        run.insert_before_p99
+    }),
+    Metric::new("attempt log", "insert of 50 records before the prune, max", "ms", 1, Goal::None, |run| {
+        run.insert_before_max
+    }),
+    Metric::new("attempt log", "insert of 50 records during the prune, p50", "ms", 1, Goal::None, |run| {
+        run.insert_during_p50
+    }),
+    Metric::new("attempt log", "insert of 50 records during the prune, p99", "ms", 1, Goal::None, |run| {
+        run.insert_during_p99
+    }),
+    Metric::new("attempt log", "insert of 50 records during the prune, max", "ms", 1, Goal::None, |run| {
+        run.insert_during_max
+    }),
+    Metric::new("attempt log", "records inserted during the prune", "", 0, Goal::None, |run| run.inserted_during),
 ];
-
-impl Metric {
-    fn show(&self, value: f64) -> String {
-        format!("{}: {value:.*} {}", self.name, self.decimals, self.unit).trim_end().to_owned()
-    }
-
-    fn met(&self, value: f64) -> bool {
-        match self.goal {
-            Goal::Below(goal) => value < goal,
-            Goal::None => true,
-        }
-    }
-
-    /// The median and range of the runs' values, and the verdict on the median.
-    fn summarize(&self, values: &mut [f64]) {
-        let runs = values.len();
-        let runs_met = values.iter().filter(|value| self.met(**value)).count();
-        let median = median(values);
-        let (min, max) = (values[0], values[runs - 1]);
-        let decimals = self.decimals;
-        let spread = format!("median {median:.decimals$}, range {min:.decimals$}-{max:.decimals$} {}", self.unit);
-        let verdict = match self.goal {
-            Goal::None => "(context, no goal)".to_owned(),
-            Goal::Below(goal) => format!(
-                "goal under {goal:.0} {}: {} ({runs_met} of {runs} runs)",
-                self.unit,
-                if self.met(median) { "MET" } else { "NOT MET" },
-            ),
-        };
-        println!("  {}: {}; {verdict}", self.name, spread.trim_end());
-    }
-}

@@ -173,3 +173,79 @@ pub fn percentile(values: &[f64], quantile: f64) -> f64 {
     let rank = ((quantile * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
 }
+
+/// What a benchmark figure is held to.
+#[derive(Debug, Clone, Copy)]
+pub enum Goal {
+    /// Met below this value.
+    Below(f64),
+    /// Met at this value or above.
+    AtLeast(f64),
+    /// Context for another figure.
+    None,
+}
+
+/// A figure a benchmark reports, read from one run's figures `F`.
+pub struct Metric<F> {
+    /// Which of the measurements it belongs to; figures of one are printed together.
+    pub section: &'static str,
+    /// What it is.
+    pub name: &'static str,
+    /// Its unit, printed after the value.
+    pub unit: &'static str,
+    /// Decimals printed.
+    pub decimals: usize,
+    /// What it is held to.
+    pub goal: Goal,
+    /// Reads it from a run's figures.
+    pub value: fn(&F) -> f64,
+}
+
+impl<F> Metric<F> {
+    /// A figure; `const` so that a benchmark lists its figures in a table.
+    pub const fn new(
+        section: &'static str,
+        name: &'static str,
+        unit: &'static str,
+        decimals: usize,
+        goal: Goal,
+        value: fn(&F) -> f64,
+    ) -> Self {
+        Self { section, name, unit, decimals, goal, value }
+    }
+
+    /// The figure of one run: its name, value and unit.
+    pub fn show(&self, figures: &F) -> String {
+        format!("{} {:.*} {}", self.name, self.decimals, (self.value)(figures), self.unit).trim_end().to_owned()
+    }
+
+    /// Whether `value` meets the goal.
+    pub fn met(&self, value: f64) -> bool {
+        match self.goal {
+            Goal::Below(goal) => value < goal,
+            Goal::AtLeast(goal) => value >= goal,
+            Goal::None => true,
+        }
+    }
+
+    /// The median and range of the runs' `values` (sorted in place, at least one), and the
+    /// verdict on the median with how many runs met the goal.
+    pub fn summary(&self, values: &mut [f64]) -> String {
+        let runs = values.len();
+        let runs_met = values.iter().filter(|value| self.met(**value)).count();
+        let median = median(values);
+        let (min, max) = (values[0], values[runs - 1]);
+        let decimals = self.decimals;
+        let spread = format!("median {median:.decimals$}, range {min:.decimals$}-{max:.decimals$} {}", self.unit);
+        let verdict = match self.goal {
+            Goal::None => "(context, no goal)".to_owned(),
+            Goal::Below(goal) | Goal::AtLeast(goal) => format!(
+                "goal {} {goal:.0} {}: {} ({runs_met} of {runs} runs)",
+                if matches!(self.goal, Goal::Below(_)) { "under" } else { "at least" },
+                self.unit,
+                if self.met(median) { "MET" } else { "NOT MET" },
+            ),
+        };
+        format!("{}: {}; {verdict}", self.name, spread.trim_end())
+    }
+}
