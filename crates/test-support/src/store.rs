@@ -56,6 +56,25 @@ pub fn new_webhook(id: &WebhookId, owner: &AccountId, document: &Value) -> NewWe
     }
 }
 
+/// Hook `id` of `owner` as the store would read it back after storing `document` (see
+/// [`new_webhook`]), for code that takes stored hooks without a store (the router's index).
+pub fn stored_webhook(id: &WebhookId, owner: &AccountId, document: &Value) -> Webhook {
+    let stored = new_webhook(id, owner, document);
+    Webhook {
+        id: stored.id,
+        account_id: stored.account_id,
+        hook: stored.hook,
+        enabled: stored.enabled,
+        include_subaccounts: stored.include_subaccounts,
+        disabled_reason: None,
+        doc: stored.doc,
+        signed: false,
+        revision: "1-00000000000000000000000000000000".to_owned(),
+        created: 0,
+        modified: 0,
+    }
+}
+
 /// Creates hook `id` of `owner` from a webhook document (see [`new_webhook`]).
 pub async fn create_hook(store: &Store, id: &WebhookId, owner: &AccountId, document: &Value) -> Webhook {
     store.insert_webhook(&new_webhook(id, owner, document)).await.expect("hook created")

@@ -11,7 +11,7 @@ use webhooks_model::hooks::HookType;
 use webhooks_model::ids::{AccountId, WebhookId};
 use webhooks_model::payload::HookView;
 use webhooks_storage::{Account, Webhook};
-use webhooks_test_support::store::{hook_document, new_webhook};
+use webhooks_test_support::store::{hook_document, stored_webhook};
 
 use super::HookIndex;
 
@@ -31,20 +31,7 @@ fn account(id: &AccountId, tree: &[AccountId], enabled: bool) -> Account {
 }
 
 fn webhook(id: &WebhookId, owner: &AccountId, hook_type: &str, extra: Value) -> Webhook {
-    let stored = new_webhook(id, owner, &hook_document(hook_type, extra));
-    Webhook {
-        id: stored.id,
-        account_id: stored.account_id,
-        hook: stored.hook,
-        enabled: stored.enabled,
-        include_subaccounts: stored.include_subaccounts,
-        disabled_reason: None,
-        doc: stored.doc,
-        signed: false,
-        revision: "1-00000000000000000000000000000000".to_owned(),
-        created: 0,
-        modified: 0,
-    }
+    stored_webhook(id, owner, &hook_document(hook_type, extra))
 }
 
 fn database_of(account: &AccountId) -> String {

@@ -18,7 +18,7 @@ use webhooks_router::index::{HookIndex, IndexedHook};
 use webhooks_router::route::{RouteContext, route, route_into};
 use webhooks_storage::{Account, Webhook};
 use webhooks_test_support::fixtures::amqp_event_fixtures;
-use webhooks_test_support::store::{hook_document, new_webhook};
+use webhooks_test_support::store::{hook_document, stored_webhook};
 
 /// The key of a message routed once in a test: a fresh one per call, like distinct messages.
 fn key() -> MessageKey {
@@ -38,24 +38,6 @@ fn account(id: &AccountId, tree: &[&AccountId], doc: Value) -> Account {
         created: 0,
         modified: 0,
         revision: "1-00000000000000000000000000000000".to_owned(),
-    }
-}
-
-/// A stored hook built from a webhook document, the way the API stores it.
-fn webhook(id: &WebhookId, owner: &AccountId, doc: Value) -> Webhook {
-    let stored = new_webhook(id, owner, &doc);
-    Webhook {
-        id: stored.id,
-        account_id: stored.account_id,
-        hook: stored.hook,
-        enabled: stored.enabled,
-        include_subaccounts: stored.include_subaccounts,
-        disabled_reason: None,
-        doc: stored.doc,
-        signed: false,
-        revision: "1-00000000000000000000000000000000".to_owned(),
-        created: 0,
-        modified: 0,
     }
 }
 
@@ -101,7 +83,7 @@ impl Tree {
 
 /// A hook of `hook_type` owned by `owner` with extra document fields.
 fn hook(owner: &AccountId, hook_type: &str, extra: Value) -> Webhook {
-    webhook(&WebhookId::generate(), owner, hook_document(hook_type, extra))
+    stored_webhook(&WebhookId::generate(), owner, &hook_document(hook_type, extra))
 }
 
 fn channel_event(account: &AccountId, event_name: &str, extra: Value) -> KazooEvent {
@@ -173,7 +155,7 @@ fn every_fixture_routes_to_its_hook_with_exactly_the_expected_payload() {
         let hook_doc = &fixture["hook"];
         let hook_id: WebhookId = hook_doc["id"].as_str().expect("hook id").parse().expect("hook id shape");
         let owner = account_id(hook_doc["pvt_account_id"].as_str().expect("hook owner"));
-        let index = HookIndex::build(&accounts, &[webhook(&hook_id, &owner, hook_doc.clone())]);
+        let index = HookIndex::build(&accounts, &[stored_webhook(&hook_id, &owner, hook_doc)]);
 
         let routing_key = fixture["routing_key"].as_str().expect("routing key");
         let event = KazooEvent::parse(routing_key, &fixture["body"]).expect("fixture parses");
@@ -388,7 +370,7 @@ fn kazoo_4_3_payloads_carry_custom_datas_type_and_action() {
         let hook = &fixture["hook"];
         let hook_id: WebhookId = hook["id"].as_str().expect("hook id").parse().expect("hook id shape");
         let owner = account_id(hook["pvt_account_id"].as_str().expect("owner"));
-        let index = HookIndex::build(&accounts, &[webhook(&hook_id, &owner, hook.clone())]);
+        let index = HookIndex::build(&accounts, &[stored_webhook(&hook_id, &owner, hook)]);
         let event = KazooEvent::parse(fixture["routing_key"].as_str().expect("key"), &fixture["body"]).expect("parses");
         let cluster_id = context["cluster_id"].as_str().expect("cluster id");
         let context = RouteContext {
