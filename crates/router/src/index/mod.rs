@@ -75,12 +75,16 @@ fn inherited(own: &[Entry], hook_type: HookType) -> &[Entry] {
 /// lists (a few milliseconds). Small in unit tests, so that both ways are exercised.
 const BROAD: usize = if cfg!(test) { 2 } else { 2048 };
 
-/// Entries of an account's [`Lists`] header: three words each, for the starts of the groups and
-/// how many ancestors are read at match time.
-const HEADER: usize = (TYPE_COUNT + 2).div_ceil(3);
-/// Entries of the header's extension, present when some ancestors are read at match time: where
-/// each group's own hooks end.
+/// Entries of a wide list's header (see [`Lists`]): one word per group start and one for the end.
+const WIDE_HEADER: usize = (TYPE_COUNT + 1).div_ceil(3);
+/// Header entries present when some ancestors are read at match time: where each group's own
+/// hooks end.
 const SPLITS: usize = TYPE_COUNT.div_ceil(3);
+/// [`Lists::starts`]' last word when the lists are too long for 16-bit starts.
+const WIDE: u16 = u16::MAX;
+/// Lists of at least this many entries are wide. Small in unit tests, so that both ways are
+/// exercised.
+const WIDE_FROM: u32 = if cfg!(test) { 8 } else { WIDE as u32 };
 
 /// Header entries holding `words`.
 fn header_entries(words: &[u32]) -> impl Iterator<Item = Entry> + '_ {
@@ -91,54 +95,75 @@ fn header_entries(words: &[u32]) -> impl Iterator<Item = Entry> + '_ {
     })
 }
 
-/// What matching reads of an interned account, in one allocation so that an event costs one
-/// hash lookup and the reading of one short run of memory: per event type, every hook an event
-/// of the account reaches before filters, in delivery order (see [`HookIndex::for_each_match`]),
-/// but those of its first ancestors that are read at match time; grouped by type in
-/// [`HookType::ALL_TYPES`] order. A header of [`HEADER`] entries comes first, whose words say
-/// where each group starts (the last one where they end) and how many ancestors (root first)
-/// are read at match time; when there are any, [`SPLITS`] more entries say where each group's
-/// own hooks end, those ancestors' hooks coming between them and the rest. Empty for an account
-/// that reaches no hook, and for one not known in its own right, whose events match nothing.
+/// The `at`th word of header entries.
+fn header_word(entries: &[Entry], at: usize) -> usize {
+    let entry = entries[at / 3];
+    [entry.hook, entry.owner, entry.flags][at % 3] as usize
+}
+
+/// What matching reads of an interned account: per event type, every hook an event of the
+/// account reaches before filters, in delivery order (see [`HookIndex::for_each_match`]), but
+/// those of its first ancestors that are read at match time; grouped by type in
+/// [`HookType::ALL_TYPES`] order. Where each group starts is kept here, beside the account's slot
+/// number in the account map, so that an event costs one hash lookup and then the reading of its
+/// own group only. When some ancestors are read at match time (`live`), the entries begin with
+/// [`SPLITS`] header entries saying where each group's own hooks end, those ancestors' hooks
+/// coming between them and the rest. Lists longer than 16-bit starts can say (an account with
+/// tens of thousands of hooks) are wide: `starts` ends with [`WIDE`] and the entries begin with
+/// [`WIDE_HEADER`] entries holding the starts as 32-bit words. All empty for an account that
+/// reaches no hook, and for one not known in its own right, whose events match nothing.
 #[derive(Debug, Clone, Default)]
-struct Lists(Box<[Entry]>);
+struct Lists {
+    /// Where each group starts, and the last one ends, counted from the first group entry.
+    starts: [u16; TYPE_COUNT + 1],
+    /// How many ancestors (root first) are read at match time.
+    live: u16,
+    entries: Box<[Entry]>,
+}
 
 impl Lists {
     /// The lists of `groups`, where type position `n`'s group starts at `starts[n]` and its own
     /// hooks end at `own_ends[n]`, after `live` ancestors read at match time.
-    fn new(starts: &[u32; TYPE_COUNT + 1], own_ends: &[u32; TYPE_COUNT], live: u32, groups: &[Entry]) -> Self {
+    fn new(starts: &[u32; TYPE_COUNT + 1], own_ends: &[u32; TYPE_COUNT], live: u16, groups: &[Entry]) -> Self {
         if groups.is_empty() && live == 0 {
             return Self::default();
         }
-        let mut header: Vec<u32> = starts.iter().copied().chain([live]).collect();
+        let mut header = Vec::new();
+        let starts = if starts[TYPE_COUNT] < WIDE_FROM {
+            // Every start is at most the end, which fits.
+            starts.map(|start| start as u16)
+        } else {
+            header.extend(header_entries(starts));
+            [WIDE; TYPE_COUNT + 1]
+        };
         if live > 0 {
-            header.resize(HEADER * 3, 0);
-            header.extend_from_slice(own_ends);
+            header.extend(header_entries(own_ends));
         }
-        Self(header_entries(&header).chain(groups.iter().copied()).collect())
+        Self { starts, live, entries: header.into_iter().chain(groups.iter().copied()).collect() }
     }
 
     /// The group of one event type: the account's own hooks, how many ancestors to read at match
     /// time, and the hooks of its other ancestors.
     #[inline]
     fn group(&self, hook_type: HookType) -> (&[Entry], usize, &[Entry]) {
-        let Some(header) = self.0.get(..HEADER) else {
-            return (&[], 0, &[]);
-        };
-        let word = |entries: &[Entry], at: usize| {
-            let entry = entries[at / 3];
-            [entry.hook, entry.owner, entry.flags][at % 3] as usize
-        };
         let at = position(hook_type);
-        let live = word(header, TYPE_COUNT + 1);
-        let first = if live == 0 { HEADER } else { HEADER + SPLITS };
-        let (start, end) = (first + word(header, at), first + word(header, at + 1));
-        let own_end = match self.0.get(HEADER..first) {
-            Some(splits) if live > 0 => first + word(splits, at),
-            _ => end,
+        let live = usize::from(self.live);
+        let wide = self.starts[TYPE_COUNT] == WIDE;
+        let (mut first, start, end) = if wide {
+            (WIDE_HEADER, header_word(&self.entries, at), header_word(&self.entries, at + 1))
+        } else {
+            (0, usize::from(self.starts[at]), usize::from(self.starts[at + 1]))
         };
-        let own = self.0.get(start..own_end).unwrap_or_default();
-        (own, live, self.0.get(own_end..end).unwrap_or_default())
+        let own_end = if live > 0 {
+            let splits = first;
+            first += SPLITS;
+            first + header_word(&self.entries[splits..], at)
+        } else {
+            first + end
+        };
+        let (start, end) = (first + start, first + end);
+        let own = self.entries.get(start..own_end).unwrap_or_default();
+        (own, live, self.entries.get(own_end..end).unwrap_or_default())
     }
 }
 
@@ -376,7 +401,11 @@ impl HookIndex {
             return;
         };
         let (own, live, copied) = interned.lists.group(hook_type);
-        let broad_ancestors = self.ancestors(interned.slot as usize).get(..live).unwrap_or_default();
+        // The slot is read only when some ancestor is: it lies elsewhere in memory.
+        let broad_ancestors = match live {
+            0 => &[],
+            _ => self.ancestors(interned.slot as usize).get(..live).unwrap_or_default(),
+        };
         let read_live = broad_ancestors
             .iter()
             .map(|&ancestor| &self.slots[ancestor as usize])
@@ -593,7 +622,8 @@ impl HookIndex {
             }
         }
         starts[TYPE_COUNT] = length(&entries);
-        let live = u32::try_from(live).unwrap_or(u32::MAX);
+        // At most the ancestors' count, a u16.
+        let live = u16::try_from(live).unwrap_or(u16::MAX);
         self.set_lists(slot_number, Lists::new(&starts, &own_ends, live, &entries));
     }
 
