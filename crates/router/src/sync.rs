@@ -6,16 +6,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::task::{JoinError, JoinHandle};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tracing::Instrument;
 use webhooks_bus::{Bus, Consumer, Delivery};
 use webhooks_model::couch::changed_number;
 use webhooks_model::ids::WebhookId;
 use webhooks_model::notice::{Action, Change};
-use webhooks_storage::{StorageError, Store};
+use webhooks_storage::{Account, StorageError, Store, Webhook};
 
-use crate::index::{HookIndex, HookIndexBuilder};
+use crate::index::{HookIndex, HookIndexBuilder, Refresh};
 use crate::numbers::NumberOwners;
 use crate::stats::RouterStats;
 use crate::{RouterError, RouterSettings};
@@ -26,8 +27,31 @@ const RECONNECTION_CHECK: Duration = Duration::from_secs(1);
 /// Change notices held unacknowledged at once: they are applied one by one anyway.
 const CHANGE_PREFETCH: u16 = 50;
 
-/// A full load of the index, running in the background.
-type Reload = JoinHandle<Result<HookIndex, StorageError>>;
+/// Reload steps read ahead of the one being applied: memory holds the index and this many pages.
+const STEPS_AHEAD: usize = 1;
+
+/// A full reload running: a task reads the store and hands over its steps, which the router's
+/// task applies to the live index in place ([`Refresh`]) between its batches of events.
+struct Reload {
+    task: JoinHandle<()>,
+    steps: mpsc::Receiver<ReloadStep>,
+    refresh: Refresh,
+    /// The next step is taken no earlier: after a step, the router's task routes events for as
+    /// long as the step took, so that a reload slows routing down by at most a half.
+    rest_until: Instant,
+}
+
+/// What the reload task read.
+pub(crate) enum ReloadStep {
+    /// A page of the accounts.
+    Accounts(Vec<Account>),
+    /// A page of enabled hooks.
+    Hooks(Vec<Webhook>),
+    /// Everything was read.
+    Done,
+    /// The store could not be read.
+    Failed(StorageError),
+}
 
 /// The hook index and what keeps it current.
 pub(crate) struct IndexSync {
@@ -40,10 +64,10 @@ pub(crate) struct IndexSync {
     index: HookIndex,
     /// Change notices, on this router's private queue.
     changes: Consumer,
-    /// The reload running, if any; the current index keeps serving meanwhile.
+    /// The reload running, if any; the index keeps serving meanwhile.
     reload: Option<Reload>,
-    /// Changes applied while a reload runs: the reload may have read the store before them, so
-    /// they are applied again to the reloaded index.
+    /// Changes applied while a reload runs: a step may have read the store before them, so they
+    /// are applied again once it ends.
     changes_during_reload: Vec<Change>,
     reload_timer: Interval,
     reconnection_check: Interval,
@@ -57,8 +81,8 @@ pub(crate) struct IndexSync {
 pub(crate) enum Signal {
     /// A change notice, or `None` when its consumer ended.
     Change(Option<Delivery>),
-    /// The running reload ended.
-    Reloaded(Result<Result<HookIndex, StorageError>, JoinError>),
+    /// The running reload's next step, or `None` when its task ended without a last step.
+    Reload(Option<ReloadStep>),
     /// Time for the periodic reload.
     ReloadDue,
     /// Time to check whether the bus reconnected.
@@ -122,10 +146,7 @@ impl IndexSync {
         tokio::select! {
             biased;
             change = self.changes.next() => Signal::Change(change),
-            loaded = reload_finished(&mut self.reload) => {
-                self.reload = None;
-                Signal::Reloaded(loaded)
-            }
+            step = next_step(&mut self.reload) => Signal::Reload(step),
             _ = self.reload_timer.tick(), if self.reload.is_none() => Signal::ReloadDue,
             _ = self.reconnection_check.tick() => Signal::ReconnectionCheck,
         }
@@ -138,7 +159,7 @@ impl IndexSync {
                 let delivery = delivery.ok_or(RouterError::ConsumerClosed("change notice"))?;
                 self.on_change(&delivery).await;
             }
-            Signal::Reloaded(loaded) => self.on_reloaded(loaded).await,
+            Signal::Reload(step) => self.on_reload_step(step).await,
             Signal::ReloadDue => self.reload_now(),
             Signal::ReconnectionCheck => self.check_reconnection(),
         }
@@ -147,8 +168,8 @@ impl IndexSync {
 
     /// Stops the reload running, if any.
     pub(crate) fn stop(&mut self) {
-        if let Some(task) = self.reload.take() {
-            task.abort();
+        if let Some(reload) = self.reload.take() {
+            reload.task.abort();
         }
     }
 
@@ -216,31 +237,55 @@ impl IndexSync {
         Ok(())
     }
 
-    /// Puts the reloaded index in place, with the changes applied meanwhile; keeps the current
-    /// one when the reload failed.
-    async fn on_reloaded(&mut self, loaded: Result<Result<HookIndex, StorageError>, JoinError>) {
-        let changes = std::mem::take(&mut self.changes_during_reload);
-        let index = match loaded {
-            Ok(Ok(index)) => index,
-            Ok(Err(error)) => {
-                tracing::warn!(error = %error, "cannot reload the hook index; keeping the current one");
-                return self.retry_later();
+    /// Applies a step of the running reload, or ends it.
+    async fn on_reload_step(&mut self, step: Option<ReloadStep>) {
+        let Some(reload) = self.reload.as_mut() else {
+            return;
+        };
+        let started = Instant::now();
+        match step {
+            Some(ReloadStep::Accounts(accounts)) => self.index.refresh_accounts(&mut reload.refresh, &accounts),
+            Some(ReloadStep::Hooks(hooks)) => self.index.refresh_hooks(&mut reload.refresh, &hooks),
+            Some(ReloadStep::Done) => return self.end_reload(Ok(())).await,
+            Some(ReloadStep::Failed(error)) => return self.end_reload(Err(error.to_string())).await,
+            None => return self.end_reload(Err("the reload task ended early".to_owned())).await,
+        }
+        reload.rest_until = Instant::now() + started.elapsed();
+    }
+
+    /// Ends the running reload, then applies again the changes made meanwhile. A failed reload
+    /// leaves the index as its steps so far made it (each hook as the store held it at some
+    /// point), and is tried again later.
+    async fn end_reload(&mut self, outcome: Result<(), String>) {
+        let Some(reload) = self.reload.take() else {
+            return;
+        };
+        let reloaded = match outcome {
+            Ok(()) => {
+                self.index.finish_refresh(reload.refresh);
+                self.stats.count_reload();
+                true
             }
             Err(error) => {
-                tracing::error!(error = %error, "the hook index reload task failed");
-                return self.retry_later();
+                tracing::warn!(%error, "cannot reload the hook index; keeping it as it is");
+                self.retry_later();
+                false
             }
         };
-        std::mem::replace(&mut self.index, index).retire();
-        self.stats.count_reload();
-        for change in changes {
+        for change in std::mem::take(&mut self.changes_during_reload) {
             if let Err(error) = self.apply(&change).await {
                 tracing::warn!(error = %error, "cannot re-apply a change after a reload");
                 self.retry_later();
             }
         }
         self.stats.set_hooks(self.index.hook_count());
-        tracing::info!(hooks = self.index.hook_count(), accounts = self.index.account_count(), "hook index reloaded");
+        if reloaded {
+            tracing::info!(
+                hooks = self.index.hook_count(),
+                accounts = self.index.account_count(),
+                "hook index reloaded"
+            );
+        }
     }
 
     fn check_reconnection(&mut self) {
@@ -255,17 +300,18 @@ impl IndexSync {
         self.reload_now();
     }
 
-    /// Starts a full reload in the background. When one runs already, it may have read the store
-    /// too early: the timer starts another one once it is done.
+    /// Starts a full reload: a task reads the store, the steps are applied as they come. When one
+    /// runs already, it may have read the store too early: the timer starts another one once it
+    /// is done.
     fn reload_now(&mut self) {
         if self.reload.is_some() {
             return self.retry_later();
         }
-        let store = self.store.clone();
-        let page_size = self.page_size;
-        self.reload = Some(tokio::spawn(
-            async move { load_index(&store, page_size).await }.instrument(tracing::debug_span!("router.reload")),
-        ));
+        let (sender, steps) = mpsc::channel(STEPS_AHEAD);
+        let task = tokio::spawn(
+            read_reload(self.store.clone(), self.page_size, sender).instrument(tracing::debug_span!("router.reload")),
+        );
+        self.reload = Some(Reload { task, steps, refresh: Refresh::default(), rest_until: Instant::now() });
     }
 
     /// Lets the timer start the next reload a back-off from now (once the running one is done).
@@ -293,30 +339,83 @@ fn parse_change(delivery: &Delivery) -> Option<Change> {
     }
 }
 
-/// The end of `reload`; never, when none runs.
-async fn reload_finished(reload: &mut Option<Reload>) -> Result<Result<HookIndex, StorageError>, JoinError> {
+/// The next step of `reload` once its rest is over; never, when none runs.
+async fn next_step(reload: &mut Option<Reload>) -> Option<ReloadStep> {
     match reload.as_mut() {
-        Some(task) => task.await,
+        Some(reload) => {
+            tokio::time::sleep_until(reload.rest_until).await;
+            reload.steps.recv().await
+        }
         None => std::future::pending().await,
     }
 }
 
+/// The reload's task: reads every account, then every enabled hook, handing them over page by
+/// page; ends with [`ReloadStep::Done`] or [`ReloadStep::Failed`].
+async fn read_reload(store: Store, page_size: u32, steps: mpsc::Sender<ReloadStep>) {
+    let read = async {
+        // In pages too, so that no step holds routing up for long.
+        let mut accounts = store.all_accounts().await?.into_iter().peekable();
+        while accounts.peek().is_some() {
+            let page = accounts.by_ref().take(page_size.max(1) as usize).collect();
+            // A closed channel means the router stopped: nothing is left to do.
+            if steps.send(ReloadStep::Accounts(page)).await.is_err() {
+                return Ok(());
+            }
+        }
+        let mut pages = HookPages::new(page_size);
+        while let Some(page) = pages.next(&store).await? {
+            if steps.send(ReloadStep::Hooks(page)).await.is_err() {
+                return Ok(());
+            }
+        }
+        Ok(())
+    };
+    let last = match read.await {
+        Ok(()) => ReloadStep::Done,
+        Err(error) => ReloadStep::Failed(error),
+    };
+    // Only fails when the router stopped.
+    let _ = steps.send(last).await;
+}
+
 /// Reads every account, then every enabled hook page by page, into a fresh index.
 async fn load_index(store: &Store, page_size: u32) -> Result<HookIndex, StorageError> {
-    let page_size = page_size.max(1);
     let accounts = store.all_accounts().await?;
     let mut builder = HookIndexBuilder::new(&accounts);
     drop(accounts);
-    let mut after: Option<WebhookId> = None;
-    loop {
-        let page = store.enabled_webhooks_page(after.as_ref(), page_size).await?;
+    let mut pages = HookPages::new(page_size);
+    while let Some(page) = pages.next(store).await? {
         builder.add_hooks(&page);
-        match page.last() {
-            Some(last) if page.len() == page_size as usize => after = Some(last.id.clone()),
-            _ => break,
-        }
     }
     Ok(builder.finish())
+}
+
+/// The store's enabled hooks, page by page in id order.
+struct HookPages {
+    page_size: u32,
+    /// The last id read, or `None` before the first page.
+    after: Option<WebhookId>,
+    done: bool,
+}
+
+impl HookPages {
+    fn new(page_size: u32) -> Self {
+        Self { page_size: page_size.max(1), after: None, done: false }
+    }
+
+    /// The next page, or `None` after the last.
+    async fn next(&mut self, store: &Store) -> Result<Option<Vec<Webhook>>, StorageError> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = store.enabled_webhooks_page(self.after.as_ref(), self.page_size).await?;
+        match page.last() {
+            Some(last) if page.len() == self.page_size as usize => self.after = Some(last.id.clone()),
+            _ => self.done = true,
+        }
+        Ok(Some(page))
+    }
 }
 
 /// Acknowledges one change notice, logging a failure (the broker then redelivers it).

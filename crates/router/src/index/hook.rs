@@ -85,6 +85,11 @@ impl IndexedHook {
         }
     }
 
+    /// Whether this is what a position holds while no hook does.
+    pub(super) fn is_vacant(&self) -> bool {
+        self.owner == u32::MAX
+    }
+
     /// The hook id.
     pub fn id(&self) -> WebhookId {
         // Indexed ids are 32 lowercase hex digits, which this writes back exactly.
@@ -186,6 +191,12 @@ pub(super) struct Hooks {
 }
 
 impl Hooks {
+    /// How many positions there are, held or vacant.
+    pub(super) fn len(&self) -> u32 {
+        let full = self.chunks.len().saturating_sub(1) * CHUNK;
+        u32::try_from(full + self.chunks.last().map_or(0, Vec::len)).unwrap_or(u32::MAX)
+    }
+
     /// Appends `hook` and returns its position.
     pub(super) fn push(&mut self, hook: IndexedHook) -> u32 {
         if self.chunks.last().is_none_or(|chunk| chunk.len() == CHUNK) {

@@ -11,7 +11,8 @@
 //! so that changing one never rebuilds more than a few thousand lists. Only what routing needs
 //! is kept per hook ([`IndexedHook`]), not the stored document.
 //!
-//! The index is pure: the router loads it from the store and keeps it current from change notices.
+//! The index is pure: the router loads it from the store, keeps it current from change notices,
+//! and reloads it in place ([`Refresh`]).
 
 use serde_json::{Map, Value};
 use webhooks_model::event::KazooEvent;
@@ -259,16 +260,6 @@ impl HookIndex {
         builder.finish()
     }
 
-    /// Drops this index on a thread of its own. Freeing a million hooks takes seconds (longer on
-    /// a thread other than the one that allocated them), which must not hold up routing.
-    pub fn retire(self) {
-        let spawned = std::thread::Builder::new().name("index-retire".into()).spawn(move || drop(self));
-        if let Err(error) = spawned {
-            // The closure, and the index with it, was dropped here: only slower.
-            tracing::warn!(%error, "cannot start a thread to drop the old hook index");
-        }
-    }
-
     /// How many hooks the index holds.
     pub fn hook_count(&self) -> usize {
         self.positions.len()
@@ -294,21 +285,7 @@ impl HookIndex {
     /// and fire only while it is enabled.
     pub fn upsert_account(&mut self, account: &Account) {
         let (slot_number, previous) = self.place_account(account);
-        let ancestors = self.ancestors(slot_number).to_vec();
-        let moved = previous.ancestors != ancestors;
-        if moved {
-            self.link(slot_number, &previous.ancestors, false);
-            self.link(slot_number, &ancestors, true);
-        }
-        let slot = &self.slots[slot_number];
-        let toggled = previous.disabled != slot.disabled;
-        let inherited = slot.own.iter().any(|entry| entry.include_subaccounts());
-        if moved || toggled || !previous.present {
-            self.rebuild(slot_number);
-        }
-        if toggled {
-            self.refresh_dependents(slot_number, inherited);
-        }
+        self.replaced(slot_number, &previous);
     }
 
     /// Forgets an account and every hook it owns; returns how many hooks went. Its
@@ -317,14 +294,8 @@ impl HookIndex {
         let Some(slot_number) = self.slot_number(id) else {
             return 0;
         };
-        if std::mem::take(&mut self.slots[slot_number].present) {
-            self.present_accounts -= 1;
-        }
-        let ancestors = self.ancestors(slot_number).to_vec();
-        self.link(slot_number, &ancestors, false);
-        let slot = &mut self.slots[slot_number];
-        (slot.is_reseller, slot.disabled, slot.ancestors_len) = (false, false, 0);
-        let own = std::mem::take(&mut slot.own);
+        self.unplace_account(slot_number);
+        let own = std::mem::take(&mut self.slots[slot_number].own);
         for entry in &own {
             let key = self.hooks[entry.hook].key;
             let hooks = &self.hooks;
@@ -373,8 +344,59 @@ impl HookIndex {
 
     /// Removes a hook; `true` when the index held it.
     pub fn remove_hook(&mut self, id: &WebhookId) -> bool {
+        self.remove_key(id_key(id.as_str()))
+    }
+
+    /// Applies the accounts the store holds, as one step of a refresh (see [`Refresh`]).
+    pub fn refresh_accounts(&mut self, refresh: &mut Refresh, accounts: &[Account]) {
+        for account in accounts {
+            self.upsert_account(account);
+            if let Some(slot_number) = self.slot_number(&account.id) {
+                mark(&mut refresh.accounts, slot_number);
+            }
+        }
+    }
+
+    /// Applies one page of the hooks the store holds, as one step of a refresh (see [`Refresh`]).
+    /// A hook the index holds as the page has it is left as it is, its maps still shared.
+    pub fn refresh_hooks(&mut self, refresh: &mut Refresh, webhooks: &[Webhook]) {
+        for webhook in webhooks {
+            let held = self.hook_position(&webhook.id).filter(|&at| {
+                let owner = self.slot_number(&webhook.account_id);
+                let hook = webhook.enabled.then(|| IndexedHook::from_webhook(webhook, self.hooks[at].owner, None));
+                owner == Some(self.hooks[at].owner as usize) && hook.flatten().as_ref() == Some(&self.hooks[at])
+            });
+            if held.is_none() {
+                self.upsert_hook(webhook);
+            }
+            if let Some(at) = held.or_else(|| self.hook_position(&webhook.id)) {
+                mark(&mut refresh.hooks, at as usize);
+            }
+        }
+    }
+
+    /// Ends a refresh: removes the hooks its steps did not name, and turns the accounts they did
+    /// not name into the placeholders a fresh index would have (still named by their
+    /// descendants and by hooks, matching no event of their own).
+    pub fn finish_refresh(&mut self, refresh: Refresh) {
+        let seen = |marks: &[bool], at: usize| marks.get(at).copied().unwrap_or(false);
+        // The marks first: the hooks and slots themselves lie scattered in memory.
+        for at in 0..self.hooks.len() {
+            if !seen(&refresh.hooks, at as usize) && !self.hooks[at].is_vacant() {
+                self.remove_key(self.hooks[at].key);
+            }
+        }
+        for slot_number in 0..self.slots.len() {
+            if !seen(&refresh.accounts, slot_number) && self.slots[slot_number].present {
+                self.unplace_account(slot_number);
+            }
+        }
+    }
+
+    /// Removes the hook with this id key; `true` when the index held it.
+    fn remove_key(&mut self, key: u128) -> bool {
         let hooks = &self.hooks;
-        let Some(at) = self.positions.remove(id_key(id.as_str()), |at| hooks[at].key) else {
+        let Some(at) = self.positions.remove(key, |at| hooks[at].key) else {
             return false;
         };
         let entry = Entry::new(at, &self.hooks[at]);
@@ -474,11 +496,7 @@ impl HookIndex {
         // Kazoo trees are a handful of levels deep; deeper ones are cut rather than wrapped.
         ancestors.truncate(usize::from(u16::MAX));
         let slot_number = self.intern(&account.id) as usize;
-        let previous = Placement {
-            ancestors: self.ancestors(slot_number).to_vec(),
-            present: self.slots[slot_number].present,
-            disabled: self.slots[slot_number].disabled,
-        };
+        let previous = self.placement(slot_number);
         if !std::mem::replace(&mut self.slots[slot_number].present, true) {
             self.present_accounts += 1;
         }
@@ -503,6 +521,44 @@ impl HookIndex {
         slot.ancestors_start = ancestors_start;
         slot.ancestors_len = u16::try_from(ancestors.len()).unwrap_or(u16::MAX);
         (slot_number, previous)
+    }
+
+    /// Makes an account the placeholder a fresh index would hold for an account named only by
+    /// others: not present, without ancestors or flags; its hooks stay.
+    fn unplace_account(&mut self, slot_number: usize) {
+        let previous = self.placement(slot_number);
+        let slot = &mut self.slots[slot_number];
+        (slot.is_reseller, slot.disabled, slot.ancestors_len) = (false, false, 0);
+        if std::mem::take(&mut slot.present) {
+            self.present_accounts -= 1;
+        }
+        self.replaced(slot_number, &previous);
+    }
+
+    /// What the lists of an account depend on, as it is now.
+    fn placement(&self, slot_number: usize) -> Placement {
+        let slot = &self.slots[slot_number];
+        Placement { ancestors: self.ancestors(slot_number).to_vec(), present: slot.present, disabled: slot.disabled }
+    }
+
+    /// Brings the dependents' links and the lists up to date after an account's placement changed
+    /// from `previous`.
+    fn replaced(&mut self, slot_number: usize, previous: &Placement) {
+        let ancestors = self.ancestors(slot_number).to_vec();
+        let moved = previous.ancestors != ancestors;
+        if moved {
+            self.link(slot_number, &previous.ancestors, false);
+            self.link(slot_number, &ancestors, true);
+        }
+        let slot = &self.slots[slot_number];
+        let toggled = previous.disabled != slot.disabled;
+        let inherited = slot.own.iter().any(|entry| entry.include_subaccounts());
+        if moved || toggled || previous.present != slot.present {
+            self.rebuild(slot_number);
+        }
+        if toggled {
+            self.refresh_dependents(slot_number, inherited);
+        }
     }
 
     /// The position of a hook, if held.
@@ -633,6 +689,29 @@ impl HookIndex {
             interned.lists = lists;
         }
     }
+}
+
+/// A full reload applied to the live index step by step, so that it serves events between the
+/// steps and memory holds one index and a page rather than two indexes: the accounts the store
+/// holds ([`HookIndex::refresh_accounts`]), then its hooks page by page
+/// ([`HookIndex::refresh_hooks`]), then [`HookIndex::finish_refresh`] forgets what no step named.
+/// The index then matches as one built afresh from what the steps read. Changes applied between
+/// the steps stay applied, unless a later step read the store before them: they are to be
+/// applied again after the refresh.
+#[derive(Debug, Default)]
+pub struct Refresh {
+    /// By slot number: the accounts the steps named.
+    accounts: Vec<bool>,
+    /// By position in the hook table: the hooks the steps named.
+    hooks: Vec<bool>,
+}
+
+/// Marks `at` in `marks`, growing them as needed.
+fn mark(marks: &mut Vec<bool>, at: usize) {
+    if marks.len() <= at {
+        marks.resize(at + 1, false);
+    }
+    marks[at] = true;
 }
 
 /// What an account's lists depended on before [`HookIndex::place_account`] changed it.

@@ -13,7 +13,7 @@ use webhooks_model::payload::HookView;
 use webhooks_storage::{Account, Webhook};
 use webhooks_test_support::store::{hook_document, stored_webhook};
 
-use super::HookIndex;
+use super::{HookIndex, Refresh};
 
 fn account(id: &AccountId, tree: &[AccountId], enabled: bool) -> Account {
     Account {
@@ -159,12 +159,30 @@ fn random_hook(rng: &mut StdRng, id: &WebhookId, owner: &AccountId) -> Webhook {
     hook
 }
 
-#[test]
-fn the_lists_follow_every_change_to_hooks_and_accounts() {
-    let mut rng = StdRng::seed_from_u64(7);
-    let mut model = Model::default();
-    let mut index = HookIndex::new();
-    // Two trees, and one account named only by hooks until it appears.
+/// How the index follows the random changes.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// It receives every change: what a removal returns is checked against the store.
+    InSync,
+    /// It may have missed changes.
+    Missed,
+    /// A refresh runs, after which the changes made meanwhile are read again from the store; a
+    /// removed account is not made again then (the store deletes an account's hooks with it, and
+    /// a page read before that could bring them back under an account of the same id: ids of
+    /// removed accounts are not reused).
+    DuringRefresh,
+}
+
+/// What a random change touched, to be read again from the store.
+enum Touched {
+    Hook(WebhookId),
+    Account(AccountId),
+    Nothing,
+}
+
+/// The accounts of the random tests: two trees, and one account named only by hooks until it
+/// appears.
+fn random_forest(model: &mut Model, index: &mut HookIndex) -> Vec<AccountId> {
     let ids: Vec<AccountId> = (0..12).map(|_| AccountId::generate()).collect();
     let tree_of = |at: usize| -> Vec<AccountId> {
         match at {
@@ -178,66 +196,161 @@ fn the_lists_follow_every_change_to_hooks_and_accounts() {
         index.upsert_account(&account);
         model.accounts.insert(id.clone(), account);
     }
+    ids
+}
+
+/// One random change to the store: a hook added, changed (perhaps disabled, of another type, or
+/// moved) or removed; an account disabled or enabled again, moved under another, or removed.
+/// Applied to `index` too when given, as its change notice would be.
+fn random_change(
+    rng: &mut StdRng,
+    model: &mut Model,
+    ids: &[AccountId],
+    hook_ids: &mut Vec<WebhookId>,
+    index: Option<&mut HookIndex>,
+    mode: Mode,
+    label: &str,
+) -> Touched {
+    let owner = ids[rng.random_range(0..ids.len())].clone();
+    let action = rng.random_range(0..10);
+    match action {
+        0..=4 => {
+            let id = if hook_ids.is_empty() || rng.random_bool(0.5) {
+                let id = WebhookId::generate();
+                hook_ids.push(id.clone());
+                id
+            } else {
+                hook_ids[rng.random_range(0..hook_ids.len())].clone()
+            };
+            let owner = match model.hooks.get(&id) {
+                Some(existing) if rng.random_bool(0.9) => existing.account_id.clone(),
+                _ => owner,
+            };
+            let hook = random_hook(rng, &id, &owner);
+            if let Some(index) = index {
+                index.upsert_hook(&hook);
+            }
+            model.hooks.insert(id.clone(), hook);
+            Touched::Hook(id)
+        }
+        5 if !hook_ids.is_empty() => {
+            let id = hook_ids.swap_remove(rng.random_range(0..hook_ids.len()));
+            let held = model.hooks.remove(&id).is_some_and(|hook| indexed(&hook));
+            if let Some(index) = index {
+                let removed = index.remove_hook(&id);
+                assert!(mode != Mode::InSync || removed == held, "{label}");
+            }
+            Touched::Hook(id)
+        }
+        6 | 7 if mode != Mode::DuringRefresh || model.accounts.contains_key(&owner) => {
+            let mut account = model.accounts.get(&owner).cloned().unwrap_or_else(|| account(&owner, &[], true));
+            if action == 6 {
+                let enabled = model.disabled(&owner);
+                account.doc.insert("enabled".into(), Value::Bool(enabled));
+            } else {
+                let parent = &ids[rng.random_range(0..ids.len())];
+                let mut tree = model.accounts.get(parent).map(|parent| parent.tree.clone()).unwrap_or_default();
+                tree.push(parent.clone());
+                if tree.contains(&owner) {
+                    tree.clear();
+                }
+                account.tree = tree;
+            }
+            if let Some(index) = index {
+                index.upsert_account(&account);
+            }
+            model.accounts.insert(owner.clone(), account);
+            Touched::Account(owner)
+        }
+        8 if rng.random_bool(0.3) => {
+            let removed = model.hooks.values().filter(|hook| hook.account_id == owner && indexed(hook)).count();
+            model.accounts.remove(&owner);
+            model.hooks.retain(|_, hook| hook.account_id != owner);
+            hook_ids.retain(|id| model.hooks.contains_key(id));
+            if let Some(index) = index {
+                let index_removed = index.remove_account(&owner);
+                assert!(mode != Mode::InSync || index_removed == removed, "{label}");
+            }
+            Touched::Account(owner)
+        }
+        _ => Touched::Nothing,
+    }
+}
+
+#[test]
+fn the_lists_follow_every_change_to_hooks_and_accounts() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut model = Model::default();
+    let mut index = HookIndex::new();
+    let ids = random_forest(&mut model, &mut index);
     let mut hook_ids: Vec<WebhookId> = Vec::new();
     let mut reached = 0;
     for step in 0..400 {
-        let owner = ids[rng.random_range(0..ids.len())].clone();
-        let action = rng.random_range(0..10);
-        let label = format!("step {step}, action {action}");
-        match action {
-            // A new hook, or a hook changed (perhaps disabled, of another type, or moved).
-            0..=4 => {
-                let id = if hook_ids.is_empty() || rng.random_bool(0.5) {
-                    let id = WebhookId::generate();
-                    hook_ids.push(id.clone());
-                    id
-                } else {
-                    hook_ids[rng.random_range(0..hook_ids.len())].clone()
-                };
-                let owner = match model.hooks.get(&id) {
-                    Some(existing) if rng.random_bool(0.9) => existing.account_id.clone(),
-                    _ => owner,
-                };
-                let hook = random_hook(&mut rng, &id, &owner);
-                index.upsert_hook(&hook);
-                model.hooks.insert(id, hook);
-            }
-            5 if !hook_ids.is_empty() => {
-                let id = hook_ids.swap_remove(rng.random_range(0..hook_ids.len()));
-                assert_eq!(
-                    index.remove_hook(&id),
-                    model.hooks.remove(&id).is_some_and(|hook| indexed(&hook)),
-                    "{label}"
-                );
-            }
-            // An account disabled or enabled again, or moved under another.
-            6 | 7 => {
-                let mut account = model.accounts.get(&owner).cloned().unwrap_or_else(|| account(&owner, &[], true));
-                if action == 6 {
-                    let enabled = model.disabled(&owner);
-                    account.doc.insert("enabled".into(), Value::Bool(enabled));
-                } else {
-                    let parent = &ids[rng.random_range(0..ids.len())];
-                    let mut tree = model.accounts.get(parent).map(|parent| parent.tree.clone()).unwrap_or_default();
-                    tree.push(parent.clone());
-                    if tree.contains(&owner) {
-                        tree.clear();
-                    }
-                    account.tree = tree;
-                }
-                index.upsert_account(&account);
-                model.accounts.insert(owner, account);
-            }
-            8 if rng.random_bool(0.3) => {
-                let removed = model.hooks.values().filter(|hook| hook.account_id == owner && indexed(hook)).count();
-                model.accounts.remove(&owner);
-                model.hooks.retain(|_, hook| hook.account_id != owner);
-                hook_ids.retain(|id| model.hooks.contains_key(id));
-                assert_eq!(index.remove_account(&owner), removed, "{label}");
-            }
-            _ => continue,
+        let label = format!("step {step}");
+        let change = random_change(&mut rng, &mut model, &ids, &mut hook_ids, Some(&mut index), Mode::InSync, &label);
+        if let Touched::Nothing = change {
+            continue;
         }
         reached += check(&index, &model, &ids, &label);
+    }
+    assert!(reached > 2_000, "the events reached too few hooks to tell anything: {reached}");
+}
+
+#[test]
+fn a_refresh_brings_an_index_that_missed_changes_to_what_the_store_holds() {
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut model = Model::default();
+    let mut index = HookIndex::new();
+    let ids = random_forest(&mut model, &mut index);
+    let mut hook_ids: Vec<WebhookId> = Vec::new();
+    let mut reached = 0;
+    for round in 0..100 {
+        // Changes the index sees only in part, as when notices were lost.
+        for step in 0..10 {
+            let seen = rng.random_bool(0.5).then_some(&mut index);
+            let label = format!("round {round}, step {step}");
+            random_change(&mut rng, &mut model, &ids, &mut hook_ids, seen, Mode::Missed, &label);
+        }
+        // The refresh, in pages of three hooks as the store reads them (enabled ones, by id),
+        // with changes between its steps that a page read earlier may undo.
+        let mut refresh = Refresh::default();
+        let accounts: Vec<Account> = model.accounts.values().cloned().collect();
+        let hooks: Vec<Webhook> = model.hooks.values().filter(|hook| hook.enabled).cloned().collect();
+        index.refresh_accounts(&mut refresh, &accounts);
+        let mut touched = Vec::new();
+        for page in hooks.chunks(3) {
+            index.refresh_hooks(&mut refresh, page);
+            let label = format!("round {round}, during the refresh");
+            touched.push(random_change(
+                &mut rng,
+                &mut model,
+                &ids,
+                &mut hook_ids,
+                Some(&mut index),
+                Mode::DuringRefresh,
+                &label,
+            ));
+        }
+        index.finish_refresh(refresh);
+        // What changed during the refresh, read again from the store.
+        for touched in touched {
+            match touched {
+                Touched::Hook(id) => match model.hooks.get(&id) {
+                    Some(hook) => index.upsert_hook(hook),
+                    None => {
+                        index.remove_hook(&id);
+                    }
+                },
+                Touched::Account(id) => match model.accounts.get(&id) {
+                    Some(account) => index.upsert_account(account),
+                    None => {
+                        index.remove_account(&id);
+                    }
+                },
+                Touched::Nothing => {}
+            }
+        }
+        reached += check(&index, &model, &ids, &format!("round {round}, refreshed"));
     }
     assert!(reached > 2_000, "the events reached too few hooks to tell anything: {reached}");
 }

@@ -154,6 +154,8 @@ async fn change_notice_scenario(backend: Backend, database: TestDatabase) {
 }
 
 async fn a_periodic_reload_picks_up_hooks_changed_without_a_notice(backend: Backend) {
+    // Added, then deleted and disabled, each behind the router's back: the reload applies them to
+    // the index in place.
     let (_database, store, account, sentinel) = one_hook_store().await;
     // More hooks than a reload page, so the reload reads several pages.
     let mut silent = Vec::new();
@@ -166,7 +168,7 @@ async fn a_periodic_reload_picks_up_hooks_changed_without_a_notice(backend: Back
     let mut jobs = Jobs::consume(&bus).await;
     for _ in 0..5 {
         silent.push(
-            create_hook(&store, &WebhookId::generate(), &account, &hook_document("channel_create", json!({}))).await.id,
+            create_hook(&store, &WebhookId::generate(), &account, &hook_document("channel_create", json!({}))).await,
         );
     }
     let reloads = router.stats.reloads();
@@ -174,8 +176,28 @@ async fn a_periodic_reload_picks_up_hooks_changed_without_a_notice(backend: Back
     let (routing_key, body) = channel_event(&account, "CHANNEL_CREATE", "after-reload");
     publish(&bus, "callevt", &routing_key, body).await;
     let received: HashSet<WebhookId> = jobs.take(6).await.into_iter().map(|job| job.hook_id).collect();
-    let mut expected: HashSet<WebhookId> = silent.into_iter().collect();
-    expected.insert(sentinel.id);
+    let mut expected: HashSet<WebhookId> = silent.iter().map(|hook| hook.id.clone()).collect();
+    expected.insert(sentinel.id.clone());
+    assert_eq!(received, expected);
+
+    let (deleted, disabled) = (&silent[0], &silent[1]);
+    assert!(store.delete_webhook(&account, &deleted.id).await.expect("delete").is_some());
+    let change = WebhookChange {
+        hook: disabled.hook.clone(),
+        enabled: false,
+        include_subaccounts: false,
+        disabled_reason: None,
+        doc: disabled.doc.clone(),
+        secret: SecretChange::Keep,
+    };
+    assert!(store.update_webhook(&account, &disabled.id, &disabled.revision, &change).await.expect("update").is_some());
+    let reloads = router.stats.reloads();
+    eventually("two more reloads have run", || async { router.stats.reloads() >= reloads + 2 }).await;
+    let (routing_key, body) = channel_event(&account, "CHANNEL_CREATE", "after-removals");
+    publish(&bus, "callevt", &routing_key, body).await;
+    let received: HashSet<WebhookId> = jobs.take(4).await.into_iter().map(|job| job.hook_id).collect();
+    expected.remove(&deleted.id);
+    expected.remove(&disabled.id);
     assert_eq!(received, expected);
     router.stop().await;
 }
