@@ -180,159 +180,151 @@ enum Touched {
     Nothing,
 }
 
-/// The accounts of the random tests: two trees, and one account named only by hooks until it
-/// appears.
-fn random_forest(model: &mut Model, index: &mut HookIndex) -> Vec<AccountId> {
-    let ids: Vec<AccountId> = (0..12).map(|_| AccountId::generate()).collect();
-    let tree_of = |at: usize| -> Vec<AccountId> {
-        match at {
-            0 | 6 => Vec::new(),
-            1..=5 => ids[..at].to_vec(),
-            _ => vec![ids[6].clone(), ids[7].clone(), ids[8].clone()][..(at - 6).min(3)].to_vec(),
-        }
-    };
-    for (at, id) in ids.iter().enumerate().take(11) {
-        let account = account(id, &tree_of(at), true);
-        index.upsert_account(&account);
-        model.accounts.insert(id.clone(), account);
-    }
-    ids
+/// A store of random accounts and hooks, and an index following it: two trees, and one account
+/// named only by hooks until it appears.
+struct Scenario {
+    rng: StdRng,
+    model: Model,
+    index: HookIndex,
+    ids: Vec<AccountId>,
+    hook_ids: Vec<WebhookId>,
 }
 
-/// One random change to the store: a hook added, changed (perhaps disabled, of another type, or
-/// moved) or removed; an account disabled or enabled again, moved under another, or removed.
-/// Applied to `index` too when given, as its change notice would be.
-fn random_change(
-    rng: &mut StdRng,
-    model: &mut Model,
-    ids: &[AccountId],
-    hook_ids: &mut Vec<WebhookId>,
-    index: Option<&mut HookIndex>,
-    mode: Mode,
-    label: &str,
-) -> Touched {
-    let owner = ids[rng.random_range(0..ids.len())].clone();
-    let action = rng.random_range(0..10);
-    match action {
-        0..=4 => {
-            let id = if hook_ids.is_empty() || rng.random_bool(0.5) {
-                let id = WebhookId::generate();
-                hook_ids.push(id.clone());
-                id
-            } else {
-                hook_ids[rng.random_range(0..hook_ids.len())].clone()
-            };
-            let owner = match model.hooks.get(&id) {
-                Some(existing) if rng.random_bool(0.9) => existing.account_id.clone(),
-                _ => owner,
-            };
-            let hook = random_hook(rng, &id, &owner);
-            if let Some(index) = index {
-                index.upsert_hook(&hook);
+impl Scenario {
+    fn new(seed: u64) -> Self {
+        let (mut model, mut index) = (Model::default(), HookIndex::new());
+        let ids: Vec<AccountId> = (0..12).map(|_| AccountId::generate()).collect();
+        let tree_of = |at: usize| -> Vec<AccountId> {
+            match at {
+                0 | 6 => Vec::new(),
+                1..=5 => ids[..at].to_vec(),
+                _ => vec![ids[6].clone(), ids[7].clone(), ids[8].clone()][..(at - 6).min(3)].to_vec(),
             }
-            model.hooks.insert(id.clone(), hook);
-            Touched::Hook(id)
+        };
+        for (at, id) in ids.iter().enumerate().take(11) {
+            let account = account(id, &tree_of(at), true);
+            index.upsert_account(&account);
+            model.accounts.insert(id.clone(), account);
         }
-        5 if !hook_ids.is_empty() => {
-            let id = hook_ids.swap_remove(rng.random_range(0..hook_ids.len()));
-            let held = model.hooks.remove(&id).is_some_and(|hook| indexed(&hook));
-            if let Some(index) = index {
-                let removed = index.remove_hook(&id);
-                assert!(mode != Mode::InSync || removed == held, "{label}");
-            }
-            Touched::Hook(id)
-        }
-        6 | 7 if mode != Mode::DuringRefresh || model.accounts.contains_key(&owner) => {
-            let mut account = model.accounts.get(&owner).cloned().unwrap_or_else(|| account(&owner, &[], true));
-            if action == 6 {
-                let enabled = model.disabled(&owner);
-                account.doc.insert("enabled".into(), Value::Bool(enabled));
-            } else {
-                let parent = &ids[rng.random_range(0..ids.len())];
-                let mut tree = model.accounts.get(parent).map(|parent| parent.tree.clone()).unwrap_or_default();
-                tree.push(parent.clone());
-                if tree.contains(&owner) {
-                    tree.clear();
+        Self { rng: StdRng::seed_from_u64(seed), model, index, ids, hook_ids: Vec::new() }
+    }
+
+    /// One random change to the store: a hook added, changed (perhaps disabled, of another type,
+    /// or moved) or removed; an account disabled or enabled again, moved under another, or
+    /// removed. Applied to the index too when `applied`, as its change notice would be.
+    fn change(&mut self, applied: bool, mode: Mode, label: &str) -> Touched {
+        let (rng, model, hook_ids) = (&mut self.rng, &mut self.model, &mut self.hook_ids);
+        let index = applied.then_some(&mut self.index);
+        let owner = self.ids[rng.random_range(0..self.ids.len())].clone();
+        let action = rng.random_range(0..10);
+        match action {
+            0..=4 => {
+                let id = if hook_ids.is_empty() || rng.random_bool(0.5) {
+                    let id = WebhookId::generate();
+                    hook_ids.push(id.clone());
+                    id
+                } else {
+                    hook_ids[rng.random_range(0..hook_ids.len())].clone()
+                };
+                let owner = match model.hooks.get(&id) {
+                    Some(existing) if rng.random_bool(0.9) => existing.account_id.clone(),
+                    _ => owner,
+                };
+                let hook = random_hook(rng, &id, &owner);
+                if let Some(index) = index {
+                    index.upsert_hook(&hook);
                 }
-                account.tree = tree;
+                model.hooks.insert(id.clone(), hook);
+                Touched::Hook(id)
             }
-            if let Some(index) = index {
-                index.upsert_account(&account);
+            5 if !hook_ids.is_empty() => {
+                let id = hook_ids.swap_remove(rng.random_range(0..hook_ids.len()));
+                let held = model.hooks.remove(&id).is_some_and(|hook| indexed(&hook));
+                if let Some(index) = index {
+                    let removed = index.remove_hook(&id);
+                    assert!(mode != Mode::InSync || removed == held, "{label}");
+                }
+                Touched::Hook(id)
             }
-            model.accounts.insert(owner.clone(), account);
-            Touched::Account(owner)
+            6 | 7 if mode != Mode::DuringRefresh || model.accounts.contains_key(&owner) => {
+                let mut account = model.accounts.get(&owner).cloned().unwrap_or_else(|| account(&owner, &[], true));
+                if action == 6 {
+                    let enabled = model.disabled(&owner);
+                    account.doc.insert("enabled".into(), Value::Bool(enabled));
+                } else {
+                    let parent = &self.ids[rng.random_range(0..self.ids.len())];
+                    let mut tree = model.accounts.get(parent).map(|parent| parent.tree.clone()).unwrap_or_default();
+                    tree.push(parent.clone());
+                    if tree.contains(&owner) {
+                        tree.clear();
+                    }
+                    account.tree = tree;
+                }
+                if let Some(index) = index {
+                    index.upsert_account(&account);
+                }
+                model.accounts.insert(owner.clone(), account);
+                Touched::Account(owner)
+            }
+            8 if rng.random_bool(0.3) => {
+                let removed = model.hooks.values().filter(|hook| hook.account_id == owner && indexed(hook)).count();
+                model.accounts.remove(&owner);
+                model.hooks.retain(|_, hook| hook.account_id != owner);
+                hook_ids.retain(|id| model.hooks.contains_key(id));
+                if let Some(index) = index {
+                    let index_removed = index.remove_account(&owner);
+                    assert!(mode != Mode::InSync || index_removed == removed, "{label}");
+                }
+                Touched::Account(owner)
+            }
+            _ => Touched::Nothing,
         }
-        8 if rng.random_bool(0.3) => {
-            let removed = model.hooks.values().filter(|hook| hook.account_id == owner && indexed(hook)).count();
-            model.accounts.remove(&owner);
-            model.hooks.retain(|_, hook| hook.account_id != owner);
-            hook_ids.retain(|id| model.hooks.contains_key(id));
-            if let Some(index) = index {
-                let index_removed = index.remove_account(&owner);
-                assert!(mode != Mode::InSync || index_removed == removed, "{label}");
-            }
-            Touched::Account(owner)
-        }
-        _ => Touched::Nothing,
+    }
+
+    /// Compares the index with the store (see [`check`]).
+    fn check(&self, label: &str) -> usize {
+        check(&self.index, &self.model, &self.ids, label)
     }
 }
 
 #[test]
 fn the_lists_follow_every_change_to_hooks_and_accounts() {
-    let mut rng = StdRng::seed_from_u64(7);
-    let mut model = Model::default();
-    let mut index = HookIndex::new();
-    let ids = random_forest(&mut model, &mut index);
-    let mut hook_ids: Vec<WebhookId> = Vec::new();
+    let mut scenario = Scenario::new(7);
     let mut reached = 0;
     for step in 0..400 {
         let label = format!("step {step}");
-        let change = random_change(&mut rng, &mut model, &ids, &mut hook_ids, Some(&mut index), Mode::InSync, &label);
-        if let Touched::Nothing = change {
+        if let Touched::Nothing = scenario.change(true, Mode::InSync, &label) {
             continue;
         }
-        reached += check(&index, &model, &ids, &label);
+        reached += scenario.check(&label);
     }
     assert!(reached > 2_000, "the events reached too few hooks to tell anything: {reached}");
 }
 
 #[test]
 fn a_refresh_brings_an_index_that_missed_changes_to_what_the_store_holds() {
-    let mut rng = StdRng::seed_from_u64(11);
-    let mut model = Model::default();
-    let mut index = HookIndex::new();
-    let ids = random_forest(&mut model, &mut index);
-    let mut hook_ids: Vec<WebhookId> = Vec::new();
+    let mut scenario = Scenario::new(11);
     let mut reached = 0;
     for round in 0..100 {
         // Changes the index sees only in part, as when notices were lost.
         for step in 0..10 {
-            let seen = rng.random_bool(0.5).then_some(&mut index);
-            let label = format!("round {round}, step {step}");
-            random_change(&mut rng, &mut model, &ids, &mut hook_ids, seen, Mode::Missed, &label);
+            let applied = scenario.rng.random_bool(0.5);
+            scenario.change(applied, Mode::Missed, &format!("round {round}, step {step}"));
         }
         // The refresh, in pages of three hooks as the store reads them (enabled ones, by id),
         // with changes between its steps that a page read earlier may undo.
         let mut refresh = Refresh::default();
-        let accounts: Vec<Account> = model.accounts.values().cloned().collect();
-        let hooks: Vec<Webhook> = model.hooks.values().filter(|hook| hook.enabled).cloned().collect();
-        index.refresh_accounts(&mut refresh, &accounts);
+        let accounts: Vec<Account> = scenario.model.accounts.values().cloned().collect();
+        let hooks: Vec<Webhook> = scenario.model.hooks.values().filter(|hook| hook.enabled).cloned().collect();
+        scenario.index.refresh_accounts(&mut refresh, &accounts);
         let mut touched = Vec::new();
         for page in hooks.chunks(3) {
-            index.refresh_hooks(&mut refresh, page);
-            let label = format!("round {round}, during the refresh");
-            touched.push(random_change(
-                &mut rng,
-                &mut model,
-                &ids,
-                &mut hook_ids,
-                Some(&mut index),
-                Mode::DuringRefresh,
-                &label,
-            ));
+            scenario.index.refresh_hooks(&mut refresh, page);
+            touched.push(scenario.change(true, Mode::DuringRefresh, &format!("round {round}, during the refresh")));
         }
-        index.finish_refresh(refresh);
+        scenario.index.finish_refresh(refresh);
         // What changed during the refresh, read again from the store.
+        let (index, model) = (&mut scenario.index, &scenario.model);
         for touched in touched {
             match touched {
                 Touched::Hook(id) => match model.hooks.get(&id) {
@@ -350,7 +342,7 @@ fn a_refresh_brings_an_index_that_missed_changes_to_what_the_store_holds() {
                 Touched::Nothing => {}
             }
         }
-        reached += check(&index, &model, &ids, &format!("round {round}, refreshed"));
+        reached += scenario.check(&format!("round {round}, refreshed"));
     }
     assert!(reached > 2_000, "the events reached too few hooks to tell anything: {reached}");
 }
