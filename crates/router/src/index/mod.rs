@@ -362,9 +362,10 @@ impl HookIndex {
     pub fn refresh_hooks(&mut self, refresh: &mut Refresh, webhooks: &[Webhook]) {
         for webhook in webhooks {
             let held = self.hook_position(&webhook.id).filter(|&at| {
-                let owner = self.slot_number(&webhook.account_id);
-                let hook = webhook.enabled.then(|| IndexedHook::from_webhook(webhook, self.hooks[at].owner, None));
-                owner == Some(self.hooks[at].owner as usize) && hook.flatten().as_ref() == Some(&self.hooks[at])
+                // Owner included: a hook of an account not interned yet is not held as it is.
+                let owner = self.slot_number(&webhook.account_id).filter(|_| webhook.enabled);
+                let hook = owner.and_then(|owner| IndexedHook::from_webhook(webhook, owner as u32, None));
+                hook.as_ref() == Some(&self.hooks[at])
             });
             if held.is_none() {
                 self.upsert_hook(webhook);
@@ -714,7 +715,7 @@ fn mark(marks: &mut Vec<bool>, at: usize) {
     marks[at] = true;
 }
 
-/// What an account's lists depended on before [`HookIndex::place_account`] changed it.
+/// What an account's lists depend on, taken before its placement changes.
 struct Placement {
     ancestors: Vec<u32>,
     present: bool,
